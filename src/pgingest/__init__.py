@@ -1,0 +1,46 @@
+"""pgingest: load folders of CSV/TSV and Parquet files into PostgreSQL, fast and safely."""
+
+from pgingest.api import load, load_async
+from pgingest.config import ConnectionSettings, LoadOptions
+from pgingest.errors import (
+    AlreadyLoadedError,
+    ConcurrentLoadError,
+    ConfigError,
+    ConnectionLostError,
+    ConstraintError,
+    DatabaseError,
+    ManifestError,
+    MissingDependencyError,
+    PgIngestError,
+    RowError,
+    SchemaDriftError,
+    SchemaError,
+    SourceError,
+    TypeConflictError,
+)
+from pgingest.model import FileResult, LoadReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyLoadedError",
+    "ConcurrentLoadError",
+    "ConfigError",
+    "ConnectionLostError",
+    "ConnectionSettings",
+    "ConstraintError",
+    "DatabaseError",
+    "FileResult",
+    "LoadOptions",
+    "LoadReport",
+    "ManifestError",
+    "MissingDependencyError",
+    "PgIngestError",
+    "RowError",
+    "SchemaDriftError",
+    "SchemaError",
+    "SourceError",
+    "TypeConflictError",
+    "load",
+    "load_async",
+]

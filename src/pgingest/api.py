@@ -1,0 +1,204 @@
+"""The library entry points: :func:`load` and its async twin :func:`load_async`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pgingest.config import ConnectionSettings, LoadOptions, connection_from_env, options_with
+from pgingest.model import LoadReport
+from pgingest.observability.progress import Reporter
+
+
+async def load_async(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    dsn: str | None = None,
+    home: str | Path | None = None,
+    options: LoadOptions | None = None,
+    reporter: Reporter | None = None,
+    environ: Mapping[str, str] | None = None,
+    **option_values: Any,
+) -> LoadReport:
+    """Load files, folders or glob patterns into PostgreSQL.
+
+    Args:
+        paths: one path or many: files, folders (recursive) or glob patterns.
+        dsn: the server; default ``PGINGEST_DSN`` or ``DATABASE_URL``, else the embedded server.
+        home: data directory of the embedded server (default ``PGINGEST_HOME`` or a per-user dir).
+        options: a complete :class:`~pgingest.config.LoadOptions`; ``option_values`` override it.
+        reporter: receives progress events.
+        environ: the environment to read instead of ``os.environ``.
+        **option_values: any :class:`~pgingest.config.LoadOptions` field, e.g. ``table="sales"``.
+
+    Returns:
+        The report: one :class:`~pgingest.model.FileResult` per file. Failures are reported
+        there (``report.ok`` is False), not raised, so one bad file never stops the others.
+
+    Raises:
+        ConfigError: invalid options or DSN.
+        ConnectionLostError: the server cannot be reached.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    settings: ConnectionSettings = connection_from_env(dsn, home, environ)
+    if "types" in option_values and isinstance(option_values["types"], str):
+        from pgingest.schema.infer import parse_type_overrides
+
+        option_values["types"] = parse_type_overrides(option_values["types"])
+    if "headers" in option_values and isinstance(option_values["headers"], str):
+        option_values["headers"] = tuple(h.strip() for h in option_values["headers"].split(","))
+    load_options = options_with(options or LoadOptions(), option_values)
+    # Imported here so that `import pgingest` (and `pgingest --help`) stays light.
+    from pgingest.pipeline import run
+
+    return await run.load_async([str(p) for p in paths], settings, load_options, reporter)
+
+
+def load(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    dsn: str | None = None,
+    home: str | Path | None = None,
+    options: LoadOptions | None = None,
+    reporter: Reporter | None = None,
+    **option_values: Any,
+) -> LoadReport:
+    """Synchronous :func:`load_async` (runs its own event loop).
+
+    Args:
+        paths: files, folders or glob patterns.
+        dsn: the server (default: environment, else the embedded server).
+        home: data directory of the embedded server.
+        options: complete load options; ``option_values`` override them.
+        reporter: receives progress events.
+        **option_values: any :class:`~pgingest.config.LoadOptions` field.
+
+    Returns:
+        The :class:`~pgingest.model.LoadReport`.
+    """
+    return asyncio.run(
+        load_async(paths, dsn=dsn, home=home, options=options, reporter=reporter, **option_values)
+    )
+
+
+async def status_async(
+    *, dsn: str | None = None, home: str | Path | None = None, table: str | None = None,
+    limit: int = 10,
+) -> dict[str, Any]:
+    """What the manifest knows: recent runs, files per table, failures, schema changes, rejects.
+
+    Args:
+        dsn: the server (default: environment, else the embedded server).
+        home: data directory of the embedded server.
+        table: only this table (``name`` or ``schema.name``).
+        limit: how many recent runs, failures and changes to list.
+
+    Returns:
+        JSON-ready data (see :func:`pgingest.manifest.status.status`).
+    """
+    from pgingest.manifest.status import status  # noqa: PLC0415
+    from pgingest.pg.connect import connection  # noqa: PLC0415
+
+    async with connection(connection_from_env(dsn, home)) as conn:
+        return await status(conn, table=table, limit=limit)
+
+
+async def revert_async(
+    *,
+    dsn: str | None = None,
+    home: str | Path | None = None,
+    path: str | None = None,
+    sha256: str | None = None,
+    run_id: int | None = None,
+    schema_changes: bool = False,
+    dry_run: bool = False,
+) -> Any:
+    """Take the rows of loaded files back out (one transaction); see
+    :func:`pgingest.manifest.revert.revert` for the arguments.
+
+    Returns:
+        A ``RevertReport``.
+    """
+    from pgingest.manifest.revert import revert_safely  # noqa: PLC0415
+    from pgingest.pg.connect import connection  # noqa: PLC0415
+
+    if path is not None:
+        path = str(Path(path).expanduser().absolute())
+    async with connection(connection_from_env(dsn, home)) as conn:
+        if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+            from pgingest.errors import ManifestError  # noqa: PLC0415
+
+            raise ManifestError("nothing was ever loaded into this database")
+        return await revert_safely(
+            conn,
+            path=path,
+            sha256=sha256,
+            run_id=run_id,
+            schema_changes=schema_changes,
+            dry_run=dry_run,
+        )
+
+
+async def resume_async(
+    run_id: int | None = None,
+    *,
+    dsn: str | None = None,
+    home: str | Path | None = None,
+    reporter: Reporter | None = None,
+) -> LoadReport:
+    """Continue an interrupted or failed run with its own paths and options.
+
+    Files it loaded are skipped by the manifest; a file it was loading resumes after its last
+    committed batch.
+
+    Args:
+        run_id: the run; default the most recent one that did not succeed.
+        dsn: the server (default: environment, else the embedded server).
+        home: data directory of the embedded server.
+        reporter: receives progress events.
+
+    Returns:
+        The new run's report.
+
+    Raises:
+        ManifestError: no such run, or nothing to resume.
+    """
+    import json  # noqa: PLC0415
+
+    from pgingest.errors import ManifestError  # noqa: PLC0415
+    from pgingest.pg.connect import connection  # noqa: PLC0415
+
+    settings = connection_from_env(dsn, home)
+    async with connection(settings) as conn:
+        if not await conn.fetchval("SELECT to_regclass('pgingest.runs') IS NOT NULL"):
+            raise ManifestError("no run to resume: nothing was ever loaded into this database")
+        if run_id is None:
+            row = await conn.fetchrow(
+                "SELECT id, paths, options FROM pgingest.runs WHERE status <> 'success'"
+                " ORDER BY id DESC LIMIT 1"
+            )
+        else:
+            row = await conn.fetchrow(
+                "SELECT id, paths, options FROM pgingest.runs WHERE id = $1", run_id
+            )
+    if row is None:
+        raise ManifestError(
+            "no run to resume" if run_id is None else f"there is no run {run_id}"
+        )
+    paths = json.loads(row["paths"]) if isinstance(row["paths"], str) else row["paths"]
+    stored = json.loads(row["options"]) if isinstance(row["options"], str) else row["options"]
+    from dataclasses import fields  # noqa: PLC0415
+
+    known = {f.name for f in fields(LoadOptions)}
+    values = {k: v for k, v in stored.items() if k in known}
+    for key in ("headers", "null_strings"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    values["dry_run"] = False
+    options = LoadOptions(**values)
+    from pgingest.pipeline import run  # noqa: PLC0415
+
+    return await run.load_async(paths, settings, options, reporter)

@@ -1,0 +1,1 @@
+"""The ``pgingest`` command line: a thin layer over the library."""

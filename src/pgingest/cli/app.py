@@ -1,0 +1,420 @@
+"""The ``pgingest`` command: ``load`` and ``db``; options only, the work is in the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+from pgingest.cli.render import (
+    EXIT_FAILED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    LineReporter,
+    exit_code,
+    render_status,
+    summary,
+)
+from pgingest.config import ConnectionSettings, connection_from_env, redact_dsn
+from pgingest.errors import ConfigError, PgIngestError
+
+ENV = "PGINGEST_"
+
+
+def _env(name: str) -> str:
+    return ENV + name.upper().replace("-", "_")
+
+
+def _split_csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    return tuple(part.strip() for part in value.split(","))
+
+
+class Ctx:
+    """What every subcommand shares."""
+
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="pgingest")
+@click.option(
+    "--debug", is_flag=True, envvar=_env("debug"), help="Show tracebacks of unexpected errors."
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Load CSV/TSV and Parquet files into PostgreSQL, fast and safely.
+
+    With no --dsn and no DATABASE_URL, pgingest uses an embedded PostgreSQL kept in its data
+    directory (PGINGEST_HOME); `pgingest db uri` prints how to connect to it.
+    """
+    ctx.obj = Ctx(debug)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--dsn",
+    envvar=["PGINGEST_DSN", "DATABASE_URL"],
+    help="Server to load into (libpq URL or key=value). Default: DATABASE_URL, else the embedded server.",
+)
+@click.option(
+    "--table",
+    "-t",
+    envvar=_env("table"),
+    help="Target table (default: each file's name, normalized).",
+)
+@click.option(
+    "--schema",
+    envvar=_env("schema"),
+    default="public",
+    show_default=True,
+    help="Target schema (created when missing).",
+)
+@click.option(
+    "--format",
+    "--file-type",
+    "fmt",
+    envvar=_env("format"),
+    type=click.Choice(["auto", "csv", "tsv", "parquet"]),
+    default="auto",
+    show_default=True,
+    help="File format; auto reads the content.",
+)
+@click.option(
+    "--headers",
+    envvar=_env("headers"),
+    callback=_split_csv,
+    help="Column names a,b,c for a headerless file, or replacing the header.",
+)
+@click.option(
+    "--header/--no-header",
+    "header",
+    default=None,
+    envvar=_env("header"),
+    help="Row 1 is (or is not) a header. Default: sniffed.",
+)
+@click.option(
+    "--delimiter",
+    envvar=_env("delimiter"),
+    help="Force the CSV delimiter (default: sniffed among , ; tab |).",
+)
+@click.option(
+    "--encoding",
+    envvar=_env("encoding"),
+    type=click.Choice(["utf-8", "cp1252", "latin-1"]),
+    help="Force the text encoding (default: detected).",
+)
+@click.option(
+    "--types", envvar=_env("types"), help="Column types, e.g. 'zip=text,amount=numeric(12,2)'."
+)
+@click.option("--text", is_flag=True, envvar=_env("text"), help="Load every CSV column as text.")
+@click.option(
+    "--null-string",
+    "null_strings",
+    multiple=True,
+    envvar=_env("null_string"),
+    help="A value meaning NULL (repeatable); an unquoted empty field always is.",
+)
+@click.option(
+    "--tolerant",
+    is_flag=True,
+    envvar=_env("tolerant"),
+    help="A table column missing from a file is loaded as NULL.",
+)
+@click.option(
+    "--batch-size",
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    envvar=_env("batch_size"),
+    help="Rows per batch (one transaction each).  [default: 50000]",
+)
+@click.option(
+    "--concurrency",
+    "-j",
+    type=click.IntRange(min=1),
+    envvar=_env("concurrency"),
+    help="Files loaded at once.  [default: 4]",
+)
+@click.option(
+    "--internal-concurrency",
+    type=click.IntRange(min=1),
+    envvar=_env("internal_concurrency"),
+    help="Batches of one file loaded at once.  [default: 2]",
+)
+@click.option(
+    "--disable-internal-parallelism",
+    is_flag=True,
+    envvar=_env("disable_internal_parallelism"),
+    help="Load each file's batches one at a time.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    envvar=_env("dry_run"),
+    help="Show what was detected and the DDL that would run; write nothing.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    envvar=_env("force"),
+    help="Load files again even when the manifest says their content is loaded.",
+)
+@click.option(
+    "--on-changed",
+    type=click.Choice(["replace", "append"]),
+    envvar=_env("on_changed"),
+    help="A known path with new content: replace the old version's rows (default) or keep both.",
+)
+@click.option(
+    "--txn",
+    type=click.Choice(["batch", "file"]),
+    envvar=_env("txn"),
+    help="One transaction per batch (default; resumable) or per whole file.",
+)
+@click.option(
+    "--lineage/--no-lineage",
+    default=None,
+    envvar=_env("lineage"),
+    help="Add _pgingest_file_id/_pgingest_loaded_at to tables (default on; revert needs them).",
+)
+@click.option(
+    "--pause-every",
+    type=click.IntRange(min=0),
+    envvar=_env("pause_every"),
+    help="Pause after every N files.",
+)
+@click.option(
+    "--pause-seconds",
+    type=click.FloatRange(min=0),
+    envvar=_env("pause_seconds"),
+    help="Length of each pause.",
+)
+@click.option(
+    "--sectional-commit",
+    is_flag=True,
+    default=None,
+    envvar=_env("sectional_commit"),
+    help="Stop loading a folder at its first failed file (the rest waits for a re-run).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
+@click.pass_obj
+def load(
+    obj: Ctx,
+    paths: tuple[str, ...],
+    dsn: str | None,
+    fmt: str,
+    types: str | None,
+    null_strings: tuple[str, ...],
+    disable_internal_parallelism: bool,
+    quiet: bool,
+    **values: Any,
+) -> None:
+    """Load files, folders (recursive) or glob patterns into PostgreSQL tables.
+
+    Each file is appended to its table in batches, one transaction per batch. The table is
+    created when missing, with column types inferred from the data (CSV) or kept from the file
+    (Parquet). Exit code 0 when every file loaded, 1 when any failed, 2 for a usage error.
+    """
+    from pgingest.api import load_async
+    from pgingest.schema.infer import parse_type_overrides
+
+    options: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+    options["format"] = fmt
+    if types:
+        options["types"] = parse_type_overrides(types)
+    if null_strings:
+        options["null_strings"] = tuple(null_strings)
+    if disable_internal_parallelism:
+        options["internal_concurrency"] = 1
+    for flag in ("dry_run", "text", "tolerant", "force", "sectional_commit"):
+        if not options.get(flag):
+            options.pop(flag, None)
+    reporter = LineReporter(quiet=quiet)
+    report = _run_interruptible(load_async(list(paths), dsn=dsn, reporter=reporter, **options), reporter)
+    if report.dry_run:
+        for plan in report.plans:
+            click.echo(plan)
+        click.echo("dry run: nothing was written")
+    click.echo(summary(report), err=bool(report.failed))
+    sys.exit(exit_code(report))
+
+
+def _run_interruptible(coro: Any, reporter: LineReporter) -> Any:
+    """Run a load; SIGINT/SIGTERM roll back the batches in flight, record the run as
+    interrupted, say how to resume and exit 130."""
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(coro)
+        received: list[int] = []
+
+        def stop(signum: int) -> None:
+            if not received:
+                received.append(signum)
+                task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            run = f" {reporter.run_id}" if reporter.run_id else ""
+            click.echo(
+                f"interrupted by {signal.Signals(received[0]).name}: batches in flight were rolled"
+                f" back, committed ones are recorded. Continue with: pgingest resume{run}",
+                err=True,
+            )
+            sys.exit(130)
+
+    return asyncio.run(main())
+
+
+@cli.command()
+@click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
+@click.option("--table", "-t", help="Only this table (name or schema.name).")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many recent runs, failures and schema changes to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> None:
+    """Recent runs, files and rows per table, failed files, schema changes and rejects."""
+    from pgingest.api import status_async  # noqa: PLC0415
+
+    data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(render_status(data))
+
+
+@cli.command()
+@click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
+@click.option("--file", "path", help="Revert the file loaded from this path.")
+@click.option("--sha256", help="Revert the file with this content hash (8+ hex digits).")
+@click.option("--run", "run_id", type=int, help="Revert every file of this run.")
+@click.option("--schema-changes", is_flag=True, help="Also undo the schema changes those loads made, when nothing else depends on them.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | None, schema_changes: bool, dry_run: bool) -> None:
+    """Take loaded files' rows back out of their tables, in one transaction."""
+    from pgingest.api import revert_async  # noqa: PLC0415
+
+    chosen = [x for x in (path, sha256, run_id) if x is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --file, --sha256, --run")
+    report = asyncio.run(
+        revert_async(dsn=dsn, path=path, sha256=sha256, run_id=run_id, schema_changes=schema_changes, dry_run=dry_run)
+    )
+    verb = "would remove" if report.dry_run else "removed"
+    for f in report.files:
+        click.echo(f"{verb} {f.rows:,} rows of {f.path} (file {f.file_id}) from {f.table}")
+    for change in report.schema_changes:
+        click.echo(f"{'would undo' if report.dry_run else 'undid'}: {change}")
+    click.echo(f"{verb} {report.rows:,} rows of {len(report.files)} file(s)")
+
+
+@cli.command()
+@click.argument("run_id", type=int, required=False)
+@click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
+def resume(run_id: int | None, dsn: str | None, quiet: bool) -> None:
+    """Continue an interrupted or failed run (default: the latest) with its options."""
+    from pgingest.api import resume_async  # noqa: PLC0415
+
+    reporter = LineReporter(quiet=quiet)
+    report = _run_interruptible(resume_async(run_id, dsn=dsn, reporter=reporter), reporter)
+    click.echo(summary(report), err=bool(report.failed))
+    sys.exit(exit_code(report))
+
+
+@cli.group()
+def db() -> None:
+    """Manage the embedded PostgreSQL server (data in PGINGEST_HOME)."""
+
+
+def _settings() -> ConnectionSettings:
+    return connection_from_env(dsn="")
+
+
+@db.command()
+def start() -> None:
+    """Start the embedded server (or find it running) and print its URI."""
+    from pgingest.pg import embedded
+
+    settings = _settings()
+    click.echo(embedded.start(settings.home))
+
+
+@db.command()
+def stop() -> None:
+    """Stop the embedded server."""
+    from pgingest.pg import embedded
+
+    settings = _settings()
+    if embedded.stop(settings.home):
+        click.echo(f"stopped the embedded server in {settings.home}")
+    else:
+        click.echo(f"the embedded server in {settings.home} is not running")
+
+
+@db.command()
+def uri() -> None:
+    """Print the embedded server's connection URI (starting it when needed)."""
+    from pgingest.pg import embedded
+
+    click.echo(embedded.start(_settings().home))
+
+
+@db.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def psql(args: tuple[str, ...]) -> None:
+    """Open psql on the embedded server (extra arguments go to psql)."""
+    from pgingest.pg import embedded
+
+    argv = embedded.psql_command(_settings().home) + list(args)
+    sys.exit(subprocess.call(argv))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``pgingest`` command: maps errors to exit codes."""
+    debug = os.environ.get(_env("debug"), "") not in ("", "0") or "--debug" in (argv or sys.argv)
+    try:
+        cli.main(args=argv, prog_name="pgingest", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILED)
+    except ConfigError as exc:
+        click.echo(f"error: {redact_dsn(str(exc))}", err=True)
+        sys.exit(EXIT_USAGE)
+    except PgIngestError as exc:
+        click.echo(f"error: {redact_dsn(str(exc))}", err=True)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"unexpected error: {type(exc).__name__}: {redact_dsn(str(exc))} (--debug shows the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_UNEXPECTED)

@@ -1,0 +1,128 @@
+"""How results look on the terminal, and the exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from pgingest.model import FileResult, LoadReport
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNEXPECTED = 70
+
+
+def _rate(rows: float) -> str:
+    return f"{rows:,.0f} rows/s"
+
+
+class LineReporter:
+    """Plain progress: one line per finished file, messages to stderr."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False):
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+        self.run_id: int | None = None
+
+    def run_started(self, run_id: int) -> None:
+        """Remember the run id, to say how to resume it."""
+        self.run_id = run_id
+
+    def file_started(self, path: str, table: str) -> None:
+        """Nothing to print until the file is done."""
+
+    def batch_done(self, path: str, rows: int) -> None:
+        """Nothing to print per batch."""
+
+    def file_done(self, result: FileResult) -> None:
+        """``✓ path  rows  seconds  rows/s`` or ``✗ path  error``."""
+        if result.status == "loaded":
+            if not self.quiet:
+                print(
+                    f"✓ {result.path}  {result.rows:,} rows  {result.seconds:.2f} s  "
+                    f"{_rate(result.rows_per_second)}  -> {result.table}",
+                    file=self.out,
+                    flush=True,
+                )
+        elif result.status == "failed":
+            print(f"✗ {result.error}", file=self.err, flush=True)
+        elif not self.quiet and result.message != "dry run":
+            print(f"- {result.path}  skipped: {result.message}", file=self.out, flush=True)
+
+    def message(self, text: str) -> None:
+        """A note, to stderr."""
+        if not self.quiet:
+            print(text, file=self.err, flush=True)
+
+
+def summary(report: LoadReport) -> str:
+    """The closing line of a load."""
+    loaded = sum(1 for f in report.files if f.status == "loaded")
+    failed = len(report.failed)
+    skipped = sum(1 for f in report.files if f.status == "skipped")
+    rate = report.rows / report.seconds if report.seconds > 0 else 0.0
+    text = (
+        f"{loaded} file(s) loaded, {report.rows:,} rows in {report.seconds:.2f} s ({_rate(rate)})"
+    )
+    if skipped:
+        text += f", {skipped} skipped"
+    if failed:
+        text += f", {failed} FAILED"
+    return text
+
+
+def exit_code(report: LoadReport) -> int:
+    """0 when every file loaded (or was skipped), 1 when any failed."""
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """``pgingest status`` as text."""
+    out: list[str] = []
+    out.append("Recent runs:")
+    if not data["runs"]:
+        out.append("  (none)")
+    for r in data["runs"]:
+        out.append(
+            f"  run {r['id']}  {r['status']:<11}  started {r['started_at']}  "
+            f"loaded {r['files_loaded']}, skipped {r['files_skipped']}, failed {r['files_failed']}"
+            f", {r['rows']:,} rows"
+        )
+    out.append("Tables:")
+    if not data["tables"]:
+        out.append("  (none)")
+    for t in data["tables"]:
+        extra = ""
+        if t["files_failed"]:
+            extra += f", {t['files_failed']} failed"
+        if t["files_reverted"]:
+            extra += f", {t['files_reverted']} reverted"
+        if t["files_in_progress"]:
+            extra += f", {t['files_in_progress']} in progress"
+        out.append(
+            f"  {t['table_schema']}.{t['table_name']}: {t['files_loaded']} file(s), "
+            f"{t['rows']:,} rows, last load {t['last_load']}{extra}"
+        )
+    if data["failed"]:
+        out.append("Failed files:")
+        for f in data["failed"]:
+            out.append(f"  {f['path']} (file {f['id']}, run {f['run_id']}): {f['error']}")
+    if data["schema_changes"]:
+        out.append("Schema changes:")
+        for c in data["schema_changes"]:
+            column = f".{c['column_name']}" if c["column_name"] else ""
+            types = ""
+            if c["old_type"] or c["new_type"]:
+                types = f" {c['old_type'] or ''} -> {c['new_type'] or ''}"
+            undone = " (reverted)" if c["reverted"] else ""
+            out.append(
+                f"  {c['at']}  {c['change']} {c['table_schema']}.{c['table_name']}{column}"
+                f"{types}  by {c['path'] or '?'}{undone}"
+            )
+    if data["rejects"]:
+        out.append("Rejected rows:")
+        for r in data["rejects"]:
+            out.append(f"  {r['path']}: {r['rejects']} row(s)")
+    return "\n".join(out)

@@ -1,0 +1,109 @@
+"""The whole exception tree of pgingest.
+
+::
+
+    PgIngestError                    base of everything pgingest raises
+    ├── ConfigError                  bad flags/options, invalid DSN, unknown format
+    ├── MissingDependencyError       optional extra not installed (also an ImportError)
+    ├── SourceError                  cannot open/decode a file
+    │   └── RowError                 one bad row: path, line, column, value preview
+    ├── SchemaError                  table and file disagree on columns
+    │   ├── SchemaDriftError         columns added/changed under a strict policy
+    │   └── TypeConflictError        a value does not fit the column's type
+    ├── DatabaseError                translated driver error: .sqlstate, chained with ``from``
+    │   ├── ConnectionLostError      retryable
+    │   └── ConstraintError          not retryable (unique, not-null, FK)
+    └── ManifestError
+        ├── AlreadyLoadedError
+        └── ConcurrentLoadError      another run holds the table's lock (retryable)
+"""
+
+from __future__ import annotations
+
+
+class PgIngestError(Exception):
+    """Base class of every error pgingest raises."""
+
+    retryable: bool = False
+
+
+class ConfigError(PgIngestError):
+    """Bad flags or options, invalid DSN, unknown format."""
+
+
+class MissingDependencyError(PgIngestError, ImportError):
+    """An optional dependency is not installed."""
+
+
+class SourceError(PgIngestError):
+    """A file cannot be opened, detected or decoded."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class RowError(SourceError):
+    """One bad row: names the file, the line, the column and the value."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.line = line
+        self.column = column
+        self.value = value
+
+
+class SchemaError(PgIngestError):
+    """The file's columns and the table's columns do not agree."""
+
+    def __init__(self, message: str, *, table: str | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+class SchemaDriftError(SchemaError):
+    """Columns were added or changed where the policy forbids it."""
+
+
+class TypeConflictError(SchemaError):
+    """An incoming type cannot be stored in the column's type."""
+
+
+class DatabaseError(PgIngestError):
+    """A database error, translated from the driver by SQLSTATE."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class ConnectionLostError(DatabaseError):
+    """The connection failed or was lost; the batch can be retried."""
+
+    retryable = True
+
+
+class ConstraintError(DatabaseError):
+    """A unique, not-null, check or foreign-key constraint refused a row."""
+
+
+class ManifestError(PgIngestError):
+    """The manifest refuses or cannot record a load."""
+
+
+class AlreadyLoadedError(ManifestError):
+    """The file's content is already loaded into the table."""
+
+
+class ConcurrentLoadError(ManifestError):
+    """Another run holds the table's lock."""
+
+    retryable = True

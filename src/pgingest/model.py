@@ -1,0 +1,136 @@
+"""Shared value types and closed vocabularies, exchanged between the stages of a load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Format = Literal["csv", "tsv", "parquet"]
+FormatOption = Literal["auto", "csv", "tsv", "parquet"]
+Compression = Literal["none", "gzip", "bz2", "xz", "zstd"]
+Mode = Literal["append"]
+FileStatus = Literal["loaded", "failed", "skipped"]
+
+FORMATS: tuple[Format, ...] = ("csv", "tsv", "parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class CsvDialect:
+    """How a delimited text file is written."""
+
+    delimiter: str = ","
+    quotechar: str = '"'
+    escapechar: str | None = None
+    """``None`` means quotes are escaped by doubling them (RFC 4180)."""
+    has_header: bool = True
+    encoding: str = "utf-8"
+    """``utf-8`` (a BOM is stripped), ``cp1252`` or ``latin-1``."""
+    newline: Literal["\n", "\r\n", "\r"] = "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What detection found out about one file."""
+
+    path: str
+    format: Format
+    size: int
+    compression: Compression = "none"
+    dialect: CsvDialect | None = None
+    """Set for csv/tsv only."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One column of a target table."""
+
+    name: str
+    """Normalized, safe identifier (not yet quoted)."""
+    pg_type: str
+    """PostgreSQL type as written in DDL, e.g. ``bigint`` or ``numeric``."""
+    source_name: str | None = None
+    """The header as it was in the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A target table: schema, name and columns in file order."""
+
+    schema: str
+    name: str
+    columns: tuple[ColumnSpec, ...]
+
+    @property
+    def qualified(self) -> str:
+        """``schema.name`` for messages (not for SQL: quote with ``pg.ddl``)."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class CsvChunk:
+    """Raw CSV bytes holding whole records, ready for ``COPY ... (FORMAT csv)``."""
+
+    data: bytes
+    first_line: int
+    """1-based physical line of the file where the chunk's first record starts."""
+    encoding: str
+    """PostgreSQL client encoding of ``data``: ``UTF8``, ``WIN1252`` or ``LATIN1``."""
+
+
+@dataclass(slots=True)
+class ArrowChunk:
+    """An Arrow record batch and where its first row was in the file."""
+
+    batch: pa.RecordBatch
+    first_line: int
+
+
+Chunk = CsvChunk | ArrowChunk
+
+
+@dataclass(slots=True)
+class FileResult:
+    """The outcome of loading one file."""
+
+    path: str
+    table: str
+    status: FileStatus
+    rows: int = 0
+    seconds: float = 0.0
+    format: str | None = None
+    error: str | None = None
+    message: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of this file (0 when it took no time)."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class LoadReport:
+    """What a call to :func:`pgingest.load` did, file by file."""
+
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+    plans: list[str] = field(default_factory=list)
+    """With ``dry_run``: one human-readable plan per file."""
+
+    @property
+    def rows(self) -> int:
+        """Rows loaded by all files."""
+        return sum(f.rows for f in self.files if f.status == "loaded")
+
+    @property
+    def failed(self) -> list[FileResult]:
+        """Files that did not load."""
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed

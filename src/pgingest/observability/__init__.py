@@ -1,0 +1,1 @@
+"""What a run shows: progress reporting and logging, independent of the loading code."""

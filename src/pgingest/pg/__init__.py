@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL: the only package that imports the driver (asyncpg)."""

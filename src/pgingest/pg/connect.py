@@ -1,0 +1,94 @@
+"""Connections: resolve the DSN (or start the embedded server), open the pool, set the session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+
+from pgingest.config import ConnectionSettings, redact_dsn
+from pgingest.errors import ConfigError
+from pgingest.pg import embedded
+from pgingest.pg.errors import is_driver_error, translate
+
+log = logging.getLogger("pgingest.connect")
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def resolve_dsn(settings: ConnectionSettings) -> str:
+    """The DSN to connect to: the given one, or the embedded server's (started on demand)."""
+    if settings.dsn is not None:
+        return settings.dsn
+    return await asyncio.to_thread(embedded.start, settings.home)
+
+
+async def _init_connection(conn: Any) -> None:
+    # COPY streams are large; a statement timeout set by the server's defaults would cut them.
+    await conn.execute("SET statement_timeout = 0")
+
+
+async def create_pool(settings: ConnectionSettings, size: int) -> asyncpg.Pool:
+    """Open a pool of at most ``size`` connections.
+
+    Args:
+        settings: where to connect.
+        size: the most connections the pool opens.
+
+    Returns:
+        An open ``asyncpg.Pool``.
+
+    Raises:
+        ConfigError: the DSN is malformed.
+        ConnectionLostError: the server cannot be reached.
+    """
+    dsn = await resolve_dsn(settings)
+    try:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=max(1, size),
+            timeout=settings.connect_timeout,
+            init=_init_connection,
+        )
+    except (ValueError, asyncpg.ClientConfigurationError) as exc:
+        raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
+    except Exception as exc:
+        if is_driver_error(exc):
+            error = translate(exc)
+            raise type(error)(f"cannot connect to {redact_dsn(dsn)}: {error}") from exc
+        raise
+
+
+async def server_version(conn: Any) -> int:
+    """The server's ``server_version_num`` (e.g. 180004)."""
+    value = await conn.fetchval("SELECT current_setting('server_version_num')::int")
+    return int(value)
+
+
+class connection:  # noqa: N801  (used as a context manager, like a function)
+    """``async with connection(settings) as conn``: one connection, closed afterwards."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        dsn = await resolve_dsn(self.settings)
+        try:
+            self._conn = await asyncpg.connect(dsn, timeout=self.settings.connect_timeout)
+        except (ValueError, asyncpg.ClientConfigurationError) as exc:
+            raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
+        except Exception as exc:
+            if is_driver_error(exc):
+                error = translate(exc)
+                raise type(error)(f"cannot connect to {redact_dsn(dsn)}: {error}") from exc
+            raise
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._conn.close()

@@ -1,0 +1,95 @@
+"""Table DDL: look up a table's columns, create schemas and tables, all through one quoting helper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgingest.model import ColumnSpec, TableSpec
+from pgingest.schema.names import quote_ident
+
+__all__ = [
+    "create_table",
+    "create_table_sql",
+    "ensure_schema",
+    "qualified_name",
+    "quote_ident",
+    "table_columns",
+]
+
+
+def qualified_name(schema: str, table: str) -> str:
+    """``"schema"."table"``, both validated and quoted."""
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def create_table_sql(spec: TableSpec, extra_columns: str = "") -> str:
+    """The ``CREATE TABLE IF NOT EXISTS`` statement for ``spec``.
+
+    Column types come from inference, the Arrow type map or validated ``--types`` overrides;
+    names are quoted. ``extra_columns`` is trusted SQL from pgingest itself (lineage columns).
+    """
+    cols = ",\n  ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in spec.columns)
+    if extra_columns:
+        cols = f"{cols},\n  {extra_columns}" if cols else extra_columns
+    return f"CREATE TABLE IF NOT EXISTS {qualified_name(spec.schema, spec.name)} (\n  {cols}\n)"
+
+
+async def ensure_schema(conn: Any, schema: str) -> None:
+    """Create ``schema`` when it does not exist."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+    if not exists:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+
+
+async def table_columns(conn: Any, schema: str, table: str) -> list[ColumnSpec] | None:
+    """The columns of an existing table in order, or ``None`` when it does not exist."""
+    rows = await conn.fetch(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+          AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+        """,
+        schema,
+        table,
+    )
+    if not rows:
+        exists = await conn.fetchval(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relname = $2",
+            schema,
+            table,
+        )
+        return [] if exists else None
+    return [ColumnSpec(name=r["attname"], pg_type=r["type"]) for r in rows]
+
+
+async def create_table(
+    conn: Any, spec: TableSpec, extra_columns: str = ""
+) -> tuple[list[ColumnSpec], bool]:
+    """Create the table of ``spec`` unless it exists.
+
+    Returns:
+        The table's actual columns, and whether this call created it.
+
+    Concurrent creators of the same table are serialized by a transaction-level advisory lock
+    on the table's name, so two workers never race on ``CREATE TABLE``.
+    """
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"pgingest.ddl:{spec.schema}.{spec.name}",
+        )
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"pgingest.ddl:{spec.schema}"
+        )
+        await ensure_schema(conn, spec.schema)
+        existing = await table_columns(conn, spec.schema, spec.name)
+        created = existing is None
+        if created:
+            await conn.execute(create_table_sql(spec, extra_columns))
+            existing = await table_columns(conn, spec.schema, spec.name)
+    return existing or [], created

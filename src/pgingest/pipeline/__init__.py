@@ -1,0 +1,1 @@
+"""The stages of a load put together: discover, plan, read, shape, write."""

@@ -1,0 +1,694 @@
+"""Run a load: files in parallel, batches of a file in parallel, one transaction per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pgingest.config import ConnectionSettings, LoadOptions
+from pgingest.errors import ConfigError, PgIngestError, SchemaError
+from pgingest.model import (
+    ArrowChunk,
+    ColumnSpec,
+    CsvChunk,
+    CsvDialect,
+    FileResult,
+    LoadReport,
+    SourceInfo,
+    TableSpec,
+)
+from pgingest.manifest import store
+from pgingest.manifest.model import fingerprint
+from pgingest.observability.progress import NullReporter, Reporter
+from pgingest.pg import connect, copy, ddl
+from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pipeline.plan import default_table_name, discover
+from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
+from pgingest.schema.infer import infer_pg_types
+from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
+from pgingest.schema.pgtypes import pg_type_for_arrow
+from pgingest.sources import CsvOptions, Source, detect, open_source
+
+log = logging.getLogger("pgingest.run")
+
+# Raw CSV chunks of this size keep two COPY streams busy without holding much memory
+# (4 MiB measured best for two streams on a 2-core machine; 16 MiB was 10% slower).
+RAW_CHUNK_BYTES = 4 << 20
+# Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
+# more than the work, and with thousands of small files the hops add up.
+SMALL_FILE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One batch ready for COPY: CSV bytes, or an Arrow batch with its binary encoder (encoded
+    piece by piece while it is sent, so a batch is never held twice in memory)."""
+
+    kind: str  # "csv" | "arrow"
+    data: bytes
+    first_line: int
+    encoding: str = "UTF8"
+    dialect: CsvDialect | None = None
+    batch: Any = None
+    encoder: copy.BinaryEncoder | None = None
+
+
+@dataclass(slots=True)
+class FilePlan:
+    """What will happen to one file."""
+
+    info: SourceInfo
+    table: TableSpec
+    create: bool
+    columns: list[str]
+    target_types: list[str]
+
+
+def _csv_options(options: LoadOptions) -> CsvOptions:
+    return CsvOptions(
+        header=options.header,
+        names=options.headers,
+        null_strings=options.null_strings,
+        delimiter=options.delimiter,
+        encoding=options.encoding,
+    )
+
+
+def _infer_columns(source: Source, names: list[str], options: LoadOptions) -> list[ColumnSpec]:
+    raw = source.column_names()
+    if source.info.format == "parquet":
+        schema = source.sample(1).schema
+        types = [pg_type_for_arrow(f.type) for f in schema]
+    elif options.text:
+        types = ["text"] * len(names)
+    else:
+        types = infer_pg_types(source.sample(options.sample_rows))
+    unknown = set(options.types) - set(names)
+    if unknown:
+        raise ConfigError(
+            f"{source.info.path}: --types names unknown column(s): {', '.join(sorted(unknown))}"
+            f" (columns: {', '.join(names)})"
+        )
+    types = [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
+    return [ColumnSpec(n, t, r) for n, t, r in zip(names, types, raw, strict=True)]
+
+
+def _check_columns(path: str, table: TableSpec, names: list[str], options: LoadOptions) -> None:
+    existing = {c.name for c in table.columns}
+    extra = [n for n in names if n not in existing]
+    if extra:
+        raise SchemaError(
+            f"{path}: column(s) {', '.join(extra)} not in table {table.qualified}",
+            table=table.qualified,
+        )
+    missing = [c.name for c in table.columns if c.name not in names]
+    if missing and not options.tolerant:
+        raise SchemaError(
+            f"{path}: file lacks column(s) {', '.join(missing)} of table {table.qualified}"
+            " (--tolerant loads them as NULL)",
+            table=table.qualified,
+        )
+
+
+def _payloads(
+    source: Source, plan: FilePlan, options: LoadOptions, done: frozenset[int]
+) -> Iterator[tuple[int, Payload | Callable[[], Payload]]]:
+    """Read the file's batches, numbered, skipping those already committed (runs in a worker
+    thread). Each comes with the function that encodes it, which the batch workers call in
+    threads of their own: pgpq releases the GIL, so two workers encode on two cores."""
+    for index, make in enumerate(_batches(source, plan, options)):
+        if index not in done:
+            yield index, make
+
+
+def _batches(
+    source: Source, plan: FilePlan, options: LoadOptions
+) -> Iterator[Payload | Callable[[], Payload]]:
+    """The file's batches in order: ready payloads (raw CSV), or functions that encode them
+    (skipped batches never are)."""
+    info = source.info
+    path = info.path
+    if info.format == "parquet":
+        cache: list[copy.BinaryEncoder | None] = [None]
+        for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=options.batch_bytes):
+            assert isinstance(chunk, ArrowChunk)
+
+            def encode(chunk: ArrowChunk = chunk) -> Payload:
+                shaped = normalize_batch(chunk.batch, plan.columns, path)
+                shaped = align_batch(shaped, plan.target_types, path, chunk.first_line)
+                return _encode(shaped, chunk.first_line, cache)
+
+            yield encode
+        return
+    dialect = info.dialect or CsvDialect()
+    raw = dialect.escapechar is None and not options.null_strings and dialect.newline != "\r"
+    if raw:
+        for chunk in source.chunks(
+            batch_rows=options.batch_size,
+            batch_bytes=min(options.batch_bytes, RAW_CHUNK_BYTES),
+            raw=True,
+        ):
+            assert isinstance(chunk, CsvChunk)
+            yield Payload("csv", chunk.data, chunk.first_line, chunk.encoding, dialect)
+        return
+    for chunk in source.chunks(
+        batch_rows=options.batch_size, batch_bytes=options.batch_bytes, raw=False
+    ):
+        assert isinstance(chunk, ArrowChunk)
+
+        def to_csv(chunk: ArrowChunk = chunk) -> Payload:
+            batch = chunk.batch.rename_columns(plan.columns)
+            return Payload("csv", batch_to_csv(batch), chunk.first_line, "UTF8", CsvDialect())
+
+        yield to_csv
+
+
+def _encode(shaped: Shaped, first_line: int, cache: list[copy.BinaryEncoder | None]) -> Payload:
+    if shaped.csv is not None:
+        return Payload("csv", shaped.csv, first_line, "UTF8", CsvDialect())
+    assert shaped.batch is not None
+    encoder = cache[0]
+    if encoder is None or encoder.schema != shaped.batch.schema:
+        encoder = copy.BinaryEncoder(shaped.batch.schema, shaped.json_columns)
+        cache[0] = encoder
+    return Payload("arrow", b"", first_line, batch=shaped.batch, encoder=encoder)
+
+
+@dataclass(slots=True)
+class FileJob:
+    """One file's load in progress: its manifest id, what is done, what to replace."""
+
+    path: str
+    file_id: int | None = None
+    done_batches: frozenset[int] = frozenset()
+    done_rows: int = 0
+    replaces: int | None = None
+
+
+FAILURE_RECORD_ATTEMPTS = 3
+"""Connections tried to mark a file failed before leaving it to the next run."""
+
+
+class Loader:
+    """Loads files through one connection pool; see :func:`pgingest.load`."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        options: LoadOptions,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.reporter: Reporter = reporter or NullReporter()
+        self._pool: Any = None
+        self._run_id: int | None = None
+        self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
+
+    @property
+    def workers_per_file(self) -> int:
+        """Batches of one file in flight at once."""
+        if self.options.txn == "file":
+            return 1
+        return max(1, self.options.internal_concurrency)
+
+    async def run(self, paths: Sequence[str]) -> LoadReport:
+        """Load every file behind ``paths``; return the report (failures are in it, not raised)."""
+        started = time.perf_counter()
+        report = LoadReport(dry_run=self.options.dry_run)
+        found = discover(paths)
+        files = [d.path for d in found if d.error is None]
+        for d in found:
+            if d.error is not None:
+                result = FileResult(d.path, "", "failed", error=d.error)
+                report.files.append(result)
+                self.reporter.file_done(result)
+        if not files:
+            report.seconds = time.perf_counter() - started
+            return report
+        # Each file holds one connection per batch worker (the first also holds its lock).
+        size = min(self.options.concurrency, len(files)) * self.workers_per_file + 2
+        self._pool = await connect.create_pool(self.settings, size)
+        try:
+            if not self.options.dry_run:
+                async with self._pool.acquire() as conn:
+                    await store.ensure_manifest(conn)
+                    self._run_id = await store.start_run(
+                        conn,
+                        [os.path.abspath(p) for p in paths],
+                        _options_record(self.options),
+                        socket.gethostname(),
+                        os.getpid(),
+                    )
+                self.reporter.run_started(self._run_id)
+            limit = asyncio.Semaphore(self.options.concurrency)
+            results: list[FileResult | None] = [None] * len(files)
+            stopped_folders: dict[str, str] = {}
+            finished = [0]
+            pause_lock = asyncio.Lock()
+
+            async def one(index: int, path: str) -> None:
+                async with limit:
+                    folder = os.path.dirname(os.path.abspath(path))
+                    if self.options.sectional_commit and folder in stopped_folders:
+                        result = FileResult(path, "", "skipped")
+                        result.message = f"not started: {stopped_folders[folder]} failed first"
+                        results[index] = result
+                        self.reporter.file_done(result)
+                        return
+                    result = await self._load_file(path, report)
+                    results[index] = result
+                    if result.status == "failed" and self.options.sectional_commit:
+                        stopped_folders.setdefault(folder, path)
+                    finished[0] += 1
+                    every = self.options.pause_every
+                    if every and finished[0] % every == 0 and finished[0] < len(files):
+                        async with pause_lock:
+                            self.reporter.message(
+                                f"pausing {self.options.pause_seconds:g} s after "
+                                f"{finished[0]} file(s)"
+                            )
+                            await asyncio.sleep(self.options.pause_seconds)
+
+            status = "failed"
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index, path in enumerate(files):
+                        group.create_task(one(index, path))
+                status = "success"
+            except BaseException:
+                status = "interrupted"
+                raise
+            finally:
+                report.files.extend(r for r in results if r is not None)
+                if status == "success" and report.failed:
+                    status = "failed"
+                if self._run_id is not None:
+                    await asyncio.shield(self._finish_run(status, report))
+        finally:
+            await self._pool.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _finish_run(self, status: str, report: LoadReport) -> None:
+        assert self._run_id is not None
+        counts = {
+            "loaded": sum(1 for f in report.files if f.status == "loaded"),
+            "skipped": sum(1 for f in report.files if f.status == "skipped"),
+            "failed": len(report.failed),
+            "rows": report.rows,
+        }
+        try:
+            async with self._pool.acquire() as conn:
+                await store.finish_run(conn, self._run_id, status, counts)
+        except Exception as exc:  # the server may be gone: the run row stays 'running'
+            log.warning("could not record the end of run %s: %s", self._run_id, exc)
+
+    async def _load_file(self, path: str, report: LoadReport) -> FileResult:
+        started = time.perf_counter()
+        table_name = self.options.table or ""
+        qualified = ""
+        result: FileResult
+        source: Source | None = None
+        job = FileJob(path)
+        try:
+            table_name = self.options.table or default_table_name(path)
+            qualified = f"{self.options.schema}.{table_name}"
+            if self.options.dry_run:
+                source = await self._open(path)
+                plan = await self._plan(source, table_name)
+                report.plans.append(self._describe(plan))
+                result = FileResult(path, plan.table.qualified, "skipped", format=source.info.format)
+                result.message = "dry run"
+            else:
+                result = await self._load_claimed(path, table_name, job, started)
+        except PgIngestError as exc:
+            result = FileResult(path, qualified, "failed", error=_one_line(str(exc)))
+        except Exception as exc:
+            if is_driver_error(exc):
+                error = translate(exc, path=path)
+                result = FileResult(path, qualified, "failed", error=_one_line(str(error)))
+            else:
+                log.exception("unexpected error loading %s", path)
+                result = FileResult(
+                    path, qualified, "failed", error=f"{path}: {type(exc).__name__}: {exc}"
+                )
+        finally:
+            if source is not None:
+                source.close()
+        result.seconds = time.perf_counter() - started
+        self.reporter.file_done(result)
+        return result
+
+    async def _open(self, path: str) -> Source:
+        csv_options = _csv_options(self.options)
+        if _size(path) <= SMALL_FILE_BYTES:
+            info = detect(path, self.options.format, csv_options)
+        else:
+            info = await asyncio.to_thread(detect, path, self.options.format, csv_options)
+        return open_source(info, csv_options)
+
+    async def _load_claimed(
+        self, path: str, table_name: str, job: FileJob, started: float
+    ) -> FileResult:
+        """Claim in the manifest, read, load, record: the life of one file.
+
+        The file's connection holds its manifest lock and also writes its first batch stream,
+        so a small file costs one connection and a handful of round trips.
+        """
+        schema = self.options.schema
+        qualified = f"{schema}.{table_name}"
+        abspath = os.path.abspath(path)
+        stat = os.stat(path)
+        small = stat.st_size <= SMALL_FILE_BYTES
+        chunking = {"batch_size": self.options.batch_size, "batch_bytes": self.options.batch_bytes}
+        # Hashing a small file costs less than a second claim would.
+        sha256: str | None = fingerprint(path).sha256 if small else None
+        async with self._pool.acquire() as conn:
+
+            async def claim_it(sha: str | None) -> store.Claim:
+                return await store.claim_file(
+                    conn,
+                    path=abspath,
+                    size=stat.st_size,
+                    mtime_ns=stat.st_mtime_ns,
+                    sha256=sha,
+                    schema=schema,
+                    table=table_name,
+                    fmt=None,
+                    run_id=self._run_id or 0,
+                    chunking=chunking,
+                    force=self.options.force,
+                    on_changed=self.options.on_changed if self.options.lineage else "append",
+                    lineage=self.options.lineage,
+                )
+
+            claim = await claim_it(sha256)
+            if claim.action == "hash":
+                # The table holds a loaded file of the same size: it may be this content.
+                sha256 = (await asyncio.to_thread(fingerprint, path)).sha256
+                claim = await claim_it(sha256)
+            if claim.action == "skip":
+                result = FileResult(path, qualified, "skipped")
+                result.message = claim.reason
+                return result
+            if claim.file_id is None:
+                raise PgIngestError(f"{path}: the manifest returned no file id")
+            job.file_id = claim.file_id
+            job.done_batches = frozenset(claim.done_batches)
+            job.done_rows = claim.done_rows
+            job.replaces = claim.replaces
+            options = self.options
+            if claim.chunking:
+                options = replace(
+                    options,
+                    batch_size=int(claim.chunking.get("batch_size", options.batch_size)),
+                    batch_bytes=int(claim.chunking.get("batch_bytes", options.batch_bytes)),
+                )
+            source: Source | None = None
+            try:
+                source = await self._open(path)
+                plan = await self._plan(source, table_name, job, conn)
+                self.reporter.file_started(path, plan.table.qualified)
+                workers = 1 if small else self.workers_per_file
+                if sha256 is None:
+                    # Hash alongside the load: a new file does not wait for its checksum.
+                    try:
+                        async with asyncio.TaskGroup() as group:
+                            hashing = group.create_task(asyncio.to_thread(fingerprint, path))
+                            await self._write(source, plan, job, options, conn, workers)
+                    except BaseExceptionGroup as group_error:
+                        raise _first_error(group_error) from None
+                    sha256 = hashing.result().sha256
+                else:
+                    await self._write(source, plan, job, options, conn, workers)
+                done = await store.complete_file(
+                    conn,
+                    job.file_id,
+                    sha256,
+                    fmt=source.info.format,
+                    force=self.options.force,
+                    lineage=self.options.lineage,
+                )
+            except BaseException as exc:
+                discard = isinstance(exc, PgIngestError) and not exc.retryable
+                message = _one_line(str(exc)) or type(exc).__name__
+                if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                    message = "interrupted"
+                await asyncio.shield(self._record_failure(conn, job, message, discard))
+                await _quietly(store.release_file(conn, job.file_id))
+                raise
+            finally:
+                if source is not None:
+                    source.close()
+        fmt = source.info.format
+        if done.duplicate_of is not None:
+            result = FileResult(path, plan.table.qualified, "skipped", format=fmt)
+            result.message = f"same content loaded meanwhile from {done.duplicate_path}"
+            return result
+        result = FileResult(
+            path,
+            plan.table.qualified,
+            "loaded",
+            rows=done.rows,
+            format=fmt,
+            seconds=time.perf_counter() - started,
+        )
+        if claim.reason == "resume":
+            result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
+        return result
+
+    async def _record_failure(self, conn: Any, job: FileJob, error: str, discard: bool) -> None:
+        """Mark the file failed, on a fresh connection: the file's own one may be inside the
+        interrupted batch's transaction (a nested transaction there would be a savepoint that
+        is rolled back with it) or broken by the fault."""
+        if job.file_id is None:
+            return
+        # A pooled connection may have been cut by the same fault without the driver knowing
+        # yet: a few attempts get a live one.
+        for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
+            try:
+                async with self._pool.acquire(timeout=30) as fresh:
+                    await store.fail_file(
+                        fresh, job.file_id, error, discard=discard, lineage=self.options.lineage
+                    )
+                break
+            except Exception as exc:  # the server may be gone: the next run resumes the file
+                if attempt == FAILURE_RECORD_ATTEMPTS:
+                    log.warning("could not record the failure of %s: %s", job.path, exc)
+                else:
+                    await asyncio.sleep(0.2 * attempt)
+        if conn.is_in_transaction():
+            await _quietly(conn.execute("ROLLBACK"))
+
+    async def _plan(
+        self, source: Source, table_name: str, job: FileJob | None = None, conn: Any = None
+    ) -> FilePlan:
+        if conn is None:
+            async with self._pool.acquire() as own:
+                return await self._plan(source, table_name, job, own)
+        names = normalize_names(source.column_names())
+        schema = self.options.schema
+        key = (schema, table_name)
+        existing = self._tables.get(key)
+        if existing is None:
+            existing = await ddl.table_columns(conn, schema, table_name)
+        if existing:
+            if self.options.lineage and not self.options.dry_run:
+                names_now = [c.name for c in existing]
+                if await store.ensure_lineage(conn, schema, table_name, names_now):
+                    existing = await ddl.table_columns(conn, schema, table_name) or []
+            data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
+            table = TableSpec(schema, table_name, tuple(data))
+            _check_columns(source.info.path, table, names, self.options)
+            create = False
+            self._tables[key] = existing
+        else:
+            columns = await asyncio.to_thread(_infer_columns, source, names, self.options)
+            table = TableSpec(schema, table_name, tuple(columns))
+            create = True
+            if not self.options.dry_run:
+                lineage = store.lineage_columns_sql() if self.options.lineage else ""
+                actual, created = await ddl.create_table(conn, table, lineage)
+                if created and job is not None:
+                    await store.record_schema_change(
+                        conn,
+                        schema=schema,
+                        table=table_name,
+                        change="create_table",
+                        file_id=job.file_id,
+                        run_id=self._run_id,
+                    )
+                self._tables[key] = actual
+                data = [c for c in actual if c.name not in LINEAGE_COLUMNS]
+                table = TableSpec(schema, table_name, tuple(data))
+                _check_columns(source.info.path, table, names, self.options)
+        by_name = {c.name: c.pg_type for c in table.columns}
+        return FilePlan(source.info, table, create, names, [by_name[n] for n in names])
+
+    def _describe(self, plan: FilePlan) -> str:
+        info = plan.info
+        lines = [f"{info.path}: {info.format}, {info.size:,} bytes"]
+        if info.compression != "none":
+            lines[0] += f", {info.compression}"
+        if info.dialect is not None:
+            d = info.dialect
+            lines.append(
+                f"  dialect: delimiter {d.delimiter!r}, quote {d.quotechar!r}, "
+                f"escape {'doubled quote' if d.escapechar is None else repr(d.escapechar)}, "
+                f"header {'yes' if d.has_header else 'no'}, encoding {d.encoding}"
+            )
+        lines.append(f"  table {plan.table.qualified} ({'create' if plan.create else 'exists'})")
+        for column in plan.table.columns:
+            src = f"  <- {column.source_name!r}" if column.source_name else ""
+            lines.append(f"    {column.name} {column.pg_type}{src}")
+        if plan.create:
+            lineage = store.lineage_columns_sql() if self.options.lineage else ""
+            sql = ddl.create_table_sql(plan.table, lineage)
+            lines.append("  DDL: " + sql.replace("\n", "\n  "))
+        return "\n".join(lines)
+
+    async def _write(
+        self,
+        source: Source,
+        plan: FilePlan,
+        job: FileJob,
+        options: LoadOptions,
+        conn: Any,
+        workers: int,
+    ) -> None:
+        """COPY the file's batches: the first worker on the file's own connection ``conn``,
+        the others on connections of their own."""
+        if options.txn == "file":
+            workers = 1
+        queue: asyncio.Queue[tuple[int, Payload | Callable[[], Payload]] | None] = asyncio.Queue(
+            maxsize=1
+        )
+        path = source.info.path
+        schema, table = plan.table.schema, plan.table.name
+        file_id = job.file_id
+        assert file_id is not None
+        replace_pending = [job.replaces]
+        whole_file = options.txn == "file"
+
+        inline = source.info.size <= SMALL_FILE_BYTES
+
+        async def produce() -> None:
+            iterator = _payloads(source, plan, options, job.done_batches)
+            sentinel = object()
+            while True:
+                if inline:  # reading a small file takes less than a thread hop
+                    item = next(iterator, sentinel)
+                else:
+                    item = await asyncio.to_thread(next, iterator, sentinel)
+                if item is sentinel:
+                    break
+                assert isinstance(item, tuple)
+                await queue.put(item)
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def apply(conn: Any, index: int, payload: Payload) -> None:
+            if replace_pending[0] is not None:
+                replaced, replace_pending[0] = replace_pending[0], None
+                await store.remove_replaced(conn, replaced, file_id)
+            try:
+                if payload.kind == "arrow":
+                    assert payload.encoder is not None
+                    rows = await copy.copy_arrow(
+                        conn, schema, table, plan.columns, payload.batch, payload.encoder
+                    )
+                else:
+                    assert payload.dialect is not None
+                    chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
+                    rows = await copy.copy_csv(
+                        conn, schema, table, plan.columns, chunk, payload.dialect
+                    )
+            except Exception as exc:
+                if is_driver_error(exc):
+                    raise translate(exc, path=path, first_line=payload.first_line) from exc
+                raise
+            await store.record_batch(conn, file_id, index, payload.first_line, rows)
+            self.reporter.batch_done(path, rows)
+
+        async def encoded(item: Payload | Callable[[], Payload]) -> Payload:
+            if isinstance(item, Payload):
+                return item
+            # Encode in a thread, before the transaction opens: transactions stay short.
+            return await asyncio.to_thread(item)
+
+        async def consume(own: Any = None) -> None:
+            if own is None:
+                async with self._pool.acquire() as pooled:
+                    await consume(pooled)
+                return
+            # The file id stamped on every row (column default) lives in a session setting,
+            # set once per connection and file instead of once per batch (the claim set it on
+            # the file's own connection).
+            if own is not conn:
+                await store.set_file_id(own, file_id)
+            if whole_file:
+                async with own.transaction():
+                    while (item := await queue.get()) is not None:
+                        await apply(own, item[0], await encoded(item[1]))
+                return
+            while (item := await queue.get()) is not None:
+                payload = await encoded(item[1])
+                async with own.transaction():
+                    await apply(own, item[0], payload)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                group.create_task(consume(conn))
+                for _ in range(workers - 1):
+                    group.create_task(consume())
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return SMALL_FILE_BYTES + 1  # let detection report the problem
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        log.debug("ignored: %s", exc)
+
+
+def _options_record(options: LoadOptions) -> dict[str, Any]:
+    record = asdict(options)
+    record["types"] = dict(options.types)
+    return record
+
+
+def _first_error(error: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def load_async(
+    paths: Sequence[str],
+    settings: ConnectionSettings,
+    options: LoadOptions,
+    reporter: Reporter | None = None,
+) -> LoadReport:
+    """Load ``paths`` with ``options``; see :func:`pgingest.load`."""
+    return await Loader(settings, options, reporter).run(paths)

@@ -1,0 +1,152 @@
+"""Turn file headers and file names into safe PostgreSQL identifiers, and quote identifiers.
+
+Normalization is deterministic: the same header always gives the same column name, so the
+files of a daily drop map onto the same table columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from pgingest.errors import ConfigError
+
+MAX_IDENTIFIER_BYTES = 63
+"""PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently truncated by the server."""
+
+LINEAGE_COLUMNS: tuple[str, ...] = ("_pgingest_file_id", "_pgingest_loaded_at")
+"""Columns pgingest adds to every target table; data columns never take these names."""
+
+_HASH_CHARS = 8
+"""Hex digits of the hash that keeps shortened names unique (32 bits: collisions need ~65k
+long names sharing the same 54-character prefix)."""
+
+_NOT_IDENT_CHARS = re.compile(r"[^a-z0-9_]+")
+
+
+def _clean(raw: str | None) -> str:
+    """Apply the character rules; may return an empty string."""
+    if raw is None:
+        return ""
+    ascii_only = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
+    name = _NOT_IDENT_CHARS.sub("_", ascii_only.lower()).strip("_")
+    if name[:1].isdigit():
+        name = "_" + name
+    return name
+
+
+def _shorten(name: str, limit: int = MAX_IDENTIFIER_BYTES) -> str:
+    """Fit ``name`` (ASCII) into ``limit`` characters, keeping distinct names distinct."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode("ascii")).hexdigest()[:_HASH_CHARS]
+    prefix = name[: limit - _HASH_CHARS - 1].rstrip("_")
+    return f"{prefix}_{digest}"
+
+
+def _with_suffix(base: str, number: int) -> str:
+    """``base_N``, cutting ``base`` so that the result still fits the identifier limit."""
+    suffix = f"_{number}"
+    return base[: MAX_IDENTIFIER_BYTES - len(suffix)] + suffix
+
+
+def normalize_names(raw: Sequence[str | None]) -> list[str]:
+    """Normalize a file's header into unique, safe column names.
+
+    Each name is decomposed (NFKD) and reduced to ASCII (accents dropped), lower-cased, runs
+    of characters outside ``[a-z0-9_]`` become one ``_`` and leading/trailing ``_`` are
+    stripped. A blank result becomes ``col_N`` (N is the 1-based position), a leading digit
+    gets a ``_`` prefix, and names longer than 63 bytes are shortened to a prefix plus a hash
+    of the full name. Duplicates, and names equal to the lineage columns, get ``_2``, ``_3``,
+    ... (the first occurrence keeps its name; a suffixed name never takes a name that another
+    column already has).
+
+    Args:
+        raw: The header cells in file order; ``None`` for a missing cell.
+
+    Returns:
+        One identifier per header cell, in the same order, all distinct.
+    """
+    bases = [_shorten(_clean(name) or f"col_{position}") for position, name in enumerate(raw, 1)]
+    taken = set(bases) | set(LINEAGE_COLUMNS)
+    used: set[str] = set(LINEAGE_COLUMNS)
+    result: list[str] = []
+    for base in bases:
+        name = base
+        number = 2
+        while name in used:
+            name = _with_suffix(base, number)
+            # A suffixed name must not steal the plain name of a later column either.
+            if name in taken and name != base:
+                name = base
+            number += 1
+        used.add(name)
+        result.append(name)
+    return result
+
+
+def normalize_identifier(name: str) -> str:
+    """Normalize one name (a table name, usually a file stem) into a safe identifier.
+
+    The character rules are those of :func:`normalize_names`:
+    ``normalize_identifier("Sales Report 2024")`` is ``"sales_report_2024"``. Pass the file
+    stem, not the file name: the suffix is not removed here.
+
+    Args:
+        name: The raw name.
+
+    Returns:
+        A lower-case ASCII identifier of at most 63 bytes.
+
+    Raises:
+        ConfigError: Nothing usable is left of the name (for example ``"###"``).
+    """
+    cleaned = _clean(name)
+    if not cleaned:
+        raise ConfigError(f"cannot make an identifier from {name!r}: give the name explicitly")
+    return _shorten(cleaned)
+
+
+def validate_identifier(name: str) -> str:
+    """Check that ``name`` can be used as a PostgreSQL identifier as it is.
+
+    Args:
+        name: An identifier, normalized or chosen by the user.
+
+    Returns:
+        ``name`` unchanged.
+
+    Raises:
+        ConfigError: The name is empty, longer than 63 bytes in UTF-8 (the server would
+            silently truncate it) or contains a NUL character.
+    """
+    if not name:
+        raise ConfigError("an identifier cannot be empty")
+    if "\x00" in name:
+        raise ConfigError(f"identifier {name!r} contains a NUL character")
+    size = len(name.encode("utf-8"))
+    if size > MAX_IDENTIFIER_BYTES:
+        raise ConfigError(
+            f"identifier {name!r} is {size} bytes long; PostgreSQL allows {MAX_IDENTIFIER_BYTES}"
+        )
+    return name
+
+
+def quote_ident(name: str) -> str:
+    """Validate ``name`` and quote it for SQL: ``a"b`` becomes ``"a""b"``.
+
+    This is the one quoting helper of pgingest; every identifier that reaches SQL passes here.
+
+    Args:
+        name: The identifier to quote.
+
+    Returns:
+        The double-quoted identifier, with inner double quotes doubled.
+
+    Raises:
+        ConfigError: The name is not a valid identifier (see :func:`validate_identifier`).
+    """
+    validate_identifier(name)
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,373 @@
+"""Find out what a file is from its content: Parquet or delimited text, compression, CSV dialect.
+
+The CSV sniffer scores each candidate delimiter by how consistently it splits a sample into
+the same number of fields (quotes respected), then guesses quoting, escaping, line endings,
+encoding and whether row 1 is a header.
+"""
+
+from __future__ import annotations
+
+import csv as pycsv
+import io
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from itertools import islice
+from typing import Literal, get_args
+
+from pgingest.errors import ConfigError, SourceError
+from pgingest.model import Compression, CsvDialect, FormatOption, SourceInfo
+from pgingest.sources.base import (
+    CsvOptions,
+    normalize_encoding,
+    one_line,
+    open_stream,
+    read_block,
+)
+
+__all__ = ["decode_sample", "detect", "reader_for", "sniff_dialect"]
+
+SAMPLE_BYTES = 256 << 10
+"""Decompressed bytes read to sniff a CSV dialect (256 KiB: thousands of typical rows)."""
+_SNIFF_ROWS = 1000
+"""Records parsed per candidate dialect when scoring; enough to see irregular rows, still fast."""
+_TYPE_ROWS = 50
+"""Records whose cells are classified (number, date, text) for the type score and header test
+(50: a tie-breaker and a header vote need few rows; with thousands of small files the
+classification was the largest per-file cost)."""
+
+_MAGIC: tuple[tuple[bytes, Compression], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+_PARQUET_MAGIC = b"PAR1"
+_UTF8_BOM = b"\xef\xbb\xbf"
+_DELIMITERS = (",", "\t", ";", "|")
+"""Candidate delimiters, in order of preference when two score the same."""
+
+_NUMBER = re.compile(
+    r"[-+]?(?:\d+|\d{1,3}(?:[,.' ]\d{3})+)?(?:[.,]\d+)?(?:[eE][-+]?\d+)?%?", re.ASCII
+)
+_DATE = re.compile(
+    r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
+    r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[-+]\d{2}(?::?\d{2})?)?"
+    r"|\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?",
+    re.ASCII,
+)
+_BOOLEANS = frozenset({"true", "false"})
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b")
+
+
+def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None) -> SourceInfo:
+    """Detect a file's format, compression and (for CSV/TSV) dialect from its content.
+
+    Args:
+        path: the file to inspect.
+        fmt: ``"auto"`` decides from the content; ``"csv"``/``"tsv"``/``"parquet"`` force the
+            format (``"tsv"`` forces a tab delimiter; ``"parquet"`` still checks the magic bytes).
+        csv: forced CSV settings (header, delimiter, encoding); the rest is sniffed.
+
+    Returns:
+        What was found, for :func:`pgingest.sources.open_source`.
+
+    Raises:
+        SourceError: the file is missing, empty, binary, a corrupt Parquet file, or not the
+            forced format.
+        ConfigError: ``fmt`` is unknown or contradicts the CSV options.
+    """
+    if fmt not in get_args(FormatOption):
+        raise ConfigError(f"unknown format {fmt!r}; use one of: auto, csv, tsv, parquet")
+    options = csv if csv is not None else CsvOptions()
+    if fmt == "tsv" and options.delimiter not in (None, "\t"):
+        raise ConfigError(f"format tsv means a tab delimiter, not {options.delimiter!r}")
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
+    if size == 0:
+        raise SourceError(f"{path}: file is empty", path=path)
+    compression: Compression = next(
+        (name for magic, name in _MAGIC if head.startswith(magic)), "none"
+    )
+
+    if compression == "none" and head.startswith(_PARQUET_MAGIC):
+        if fmt in ("csv", "tsv"):
+            raise SourceError(f"{path}: is a Parquet file, not {fmt}", path=path)
+        _check_parquet(path)
+        return SourceInfo(path=path, format="parquet", size=size)
+    if fmt == "parquet":
+        what = f"{compression}-compressed" if compression != "none" else "no PAR1 magic bytes"
+        raise SourceError(f"{path}: not a Parquet file ({what})", path=path)
+    if head.startswith(b"PK\x03\x04"):
+        raise SourceError(f"{path}: is a zip archive (xlsx?), not CSV/TSV or Parquet", path=path)
+
+    stream = open_stream(path, compression)
+    try:
+        sample = read_block(stream, SAMPLE_BYTES + 1, path)
+    finally:
+        stream.close()
+    at_eof = len(sample) <= SAMPLE_BYTES
+    sample = sample[:SAMPLE_BYTES]
+    suffix = f" after {compression} decompression" if compression != "none" else ""
+    if not sample:
+        raise SourceError(f"{path}: file is empty{suffix}", path=path)
+    if compression != "none" and sample.startswith(_PARQUET_MAGIC):
+        raise SourceError(
+            f"{path}: compressed Parquet is not supported; decompress it first", path=path
+        )
+    if fmt == "tsv":
+        options = replace(options, delimiter="\t")
+    dialect = sniff_dialect(sample, at_eof=at_eof, path=path, options=options)
+    is_tsv = fmt == "tsv" or (fmt == "auto" and dialect.delimiter == "\t")
+    return SourceInfo(
+        path=path,
+        format="tsv" if is_tsv else "csv",
+        size=size,
+        compression=compression,
+        dialect=dialect,
+    )
+
+
+def _check_parquet(path: str) -> None:
+    """Read the Parquet footer; wrap pyarrow's complaint about a corrupt file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"{path}: corrupt Parquet file: {one_line(exc)}", path=path) from exc
+
+
+def sniff_dialect(
+    sample: bytes, *, at_eof: bool, path: str, options: CsvOptions | None = None
+) -> CsvDialect:
+    """Guess the CSV dialect of the first bytes of a (decompressed) file.
+
+    Args:
+        sample: the file's first bytes.
+        at_eof: True when ``sample`` is the whole file (else its last line may be cut).
+        path: the file, for messages.
+        options: forced settings that override what would be sniffed.
+
+    Returns:
+        The dialect: delimiter, quote, escape, header, encoding and line ending.
+
+    Raises:
+        SourceError: the sample is binary, UTF-16, or holds no data.
+    """
+    options = options if options is not None else CsvOptions()
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"{path}: UTF-16 text is not supported; convert it to UTF-8", path=path)
+    sample = sample.removeprefix(_UTF8_BOM)
+    _check_text(sample, path)
+    if not at_eof:
+        cut = max(sample.rfind(b"\n"), sample.rfind(b"\r"))
+        if cut > 0:
+            sample = sample[: cut + 1]
+    if options.encoding is not None:
+        encoding = normalize_encoding(options.encoding)
+    else:
+        encoding = _detect_encoding(sample)
+    text = decode_sample(sample, encoding)
+    if not text.strip():
+        raise SourceError(f"{path}: file is empty (blank lines only)", path=path)
+
+    newline = _newline_of(text)
+    delimiter, quotechar = _sniff_delimiter(text, options.delimiter, truncated=not at_eof)
+    escapechar = _sniff_escape(text, delimiter, quotechar)
+    if options.header is not None:
+        has_header = options.header
+    else:
+        rows = list(islice(_records(text, delimiter, quotechar, escapechar), _TYPE_ROWS + 1))
+        if not at_eof and len(rows) > 1:
+            rows.pop()
+        has_header = _sniff_header(rows)
+    return CsvDialect(
+        delimiter=delimiter,
+        quotechar=quotechar,
+        escapechar=escapechar,
+        has_header=has_header,
+        encoding=encoding,
+        newline=newline,
+    )
+
+
+def _check_text(sample: bytes, path: str) -> None:
+    """Refuse a sample that is binary: NUL bytes in numbers or mostly control characters."""
+    nul = sample.find(b"\x00")
+    binary = sample.count(b"\x00") * 1000 > len(sample)
+    if not binary:
+        controls = len(sample) - len(sample.translate(None, _CONTROL))
+        binary = controls * 20 > len(sample)
+    if binary:
+        where = ""
+        if nul >= 0:
+            line = sample.count(b"\n", 0, nul) + 1
+            where = f" (NUL byte at line {line})"
+        raise SourceError(f"{path}: binary content{where}: not CSV/TSV or Parquet", path=path)
+
+
+def _detect_encoding(sample: bytes) -> str:
+    """UTF-8 if the sample decodes (a character cut at the end is fine), else cp1252/latin-1."""
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not (exc.reason == "unexpected end of data" and exc.start >= len(sample) - 3):
+            try:
+                sample.decode("cp1252")
+            except UnicodeDecodeError:
+                return "latin-1"
+            return "cp1252"
+    return "utf-8"
+
+
+def decode_sample(data: bytes, encoding: str) -> str:
+    """Decode bytes that may end in the middle of a character; never fail."""
+    if encoding == "utf-8":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data" and exc.start >= len(data) - 3:
+                return data[: exc.start].decode("utf-8", errors="replace")
+            return data.decode("utf-8", errors="replace")
+    return data.decode(encoding, errors="replace")
+
+
+def _newline_of(text: str) -> Literal["\n", "\r\n", "\r"]:
+    first_lf = text.find("\n")
+    first_cr = text.find("\r")
+    if first_cr >= 0 and (first_lf < 0 or first_cr < first_lf - 1):
+        return "\r"
+    if first_lf > 0 and first_cr == first_lf - 1:
+        return "\r\n"
+    return "\n"
+
+
+def reader_for(
+    text: str | Iterable[str], delimiter: str, quotechar: str, escapechar: str | None
+) -> Iterator[list[str]]:
+    """Parse text (a string, or lines read with ``newline=""``) with Python's csv module.
+
+    Lenient like PostgreSQL (``strict=False``) and allowing large fields.
+    """
+    _allow_large_fields()
+    return pycsv.reader(
+        io.StringIO(text, newline="") if isinstance(text, str) else text,
+        delimiter=delimiter,
+        quotechar=quotechar,
+        escapechar=escapechar,
+        doublequote=escapechar is None,
+        strict=False,
+    )
+
+
+def _records(
+    text: str, delimiter: str, quotechar: str, escapechar: str | None
+) -> Iterator[list[str]]:
+    """Non-blank records of the text."""
+    return (row for row in reader_for(text, delimiter, quotechar, escapechar) if row)
+
+
+def _allow_large_fields() -> None:
+    # The csv module refuses fields over 128 KiB by default; a sampled field can be larger.
+    if pycsv.field_size_limit() < (1 << 30):
+        pycsv.field_size_limit(min(sys.maxsize, (1 << 31) - 1))
+
+
+def _sniff_delimiter(text: str, forced: str | None, *, truncated: bool) -> tuple[str, str]:
+    """Pick the delimiter and quote that split the sample most consistently."""
+    delimiters = (forced,) if forced is not None else _DELIMITERS
+    quotes = ('"', "'") if "'" in text else ('"',)
+    best: tuple[float, int] = (-1.0, 0)
+    choice = (delimiters[0], '"')
+    for rank, (quotechar, delimiter) in enumerate((q, d) for q in quotes for d in delimiters):
+        score = _score(text, delimiter, quotechar, None, truncated=truncated)
+        if (score, -rank) > best:
+            best = (score, -rank)
+            choice = (delimiter, quotechar)
+    return choice
+
+
+def _score(
+    text: str, delimiter: str, quotechar: str, escapechar: str | None, *, truncated: bool
+) -> float:
+    """Consistency of field counts, weighted by how clean the resulting cells look."""
+    try:
+        rows = list(islice(_records(text, delimiter, quotechar, escapechar), _SNIFF_ROWS + 1))
+    except pycsv.Error:
+        return 0.0
+    if truncated and len(rows) > 1:
+        rows.pop()
+    if not rows:
+        return 0.0
+    counts = Counter(len(row) for row in rows)
+    width, frequency = max(counts.items(), key=lambda item: (item[1], item[0]))
+    if width < 2:
+        return 0.0
+    consistency = frequency / len(rows)
+    others = [d for d in _DELIMITERS if d != delimiter]
+    cells = [cell for row in rows[:_TYPE_ROWS] for cell in row]
+    clean = sum(1 for cell in cells if _kind(cell) != "text" or not any(o in cell for o in others))
+    return consistency * (0.7 + 0.3 * clean / len(cells))
+
+
+def _sniff_escape(text: str, delimiter: str, quotechar: str) -> str | None:
+    r"""Backslash when ``\"`` escapes quotes inside fields, else None (doubled quotes)."""
+    if "\\" + quotechar not in text:
+        return None
+    d, q = re.escape(delimiter), re.escape(quotechar)
+    escaped = len(re.findall(rf"(?<!\\)\\{q}(?![{d}\r\n]|$)", text))
+    doubled = len(re.findall(rf"(?<=[^{d}\r\n{q}]){q}{q}(?=[^{d}\r\n{q}])", text))
+    with_backslash = _score(text, delimiter, quotechar, "\\", truncated=True)
+    with_doubling = _score(text, delimiter, quotechar, None, truncated=True)
+    if with_backslash > with_doubling or (with_backslash == with_doubling and escaped > doubled):
+        return "\\"
+    return None
+
+
+def _kind(value: str) -> Literal["empty", "typed", "text"]:
+    """Classify a cell: empty, number/date/boolean-looking, or other text."""
+    value = value.strip()
+    if not value:
+        return "empty"
+    if (
+        (_NUMBER.fullmatch(value) and any(c.isdigit() for c in value))
+        or _DATE.fullmatch(value)
+        or value.lower() in _BOOLEANS
+    ):
+        return "typed"
+    return "text"
+
+
+def _sniff_header(rows: list[list[str]]) -> bool:
+    """Is row 1 a header? Text above typed columns says yes, typed values say no."""
+    if not rows:
+        return True
+    first, data = rows[0], rows[1:]
+    first_kinds = [_kind(value) for value in first]
+    header_votes = data_votes = 0
+    for j, kind in enumerate(first_kinds):
+        column = [row[j] for row in data if j < len(row) and row[j].strip()]
+        if not column:
+            continue
+        typed = sum(1 for value in column if _kind(value) == "typed")
+        if typed * 10 >= len(column) * 9:
+            if kind == "text":
+                header_votes += 1
+            elif kind == "typed":
+                data_votes += 1
+    if header_votes:
+        return True
+    if data_votes:
+        return False
+    # No typed column to compare against: a number or date in row 1 means data,
+    # and when everything is text, a header is the likelier case.
+    return "typed" not in first_kinds

@@ -1,0 +1,138 @@
+"""Parquet loading against a real PostgreSQL: every Arrow type keeps its meaning."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+D = decimal.Decimal
+
+
+def test_every_type_round_trips(tmp_path, load, db):
+    rows = 3
+    table = pa.table(
+        {
+            "i8": pa.array([1, None, -128], pa.int8()),
+            "i16": pa.array([1, 2, -32768], pa.int16()),
+            "i32": pa.array([1, 2, -(2**31)], pa.int32()),
+            "i64": pa.array([1, 2, 2**63 - 1], pa.int64()),
+            "u8": pa.array([1, 2, 255], pa.uint8()),
+            "u32": pa.array([1, 2, 2**32 - 1], pa.uint32()),
+            "u64": pa.array([1, 2, 2**64 - 1], pa.uint64()),
+            "f32": pa.array([1.5, None, -0.25], pa.float32()),
+            "f64": pa.array([1.1, 2.2, 1e308], pa.float64()),
+            "dec": pa.array([D("1.23"), None, D("-99999999.99")], pa.decimal128(10, 2)),
+            "b": pa.array([True, False, None]),
+            "d": pa.array([dt.date(2026, 1, 1), None, dt.date(1, 1, 1)], pa.date32()),
+            "t": pa.array([dt.time(1, 2, 3, 4), None, dt.time(23, 59, 59)], pa.time64("us")),
+            "ts": pa.array(
+                [dt.datetime(2026, 1, 1, 1, 2, 3, 456789), None, dt.datetime(1970, 1, 1)],
+                pa.timestamp("us"),
+            ),
+            "ts_ms": pa.array([dt.datetime(2026, 1, 1), None, None], pa.timestamp("ms")),
+            "tstz": pa.array(
+                [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), None, None], pa.timestamp("us", tz="UTC")
+            ),
+            "s": pa.array(["héllo", None, 'q"u,o\nte']),
+            "ls": pa.array(["x", "y", None], pa.large_string()),
+            "bin": pa.array([b"\x00\x01", None, b""], pa.binary()),
+            "dict": pa.array(["a", "b", "a"]).dictionary_encode(),
+            "lst": pa.array([[1, 2], [], None], pa.list_(pa.int64())),
+            "st": pa.array([{"x": 1, "y": "a"}, None, {"x": None, "y": "b"}]),
+            "mp": pa.array([[("k", 1)], None, []], pa.map_(pa.string(), pa.int64())),
+        }
+    )
+    assert table.num_rows == rows
+    path = tmp_path / "every.parquet"
+    pq.write_table(table, path)
+    report = load(path)
+    assert report.ok, report.failed
+    assert db.types("every") == {
+        "i8": "smallint",
+        "i16": "smallint",
+        "i32": "integer",
+        "i64": "bigint",
+        "u8": "smallint",
+        "u32": "bigint",
+        "u64": "numeric",
+        "f32": "real",
+        "f64": "double precision",
+        "dec": "numeric(10,2)",
+        "b": "boolean",
+        "d": "date",
+        "t": "time without time zone",
+        "ts": "timestamp without time zone",
+        "ts_ms": "timestamp without time zone",
+        "tstz": "timestamp with time zone",
+        "s": "text",
+        "ls": "text",
+        "bin": "bytea",
+        "dict": "text",
+        "lst": "bigint[]",
+        "st": "jsonb",
+        "mp": "jsonb",
+    }
+    got = db.fetch("SELECT * FROM every ORDER BY u8")
+    first = dict(got[0])
+    assert first["i64"] == 1
+    assert first["dec"] == D("1.23")
+    assert first["t"] == dt.time(1, 2, 3, 4)
+    assert first["ts"] == dt.datetime(2026, 1, 1, 1, 2, 3, 456789)
+    assert first["tstz"] == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert first["bin"] == b"\x00\x01"
+    assert first["lst"] == [1, 2]
+    assert json.loads(first["st"]) == {"x": 1, "y": "a"}
+    assert json.loads(first["mp"]) == {"k": 1}
+    last = dict(got[2])
+    assert last["i64"] == 2**63 - 1
+    assert last["u64"] == D(2**64 - 1)
+    assert last["f64"] == 1e308
+    assert last["dec"] == D("-99999999.99")
+    assert last["d"] == dt.date(1, 1, 1)
+    assert last["s"] == 'q"u,o\nte'
+    assert last["bin"] == b""
+    assert last["dict"] == "a"
+    middle = dict(got[1])
+    assert middle["lst"] == []
+    assert middle["st"] is None
+    assert middle["i8"] is None
+
+
+def test_several_row_groups_and_batches(tmp_path, load, db):
+    n = 25_000
+    table = pa.table(
+        {"id": pa.array(range(n), pa.int64()), "v": pa.array([str(i) for i in range(n)])}
+    )
+    path = tmp_path / "groups.parquet"
+    pq.write_table(table, path, row_group_size=4_000)
+    assert pq.ParquetFile(path).num_row_groups == 7
+    assert load(path, batch_size=3_000).ok
+    assert db.count("groups") == n
+    assert db.val("SELECT sum(id) FROM groups") == n * (n - 1) // 2
+    assert db.val("SELECT count(DISTINCT id) FROM groups") == n
+
+
+def test_parquet_into_existing_table_casts_to_its_types(tmp_path, load, db):
+    db.execute(
+        f'CREATE TABLE "{db.schema}".narrow (id integer, amount double precision, code text)'
+    )
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "amount": pa.array([D("1.50"), D("2.25")], pa.decimal128(6, 2)),
+            "code": pa.array(["a", "b"]),
+        }
+    )
+    pq.write_table(table, tmp_path / "n.parquet")
+    assert load(tmp_path / "n.parquet", table="narrow").ok
+    assert db.rows("narrow", "id") == [(1, 1.5, "a"), (2, 2.25, "b")]
+    too_big = pa.table({"id": pa.array([1, 2**40], pa.int64())})
+    pq.write_table(too_big, tmp_path / "big.parquet")
+    report = load(tmp_path / "big.parquet", table="narrow", tolerant=True)
+    assert not report.ok
+    assert "column id" in report.failed[0].error
+    assert str(2**40) in report.failed[0].error
