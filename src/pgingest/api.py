@@ -99,8 +99,8 @@ async def status_async(
     Returns:
         JSON-ready data (see :func:`pgingest.manifest.status.status`).
     """
-    from pgingest.manifest.status import status  # noqa: PLC0415
-    from pgingest.pg.connect import connection  # noqa: PLC0415
+    from pgingest.manifest.status import status
+    from pgingest.pg.connect import connection
 
     async with connection(connection_from_env(dsn, home)) as conn:
         return await status(conn, table=table, limit=limit)
@@ -122,14 +122,14 @@ async def revert_async(
     Returns:
         A ``RevertReport``.
     """
-    from pgingest.manifest.revert import revert_safely  # noqa: PLC0415
-    from pgingest.pg.connect import connection  # noqa: PLC0415
+    from pgingest.manifest.revert import revert_safely
+    from pgingest.pg.connect import connection
 
     if path is not None:
         path = str(Path(path).expanduser().absolute())
     async with connection(connection_from_env(dsn, home)) as conn:
         if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
-            from pgingest.errors import ManifestError  # noqa: PLC0415
+            from pgingest.errors import ManifestError
 
             raise ManifestError("nothing was ever loaded into this database")
         return await revert_safely(
@@ -166,10 +166,10 @@ async def resume_async(
     Raises:
         ManifestError: no such run, or nothing to resume.
     """
-    import json  # noqa: PLC0415
+    import json
 
-    from pgingest.errors import ManifestError  # noqa: PLC0415
-    from pgingest.pg.connect import connection  # noqa: PLC0415
+    from pgingest.errors import ManifestError
+    from pgingest.pg.connect import connection
 
     settings = connection_from_env(dsn, home)
     async with connection(settings) as conn:
@@ -190,7 +190,7 @@ async def resume_async(
         )
     paths = json.loads(row["paths"]) if isinstance(row["paths"], str) else row["paths"]
     stored = json.loads(row["options"]) if isinstance(row["options"], str) else row["options"]
-    from dataclasses import fields  # noqa: PLC0415
+    from dataclasses import fields
 
     known = {f.name for f in fields(LoadOptions)}
     values = {k: v for k, v in stored.items() if k in known}
@@ -199,6 +199,6 @@ async def resume_async(
             values[key] = tuple(values[key])
     values["dry_run"] = False
     options = LoadOptions(**values)
-    from pgingest.pipeline import run  # noqa: PLC0415
+    from pgingest.pipeline import run
 
     return await run.load_async(paths, settings, options, reporter)

@@ -119,6 +119,14 @@ class LoadReport:
     dry_run: bool = False
     plans: list[str] = field(default_factory=list)
     """With ``dry_run``: one human-readable plan per file."""
+    run_id: int | None = None
+    """The manifest's id of this run (``None`` for a dry run)."""
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per stage, summed over workers: ``read`` (reading and parsing files),
+    ``encode`` (shaping and encoding batches), ``write`` (COPY and commit on the server),
+    ``wait`` (workers idle, waiting for the next batch)."""
+    retries: int = 0
+    """Transient errors retried during the run."""
 
     @property
     def rows(self) -> int:

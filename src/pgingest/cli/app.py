@@ -292,7 +292,7 @@ def _run_interruptible(coro: Any, reporter: LineReporter) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> None:
     """Recent runs, files and rows per table, failed files, schema changes and rejects."""
-    from pgingest.api import status_async  # noqa: PLC0415
+    from pgingest.api import status_async
 
     data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit))
     if as_json:
@@ -310,7 +310,7 @@ def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> Non
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | None, schema_changes: bool, dry_run: bool) -> None:
     """Take loaded files' rows back out of their tables, in one transaction."""
-    from pgingest.api import revert_async  # noqa: PLC0415
+    from pgingest.api import revert_async
 
     chosen = [x for x in (path, sha256, run_id) if x is not None]
     if len(chosen) != 1:
@@ -332,7 +332,7 @@ def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | 
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
 def resume(run_id: int | None, dsn: str | None, quiet: bool) -> None:
     """Continue an interrupted or failed run (default: the latest) with its options."""
-    from pgingest.api import resume_async  # noqa: PLC0415
+    from pgingest.api import resume_async
 
     reporter = LineReporter(quiet=quiet)
     report = _run_interruptible(resume_async(run_id, dsn=dsn, reporter=reporter), reporter)

@@ -6,6 +6,7 @@ import sys
 from typing import Any, TextIO
 
 from pgingest.model import FileResult, LoadReport
+from pgingest.observability.progress import BatchDone, DbError, FileStarted, Retry
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -30,11 +31,28 @@ class LineReporter:
         """Remember the run id, to say how to resume it."""
         self.run_id = run_id
 
-    def file_started(self, path: str, table: str) -> None:
+    def file_started(self, event: FileStarted) -> None:
         """Nothing to print until the file is done."""
 
-    def batch_done(self, path: str, rows: int) -> None:
+    def batch_done(self, event: BatchDone) -> None:
         """Nothing to print per batch."""
+
+    def retry(self, event: Retry) -> None:
+        """``retrying path batch N in S s (attempt A): error``, to stderr."""
+        if not self.quiet:
+            where = f" batch {event.batch}" if event.batch is not None else ""
+            print(
+                f"retrying {event.path or 'connection'}{where} in {event.delay:.1f} s"
+                f" (attempt {event.attempt}, {event.error_class}): {event.error}",
+                file=self.err,
+                flush=True,
+            )
+
+    def db_error(self, event: DbError) -> None:
+        """Counted by metrics; the file's failure or the retry says the rest."""
+
+    def run_done(self, report: LoadReport) -> None:
+        """The CLI prints the summary itself."""
 
     def file_done(self, result: FileResult) -> None:
         """``✓ path  rows  seconds  rows/s`` or ``✗ path  error``."""

@@ -89,7 +89,7 @@ async def status(conn: Any, *, table: str | None = None, limit: int = 10) -> dic
     }
     for run in result["runs"]:
         if isinstance(run.get("paths"), str):
-            import json  # noqa: PLC0415
+            import json
 
             run["paths"] = json.loads(run["paths"])
     return result

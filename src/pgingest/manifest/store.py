@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgingest.manifest.model import FileEntry, Fingerprint
+from pgingest.manifest.model import FileEntry
 from pgingest.pg.ddl import qualified_name, quote_ident
 
 SCHEMA_VERSION = 1

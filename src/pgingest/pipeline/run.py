@@ -13,6 +13,8 @@ from typing import Any
 
 from pgingest.config import ConnectionSettings, LoadOptions
 from pgingest.errors import ConfigError, PgIngestError, SchemaError
+from pgingest.manifest import store
+from pgingest.manifest.model import fingerprint
 from pgingest.model import (
     ArrowChunk,
     ColumnSpec,
@@ -23,11 +25,10 @@ from pgingest.model import (
     SourceInfo,
     TableSpec,
 )
-from pgingest.manifest import store
-from pgingest.manifest.model import fingerprint
-from pgingest.observability.progress import NullReporter, Reporter
+from pgingest.observability.progress import BatchDone, FileStarted, NullReporter, Reporter
 from pgingest.pg import connect, copy, ddl
 from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pipeline.memory import disable_transparent_huge_pages
 from pgingest.pipeline.plan import default_table_name, discover
 from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
 from pgingest.schema.infer import infer_pg_types
@@ -57,6 +58,11 @@ class Payload:
     dialect: CsvDialect | None = None
     batch: Any = None
     encoder: copy.BinaryEncoder | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Input bytes this batch stands for (for Arrow batches: their size in memory)."""
+        return len(self.data) if self.kind == "csv" else int(self.batch.nbytes)
 
 
 @dataclass(slots=True)
@@ -209,6 +215,7 @@ class Loader:
         self.reporter: Reporter = reporter or NullReporter()
         self._pool: Any = None
         self._run_id: int | None = None
+        self._stages: dict[str, float] = {}
         self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
 
     @property
@@ -218,9 +225,16 @@ class Loader:
             return 1
         return max(1, self.options.internal_concurrency)
 
+    def _stage(self, name: str, began: float) -> float:
+        """Add the seconds since ``began`` to stage ``name``; return them."""
+        seconds = time.perf_counter() - began
+        self._stages[name] = self._stages.get(name, 0.0) + seconds
+        return seconds
+
     async def run(self, paths: Sequence[str]) -> LoadReport:
         """Load every file behind ``paths``; return the report (failures are in it, not raised)."""
         started = time.perf_counter()
+        disable_transparent_huge_pages()
         report = LoadReport(dry_run=self.options.dry_run)
         found = discover(paths)
         files = [d.path for d in found if d.error is None]
@@ -231,6 +245,7 @@ class Loader:
                 self.reporter.file_done(result)
         if not files:
             report.seconds = time.perf_counter() - started
+            self.reporter.run_done(report)
             return report
         # Each file holds one connection per batch worker (the first also holds its lock).
         size = min(self.options.concurrency, len(files)) * self.workers_per_file + 2
@@ -293,7 +308,10 @@ class Loader:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
             await self._pool.close()
-        report.seconds = time.perf_counter() - started
+            report.seconds = time.perf_counter() - started
+            report.run_id = self._run_id
+            report.stages = {k: round(v, 3) for k, v in sorted(self._stages.items())}
+            self.reporter.run_done(report)
         return report
 
     async def _finish_run(self, status: str, report: LoadReport) -> None:
@@ -415,7 +433,9 @@ class Loader:
             try:
                 source = await self._open(path)
                 plan = await self._plan(source, table_name, job, conn)
-                self.reporter.file_started(path, plan.table.qualified)
+                self.reporter.file_started(
+                    FileStarted(path, plan.table.qualified, source.info.format, stat.st_size)
+                )
                 workers = 1 if small else self.workers_per_file
                 if sha256 is None:
                     # Hash alongside the load: a new file does not wait for its checksum.
@@ -576,6 +596,8 @@ class Loader:
         assert file_id is not None
         replace_pending = [job.replaces]
         whole_file = options.txn == "file"
+        qualified = plan.table.qualified
+        fmt = source.info.format
 
         inline = source.info.size <= SMALL_FILE_BYTES
 
@@ -583,10 +605,12 @@ class Loader:
             iterator = _payloads(source, plan, options, job.done_batches)
             sentinel = object()
             while True:
+                began = time.perf_counter()
                 if inline:  # reading a small file takes less than a thread hop
                     item = next(iterator, sentinel)
                 else:
                     item = await asyncio.to_thread(next, iterator, sentinel)
+                self._stage("read", began)
                 if item is sentinel:
                     break
                 assert isinstance(item, tuple)
@@ -594,7 +618,7 @@ class Loader:
             for _ in range(workers):
                 await queue.put(None)
 
-        async def apply(conn: Any, index: int, payload: Payload) -> None:
+        async def apply(conn: Any, index: int, payload: Payload) -> int:
             if replace_pending[0] is not None:
                 replaced, replace_pending[0] = replace_pending[0], None
                 await store.remove_replaced(conn, replaced, file_id)
@@ -615,13 +639,30 @@ class Loader:
                     raise translate(exc, path=path, first_line=payload.first_line) from exc
                 raise
             await store.record_batch(conn, file_id, index, payload.first_line, rows)
-            self.reporter.batch_done(path, rows)
+            return rows
 
         async def encoded(item: Payload | Callable[[], Payload]) -> Payload:
             if isinstance(item, Payload):
                 return item
             # Encode in a thread, before the transaction opens: transactions stay short.
-            return await asyncio.to_thread(item)
+            began = time.perf_counter()
+            payload = await asyncio.to_thread(item)
+            self._stage("encode", began)
+            return payload
+
+        async def next_item() -> tuple[int, Payload | Callable[[], Payload]] | None:
+            began = time.perf_counter()
+            item = await queue.get()
+            self._stage("wait", began)
+            return item
+
+        def done(index: int, payload: Payload, rows: int, began: float) -> None:
+            latency = self._stage("write", began)
+            self.reporter.batch_done(
+                BatchDone(
+                    path, qualified, fmt, index, rows, payload.nbytes, latency, payload.first_line
+                )
+            )
 
         async def consume(own: Any = None) -> None:
             if own is None:
@@ -634,14 +675,21 @@ class Loader:
             if own is not conn:
                 await store.set_file_id(own, file_id)
             if whole_file:
+                finished: list[tuple[int, Payload, int]] = []
+                began = time.perf_counter()
                 async with own.transaction():
-                    while (item := await queue.get()) is not None:
-                        await apply(own, item[0], await encoded(item[1]))
+                    while (item := await next_item()) is not None:
+                        payload = await encoded(item[1])
+                        finished.append((item[0], payload, await apply(own, item[0], payload)))
+                for index, payload, rows in finished:  # committed only now
+                    done(index, payload, rows, began)
                 return
-            while (item := await queue.get()) is not None:
+            while (item := await next_item()) is not None:
                 payload = await encoded(item[1])
+                began = time.perf_counter()
                 async with own.transaction():
-                    await apply(own, item[0], payload)
+                    rows = await apply(own, item[0], payload)
+                done(item[0], payload, rows, began)
 
         try:
             async with asyncio.TaskGroup() as group:
