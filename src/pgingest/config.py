@@ -128,6 +128,14 @@ class LoadOptions:
     """How long each pause lasts."""
     sectional_commit: bool = False
     """Stop loading a folder at its first failed file (the rest of it is left for a re-run)."""
+    max_retries: int = 3
+    """Retries of a batch (or a connection, or a file's bookkeeping) after a transient database
+    error: connection lost or refused, server shutting down or starting up, too many
+    connections, serialization failure, deadlock. 0: fail at the first one."""
+    retry_base: float = 1.0
+    """Seconds before the first retry; each further retry waits twice as long (with jitter)."""
+    retry_max: float = 30.0
+    """The longest wait between two retries, in seconds."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -138,6 +146,10 @@ class LoadOptions:
             raise ConfigError("--concurrency must be at least 1")
         if self.internal_concurrency < 1:
             raise ConfigError("--internal-concurrency must be at least 1")
+        if self.max_retries < 0:
+            raise ConfigError("--max-retries must be 0 or more")
+        if self.retry_base < 0 or self.retry_max < 0:
+            raise ConfigError("--retry-base and --retry-max must be 0 or more")
         if self.pause_every < 0 or self.pause_seconds < 0:
             raise ConfigError("--pause-every and --pause-seconds cannot be negative")
         if self.on_changed not in ("replace", "append"):

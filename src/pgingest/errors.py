@@ -103,6 +103,10 @@ class AlreadyLoadedError(ManifestError):
     """The file's content is already loaded into the table."""
 
 
+class LeaseLostError(ManifestError):
+    """Another process took a file over while this one reconnected; this one stops it."""
+
+
 class ConcurrentLoadError(ManifestError):
     """Another run holds the table's lock."""
 

@@ -104,18 +104,18 @@ def test_sigkill_then_resume_loads_every_row_once(tmp_path, db, kill_after):
     assert file_rows(db, src) == [("success", ROWS)]
 
 
-def test_terminated_backend_mid_copy_then_rerun(tmp_path, db):
-    src = make_csv(tmp_path / "term.csv")
-    proc = start_load(db.dsn, db.schema, str(src), "--table", "term", "--batch-size", str(BATCH))
-    killed = []
+def terminate_copy_when(db, src: Path, proc, table: str, after_batches: int) -> list[bool]:
+    """Wait until ``after_batches`` batches committed, then pg_terminate_backend every
+    connection of the load that is in the middle of a COPY into ``table``."""
+    killed: list[bool] = []
 
     def terminate() -> bool:
         if proc.poll() is not None:
             return True
-        if committed_batches(db, src) < 10:
+        if committed_batches(db, src) < after_batches:
             return False
         pids = db.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY %term%'"
+            f"SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY %{table}%'"
             " AND state = 'active' AND pid <> pg_backend_pid()"
         )
         for row in pids:
@@ -123,12 +123,39 @@ def test_terminated_backend_mid_copy_then_rerun(tmp_path, db):
         return bool(killed)
 
     wait_for(terminate)
+    return killed
+
+
+def test_terminated_backend_mid_copy_is_retried(tmp_path, db):
+    src = make_csv(tmp_path / "retried.csv")
+    proc = start_load(
+        db.dsn, db.schema, str(src), "--table", "retried", "--batch-size", str(BATCH),
+        "--retry-base", "0.05",
+    )
+    killed = terminate_copy_when(db, src, proc, "retried", 10)
+    _out, err = proc.communicate(timeout=120)
+    assert killed, "no COPY was caught in flight"
+    assert proc.returncode == 0, err
+    assert "retrying" in err
+    assert "admin_shutdown" in err or "connection" in err
+    assert db.count("retried") == ROWS
+    assert content_md5(db, "retried") == expected_md5()
+    assert file_rows(db, src) == [("success", ROWS)]
+
+
+def test_terminated_backend_mid_copy_then_rerun(tmp_path, db):
+    src = make_csv(tmp_path / "term.csv")
+    proc = start_load(
+        db.dsn, db.schema, str(src), "--table", "term", "--batch-size", str(BATCH),
+        "--max-retries", "0",
+    )
+    killed = terminate_copy_when(db, src, proc, "term", 10)
     _out, err = proc.communicate(timeout=120)
     assert killed, "no COPY was caught in flight"
     assert proc.returncode == 1, err
     status, rows = file_rows(db, src)[-1]
     assert status == "failed", err
-    assert rows == db.count("term") > 0  # committed batches kept, and counted truthfully
+    assert rows == db.count("term") > 0, err  # committed batches kept, and counted truthfully
     again = subprocess.run(
         [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema,
          str(src), "--table", "term", "--batch-size", str(BATCH)],

@@ -210,6 +210,26 @@ def cli(ctx: click.Context, debug: bool) -> None:
     envvar=_env("sectional_commit"),
     help="Stop loading a folder at its first failed file (the rest waits for a re-run).",
 )
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    envvar=_env("max_retries"),
+    help="Retries of a batch or connection after a transient database error (connection lost"
+    " or refused, server restarting, too many connections, deadlock).  [default: 3]",
+)
+@click.option(
+    "--retry-base",
+    type=click.FloatRange(min=0),
+    envvar=_env("retry_base"),
+    help="Seconds before the first retry; doubled for each further one, with jitter."
+    "  [default: 1]",
+)
+@click.option(
+    "--retry-max",
+    type=click.FloatRange(min=0),
+    envvar=_env("retry_max"),
+    help="Longest wait between two retries, in seconds.  [default: 30]",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
 @click.pass_obj
 def load(

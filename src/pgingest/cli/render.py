@@ -42,7 +42,7 @@ class LineReporter:
         if not self.quiet:
             where = f" batch {event.batch}" if event.batch is not None else ""
             print(
-                f"retrying {event.path or 'connection'}{where} in {event.delay:.1f} s"
+                f"retrying {event.path or 'to connect'}{where} in {event.delay:.1f} s"
                 f" (attempt {event.attempt}, {event.error_class}): {event.error}",
                 file=self.err,
                 flush=True,

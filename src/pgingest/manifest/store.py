@@ -377,6 +377,28 @@ async def release_file(conn: Any, file_id: int) -> None:
     )
 
 
+async def relock_file(conn: Any, file_id: int) -> bool:
+    """Take the file's session lock again on a new connection, after the claiming one was
+    lost; False when another process took the file meanwhile."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+            _lock_key("file", str(file_id)),
+        )
+    )
+
+
+async def committed_batch_rows(conn: Any, file_id: int, batch: int) -> int | None:
+    """Rows of the batch if its transaction committed (the manifest records it inside), else
+    ``None``: after a lost connection, this tells whether a retry would apply it twice."""
+    rows = await conn.fetchval(
+        "SELECT rows FROM pgingest.file_batches WHERE file_id = $1 AND batch = $2",
+        file_id,
+        batch,
+    )
+    return None if rows is None else int(rows)
+
+
 async def set_file_id(conn: Any, file_id: int) -> None:
     """Stamp the rows COPY writes on this connection with the file's id (lineage default)."""
     await conn.execute("SELECT set_config($1, $2, false)", FILE_ID_SETTING, str(file_id))

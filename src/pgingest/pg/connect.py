@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from pgingest.config import ConnectionSettings, redact_dsn
 from pgingest.errors import ConfigError
 from pgingest.pg import embedded
 from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pg.retry import RetryPolicy, is_transient
 
 log = logging.getLogger("pgingest.connect")
 
@@ -31,36 +33,56 @@ async def _init_connection(conn: Any) -> None:
     await conn.execute("SET statement_timeout = 0")
 
 
-async def create_pool(settings: ConnectionSettings, size: int) -> asyncpg.Pool:
-    """Open a pool of at most ``size`` connections.
+async def create_pool(
+    settings: ConnectionSettings,
+    size: int,
+    policy: RetryPolicy | None = None,
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+) -> asyncpg.Pool:
+    """Open a pool of at most ``size`` connections, waiting for a server that refuses them.
 
     Args:
         settings: where to connect.
         size: the most connections the pool opens.
+        policy: retries of a transient failure to connect (refused, starting up, too many
+            connections); ``None``: no retry.
+        on_retry: called with (attempt, delay, error) before each wait.
 
     Returns:
         An open ``asyncpg.Pool``.
 
     Raises:
         ConfigError: the DSN is malformed.
-        ConnectionLostError: the server cannot be reached.
+        ConnectionLostError: the server cannot be reached (after the retries).
     """
     dsn = await resolve_dsn(settings)
-    try:
-        return await asyncpg.create_pool(
-            dsn,
-            min_size=1,
-            max_size=max(1, size),
-            timeout=settings.connect_timeout,
-            init=_init_connection,
-        )
-    except (ValueError, asyncpg.ClientConfigurationError) as exc:
-        raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
-    except Exception as exc:
-        if is_driver_error(exc):
+    attempt = 0
+    while True:
+        try:
+            return await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=max(1, size),
+                timeout=settings.connect_timeout,
+                init=_init_connection,
+            )
+        except (ValueError, asyncpg.ClientConfigurationError) as exc:
+            raise ConfigError(
+                f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}"
+            ) from exc
+        except Exception as exc:
+            if not is_driver_error(exc):
+                raise
+            if policy is not None and is_transient(exc) and attempt < policy.max_retries:
+                attempt += 1
+                delay = policy.delay(attempt)
+                if on_retry is not None:
+                    on_retry(attempt, delay, exc)
+                await asyncio.sleep(delay)
+                continue
             error = translate(exc)
-            raise type(error)(f"cannot connect to {redact_dsn(dsn)}: {error}") from exc
-        raise
+            tries = f" (after {attempt} retries)" if attempt else ""
+            raise type(error)(f"cannot connect to {redact_dsn(dsn)}{tries}: {error}") from exc
 
 
 async def server_version(conn: Any) -> int:

@@ -46,6 +46,16 @@ def copy_position(exc: BaseException) -> CopyPosition | None:
     return None
 
 
+def connection_gone(exc: BaseException) -> bool:
+    """True when the driver says the connection is closed or lost (not an API misuse)."""
+    if isinstance(exc, asyncpg.ConnectionDoesNotExistError):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        text = str(exc).lower()
+        return "closed" in text or ("connection" in text and "lost" in text)
+    return False
+
+
 def is_driver_error(exc: BaseException) -> bool:
     """True for exceptions that :func:`translate` knows."""
     return isinstance(
@@ -97,6 +107,6 @@ def translate(exc: BaseException, *, path: str | None = None, first_line: int = 
         if state in {"42703", "42P01", "42804", "42P16"}:
             return SchemaError(message)
         return DatabaseError(f"{message} (SQLSTATE {state})", sqlstate=state)
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+    if isinstance(exc, OSError | ConnectionError | TimeoutError) or connection_gone(exc):
         return ConnectionLostError(f"connection problem: {message}")
     return DatabaseError(message)

@@ -7,12 +7,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from pgingest.config import ConnectionSettings, LoadOptions
-from pgingest.errors import ConfigError, PgIngestError, SchemaError
+from pgingest.config import ConnectionSettings, LoadOptions, redact_dsn
+from pgingest.errors import ConfigError, LeaseLostError, PgIngestError, SchemaError
 from pgingest.manifest import store
 from pgingest.manifest.model import fingerprint
 from pgingest.model import (
@@ -25,9 +25,17 @@ from pgingest.model import (
     SourceInfo,
     TableSpec,
 )
-from pgingest.observability.progress import BatchDone, FileStarted, NullReporter, Reporter
+from pgingest.observability.progress import (
+    BatchDone,
+    DbError,
+    FileStarted,
+    NullReporter,
+    Reporter,
+    Retry,
+)
 from pgingest.pg import connect, copy, ddl
 from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.memory import disable_transparent_huge_pages
 from pgingest.pipeline.plan import default_table_name, discover
 from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
@@ -37,6 +45,7 @@ from pgingest.schema.pgtypes import pg_type_for_arrow
 from pgingest.sources import CsvOptions, Source, detect, open_source
 
 log = logging.getLogger("pgingest.run")
+T = TypeVar("T")
 
 # Raw CSV chunks of this size keep two COPY streams busy without holding much memory
 # (4 MiB measured best for two streams on a 2-core machine; 16 MiB was 10% slower).
@@ -197,6 +206,47 @@ class FileJob:
     replaces: int | None = None
 
 
+
+class Lease:
+    """A worker's pooled connection, replaced by :meth:`renew` when a fault cut it.
+
+    The file's own connection also holds the file's manifest lock: a new one takes the lock
+    again, and when another process took the file meanwhile, :class:`LeaseLostError` stops
+    this one (the batches it committed stay recorded; the other process skips them).
+    """
+
+    def __init__(
+        self, pool: Any, conn: Any, *, holds_lock: bool = False, file_id: int | None = None
+    ) -> None:
+        self._pool = pool
+        self.conn: Any = conn
+        self.holds_lock = holds_lock
+        self.file_id = file_id
+
+    async def renew(self) -> None:
+        """Give the current connection back and take a fresh one, set up for the file."""
+        await self.release()
+        conn = await self._pool.acquire()
+        try:
+            if self.file_id is not None:
+                if self.holds_lock and not await store.relock_file(conn, self.file_id):
+                    raise LeaseLostError(
+                        f"file id {self.file_id}: another pgingest process took the file over"
+                        " while this one reconnected"
+                    )
+                await store.set_file_id(conn, self.file_id)
+        except BaseException:
+            await _quietly(self._pool.release(conn))
+            raise
+        self.conn = conn
+
+    async def release(self) -> None:
+        """Give the connection back to the pool (a broken one is replaced by the pool)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await _quietly(asyncio.wait_for(self._pool.release(conn), 10))
+
+
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
 
@@ -216,6 +266,8 @@ class Loader:
         self._pool: Any = None
         self._run_id: int | None = None
         self._stages: dict[str, float] = {}
+        self._retries = 0
+        self._policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
 
     @property
@@ -224,6 +276,54 @@ class Loader:
         if self.options.txn == "file":
             return 1
         return max(1, self.options.internal_concurrency)
+
+    def _retrying(
+        self, exc: BaseException, attempt: int, delay: float, path: str, table: str,
+        batch: int | None,
+    ) -> None:
+        """Count, log and report a retry about to happen."""
+        self._retries += 1
+        error = _one_line(redact_dsn(str(exc))) or type(exc).__name__
+        error_class = classify(exc)
+        log.info(
+            "retry %d/%d in %.1f s of %s%s after %s: %s",
+            attempt,
+            self._policy.max_retries,
+            delay,
+            path or "connecting",
+            f" batch {batch}" if batch is not None else "",
+            error_class,
+            error,
+            extra={"file": path or None, "table": table or None, "batch": batch},
+        )
+        self.reporter.retry(Retry(path, table, batch, attempt, delay, error_class, error))
+
+    def _db_error(self, exc: BaseException, path: str | None) -> None:
+        """Report a database error once, where it is first caught."""
+        cause = exc.__cause__ if isinstance(exc, PgIngestError) and exc.__cause__ else exc
+        if getattr(cause, "_pgingest_reported", False) or not is_driver_error(cause):
+            return
+        try:
+            cause._pgingest_reported = True  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type without a __dict__: may count twice
+            pass
+        self.reporter.db_error(DbError(classify(cause), path))
+
+    async def _with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
+        """Run ``step``, again after a transient database error (a fresh connection each time:
+        ``step`` acquires its own)."""
+        attempt = 0
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                self._db_error(exc, path or None)
+                if not is_transient(exc) or attempt >= self._policy.max_retries:
+                    raise
+                attempt += 1
+                delay = self._policy.delay(attempt)
+                self._retrying(exc, attempt, delay, path, "", None)
+                await asyncio.sleep(delay)
 
     def _stage(self, name: str, began: float) -> float:
         """Add the seconds since ``began`` to stage ``name``; return them."""
@@ -249,18 +349,28 @@ class Loader:
             return report
         # Each file holds one connection per batch worker (the first also holds its lock).
         size = min(self.options.concurrency, len(files)) * self.workers_per_file + 2
-        self._pool = await connect.create_pool(self.settings, size)
+        self._pool = await connect.create_pool(
+            self.settings,
+            size,
+            self._policy,
+            lambda attempt, delay, exc: self._retrying(exc, attempt, delay, "", "", None),
+        )
         try:
             if not self.options.dry_run:
-                async with self._pool.acquire() as conn:
-                    await store.ensure_manifest(conn)
-                    self._run_id = await store.start_run(
-                        conn,
-                        [os.path.abspath(p) for p in paths],
-                        _options_record(self.options),
-                        socket.gethostname(),
-                        os.getpid(),
-                    )
+
+                async def start() -> int:
+                    async with self._pool.acquire() as conn:
+                        await store.ensure_manifest(conn)
+                        run_id: int = await store.start_run(
+                            conn,
+                            [os.path.abspath(p) for p in paths],
+                            _options_record(self.options),
+                            socket.gethostname(),
+                            os.getpid(),
+                        )
+                        return run_id
+
+                self._run_id = await self._with_retries(start)
                 self.reporter.run_started(self._run_id)
             limit = asyncio.Semaphore(self.options.concurrency)
             results: list[FileResult | None] = [None] * len(files)
@@ -310,6 +420,7 @@ class Loader:
             await self._pool.close()
             report.seconds = time.perf_counter() - started
             report.run_id = self._run_id
+            report.retries = self._retries
             report.stages = {k: round(v, 3) for k, v in sorted(self._stages.items())}
             self.reporter.run_done(report)
         return report
@@ -322,9 +433,14 @@ class Loader:
             "failed": len(report.failed),
             "rows": report.rows,
         }
-        try:
+        run_id = self._run_id
+
+        async def finish() -> None:
             async with self._pool.acquire() as conn:
-                await store.finish_run(conn, self._run_id, status, counts)
+                await store.finish_run(conn, run_id, status, counts)
+
+        try:
+            await self._with_retries(finish)
         except Exception as exc:  # the server may be gone: the run row stays 'running'
             log.warning("could not record the end of run %s: %s", self._run_id, exc)
 
@@ -334,7 +450,6 @@ class Loader:
         qualified = ""
         result: FileResult
         source: Source | None = None
-        job = FileJob(path)
         try:
             table_name = self.options.table or default_table_name(path)
             qualified = f"{self.options.schema}.{table_name}"
@@ -345,7 +460,9 @@ class Loader:
                 result = FileResult(path, plan.table.qualified, "skipped", format=source.info.format)
                 result.message = "dry run"
             else:
-                result = await self._load_claimed(path, table_name, job, started)
+                result = await self._load_with_retries(path, table_name, started)
+        except LeaseLostError as exc:
+            result = FileResult(path, qualified, "skipped", message=_one_line(str(exc)))
         except PgIngestError as exc:
             result = FileResult(path, qualified, "failed", error=_one_line(str(exc)))
         except Exception as exc:
@@ -363,6 +480,24 @@ class Loader:
         result.seconds = time.perf_counter() - started
         self.reporter.file_done(result)
         return result
+
+    async def _load_with_retries(self, path: str, table_name: str, started: float) -> FileResult:
+        """Load one file; after a transient error outside a batch (claiming, planning,
+        completing) or one its batches ran out of retries on, claim it again: the manifest
+        resumes it after its committed batches."""
+        attempt = 0
+        while True:
+            try:
+                return await self._load_claimed(path, table_name, FileJob(path), started)
+            except Exception as exc:
+                self._db_error(exc, path)
+                if not is_transient(exc) or attempt >= self._policy.max_retries:
+                    raise
+                attempt += 1
+                delay = self._policy.delay(attempt)
+                table = f"{self.options.schema}.{table_name}"
+                self._retrying(exc, attempt, delay, path, table, None)
+                await asyncio.sleep(delay)
 
     async def _open(self, path: str) -> Source:
         csv_options = _csv_options(self.options)
@@ -388,7 +523,9 @@ class Loader:
         chunking = {"batch_size": self.options.batch_size, "batch_bytes": self.options.batch_bytes}
         # Hashing a small file costs less than a second claim would.
         sha256: str | None = fingerprint(path).sha256 if small else None
-        async with self._pool.acquire() as conn:
+        lease = Lease(self._pool, await self._pool.acquire(), holds_lock=True)
+        try:
+            conn = lease.conn
 
             async def claim_it(sha: str | None) -> store.Claim:
                 return await store.claim_file(
@@ -419,6 +556,7 @@ class Loader:
             if claim.file_id is None:
                 raise PgIngestError(f"{path}: the manifest returned no file id")
             job.file_id = claim.file_id
+            lease.file_id = claim.file_id
             job.done_batches = frozenset(claim.done_batches)
             job.done_rows = claim.done_rows
             job.replaces = claim.replaces
@@ -442,31 +580,36 @@ class Loader:
                     try:
                         async with asyncio.TaskGroup() as group:
                             hashing = group.create_task(asyncio.to_thread(fingerprint, path))
-                            await self._write(source, plan, job, options, conn, workers)
+                            await self._write(source, plan, job, options, lease, workers)
                     except BaseExceptionGroup as group_error:
                         raise _first_error(group_error) from None
                     sha256 = hashing.result().sha256
                 else:
-                    await self._write(source, plan, job, options, conn, workers)
+                    await self._write(source, plan, job, options, lease, workers)
                 done = await store.complete_file(
-                    conn,
+                    lease.conn,
                     job.file_id,
                     sha256,
                     fmt=source.info.format,
                     force=self.options.force,
                     lineage=self.options.lineage,
                 )
+            except LeaseLostError:
+                raise  # another process loads the file now: its manifest row is not ours
             except BaseException as exc:
                 discard = isinstance(exc, PgIngestError) and not exc.retryable
                 message = _one_line(str(exc)) or type(exc).__name__
                 if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
                     message = "interrupted"
-                await asyncio.shield(self._record_failure(conn, job, message, discard))
-                await _quietly(store.release_file(conn, job.file_id))
+                await asyncio.shield(self._record_failure(lease.conn, job, message, discard))
+                if lease.conn is not None:
+                    await _quietly(store.release_file(lease.conn, job.file_id))
                 raise
             finally:
                 if source is not None:
                     source.close()
+        finally:
+            await lease.release()
         fmt = source.info.format
         if done.duplicate_of is not None:
             result = FileResult(path, plan.table.qualified, "skipped", format=fmt)
@@ -504,7 +647,7 @@ class Loader:
                     log.warning("could not record the failure of %s: %s", job.path, exc)
                 else:
                     await asyncio.sleep(0.2 * attempt)
-        if conn.is_in_transaction():
+        if conn is not None and not conn.is_closed() and conn.is_in_transaction():
             await _quietly(conn.execute("ROLLBACK"))
 
     async def _plan(
@@ -580,11 +723,13 @@ class Loader:
         plan: FilePlan,
         job: FileJob,
         options: LoadOptions,
-        conn: Any,
+        lease: Lease,
         workers: int,
     ) -> None:
-        """COPY the file's batches: the first worker on the file's own connection ``conn``,
-        the others on connections of their own."""
+        """COPY the file's batches: the first worker on the file's own connection ``lease``,
+        the others on connections of their own. A batch cut by a transient error is retried
+        (on a new connection when its own is gone), never applied twice: the manifest records
+        each batch in its own transaction, and is asked before a retry."""
         if options.txn == "file":
             workers = 1
         queue: asyncio.Queue[tuple[int, Payload | Callable[[], Payload]] | None] = asyncio.Queue(
@@ -619,27 +764,28 @@ class Loader:
                 await queue.put(None)
 
         async def apply(conn: Any, index: int, payload: Payload) -> int:
-            if replace_pending[0] is not None:
-                replaced, replace_pending[0] = replace_pending[0], None
-                await store.remove_replaced(conn, replaced, file_id)
+            replaced = replace_pending[0]
+            replace_pending[0] = None
             try:
+                if replaced is not None:
+                    await store.remove_replaced(conn, replaced, file_id)
                 if payload.kind == "arrow":
-                    assert payload.encoder is not None
+                    encoder = cast("copy.BinaryEncoder", payload.encoder)
                     rows = await copy.copy_arrow(
-                        conn, schema, table, plan.columns, payload.batch, payload.encoder
+                        conn, schema, table, plan.columns, payload.batch, encoder
                     )
                 else:
-                    assert payload.dialect is not None
                     chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
-                    rows = await copy.copy_csv(
-                        conn, schema, table, plan.columns, chunk, payload.dialect
-                    )
-            except Exception as exc:
-                if is_driver_error(exc):
+                    dialect = cast("CsvDialect", payload.dialect)
+                    rows = await copy.copy_csv(conn, schema, table, plan.columns, chunk, dialect)
+                await store.record_batch(conn, file_id, index, payload.first_line, rows)
+            except BaseException as exc:
+                if replaced is not None:  # rolled back: the next batch removes them
+                    replace_pending[0] = replaced
+                if isinstance(exc, Exception) and is_driver_error(exc) and not is_transient(exc):
                     raise translate(exc, path=path, first_line=payload.first_line) from exc
                 raise
-            await store.record_batch(conn, file_id, index, payload.first_line, rows)
-            return rows
+            return int(rows)
 
         async def encoded(item: Payload | Callable[[], Payload]) -> Payload:
             if isinstance(item, Payload):
@@ -664,37 +810,64 @@ class Loader:
                 )
             )
 
-        async def consume(own: Any = None) -> None:
-            if own is None:
-                async with self._pool.acquire() as pooled:
-                    await consume(pooled)
+        async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
+            attempt = 0
+            while True:
+                began = time.perf_counter()
+                try:
+                    if attempt:
+                        if lease.conn is None or lease.conn.is_closed():
+                            await lease.renew()
+                        committed = await store.committed_batch_rows(lease.conn, file_id, index)
+                        if committed is not None:  # it did commit: the reply was lost
+                            done(index, payload, committed, began)
+                            return
+                    async with lease.conn.transaction():
+                        rows = await apply(lease.conn, index, payload)
+                except Exception as exc:
+                    self._db_error(exc, path)
+                    if not is_transient(exc) or attempt >= self._policy.max_retries:
+                        if is_driver_error(exc):
+                            raise translate(exc, path=path, first_line=payload.first_line) from exc
+                        raise
+                    attempt += 1
+                    delay = self._policy.delay(attempt)
+                    self._retrying(exc, attempt, delay, path, qualified, index)
+                    await asyncio.sleep(delay)
+                    continue
+                done(index, payload, rows, began)
                 return
-            # The file id stamped on every row (column default) lives in a session setting,
-            # set once per connection and file instead of once per batch (the claim set it on
-            # the file's own connection).
-            if own is not conn:
-                await store.set_file_id(own, file_id)
-            if whole_file:
+
+        async def consume(lease: Lease | None = None) -> None:
+            if lease is None:
+                # The file id stamped on every row (column default) lives in a session
+                # setting, set once per connection and file (the claim set it on the file's
+                # own connection).
+                own = Lease(self._pool, None, file_id=file_id)
+                try:
+                    await self._with_retries(own.renew, path)
+                    await consume(own)
+                finally:
+                    await own.release()
+                return
+            if whole_file:  # one transaction: a fault retries the whole file, not a batch
                 finished: list[tuple[int, Payload, int]] = []
                 began = time.perf_counter()
-                async with own.transaction():
+                async with lease.conn.transaction():
                     while (item := await next_item()) is not None:
                         payload = await encoded(item[1])
-                        finished.append((item[0], payload, await apply(own, item[0], payload)))
+                        rows = await apply(lease.conn, item[0], payload)
+                        finished.append((item[0], payload, rows))
                 for index, payload, rows in finished:  # committed only now
                     done(index, payload, rows, began)
                 return
             while (item := await next_item()) is not None:
-                payload = await encoded(item[1])
-                began = time.perf_counter()
-                async with own.transaction():
-                    rows = await apply(own, item[0], payload)
-                done(item[0], payload, rows, began)
+                await attempt_batch(lease, item[0], await encoded(item[1]))
 
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(produce())
-                group.create_task(consume(conn))
+                group.create_task(consume(lease))
                 for _ in range(workers - 1):
                     group.create_task(consume())
         except BaseExceptionGroup as group_error:
