@@ -57,7 +57,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -466,15 +466,32 @@ def case_pgingest_parquet(ctx: Context) -> Measurement:
     return _pgingest(ctx, ctx.dataset.parquet)
 
 
+def case_pgingest_csv_no_lineage(ctx: Context) -> Measurement:
+    """pgingest loading the CSV file without the lineage columns (the manifest still runs)."""
+    return _pgingest(replace(ctx, extra_args=[*ctx.extra_args, "--no-lineage"]), ctx.dataset.csv)
+
+
+def case_raw_csv_2streams(ctx: Context) -> Measurement:
+    """pgingest's CSV path without pgingest (benchmarks/raw_streams.py): two connections
+    sending 4 MiB raw chunks, one transaction each, no manifest, no lineage. The difference to
+    ``pgingest_csv_no_lineage`` is the price of detection, hashing and the bookkeeping."""
+    script = str(REPO_ROOT / "benchmarks" / "raw_streams.py")
+    return run_measured([sys.executable, script, str(ctx.dataset.csv), ctx.dsn, TABLE])
+
+
 CaseFn = Callable[[Context], Measurement]
 CASES: dict[str, CaseFn] = {
     "server_copy": case_server_copy,
     "psql_copy": case_psql_copy,
     "pgingest_csv": case_pgingest_csv,
     "pgingest_parquet": case_pgingest_parquet,
+    "pgingest_csv_no_lineage": case_pgingest_csv_no_lineage,
+    "raw_csv_2streams": case_raw_csv_2streams,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
 BASELINE_CASE = "server_copy"
+DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"]
+"""What runs without --cases; the manifest-cost cases are asked for by name."""
 
 
 @dataclass
@@ -618,7 +635,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> None:
     """Print the summary as an aligned text table."""
     header = (
-        f"{'case':<18} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
+        f"{'case':<24} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
         f"{'client RSS MB':>13} {'client CPU s':>12} {'server CPU s':>12} {'other CPU s':>11}"
     )
     print(f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median")
@@ -628,7 +645,7 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
         span = f"{_fmt(s['min_rows_per_s'], ',.0f')}..{_fmt(s['max_rows_per_s'], ',.0f')}"
         failed = f"  FAILED {s['failed_rounds']}x" if s["failed_rounds"] else ""
         print(
-            f"{name:<18} {_fmt(s['median_rows_per_s'], ',.0f'):>15} "
+            f"{name:<24} {_fmt(s['median_rows_per_s'], ',.0f'):>15} "
             f"{_fmt(s['median_ratio'], '.2f'):>6} {span:>21} "
             f"{_fmt(s['max_client_peak_rss_mb'], '.0f'):>13} "
             f"{_fmt(s['median_client_cpu_s'], '.2f'):>12} "
@@ -706,8 +723,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cases",
-        default=",".join(CASES),
-        help=f"comma-separated, run in this order (default and choices: {','.join(CASES)})",
+        default=",".join(DEFAULT_CASES),
+        help=f"comma-separated, run in this order (default: {','.join(DEFAULT_CASES)};"
+        f" choices: {','.join(CASES)})",
     )
     parser.add_argument(
         "--extra-args",
