@@ -70,6 +70,21 @@ def test_lineage_columns_and_file_ids(tmp_path, load, db):
     assert db.val("SELECT count(*) FROM l WHERE _pgingest_loaded_at IS NULL") == 0
 
 
+def test_file_id_is_right_when_connections_are_reused_across_files(tmp_path, load, db):
+    # The lineage default is evaluated once per COPY: one connection loading many files in
+    # turn (concurrency 1, a batch each) must stamp each file's rows with its own id.
+    files = [csv(tmp_path / f"f{n}.csv", range(n * 10, n * 10 + 4)) for n in range(6)]
+    for options in ({"concurrency": 1, "internal_concurrency": 1}, {"concurrency": 3}):
+        db.execute("DROP TABLE IF EXISTS reuse")
+        assert load(files, table="reuse", force=True, **options).ok
+        ids = {r["path"]: r["id"] for r in manifest(db, "reuse") if r["status"] == "success"}
+        got = {
+            (r["_pgingest_file_id"], r["id"] // 10)
+            for r in db.fetch("SELECT _pgingest_file_id, id FROM reuse")
+        }
+        assert got == {(ids[str(f)], n) for n, f in enumerate(files)}
+
+
 def test_revert_file_run_and_dry_run(tmp_path, load, db, cli):
     a = csv(tmp_path / "a.csv", range(3))
     b = csv(tmp_path / "b.csv", range(3, 5))
