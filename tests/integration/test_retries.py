@@ -6,6 +6,7 @@ After each, the table must hold every row exactly once and the manifest must tel
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from prometheus_client.parser import text_string_to_metric_families
 from test_faults import content_md5, expected_md5, file_rows, make_csv
 
 ROWS = 120_000
@@ -142,6 +144,8 @@ def test_proxy_cuts_the_stream_mid_copy_several_times(tmp_path, db):
     try:
         # Three cuts spread over the file's bytes: each lands inside some batch's COPY.
         proxy.cut_after(size // 5, size // 2, size * 4 // 5)
+        metrics = tmp_path / "m.prom"
+        log_file = tmp_path / "log.json"
         done = run_load(
             via_proxy(db.dsn, proxy.port),
             db.schema,
@@ -154,12 +158,30 @@ def test_proxy_cuts_the_stream_mid_copy_several_times(tmp_path, db):
             "0.05",
             "--max-retries",
             "5",
+            "--metrics-file",
+            str(metrics),
+            "--log-format",
+            "json",
+            "--log-file",
+            str(log_file),
         )
     finally:
         proxy.close()
     assert proxy.cuts == 3
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("retrying") >= 3, done.stderr
+    logged = [json.loads(line) for line in log_file.read_text().splitlines()]
+    retries = [x for x in logged if x.get("status") == "retrying"]
+    assert len(retries) >= 3
+    assert all(x["error"] and x["file"] == str(src) for x in retries if x.get("batch") is not None)
+    exposed = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for s in family.samples
+    }
+    assert exposed[("ingest_retries_total", ())] == len(retries)
+    assert sum(v for (n, _), v in exposed.items() if n == "ingest_db_errors_total") >= 3
+    assert sum(v for (n, _), v in exposed.items() if n == "ingest_rows_read_total") == ROWS
     assert db.count("cut") == ROWS
     assert content_md5(db, "cut") == expected_md5()
     assert file_rows(db, src) == [("success", ROWS)]

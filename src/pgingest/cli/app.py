@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,10 +21,12 @@ from pgingest.cli.render import (
     LineReporter,
     exit_code,
     render_status,
+    stages_line,
     summary,
 )
 from pgingest.config import ConnectionSettings, connection_from_env, redact_dsn
 from pgingest.errors import ConfigError, PgIngestError
+from pgingest.observability.progress import FanOut, Reporter
 
 ENV = "PGINGEST_"
 
@@ -62,6 +65,99 @@ def cli(ctx: click.Context, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how a load reports: shared by ``load`` and ``resume``."""
+    for option in reversed(
+        [
+            click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary."),
+            click.option(
+                "--verbose", "-v", is_flag=True,
+                help="Log more: one line per batch (DEBUG) in the log.",
+            ),
+            click.option(
+                "--no-progress", is_flag=True, envvar=_env("no_progress"),
+                help="No progress bars, plain lines only (the default when stdout is not a"
+                " terminal).",
+            ),
+            click.option(
+                "--log-format", type=click.Choice(["text", "json"]), envvar=_env("log_format"),
+                help="Log lines as text or JSON objects (run_id, file, table, batch, rows,"
+                " latency_ms, status, error, time).  [default: text]",
+            ),
+            click.option(
+                "--log-file", type=click.Path(dir_okay=False), envvar=_env("log_file"),
+                help="Append the log to this file instead of stderr.",
+            ),
+            click.option(
+                "--metrics-port", type=click.IntRange(1, 65535), envvar=_env("metrics_port"),
+                help="Serve Prometheus metrics on this port (/metrics) while the run lasts.",
+            ),
+            click.option(
+                "--metrics-file", type=click.Path(dir_okay=False), envvar=_env("metrics_file"),
+                help="Write Prometheus metrics to this file (text format) when the run ends.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+class Output:
+    """The reporters a load talks to, built from the output options."""
+
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        verbose: bool = False,
+        no_progress: bool = False,
+        log_format: str | None = None,
+        log_file: str | None = None,
+        metrics_port: int | None = None,
+        metrics_file: str | None = None,
+    ) -> None:
+        self.metrics_file = metrics_file
+        self.json_on_stderr = log_format == "json" and log_file is None
+        logging_on = log_format is not None or log_file is not None or verbose
+        reporters: list[Reporter] = []
+        if not quiet and not no_progress and sys.stdout.isatty() and not self.json_on_stderr:
+            from pgingest.cli.progress_bars import BarReporter
+
+            self.lines: LineReporter = BarReporter()
+        else:
+            # JSON logs on stderr: stderr carries only JSON (failures are log lines too).
+            err = open(os.devnull, "w") if self.json_on_stderr else None  # noqa: SIM115
+            self.lines = LineReporter(quiet=quiet, err=err)
+        reporters.append(self.lines)
+        if logging_on:
+            from pgingest.observability.logs import LogReporter, configure
+
+            level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+            configure("json" if log_format == "json" else "text", level, log_file)
+            reporters.append(LogReporter())
+        self.metrics: Any = None
+        if metrics_port is not None or metrics_file is not None:
+            from pgingest.observability.metrics import MetricsReporter
+
+            self.metrics = MetricsReporter()
+            if metrics_port is not None:
+                self.metrics.serve(metrics_port)
+            reporters.append(self.metrics)
+        self.reporter = FanOut(reporters)
+
+    def close(self, report: Any = None) -> None:
+        """Write the metrics file, stop serving, print the summary and stage timings."""
+        if self.metrics is not None:
+            if self.metrics_file is not None:
+                self.metrics.write(self.metrics_file)
+            self.metrics.stop()
+        if report is not None:
+            to_err = bool(report.failed) and not self.json_on_stderr
+            click.echo(summary(report), err=to_err)
+            if report.stages and not report.dry_run:
+                click.echo(stages_line(report), err=to_err)
 
 
 @cli.command()
@@ -230,10 +326,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     envvar=_env("retry_max"),
     help="Longest wait between two retries, in seconds.  [default: 30]",
 )
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
+@_output_options
 @click.pass_obj
 def load(
     obj: Ctx,
+    /,
     paths: tuple[str, ...],
     dsn: str | None,
     fmt: str,
@@ -241,6 +338,12 @@ def load(
     null_strings: tuple[str, ...],
     disable_internal_parallelism: bool,
     quiet: bool,
+    verbose: bool,
+    no_progress: bool,
+    log_format: str | None,
+    log_file: str | None,
+    metrics_port: int | None,
+    metrics_file: str | None,
     **values: Any,
 ) -> None:
     """Load files, folders (recursive) or glob patterns into PostgreSQL tables.
@@ -263,17 +366,26 @@ def load(
     for flag in ("dry_run", "text", "tolerant", "force", "sectional_commit"):
         if not options.get(flag):
             options.pop(flag, None)
-    reporter = LineReporter(quiet=quiet)
-    report = _run_interruptible(load_async(list(paths), dsn=dsn, reporter=reporter, **options), reporter)
-    if report.dry_run:
-        for plan in report.plans:
-            click.echo(plan)
-        click.echo("dry run: nothing was written")
-    click.echo(summary(report), err=bool(report.failed))
+    output = Output(
+        quiet=quiet, verbose=verbose, no_progress=no_progress or bool(options.get("dry_run")),
+        log_format=log_format, log_file=log_file, metrics_port=metrics_port,
+        metrics_file=metrics_file,
+    )
+    report = None
+    try:
+        report = _run_interruptible(
+            load_async(list(paths), dsn=dsn, reporter=output.reporter, **options), output
+        )
+        if report.dry_run:
+            for plan in report.plans:
+                click.echo(plan)
+            click.echo("dry run: nothing was written")
+    finally:
+        output.close(report)
     sys.exit(exit_code(report))
 
 
-def _run_interruptible(coro: Any, reporter: LineReporter) -> Any:
+def _run_interruptible(coro: Any, output: Output) -> Any:
     """Run a load; SIGINT/SIGTERM roll back the batches in flight, record the run as
     interrupted, say how to resume and exit 130."""
 
@@ -294,7 +406,7 @@ def _run_interruptible(coro: Any, reporter: LineReporter) -> Any:
         except asyncio.CancelledError:
             if not received:
                 raise
-            run = f" {reporter.run_id}" if reporter.run_id else ""
+            run = f" {output.lines.run_id}" if output.lines.run_id else ""
             click.echo(
                 f"interrupted by {signal.Signals(received[0]).name}: batches in flight were rolled"
                 f" back, committed ones are recorded. Continue with: pgingest resume{run}",
@@ -349,14 +461,17 @@ def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | 
 @cli.command()
 @click.argument("run_id", type=int, required=False)
 @click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary.")
-def resume(run_id: int | None, dsn: str | None, quiet: bool) -> None:
+@_output_options
+def resume(run_id: int | None, dsn: str | None, **output_options: Any) -> None:
     """Continue an interrupted or failed run (default: the latest) with its options."""
     from pgingest.api import resume_async
 
-    reporter = LineReporter(quiet=quiet)
-    report = _run_interruptible(resume_async(run_id, dsn=dsn, reporter=reporter), reporter)
-    click.echo(summary(report), err=bool(report.failed))
+    output = Output(**output_options)
+    report = None
+    try:
+        report = _run_interruptible(resume_async(run_id, dsn=dsn, reporter=output.reporter), output)
+    finally:
+        output.close(report)
     sys.exit(exit_code(report))
 
 

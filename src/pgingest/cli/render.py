@@ -91,6 +91,16 @@ def summary(report: LoadReport) -> str:
     return text
 
 
+def stages_line(report: LoadReport) -> str:
+    """Where the time went: seconds per stage summed over workers, and the retries."""
+    names = {"read": "read/parse", "encode": "encode", "write": "write", "wait": "wait"}
+    parts = [f"{names.get(k, k)} {v:.2f} s" for k, v in report.stages.items()]
+    text = "stages (summed over workers): " + ", ".join(parts)
+    if report.retries:
+        text += f"; {report.retries} retries"
+    return text
+
+
 def exit_code(report: LoadReport) -> int:
     """0 when every file loaded (or was skipped), 1 when any failed."""
     return EXIT_OK if report.ok else EXIT_FAILED

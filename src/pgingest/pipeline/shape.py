@@ -229,4 +229,5 @@ def batch_to_csv(batch: pa.RecordBatch) -> bytes:
     table = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, _CSV_WRITE)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
