@@ -471,6 +471,20 @@ def case_pgingest_csv_no_lineage(ctx: Context) -> Measurement:
     return _pgingest(replace(ctx, extra_args=[*ctx.extra_args, "--no-lineage"]), ctx.dataset.csv)
 
 
+def case_pgingest_csv_observed(ctx: Context) -> Measurement:
+    """pgingest loading the CSV file with metrics (served and written) and JSON logs with a
+    line per batch: against ``pgingest_csv``, the price of observability."""
+    out = Path(tempfile.gettempdir())
+    extra = [
+        "--metrics-file", str(out / "pgingest-bench.prom"),
+        "--metrics-port", "9464",
+        "--log-format", "json",
+        "--log-file", str(out / "pgingest-bench.log.json"),
+        "-v",
+    ]
+    return _pgingest(replace(ctx, extra_args=[*ctx.extra_args, *extra]), ctx.dataset.csv)
+
+
 def case_raw_csv_2streams(ctx: Context) -> Measurement:
     """pgingest's CSV path without pgingest (benchmarks/raw_streams.py): two connections
     sending 4 MiB raw chunks, one transaction each, no manifest, no lineage. The difference to
@@ -487,6 +501,7 @@ CASES: dict[str, CaseFn] = {
     "pgingest_parquet": case_pgingest_parquet,
     "pgingest_csv_no_lineage": case_pgingest_csv_no_lineage,
     "raw_csv_2streams": case_raw_csv_2streams,
+    "pgingest_csv_observed": case_pgingest_csv_observed,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
 BASELINE_CASE = "server_copy"
