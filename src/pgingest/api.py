@@ -85,7 +85,10 @@ def load(
 
 
 async def status_async(
-    *, dsn: str | None = None, home: str | Path | None = None, table: str | None = None,
+    *,
+    dsn: str | None = None,
+    home: str | Path | None = None,
+    table: str | None = None,
     limit: int = 10,
 ) -> dict[str, Any]:
     """What the manifest knows: recent runs, files per table, failures, schema changes, rejects.
@@ -126,7 +129,7 @@ async def revert_async(
     from pgingest.pg.connect import connection
 
     if path is not None:
-        path = str(Path(path).expanduser().absolute())
+        path = str(Path(path).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
     async with connection(connection_from_env(dsn, home)) as conn:
         if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
             from pgingest.errors import ManifestError
@@ -185,9 +188,7 @@ async def resume_async(
                 "SELECT id, paths, options FROM pgingest.runs WHERE id = $1", run_id
             )
     if row is None:
-        raise ManifestError(
-            "no run to resume" if run_id is None else f"there is no run {run_id}"
-        )
+        raise ManifestError("no run to resume" if run_id is None else f"there is no run {run_id}")
     paths = json.loads(row["paths"]) if isinstance(row["paths"], str) else row["paths"]
     stored = json.loads(row["options"]) if isinstance(row["options"], str) else row["options"]
     from dataclasses import fields

@@ -1,4 +1,6 @@
-"""Settings and load options: frozen dataclasses, merged once at the edge (flags > env > file > defaults).
+"""Settings and load options: frozen dataclasses, merged once at the edge.
+
+Flags win over the environment, the environment over defaults.
 
 Code below this module never reads ``os.environ``; :func:`settings_from_env` is called by the CLI
 and by :func:`pgingest.load` only.
@@ -119,7 +121,7 @@ class LoadOptions:
     force: bool = False
     """Load files again even when the manifest says their content is loaded."""
     on_changed: OnChanged = "replace"
-    """A file at a known path with new content: ``replace`` the old version's rows, or ``append``."""
+    """A known path with new content: ``replace`` the old version's rows, or ``append``."""
     txn: TxnScope = "batch"
     """``batch``: one transaction per batch; ``file``: the whole file in one transaction."""
     pause_every: int = 0
@@ -165,7 +167,7 @@ def connection_from_env(
     home: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ConnectionSettings:
-    """Build connection settings: explicit values, else ``DATABASE_URL``/``PGINGEST_DSN``/``PGINGEST_HOME``.
+    """Connection settings: explicit values, else DATABASE_URL, PGINGEST_DSN, PGINGEST_HOME.
 
     Args:
         dsn: explicit DSN (``--dsn``).

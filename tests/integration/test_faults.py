@@ -33,7 +33,8 @@ def expected_md5(rows: int = ROWS) -> str:
 
 def content_md5(db, table: str) -> str:
     return db.val(
-        f"SELECT md5(string_agg(id || ',' || name, E'\\n' ORDER BY id)) FROM \"{db.schema}\".{table}"
+        "SELECT md5(string_agg(id || ',' || name, E'\\n' ORDER BY id))"
+        f' FROM "{db.schema}".{table}'
     )
 
 
@@ -129,8 +130,15 @@ def terminate_copy_when(db, src: Path, proc, table: str, after_batches: int) -> 
 def test_terminated_backend_mid_copy_is_retried(tmp_path, db):
     src = make_csv(tmp_path / "retried.csv")
     proc = start_load(
-        db.dsn, db.schema, str(src), "--table", "retried", "--batch-size", str(BATCH),
-        "--retry-base", "0.05",
+        db.dsn,
+        db.schema,
+        str(src),
+        "--table",
+        "retried",
+        "--batch-size",
+        str(BATCH),
+        "--retry-base",
+        "0.05",
     )
     killed = terminate_copy_when(db, src, proc, "retried", 10)
     _out, err = proc.communicate(timeout=120)
@@ -146,8 +154,15 @@ def test_terminated_backend_mid_copy_is_retried(tmp_path, db):
 def test_terminated_backend_mid_copy_then_rerun(tmp_path, db):
     src = make_csv(tmp_path / "term.csv")
     proc = start_load(
-        db.dsn, db.schema, str(src), "--table", "term", "--batch-size", str(BATCH),
-        "--max-retries", "0",
+        db.dsn,
+        db.schema,
+        str(src),
+        "--table",
+        "term",
+        "--batch-size",
+        str(BATCH),
+        "--max-retries",
+        "0",
     )
     killed = terminate_copy_when(db, src, proc, "term", 10)
     _out, err = proc.communicate(timeout=120)
@@ -157,8 +172,21 @@ def test_terminated_backend_mid_copy_then_rerun(tmp_path, db):
     assert status == "failed", err
     assert rows == db.count("term") > 0, err  # committed batches kept, and counted truthfully
     again = subprocess.run(
-        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema,
-         str(src), "--table", "term", "--batch-size", str(BATCH)],
+        [
+            sys.executable,
+            "-m",
+            "pgingest",
+            "load",
+            "--dsn",
+            db.dsn,
+            "--schema",
+            db.schema,
+            str(src),
+            "--table",
+            "term",
+            "--batch-size",
+            str(BATCH),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -211,12 +239,12 @@ def test_two_processes_on_the_same_files_load_each_once(tmp_path, db):
     args = [str(f) for f in files] + ["--table", "both", "--batch-size", "500", "-j", "2"]
     first = start_load(db.dsn, db.schema, *args)
     second = start_load(db.dsn, db.schema, *args)
-    out1, err1 = first.communicate(timeout=300)
-    out2, err2 = second.communicate(timeout=300)
+    _out1, err1 = first.communicate(timeout=300)
+    _out2, err2 = second.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
     assert db.count("both") == 6 * 3_000
-    assert db.val('SELECT count(DISTINCT id) FROM "%s".both' % db.schema) == 6 * 3_000
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".both') == 6 * 3_000
     for f in files:
         assert [s for s, _ in file_rows(db, f)].count("success") == 1
 

@@ -26,7 +26,8 @@ def manifest(db, table):
 def test_load_again_skips_and_renamed_copy_is_a_duplicate(tmp_path, load, db):
     src = csv(tmp_path / "a.csv", range(10))
     first = load(src, table="t")
-    assert first.ok and first.rows == 10
+    assert first.ok
+    assert first.rows == 10
     again = load(src, table="t")
     assert [f.status for f in again.files] == ["skipped"]
     assert again.files[0].message == "already loaded"
@@ -37,7 +38,8 @@ def test_load_again_skips_and_renamed_copy_is_a_duplicate(tmp_path, load, db):
     assert "same content already loaded" in dup.files[0].message
     assert db.count("t") == 10
     forced = load(src, table="t", force=True)
-    assert forced.ok and forced.rows == 10
+    assert forced.ok
+    assert forced.rows == 10
     assert db.count("t") == 10  # the forced reload replaced its earlier copy
 
 
@@ -46,7 +48,8 @@ def test_changed_file_replaces_its_old_version(tmp_path, load, db):
     assert load(src, table="d").ok
     csv(src, range(100, 103))
     report = load(src, table="d")
-    assert report.ok and report.rows == 3
+    assert report.ok
+    assert report.rows == 3
     assert sorted(r[0] for r in db.rows("d")) == [100, 101, 102]
     statuses = [r["status"] for r in manifest(db, "d")]
     assert statuses == ["reverted", "success"]
@@ -62,10 +65,9 @@ def test_lineage_columns_and_file_ids(tmp_path, load, db):
     cols = [c for c, _ in db.columns("l")]
     assert cols == ["id", "name", "_pgingest_file_id", "_pgingest_loaded_at"]
     ids = {r["path"]: r["id"] for r in manifest(db, "l")}
-    per_file = dict(
-        (r[0], r[1])
-        for r in db.fetch("SELECT _pgingest_file_id, count(*) FROM l GROUP BY 1")
-    )
+    per_file = {
+        r[0]: r[1] for r in db.fetch("SELECT _pgingest_file_id, count(*) FROM l GROUP BY 1")
+    }
     assert per_file == {ids[str(a)]: 3, ids[str(b)]: 2}
     assert db.val("SELECT count(*) FROM l WHERE _pgingest_loaded_at IS NULL") == 0
 
@@ -93,16 +95,19 @@ def test_revert_file_run_and_dry_run(tmp_path, load, db, cli):
     run_c = load(c, table="r")
     assert run_c.ok
     code, out, _ = cli("revert", "--file", str(a), "--dry-run", "--dsn", db.dsn)
-    assert code == 0 and "would remove 3 rows" in out
+    assert code == 0
+    assert "would remove 3 rows" in out
     assert db.count("r") == 9
     code, out, _ = cli("revert", "--file", str(a), "--dsn", db.dsn)
-    assert code == 0 and "removed 3 rows" in out
+    assert code == 0
+    assert "removed 3 rows" in out
     assert sorted(x[0] for x in db.rows("r")) == list(range(3, 9))
     run_id = db.val(
         "SELECT run_id FROM pgingest.files WHERE path = $1 AND status = 'success'", str(c)
     )
     code, out, _ = cli("revert", "--run", str(run_id), "--dsn", db.dsn)
-    assert code == 0 and "removed 4 rows" in out
+    assert code == 0
+    assert "removed 4 rows" in out
     assert sorted(x[0] for x in db.rows("r")) == [3, 4]
     statuses = {r["path"]: r["status"] for r in manifest(db, "r")}
     assert statuses == {str(a): "reverted", str(b): "success", str(c): "reverted"}
@@ -142,20 +147,27 @@ def test_failed_file_leaves_nothing_and_is_retried(tmp_path, load, db):
     assert "line 1002" in report.failed[0].error
     assert db.count("f") == 0  # committed batches of the failed file were removed
     row = manifest(db, "f")[-1]
-    assert row["status"] == "failed" and "notanumber" in row["error"]
+    assert row["status"] == "failed"
+    assert "notanumber" in row["error"]
     bad.write_text(good)
     fixed = load(bad, table="f")
-    assert fixed.ok and db.count("f") == 1000
+    assert fixed.ok
+    assert db.count("f") == 1000
 
 
 def test_txn_file_and_parquet_manifest(tmp_path, load, db):
     pq.write_table(pa.table({"k": list(range(50))}), tmp_path / "p.parquet", row_group_size=10)
     report = load(tmp_path / "p.parquet", table="p", txn="file", batch_size=10)
-    assert report.ok and db.count("p") == 50
+    assert report.ok
+    assert db.count("p") == 50
     assert manifest(db, "p")[0]["rows"] == 50
-    assert db.val(
-        "SELECT count(*) FROM pgingest.file_batches WHERE file_id = $1", manifest(db, "p")[0]["id"]
-    ) == 5
+    assert (
+        db.val(
+            "SELECT count(*) FROM pgingest.file_batches WHERE file_id = $1",
+            manifest(db, "p")[0]["id"],
+        )
+        == 5
+    )
 
 
 def test_status_json_matches_tables(tmp_path, load, db, cli):
@@ -174,9 +186,11 @@ def test_status_json_matches_tables(tmp_path, load, db, cli):
     assert any(c["change"] == "create_table" for c in data["schema_changes"])
     code, out, _ = cli("status", "--json", "--table", f"{db.schema}.st2", "--dsn", db.dsn)
     failed = json.loads(out)["failed"]
-    assert failed and failed[0]["path"] == str(bad)
+    assert failed
+    assert failed[0]["path"] == str(bad)
     code, out, _ = cli("status", "--dsn", db.dsn)
-    assert code == 0 and "Recent runs:" in out
+    assert code == 0
+    assert "Recent runs:" in out
 
 
 def test_pause_and_sectional_commit(tmp_path, load, db):
@@ -197,4 +211,5 @@ def test_pause_and_sectional_commit(tmp_path, load, db):
         pause_every=1,
         pause_seconds=0.2,
     )
-    assert paused.ok and paused.seconds >= 0.2
+    assert paused.ok
+    assert paused.seconds >= 0.2

@@ -41,7 +41,11 @@ def total(found: dict, name: str, **labels: str) -> float:
 def pgingest(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pgingest", *args],
-        capture_output=True, text=True, timeout=300, check=False, **kwargs,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        **kwargs,
     )
 
 
@@ -58,8 +62,20 @@ def test_metrics_file_counts_what_was_loaded(tmp_path, db):
     bad.write_bytes(b"\x00\x01\x02binary\xff" * 50)
     prom = tmp_path / "out.prom"
     done = pgingest(
-        "load", "--dsn", db.dsn, "--schema", db.schema, str(a), str(b), str(bad),
-        "--table", "m", "--batch-size", "1000", "--metrics-file", str(prom),
+        "load",
+        "--dsn",
+        db.dsn,
+        "--schema",
+        db.schema,
+        str(a),
+        str(b),
+        str(bad),
+        "--table",
+        "m",
+        "--batch-size",
+        "1000",
+        "--metrics-file",
+        str(prom),
     )
     assert done.returncode == 1, done.stderr  # the binary file fails, the others load
     found = samples(prom.read_text())
@@ -86,11 +102,31 @@ def test_metrics_endpoint_scraped_during_the_run(tmp_path, db):
     prom = tmp_path / "after.prom"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema,
-            *map(str, files), "--table", "s", "--concurrency", "1", "--pause-every", "1",
-            "--pause-seconds", "1", "--metrics-port", str(port), "--metrics-file", str(prom),
+            sys.executable,
+            "-m",
+            "pgingest",
+            "load",
+            "--dsn",
+            db.dsn,
+            "--schema",
+            db.schema,
+            *map(str, files),
+            "--table",
+            "s",
+            "--concurrency",
+            "1",
+            "--pause-every",
+            "1",
+            "--pause-seconds",
+            "1",
+            "--metrics-port",
+            str(port),
+            "--metrics-file",
+            str(prom),
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     scraped = None
     deadline = time.monotonic() + 60
@@ -124,8 +160,19 @@ def test_json_log_lines_all_parse_and_carry_the_fields(tmp_path, db):
     write_csv(tmp_path / "j2.csv", 10)
     db.execute(f'CREATE TABLE "{db.schema}".jb (id integer, other text)')
     done = pgingest(
-        "load", "--dsn", db.dsn, "--schema", db.schema, str(a), "--table", "j",
-        "--batch-size", "500", "--log-format", "json", "-v",
+        "load",
+        "--dsn",
+        db.dsn,
+        "--schema",
+        db.schema,
+        str(a),
+        "--table",
+        "j",
+        "--batch-size",
+        "500",
+        "--log-format",
+        "json",
+        "-v",
     )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines()]
@@ -133,11 +180,15 @@ def test_json_log_lines_all_parse_and_carry_the_fields(tmp_path, db):
     for line in lines:
         assert {"time", "level", "logger", "message"} <= line.keys()
     batches = [x for x in lines if x.get("status") == "committed"]
-    assert len(batches) == db.val(
-        "SELECT count(*) FROM pgingest.file_batches b JOIN pgingest.files f ON f.id = b.file_id"
-        " WHERE f.path = $1",
-        str(a),
-    ) > 0
+    assert (
+        len(batches)
+        == db.val(
+            "SELECT count(*) FROM pgingest.file_batches b JOIN pgingest.files f ON f.id = b.file_id"
+            " WHERE f.path = $1",
+            str(a),
+        )
+        > 0
+    )
     for x in batches:
         assert {"run_id", "file", "table", "batch", "rows", "latency_ms"} <= x.keys()
     files = [x for x in lines if x.get("status") == "loaded"]
@@ -146,8 +197,18 @@ def test_json_log_lines_all_parse_and_carry_the_fields(tmp_path, db):
 
     log_file = tmp_path / "run.log"
     failing = pgingest(
-        "load", "--dsn", db.dsn, "--schema", db.schema, str(bad), "--table", "jb",
-        "--log-format", "json", "--log-file", str(log_file),
+        "load",
+        "--dsn",
+        db.dsn,
+        "--schema",
+        db.schema,
+        str(bad),
+        "--table",
+        "jb",
+        "--log-format",
+        "json",
+        "--log-file",
+        str(log_file),
     )
     assert failing.returncode == 1
     logged = [json.loads(line) for line in log_file.read_text().splitlines()]
@@ -166,9 +227,23 @@ def test_no_progress_bars_unless_stdout_is_a_terminal(tmp_path, db):
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema,
-         str(src), "--table", "p2", "--force"],
-        stdout=follower, stderr=follower, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pgingest",
+            "load",
+            "--dsn",
+            db.dsn,
+            "--schema",
+            db.schema,
+            str(src),
+            "--table",
+            "p2",
+            "--force",
+        ],
+        stdout=follower,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
     )
     os.close(follower)

@@ -6,6 +6,7 @@ After each, the table must hold every row exactly once and the manifest must tel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -98,10 +99,8 @@ class CuttingProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def _count(self, n: int) -> None:
         with self.lock:
@@ -113,10 +112,8 @@ class CuttingProxy:
             pairs, self.pairs = self.pairs, []
         for client, server in pairs:
             for s in (client, server):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.closed = True
@@ -185,11 +182,14 @@ def test_proxy_cuts_the_stream_mid_copy_several_times(tmp_path, db):
     assert db.count("cut") == ROWS
     assert content_md5(db, "cut") == expected_md5()
     assert file_rows(db, src) == [("success", ROWS)]
-    assert db.val(  # the manifest's batches add up to the file, none recorded twice
-        "SELECT sum(b.rows) FROM pgingest.file_batches b JOIN pgingest.files f"
-        " ON f.id = b.file_id WHERE f.path = $1",
-        str(src),
-    ) == ROWS
+    assert (
+        db.val(  # the manifest's batches add up to the file, none recorded twice
+            "SELECT sum(b.rows) FROM pgingest.file_batches b JOIN pgingest.files f"
+            " ON f.id = b.file_id WHERE f.path = $1",
+            str(src),
+        )
+        == ROWS
+    )
 
 
 def _own_server():
@@ -215,8 +215,19 @@ def test_server_refusing_connections_at_start_is_waited_for(tmp_path):
 
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "pgingest", "load", "--dsn", dsn, str(src),
-                "--table", "late", "--retry-base", "1", "--max-retries", "6",
+                sys.executable,
+                "-m",
+                "pgingest",
+                "load",
+                "--dsn",
+                dsn,
+                str(src),
+                "--table",
+                "late",
+                "--retry-base",
+                "1",
+                "--max-retries",
+                "6",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -10,7 +10,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 HOSTILE = 'x"; DROP TABLE t; --'
-PASSWORD = "S3cret-PW-4711"
+PASSWORD = "S3cret-PW-4711"  # noqa: S105 - the secret the test looks for in every output
 
 
 def pgingest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,7 +49,9 @@ def test_hostile_header_table_and_schema_names_are_only_names(tmp_path, db):
         )
     ]
     assert columns[:2] == ["id", "x_drop_table_t"]
-    assert db.val(f'SELECT count(*) FROM "{db.schema}"."{HOSTILE.replace(chr(34), chr(34) * 2)}"') == 2
+    assert (
+        db.val(f'SELECT count(*) FROM "{db.schema}"."{HOSTILE.replace(chr(34), chr(34) * 2)}"') == 2
+    )
 
     hostile_schema = f"s{uuid.uuid4().hex[:6]}{HOSTILE}"
     quoted = '"' + hostile_schema.replace('"', '""') + '"'
@@ -84,7 +86,12 @@ def test_password_appears_in_no_output_of_a_failing_run(tmp_path, db):
     assert refused.returncode != 0
     assert "***" in refused.stderr
     env_run = pgingest(
-        "load", str(good), "--schema", db.schema, "--table", "pw2",
+        "load",
+        str(good),
+        "--schema",
+        db.schema,
+        "--table",
+        "pw2",
         env={**_environ(), "DATABASE_URL": dsn},
     )
     assert env_run.returncode == 0, env_run.stderr
@@ -142,8 +149,15 @@ def test_load_as_a_least_privileged_role(tmp_path, db):
         existing = tmp_path / "more.csv"
         existing.write_text("id,name\n1,one\n2,two\n")
         done = pgingest(
-            "load", "--dsn", dsn, "--schema", schema, str(new_table), str(existing),
-            "--table", "owned_by_admin",
+            "load",
+            "--dsn",
+            dsn,
+            "--schema",
+            schema,
+            str(new_table),
+            str(existing),
+            "--table",
+            "owned_by_admin",
         )
         assert done.returncode == 0, done.stderr
         made = pgingest("load", "--dsn", dsn, "--schema", schema, str(new_table))

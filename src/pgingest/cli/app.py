@@ -73,29 +73,41 @@ def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary."),
             click.option(
-                "--verbose", "-v", is_flag=True,
+                "--verbose",
+                "-v",
+                is_flag=True,
                 help="Log more: one line per batch (DEBUG) in the log.",
             ),
             click.option(
-                "--no-progress", is_flag=True, envvar=_env("no_progress"),
+                "--no-progress",
+                is_flag=True,
+                envvar=_env("no_progress"),
                 help="No progress bars, plain lines only (the default when stdout is not a"
                 " terminal).",
             ),
             click.option(
-                "--log-format", type=click.Choice(["text", "json"]), envvar=_env("log_format"),
+                "--log-format",
+                type=click.Choice(["text", "json"]),
+                envvar=_env("log_format"),
                 help="Log lines as text or JSON objects (run_id, file, table, batch, rows,"
                 " latency_ms, status, error, time).  [default: text]",
             ),
             click.option(
-                "--log-file", type=click.Path(dir_okay=False), envvar=_env("log_file"),
+                "--log-file",
+                type=click.Path(dir_okay=False),
+                envvar=_env("log_file"),
                 help="Append the log to this file instead of stderr.",
             ),
             click.option(
-                "--metrics-port", type=click.IntRange(1, 65535), envvar=_env("metrics_port"),
+                "--metrics-port",
+                type=click.IntRange(1, 65535),
+                envvar=_env("metrics_port"),
                 help="Serve Prometheus metrics on this port (/metrics) while the run lasts.",
             ),
             click.option(
-                "--metrics-file", type=click.Path(dir_okay=False), envvar=_env("metrics_file"),
+                "--metrics-file",
+                type=click.Path(dir_okay=False),
+                envvar=_env("metrics_file"),
                 help="Write Prometheus metrics to this file (text format) when the run ends.",
             ),
         ]
@@ -165,7 +177,8 @@ class Output:
 @click.option(
     "--dsn",
     envvar=["PGINGEST_DSN", "DATABASE_URL"],
-    help="Server to load into (libpq URL or key=value). Default: DATABASE_URL, else the embedded server.",
+    help="Server to load into (libpq URL or key=value). Default: DATABASE_URL, else the"
+    " embedded server.",
 )
 @click.option(
     "--table",
@@ -317,8 +330,7 @@ class Output:
     "--retry-base",
     type=click.FloatRange(min=0),
     envvar=_env("retry_base"),
-    help="Seconds before the first retry; doubled for each further one, with jitter."
-    "  [default: 1]",
+    help="Seconds before the first retry; doubled for each further one, with jitter.  [default: 1]",
 )
 @click.option(
     "--retry-max",
@@ -367,8 +379,12 @@ def load(
         if not options.get(flag):
             options.pop(flag, None)
     output = Output(
-        quiet=quiet, verbose=verbose, no_progress=no_progress or bool(options.get("dry_run")),
-        log_format=log_format, log_file=log_file, metrics_port=metrics_port,
+        quiet=quiet,
+        verbose=verbose,
+        no_progress=no_progress or bool(options.get("dry_run")),
+        log_format=log_format,
+        log_file=log_file,
+        metrics_port=metrics_port,
         metrics_file=metrics_file,
     )
     report = None
@@ -418,9 +434,19 @@ def _run_interruptible(coro: Any, output: Output) -> Any:
 
 
 @cli.command()
-@click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
+@click.option(
+    "--dsn",
+    envvar=["PGINGEST_DSN", "DATABASE_URL"],
+    help="Server (default: DATABASE_URL, else the embedded server).",
+)
 @click.option("--table", "-t", help="Only this table (name or schema.name).")
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="How many recent runs, failures and schema changes to list.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many recent runs, failures and schema changes to list.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> None:
     """Recent runs, files and rows per table, failed files, schema changes and rejects."""
@@ -434,13 +460,28 @@ def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> Non
 
 
 @cli.command()
-@click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
+@click.option(
+    "--dsn",
+    envvar=["PGINGEST_DSN", "DATABASE_URL"],
+    help="Server (default: DATABASE_URL, else the embedded server).",
+)
 @click.option("--file", "path", help="Revert the file loaded from this path.")
 @click.option("--sha256", help="Revert the file with this content hash (8+ hex digits).")
 @click.option("--run", "run_id", type=int, help="Revert every file of this run.")
-@click.option("--schema-changes", is_flag=True, help="Also undo the schema changes those loads made, when nothing else depends on them.")
+@click.option(
+    "--schema-changes",
+    is_flag=True,
+    help="Also undo the schema changes those loads made, when nothing else depends on them.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
-def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | None, schema_changes: bool, dry_run: bool) -> None:
+def revert(
+    dsn: str | None,
+    path: str | None,
+    sha256: str | None,
+    run_id: int | None,
+    schema_changes: bool,
+    dry_run: bool,
+) -> None:
     """Take loaded files' rows back out of their tables, in one transaction."""
     from pgingest.api import revert_async
 
@@ -448,7 +489,14 @@ def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | 
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --file, --sha256, --run")
     report = asyncio.run(
-        revert_async(dsn=dsn, path=path, sha256=sha256, run_id=run_id, schema_changes=schema_changes, dry_run=dry_run)
+        revert_async(
+            dsn=dsn,
+            path=path,
+            sha256=sha256,
+            run_id=run_id,
+            schema_changes=schema_changes,
+            dry_run=dry_run,
+        )
     )
     verb = "would remove" if report.dry_run else "removed"
     for f in report.files:
@@ -460,7 +508,11 @@ def revert(dsn: str | None, path: str | None, sha256: str | None, run_id: int | 
 
 @cli.command()
 @click.argument("run_id", type=int, required=False)
-@click.option("--dsn", envvar=["PGINGEST_DSN", "DATABASE_URL"], help="Server (default: DATABASE_URL, else the embedded server).")
+@click.option(
+    "--dsn",
+    envvar=["PGINGEST_DSN", "DATABASE_URL"],
+    help="Server (default: DATABASE_URL, else the embedded server).",
+)
 @_output_options
 def resume(run_id: int | None, dsn: str | None, **output_options: Any) -> None:
     """Continue an interrupted or failed run (default: the latest) with its options."""
@@ -520,7 +572,7 @@ def psql(args: tuple[str, ...]) -> None:
     from pgingest.pg import embedded
 
     argv = embedded.psql_command(_settings().home) + list(args)
-    sys.exit(subprocess.call(argv))
+    sys.exit(subprocess.call(argv))  # noqa: S603 - the embedded server's own psql
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -549,7 +601,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         click.echo(
-            f"unexpected error: {type(exc).__name__}: {redact_dsn(str(exc))} (--debug shows the traceback)",
+            f"unexpected error: {type(exc).__name__}: {redact_dsn(str(exc))}"
+            " (--debug shows the traceback)",
             err=True,
         )
         sys.exit(EXIT_UNEXPECTED)

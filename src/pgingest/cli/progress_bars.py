@@ -61,9 +61,7 @@ class BarReporter(LineReporter):
         self._started: dict[str, float] = {}
         self._rows = 0
         self._done = 0
-        self._total = self.progress.add_task(
-            "all files", total=files, rows=0, rate="", start=True
-        )
+        self._total = self.progress.add_task("all files", total=files, rows=0, rate="", start=True)
         self._open = False
 
     def _ensure_started(self) -> None:

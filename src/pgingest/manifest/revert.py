@@ -3,12 +3,15 @@ undo the schema changes their loads made when nothing else depends on them."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from pgingest.errors import ManifestError
 from pgingest.manifest.store import LINEAGE_FILE
 from pgingest.pg.ddl import qualified_name, quote_ident
+
+log = logging.getLogger("pgingest.revert")
 
 
 @dataclass(slots=True)
@@ -139,7 +142,7 @@ async def revert(
     return report
 
 
-class _DryRun(Exception):
+class _DryRun(Exception):  # noqa: N818 - control flow, not an error
     def __init__(self, report: RevertReport) -> None:
         super().__init__("dry run")
         self.report = report
@@ -208,7 +211,8 @@ async def _undo_schema_changes(conn: Any, file_ids: list[int], dry_run: bool) ->
                             f"ALTER TABLE {name} ALTER COLUMN {column} TYPE {old_type}"
                             f" USING {column}::{old_type}"
                         )
-                except Exception:  # remaining values need the wider type: keep it
+                except Exception as exc:  # remaining values need the wider type: keep it
+                    log.info("%s.%s keeps its wider type: %s", table, change["column_name"], exc)
                     continue
             done.append(f"{schema}.{table}.{change['column_name']} back to {old_type}")
         if not dry_run:

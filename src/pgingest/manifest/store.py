@@ -286,8 +286,8 @@ async def start_run(
 ) -> int:
     """Record a new run; return its id."""
     run_id = await conn.fetchval(
-        "INSERT INTO pgingest.runs (host, pid, paths, options) VALUES ($1, $2, $3::jsonb, $4::jsonb)"
-        " RETURNING id",
+        "INSERT INTO pgingest.runs (host, pid, paths, options)"
+        " VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id",
         host,
         pid,
         json.dumps(list(paths)),
@@ -475,9 +475,7 @@ async def complete_file(
     return Completion(int(row["rows"] or 0), row["duplicate_of"], row["duplicate_path"])
 
 
-async def fail_file(
-    conn: Any, file_id: int, error: str, *, discard: bool, lineage: bool
-) -> None:
+async def fail_file(conn: Any, file_id: int, error: str, *, discard: bool, lineage: bool) -> None:
     """Mark a file failed. With ``discard`` its committed batches are removed too (bad data:
     nothing of the file stays); otherwise they stay and the next run resumes after them."""
     async with conn.transaction():

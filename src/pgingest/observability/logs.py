@@ -112,10 +112,17 @@ class LogReporter:
         """A DEBUG line."""
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug(
-                "%s: loading into %s (%s, %d bytes)", event.path, event.table, event.format,
+                "%s: loading into %s (%s, %d bytes)",
+                event.path,
+                event.table,
+                event.format,
                 event.size,
-                extra={"run_id": self.run_id, "file": event.path, "table": event.table,
-                       "status": "started"},
+                extra={
+                    "run_id": self.run_id,
+                    "file": event.path,
+                    "table": event.table,
+                    "status": "started",
+                },
             )
 
     def batch_done(self, event: BatchDone) -> None:
@@ -123,22 +130,41 @@ class LogReporter:
         if self.log.isEnabledFor(logging.DEBUG):
             latency_ms = round(event.latency * 1000, 1)
             self.log.debug(
-                "%s: batch %d committed, %d rows in %.1f ms", event.path, event.batch,
-                event.rows, latency_ms,
-                extra={"run_id": self.run_id, "file": event.path, "table": event.table,
-                       "batch": event.batch, "rows": event.rows, "latency_ms": latency_ms,
-                       "status": "committed"},
+                "%s: batch %d committed, %d rows in %.1f ms",
+                event.path,
+                event.batch,
+                event.rows,
+                latency_ms,
+                extra={
+                    "run_id": self.run_id,
+                    "file": event.path,
+                    "table": event.table,
+                    "batch": event.batch,
+                    "rows": event.rows,
+                    "latency_ms": latency_ms,
+                    "status": "committed",
+                },
             )
 
     def retry(self, event: Retry) -> None:
         """A WARNING line per retry."""
         where = f" batch {event.batch}" if event.batch is not None else ""
         self.log.warning(
-            "%s%s: %s, retry %d in %.1f s: %s", event.path or "connecting", where,
-            event.error_class, event.attempt, event.delay, event.error,
-            extra={"run_id": self.run_id, "file": event.path or None,
-                   "table": event.table or None, "batch": event.batch, "status": "retrying",
-                   "error": event.error},
+            "%s%s: %s, retry %d in %.1f s: %s",
+            event.path or "connecting",
+            where,
+            event.error_class,
+            event.attempt,
+            event.delay,
+            event.error,
+            extra={
+                "run_id": self.run_id,
+                "file": event.path or None,
+                "table": event.table or None,
+                "batch": event.batch,
+                "status": "retrying",
+                "error": event.error,
+            },
         )
 
     def db_error(self, event: DbError) -> None:
@@ -152,10 +178,20 @@ class LogReporter:
             "failed": result.error or "failed",
         }.get(result.status, result.message or result.status)
         self.log.log(
-            level, "%s: %s: %s", result.path, result.status, text,
-            extra={"run_id": self.run_id, "file": result.path, "table": result.table or None,
-                   "rows": result.rows, "latency_ms": round(result.seconds * 1000, 1),
-                   "status": result.status, "error": result.error},
+            level,
+            "%s: %s: %s",
+            result.path,
+            result.status,
+            text,
+            extra={
+                "run_id": self.run_id,
+                "file": result.path,
+                "table": result.table or None,
+                "rows": result.rows,
+                "latency_ms": round(result.seconds * 1000, 1),
+                "status": result.status,
+                "error": result.error,
+            },
         )
 
     def run_done(self, report: LoadReport) -> None:
@@ -163,11 +199,19 @@ class LogReporter:
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())
         self.log.info(
             "run %s done: %d file(s), %d rows in %.2f s, %d failed, %d retries; stages: %s",
-            report.run_id, len(report.files), report.rows, report.seconds, len(report.failed),
-            report.retries, stages or "-",
-            extra={"run_id": report.run_id, "rows": report.rows,
-                   "latency_ms": round(report.seconds * 1000, 1),
-                   "status": "failed" if report.failed else "success"},
+            report.run_id,
+            len(report.files),
+            report.rows,
+            report.seconds,
+            len(report.failed),
+            report.retries,
+            stages or "-",
+            extra={
+                "run_id": report.run_id,
+                "rows": report.rows,
+                "latency_ms": round(report.seconds * 1000, 1),
+                "status": "failed" if report.failed else "success",
+            },
         )
 
     def message(self, text: str) -> None:

@@ -41,37 +41,48 @@ class MetricsReporter:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.files = Counter(
-            "ingest_files_processed", "Files processed, by type and outcome.",
-            ["file_type", "status"], registry=r,
+            "ingest_files_processed",
+            "Files processed, by type and outcome.",
+            ["file_type", "status"],
+            registry=r,
         )
         self.batches = Counter(
             "ingest_batches_processed", "Batches committed.", ["file_type"], registry=r
         )
         self.rows_read = Counter(
-            "ingest_rows_read", "Rows read from files (committed batches).", ["file_type"],
+            "ingest_rows_read",
+            "Rows read from files (committed batches).",
+            ["file_type"],
             registry=r,
         )
         self.rows_staged = Counter(
             "ingest_rows_staged", "Rows sent to the server by COPY.", ["file_type"], registry=r
         )
         self.rows_upserted = Counter(
-            "ingest_rows_upserted", "Rows written to target tables (appended or upserted).",
-            ["table"], registry=r,
+            "ingest_rows_upserted",
+            "Rows written to target tables (appended or upserted).",
+            ["table"],
+            registry=r,
         )
         self.rows_rejected = Counter(
             "ingest_rows_rejected", "Rows set aside as rejects.", ["table"], registry=r
         )
         self.latency = Histogram(
-            "ingest_batch_latency_seconds", "Seconds from a batch's transaction start to commit.",
-            buckets=LATENCY_BUCKETS, registry=r,
+            "ingest_batch_latency_seconds",
+            "Seconds from a batch's transaction start to commit.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.db_errors = Counter(
-            "ingest_db_errors", "Database errors, retried or not, by class.", ["error_class"],
+            "ingest_db_errors",
+            "Database errors, retried or not, by class.",
+            ["error_class"],
             registry=r,
         )
         self.retries = Counter("ingest_retries", "Transient errors retried.", registry=r)
         self.memory_peak = Gauge(
-            "ingest_memory_peak_bytes", "Peak resident memory of the loading process.",
+            "ingest_memory_peak_bytes",
+            "Peak resident memory of the loading process.",
             registry=r,
         )
         self._formats: dict[str, str] = {}

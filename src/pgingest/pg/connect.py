@@ -67,9 +67,7 @@ async def create_pool(
                 init=_init_connection,
             )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
-            raise ConfigError(
-                f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}"
-            ) from exc
+            raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
         except Exception as exc:
             if not is_driver_error(exc):
                 raise

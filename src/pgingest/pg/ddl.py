@@ -1,4 +1,4 @@
-"""Table DDL: look up a table's columns, create schemas and tables, all through one quoting helper."""
+"""Table DDL: look up a table's columns, create schemas and tables, through one quoting helper."""
 
 from __future__ import annotations
 

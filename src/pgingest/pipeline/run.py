@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -152,7 +153,7 @@ def _batches(
     if info.format == "parquet":
         cache: list[copy.BinaryEncoder | None] = [None]
         for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=options.batch_bytes):
-            assert isinstance(chunk, ArrowChunk)
+            chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
 
             def encode(chunk: ArrowChunk = chunk) -> Payload:
                 shaped = normalize_batch(chunk.batch, plan.columns, path)
@@ -169,13 +170,13 @@ def _batches(
             batch_bytes=min(options.batch_bytes, RAW_CHUNK_BYTES),
             raw=True,
         ):
-            assert isinstance(chunk, CsvChunk)
+            chunk = cast("CsvChunk", chunk)  # raw=True yields raw chunks
             yield Payload("csv", chunk.data, chunk.first_line, chunk.encoding, dialect)
         return
     for chunk in source.chunks(
         batch_rows=options.batch_size, batch_bytes=options.batch_bytes, raw=False
     ):
-        assert isinstance(chunk, ArrowChunk)
+        chunk = cast("ArrowChunk", chunk)  # raw=False yields Arrow chunks
 
         def to_csv(chunk: ArrowChunk = chunk) -> Payload:
             batch = chunk.batch.rename_columns(plan.columns)
@@ -187,7 +188,8 @@ def _batches(
 def _encode(shaped: Shaped, first_line: int, cache: list[copy.BinaryEncoder | None]) -> Payload:
     if shaped.csv is not None:
         return Payload("csv", shaped.csv, first_line, "UTF8", CsvDialect())
-    assert shaped.batch is not None
+    if shaped.batch is None:
+        raise PgIngestError("internal: a shaped batch holds neither CSV nor Arrow data")
     encoder = cache[0]
     if encoder is None or encoder.schema != shaped.batch.schema:
         encoder = copy.BinaryEncoder(shaped.batch.schema, shaped.json_columns)
@@ -204,7 +206,6 @@ class FileJob:
     done_batches: frozenset[int] = frozenset()
     done_rows: int = 0
     replaces: int | None = None
-
 
 
 class Lease:
@@ -278,7 +279,12 @@ class Loader:
         return max(1, self.options.internal_concurrency)
 
     def _retrying(
-        self, exc: BaseException, attempt: int, delay: float, path: str, table: str,
+        self,
+        exc: BaseException,
+        attempt: int,
+        delay: float,
+        path: str,
+        table: str,
         batch: int | None,
     ) -> None:
         """Count, log and report a retry about to happen."""
@@ -303,10 +309,9 @@ class Loader:
         cause = exc.__cause__ if isinstance(exc, PgIngestError) and exc.__cause__ else exc
         if getattr(cause, "_pgingest_reported", False) or not is_driver_error(cause):
             return
-        try:
+        # An exception type without a __dict__ cannot be marked: it may count twice.
+        with contextlib.suppress(AttributeError):
             cause._pgingest_reported = True  # type: ignore[attr-defined]
-        except AttributeError:  # an exception type without a __dict__: may count twice
-            pass
         self.reporter.db_error(DbError(classify(cause), path))
 
     async def _with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
@@ -363,7 +368,7 @@ class Loader:
                         await store.ensure_manifest(conn)
                         run_id: int = await store.start_run(
                             conn,
-                            [os.path.abspath(p) for p in paths],
+                            [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
                             _options_record(self.options),
                             socket.gethostname(),
                             os.getpid(),
@@ -380,7 +385,7 @@ class Loader:
 
             async def one(index: int, path: str) -> None:
                 async with limit:
-                    folder = os.path.dirname(os.path.abspath(path))
+                    folder = os.path.dirname(os.path.abspath(path))  # noqa: ASYNC240
                     if self.options.sectional_commit and folder in stopped_folders:
                         result = FileResult(path, "", "skipped")
                         result.message = f"not started: {stopped_folders[folder]} failed first"
@@ -426,7 +431,8 @@ class Loader:
         return report
 
     async def _finish_run(self, status: str, report: LoadReport) -> None:
-        assert self._run_id is not None
+        if self._run_id is None:
+            return
         counts = {
             "loaded": sum(1 for f in report.files if f.status == "loaded"),
             "skipped": sum(1 for f in report.files if f.status == "skipped"),
@@ -457,7 +463,9 @@ class Loader:
                 source = await self._open(path)
                 plan = await self._plan(source, table_name)
                 report.plans.append(self._describe(plan))
-                result = FileResult(path, plan.table.qualified, "skipped", format=source.info.format)
+                result = FileResult(
+                    path, plan.table.qualified, "skipped", format=source.info.format
+                )
                 result.message = "dry run"
             else:
                 result = await self._load_with_retries(path, table_name, started)
@@ -517,7 +525,7 @@ class Loader:
         """
         schema = self.options.schema
         qualified = f"{schema}.{table_name}"
-        abspath = os.path.abspath(path)
+        abspath = os.path.abspath(path)  # noqa: ASYNC240 - getcwd, no disk I/O
         stat = os.stat(path)
         small = stat.st_size <= SMALL_FILE_BYTES
         chunking = {"batch_size": self.options.batch_size, "batch_bytes": self.options.batch_bytes}
@@ -738,7 +746,8 @@ class Loader:
         path = source.info.path
         schema, table = plan.table.schema, plan.table.name
         file_id = job.file_id
-        assert file_id is not None
+        if file_id is None:
+            raise PgIngestError(f"{source.info.path}: writing before the file was claimed")
         replace_pending = [job.replaces]
         whole_file = options.txn == "file"
         qualified = plan.table.qualified
@@ -758,7 +767,7 @@ class Loader:
                 self._stage("read", began)
                 if item is sentinel:
                     break
-                assert isinstance(item, tuple)
+                item = cast("tuple[int, Payload | Callable[[], Payload]]", item)
                 await queue.put(item)
             for _ in range(workers):
                 await queue.put(None)

@@ -60,7 +60,7 @@ def arrow_type_for_pg(pg_type: str) -> pa.DataType | None:
         return None if element is None else pa.list_(element)
     if t in _ARROW_FOR_PG:
         return _ARROW_FOR_PG[t]
-    if t.startswith("character varying") or t.startswith("character("):
+    if t.startswith(("character varying", "character(")):
         return None  # length checks belong to the server: send text through CSV
     if t.startswith("numeric(") and t.endswith(")"):
         precision, _, scale = t[len("numeric(") : -1].partition(",")
@@ -139,7 +139,8 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
     without scale, a domain ...) or the Arrow value cannot be cast exactly, the whole batch goes
     as CSV text and the server casts it, so the table's own rules decide.
     """
-    assert shaped.batch is not None
+    if shaped.batch is None:  # already CSV: nothing to align
+        return shaped
     batch = shaped.batch
     arrays: list[pa.Array] = []
     json_cols = set(shaped.json_columns)
