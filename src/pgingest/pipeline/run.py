@@ -37,7 +37,7 @@ from pgingest.observability.progress import (
 from pgingest.pg import connect, copy, ddl
 from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
-from pgingest.pipeline.memory import disable_transparent_huge_pages
+from pgingest.pipeline.memory import limit_resident_memory
 from pgingest.pipeline.plan import default_table_name, discover
 from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
 from pgingest.schema.infer import infer_pg_types
@@ -51,6 +51,11 @@ T = TypeVar("T")
 # Raw CSV chunks of this size keep two COPY streams busy without holding much memory
 # (4 MiB measured best for two streams on a 2-core machine; 16 MiB was 10% slower).
 RAW_CHUNK_BYTES = 4 << 20
+# Decoded Arrow batches (Parquet) of this size: what the Parquet reader and the allocators keep
+# grows with the batch (2M-row benchmark file: 50,000-row batches of 6.5 MB peaked at 280-310
+# MB, 20,000 rows at 230-240 MB), while the per-batch cost (a transaction, a manifest row)
+# stays small at a few MB.
+ARROW_BATCH_BYTES = 4 << 20
 # Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
 # more than the work, and with thousands of small files the hops add up.
 SMALL_FILE_BYTES = 1 << 20
@@ -152,7 +157,8 @@ def _batches(
     path = info.path
     if info.format == "parquet":
         cache: list[copy.BinaryEncoder | None] = [None]
-        for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=options.batch_bytes):
+        batch_bytes = min(options.batch_bytes, ARROW_BATCH_BYTES)
+        for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=batch_bytes):
             chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
 
             def encode(chunk: ArrowChunk = chunk) -> Payload:
@@ -339,7 +345,7 @@ class Loader:
     async def run(self, paths: Sequence[str]) -> LoadReport:
         """Load every file behind ``paths``; return the report (failures are in it, not raised)."""
         started = time.perf_counter()
-        disable_transparent_huge_pages()
+        limit_resident_memory()
         report = LoadReport(dry_run=self.options.dry_run)
         found = discover(paths)
         files = [d.path for d in found if d.error is None]
