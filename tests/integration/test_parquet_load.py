@@ -136,3 +136,25 @@ def test_parquet_into_existing_table_casts_to_its_types(tmp_path, load, db):
     assert not report.ok
     assert "column id" in report.failed[0].error
     assert str(2**40) in report.failed[0].error
+
+
+def test_wide_decimals_ragged_nested_lists_and_empty_maps(tmp_path, load, db):
+    # decimal256 beyond 38 digits has no binary encoder: it goes as text. Nested lists need
+    # not be rectangular, so they are jsonb, not arrays. An empty map is {} like any map.
+    big = D("12345678901234567890123456789012345678901234.56")
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "wide": pa.array([big, None, D("-1.00")], pa.decimal256(46, 2)),
+            "nested": pa.array([[[1]], None, [[2, 3], []]], pa.list_(pa.list_(pa.int64()))),
+            "mp": pa.array([[("k", 1)], [], None], pa.map_(pa.string(), pa.int64())),
+        }
+    )
+    path = tmp_path / "odd.parquet"
+    pq.write_table(table, path)
+    assert load(path).ok
+    assert dict(db.columns("odd"))["nested"] == "jsonb"
+    rows = db.fetch("SELECT id, wide, nested::text AS n, mp::text AS m FROM odd ORDER BY id")
+    assert [r["wide"] for r in rows] == [big, None, D("-1.00")]
+    assert [r["n"] for r in rows] == ["[[1]]", None, "[[2, 3], []]"]
+    assert [r["m"] for r in rows] == ['{"k": 1}', "{}", None]

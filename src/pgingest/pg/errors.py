@@ -48,8 +48,8 @@ def copy_position(exc: BaseException) -> CopyPosition | None:
 
 def connection_gone(exc: BaseException) -> bool:
     """True when the driver says the connection is closed or lost (not an API misuse)."""
-    if isinstance(exc, asyncpg.ConnectionDoesNotExistError):
-        return True
+    if isinstance(exc, asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError):
+        return True  # the latter: the protocol left in a state a cut stream can leave it
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc).lower()
         return "closed" in text or ("connection" in text and "lost" in text)
@@ -59,7 +59,12 @@ def connection_gone(exc: BaseException) -> bool:
 def is_driver_error(exc: BaseException) -> bool:
     """True for exceptions that :func:`translate` knows."""
     return isinstance(
-        exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError | ConnectionError
+        exc,
+        asyncpg.PostgresError
+        | asyncpg.InterfaceError
+        | asyncpg.InternalClientError
+        | OSError
+        | ConnectionError,
     )
 
 

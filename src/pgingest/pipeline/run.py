@@ -198,7 +198,12 @@ def _encode(shaped: Shaped, first_line: int, cache: list[copy.BinaryEncoder | No
         raise PgIngestError("internal: a shaped batch holds neither CSV nor Arrow data")
     encoder = cache[0]
     if encoder is None or encoder.schema != shaped.batch.schema:
-        encoder = copy.BinaryEncoder(shaped.batch.schema, shaped.json_columns)
+        try:
+            encoder = copy.BinaryEncoder(shaped.batch.schema, shaped.json_columns)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            # An Arrow type the binary encoder lacks: send text, the server casts it.
+            log.debug("binary COPY cannot encode %s (%s): sending CSV", shaped.batch.schema, exc)
+            return Payload("csv", batch_to_csv(shaped.batch), first_line, "UTF8", CsvDialect())
         cache[0] = encoder
     return Payload("arrow", b"", first_line, batch=shaped.batch, encoder=encoder)
 
@@ -231,8 +236,8 @@ class Lease:
         self.file_id = file_id
 
     async def renew(self) -> None:
-        """Give the current connection back and take a fresh one, set up for the file."""
-        await self.release()
+        """Close the current connection and take a fresh one, set up for the file."""
+        await self.release(broken=True)
         conn = await self._pool.acquire()
         try:
             if self.file_id is not None:
@@ -247,12 +252,19 @@ class Lease:
             raise
         self.conn = conn
 
-    async def release(self) -> None:
-        """Give the connection back to the pool (a broken one is replaced by the pool)."""
+    async def release(self, broken: bool = False) -> None:
+        """Give the connection back to the pool; a ``broken`` one is closed first (the pool
+        opens a new one in its place)."""
         conn, self.conn = self.conn, None
-        if conn is not None:
-            await _quietly(asyncio.wait_for(self._pool.release(conn), 10))
+        if conn is None:
+            return
+        if broken and not conn.is_closed():
+            conn.terminate()
+        await _quietly(asyncio.wait_for(self._pool.release(conn), 10))
 
+
+SAME_CONNECTION_CLASSES = frozenset({"serialization_failure", "deadlock", "lock_not_available"})
+"""Transient errors after which a batch is retried on the same connection."""
 
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
@@ -827,11 +839,12 @@ class Loader:
 
         async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
             attempt = 0
+            fresh_connection = False
             while True:
                 began = time.perf_counter()
                 try:
                     if attempt:
-                        if lease.conn is None or lease.conn.is_closed():
+                        if fresh_connection or lease.conn is None or lease.conn.is_closed():
                             await lease.renew()
                         committed = await store.committed_batch_rows(lease.conn, file_id, index)
                         if committed is not None:  # it did commit: the reply was lost
@@ -846,6 +859,9 @@ class Loader:
                             raise translate(exc, path=path, first_line=payload.first_line) from exc
                         raise
                     attempt += 1
+                    # A server-side conflict (deadlock, serialization) leaves the connection
+                    # usable; anything else may leave it open but in an unknown state.
+                    fresh_connection = classify(exc) not in SAME_CONNECTION_CLASSES
                     delay = self._policy.delay(attempt)
                     self._retrying(exc, attempt, delay, path, qualified, index)
                     await asyncio.sleep(delay)

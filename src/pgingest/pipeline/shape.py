@@ -68,13 +68,14 @@ def arrow_type_for_pg(pg_type: str) -> pa.DataType | None:
             p, s = int(precision), int(scale or 0)
         except ValueError:
             return None
-        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+        # pgpq encodes decimal128 only: wider numbers go as text, the server parses them.
+        return pa.decimal128(p, s) if p <= 38 else None
     return None
 
 
 def _json_column(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     # Nested values are rare and small next to scalar columns: a Python pass here is accepted.
-    values = array.to_pylist()
+    values = array.to_pylist(maps_as_pydicts="lossy")  # a map is a JSON object, {} if empty
     return pa.array(
         [None if v is None else json.dumps(_jsonable(v), ensure_ascii=False) for v in values],
         pa.string(),
@@ -85,9 +86,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        # A map arrives as a list of (key, value) tuples.
-        if value and all(isinstance(x, tuple) and len(x) == 2 for x in value):
-            return {str(k): _jsonable(v) for k, v in value}
         return [_jsonable(v) for v in value]
     if isinstance(value, bytes):
         return value.hex()

@@ -107,7 +107,8 @@ def _list_element(t: pa.DataType) -> pa.DataType:
 def is_json_type(t: pa.DataType) -> bool:
     """Tell whether values of ``t`` are stored as ``jsonb`` after the caller serializes them.
 
-    True for structs, maps, and lists (at any depth) of those; dictionaries are looked
+    True for structs, maps, lists (at any depth) of those, and lists of lists (a PostgreSQL
+    array must be rectangular, Arrow's nested lists need not be); dictionaries are looked
     through. The Arrow JSON extension type is not included: its values already are JSON text
     (its PostgreSQL type is ``jsonb`` all the same).
 
@@ -120,7 +121,8 @@ def is_json_type(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         return is_json_type(t.value_type)
     if _is_list(t):
-        return is_json_type(_list_element(t))
+        element = _list_element(t)
+        return _is_list(element) or is_json_type(element)
     return bool(pa.types.is_struct(t) or pa.types.is_map(t))
 
 
