@@ -61,6 +61,13 @@ class RowError(SourceError):
         self.value = value
 
 
+class RecordFormatError(RowError):
+    """The records themselves are malformed for the server's CSV parser: a quote it reads as
+    opening a field (``5" pipe``), a row with more or fewer fields, a blank line. Raw CSV
+    chunks meet it; pgingest then parses the file itself (RFC 4180 rules: a quote opens a
+    field only at its start; blank lines are skipped) and names the line if that fails too."""
+
+
 class SchemaError(PgIngestError):
     """The file's columns and the table's columns do not agree."""
 

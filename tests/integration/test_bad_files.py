@@ -60,3 +60,45 @@ def test_password_never_printed(tmp_path, cli):
 def test_usage_error_exit_code(cli):
     code, _out, _err = cli("load", "--batch-size", "0", "x.csv")
     assert code == 2
+
+
+def test_records_the_server_would_refuse_are_parsed_client_side(tmp_path, load, db):
+    # PostgreSQL's CSV parser opens a quoted field at any quote and refuses blank lines in
+    # a multi-column file; RFC 4180 readers (and users) take 5" as 5 inches.
+    inches = tmp_path / "inches.csv"
+    inches.write_text('id,size,name\n1,5" pipe,x\n2,"7",y\n')
+    blank = tmp_path / "blank.csv"
+    blank.write_text("a,b\n1,2\n\n\n3,4\n")
+    tsv = tmp_path / "said.tsv"
+    tsv.write_text('id\tname\n1\tsay "hi\n2\tok\n')
+    assert load([inches, blank, tsv]).ok
+    assert db.rows("inches", "id") == [(1, '5" pipe', "x"), (2, "7", "y")]
+    assert db.rows("blank", "a") == [(1, 2), (3, 4)]
+    assert db.rows("said", "id") == [(1, 'say "hi'), (2, "ok")]
+
+
+def test_a_stray_quote_far_into_a_file_reloads_it_exactly_once(tmp_path, load, db):
+    rows = 60_000
+    lines = [f"{i},item {i}" for i in range(rows)]
+    lines[50_000] = '50000,a 12" pizza'
+    big = tmp_path / "late.csv"
+    big.write_text("id,name\n" + "\n".join(lines) + "\n")
+    report = load(big, batch_size=5_000)
+    assert report.ok, report.failed
+    assert db.count("late") == rows
+    assert db.val("SELECT count(DISTINCT id) FROM late") == rows
+    assert db.val("SELECT name FROM late WHERE id = 50000") == 'a 12" pizza'
+    assert [
+        r["status"] for r in db.fetch("SELECT status FROM pgingest.files WHERE path = $1", str(big))
+    ] == ["success"]
+
+
+def test_a_ragged_row_fails_with_its_line_and_the_manifest_says_so(tmp_path, load, db):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("id,name\n1,x\n2,y,extra\n3,z\n")
+    report = load(ragged)
+    assert not report.ok
+    assert "line 3" in report.failed[0].error
+    row = db.fetch("SELECT status, error FROM pgingest.files WHERE path = $1", str(ragged))
+    assert [r["status"] for r in row] == ["failed"]
+    assert "line 3" in row[0]["error"]

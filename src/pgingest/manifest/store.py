@@ -483,7 +483,10 @@ async def fail_file(conn: Any, file_id: int, error: str, *, discard: bool, linea
             "SELECT table_schema, table_name FROM pgingest.files WHERE id = $1", file_id
         )
         if discard and row is not None:
-            if lineage:
+            name = qualified_name(row["table_schema"], row["table_name"])
+            # The file may fail before its table exists (a bad first row while sampling).
+            exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+            if lineage and exists:
                 await conn.execute(
                     f"DELETE FROM {qualified_name(row['table_schema'], row['table_name'])}"
                     f" WHERE {quote_ident(LINEAGE_FILE)} = $1",

@@ -13,6 +13,7 @@ from pgingest.errors import (
     ConstraintError,
     DatabaseError,
     PgIngestError,
+    RecordFormatError,
     RowError,
     SchemaError,
 )
@@ -95,14 +96,16 @@ def translate(exc: BaseException, *, path: str | None = None, first_line: int = 
                 where = f"{path}: line {line}" if path else f"line {line}"
                 if position.column:
                     where += f", column {position.column}"
-                return RowError(
+                kind = RecordFormatError if state == "22P04" else RowError
+                return kind(
                     f"{where}: {message}",
                     path=path,
                     line=line,
                     column=position.column,
                     value=position.value,
                 )
-            return RowError(f"{path}: {message}" if path else message, path=path)
+            kind = RecordFormatError if state == "22P04" else RowError
+            return kind(f"{path}: {message}" if path else message, path=path)
         if state.startswith("23"):
             constraint = getattr(exc, "constraint_name", None)
             text = f"{message} (constraint {constraint})" if constraint else message

@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar, cast
 
 from pgingest.config import ConnectionSettings, LoadOptions, redact_dsn
-from pgingest.errors import ConfigError, LeaseLostError, PgIngestError, SchemaError
+from pgingest.errors import (
+    ConfigError,
+    LeaseLostError,
+    PgIngestError,
+    RecordFormatError,
+    SchemaError,
+)
 from pgingest.manifest import store
 from pgingest.manifest.model import fingerprint
 from pgingest.model import (
@@ -138,18 +144,22 @@ def _check_columns(path: str, table: TableSpec, names: list[str], options: LoadO
 
 
 def _payloads(
-    source: Source, plan: FilePlan, options: LoadOptions, done: frozenset[int]
+    source: Source,
+    plan: FilePlan,
+    options: LoadOptions,
+    done: frozenset[int],
+    parse: bool = False,
 ) -> Iterator[tuple[int, Payload | Callable[[], Payload]]]:
     """Read the file's batches, numbered, skipping those already committed (runs in a worker
     thread). Each comes with the function that encodes it, which the batch workers call in
     threads of their own: pgpq releases the GIL, so two workers encode on two cores."""
-    for index, make in enumerate(_batches(source, plan, options)):
+    for index, make in enumerate(_batches(source, plan, options, parse)):
         if index not in done:
             yield index, make
 
 
 def _batches(
-    source: Source, plan: FilePlan, options: LoadOptions
+    source: Source, plan: FilePlan, options: LoadOptions, parse: bool = False
 ) -> Iterator[Payload | Callable[[], Payload]]:
     """The file's batches in order: ready payloads (raw CSV), or functions that encode them
     (skipped batches never are)."""
@@ -169,7 +179,12 @@ def _batches(
             yield encode
         return
     dialect = info.dialect or CsvDialect()
-    raw = dialect.escapechar is None and not options.null_strings and dialect.newline != "\r"
+    raw = (
+        not parse
+        and dialect.escapechar is None
+        and not options.null_strings
+        and dialect.newline != "\r"
+    )
     if raw:
         for chunk in source.chunks(
             batch_rows=options.batch_size,
@@ -217,6 +232,8 @@ class FileJob:
     done_batches: frozenset[int] = frozenset()
     done_rows: int = 0
     replaces: int | None = None
+    parse: bool = False
+    """Parse CSV records client-side instead of passing raw chunks to the server."""
 
 
 class Lease:
@@ -512,9 +529,19 @@ class Loader:
         completing) or one its batches ran out of retries on, claim it again: the manifest
         resumes it after its committed batches."""
         attempt = 0
+        parse = False
         while True:
             try:
-                return await self._load_claimed(path, table_name, FileJob(path), started)
+                return await self._load_claimed(
+                    path, table_name, FileJob(path, parse=parse), started
+                )
+            except RecordFormatError as exc:
+                if parse:
+                    raise
+                # The server's CSV parser refused the records (a quote inside a field, a
+                # blank line, a ragged row): nothing of the file was kept; parse it ourselves.
+                log.info("%s: %s; loading it again, parsed client-side", path, exc)
+                parse = True
             except Exception as exc:
                 self._db_error(exc, path)
                 if not is_transient(exc) or attempt >= self._policy.max_retries:
@@ -774,7 +801,7 @@ class Loader:
         inline = source.info.size <= SMALL_FILE_BYTES
 
         async def produce() -> None:
-            iterator = _payloads(source, plan, options, job.done_batches)
+            iterator = _payloads(source, plan, options, job.done_batches, job.parse)
             sentinel = object()
             while True:
                 began = time.perf_counter()

@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING
 
-from pgingest.errors import ConfigError, RowError, SourceError
+from pgingest.errors import ConfigError, RecordFormatError, RowError, SourceError
 from pgingest.model import ArrowChunk, Chunk, CsvChunk, CsvDialect, SourceInfo
 from pgingest.sources.base import (
     DECODE_FALLBACK,
@@ -229,7 +229,7 @@ class CsvSource:
                     tail_lines += newlines
                     tail_parity = end_parity
                     if tail_len > MAX_RECORD_BYTES:
-                        raise RowError(
+                        raise RecordFormatError(
                             f"{self._path}: line {line + done_lines}: record longer than "
                             f"{MAX_RECORD_BYTES >> 20} MiB (unterminated quote?)",
                             path=self._path,
