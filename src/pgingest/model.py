@@ -29,6 +29,8 @@ class CsvDialect:
     encoding: str = "utf-8"
     """``utf-8`` (a BOM is stripped), ``cp1252`` or ``latin-1``."""
     newline: Literal["\n", "\r\n", "\r"] = "\n"
+    skip_lines: int = 0
+    """Lines before the header that are not data: Excel's ``sep=;`` hint line."""
 
 
 @dataclass(frozen=True, slots=True)

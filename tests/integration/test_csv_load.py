@@ -199,3 +199,16 @@ def test_load_into_existing_typed_table(tmp_path, load, db):
     report = load(extra, table="target")
     assert not report.ok
     assert "surprise" in report.failed[0].error
+
+
+def test_excel_sep_hint_line(tmp_path, load, db):
+    src = tmp_path / "excel.csv"
+    src.write_bytes(b"\xef\xbb\xbfsep=;\r\nid;name\r\n1;x,y\r\n2;z\r\n")
+    assert load(src).ok
+    assert db.data_columns("excel") == ["id", "name"]
+    assert db.rows("excel", "id") == [(1, "x,y"), (2, "z")]
+    bad = tmp_path / "excel_bad.csv"
+    bad.write_text("sep=|\nid|v\n1|a\n", encoding="utf-8")
+    report = load(bad, types={"v": "integer"})
+    assert not report.ok
+    assert "line 3, column v" in report.failed[0].error  # the hint line counts as a line

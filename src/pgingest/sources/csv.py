@@ -100,6 +100,12 @@ class CsvSource:
         try:
             head = read_block(stream, _HEAD_BYTES, self._path)
             start = len(_BOM) if head.startswith(_BOM) else 0
+            skipped = 0
+            for _ in range(self._dialect.skip_lines):  # a sep= hint line
+                line_end = head.find(self._newline, start)
+                if line_end < 0:
+                    break
+                start, skipped = line_end + 1, skipped + 1
             while True:
                 body = head[start:]
                 record_start = start + len(body) - len(body.lstrip(b"\r\n"))
@@ -123,7 +129,7 @@ class CsvSource:
         text = decode_sample(record, self._encoding)
         d = self._dialect
         fields = next(reader_for(text, d.delimiter, d.quotechar, d.escapechar), [])
-        lines_before = head.count(self._newline, start, record_start)
+        lines_before = skipped + head.count(self._newline, start, record_start)
         return fields, record_start, end, lines_before, record.count(self._newline)
 
     def _make_names(self, fields: list[str]) -> list[str]:

@@ -47,6 +47,7 @@ _MAGIC: tuple[tuple[bytes, Compression], ...] = (
 )
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = b"\xef\xbb\xbf"
+_SEP_HINT = re.compile(r'"?sep=([^\r\n"])"?[ \t]*(?:\r\n|\n|\r)', re.IGNORECASE)
 _DELIMITERS = (",", "\t", ";", "|")
 """Candidate delimiters, in order of preference when two score the same."""
 
@@ -181,6 +182,15 @@ def sniff_dialect(
         raise SourceError(f"{path}: file is empty (blank lines only)", path=path)
 
     newline = _newline_of(text)
+    skip_lines = 0
+    hint = _SEP_HINT.match(text)
+    if hint is not None:  # Excel's "sep=;" first line names the delimiter; it is not data
+        skip_lines = 1
+        text = text[hint.end() :]
+        if options.delimiter is None:
+            options = replace(options, delimiter=hint.group(1))
+        if not text.strip():
+            raise SourceError(f"{path}: file is empty (only a sep= line)", path=path)
     delimiter, quotechar = _sniff_delimiter(text, options.delimiter, truncated=not at_eof)
     escapechar = _sniff_escape(text, delimiter, quotechar)
     if options.header is not None:
@@ -197,6 +207,7 @@ def sniff_dialect(
         has_header=has_header,
         encoding=encoding,
         newline=newline,
+        skip_lines=skip_lines,
     )
 
 

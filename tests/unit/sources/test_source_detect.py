@@ -362,3 +362,15 @@ def test_sniffer_finds_the_delimiter_of_generated_tables(
     assert info.dialect is not None
     assert info.dialect.delimiter == delimiter
     assert info.dialect.has_header is True
+
+
+def test_excel_sep_hint_names_the_delimiter_and_is_skipped() -> None:
+    from pgingest.sources.detect import sniff_dialect
+
+    for first in (b"sep=;\r\n", b'"sep=;"\n', b"SEP=;\n"):
+        d = sniff_dialect(first + b"id;name\n1;x,y\n2;z\n", at_eof=True, path="x.csv")
+        assert d.delimiter == ";"
+        assert d.skip_lines == 1
+        assert d.has_header
+    plain = sniff_dialect(b"id,name\n1,x\n", at_eof=True, path="y.csv")
+    assert plain.skip_lines == 0
