@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import gzip
 import logging
 import os
 import socket
@@ -18,7 +20,9 @@ from pgingest.errors import (
     LeaseLostError,
     PgIngestError,
     RecordFormatError,
+    RowError,
     SchemaError,
+    SourceError,
 )
 from pgingest.manifest import store
 from pgingest.manifest.model import fingerprint
@@ -544,7 +548,8 @@ class Loader:
                 parse = True
             except Exception as exc:
                 self._db_error(exc, path)
-                if not is_transient(exc) or attempt >= self._policy.max_retries:
+                transient = is_transient(exc) or is_transient_read_fault(exc)
+                if not transient or attempt >= self._policy.max_retries:
                     raise
                 attempt += 1
                 delay = self._policy.delay(attempt)
@@ -650,7 +655,11 @@ class Loader:
             except LeaseLostError:
                 raise  # another process loads the file now: its manifest row is not ours
             except BaseException as exc:
-                discard = isinstance(exc, PgIngestError) and not exc.retryable
+                # Bad data leaves nothing of the file; a fault (the database's, or the disk's
+                # while reading) keeps its committed batches for the retry or re-run.
+                discard = (
+                    isinstance(exc, PgIngestError) and not exc.retryable and not is_read_fault(exc)
+                )
                 message = _one_line(str(exc)) or type(exc).__name__
                 if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
                     message = "interrupted"
@@ -930,6 +939,38 @@ class Loader:
                     group.create_task(consume())
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
+
+
+_TRANSIENT_READ_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.EAGAIN,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.ECONNRESET,
+        errno.EINTR,
+    }
+)
+
+
+def is_read_fault(exc: BaseException) -> bool:
+    """A file could not be read (the disk or the network share, not its content)."""
+    cause = exc.__cause__
+    return (
+        isinstance(exc, SourceError)
+        and not isinstance(exc, RowError)
+        and isinstance(cause, OSError)
+        and not isinstance(cause, gzip.BadGzipFile)
+    )
+
+
+def is_transient_read_fault(exc: BaseException) -> bool:
+    """A read fault that another try may not meet (I/O error, a stale or slow network share):
+    the file is tried again like after a database fault, resuming after its committed batches.
+    A missing or unreadable file, or corrupt compressed data, fails at once."""
+    return is_read_fault(exc) and getattr(exc.__cause__, "errno", None) in _TRANSIENT_READ_ERRNOS
 
 
 def _size(path: str) -> int:
