@@ -77,12 +77,40 @@ def test_password_appears_in_no_output_of_a_failing_run(tmp_path, db):
     first = pgingest("load", "--dsn", dsn, "--schema", db.schema, str(good), "--table", "pw")
     assert first.returncode == 0, first.stderr
     bad.write_text("id,name\nnot a number,a\n")  # the table's id is integer: this file fails
+    log_file = tmp_path / "log.json"
+    metrics = tmp_path / "m.prom"
     failing = pgingest(
-        "--debug", "load", "--dsn", dsn, "--schema", db.schema, str(bad), "--table", "pw"
+        "--debug",
+        "load",
+        "--dsn",
+        dsn,
+        "--schema",
+        db.schema,
+        str(bad),
+        "--table",
+        "pw",
+        "-v",
+        "--log-format",
+        "json",
+        "--log-file",
+        str(log_file),
+        "--metrics-file",
+        str(metrics),
     )
     assert failing.returncode == 1
     unreachable = "postgresql://postgres:" + PASSWORD + "@127.0.0.1:1/nowhere"
-    refused = pgingest("load", "--dsn", unreachable, str(good), "--max-retries", "0")
+    refused = pgingest(
+        "load",
+        "--dsn",
+        unreachable,
+        str(good),
+        "--max-retries",
+        "1",
+        "--retry-base",
+        "0.01",
+        "--log-format",
+        "json",
+    )
     assert refused.returncode != 0
     assert "***" in refused.stderr
     env_run = pgingest(
@@ -99,6 +127,8 @@ def test_password_appears_in_no_output_of_a_failing_run(tmp_path, db):
     status_json = pgingest("status", "--dsn", dsn, "--json")
     for done in (first, failing, refused, env_run, status, status_json):
         outputs += [done.stdout, done.stderr]
+    outputs += [log_file.read_text(), metrics.read_text()]
+    assert "failed" in log_file.read_text()
     manifest = db.fetch(
         "SELECT options::text AS o, coalesce(error, '') AS e FROM pgingest.runs r"
         " LEFT JOIN pgingest.files f ON f.run_id = r.id"
