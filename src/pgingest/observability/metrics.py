@@ -9,13 +9,19 @@ file types, statuses, table names and error classes only: no path, message or DS
 from __future__ import annotations
 
 import resource
-from typing import Any
+import threading
+from http.server import ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import MetricsHandler
 
 from pgingest.model import FileResult, LoadReport
 from pgingest.observability.progress import BatchDone, DbError, FileStarted, Retry
+
+SERVE_POLL_SECONDS = 0.05
+"""How often the metrics server's loop checks for shutdown. ``prometheus_client``'s own
+``start_http_server`` polls every 0.5 s, and stopping it waited that long at the end of every
+run: a tenth of a 3-second load."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Seconds: a batch commits in milliseconds (small files) to seconds (32 MiB batches)."""
@@ -86,7 +92,8 @@ class MetricsReporter:
             registry=r,
         )
         self._formats: dict[str, str] = {}
-        self._server: Any = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # -- reporter events ----------------------------------------------------------------------
 
@@ -133,15 +140,26 @@ class MetricsReporter:
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - a scrape target
         """Serve the registry on ``http://addr:port/metrics`` until :meth:`stop`."""
-        self._server = start_http_server(port, addr=addr, registry=self.registry)
+        httpd = ThreadingHTTPServer((addr, port), MetricsHandler.factory(self.registry))
+        httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": SERVE_POLL_SECONDS},
+            name="pgingest-metrics",
+            daemon=True,
+        )
+        self._server = httpd
+        self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving (when serving)."""
-        server, self._server = self._server, None
-        if server is not None:
-            httpd = server[0] if isinstance(server, tuple) else server
+        """Stop serving (when serving); returns within :data:`SERVE_POLL_SECONDS`."""
+        httpd, self._server = self._server, None
+        if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def write(self, path: str) -> None:
         """Write the text exposition format to ``path`` (atomically: a temporary file renamed)."""
