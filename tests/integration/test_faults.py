@@ -209,9 +209,22 @@ def test_server_stopped_and_started_mid_run(tmp_path, db_class):
     try:
         dsn = server.get_uri()
         db = db_class(dsn, "public")
-        src = make_csv(tmp_path / "stop.csv")
-        proc = start_load(dsn, "public", str(src), "--table", "s", "--batch-size", str(BATCH))
+        # Many small batches on one stream: the load must still be running when the server
+        # stops (on a busy machine the default file could finish in between).
+        rows = 4 * ROWS
+        src = make_csv(tmp_path / "stop.csv", rows)
+        proc = start_load(
+            dsn,
+            "public",
+            str(src),
+            "--table",
+            "s",
+            "--batch-size",
+            "500",
+            "--disable-internal-parallelism",
+        )
         wait_for(lambda: committed_batches(db, src) >= 10 or proc.poll() is not None)
+        assert proc.poll() is None, "the load ended before the server could be stopped"
         server.stop()
         proc.communicate(timeout=120)
         assert proc.returncode != 0
@@ -224,9 +237,9 @@ def test_server_stopped_and_started_mid_run(tmp_path, db_class):
             check=False,
         )
         assert again.returncode == 0, again.stderr
-        assert db.count("s") == ROWS
-        assert content_md5(db, "s") == expected_md5()
-        assert file_rows(db, src)[-1] == ("success", ROWS)
+        assert db.count("s") == rows
+        assert content_md5(db, "s") == expected_md5(rows)
+        assert file_rows(db, src)[-1] == ("success", rows)
     finally:
         server.cleanup()
 
