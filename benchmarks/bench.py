@@ -125,6 +125,9 @@ class Dataset:
     parquet: Path
     generated_s: float | None
     """Seconds spent generating; ``None`` when both files came from the cache."""
+    xlsx: Path | None = None
+    """The first ``xlsx_rows`` rows as a workbook (made when an xlsx case runs)."""
+    xlsx_rows: int = 0
 
 
 def _random_words(rng: np.random.Generator, count: int, low: int, high: int) -> pa.StringArray:
@@ -206,6 +209,57 @@ def _write_dataset(rows: int, csv_path: Path, parquet_path: Path) -> None:
             parquet_writer.write_table(table, row_group_size=CHUNK_ROWS)
     csv_tmp.replace(csv_path)
     parquet_tmp.replace(parquet_path)
+
+
+XLSX_ROWS = 100_000
+"""Rows of the xlsx case: BASELINE.md's 100,000-row x 10-column workbook (12-14 MB)."""
+
+
+def write_xlsx(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as one sheet (header in row 1) with xlsxwriter: numbers, text, dates,
+    datetimes and booleans as Excel stores them (a number column is double, as in Excel)."""
+    import xlsxwriter
+
+    tmp = path.with_suffix(".xlsx.tmp")
+    book = xlsxwriter.Workbook(str(tmp), {"constant_memory": True})
+    sheet = book.add_worksheet("data")
+    date_format = book.add_format({"num_format": "yyyy-mm-dd"})
+    ts_format = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"})
+    sheet.write_row(0, 0, table.schema.names)
+    columns = [c.to_pylist() for c in table.columns]
+    writers = []
+    for column in table.schema:
+        if pa.types.is_date(column.type):
+            writers.append(lambda r, c, v: sheet.write_datetime(r, c, v, date_format))
+        elif pa.types.is_timestamp(column.type):
+            writers.append(lambda r, c, v: sheet.write_datetime(r, c, v, ts_format))
+        elif pa.types.is_boolean(column.type):
+            writers.append(sheet.write_boolean)
+        elif pa.types.is_string(column.type):
+            writers.append(sheet.write_string)
+        else:
+            writers.append(lambda r, c, v: sheet.write_number(r, c, float(v)))
+    for r in range(table.num_rows):
+        for c, (write, values) in enumerate(zip(writers, columns, strict=True)):
+            value = values[r]
+            if value is not None:
+                write(r + 1, c, value)
+    book.close()
+    tmp.replace(path)
+
+
+def prepare_xlsx(dataset: Dataset, workdir: Path) -> Dataset:
+    """Return ``dataset`` with its workbook: the first rows of the Parquet file, cached."""
+    rows = min(XLSX_ROWS, dataset.rows)
+    path = workdir / f"bench-v{DATASET_VERSION}-{rows}.xlsx"
+    if not path.exists():
+        print(f"writing {rows:,} rows to {path} ...", flush=True)
+        started = time.perf_counter()
+        table = pq.ParquetFile(dataset.parquet).read_row_group(0).slice(0, rows)
+        write_xlsx(table, path)
+        print(f"  written in {time.perf_counter() - started:.1f} s", flush=True)
+    path.chmod(0o644)
+    return replace(dataset, xlsx=path, xlsx_rows=rows)
 
 
 def prepare_dataset(workdir: Path, rows: int) -> Dataset:
@@ -489,6 +543,45 @@ def case_pgingest_csv_observed(ctx: Context) -> Measurement:
     return _pgingest(replace(ctx, extra_args=[*ctx.extra_args, *extra]), ctx.dataset.csv)
 
 
+def case_pgingest_xlsx(ctx: Context) -> Measurement:
+    """pgingest loading the 100,000-row workbook (fastexcel -> Arrow -> pgpq -> binary COPY)."""
+    if ctx.dataset.xlsx is None:
+        raise CaseError("no workbook prepared")
+    return _pgingest(ctx, ctx.dataset.xlsx)
+
+
+_READ_XLSX = {
+    "fastexcel": "import fastexcel, sys\n"
+    "b = fastexcel.read_excel(sys.argv[1]).load_sheet(0).to_arrow()\n"
+    "assert b.num_rows == int(sys.argv[2]), b.num_rows\n",
+    "openpyxl": "import openpyxl, sys\n"
+    "book = openpyxl.load_workbook(sys.argv[1], read_only=True, data_only=True)\n"
+    "n = sum(1 for _ in book.worksheets[0].iter_rows(min_row=2, values_only=True))\n"
+    "assert n == int(sys.argv[2]), n\n",
+}
+"""The workbook read by a reader alone, in a process of its own like pgingest's (interpreter
+start-up and imports included on both sides)."""
+
+
+def _read_xlsx(ctx: Context, reader: str) -> Measurement:
+    if ctx.dataset.xlsx is None:
+        raise CaseError("no workbook prepared")
+    script = _READ_XLSX[reader]
+    return run_measured(
+        [sys.executable, "-c", script, str(ctx.dataset.xlsx), str(ctx.dataset.xlsx_rows)]
+    )
+
+
+def case_xlsx_read_fastexcel(ctx: Context) -> Measurement:
+    """fastexcel alone reading the workbook to Arrow: the Bar's yardstick for pgingest_xlsx."""
+    return _read_xlsx(ctx, "fastexcel")
+
+
+def case_xlsx_read_openpyxl(ctx: Context) -> Measurement:
+    """openpyxl alone (read-only, values only) iterating the workbook's rows."""
+    return _read_xlsx(ctx, "openpyxl")
+
+
 def case_raw_csv_2streams(ctx: Context) -> Measurement:
     """pgingest's CSV path without pgingest (benchmarks/raw_streams.py): two connections
     sending 4 MiB raw chunks, one transaction each, no manifest, no lineage. The difference to
@@ -506,9 +599,16 @@ CASES: dict[str, CaseFn] = {
     "pgingest_csv_no_lineage": case_pgingest_csv_no_lineage,
     "raw_csv_2streams": case_raw_csv_2streams,
     "pgingest_csv_observed": case_pgingest_csv_observed,
+    "pgingest_xlsx": case_pgingest_xlsx,
+    "xlsx_read_fastexcel": case_xlsx_read_fastexcel,
+    "xlsx_read_openpyxl": case_xlsx_read_openpyxl,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
 BASELINE_CASE = "server_copy"
+XLSX_CASES = frozenset({"pgingest_xlsx", "xlsx_read_fastexcel", "xlsx_read_openpyxl"})
+"""Cases on the workbook (``Dataset.xlsx_rows`` rows, not ``--rows``)."""
+READ_ONLY_CASES = frozenset({"xlsx_read_fastexcel", "xlsx_read_openpyxl"})
+"""Cases that read without loading: the table stays empty (the script checks its row count)."""
 DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"]
 """What runs without --cases; the manifest-cost cases are asked for by name."""
 
@@ -578,11 +678,13 @@ def run_case(
         measured = CASES[name](ctx)
         cpu_after, machine_after = server_cpu.total(), _machine_cpu()
         loaded = ctx.db.fetchval(f"SELECT count(*) FROM {TABLE}")
-        if loaded != ctx.dataset.rows:
+        expected = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
+        if name in READ_ONLY_CASES:
+            expected = 0
+        if loaded != expected:
             hint = " (was the file skipped?)" if loaded == 0 else ""
-            raise CaseError(
-                f"ROW COUNT MISMATCH: {loaded:,} rows, expected {ctx.dataset.rows:,}{hint}"
-            )
+            raise CaseError(f"ROW COUNT MISMATCH: {loaded:,} rows, expected {expected:,}{hint}")
+        rows = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
     except (CaseError, asyncpg.PostgresError, OSError) as exc:
         message = str(exc) if isinstance(exc, CaseError) else f"{type(exc).__name__}: {exc}"
         print(f"  {name:<18} FAILED: {message}", flush=True)
@@ -597,7 +699,7 @@ def run_case(
         round=round_no,
         ok=True,
         seconds=measured.seconds,
-        rows_per_s=ctx.dataset.rows / measured.seconds,
+        rows_per_s=rows / measured.seconds,
         client_peak_rss_mb=rss / 2**20 if rss is not None else None,
         client_cpu_s=measured.client_cpu_s,
         server_cpu_s=server_cpu_s,
@@ -645,6 +747,30 @@ def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str,
             "median_other_cpu_s": median_of([r.other_cpu_s for r in ok]),
         }
     return summary
+
+
+def xlsx_ratios(results: list[RunResult]) -> dict[str, float]:
+    """The Bar of the xlsx case, per round then the median: pgingest's load time over
+    fastexcel's read time (at most 1.5), and openpyxl's read time over pgingest's load time
+    (at least 8)."""
+    by_round: dict[int, dict[str, float]] = {}
+    for r in results:
+        if r.ok and r.seconds is not None and r.case in XLSX_CASES:
+            by_round.setdefault(r.round, {})[r.case] = r.seconds
+    load_over_read: list[float] = []
+    openpyxl_over_load: list[float] = []
+    for times in by_round.values():
+        load = times.get("pgingest_xlsx")
+        if load and "xlsx_read_fastexcel" in times:
+            load_over_read.append(load / times["xlsx_read_fastexcel"])
+        if load and "xlsx_read_openpyxl" in times:
+            openpyxl_over_load.append(times["xlsx_read_openpyxl"] / load)
+    out: dict[str, float] = {}
+    if load_over_read:
+        out["pgingest_xlsx / xlsx_read_fastexcel (bar <= 1.5)"] = statistics.median(load_over_read)
+    if openpyxl_over_load:
+        out["xlsx_read_openpyxl / pgingest_xlsx (bar >= 8)"] = statistics.median(openpyxl_over_load)
+    return out
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -772,6 +898,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_workdir(args.workdir)
     dataset = prepare_dataset(args.workdir, args.rows)
+    if XLSX_CASES & set(args.cases):
+        dataset = prepare_xlsx(dataset, args.workdir)
     csv_mb, parquet_mb = (p.stat().st_size / 1e6 for p in (dataset.csv, dataset.parquet))
     how = "cached" if dataset.generated_s is None else f"generated in {dataset.generated_s:.1f} s"
     print(
@@ -819,6 +947,12 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_after"] = os.getloadavg()
     summary = summarize(results, args.cases)
     print_table(summary, args.rows, args.rounds)
+    xlsx_bar = xlsx_ratios(results)
+    if xlsx_bar:
+        print(
+            f"\nxlsx ({dataset.xlsx_rows:,} rows), medians of per-round time ratios:"
+            + "".join(f"\n  {k}: {v:.2f}" for k, v in xlsx_bar.items())
+        )
     report = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "argv": sys.argv,
@@ -843,6 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         "round_orders": orders,
         "runs": [asdict(r) for r in results],
         "summary": summary,
+        "xlsx_ratios": xlsx_bar,
     }
     json_path = args.json or args.workdir / f"report-{args.rows}.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")

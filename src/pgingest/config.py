@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
@@ -22,6 +22,9 @@ from pgingest.errors import ConfigError
 from pgingest.model import FormatOption
 
 OnChanged = Literal["replace", "append"]
+TableFrom = Literal["file", "folder"]
+TransformSpec = Callable[[Any], Any] | str
+"""A batch transform: the callable, or its ``module:function`` name."""
 TxnScope = Literal["batch", "file"]
 
 ENV_PREFIX = "PGINGEST_"
@@ -138,6 +141,31 @@ class LoadOptions:
     """Seconds before the first retry; each further retry waits twice as long (with jitter)."""
     retry_max: float = 30.0
     """The longest wait between two retries, in seconds."""
+    sheet: str | None = None
+    """Workbooks: the sheet to load, by name or 1-based position; ``all``: every non-empty
+    sheet, each to table ``<table>_<sheet>`` (or, with :attr:`sheet_column`, all to one
+    table). Default: the first sheet."""
+    header_row: int | None = None
+    """Workbooks: 1-based row of the header, counted from the sheet's first non-empty row;
+    default: the first row as wide as the table (title rows above it are skipped)."""
+    sheet_column: bool = False
+    """With ``sheet: all``: every sheet into one table, with a ``sheet`` column."""
+    source_file_column: bool = False
+    """Add a ``source_file`` text column holding each row's file path."""
+    table_from: TableFrom = "file"
+    """``file``: a table per file name; ``folder``: a table per folder, named from its path
+    below the folder given to load (``sales/emea/*.xlsx`` -> ``sales_emea``)."""
+    transform: TransformSpec | None = None
+    """A function ``(pyarrow.RecordBatch) -> pyarrow.RecordBatch`` applied to every batch
+    before it is written (and to the sample types are inferred from), or its
+    ``module:function`` name."""
+    folders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per-folder option overrides (from the config file): folder path below the load root
+    (``sales/emea``) -> options (``table``, ``sheet``, ``header_row``, ...); deeper folders
+    win."""
+    sources: tuple[Mapping[str, Any], ...] = ()
+    """Extra inputs (from the config file): each a ``path`` (file, folder or glob) with
+    option overrides such as its ``table``."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -158,8 +186,20 @@ class LoadOptions:
             raise ConfigError("--on-changed must be replace or append")
         if self.txn not in ("batch", "file"):
             raise ConfigError("--txn must be batch or file")
-        if self.format not in ("auto", "csv", "tsv", "parquet"):
-            raise ConfigError(f"unknown format {self.format!r}: use auto, csv, tsv or parquet")
+        if self.format not in get_args(FormatOption):
+            choices = ", ".join(get_args(FormatOption))
+            raise ConfigError(f"unknown format {self.format!r}: use one of {choices}")
+        if self.table_from not in ("file", "folder"):
+            raise ConfigError("--table-from must be file or folder")
+        if self.header_row is not None and self.header_row < 1:
+            raise ConfigError("--header-row must be 1 or more")
+        if self.sheet is not None and not isinstance(self.sheet, str):
+            object.__setattr__(self, "sheet", str(self.sheet))  # a position from YAML
+        if self.transform is not None and not (
+            callable(self.transform) or (isinstance(self.transform, str) and ":" in self.transform)
+        ):
+            raise ConfigError("--transform must be module:function or a callable")
+        object.__setattr__(self, "sources", tuple(self.sources))
 
 
 def connection_from_env(
@@ -199,3 +239,138 @@ def options_with(base: LoadOptions, values: Mapping[str, Any]) -> LoadOptions:
     if unknown:
         raise ConfigError(f"unknown load option(s): {', '.join(sorted(unknown))}")
     return replace(base, **{k: v for k, v in values.items() if v is not None})
+
+
+FUTURE_OPTIONS = frozenset({"mode", "key", "pk", "contract"})
+"""Config-file options this version does not have yet (upsert/merge modes and keys, contracts):
+accepted in the file's schema, passed through when :class:`LoadOptions` has them, and refused
+with a clear message otherwise (``mode: append``, today's behaviour, is always accepted)."""
+_CONNECTION_KEYS = frozenset({"dsn", "home"})
+_FILE_KEYS = frozenset({"paths", "folders", "sources"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """What a YAML config file (``--config``) holds."""
+
+    options: Mapping[str, Any]
+    """Load options (field names of :class:`LoadOptions`), ``folders`` and ``sources`` included."""
+    dsn: str | None = None
+    home: str | None = None
+    paths: tuple[str, ...] = ()
+    """What to load when the command line names nothing."""
+
+
+def _key(name: object, where: str) -> str:
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: option names must be strings, got {name!r}")
+    return name.replace("-", "_")
+
+
+def check_overrides(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate per-folder or per-source options: LoadOptions fields, plus the future ones.
+
+    Raises:
+        ConfigError: an unknown option, or a future one this version cannot honour.
+    """
+    known = {f.name for f in fields(LoadOptions)}
+    out: dict[str, Any] = {}
+    for raw, value in values.items():
+        name = _key(raw, where)
+        if name in ("pk",) and "key" in known:
+            name = "key"
+        if name not in known:
+            if name not in FUTURE_OPTIONS:
+                raise ConfigError(f"{where}: unknown option {raw!r}")
+            if name == "mode" and value == "append":
+                continue  # what this version does anyway
+            raise ConfigError(
+                f"{where}: option {raw!r} is not supported by this version of pgingest"
+            )
+        if name in ("folders", "sources"):
+            raise ConfigError(f"{where}: {raw!r} is only allowed at the top of the file")
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def _flatten_folders(tree: Any, prefix: str, out: dict[str, dict[str, Any]], where: str) -> None:
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"{where}: 'folders' must map folder paths to options")
+    for raw_folder, body in tree.items():
+        folder = str(raw_folder).strip("/")
+        path = f"{prefix}/{folder}" if prefix else folder
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{where}: folder {path!r} must map to options")
+        nested = body.get("folders")
+        options = {k: v for k, v in body.items() if k != "folders"}
+        out[path] = check_overrides(options, f"{where}: folder {path!r}")
+        if nested is not None:
+            _flatten_folders(nested, path, out, where)
+
+
+def load_config(path: str | Path) -> ConfigFile:
+    """Read a YAML config file: load options, per-folder overrides, sources, paths, DSN.
+
+    The top level holds any :class:`LoadOptions` field (``schema``, ``sheet``,
+    ``header_row``, ``table_from``...; dashes or underscores), ``dsn``, ``paths`` (what to
+    load when the command names nothing), ``folders`` (folder below the load root -> options,
+    nested with ``folders`` again) and ``sources`` (a list of ``{path: <file, folder or glob>,
+    table: ..., <options>}``).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The parsed file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or names unknown options.
+    """
+    import yaml
+
+    where = str(path)
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the config file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: the config file must be a mapping of options")
+    top = {_key(k, where): v for k, v in data.items()}
+    dsn = top.pop("dsn", None)
+    home = top.pop("home", None)
+    paths = top.pop("paths", None) or ()
+    if isinstance(paths, str):
+        paths = (paths,)
+    folders: dict[str, dict[str, Any]] = {}
+    if top.get("folders") is not None:
+        _flatten_folders(top.pop("folders"), "", folders, where)
+    top.pop("folders", None)
+    sources: list[dict[str, Any]] = []
+    for number, item in enumerate(top.pop("sources", None) or (), start=1):
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, Mapping) or not item.get("path"):
+            raise ConfigError(f"{where}: source {number} needs a 'path' (file, folder or glob)")
+        rest = {k: v for k, v in item.items() if k != "path"}
+        entry = check_overrides(rest, f"{where}: source {number}")
+        entry["path"] = str(item["path"])
+        sources.append(entry)
+    options = check_overrides(top, where)
+    if folders:
+        options["folders"] = folders
+    if sources:
+        options["sources"] = tuple(sources)
+    return ConfigFile(
+        options,
+        dsn=str(dsn) if dsn else None,
+        home=str(home) if home else None,
+        paths=tuple(str(p) for p in paths),
+    )

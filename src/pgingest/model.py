@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-Format = Literal["csv", "tsv", "parquet"]
-FormatOption = Literal["auto", "csv", "tsv", "parquet"]
+Format = Literal["csv", "tsv", "parquet", "xlsx", "xls", "xlsb", "ods", "ndjson"]
+FormatOption = Literal["auto", "csv", "tsv", "parquet", "excel", "ndjson"]
 Compression = Literal["none", "gzip", "bz2", "xz", "zstd"]
 Mode = Literal["append"]
 FileStatus = Literal["loaded", "failed", "skipped"]
 
-FORMATS: tuple[Format, ...] = ("csv", "tsv", "parquet")
+FORMATS: tuple[Format, ...] = ("csv", "tsv", "parquet", "xlsx", "xls", "xlsb", "ods", "ndjson")
+WORKBOOK_FORMATS: tuple[Format, ...] = ("xlsx", "xls", "xlsb", "ods")
+"""Spreadsheet workbooks (``xlsx`` also stands for ``xlsm``), read sheet by sheet."""
+ARROW_FORMATS: tuple[Format, ...] = ("parquet", "ndjson", *WORKBOOK_FORMATS)
+"""Formats whose readers yield typed Arrow batches (encoded to binary COPY), never CSV text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +86,27 @@ class CsvChunk:
     """PostgreSQL client encoding of ``data``: ``UTF8``, ``WIN1252`` or ``LATIN1``."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A value a reader could not take (e.g. an Excel error cell), loaded as NULL instead."""
+
+    line: int
+    """1-based row (Excel: the sheet's row number) or line of the value."""
+    column: str
+    """The column's name as written in the file (the header)."""
+    raw: str | None
+    """The value as the file shows it, e.g. ``#DIV/0!``."""
+    reason: str
+
+
 @dataclass(slots=True)
 class ArrowChunk:
     """An Arrow record batch and where its first row was in the file."""
 
     batch: pa.RecordBatch
     first_line: int
+    rejects: tuple[Reject, ...] = ()
+    """Values of these rows the reader loaded as NULL (recorded in ``pgingest.rejects``)."""
 
 
 Chunk = CsvChunk | ArrowChunk

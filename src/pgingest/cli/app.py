@@ -23,6 +23,7 @@ from pgingest.cli.render import (
     render_status,
     stages_line,
     summary,
+    table_changes,
 )
 from pgingest.config import ConnectionSettings, connection_from_env, redact_dsn
 from pgingest.errors import ConfigError, PgIngestError
@@ -168,12 +169,15 @@ class Output:
         if report is not None:
             to_err = bool(report.failed) and not self.json_on_stderr
             click.echo(summary(report), err=to_err)
+            changes = table_changes(report) if not report.dry_run else []
+            if len(changes) > 1 or (changes and len(report.files) > 1):
+                click.echo("per table:\n" + "\n".join(changes), err=to_err)
             if report.stages and not report.dry_run:
                 click.echo(stages_line(report), err=to_err)
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option(
     "--dsn",
     envvar=["PGINGEST_DSN", "DATABASE_URL"],
@@ -198,10 +202,58 @@ class Output:
     "--file-type",
     "fmt",
     envvar=_env("format"),
-    type=click.Choice(["auto", "csv", "tsv", "parquet"]),
-    default="auto",
-    show_default=True,
-    help="File format; auto reads the content.",
+    type=click.Choice(["auto", "csv", "tsv", "parquet", "excel", "ndjson"]),
+    default=None,
+    help="File format; auto (the default) reads the content: CSV/TSV, Parquet, workbooks"
+    " (xlsx, xlsm, xls, xlsb, ods) and NDJSON.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar=_env("config"),
+    help="YAML file with load options, per-folder overrides (table, sheet, header_row, ...) and"
+    " sources (glob -> table); flags and PGINGEST_* variables win over it.",
+)
+@click.option(
+    "--table-from",
+    type=click.Choice(["file", "folder"]),
+    envvar=_env("table_from"),
+    help="Name tables after each file (default) or after each folder below the folder given"
+    " (sales/emea/*.xlsx -> sales_emea).",
+)
+@click.option(
+    "--sheet",
+    envvar=_env("sheet"),
+    help="Workbooks: sheet NAME, 1-based INDEX, or all (each sheet to <table>_<sheet>)."
+    "  [default: the first sheet]",
+)
+@click.option(
+    "--sheet-column",
+    is_flag=True,
+    default=None,
+    envvar=_env("sheet_column"),
+    help="With --sheet all: every sheet into one table, with a 'sheet' column.",
+)
+@click.option(
+    "--header-row",
+    type=click.IntRange(min=1),
+    envvar=_env("header_row"),
+    help="Workbooks: the header's row number (1-based).  [default: the first row as wide as"
+    " the table; title rows above it are skipped]",
+)
+@click.option(
+    "--source-file-column",
+    is_flag=True,
+    default=None,
+    envvar=_env("source_file_column"),
+    help="Add a 'source_file' text column with each row's file path.",
+)
+@click.option(
+    "--transform",
+    envvar=_env("transform"),
+    help="module:function applied to every Arrow record batch before it is written"
+    " (returns a pyarrow.RecordBatch).",
 )
 @click.option(
     "--headers",
@@ -345,7 +397,8 @@ def load(
     /,
     paths: tuple[str, ...],
     dsn: str | None,
-    fmt: str,
+    fmt: str | None,
+    config_file: str | None,
     types: str | None,
     null_strings: tuple[str, ...],
     disable_internal_parallelism: bool,
@@ -365,10 +418,27 @@ def load(
     (Parquet). Exit code 0 when every file loaded, 1 when any failed, 2 for a usage error.
     """
     from pgingest.api import load_async
+    from pgingest.config import load_config
     from pgingest.schema.infer import parse_type_overrides
 
-    options: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
-    options["format"] = fmt
+    options: dict[str, Any] = {}
+    if config_file is not None:
+        config = load_config(config_file)
+        options.update(config.options)
+        dsn = dsn or config.dsn
+        if not paths:
+            paths = config.paths
+        if not paths and not config.options.get("sources"):
+            raise click.UsageError(
+                f"nothing to load: give PATHS, or paths/sources in {config_file}"
+            )
+    elif not paths:
+        raise click.UsageError("give at least one PATH (or --config with paths or sources)")
+    # An unset on/off flag is False, not None: it must not undo the config file's True.
+    flags = ("dry_run", "text", "tolerant", "force")
+    options.update({k: v for k, v in values.items() if v is not None and (v or k not in flags)})
+    if fmt is not None:
+        options["format"] = fmt
     if types:
         options["types"] = parse_type_overrides(types)
     if null_strings:

@@ -91,6 +91,30 @@ def summary(report: LoadReport) -> str:
     return text
 
 
+def table_changes(report: LoadReport) -> list[str]:
+    """What changed per table, for the daily re-run of a tree: files new, changed (their
+    previous version's rows replaced), unchanged (skipped) and failed, and the rows loaded."""
+    tables: dict[str, dict[str, int]] = {}
+    for f in report.files:
+        if not f.table:
+            continue
+        counts = tables.setdefault(f.table, {"new": 0, "changed": 0, "unchanged": 0})
+        if f.status == "loaded":
+            changed = (f.message or "").startswith("changed")
+            counts["changed" if changed else "new"] += 1
+            counts["rows"] = counts.get("rows", 0) + f.rows
+        elif f.status == "skipped":
+            counts["unchanged"] += 1
+        else:
+            counts["failed"] = counts.get("failed", 0) + 1
+    lines = []
+    for table, c in sorted(tables.items()):
+        parts = [f"{c[k]} {k}" for k in ("new", "changed", "unchanged", "failed") if c.get(k)]
+        rows = f", {c['rows']:,} rows loaded" if c.get("rows") else ""
+        lines.append(f"  {table}: {', '.join(parts)} file(s){rows}")
+    return lines
+
+
 def stages_line(report: LoadReport) -> str:
     """Where the time went: seconds per stage summed over workers, and the retries."""
     names = {"read": "read/parse", "encode": "encode", "write": "write", "wait": "wait"}

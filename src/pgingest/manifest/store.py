@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgingest.manifest.model import FileEntry
+from pgingest.model import Reject
 from pgingest.pg.ddl import qualified_name, quote_ident
 
 SCHEMA_VERSION = 1
@@ -426,6 +427,16 @@ async def record_batch(conn: Any, file_id: int, batch: int, first_line: int, row
         batch,
         first_line,
         rows,
+    )
+
+
+async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> None:
+    """Inside a batch's transaction: keep the values its reader loaded as NULL (e.g. Excel
+    error cells), so that they commit or roll back with the batch's rows."""
+    await conn.executemany(
+        "INSERT INTO pgingest.rejects (file_id, line, column_name, raw, reason)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(file_id, r.line, r.column, r.raw, r.reason) for r in rejects],
     )
 
 

@@ -1,17 +1,38 @@
-"""Discover the files behind the given paths, folders and globs, and name their tables."""
+"""Discover the files behind the given paths, folders and globs, and name their tables: by file,
+by folder (``--table-from folder``), by config-file overrides, and one per workbook sheet."""
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from pgingest.config import LoadOptions
+from pgingest.errors import ConfigError
 from pgingest.schema.names import normalize_identifier
 
 # Files a folder scan picks up (an explicitly named file is always taken, whatever its name).
-DATA_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".psv", ".dat", ".parquet", ".pq", ".parq"}
+DATA_SUFFIXES = {
+    ".csv",
+    ".tsv",
+    ".tab",
+    ".txt",
+    ".psv",
+    ".dat",
+    ".parquet",
+    ".pq",
+    ".parq",
+    ".xlsx",
+    ".xlsm",
+    ".xls",
+    ".xlsb",
+    ".ods",
+    ".ndjson",
+    ".jsonl",
+}
 COMPRESSION_SUFFIXES = {".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd"}
 
 
@@ -21,10 +42,13 @@ class Discovered:
 
     path: str
     error: str | None = None
+    root: str | None = None
+    """The folder given to load that this file was found in (``None``: named directly)."""
 
 
 def _is_data_file(path: Path) -> bool:
-    if path.name.startswith("."):
+    # Hidden files, and the lock files spreadsheet programs leave beside an open workbook.
+    if path.name.startswith((".", "~$", ".~lock.")):
         return False
     suffixes = [s.lower() for s in path.suffixes]
     while suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
@@ -48,11 +72,11 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
     seen: set[str] = set()
     out: list[Discovered] = []
 
-    def add(p: Path) -> None:
+    def add(p: Path, root: Path | None = None) -> None:
         key = os.path.realpath(p)
         if key not in seen:
             seen.add(key)
-            out.append(Discovered(str(p)))
+            out.append(Discovered(str(p), root=str(root) if root is not None else None))
 
     for raw in paths:
         path = Path(raw).expanduser()
@@ -61,7 +85,7 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
             if not found:
                 out.append(Discovered(raw, f"{raw}: no data files in this folder"))
             for p in found:
-                add(p)
+                add(p, path)
         elif path.is_file():
             add(path)
         elif glob.has_magic(raw):
@@ -69,8 +93,9 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
             files = [m for m in matches if m.is_file()]
             if not files:
                 out.append(Discovered(raw, f"{raw}: no file matches this pattern"))
+            root = _glob_root(os.path.expanduser(raw))
             for p in files:
-                add(p)
+                add(p, root)
         else:
             out.append(Discovered(raw, f"{raw}: no such file or folder"))
     return out
@@ -86,3 +111,104 @@ def default_table_name(path: str) -> str:
             break
     stem = Path(name).stem or name
     return normalize_identifier(stem)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard (``data/*/x.csv`` -> ``data``)."""
+    parts: list[str] = []
+    for part in Path(pattern).parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path()
+
+
+def folder_of(path: str, root: str | None) -> str:
+    """The file's folder below ``root`` as ``a/b`` (``""`` at the root or without one)."""
+    if root is None:
+        return ""
+    try:
+        relative = Path(path).parent.resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return ""
+    return "" if str(relative) == "." else relative.as_posix()
+
+
+def folder_table_name(path: str, root: str | None) -> str:
+    """The table of a file with ``--table-from folder``: its folder's path below the load root,
+    normalized (``sales/emea/q1.xlsx`` -> ``sales_emea``); a file at the root, or named
+    directly, takes its root folder's own name."""
+    folder = folder_of(path, root)
+    if not folder:
+        base = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
+        return normalize_identifier(base or "data")
+    return normalize_identifier(folder.replace("/", "_"))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One unit of loading: a file (or one sheet of a workbook) and the options it loads with."""
+
+    path: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """LoadOptions fields that differ from the run's (``table``, ``sheet``, ...)."""
+
+
+def plan_targets(
+    paths: Sequence[str], options: LoadOptions
+) -> tuple[list[Target], list[Discovered]]:
+    """Discover the inputs (command-line paths and the config file's ``sources``) and give
+    each file its options: folder overrides, the source's, the folder table.
+
+    Returns:
+        The targets in order, and the inputs that named nothing loadable.
+    """
+    inputs: list[tuple[str, Mapping[str, Any]]] = [(p, {}) for p in paths]
+    for source in options.sources:
+        inputs.append((str(source["path"]), {k: v for k, v in source.items() if k != "path"}))
+    targets: list[Target] = []
+    missing: list[Discovered] = []
+    seen: set[tuple[str, str | None]] = set()
+    for raw, source_overrides in inputs:
+        for found in discover([raw]):
+            if found.error is not None:
+                missing.append(found)
+                continue
+            overrides: dict[str, Any] = {}
+            folder = folder_of(found.path, found.root)
+            for prefix, values in sorted(options.folders.items(), key=lambda kv: kv[0].count("/")):
+                if folder == prefix or folder.startswith(prefix + "/") or prefix == "":
+                    overrides.update(values)
+            overrides.update(source_overrides)
+            table_from = overrides.get("table_from", options.table_from)
+            if "table" not in overrides and table_from == "folder" and options.table is None:
+                overrides["table"] = folder_table_name(found.path, found.root)
+            key = (os.path.realpath(found.path), overrides.get("table"))
+            if key in seen:
+                continue
+            seen.add(key)
+            targets.append(Target(found.path, overrides))
+    return targets, missing
+
+
+def expand_sheets(target: Target, options: LoadOptions, is_workbook: bool) -> list[Target]:
+    """``sheet: all`` without a sheet column: one target per non-empty sheet, to table
+    ``<table>_<sheet>``. Other targets are returned as they are.
+
+    Raises:
+        SourceError: the workbook cannot be read.
+    """
+    if not is_workbook or options.sheet != "all" or options.sheet_column:
+        return [target]
+    from pgingest.sources.excel import sheet_names
+
+    base = options.table or default_table_name(target.path)
+    out = []
+    for position, name in enumerate(sheet_names(target.path), start=1):
+        try:
+            suffix = normalize_identifier(name)
+        except ConfigError:  # nothing ASCII in the name (e.g. 日本語): its position
+            suffix = f"sheet{position}"
+        table = normalize_identifier(f"{base}_{suffix}")
+        out.append(Target(target.path, {**target.overrides, "sheet": name, "table": table}))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import gzip
 import logging
@@ -27,12 +28,15 @@ from pgingest.errors import (
 from pgingest.manifest import store
 from pgingest.manifest.model import fingerprint
 from pgingest.model import (
+    ARROW_FORMATS,
+    WORKBOOK_FORMATS,
     ArrowChunk,
     ColumnSpec,
     CsvChunk,
     CsvDialect,
     FileResult,
     LoadReport,
+    Reject,
     SourceInfo,
     TableSpec,
 )
@@ -48,12 +52,14 @@ from pgingest.pg import connect, copy, ddl
 from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.memory import limit_resident_memory
-from pgingest.pipeline.plan import default_table_name, discover
+from pgingest.pipeline.plan import Target, default_table_name, expand_sheets, plan_targets
 from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
 from pgingest.schema.infer import infer_pg_types
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.schema.pgtypes import pg_type_for_arrow
 from pgingest.sources import CsvOptions, Source, detect, open_source
+from pgingest.sources.adapt import AdaptedSource, resolve_transform
+from pgingest.sources.excel import ExcelOptions
 
 log = logging.getLogger("pgingest.run")
 T = TypeVar("T")
@@ -83,6 +89,8 @@ class Payload:
     dialect: CsvDialect | None = None
     batch: Any = None
     encoder: copy.BinaryEncoder | None = None
+    rejects: tuple[Reject, ...] = ()
+    """Values the reader loaded as NULL, recorded in the batch's transaction."""
 
     @property
     def nbytes(self) -> int:
@@ -113,7 +121,7 @@ def _csv_options(options: LoadOptions) -> CsvOptions:
 
 def _infer_columns(source: Source, names: list[str], options: LoadOptions) -> list[ColumnSpec]:
     raw = source.column_names()
-    if source.info.format == "parquet":
+    if source.info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
         schema = source.sample(1).schema
         types = [pg_type_for_arrow(f.type) for f in schema]
     elif options.text:
@@ -169,16 +177,26 @@ def _batches(
     (skipped batches never are)."""
     info = source.info
     path = info.path
-    if info.format == "parquet":
+    if info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
         cache: list[copy.BinaryEncoder | None] = [None]
+        header = dict(zip(source.column_names(), plan.columns, strict=False))
         batch_bytes = min(options.batch_bytes, ARROW_BATCH_BYTES)
+        if info.format in WORKBOOK_FORMATS:
+            # A sheet is read whole: smaller batches would save no memory, only add commits.
+            batch_bytes = options.batch_bytes
         for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=batch_bytes):
             chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
 
             def encode(chunk: ArrowChunk = chunk) -> Payload:
                 shaped = normalize_batch(chunk.batch, plan.columns, path)
                 shaped = align_batch(shaped, plan.target_types, path, chunk.first_line)
-                return _encode(shaped, chunk.first_line, cache)
+                payload = _encode(shaped, chunk.first_line, cache)
+                if chunk.rejects:  # named by the table's column, not the header
+                    rejects = tuple(
+                        replace(r, column=header.get(r.column, r.column)) for r in chunk.rejects
+                    )
+                    payload = replace(payload, rejects=rejects)
+                return payload
 
             yield encode
         return
@@ -301,7 +319,7 @@ class Loader:
         reporter: Reporter | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options
+        self._options = options
         self.reporter: Reporter = reporter or NullReporter()
         self._pool: Any = None
         self._run_id: int | None = None
@@ -309,6 +327,12 @@ class Loader:
         self._retries = 0
         self._policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
+
+    @property
+    def options(self) -> LoadOptions:
+        """The options of the target being loaded (a folder's or a source's overrides applied),
+        else the run's: set per target in its own task (a context variable)."""
+        return _TARGET_OPTIONS.get() or self._options
 
     @property
     def workers_per_file(self) -> int:
@@ -380,13 +404,12 @@ class Loader:
         started = time.perf_counter()
         limit_resident_memory()
         report = LoadReport(dry_run=self.options.dry_run)
-        found = discover(paths)
-        files = [d.path for d in found if d.error is None]
-        for d in found:
-            if d.error is not None:
-                result = FileResult(d.path, "", "failed", error=d.error)
-                report.files.append(result)
-                self.reporter.file_done(result)
+        targets, missing = await asyncio.to_thread(self._targets, paths, report)
+        for d in missing:
+            result = FileResult(d.path, "", "failed", error=d.error)
+            report.files.append(result)
+            self.reporter.file_done(result)
+        files = [t.path for t in targets]
         if not files:
             report.seconds = time.perf_counter() - started
             self.reporter.run_done(report)
@@ -423,6 +446,9 @@ class Loader:
             pause_lock = asyncio.Lock()
 
             async def one(index: int, path: str) -> None:
+                overrides = targets[index].overrides
+                if overrides:
+                    _TARGET_OPTIONS.set(options_for(self._options, overrides))
                 async with limit:
                     folder = os.path.dirname(os.path.abspath(path))  # noqa: ASYNC240
                     if self.options.sectional_commit and folder in stopped_folders:
@@ -468,6 +494,25 @@ class Loader:
             report.stages = {k: round(v, 3) for k, v in sorted(self._stages.items())}
             self.reporter.run_done(report)
         return report
+
+    def _targets(self, paths: Sequence[str], report: LoadReport) -> tuple[list[Target], list[Any]]:
+        """The run's targets: discovered files with their options, one per sheet where a
+        workbook's sheets each go to their own table (runs in a thread: it reads workbooks)."""
+        targets, missing = plan_targets(paths, self._options)
+        out: list[Target] = []
+        for target in targets:
+            options = options_for(self._options, target.overrides)
+            if options.sheet != "all" or options.sheet_column:
+                out.append(target)
+                continue
+            try:
+                info = detect(target.path, options.format, _csv_options(options))
+                out.extend(expand_sheets(target, options, info.format in WORKBOOK_FORMATS))
+            except PgIngestError as exc:
+                result = FileResult(target.path, "", "failed", error=_one_line(str(exc)))
+                report.files.append(result)
+                self.reporter.file_done(result)
+        return out, missing
 
     async def _finish_run(self, status: str, report: LoadReport) -> None:
         if self._run_id is None:
@@ -563,7 +608,24 @@ class Loader:
             info = detect(path, self.options.format, csv_options)
         else:
             info = await asyncio.to_thread(detect, path, self.options.format, csv_options)
-        return open_source(info, csv_options)
+        options = self.options
+        excel = ExcelOptions(
+            sheet=None if options.sheet == "all" else options.sheet,
+            header_row=options.header_row,
+            all_sheets=options.sheet == "all" and options.sheet_column,
+        )
+        began = time.perf_counter()
+        if info.format in WORKBOOK_FORMATS and not small_enough(info):
+            # A workbook's sheet is parsed whole when it is opened: that is its read stage.
+            source = await asyncio.to_thread(open_source, info, csv_options, excel)
+        else:
+            source = open_source(info, csv_options, excel)
+        self._stage("read", began)
+        if options.source_file_column or options.transform is not None:
+            transform = resolve_transform(options.transform) if options.transform else None
+            source_file = path if options.source_file_column else None
+            source = AdaptedSource(source, source_file=source_file, transform=transform)
+        return source
 
     async def _load_claimed(
         self, path: str, table_name: str, job: FileJob, started: float
@@ -687,6 +749,8 @@ class Loader:
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
+        elif job.replaces is not None or claim.replaces is not None:
+            result.message = "changed: replaced the rows of its previous version"
         return result
 
     async def _record_failure(self, conn: Any, job: FileJob, error: str, discard: bool) -> None:
@@ -841,6 +905,8 @@ class Loader:
                     chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
                     dialect = cast("CsvDialect", payload.dialect)
                     rows = await copy.copy_csv(conn, schema, table, plan.columns, chunk, dialect)
+                if payload.rejects:
+                    await store.record_rejects(conn, file_id, payload.rejects)
                 await store.record_batch(conn, file_id, index, payload.first_line, rows)
             except BaseException as exc:
                 if replaced is not None:  # rolled back: the next batch removes them
@@ -988,9 +1054,30 @@ async def _quietly(awaitable: Any) -> None:
 
 
 def _options_record(options: LoadOptions) -> dict[str, Any]:
-    record = asdict(options)
+    transform = options.transform
+    record = asdict(replace(options, transform=None))
     record["types"] = dict(options.types)
+    if callable(transform):  # recorded by name, so that a resumed run can import it again
+        transform = f"{transform.__module__}:{transform.__qualname__}"
+    record["transform"] = transform
+    record["folders"] = {k: dict(v) for k, v in options.folders.items()}
+    record["sources"] = [dict(v) for v in options.sources]
     return record
+
+
+_TARGET_OPTIONS: contextvars.ContextVar[LoadOptions | None] = contextvars.ContextVar(
+    "pgingest_target_options", default=None
+)
+
+
+def options_for(base: LoadOptions, overrides: Any) -> LoadOptions:
+    """``base`` with a target's overrides (folder, source, sheet) applied."""
+    return replace(base, **overrides) if overrides else base
+
+
+def small_enough(info: SourceInfo) -> bool:
+    """Whether a file is read in the event loop's thread (a thread hop costs more)."""
+    return info.size <= SMALL_FILE_BYTES
 
 
 def _first_error(error: BaseException) -> BaseException:

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from pgingest.errors import ConfigError, RowError, SourceError
-from pgingest.model import Chunk, Compression, SourceInfo
+from pgingest.model import WORKBOOK_FORMATS, Chunk, Compression, SourceInfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from _typeshed import WriteableBuffer
+
+    from pgingest.sources.excel import ExcelOptions
 
 __all__ = [
     "DECODE_FALLBACK",
@@ -161,13 +163,16 @@ class Source(Protocol):
         ...
 
 
-def open_source(info: SourceInfo, csv: CsvOptions | None = None) -> Source:
-    """Open a detected file for reading.
+def open_source(
+    info: SourceInfo, csv: CsvOptions | None = None, excel: ExcelOptions | None = None
+) -> Source:
+    """Open a detected file for reading: one reader module per format.
 
     Args:
         info: what :func:`pgingest.sources.detect` found.
-        csv: reading options for CSV/TSV (ignored for Parquet). ``header`` given here
+        csv: reading options for CSV/TSV (ignored for other formats). ``header`` given here
             overrides the detected one.
+        excel: which sheet of a workbook, and its header row (ignored for other formats).
 
     Returns:
         A :class:`Source` for the file's format.
@@ -179,6 +184,14 @@ def open_source(info: SourceInfo, csv: CsvOptions | None = None) -> Source:
         from pgingest.sources.parquet import ParquetSource
 
         return ParquetSource(info)
+    if info.format in WORKBOOK_FORMATS:
+        from pgingest.sources.excel import ExcelSource
+
+        return ExcelSource(info, excel)
+    if info.format == "ndjson":
+        from pgingest.sources.ndjson import NdjsonSource
+
+        return NdjsonSource(info)
     from pgingest.sources.csv import CsvSource
 
     return CsvSource(info, csv if csv is not None else CsvOptions())

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv as pycsv
 import io
+import json
 import os
 import re
 import sys
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -19,7 +21,7 @@ from itertools import islice
 from typing import Literal, get_args
 
 from pgingest.errors import ConfigError, SourceError
-from pgingest.model import Compression, CsvDialect, FormatOption, SourceInfo
+from pgingest.model import Compression, CsvDialect, Format, FormatOption, SourceInfo
 from pgingest.sources.base import (
     CsvOptions,
     normalize_encoding,
@@ -82,7 +84,8 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         ConfigError: ``fmt`` is unknown or contradicts the CSV options.
     """
     if fmt not in get_args(FormatOption):
-        raise ConfigError(f"unknown format {fmt!r}; use one of: auto, csv, tsv, parquet")
+        choices = ", ".join(get_args(FormatOption))
+        raise ConfigError(f"unknown format {fmt!r}; use one of: {choices}")
     options = csv if csv is not None else CsvOptions()
     if fmt == "tsv" and options.delimiter not in (None, "\t"):
         raise ConfigError(f"format tsv means a tab delimiter, not {options.delimiter!r}")
@@ -106,8 +109,18 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
     if fmt == "parquet":
         what = f"{compression}-compressed" if compression != "none" else "no PAR1 magic bytes"
         raise SourceError(f"{path}: not a Parquet file ({what})", path=path)
-    if head.startswith(b"PK\x03\x04"):
-        raise SourceError(f"{path}: is a zip archive (xlsx?), not CSV/TSV or Parquet", path=path)
+    if compression == "none" and head.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+        workbook = _workbook_format(path, head)
+        if fmt not in ("auto", "excel"):
+            what = f"a {workbook} workbook" if workbook else "a zip archive"
+            raise SourceError(f"{path}: is {what}, not {fmt}", path=path)
+        if workbook is None:
+            raise SourceError(
+                f"{path}: is a zip archive, not a workbook, CSV/TSV, NDJSON or Parquet", path=path
+            )
+        return SourceInfo(path=path, format=workbook, size=size)
+    if fmt == "excel":
+        raise SourceError(f"{path}: not a workbook (no zip or OLE signature)", path=path)
 
     stream = open_stream(path, compression)
     try:
@@ -123,6 +136,8 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         raise SourceError(
             f"{path}: compressed Parquet is not supported; decompress it first", path=path
         )
+    if fmt == "ndjson" or (fmt == "auto" and _is_ndjson(sample)):
+        return SourceInfo(path=path, format="ndjson", size=size, compression=compression)
     if fmt == "tsv":
         options = replace(options, delimiter="\t")
     dialect = sniff_dialect(sample, at_eof=at_eof, path=path, options=options)
@@ -134,6 +149,66 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         compression=compression,
         dialect=dialect,
     )
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_OOXML = "EncryptionInfo".encode("utf-16-le")
+"""An OLE directory entry of an encrypted (password-protected) xlsx/xlsb workbook."""
+_ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
+
+
+def _workbook_format(path: str, head: bytes) -> Format | None:
+    """The workbook kind of a zip or OLE file; ``None`` for a zip that is no workbook.
+
+    Raises:
+        SourceError: a password-protected or corrupt workbook.
+    """
+    if head.startswith(_OLE_MAGIC):
+        try:
+            with open(path, "rb") as fh:
+                directory = fh.read(1 << 20)
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
+        if _ENCRYPTED_OOXML in directory:
+            raise SourceError(
+                f"{path}: the workbook is password-protected (encrypted): save it without a"
+                " password to load it",
+                path=path,
+            )
+        return "xls"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            mimetype = archive.read("mimetype")[:64] if "mimetype" in names else b""
+    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+        if path.lower().endswith(_WORKBOOK_SUFFIXES):
+            raise SourceError(f"{path}: corrupt workbook: {one_line(exc)}", path=path) from exc
+        return None
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    if "xl/workbook.bin" in names:
+        return "xlsb"
+    if mimetype.startswith(_ODS_MIME) or ("content.xml" in names and path.lower().endswith(".ods")):
+        return "ods"
+    if path.lower().endswith(_WORKBOOK_SUFFIXES):
+        raise SourceError(f"{path}: corrupt workbook: no workbook part in the archive", path=path)
+    return None
+
+
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+
+
+def _is_ndjson(sample: bytes) -> bool:
+    """JSON lines: the first non-blank line is one JSON object."""
+    text = sample.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text.startswith(b"{"):
+        return False
+    line = text.split(b"\n", 1)[0]
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _check_parquet(path: str) -> None:
