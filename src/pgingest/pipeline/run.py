@@ -121,13 +121,13 @@ def _csv_options(options: LoadOptions) -> CsvOptions:
 
 def _infer_columns(source: Source, names: list[str], options: LoadOptions) -> list[ColumnSpec]:
     raw = source.column_names()
-    if source.info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
+    if source.info.format in ARROW_FORMATS:
         schema = source.sample(1).schema
         types = [pg_type_for_arrow(f.type) for f in schema]
     elif options.text:
         types = ["text"] * len(names)
     else:
-        types = infer_pg_types(source.sample(options.sample_rows))
+        types = _infer_text_types(source.sample(options.sample_rows))
     unknown = set(options.types) - set(names)
     if unknown:
         raise ConfigError(
@@ -136,6 +136,20 @@ def _infer_columns(source: Source, names: list[str], options: LoadOptions) -> li
         )
     types = [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
     return [ColumnSpec(n, t, r) for n, t, r in zip(names, types, raw, strict=True)]
+
+
+def _infer_text_types(sample: Any) -> list[str]:
+    """CSV columns' types from their text; a column a transform made typed keeps its type."""
+    import pyarrow as pa
+
+    text = [i for i, t in enumerate(sample.schema.types) if pa.types.is_string(t)]
+    if len(text) == sample.num_columns:
+        return infer_pg_types(sample)
+    inferred = dict(zip(text, infer_pg_types(sample.select(text)), strict=True)) if text else {}
+    return [
+        inferred[i] if i in inferred else pg_type_for_arrow(t)
+        for i, t in enumerate(sample.schema.types)
+    ]
 
 
 def _check_columns(path: str, table: TableSpec, names: list[str], options: LoadOptions) -> None:
