@@ -51,10 +51,16 @@ async def load_async(
     if "headers" in option_values and isinstance(option_values["headers"], str):
         option_values["headers"] = tuple(h.strip() for h in option_values["headers"].split(","))
     load_options = options_with(options or LoadOptions(), option_values)
+    # Plan the targets and start parsing a large first workbook before the loader (the driver,
+    # the encoder) is imported: that parse is most of such a load, and overlaps the start-up.
+    from pgingest.pipeline.readahead import start_read_ahead
+
+    names = [str(p) for p in paths]
+    ahead = await asyncio.to_thread(start_read_ahead, names, load_options)
     # Imported here so that `import pgingest` (and `pgingest --help`) stays light.
     from pgingest.pipeline import run
 
-    return await run.load_async([str(p) for p in paths], settings, load_options, reporter)
+    return await run.load_async(names, settings, load_options, reporter, read_ahead=ahead)
 
 
 def load(

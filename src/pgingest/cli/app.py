@@ -56,7 +56,7 @@ class Ctx:
 )
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Load CSV/TSV and Parquet files into PostgreSQL, fast and safely.
+    """Load CSV/TSV, Parquet, Excel (xlsx xlsm xls xlsb ods) and NDJSON files into PostgreSQL.
 
     With no --dsn and no DATABASE_URL, pgingest uses an embedded PostgreSQL kept in its data
     directory (PGINGEST_HOME); `pgingest db uri` prints how to connect to it.
@@ -414,8 +414,10 @@ def load(
     """Load files, folders (recursive) or glob patterns into PostgreSQL tables.
 
     Each file is appended to its table in batches, one transaction per batch. The table is
-    created when missing, with column types inferred from the data (CSV) or kept from the file
-    (Parquet). Exit code 0 when every file loaded, 1 when any failed, 2 for a usage error.
+    created when missing, with column types inferred from the data (CSV), kept from the file
+    (Parquet, NDJSON) or from the cells (workbooks). --table-from folder makes one table per
+    folder; --config FILE reads options, per-folder overrides and sources from YAML. Exit
+    code 0 when every file loaded, 1 when any failed, 2 for a usage error.
     """
     from pgingest.api import load_async
     from pgingest.config import load_config

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,11 @@ class Target:
     path: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """LoadOptions fields that differ from the run's (``table``, ``sheet``, ...)."""
+
+
+def options_for(base: LoadOptions, overrides: Mapping[str, Any]) -> LoadOptions:
+    """``base`` with a target's overrides (folder, source, sheet) applied."""
+    return replace(base, **overrides) if overrides else base
 
 
 def plan_targets(

@@ -52,14 +52,20 @@ from pgingest.pg import connect, copy, ddl
 from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.memory import limit_resident_memory
-from pgingest.pipeline.plan import Target, default_table_name, expand_sheets, plan_targets
+from pgingest.pipeline.plan import (
+    Target,
+    default_table_name,
+    expand_sheets,
+    options_for,
+    plan_targets,
+)
+from pgingest.pipeline.readahead import ReadAhead, excel_options
 from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
 from pgingest.schema.infer import infer_pg_types
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.schema.pgtypes import pg_type_for_arrow
 from pgingest.sources import CsvOptions, Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform
-from pgingest.sources.excel import ExcelOptions
 
 log = logging.getLogger("pgingest.run")
 T = TypeVar("T")
@@ -331,9 +337,11 @@ class Loader:
         settings: ConnectionSettings,
         options: LoadOptions,
         reporter: Reporter | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> None:
         self.settings = settings
         self._options = options
+        self._read_ahead = read_ahead
         self.reporter: Reporter = reporter or NullReporter()
         self._pool: Any = None
         self._run_id: int | None = None
@@ -512,7 +520,10 @@ class Loader:
     def _targets(self, paths: Sequence[str], report: LoadReport) -> tuple[list[Target], list[Any]]:
         """The run's targets: discovered files with their options, one per sheet where a
         workbook's sheets each go to their own table (runs in a thread: it reads workbooks)."""
-        targets, missing = plan_targets(paths, self._options)
+        if self._read_ahead is not None:
+            targets, missing = self._read_ahead.targets, self._read_ahead.missing
+        else:
+            targets, missing = plan_targets(paths, self._options)
         out: list[Target] = []
         for target in targets:
             options = options_for(self._options, target.overrides)
@@ -623,13 +634,17 @@ class Loader:
         else:
             info = await asyncio.to_thread(detect, path, self.options.format, csv_options)
         options = self.options
-        excel = ExcelOptions(
-            sheet=None if options.sheet == "all" else options.sheet,
-            header_row=options.header_row,
-            all_sheets=options.sheet == "all" and options.sheet_column,
-        )
+        excel = excel_options(options)
         began = time.perf_counter()
-        if info.format in WORKBOOK_FORMATS and not small_enough(info):
+        ahead = self._read_ahead
+        read_ahead = (
+            await asyncio.to_thread(ahead.take, path, options)
+            if ahead and ahead.wants(path, options)
+            else None
+        )  # opened while the loader started: waited for in a thread
+        if read_ahead is not None:
+            source = read_ahead
+        elif info.format in WORKBOOK_FORMATS and not small_enough(info):
             # A workbook's sheet is parsed whole when it is opened: that is its read stage.
             source = await asyncio.to_thread(open_source, info, csv_options, excel)
         else:
@@ -1084,11 +1099,6 @@ _TARGET_OPTIONS: contextvars.ContextVar[LoadOptions | None] = contextvars.Contex
 )
 
 
-def options_for(base: LoadOptions, overrides: Any) -> LoadOptions:
-    """``base`` with a target's overrides (folder, source, sheet) applied."""
-    return replace(base, **overrides) if overrides else base
-
-
 def small_enough(info: SourceInfo) -> bool:
     """Whether a file is read in the event loop's thread (a thread hop costs more)."""
     return info.size <= SMALL_FILE_BYTES
@@ -1110,6 +1120,13 @@ async def load_async(
     settings: ConnectionSettings,
     options: LoadOptions,
     reporter: Reporter | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> LoadReport:
-    """Load ``paths`` with ``options``; see :func:`pgingest.load`."""
-    return await Loader(settings, options, reporter).run(paths)
+    """Load ``paths`` with ``options``; see :func:`pgingest.load`. ``read_ahead`` holds the
+    targets planned (and the first workbook opening) before the loader was imported."""
+    loader = Loader(settings, options, reporter, read_ahead)
+    try:
+        return await loader.run(paths)
+    finally:
+        if read_ahead is not None:
+            read_ahead.close()
