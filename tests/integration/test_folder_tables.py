@@ -181,3 +181,12 @@ def test_transform_from_the_library_and_the_cli(
     )
     assert code == 0, err
     assert db.rows("via_cli") == [("FR", 1.5)]
+    # CSV with a source_file column: parsed (its raw bytes cannot get a column), types kept.
+    report = load(csv, table="with_file", source_file_column=True)
+    assert report.ok, report.failed
+    assert db.types("with_file") == {
+        "region": "text",
+        "amount": "double precision",
+        "source_file": "text",
+    }
+    assert db.rows("with_file") == [("fr", 1.5, str(csv))]

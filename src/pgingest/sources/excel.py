@@ -212,10 +212,9 @@ def _xlsx_merged_headers(path: str, index: int, row: int) -> dict[int, int]:
 def _row_counts(path: str, reader: fastexcel.ExcelReader, index: int, max_rows: int) -> list[int]:
     """Non-empty cells per row of the sheet's first rows, from row 1 on (leading empty rows
     count 0), and up to ``max_rows`` rows past the first non-empty one."""
-    if path.lower().endswith((".xlsx", ".xlsm")):
-        peek = _xlsx_peek(path, index, max_rows)
-        if peek is not None:
-            return peek
+    peek = _xlsx_peek(path, index, max_rows)  # None unless an xlsx/xlsm (by content)
+    if peek is not None:
+        return peek
     import fastexcel
 
     try:
@@ -329,7 +328,7 @@ class ExcelSource:
         # fastexcel names a blank header cell __UNNAMED__<i> (asking it which names it made
         # up, available_columns(), took 37 ms on the 100,000-row benchmark sheet).
         header_names = ["" if _GENERATED.fullmatch(n) else n for n in batch.schema.names]
-        if "" in header_names and path.lower().endswith((".xlsx", ".xlsm")):
+        if "" in header_names and self.info.format == "xlsx":
             merged = _xlsx_merged_headers(path, index, header + 1)
             for col, left in merged.items():
                 if col < len(header_names) and not header_names[col] and header_names[left]:

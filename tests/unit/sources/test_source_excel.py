@@ -38,6 +38,8 @@ def test_detects_each_workbook_kind_by_content(tmp_path: Path) -> None:
         renamed = path.with_suffix(".data")  # the suffix does not decide
         path.rename(renamed)
         assert detect(str(renamed)).format == kind
+        # ... nor how it is read (header search, types).
+        assert open_source(detect(str(renamed))).column_names() == ["name", "n", "when", "ok"]
 
 
 def test_every_format_reads_the_same_table(tmp_path: Path) -> None:
