@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import islice
+from pathlib import Path
 from typing import Literal, get_args
 
 from pgingest.errors import ConfigError, SourceError
@@ -135,6 +136,13 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
     if compression != "none" and sample.startswith(_PARQUET_MAGIC):
         raise SourceError(
             f"{path}: compressed Parquet is not supported; decompress it first", path=path
+        )
+    named_json = ".json" in (x.lower() for x in Path(path).suffixes)
+    is_array = sample.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+    if is_array and (fmt == "ndjson" or (fmt == "auto" and named_json)):
+        raise SourceError(
+            f"{path}: is a JSON array; pgingest reads JSON lines (one object per line)",
+            path=path,
         )
     if fmt == "ndjson" or (fmt == "auto" and _is_ndjson(sample)):
         return SourceInfo(path=path, format="ndjson", size=size, compression=compression)

@@ -68,3 +68,10 @@ def test_compressed_and_errors(tmp_path: Path) -> None:
     bad.write_text('{"a": 1}\n{"a": \n')
     with pytest.raises(SourceError, match=r"bad\.ndjson: line 2: not valid JSON"):
         open_source(detect(str(bad), "ndjson"))
+
+
+def test_json_array_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text('[{"a": 1}, {"a": 2}]')
+    with pytest.raises(SourceError, match=r"rows\.json: is a JSON array"):
+        detect(str(path))
