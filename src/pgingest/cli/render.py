@@ -100,8 +100,11 @@ def table_changes(report: LoadReport) -> list[str]:
             continue
         counts = tables.setdefault(f.table, {"new": 0, "changed": 0, "unchanged": 0})
         if f.status == "loaded":
-            changed = (f.message or "").startswith("changed")
-            counts["changed" if changed else "new"] += 1
+            message = f.message or ""
+            kind = "new"
+            if message.startswith(("changed", "reloaded")):
+                kind = message.split(maxsplit=1)[0].rstrip(":")
+            counts[kind] = counts.get(kind, 0) + 1
             counts["rows"] = counts.get("rows", 0) + f.rows
         elif f.status == "skipped":
             counts["unchanged"] += 1
@@ -109,7 +112,8 @@ def table_changes(report: LoadReport) -> list[str]:
             counts["failed"] = counts.get("failed", 0) + 1
     lines = []
     for table, c in sorted(tables.items()):
-        parts = [f"{c[k]} {k}" for k in ("new", "changed", "unchanged", "failed") if c.get(k)]
+        kinds = ("new", "changed", "reloaded", "unchanged", "failed")
+        parts = [f"{c[k]} {k}" for k in kinds if c.get(k)]
         rows = f", {c['rows']:,} rows loaded" if c.get("rows") else ""
         lines.append(f"  {table}: {', '.join(parts)} file(s){rows}")
     return lines

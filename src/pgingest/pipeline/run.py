@@ -778,8 +778,12 @@ class Loader:
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
-        elif job.replaces is not None or claim.replaces is not None:
-            result.message = "changed: replaced the rows of its previous version"
+        elif claim.replaces is not None:
+            result.message = (
+                "reloaded (--force): replaced the rows loaded before"
+                if self.options.force
+                else "changed: replaced the rows of its previous version"
+            )
         return result
 
     async def _record_failure(self, conn: Any, job: FileJob, error: str, discard: bool) -> None:
