@@ -430,11 +430,15 @@ def _sample_tree_rss(
         stop.wait(RSS_POLL_S)
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Measurement:
+def run_measured(
+    cmd: list[str], env: dict[str, str] | None = None, timed_inside: bool = False
+) -> Measurement:
     """Run ``cmd``, timing it and sampling its memory; raise ``CaseError`` on a non-zero exit.
 
     The child is reaped with ``wait4``, whose rusage gives the CPU time of the child and its
-    descendants; a thread samples the RSS of the whole process tree meanwhile.
+    descendants; a thread samples the RSS of the whole process tree meanwhile. With
+    ``timed_inside`` the seconds are the last line the child printed (what it timed itself,
+    after its imports) instead of the process's wall time.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -460,6 +464,13 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Measureme
                 tail = out.read().decode(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
             output = "\n".join(tail) if tail else "(no output)"
             raise CaseError(f"exit status {child.returncode}; output tail:\n{output}")
+        if timed_inside:
+            out.seek(0)
+            lines = out.read().decode(errors="replace").split()
+            try:
+                seconds = float(lines[-1])
+            except (IndexError, ValueError):
+                raise CaseError(f"no timing printed (output: {lines[-3:]})") from None
     return Measurement(
         seconds=seconds,
         client_peak_rss=peak[0] or None,
@@ -562,6 +573,22 @@ _READ_XLSX = {
 """The workbook read by a reader alone, in a process of its own like pgingest's (interpreter
 start-up and imports included on both sides)."""
 
+_TIMED_XLSX = {
+    "read": "import sys, time, fastexcel\n"
+    "t = time.perf_counter()\n"
+    "b = fastexcel.read_excel(sys.argv[1]).load_sheet(0).to_arrow()\n"
+    "print(time.perf_counter() - t)\n",
+    "load": "import sys, time, warnings\n"
+    "warnings.simplefilter('ignore')\n"
+    "import pgingest, pgingest.pipeline.run, fastexcel\n"
+    "t = time.perf_counter()\n"
+    "r = pgingest.load(sys.argv[1], dsn=sys.argv[3], table=sys.argv[4], force=True)\n"
+    "assert r.ok and r.rows == int(sys.argv[2]), r.files\n"
+    "print(time.perf_counter() - t)\n",
+}
+"""The same two, timed inside the process once the modules are imported: what the load adds
+to the read, without interpreter start-up and imports on either side."""
+
 
 def _read_xlsx(ctx: Context, reader: str) -> Measurement:
     if ctx.dataset.xlsx is None:
@@ -570,6 +597,27 @@ def _read_xlsx(ctx: Context, reader: str) -> Measurement:
     return run_measured(
         [sys.executable, "-c", script, str(ctx.dataset.xlsx), str(ctx.dataset.xlsx_rows)]
     )
+
+
+def _timed_xlsx(ctx: Context, what: str) -> Measurement:
+    if ctx.dataset.xlsx is None:
+        raise CaseError("no workbook prepared")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
+    )
+    args = [str(ctx.dataset.xlsx), str(ctx.dataset.xlsx_rows), ctx.dsn, TABLE]
+    return run_measured([sys.executable, "-c", _TIMED_XLSX[what], *args], env, timed_inside=True)
+
+
+def case_xlsx_load_timed(ctx: Context) -> Measurement:
+    """``pgingest.load`` of the workbook, timed inside the process after its imports."""
+    return _timed_xlsx(ctx, "load")
+
+
+def case_xlsx_read_timed(ctx: Context) -> Measurement:
+    """fastexcel reading the workbook to Arrow, timed inside the process after its imports."""
+    return _timed_xlsx(ctx, "read")
 
 
 def case_xlsx_read_fastexcel(ctx: Context) -> Measurement:
@@ -602,12 +650,22 @@ CASES: dict[str, CaseFn] = {
     "pgingest_xlsx": case_pgingest_xlsx,
     "xlsx_read_fastexcel": case_xlsx_read_fastexcel,
     "xlsx_read_openpyxl": case_xlsx_read_openpyxl,
+    "xlsx_load_timed": case_xlsx_load_timed,
+    "xlsx_read_timed": case_xlsx_read_timed,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
 BASELINE_CASE = "server_copy"
-XLSX_CASES = frozenset({"pgingest_xlsx", "xlsx_read_fastexcel", "xlsx_read_openpyxl"})
+XLSX_CASES = frozenset(
+    {
+        "pgingest_xlsx",
+        "xlsx_read_fastexcel",
+        "xlsx_read_openpyxl",
+        "xlsx_load_timed",
+        "xlsx_read_timed",
+    }
+)
 """Cases on the workbook (``Dataset.xlsx_rows`` rows, not ``--rows``)."""
-READ_ONLY_CASES = frozenset({"xlsx_read_fastexcel", "xlsx_read_openpyxl"})
+READ_ONLY_CASES = frozenset({"xlsx_read_fastexcel", "xlsx_read_openpyxl", "xlsx_read_timed"})
 """Cases that read without loading: the table stays empty (the script checks its row count)."""
 DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"]
 """What runs without --cases; the manifest-cost cases are asked for by name."""
@@ -759,7 +817,10 @@ def xlsx_ratios(results: list[RunResult]) -> dict[str, float]:
             by_round.setdefault(r.round, {})[r.case] = r.seconds
     load_over_read: list[float] = []
     openpyxl_over_load: list[float] = []
+    timed: list[float] = []
     for times in by_round.values():
+        if times.get("xlsx_read_timed") and "xlsx_load_timed" in times:
+            timed.append(times["xlsx_load_timed"] / times["xlsx_read_timed"])
         load = times.get("pgingest_xlsx")
         if load and "xlsx_read_fastexcel" in times:
             load_over_read.append(load / times["xlsx_read_fastexcel"])
@@ -768,6 +829,8 @@ def xlsx_ratios(results: list[RunResult]) -> dict[str, float]:
     out: dict[str, float] = {}
     if load_over_read:
         out["pgingest_xlsx / xlsx_read_fastexcel (bar <= 1.5)"] = statistics.median(load_over_read)
+    if timed:
+        out["xlsx_load_timed / xlsx_read_timed (after imports)"] = statistics.median(timed)
     if openpyxl_over_load:
         out["xlsx_read_openpyxl / pgingest_xlsx (bar >= 8)"] = statistics.median(openpyxl_over_load)
     return out
