@@ -315,7 +315,8 @@ def load_config(path: str | Path) -> ConfigFile:
 
     The top level holds any :class:`LoadOptions` field (``schema``, ``sheet``,
     ``header_row``, ``table_from``...; dashes or underscores), ``dsn``, ``paths`` (what to
-    load when the command names nothing), ``folders`` (folder below the load root -> options,
+    load when the command names nothing; like the sources' paths, relative to the file's
+    folder), ``folders`` (folder below the load root -> options,
     nested with ``folders`` again) and ``sources`` (a list of ``{path: <file, folder or glob>,
     table: ..., <options>}``).
 
@@ -361,7 +362,7 @@ def load_config(path: str | Path) -> ConfigFile:
             raise ConfigError(f"{where}: source {number} needs a 'path' (file, folder or glob)")
         rest = {k: v for k, v in item.items() if k != "path"}
         entry = check_overrides(rest, f"{where}: source {number}")
-        entry["path"] = str(item["path"])
+        entry["path"] = _beside(str(item["path"]), path)
         sources.append(entry)
     options = check_overrides(top, where)
     if folders:
@@ -372,5 +373,13 @@ def load_config(path: str | Path) -> ConfigFile:
         options,
         dsn=str(dsn) if dsn else None,
         home=str(home) if home else None,
-        paths=tuple(str(p) for p in paths),
+        paths=tuple(_beside(str(p), path) for p in paths),
     )
+
+
+def _beside(value: str, config: str | Path) -> str:
+    """A relative path of the config file is relative to the file's folder (so that a job
+    runs the same from any working directory); absolute paths and ``~`` stay as they are."""
+    if value.startswith("~") or Path(value).is_absolute():
+        return value
+    return str(Path(config).expanduser().parent / value)

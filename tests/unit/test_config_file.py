@@ -29,7 +29,7 @@ def test_options_folders_sources(tmp_path: Path) -> None:
         )
     )
     assert config.dsn == "postgresql://u@h/db"
-    assert config.paths == ("drop",)
+    assert config.paths == (str(tmp_path / "drop"),)  # beside the config file
     options = options_with(LoadOptions(), config.options)
     assert (options.schema, options.header_row, options.sheet) == ("raw", 2, "Data")
     assert options.folders == {
@@ -37,7 +37,10 @@ def test_options_folders_sources(tmp_path: Path) -> None:
         "sales/emea": {"table": "e"},
         "hr/people": {"header_row": 4},
     }
-    assert options.sources == ({"table": "xs", "path": "x/*.csv"}, {"path": "y/*.parquet"})
+    assert options.sources == (
+        {"table": "xs", "path": str(tmp_path / "x/*.csv")},
+        {"path": str(tmp_path / "y/*.parquet")},
+    )
 
 
 @pytest.mark.parametrize(
