@@ -3,7 +3,11 @@ values and error cells, which openpyxl cannot), xls (xlwt), ods (odfpy), xlsb (p
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import functools
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -209,3 +213,15 @@ def big_xlsx(path: Path, rows: int) -> Path:
         text(r, 3, f"label {r % 97}")
     book.close()
     return path
+
+
+BIG_ROWS = 100_000
+
+
+@functools.cache
+def shared_big_xlsx() -> Path:
+    """The 100,000-row workbook (~3.4 MB), written once per test session (~2 s) and shared by
+    the tests that need a large sheet."""
+    folder = Path(tempfile.mkdtemp(prefix="pgingest-big-xlsx-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return big_xlsx(folder / "big.xlsx", BIG_ROWS)

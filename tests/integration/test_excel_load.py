@@ -8,15 +8,21 @@ from typing import Any
 
 import pytest
 
-from workbooks import big_xlsx, rich_xlsx, simple_ods, simple_xls, simple_xlsb, simple_xlsx
+from workbooks import (
+    BIG_ROWS,
+    rich_xlsx,
+    shared_big_xlsx,
+    simple_ods,
+    simple_xls,
+    simple_xlsb,
+    simple_xlsx,
+)
 
-BIG_ROWS = 100_000
 
-
-@pytest.fixture(scope="session")
-def big_workbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 100,000-row sheet, written once per session (about 2 s with xlsxwriter)."""
-    return big_xlsx(tmp_path_factory.mktemp("big") / "big.xlsx", BIG_ROWS)
+@pytest.fixture
+def big_workbook() -> Path:
+    """The 100,000-row sheet, written once per session."""
+    return shared_big_xlsx()
 
 
 def test_workbook_types_rows_and_rejects(load: Any, db: Any, tmp_path: Path) -> None:
