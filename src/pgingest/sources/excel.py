@@ -240,12 +240,13 @@ def _row_counts(path: str, reader: fastexcel.ExcelReader, index: int, max_rows: 
 
 def find_header(counts: Sequence[int]) -> int | None:
     """The 0-based index of the header among rows with ``counts`` non-empty cells: the first
-    row holding at least half as many cells as the widest row (and 2, when the table is wider
-    than one column), so a one-cell title above the header is skipped. ``None``: no rows."""
+    row holding at least half as many cells as the widest row, and at least 3 (or all of them
+    in a table narrower than that), so a title of a cell or two above the header is skipped.
+    ``None``: no rows."""
     if not counts or max(counts) == 0:
         return None
     widest = max(counts)
-    need = max(1 if widest == 1 else 2, math.ceil(widest / 2))
+    need = max(min(3, widest), math.ceil(widest / 2))
     return next(i for i, n in enumerate(counts) if n >= need)
 
 

@@ -156,6 +156,8 @@ def test_header_row_option(rich: Path) -> None:
 def test_find_header_skips_title_rows() -> None:
     assert find_header([1, 0, 8, 8, 8]) == 2
     assert find_header([2, 9, 9]) == 1  # a two-cell title above a wide table
+    assert find_header([2, 0, 3, 3]) == 2  # ... or above a three-column one
+    assert find_header([2, 2, 2]) == 0  # a two-column table
     assert find_header([0, 0, 3, 3]) == 2
     assert find_header([1, 1, 1]) == 0  # a one-column sheet
     assert find_header([]) is None
