@@ -72,6 +72,8 @@ def test_folder_tables_and_nested_overrides(tmp_path: Path) -> None:
     (root / "sales" / "emea" / "~$q1.xlsx").write_text("lock")
     assert folder_table_name(str(root / "sales/emea/q1.xlsx"), str(root)) == "sales_emea"
     assert folder_table_name(str(root / "top.csv"), str(root)) == "root"
+    assert folder_table_name(str(root / "ventes/売上/q.xlsx"), str(root)) == "ventes"
+    assert folder_table_name(str(root / "売上/q.xlsx"), str(root)).startswith("folder_")
     options = LoadOptions(
         table_from="folder",
         folders={

@@ -4,6 +4,7 @@ by folder (``--table-from folder``), by config-file overrides, and one per workb
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -140,9 +141,17 @@ def folder_table_name(path: str, root: str | None) -> str:
     directly, takes its root folder's own name."""
     folder = folder_of(path, root)
     if not folder:
-        base = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
-        return normalize_identifier(base or "data")
-    return normalize_identifier(folder.replace("/", "_"))
+        folder = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
+    parts = []
+    for part in folder.split("/"):
+        try:
+            parts.append(normalize_identifier(part))
+        except ConfigError:  # nothing ASCII in it (e.g. 売上): left out of the name
+            continue
+    if not parts:
+        digest = hashlib.sha1(folder.encode(), usedforsecurity=False).hexdigest()[:8]
+        return f"folder_{digest}"
+    return normalize_identifier("_".join(parts))
 
 
 @dataclass(frozen=True, slots=True)
