@@ -68,6 +68,16 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
         time.sleep(0.005)
 
 
+def run_of(db, path: Path) -> str:
+    """The id of the last run that loaded ``path`` (the test database may be shared with other
+    runs, so "the last run" alone could be someone else's)."""
+    return str(
+        db.val(
+            "SELECT run_id FROM pgingest.files WHERE path = $1 ORDER BY id DESC LIMIT 1", str(path)
+        )
+    )
+
+
 def file_rows(db, path: Path) -> list[tuple[str, int]]:
     return [
         (r["status"], r["rows"])
@@ -92,7 +102,7 @@ def test_sigkill_then_resume_loads_every_row_once(tmp_path, db, kill_after):
     partial = db.count("k")
     assert 0 < partial < ROWS
     resumed = subprocess.run(
-        [sys.executable, "-m", "pgingest", "resume", "--dsn", db.dsn],
+        [sys.executable, "-m", "pgingest", "resume", run_of(db, src), "--dsn", db.dsn],
         capture_output=True,
         text=True,
         timeout=300,
@@ -273,10 +283,10 @@ def test_sigterm_rolls_back_in_flight_records_and_resume_finishes(tmp_path, db):
     status, rows = file_rows(db, src)[-1]
     assert status == "failed", err
     assert rows == db.count("sig")  # exactly the committed batches, nothing half-applied
-    run = db.fetch("SELECT status FROM pgingest.runs ORDER BY id DESC LIMIT 1")[0]
+    run = db.fetch("SELECT status FROM pgingest.runs WHERE id = $1", int(run_of(db, src)))[0]
     assert run["status"] == "interrupted"
     resumed = subprocess.run(
-        [sys.executable, "-m", "pgingest", "resume", "--dsn", db.dsn],
+        [sys.executable, "-m", "pgingest", "resume", run_of(db, src), "--dsn", db.dsn],
         capture_output=True,
         text=True,
         timeout=300,
