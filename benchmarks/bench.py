@@ -639,6 +639,107 @@ def case_raw_csv_2streams(ctx: Context) -> Measurement:
 
 
 CaseFn = Callable[[Context], Measurement]
+
+# -- upsert ---------------------------------------------------------------------------------
+# BASELINE.md's upsert setup: a table with PRIMARY KEY (id) holding the first half of the rows,
+# then the whole file upserted (half updates, half inserts). The seed is loaded once per run
+# into ``bench_seed`` and copied into ``bench_t`` before each upsert case (untimed).
+
+SEED_TABLE = "bench_seed"
+UPSERT_PARTS = 4
+"""Files the Parquet data is split into (by id range, so disjoint) for the strategy cases."""
+_UPSERT_SET = ", ".join(f"{f.name} = EXCLUDED.{f.name}" for f in SCHEMA if f.name != "id")
+
+
+def prepare_seed(db: Database, dataset: Dataset) -> None:
+    """``bench_seed``: the first half of the rows, with a primary key, loaded by the server."""
+    db.execute(f"DROP TABLE IF EXISTS {SEED_TABLE}")
+    db.execute(CREATE_TABLE.replace(TABLE, SEED_TABLE, 1))
+    path = quote_literal(str(dataset.csv))
+    db.execute(f"COPY {SEED_TABLE} FROM {path} (FORMAT csv, HEADER true)")
+    db.execute(f"DELETE FROM {SEED_TABLE} WHERE id > {dataset.rows // 2}")
+    db.execute(f"ALTER TABLE {SEED_TABLE} ADD PRIMARY KEY (id)")
+    db.execute(f"VACUUM ANALYZE {SEED_TABLE}")
+
+
+def reset_upsert_table(db: Database, checkpoint: list[bool]) -> None:
+    """``bench_t`` as the seed: PRIMARY KEY (id), the first half of the rows."""
+    db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    db.execute(f"CREATE TABLE {TABLE} (LIKE {SEED_TABLE} INCLUDING ALL)")
+    db.execute(f"INSERT INTO {TABLE} SELECT * FROM {SEED_TABLE}")
+    db.execute(f"VACUUM ANALYZE {TABLE}")
+    if checkpoint[0]:
+        db.execute("CHECKPOINT")
+
+
+def upsert_parts(dataset: Dataset) -> list[Path]:
+    """The Parquet data split by id range into ``UPSERT_PARTS`` files (cached)."""
+    paths = [
+        dataset.parquet.with_name(f"{dataset.parquet.stem}-part{k + 1}of{UPSERT_PARTS}.parquet")
+        for k in range(UPSERT_PARTS)
+    ]
+    if not all(p.exists() for p in paths):
+        source = pq.ParquetFile(dataset.parquet)
+        groups = source.num_row_groups
+        per_part = -(-groups // UPSERT_PARTS)
+        for k, path in enumerate(paths):
+            tmp = path.with_suffix(".tmp")
+            with pq.ParquetWriter(tmp, SCHEMA, compression="snappy") as writer:
+                for g in range(k * per_part, min(groups, (k + 1) * per_part)):
+                    writer.write_table(source.read_row_group(g), row_group_size=CHUNK_ROWS)
+            tmp.replace(path)
+            path.chmod(0o644)
+    return paths
+
+
+def case_upsert_sql(ctx: Context) -> Measurement:
+    """The raw SQL baseline of BASELINE.md: server-side COPY into a temporary table, then one
+    ``INSERT ... ON CONFLICT (id) DO UPDATE`` of every column, in one transaction."""
+    path = quote_literal(str(ctx.dataset.csv))
+    started = time.perf_counter()
+    ctx.db.execute(
+        f"BEGIN; CREATE TEMP TABLE bench_stage (LIKE {TABLE}) ON COMMIT DROP;"
+        f" COPY bench_stage FROM {path} (FORMAT csv, HEADER true);"
+        f" INSERT INTO {TABLE} SELECT * FROM bench_stage"
+        f" ON CONFLICT (id) DO UPDATE SET {_UPSERT_SET}; COMMIT"
+    )
+    return Measurement(seconds=time.perf_counter() - started)
+
+
+def _upsert(ctx: Context, paths: list[Path], *args: str) -> Measurement:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
+    )
+    cmd = [sys.executable, "-m", "pgingest", "load", *map(str, paths), "--dsn", ctx.dsn]
+    cmd += ["--table", TABLE, "--force", "--mode", "upsert", *args, *ctx.extra_args]
+    return run_measured(cmd, env=env)
+
+
+def _upsert_case(kind: str, *args: str) -> CaseFn:
+    def case(ctx: Context) -> Measurement:
+        if kind == "parts":
+            return _upsert(ctx, upsert_parts(ctx.dataset), *args)
+        return _upsert(ctx, [ctx.dataset.csv if kind == "csv" else ctx.dataset.parquet], *args)
+
+    case.__doc__ = f"pgingest --mode upsert of the {kind} data {' '.join(args)}".strip()
+    return case
+
+
+UPSERT_CASES: dict[str, CaseFn] = {
+    "upsert_sql": case_upsert_sql,
+    "upsert_parquet": _upsert_case("parquet"),
+    "upsert_csv": _upsert_case("csv"),
+    "upsert_parquet_ic1": _upsert_case("parquet", "--internal-concurrency", "1"),
+    "upsert_parquet_ic4": _upsert_case("parquet", "--internal-concurrency", "4"),
+    "upsert_parts_auto": _upsert_case("parts", "--strategy", "auto"),
+    "upsert_parts_parallel": _upsert_case("parts", "--strategy", "parallel"),
+    "upsert_parts_ordered": _upsert_case("parts", "--strategy", "ordered"),
+    "upsert_parts_sequential": _upsert_case("parts", "--strategy", "sequential"),
+}
+"""Upsert cases: ``bench_t`` starts as the seed (PRIMARY KEY, first half of the rows)."""
+UPSERT_BASELINE = "upsert_sql"
+
 CASES: dict[str, CaseFn] = {
     "server_copy": case_server_copy,
     "psql_copy": case_psql_copy,
@@ -652,6 +753,7 @@ CASES: dict[str, CaseFn] = {
     "xlsx_read_openpyxl": case_xlsx_read_openpyxl,
     "xlsx_load_timed": case_xlsx_load_timed,
     "xlsx_read_timed": case_xlsx_read_timed,
+    **UPSERT_CASES,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
 BASELINE_CASE = "server_copy"
@@ -688,6 +790,8 @@ class RunResult:
     """CPU the machine spent on neither the client nor the server: other tenants, noise."""
     steal_s: float | None = None
     """CPU time the hypervisor gave to other guests (all cores)."""
+    ratio_upsert_sql: float | None = None
+    """Upsert cases: rows/s over ``upsert_sql``'s in the same round."""
     error: str | None = None
 
 
@@ -730,7 +834,10 @@ def run_case(
     name: str, round_no: int, ctx: Context, server_cpu: ServerCpu, checkpoint: list[bool]
 ) -> RunResult:
     """Run one case on a fresh table and verify the row count; never raises for a bad case."""
-    reset_table(ctx.db, checkpoint)
+    if name in UPSERT_CASES:
+        reset_upsert_table(ctx.db, checkpoint)
+    else:
+        reset_table(ctx.db, checkpoint)
     cpu_before, machine_before = server_cpu.total(), _machine_cpu()
     try:
         measured = CASES[name](ctx)
@@ -799,6 +906,7 @@ def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str,
             "min_rows_per_s": min(rates) if rates else None,
             "max_rows_per_s": max(rates) if rates else None,
             "median_ratio": median_of([r.ratio for r in ok]),
+            "median_ratio_upsert_sql": median_of([r.ratio_upsert_sql for r in ok]),
             "max_client_peak_rss_mb": max(rss) if rss else None,
             "median_client_cpu_s": median_of([r.client_cpu_s for r in ok]),
             "median_server_cpu_s": median_of([r.server_cpu_s for r in ok]),
@@ -836,6 +944,45 @@ def xlsx_ratios(results: list[RunResult]) -> dict[str, float]:
     return out
 
 
+RECOMMENDED_ARGS = {
+    "upsert_parquet": "--mode upsert (--internal-concurrency 2, the default)",
+    "upsert_csv": "--mode upsert on CSV (--internal-concurrency 2)",
+    "upsert_parquet_ic1": "--mode upsert --internal-concurrency 1",
+    "upsert_parquet_ic4": "--mode upsert --internal-concurrency 4",
+    "upsert_parts_auto": "--mode upsert --strategy auto with several files",
+    "upsert_parts_parallel": "--mode upsert --strategy parallel with several files",
+    "upsert_parts_ordered": "--mode upsert --strategy ordered with several files",
+    "upsert_parts_sequential": "--mode upsert --strategy sequential with several files",
+}
+
+
+def recommend(summary: dict[str, dict[str, Any]], machine: dict[str, Any]) -> dict[str, Any]:
+    """The fastest upsert settings measured, per input shape (one file / several files), with
+    their throughput against the raw SQL baseline, for the machine the run was on."""
+    result: dict[str, Any] = {"cores": machine.get("nproc")}
+    for label, prefix in (("one_file", "upsert_parquet"), ("several_files", "upsert_parts")):
+        measured = [
+            (s["median_rows_per_s"], name)
+            for name, s in summary.items()
+            if name.startswith(prefix) and s.get("median_rows_per_s")
+        ]
+        if label == "one_file" and "upsert_csv" in summary:
+            csv_rate = summary["upsert_csv"].get("median_rows_per_s")
+            if csv_rate:
+                measured.append((csv_rate, "upsert_csv"))
+        if not measured:
+            continue
+        rate, best = max(measured)
+        result[label] = {
+            "case": best,
+            "settings": RECOMMENDED_ARGS.get(best, best),
+            "rows_per_s": rate,
+            "ratio_upsert_sql": summary[best].get("median_ratio_upsert_sql"),
+            "max_client_peak_rss_mb": summary[best].get("max_client_peak_rss_mb"),
+        }
+    return result
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -845,6 +992,7 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
     header = (
         f"{'case':<24} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
         f"{'client RSS MB':>13} {'client CPU s':>12} {'server CPU s':>12} {'other CPU s':>11}"
+        f" {'x upsert_sql':>12}"
     )
     print(f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median")
     print(header)
@@ -858,7 +1006,8 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
             f"{_fmt(s['max_client_peak_rss_mb'], '.0f'):>13} "
             f"{_fmt(s['median_client_cpu_s'], '.2f'):>12} "
             f"{_fmt(s['median_server_cpu_s'], '.2f'):>12} "
-            f"{_fmt(s['median_other_cpu_s'], '.2f'):>11}{failed}"
+            f"{_fmt(s['median_other_cpu_s'], '.2f'):>11} "
+            f"{_fmt(s.get('median_ratio_upsert_sql'), '.2f'):>12}{failed}"
         )
 
 
@@ -986,8 +1135,16 @@ def main(argv: list[str] | None = None) -> int:
     orders: list[list[str]] = []
     load_before = os.getloadavg()
     try:
+        # A manifest left by an earlier, interrupted run would make pgingest resume its files
+        # after batches committed into a bench_t dropped since: start from none.
+        db.execute("DROP SCHEMA IF EXISTS pgingest CASCADE")
         if not args.no_warmup:
             warm_up(ctx, checkpoint)
+        if any(c in UPSERT_CASES for c in args.cases):
+            print("seeding bench_seed (first half of the rows, PRIMARY KEY) ...", flush=True)
+            prepare_seed(db, dataset)
+            if any(c.startswith("upsert_parts") for c in args.cases):
+                upsert_parts(dataset)
         for round_no in range(1, args.rounds + 1):
             order = args.cases if round_no % 2 else args.cases[::-1]
             orders.append(order)
@@ -996,11 +1153,20 @@ def main(argv: list[str] | None = None) -> int:
                 name: run_case(name, round_no, ctx, server_cpu, checkpoint) for name in order
             }
             base = round_results.get(BASELINE_CASE)
-            for result in round_results.values():
+            upsert_base = round_results.get(UPSERT_BASELINE)
+            for name, result in round_results.items():
                 if result.rows_per_s is not None and base is not None and base.rows_per_s:
                     result.ratio = result.rows_per_s / base.rows_per_s
+                if (
+                    name in UPSERT_CASES
+                    and result.rows_per_s is not None
+                    and upsert_base is not None
+                    and upsert_base.rows_per_s
+                ):
+                    result.ratio_upsert_sql = result.rows_per_s / upsert_base.rows_per_s
             results.extend(round_results.values())
         db.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        db.execute(f"DROP TABLE IF EXISTS {SEED_TABLE}")
     finally:
         db.close()
         if server is not None:
@@ -1041,6 +1207,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) for r in results],
         "summary": summary,
         "xlsx_ratios": xlsx_bar,
+        "recommendation": recommend(summary, machine),
     }
     json_path = args.json or args.workdir / f"report-{args.rows}.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")

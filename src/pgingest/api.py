@@ -50,6 +50,8 @@ async def load_async(
         option_values["types"] = parse_type_overrides(option_values["types"])
     if "headers" in option_values and isinstance(option_values["headers"], str):
         option_values["headers"] = tuple(h.strip() for h in option_values["headers"].split(","))
+    if "pk" in option_values and isinstance(option_values["pk"], str):
+        option_values["pk"] = tuple(k.strip() for k in option_values["pk"].split(","))
     load_options = options_with(options or LoadOptions(), option_values)
     # Plan the targets and start parsing a large first workbook before the loader (the driver,
     # the encoder) is imported: that parse is most of such a load, and overlaps the start-up.
@@ -201,7 +203,7 @@ async def resume_async(
 
     known = {f.name for f in fields(LoadOptions)}
     values = {k: v for k, v in stored.items() if k in known}
-    for key in ("headers", "null_strings"):
+    for key in ("headers", "null_strings", "pk"):
         if isinstance(values.get(key), list):
             values[key] = tuple(values[key])
     values["dry_run"] = False

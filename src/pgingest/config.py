@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 
 from pgingest.errors import ConfigError
-from pgingest.model import FormatOption
+from pgingest.model import MODES, STRATEGIES, FormatOption, Mode, Strategy
 
 OnChanged = Literal["replace", "append"]
 TableFrom = Literal["file", "folder"]
@@ -166,6 +166,18 @@ class LoadOptions:
     sources: tuple[Mapping[str, Any], ...] = ()
     """Extra inputs (from the config file): each a ``path`` (file, folder or glob) with
     option overrides such as its ``table``."""
+    mode: Mode = "append"
+    """``append`` rows; ``upsert`` (INSERT ... ON CONFLICT on the key); ``merge`` (MERGE,
+    PostgreSQL 15+); ``replace`` the table's content atomically at the end of the run."""
+    pk: tuple[str, ...] | None = None
+    """Key columns for upsert/merge (normalized names); default: the table's primary key or a
+    unique constraint."""
+    delete_missing: bool = False
+    """merge: each file is a full snapshot of its key range; target rows in that range whose key
+    the file lacks are deleted."""
+    strategy: Strategy = "auto"
+    """How files upserting into one table are scheduled: ``auto`` (parallel where their keys
+    are disjoint, in order where they overlap), ``parallel``, ``ordered`` or ``sequential``."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -186,6 +198,19 @@ class LoadOptions:
             raise ConfigError("--on-changed must be replace or append")
         if self.txn not in ("batch", "file"):
             raise ConfigError("--txn must be batch or file")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}: use {', '.join(MODES)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {self.strategy!r}: use {', '.join(STRATEGIES)}")
+        if self.pk is not None:
+            keys = tuple(self.pk)
+            if not keys or any(not isinstance(k, str) or not k.strip() for k in keys):
+                raise ConfigError("--pk needs column names: --pk id or --pk a,b")
+            if len(set(keys)) != len(keys):
+                raise ConfigError(f"--pk names a column twice: {','.join(keys)}")
+            object.__setattr__(self, "pk", keys)  # a list from a caller
+        if self.delete_missing and self.mode != "merge":
+            raise ConfigError("--delete-missing needs --mode merge")
         if self.format not in get_args(FormatOption):
             choices = ", ".join(get_args(FormatOption))
             raise ConfigError(f"unknown format {self.format!r}: use one of {choices}")
@@ -245,6 +270,8 @@ FUTURE_OPTIONS = frozenset({"mode", "key", "pk", "contract"})
 """Config-file options this version does not have yet (upsert/merge modes and keys, contracts):
 accepted in the file's schema, passed through when :class:`LoadOptions` has them, and refused
 with a clear message otherwise (``mode: append``, today's behaviour, is always accepted)."""
+RUN_WIDE_OPTIONS = frozenset({"mode", "pk", "delete_missing", "strategy"})
+"""Options of a whole run: files of one table must share their key and how they are applied."""
 _CONNECTION_KEYS = frozenset({"dsn", "home"})
 _FILE_KEYS = frozenset({"paths", "folders", "sources"})
 
@@ -289,6 +316,11 @@ def check_overrides(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             )
         if name in ("folders", "sources"):
             raise ConfigError(f"{where}: {raw!r} is only allowed at the top of the file")
+        if name in RUN_WIDE_OPTIONS and not (name == "mode" and value == "append"):
+            raise ConfigError(
+                f"{where}: {name} can only be set for the whole run (top of the file or the"
+                " command line), not per folder or source"
+            )
         out[name] = tuple(value) if isinstance(value, list) else value
     return out
 

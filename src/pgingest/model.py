@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 Format = Literal["csv", "tsv", "parquet", "xlsx", "xls", "xlsb", "ods", "ndjson"]
 FormatOption = Literal["auto", "csv", "tsv", "parquet", "excel", "ndjson"]
 Compression = Literal["none", "gzip", "bz2", "xz", "zstd"]
-Mode = Literal["append"]
+Mode = Literal["append", "upsert", "merge", "replace"]
+Strategy = Literal["auto", "parallel", "ordered", "sequential"]
 FileStatus = Literal["loaded", "failed", "skipped"]
 
 FORMATS: tuple[Format, ...] = ("csv", "tsv", "parquet", "xlsx", "xls", "xlsb", "ods", "ndjson")
@@ -19,6 +20,8 @@ WORKBOOK_FORMATS: tuple[Format, ...] = ("xlsx", "xls", "xlsb", "ods")
 """Spreadsheet workbooks (``xlsx`` also stands for ``xlsm``), read sheet by sheet."""
 ARROW_FORMATS: tuple[Format, ...] = ("parquet", "ndjson", *WORKBOOK_FORMATS)
 """Formats whose readers yield typed Arrow batches (encoded to binary COPY), never CSV text."""
+MODES: tuple[Mode, ...] = ("append", "upsert", "merge", "replace")
+STRATEGIES: tuple[Strategy, ...] = ("auto", "parallel", "ordered", "sequential")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,9 @@ class LoadReport:
     ``wait`` (workers idle, waiting for the next batch)."""
     retries: int = 0
     """Transient errors retried during the run."""
+    strategies: dict[str, str] = field(default_factory=dict)
+    """Per target table (``schema.name``): how its files were scheduled and why (upsert and
+    merge: ``parallel``, ``ordered`` or ``sequential``, see ``--strategy``)."""
 
     @property
     def rows(self) -> int:

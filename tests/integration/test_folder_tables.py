@@ -143,7 +143,7 @@ def test_config_refuses_what_this_version_cannot_do(cli: Any, tmp_path: Path) ->
     config = _config(tmp_path, "folders:\n  sales:\n    mode: upsert\n")
     code, _, err = cli("load", str(tmp_path), "--config", str(config))
     assert code == 2
-    assert "'mode' is not supported by this version" in err
+    assert "mode can only be set for the whole run" in err  # issue 4: modes are per run
     config = _config(tmp_path, "sheeet: x\n")
     code, _, err = cli("load", str(tmp_path), "--config", str(config))
     assert code == 2

@@ -35,7 +35,7 @@ def test_options_folders_sources(tmp_path: Path) -> None:
     assert options.folders == {
         "sales": {"sheet": "Summary"},
         "sales/emea": {"table": "e"},
-        "hr/people": {"header_row": 4},
+        "hr/people": {"header_row": 4, "mode": "append"},  # a real option since issue 4
     }
     assert options.sources == (
         {"table": "xs", "path": str(tmp_path / "x/*.csv")},

@@ -323,6 +323,35 @@ class Output:
     help="Load each file's batches one at a time.",
 )
 @click.option(
+    "--mode",
+    type=click.Choice(["append", "upsert", "merge", "replace"]),
+    envvar=_env("mode"),
+    help="append rows; upsert (INSERT ... ON CONFLICT on the key); merge (MERGE, PostgreSQL"
+    " 15+); replace the table's content atomically at the end.  [default: append]",
+)
+@click.option(
+    "--pk",
+    envvar=_env("pk"),
+    callback=_split_csv,
+    help="Key columns a[,b] of upsert/merge (default: the table's primary key or a unique"
+    " constraint; a new table is created with this primary key).",
+)
+@click.option(
+    "--delete-missing",
+    is_flag=True,
+    envvar=_env("delete_missing"),
+    help="merge: each file is a full snapshot of its key range; rows of the table in that"
+    " range (smallest to largest key of the file) whose key the file lacks are deleted.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "parallel", "ordered", "sequential"]),
+    envvar=_env("strategy"),
+    help="upsert/merge, files into one table: auto (parallel where their keys are disjoint, in"
+    " order where they overlap), parallel, ordered (one after another) or sequential (one"
+    " file, one batch at a time).  [default: auto]",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     envvar=_env("dry_run"),
@@ -413,11 +442,12 @@ def load(
 ) -> None:
     """Load files, folders (recursive) or glob patterns into PostgreSQL tables.
 
-    Each file is appended to its table in batches, one transaction per batch. The table is
-    created when missing, with column types inferred from the data (CSV), kept from the file
-    (Parquet, NDJSON) or from the cells (workbooks). --table-from folder makes one table per
-    folder; --config FILE reads options, per-folder overrides and sources from YAML. Exit
-    code 0 when every file loaded, 1 when any failed, 2 for a usage error.
+    Each file is appended to its table in batches, one transaction per batch (--mode upsert,
+    merge or replace change that). The table is created when missing, with column types
+    inferred from the data (CSV), kept from the file (Parquet, NDJSON) or from the cells
+    (workbooks). --table-from folder makes one table per folder; --config FILE reads
+    options, per-folder overrides and sources from YAML. Exit code 0 when every file loaded,
+    1 when any failed, 2 for a usage error.
     """
     from pgingest.api import load_async
     from pgingest.config import load_config
@@ -437,7 +467,7 @@ def load(
     elif not paths:
         raise click.UsageError("give at least one PATH (or --config with paths or sources)")
     # An unset on/off flag is False, not None: it must not undo the config file's True.
-    flags = ("dry_run", "text", "tolerant", "force")
+    flags = ("dry_run", "text", "tolerant", "force", "delete_missing")
     options.update({k: v for k, v in values.items() if v is not None and (v or k not in flags)})
     if fmt is not None:
         options["format"] = fmt
@@ -447,7 +477,7 @@ def load(
         options["null_strings"] = tuple(null_strings)
     if disable_internal_parallelism:
         options["internal_concurrency"] = 1
-    for flag in ("dry_run", "text", "tolerant", "force", "sectional_commit"):
+    for flag in ("dry_run", "text", "tolerant", "force", "sectional_commit", "delete_missing"):
         if not options.get(flag):
             options.pop(flag, None)
     output = Output(

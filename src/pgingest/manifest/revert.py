@@ -13,6 +13,9 @@ from pgingest.pg.ddl import qualified_name, quote_ident
 
 log = logging.getLogger("pgingest.revert")
 
+NOT_REVERTIBLE_MODES = frozenset({"upsert", "merge"})
+"""Loads that update rows in place: revert refuses them (it cannot bring old values back)."""
+
 
 @dataclass(slots=True)
 class RevertedFile:
@@ -46,8 +49,9 @@ async def select_files(
     if len(chosen) != 1:
         raise ManifestError("say which files to revert: exactly one of --file, --sha256, --run")
     query = (
-        "SELECT id, path, sha256, table_schema, table_name, rows FROM pgingest.files"
-        " WHERE status = 'success' AND "
+        "SELECT id, path, sha256, table_schema, table_name, rows,"
+        " (SELECT r.options->>'mode' FROM pgingest.runs r WHERE r.id = files.run_id) AS mode"
+        " FROM pgingest.files WHERE status = 'success' AND "
     )
     if path is not None:
         rows = await conn.fetch(query + "path = $1 ORDER BY id", path)
@@ -107,6 +111,13 @@ async def revert(
         for entry in entries:
             schema, table = entry["table_schema"], entry["table_name"]
             name = qualified_name(schema, table)
+            if entry["mode"] in NOT_REVERTIBLE_MODES:
+                raise ManifestError(
+                    f"cannot revert {entry['path']}: it was loaded with --mode {entry['mode']},"
+                    f" which overwrote rows of {schema}.{table} in place; the values it replaced"
+                    " are not kept, so deleting its rows would lose data. Load the earlier files"
+                    " again (--force) to restore their values"
+                )
             if not await conn.fetchval("SELECT to_regclass($1)", name):
                 rows = 0
             elif not await _has_column(conn, schema, table, LINEAGE_FILE):

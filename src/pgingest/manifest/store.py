@@ -601,3 +601,44 @@ async def record_schema_change(
         file_id,
         run_id,
     )
+
+
+async def mark_replaced(conn: Any, schema: str, table: str, run_id: int | None) -> int:
+    """``--mode replace`` swapped a table in: the files the old table held are ``reverted``.
+
+    Returns:
+        How many manifest entries were marked.
+    """
+    status = await conn.execute(
+        "UPDATE pgingest.files SET status = 'reverted', finished_at = now(),"
+        " error = 'replaced by run ' || $3::text"
+        " WHERE table_schema = $1 AND table_name = $2 AND status = 'success'"
+        " AND run_id IS DISTINCT FROM $3",
+        schema,
+        table,
+        run_id,
+    )
+    return int(status.split()[-1])
+
+
+async def abandon_replacement(conn: Any, schema: str, table: str, run_id: int | None) -> None:
+    """A replace whose files did not all load was dropped: its loaded files are ``failed``
+    (their rows went with the new table), so a re-run loads them again."""
+    async with conn.transaction():
+        # Their batches went with the dropped table: a re-run must not resume after them.
+        await conn.execute(
+            "DELETE FROM pgingest.file_batches WHERE file_id IN (SELECT id FROM pgingest.files"
+            " WHERE table_schema = $1 AND table_name = $2 AND run_id = $3)",
+            schema,
+            table,
+            run_id,
+        )
+        await conn.execute(
+            "UPDATE pgingest.files SET status = 'failed', rows = 0, finished_at = now(),"
+            " error = 'replace abandoned: another file of the table failed; the old table is"
+            " kept' WHERE table_schema = $1 AND table_name = $2 AND run_id = $3"
+            " AND status = 'success'",
+            schema,
+            table,
+            run_id,
+        )

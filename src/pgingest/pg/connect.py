@@ -31,6 +31,10 @@ async def resolve_dsn(settings: ConnectionSettings) -> str:
 async def _init_connection(conn: Any) -> None:
     # COPY streams are large; a statement timeout set by the server's defaults would cut them.
     await conn.execute("SET statement_timeout = 0")
+    # Upsert and merge stage each batch in a temporary table: local buffers of this size hold
+    # a batch without spilling to disk (allocated only when a temporary table is used; it can
+    # only be set before the session's first one).
+    await conn.execute("SET temp_buffers = '64MB'")
 
 
 async def create_pool(
@@ -87,6 +91,42 @@ async def server_version(conn: Any) -> int:
     """The server's ``server_version_num`` (e.g. 180004)."""
     value = await conn.fetchval("SELECT current_setting('server_version_num')::int")
     return int(value)
+
+
+async def connection_capacity(conn: Any) -> int | None:
+    """How many connections this role could hold at most now, this one included: the
+    server's ``max_connections`` (less the slots reserved for superusers), the role's and the
+    database's connection limits, each minus the connections already using it.
+
+    ``None`` when the statistics are not readable.
+    """
+    try:
+        value = await conn.fetchval(
+            """
+            WITH s AS (
+                SELECT
+                  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')
+                    AS clients,
+                  (SELECT count(*) FROM pg_stat_activity WHERE usesysid = r.oid) AS mine,
+                  (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())
+                    AS in_db,
+                  r.rolsuper, r.rolconnlimit, d.datconnlimit
+                FROM pg_roles r, pg_database d
+                WHERE r.rolname = current_user AND d.datname = current_database()
+            )
+            SELECT least(
+                current_setting('max_connections')::int - clients
+                  - CASE WHEN rolsuper THEN 0
+                         ELSE current_setting('superuser_reserved_connections')::int END,
+                CASE WHEN rolconnlimit >= 0 AND NOT rolsuper THEN rolconnlimit - mine END,
+                CASE WHEN datconnlimit >= 0 AND NOT rolsuper THEN datconnlimit - in_db END
+            ) + 1
+            FROM s
+            """
+        )
+    except asyncpg.PostgresError:
+        return None
+    return None if value is None else max(1, int(value))
 
 
 class connection:  # noqa: N801  (used as a context manager, like a function)

@@ -36,7 +36,6 @@ from pgingest.model import (
     CsvDialect,
     FileResult,
     LoadReport,
-    Reject,
     SourceInfo,
     TableSpec,
 )
@@ -48,10 +47,12 @@ from pgingest.observability.progress import (
     Reporter,
     Retry,
 )
-from pgingest.pg import connect, copy, ddl
+from pgingest.pg import connect, copy, ddl, merge
 from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.memory import limit_resident_memory
+from pgingest.pipeline.modes import Modes, apply_staged, fit_pool
+from pgingest.pipeline.payload import Payload, encode_shaped
 from pgingest.pipeline.plan import (
     Target,
     default_table_name,
@@ -60,7 +61,8 @@ from pgingest.pipeline.plan import (
     plan_targets,
 )
 from pgingest.pipeline.readahead import ReadAhead, excel_options
-from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv, normalize_batch
+from pgingest.pipeline.route import routed_batches
+from pgingest.pipeline.shape import align_batch, batch_to_csv, normalize_batch
 from pgingest.schema.infer import infer_pg_types
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.schema.pgtypes import pg_type_for_arrow
@@ -83,27 +85,6 @@ ARROW_BATCH_BYTES = 4 << 20
 SMALL_FILE_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """One batch ready for COPY: CSV bytes, or an Arrow batch with its binary encoder (encoded
-    piece by piece while it is sent, so a batch is never held twice in memory)."""
-
-    kind: str  # "csv" | "arrow"
-    data: bytes
-    first_line: int
-    encoding: str = "UTF8"
-    dialect: CsvDialect | None = None
-    batch: Any = None
-    encoder: copy.BinaryEncoder | None = None
-    rejects: tuple[Reject, ...] = ()
-    """Values the reader loaded as NULL, recorded in the batch's transaction."""
-
-    @property
-    def nbytes(self) -> int:
-        """Input bytes this batch stands for (for Arrow batches: their size in memory)."""
-        return len(self.data) if self.kind == "csv" else int(self.batch.nbytes)
-
-
 @dataclass(slots=True)
 class FilePlan:
     """What will happen to one file."""
@@ -113,6 +94,12 @@ class FilePlan:
     create: bool
     columns: list[str]
     target_types: list[str]
+    target: merge.Target | None = None
+    """upsert/merge: where the staged batches go, and how."""
+    routes: int = 1
+    """upsert/merge: workers the rows are routed to by key."""
+    seen: str | None = None
+    """merge --delete-missing: the file's key table."""
 
 
 def _csv_options(options: LoadOptions) -> CsvOptions:
@@ -210,7 +197,7 @@ def _batches(
             def encode(chunk: ArrowChunk = chunk) -> Payload:
                 shaped = normalize_batch(chunk.batch, plan.columns, path)
                 shaped = align_batch(shaped, plan.target_types, path, chunk.first_line)
-                payload = _encode(shaped, chunk.first_line, cache)
+                payload = encode_shaped(shaped, chunk.first_line, cache)
                 if chunk.rejects:  # named by the table's column, not the header
                     rejects = tuple(
                         replace(r, column=header.get(r.column, r.column)) for r in chunk.rejects
@@ -246,23 +233,6 @@ def _batches(
             return Payload("csv", batch_to_csv(batch), chunk.first_line, "UTF8", CsvDialect())
 
         yield to_csv
-
-
-def _encode(shaped: Shaped, first_line: int, cache: list[copy.BinaryEncoder | None]) -> Payload:
-    if shaped.csv is not None:
-        return Payload("csv", shaped.csv, first_line, "UTF8", CsvDialect())
-    if shaped.batch is None:
-        raise PgIngestError("internal: a shaped batch holds neither CSV nor Arrow data")
-    encoder = cache[0]
-    if encoder is None or encoder.schema != shaped.batch.schema:
-        try:
-            encoder = copy.BinaryEncoder(shaped.batch.schema, shaped.json_columns)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            # An Arrow type the binary encoder lacks: send text, the server casts it.
-            log.debug("binary COPY cannot encode %s (%s): sending CSV", shaped.batch.schema, exc)
-            return Payload("csv", batch_to_csv(shaped.batch), first_line, "UTF8", CsvDialect())
-        cache[0] = encoder
-    return Payload("arrow", b"", first_line, batch=shaped.batch, encoder=encoder)
 
 
 @dataclass(slots=True)
@@ -349,6 +319,9 @@ class Loader:
         self._retries = 0
         self._policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
+        self.modes = Modes(options)
+        self._workers_cap: int | None = None
+        """Batch workers per file when the server allows fewer connections than asked."""
 
     @property
     def options(self) -> LoadOptions:
@@ -361,7 +334,8 @@ class Loader:
         """Batches of one file in flight at once."""
         if self.options.txn == "file":
             return 1
-        return max(1, self.options.internal_concurrency)
+        workers = max(1, self.options.internal_concurrency)
+        return min(workers, self._workers_cap) if self._workers_cap else workers
 
     def _retrying(
         self,
@@ -437,13 +411,15 @@ class Loader:
             self.reporter.run_done(report)
             return report
         # Each file holds one connection per batch worker (the first also holds its lock).
-        size = min(self.options.concurrency, len(files)) * self.workers_per_file + 2
+        files_at_once = min(self.options.concurrency, len(files))
+        size = files_at_once * self.workers_per_file + 2
         self._pool = await connect.create_pool(
             self.settings,
             size,
             self._policy,
             lambda attempt, delay, exc: self._retrying(exc, attempt, delay, "", "", None),
         )
+        files_at_once = await self._fit_pool(size, files_at_once)
         try:
             if not self.options.dry_run:
 
@@ -461,13 +437,65 @@ class Loader:
 
                 self._run_id = await self._with_retries(start)
                 self.reporter.run_started(self._run_id)
-            limit = asyncio.Semaphore(self.options.concurrency)
+            limit = asyncio.Semaphore(files_at_once)
             results: list[FileResult | None] = [None] * len(files)
+            try:
+
+                async def open_target(index: int) -> tuple[Source, LoadOptions]:
+                    """A target's source, opened with its own options (folder overrides)."""
+                    overrides = targets[index].overrides
+                    token = (
+                        _TARGET_OPTIONS.set(options_for(self._options, overrides))
+                        if overrides
+                        else None
+                    )
+                    try:
+                        return await self._open(files[index]), self.options
+                    finally:
+                        if token is not None:
+                            _TARGET_OPTIONS.reset(token)
+
+                for target in targets:
+                    own = options_for(self._options, target.overrides)
+                    per_target = {
+                        name
+                        for name in ("mode", "pk", "delete_missing", "strategy")
+                        if getattr(own, name) != getattr(self._options, name)
+                    }
+                    if per_target:
+                        raise ConfigError(
+                            f"{target.path}: {', '.join(sorted(per_target))} can only be set for"
+                            " the whole run (top of the config file or the command line), not"
+                            " per folder or source"
+                        )
+                refused = await self.modes.prepare(files, open_target, self._pool, self._run_id)
+            except BaseException:
+                if self._run_id is not None:  # e.g. merge on a server without MERGE
+                    await asyncio.shield(self._finish_run("failed", report))
+                raise
+            for table_name, message in self.modes.schedule.strategies.items():
+                report.strategies[table_name] = message
+                if not message.startswith("parallel: one file"):
+                    self.reporter.message(f"{table_name}: {message}")
+            finished_files = [asyncio.Event() for _ in files]
             stopped_folders: dict[str, str] = {}
             finished = [0]
             pause_lock = asyncio.Lock()
 
             async def one(index: int, path: str) -> None:
+                try:
+                    if index in refused:
+                        results[index] = refused[index]
+                        self.reporter.file_done(refused[index])
+                        return
+                    # Wait outside the semaphore: a waiting file holds no slot.
+                    for earlier in sorted(self.modes.waits_for(index)):
+                        await finished_files[earlier].wait()
+                    await one_file(index, path)
+                finally:
+                    finished_files[index].set()
+
+            async def one_file(index: int, path: str) -> None:
                 overrides = targets[index].overrides
                 if overrides:
                     _TARGET_OPTIONS.set(options_for(self._options, overrides))
@@ -504,6 +532,10 @@ class Loader:
                 raise
             finally:
                 report.files.extend(r for r in results if r is not None)
+                if self.modes.replacements:
+                    await asyncio.shield(
+                        self.modes.finish_run(self._pool, report, self._run_id, status)
+                    )
                 if status == "success" and report.failed:
                     status = "failed"
                 if self._run_id is not None:
@@ -539,6 +571,47 @@ class Loader:
                 self.reporter.file_done(result)
         return out, missing
 
+    async def _fit_pool(self, size: int, files_at_once: int) -> int:
+        """Cap the pool at what the server allows (``max_connections`` and the role's and the
+        database's connection limits, minus what is in use), warning when it caps; fewer batch
+        workers per file first, then fewer files at once. Returns the files at once."""
+        async with self._pool.acquire() as conn:
+            capacity = await connect.connection_capacity(conn)
+        if capacity is None or capacity >= size:
+            return files_at_once
+        files_at_once, workers, new_size = fit_pool(
+            capacity, size, files_at_once, self.workers_per_file
+        )
+        self._workers_cap = workers
+        message = (
+            f"the server allows {capacity} more connection(s), not the {size} asked"
+            f" ({min(self.options.concurrency, files_at_once)} file(s) x"
+            f" {self.options.internal_concurrency} batch worker(s) + 2): loading {files_at_once}"
+            f" file(s) at once with {workers} worker(s) each"
+        )
+        log.warning(message)
+        self.reporter.message(f"warning: {message}")
+        await self._pool.close()
+        self._pool = await connect.create_pool(self.settings, new_size, self._policy)
+        return files_at_once
+
+    async def _keyed_plan(self, plan: FilePlan, conn: Any, job: FileJob, routes: int) -> None:
+        """upsert/merge: the file's staging target and routing (the key was checked before
+        the run started); merge --delete-missing: its key table."""
+        table = plan.table
+        existing = self._tables.get((table.schema, table.name)) or []
+        lineage = self.modes.has_lineage([c.name for c in existing])
+        plan.target = self.modes.target(
+            table.schema, table.name, plan.columns, plan.target_types, lineage
+        )
+        if plan.target is None:
+            return
+        merge.check_key_columns(job.path, plan.target.key, plan.columns, table.qualified)
+        plan.routes = self.modes.routes(plan.target, routes)
+        if self.options.delete_missing and job.file_id is not None:
+            fresh = not job.done_batches
+            plan.seen = await merge.prepare_seen(conn, plan.target, job.file_id, fresh)
+
     async def _finish_run(self, status: str, report: LoadReport) -> None:
         if self._run_id is None:
             return
@@ -570,8 +643,9 @@ class Loader:
             qualified = f"{self.options.schema}.{table_name}"
             if self.options.dry_run:
                 source = await self._open(path)
-                plan = await self._plan(source, table_name)
-                report.plans.append(self._describe(plan))
+                plan = await self._plan(source, self.modes.load_table(table_name))
+                described = [self._describe(plan), *self.modes.describe(path, qualified)]
+                report.plans.append("\n".join(described))
                 result = FileResult(
                     path, plan.table.qualified, "skipped", format=source.info.format
                 )
@@ -669,7 +743,20 @@ class Loader:
         abspath = os.path.abspath(path)  # noqa: ASYNC240 - getcwd, no disk I/O
         stat = os.stat(path)
         small = stat.st_size <= SMALL_FILE_BYTES
-        chunking = {"batch_size": self.options.batch_size, "batch_bytes": self.options.batch_bytes}
+        chunking: dict[str, int] = {
+            "batch_size": self.options.batch_size,
+            "batch_bytes": self.options.batch_bytes,
+        }
+        if self.modes.keyed:  # a resumed file must route its rows to the same workers
+            chunking["routes"] = 1 if small else self.modes.workers(path, self.workers_per_file)
+        # replace loads everything again into a new table; the old one is left alone until
+        # the swap (no version's rows are removed from it meanwhile).
+        replacing = self.options.mode == "replace"
+        force = self.options.force or replacing
+        # A new version of a file is upserted over the table as it is: deleting the old
+        # version's rows first (append's --on-changed replace) would delete rows later files
+        # updated, and re-insert the rest.
+        keep_old_rows = replacing or self.modes.keyed or not self.options.lineage
         # Hashing a small file costs less than a second claim would.
         sha256: str | None = fingerprint(path).sha256 if small else None
         lease = Lease(self._pool, await self._pool.acquire(), holds_lock=True)
@@ -688,8 +775,8 @@ class Loader:
                     fmt=None,
                     run_id=self._run_id or 0,
                     chunking=chunking,
-                    force=self.options.force,
-                    on_changed=self.options.on_changed if self.options.lineage else "append",
+                    force=force,
+                    on_changed="append" if keep_old_rows else self.options.on_changed,
                     lineage=self.options.lineage,
                 )
 
@@ -719,11 +806,17 @@ class Loader:
             source: Source | None = None
             try:
                 source = await self._open(path)
-                plan = await self._plan(source, table_name, job, conn)
+                plan = await self._plan(source, self.modes.load_table(table_name), job, conn)
+                routes = int(claim.chunking.get("routes", chunking.get("routes", 1)))
+                await self._keyed_plan(plan, conn, job, routes)
                 self.reporter.file_started(
                     FileStarted(path, plan.table.qualified, source.info.format, stat.st_size)
                 )
-                workers = 1 if small else self.workers_per_file
+                workers = 1 if small else self.modes.workers(path, self.workers_per_file)
+                if plan.target is not None:
+                    # The routes are fixed for the file's life (a resumed file keeps its batch
+                    # numbers); the workers serving them are what the pool allows now.
+                    workers = max(1, min(plan.routes, workers if not small else plan.routes))
                 if sha256 is None:
                     # Hash alongside the load: a new file does not wait for its checksum.
                     try:
@@ -735,12 +828,14 @@ class Loader:
                     sha256 = hashing.result().sha256
                 else:
                     await self._write(source, plan, job, options, lease, workers)
+                if plan.target is not None and plan.seen is not None:
+                    await merge.delete_missing(lease.conn, plan.target, job.file_id)
                 done = await store.complete_file(
                     lease.conn,
                     job.file_id,
                     sha256,
                     fmt=source.info.format,
-                    force=self.options.force,
+                    force=force,
                     lineage=self.options.lineage,
                 )
             except LeaseLostError:
@@ -837,6 +932,8 @@ class Loader:
             create = True
             if not self.options.dry_run:
                 lineage = store.lineage_columns_sql() if self.options.lineage else ""
+                extras = self.modes.create_extras(table_name)
+                lineage = ",\n  ".join(x for x in (lineage, extras) if x)
                 actual, created = await ddl.create_table(conn, table, lineage)
                 if created and job is not None:
                     await store.record_schema_change(
@@ -891,9 +988,12 @@ class Loader:
         each batch in its own transaction, and is asked before a retry."""
         if options.txn == "file":
             workers = 1
-        queue: asyncio.Queue[tuple[int, Payload | Callable[[], Payload]] | None] = asyncio.Queue(
-            maxsize=1
-        )
+        keyed = plan.target is not None
+        # Keyed loads: one queue per worker (its keys only); else one shared queue. Two batches
+        # per routed queue keep every worker fed while the producer serves the others.
+        queues: list[asyncio.Queue[tuple[int, Payload | Callable[[], Payload]] | None]] = [
+            asyncio.Queue(maxsize=2 if keyed else 1) for _ in range(workers if keyed else 1)
+        ]
         path = source.info.path
         schema, table = plan.table.schema, plan.table.name
         file_id = job.file_id
@@ -907,7 +1007,30 @@ class Loader:
         inline = source.info.size <= SMALL_FILE_BYTES
 
         async def produce() -> None:
-            iterator = _payloads(source, plan, options, job.done_batches, job.parse)
+            iterator: Iterator[Any]
+            if plan.target is not None:
+                target = plan.target
+                # Each worker's share of a chunk is about one Arrow batch.
+                routes = plan.routes
+                iterator = (
+                    # A route always goes to the same worker, so its batches stay in order.
+                    (index, route % workers, make)
+                    for index, route, make in routed_batches(
+                        source,
+                        plan.columns,
+                        plan.target_types,
+                        target.key,
+                        routes,
+                        batch_rows=options.batch_size * routes,
+                        batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
+                        done=job.done_batches,
+                    )
+                )
+            else:
+                iterator = (
+                    (index, 0, make)
+                    for index, make in _payloads(source, plan, options, job.done_batches, job.parse)
+                )
             sentinel = object()
             while True:
                 began = time.perf_counter()
@@ -918,10 +1041,10 @@ class Loader:
                 self._stage("read", began)
                 if item is sentinel:
                     break
-                item = cast("tuple[int, Payload | Callable[[], Payload]]", item)
-                await queue.put(item)
-            for _ in range(workers):
-                await queue.put(None)
+                index, worker, make = cast("tuple[int, int, Payload | Callable[[], Payload]]", item)
+                await queues[worker].put((index, make))
+            for worker in range(workers):
+                await queues[worker if keyed else 0].put(None)
 
         async def apply(conn: Any, index: int, payload: Payload) -> int:
             replaced = replace_pending[0]
@@ -929,7 +1052,11 @@ class Loader:
             try:
                 if replaced is not None:
                     await store.remove_replaced(conn, replaced, file_id)
-                if payload.kind == "arrow":
+                if plan.target is not None:
+                    rows = await apply_staged(
+                        conn, plan.target, payload, path, plan.seen, whole_file
+                    )
+                elif payload.kind == "arrow":
                     encoder = cast("copy.BinaryEncoder", payload.encoder)
                     rows = await copy.copy_arrow(
                         conn, schema, table, plan.columns, payload.batch, encoder
@@ -958,9 +1085,9 @@ class Loader:
             self._stage("encode", began)
             return payload
 
-        async def next_item() -> tuple[int, Payload | Callable[[], Payload]] | None:
+        async def next_item(worker: int) -> tuple[int, Payload | Callable[[], Payload]] | None:
             began = time.perf_counter()
-            item = await queue.get()
+            item = await queues[worker].get()
             self._stage("wait", began)
             return item
 
@@ -1004,7 +1131,7 @@ class Loader:
                 done(index, payload, rows, began)
                 return
 
-        async def consume(lease: Lease | None = None) -> None:
+        async def consume(lease: Lease | None = None, worker: int = 0) -> None:
             if lease is None:
                 # The file id stamped on every row (column default) lives in a session
                 # setting, set once per connection and file (the claim set it on the file's
@@ -1012,7 +1139,7 @@ class Loader:
                 own = Lease(self._pool, None, file_id=file_id)
                 try:
                     await self._with_retries(own.renew, path)
-                    await consume(own)
+                    await consume(own, worker)
                 finally:
                     await own.release()
                 return
@@ -1020,22 +1147,22 @@ class Loader:
                 finished: list[tuple[int, Payload, int]] = []
                 began = time.perf_counter()
                 async with lease.conn.transaction():
-                    while (item := await next_item()) is not None:
+                    while (item := await next_item(worker)) is not None:
                         payload = await encoded(item[1])
                         rows = await apply(lease.conn, item[0], payload)
                         finished.append((item[0], payload, rows))
                 for index, payload, rows in finished:  # committed only now
                     done(index, payload, rows, began)
                 return
-            while (item := await next_item()) is not None:
+            while (item := await next_item(worker)) is not None:
                 await attempt_batch(lease, item[0], await encoded(item[1]))
 
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(produce())
                 group.create_task(consume(lease))
-                for _ in range(workers - 1):
-                    group.create_task(consume())
+                for worker in range(1, workers):
+                    group.create_task(consume(None, worker if keyed else 0))
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
 

@@ -1,0 +1,404 @@
+"""What the load modes add to a run: keys and the schedule for upsert and merge, the staging
+target of each file, ``--delete-missing``, and the table swap of ``replace``.
+
+The :class:`~pgingest.pipeline.run.Loader` asks this object at a few points of a run (before
+the files start, when a file is planned and written, when the run ends); append needs none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from pgingest.config import LoadOptions
+from pgingest.errors import PgIngestError
+from pgingest.manifest import store
+from pgingest.model import ARROW_FORMATS, CsvChunk, CsvDialect, FileResult, LoadReport
+from pgingest.pg import connect, copy, ddl, merge
+from pgingest.pg.errors import copy_position, is_driver_error, translate
+from pgingest.pipeline import route, schedule
+from pgingest.pipeline.payload import Payload
+from pgingest.pipeline.plan import default_table_name
+from pgingest.schema.infer import infer_pg_types
+from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
+from pgingest.schema.pgtypes import pg_type_for_arrow
+
+if TYPE_CHECKING:
+    from pgingest.sources import Source
+
+log = logging.getLogger("pgingest.modes")
+
+KEYED = ("upsert", "merge")
+
+
+@dataclass(slots=True)
+class Replacement:
+    """A table being replaced: the name its new content is loaded under."""
+
+    schema: str
+    table: str
+    new: str
+    files: list[str] = field(default_factory=list)
+
+
+def infer_types(source: Source, options: LoadOptions) -> list[str]:
+    """The column types a new table would get from this file (Parquet: its schema; CSV: the
+    inference of its first rows, ``--types`` and ``--text`` applied)."""
+    if source.info.format in ARROW_FORMATS:
+        types = [pg_type_for_arrow(f.type) for f in source.sample(1).schema]
+    elif options.text:
+        types = ["text"] * len(source.column_names())
+    else:
+        types = infer_pg_types(source.sample(options.sample_rows))
+    names = normalize_names(source.column_names())
+    return [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
+
+
+def fit_pool(capacity: int, size: int, files: int, workers: int) -> tuple[int, int, int]:
+    """Fit ``files x workers + 2`` connections into ``capacity``: fewer batch workers per file
+    first, then fewer files at once. Returns (files, workers, pool size)."""
+    while files * workers + 2 > capacity and workers > 1:
+        workers -= 1
+    while files * workers + 2 > capacity and files > 1:
+        files -= 1
+    return files, workers, max(1, min(size, files * workers + 2, capacity))
+
+
+async def apply_staged(
+    conn: Any, target: merge.Target, payload: Payload, path: str, seen: str | None, more: bool
+) -> int:
+    """upsert/merge, inside the batch's transaction: COPY the batch into the connection's
+    staging table and apply it to the target. Returns the rows staged (the file's rows).
+    ``more``: other batches follow in the same transaction (``--txn file``), so the staging
+    table is emptied here rather than by the commit."""
+    await merge.ensure_stage(conn, target)
+    try:
+        if payload.kind == "arrow":
+            encoder = cast("copy.BinaryEncoder", payload.encoder)
+            rows = await copy.copy_arrow(
+                conn, "pg_temp", target.stage, target.copy_columns, payload.batch, encoder
+            )
+        else:
+            chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
+            dialect = cast("CsvDialect", payload.dialect)
+            rows = await copy.copy_csv(
+                conn, "pg_temp", target.stage, target.copy_columns, chunk, dialect
+            )
+    except Exception as exc:
+        # A routed batch's rows are not consecutive lines: name the file's line.
+        position = copy_position(exc) if is_driver_error(exc) else None
+        if position is not None and payload.lines is not None:
+            line = int(payload.lines[min(position.line, len(payload.lines)) - 1])
+            raise translate(exc, path=path, first_line=line - position.line + 1) from exc
+        raise
+    await merge.apply_stage(conn, target, payload.dedup, seen)
+    if more:
+        await merge.clear_stage(conn, target)
+    return int(rows)
+
+
+class Modes:
+    """Per-run state of the load modes."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.options = options
+        self.keyed = options.mode in KEYED
+        self.keys: dict[str, tuple[str, ...]] = {}
+        """Qualified table -> its key (upsert, merge)."""
+        self.unindexed: set[str] = set()
+        """Tables whose key no unique index covers (merge with --pk): joined without one."""
+        self.schedule = schedule.Schedule()
+        self.index_of: dict[str, int] = {}
+        self.replacements: dict[str, Replacement] = {}
+        self.estimates: dict[str, int | None] = {}
+        self._inferred: dict[str, dict[str, str]] = {}
+
+    # -- before the files start --------------------------------------------------------------
+
+    async def prepare(
+        self,
+        files: Sequence[str],
+        open_target: Callable[[int], Awaitable[tuple[Source, LoadOptions]]],
+        pool: Any,
+        run_id: int | None,
+    ) -> dict[int, FileResult]:
+        """Resolve each table's key, check every file has it, summarize keys and schedule the
+        files; create the replacement tables of ``replace``. Nothing is written to a target.
+
+        Returns:
+            Files that fail already (no key, key column missing), by index.
+        """
+        options = self.options
+        failed: dict[int, FileResult] = {}
+        self.index_of = {path: i for i, path in enumerate(files)}
+        if options.mode == "append":
+            return failed
+        schema = options.schema
+        entries: list[schedule.FileKeys] = []
+        summarize: list[tuple[schedule.FileKeys, Source, list[str], list[str], tuple[str, ...]]]
+        summarize = []
+        async with pool.acquire() as conn:
+            if options.mode == "merge":
+                merge.check_merge_supported(await connect.server_version(conn))
+            for index, path in enumerate(files):
+                table = options.table or ""
+                source: Source | None = None
+                try:
+                    if options.mode == "replace":
+                        table = options.table or default_table_name(path)
+                        await self._replacement(conn, schema, table, run_id, path)
+                        continue
+                    # Opened with the target's own options: a folder may name its table.
+                    source, own = await open_target(index)
+                    table = own.table or default_table_name(path)
+                    qualified = f"{schema}.{table}"
+                    if options.dry_run:
+                        self.estimates[path] = await asyncio.to_thread(
+                            schedule.estimate_rows, source
+                        )
+                    names = normalize_names(source.column_names())
+                    existing = await ddl.table_columns(conn, schema, table)
+                    key = self.keys.get(qualified)
+                    if key is None:
+                        key = await merge.resolve_key(
+                            conn, schema, table, options.pk, options.mode, existing is not None
+                        )
+                        self.keys[qualified] = key
+                        if existing is not None and not await merge.has_key_index(
+                            conn, schema, table, key
+                        ):
+                            self.unindexed.add(qualified)
+                    merge.check_key_columns(path, key, names, qualified)
+                    entry = schedule.FileKeys(index, path, qualified)
+                    entries.append(entry)
+                    types = self._types(existing, names)
+                    if types is None and not existing:
+                        types = await self._new_table_types(qualified, source, names)
+                    if types is not None:
+                        summarize.append((entry, source, names, types, key))
+                        source = None  # closed after summarizing
+                except PgIngestError as exc:
+                    failed[index] = FileResult(path, f"{schema}.{table}", "failed", error=str(exc))
+                finally:
+                    if source is not None:
+                        source.close()
+        if self.keyed:
+            await self._summarize(entries, summarize)
+            self.schedule = schedule.plan_schedule(
+                entries, options.strategy, ranges_only=options.delete_missing
+            )
+        return failed
+
+    def _types(self, existing: list[Any] | None, names: list[str]) -> list[str] | None:
+        """Table types of the file's columns (``None``: not known yet, or not all in it)."""
+        if not existing:
+            return None
+        by_name = {c.name: c.pg_type for c in existing}
+        if any(n not in by_name for n in names):
+            return None  # the load reports the column mismatch
+        return [by_name[n] for n in names]
+
+    async def _new_table_types(
+        self, qualified: str, source: Source, names: list[str]
+    ) -> list[str] | None:
+        """Types of a table the load will create, as the first of its files infers them:
+        every file of the table hashes its keys as that one does (a file whose keys do not
+        parse that way is not summarized, so it is ordered: never wrongly parallel)."""
+        known = self._inferred.get(qualified)
+        if known is None:
+            known = dict(
+                zip(names, await asyncio.to_thread(infer_types, source, self.options), strict=True)
+            )
+            self._inferred[qualified] = known
+        if any(n not in known for n in names):
+            return None
+        return [known[n] for n in names]
+
+    async def _summarize(
+        self,
+        entries: list[schedule.FileKeys],
+        work: list[tuple[schedule.FileKeys, Source, list[str], list[str], tuple[str, ...]]],
+    ) -> None:
+        """Key summaries, only for tables that several files go to and only under ``auto``."""
+        tables: dict[str, int] = {}
+        for entry in entries:
+            tables[entry.table] = tables.get(entry.table, 0) + 1
+        wanted = [w for w in work if self.options.strategy == "auto" and tables[w[0].table] >= 2]
+
+        async def summarize(item: Any, want_hashes: bool) -> None:
+            entry, source, names, types, key = item
+            try:
+                entry.summary = await asyncio.to_thread(
+                    schedule.summarize_keys, source, names, types, key, want_hashes
+                )
+            except PgIngestError as exc:  # a bad key: the load names it; order the file
+                log.info("%s: keys not summarized: %s", entry.path, exc)
+                entry.summary = None
+
+        try:
+            # Parquet statistics first (no data read): files whose key ranges are disjoint
+            # from every other file's need no hash set.
+            for item in wanted:
+                await summarize(item, item[1].info.format != "parquet")
+            for item in wanted:
+                entry = item[0]
+                if entry.summary is None or entry.summary.hashes is not None:
+                    continue
+                others = [e for e, *_ in wanted if e.table == entry.table and e is not entry]
+                if any(
+                    schedule.overlap(entry.summary, o.summary, ranges_only=True) for o in others
+                ):
+                    await summarize(item, True)
+        finally:
+            for _, source, *_rest in work:
+                source.close()
+
+    async def _replacement(
+        self, conn: Any, schema: str, table: str, run_id: int | None, path: str
+    ) -> None:
+        qualified = f"{schema}.{table}"
+        found = self.replacements.get(qualified)
+        if found is None:
+            new = merge.replacement_name(table, run_id or 0)
+            found = Replacement(schema, table, new)
+            if not self.options.dry_run:
+                await merge.create_replacement(conn, schema, table, new)
+            self.replacements[qualified] = found
+        found.files.append(path)
+
+    # -- per file ----------------------------------------------------------------------------
+
+    def waits_for(self, index: int) -> set[int]:
+        """Indices of the files this one waits for."""
+        return self.schedule.waits.get(index, set())
+
+    def load_table(self, table: str) -> str:
+        """The table a file's rows go to: the replacement's name under ``replace``."""
+        found = self.replacements.get(f"{self.options.schema}.{table}")
+        return found.new if found is not None and not self.options.dry_run else table
+
+    def create_extras(self, table: str) -> str:
+        """Extra ``CREATE TABLE`` clauses: the key of a new upsert/merge target."""
+        key = self.keys.get(f"{self.options.schema}.{table}")
+        return merge.primary_key_sql(key) if key and self.keyed else ""
+
+    def workers(self, path: str, default: int) -> int:
+        """Batch workers of one file (one under ``--strategy sequential``)."""
+        return 1 if self.schedule.single_worker else default
+
+    def target(
+        self,
+        schema: str,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[str],
+        has_lineage: bool,
+    ) -> merge.Target | None:
+        """The staging target of a keyed file (``None`` for append and replace)."""
+        if not self.keyed:
+            return None
+        key = self.keys.get(f"{schema}.{table}")
+        if key is None:
+            raise PgIngestError(f"internal: no key resolved for {schema}.{table}")
+        return merge.Target(
+            schema,
+            table,
+            tuple(columns),
+            tuple(types),
+            key,
+            self.options.mode,
+            has_lineage,
+            indexed=f"{schema}.{table}" not in self.unindexed,
+        )
+
+    def routes(self, target: merge.Target, workers: int) -> int:
+        """Workers the file's rows are routed to: one when the key's type cannot be hashed
+        consistently (neither integer nor text)."""
+        by_name = dict(zip(target.columns, target.types, strict=True))
+        return workers if route.is_routable([by_name[k] for k in target.key]) else 1
+
+    def describe(self, path: str, qualified: str) -> list[str]:
+        """Dry-run lines: mode, key, strategy, estimated rows."""
+        options = self.options
+        lines = [f"  mode: {options.mode}"]
+        if self.keyed:
+            key = self.keys.get(qualified)
+            lines[0] += f", key ({', '.join(key) if key else '?'})"
+            if options.delete_missing:
+                lines[0] += ", delete missing keys within the file's key range"
+            index = self.index_of.get(path)
+            word = self.schedule.per_file.get(index, "parallel") if index is not None else "?"
+            waits = sorted(self.waits_for(index)) if index is not None else []
+            lines.append(
+                f"  strategy: {word}"
+                + (
+                    f" (waits for file(s) #{', #'.join(str(w + 1) for w in waits)})"
+                    if waits
+                    else ""
+                )
+            )
+        if options.mode == "replace":
+            lines[0] += ", into a new table swapped in at the end of the run"
+        estimate = self.estimates.get(path)
+        if estimate is not None:
+            lines.append(f"  rows: ~{estimate:,} (estimated)")
+        return lines
+
+    @staticmethod
+    def has_lineage(columns: Sequence[str]) -> bool:
+        """Whether a table's columns include the lineage columns."""
+        return all(c in columns for c in LINEAGE_COLUMNS)
+
+    # -- after the files ---------------------------------------------------------------------
+
+    async def finish_run(
+        self, pool: Any, report: LoadReport, run_id: int | None, status: str
+    ) -> None:
+        """``replace``: swap each table's new content in when all its files loaded; else drop
+        it and keep the old table (also when the run was interrupted). The files the old table
+        held are marked replaced in the manifest, in the swap's transaction."""
+        if not self.replacements or self.options.dry_run:
+            return
+        for qualified, found in self.replacements.items():
+            results = [f for f in report.files if f.path in found.files]
+            ok = (
+                status == "success"
+                and len(results) == len(found.files)
+                and all(f.status != "failed" for f in results)
+                and any(f.status == "loaded" for f in results)
+            )
+            async with pool.acquire() as conn:
+                if not ok:
+                    await merge.drop_replacement(conn, found.schema, found.new)
+                    for f in results:
+                        if f.status == "loaded":
+                            f.status = "failed"
+                            f.error = (
+                                f"replace of {qualified} abandoned (another of its files failed):"
+                                " the old table is unchanged"
+                            )
+                    await store.abandon_replacement(conn, found.schema, found.table, run_id)
+                    report.strategies[qualified] = "replace abandoned: the old table is kept"
+                    continue
+                try:
+                    async with conn.transaction():
+                        await merge.swap_in(conn, found.schema, found.table, found.new)
+                        await store.mark_replaced(conn, found.schema, found.table, run_id)
+                except Exception as exc:  # e.g. no right to drop the old table
+                    if not is_driver_error(exc) and not isinstance(exc, PgIngestError):
+                        raise
+                    error = translate(exc) if is_driver_error(exc) else exc
+                    await merge.drop_replacement(conn, found.schema, found.new)
+                    await store.abandon_replacement(conn, found.schema, found.table, run_id)
+                    for f in results:
+                        if f.status == "loaded":
+                            f.status = "failed"
+                            f.error = f"replace of {qualified} failed at the swap: {error}"
+                    report.strategies[qualified] = "replace failed: the old table is kept"
+                    continue
+                report.strategies[qualified] = (
+                    f"replaced atomically by {len(results)} file(s) loaded into a new table"
+                )
