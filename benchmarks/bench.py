@@ -286,6 +286,42 @@ def prepare_dataset(workdir: Path, rows: int) -> Dataset:
     return Dataset(rows, csv_path, parquet_path, generated_s)
 
 
+BAD_EVERY = 100
+"""One data row in this many is made bad in the bad-rows file (1%)."""
+
+
+def bad_row_count(rows: int) -> int:
+    """Bad rows in the bad-rows file of ``rows`` rows."""
+    return len(range(BAD_EVERY // 2, rows, BAD_EVERY))
+
+
+def bad_rows_csv(dataset: Dataset) -> Path:
+    """The dataset's CSV with 1% bad rows, in turn: a field too many, ``abc`` in the integer
+    column ``i``, ``1.2.3`` in the numeric column ``amount``. Cached next to the clean file."""
+    path = dataset.csv.with_name(dataset.csv.stem + "-bad1pct.csv")
+    if path.exists():
+        return path
+    print(f"writing {path} ...", flush=True)
+    tmp = path.with_suffix(".tmp")
+    with dataset.csv.open("rb") as src, tmp.open("wb") as out:
+        out.write(src.readline())  # header
+        for index, line in enumerate(src):
+            if index % BAD_EVERY == BAD_EVERY // 2:
+                kind = (index // BAD_EVERY) % 3
+                if kind == 0:
+                    line = line.rstrip(b"\n") + b",extra\n"
+                elif kind == 1:
+                    first, _i, rest = line.split(b",", 2)
+                    line = first + b",abc," + rest
+                else:
+                    first, i, _amount, rest = line.split(b",", 3)
+                    line = first + b"," + i + b",1.2.3," + rest
+            out.write(line)
+    tmp.replace(path)
+    path.chmod(0o644)
+    return path
+
+
 def ensure_workdir(workdir: Path) -> None:
     """Create ``workdir`` as mode 755 and warn when the server's OS user cannot reach it."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -404,6 +440,8 @@ class Measurement:
     client_peak_rss: int | None = None
     """Bytes; ``None`` when there is no client process (server-side COPY)."""
     client_cpu_s: float | None = None
+    expected_rows: int | None = None
+    """Rows the table must hold afterwards, when not all of the dataset's (bad rows)."""
 
 
 def _sample_tree_rss(
@@ -630,6 +668,17 @@ def case_xlsx_read_openpyxl(ctx: Context) -> Measurement:
     return _read_xlsx(ctx, "openpyxl")
 
 
+def case_pgingest_csv_bad_skip(ctx: Context) -> Measurement:
+    """pgingest loading the CSV with 1% bad rows, ``--on-error skip``: against
+    ``pgingest_csv``, the price of setting bad rows aside (rows/s counts every row of the
+    file, bad ones included, so the two compare directly)."""
+    path = bad_rows_csv(ctx.dataset)
+    extra = [*ctx.extra_args, "--on-error", "skip"]
+    measured = _pgingest(replace(ctx, extra_args=extra), path)
+    measured.expected_rows = ctx.dataset.rows - bad_row_count(ctx.dataset.rows)
+    return measured
+
+
 def case_raw_csv_2streams(ctx: Context) -> Measurement:
     """pgingest's CSV path without pgingest (benchmarks/raw_streams.py): two connections
     sending 4 MiB raw chunks, one transaction each, no manifest, no lineage. The difference to
@@ -753,6 +802,7 @@ CASES: dict[str, CaseFn] = {
     "xlsx_read_openpyxl": case_xlsx_read_openpyxl,
     "xlsx_load_timed": case_xlsx_load_timed,
     "xlsx_read_timed": case_xlsx_read_timed,
+    "pgingest_csv_bad_skip": case_pgingest_csv_bad_skip,
     **UPSERT_CASES,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
@@ -846,6 +896,8 @@ def run_case(
         expected = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
         if name in READ_ONLY_CASES:
             expected = 0
+        if measured.expected_rows is not None:  # bad rows set aside
+            expected = measured.expected_rows
         if loaded != expected:
             hint = " (was the file skipped?)" if loaded == 0 else ""
             raise CaseError(f"ROW COUNT MISMATCH: {loaded:,} rows, expected {expected:,}{hint}")

@@ -117,6 +117,55 @@ async def status_async(
         return await status(conn, table=table, limit=limit)
 
 
+async def rejects_async(
+    file: str, *, dsn: str | None = None, home: str | Path | None = None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
+    """The rows of a file that ``on_error="skip"`` set aside.
+
+    Args:
+        file: the file's path (its latest load) or its manifest id.
+        dsn: the server (default: environment, else the embedded server).
+        home: data directory of the embedded server.
+
+    Returns:
+        ``(entry, rows, header)``: the manifest entry (``None`` when unknown), its rejects in
+        line order (``line``, ``column_name``, ``raw``, ``reason``) and the file's header
+        line when it still exists and has one (to write the rejects out as a CSV file).
+    """
+    from pgingest.manifest.store import file_rejects
+    from pgingest.pg.connect import connection
+
+    path = file
+    if not file.strip().isdigit():
+        path = str(Path(file).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
+    async with connection(connection_from_env(dsn, home)) as conn:
+        entry, rows = await file_rejects(conn, path)
+    header = None
+    if entry is not None:
+        header = await asyncio.to_thread(_header_line, entry["path"])
+    return entry, rows, header
+
+
+def _header_line(path: str) -> str | None:
+    """The first record of a CSV file as it is written, when it is a header; else ``None``."""
+    from pgingest.errors import PgIngestError
+    from pgingest.sources import detect
+
+    try:
+        info = detect(path)
+    except (PgIngestError, OSError):
+        return None
+    if info.dialect is None or not info.dialect.has_header:
+        return None
+    from pgingest.sources.base import open_stream
+
+    with open_stream(path, info.compression) as stream:
+        head = stream.read(1 << 20)
+    text = head.decode(info.dialect.encoding, errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    return lines[info.dialect.skip_lines] if len(lines) > info.dialect.skip_lines else None
+
+
 async def revert_async(
     *,
     dsn: str | None = None,

@@ -26,6 +26,10 @@ TableFrom = Literal["file", "folder"]
 TransformSpec = Callable[[Any], Any] | str
 """A batch transform: the callable, or its ``module:function`` name."""
 TxnScope = Literal["batch", "file"]
+OnNewColumn = Literal["add", "ignore", "fail"]
+OnTypeChange = Literal["widen", "fail"]
+OnError = Literal["stop", "skip"]
+DateFormat = Literal["dmy", "mdy"]
 
 ENV_PREFIX = "PGINGEST_"
 
@@ -107,6 +111,23 @@ class LoadOptions:
     """Extra NULL markers (an unquoted empty field is always NULL)."""
     tolerant: bool = False
     """A table column missing from a file is NULL instead of an error."""
+    on_new_column: OnNewColumn = "add"
+    """A file column the table lacks: ``add`` it to the table (logged), ``ignore`` it (its
+    values are not loaded), or ``fail`` the file."""
+    on_type_change: OnTypeChange = "widen"
+    """Values wider than their column (``3.5`` in an integer column): ``widen`` the column
+    (logged), or ``fail`` the file."""
+    on_error: OnError = "stop"
+    """A row that cannot be parsed or cast: ``stop`` the file (nothing of it is kept), or
+    ``skip`` it into ``pgingest.rejects`` and load the rest."""
+    max_errors: int | str | None = None
+    """With ``on_error="skip"``: the most bad rows a file may have, a count (``100``) or a
+    share of its rows (``"0.5%"``); more fail the file. ``None``: no limit."""
+    date_format: DateFormat | None = None
+    """How to read ``01/02/2026`` when no value of the column tells (a day above 12):
+    ``dmy`` or ``mdy``. Unset, such a column stays text, with a warning."""
+    contract: str | None = None
+    """Path of a YAML contract: per table, the columns, types, not-null, key, header aliases."""
     batch_size: int = 50_000
     """Rows per batch (one transaction each)."""
     batch_bytes: int = 32 << 20
@@ -211,6 +232,15 @@ class LoadOptions:
             object.__setattr__(self, "pk", keys)  # a list from a caller
         if self.delete_missing and self.mode != "merge":
             raise ConfigError("--delete-missing needs --mode merge")
+        if self.on_new_column not in ("add", "ignore", "fail"):
+            raise ConfigError("--on-new-column must be add, ignore or fail")
+        if self.on_type_change not in ("widen", "fail"):
+            raise ConfigError("--on-type-change must be widen or fail")
+        if self.on_error not in ("stop", "skip"):
+            raise ConfigError("--on-error must be stop or skip")
+        if self.date_format not in (None, "dmy", "mdy"):
+            raise ConfigError("--date-format must be dmy or mdy")
+        error_limit(self.max_errors)
         if self.format not in get_args(FormatOption):
             choices = ", ".join(get_args(FormatOption))
             raise ConfigError(f"unknown format {self.format!r}: use one of {choices}")
@@ -225,6 +255,37 @@ class LoadOptions:
         ):
             raise ConfigError("--transform must be module:function or a callable")
         object.__setattr__(self, "sources", tuple(self.sources))
+
+
+def error_limit(value: int | str | None) -> tuple[int | None, float | None]:
+    """Parse ``--max-errors``: ``(count, None)``, ``(None, share)`` or ``(None, None)``.
+
+    Args:
+        value: ``None``, a count (``10``, ``"10"``) or a share (``"0.5%"``).
+
+    Returns:
+        The count limit or the share limit (a fraction: ``0.005``).
+
+    Raises:
+        ConfigError: neither a non-negative count nor a percentage.
+    """
+    if value is None:
+        return None, None
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if not 0 <= share <= 1:
+                raise ValueError(text)
+            return None, share
+        count = int(text)
+        if count < 0:
+            raise ValueError(text)
+        return count, None
+    except ValueError:
+        raise ConfigError(
+            f"--max-errors must be a count or a percentage such as 0.5%, got {value!r}"
+        ) from None
 
 
 def connection_from_env(

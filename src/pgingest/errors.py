@@ -9,7 +9,8 @@
     │   └── RowError                 one bad row: path, line, column, value preview
     ├── SchemaError                  table and file disagree on columns
     │   ├── SchemaDriftError         columns added/changed under a strict policy
-    │   └── TypeConflictError        a value does not fit the column's type
+    │   ├── TypeConflictError        a value does not fit the column's type
+    │   └── ContractError            a file breaks its table's contract (every violation)
     ├── DatabaseError                translated driver error: .sqlstate, chained with ``from``
     │   ├── ConnectionLostError      retryable
     │   └── ConstraintError          not retryable (unique, not-null, FK)
@@ -82,6 +83,16 @@ class SchemaDriftError(SchemaError):
 
 class TypeConflictError(SchemaError):
     """An incoming type cannot be stored in the column's type."""
+
+
+class ContractError(SchemaError):
+    """A file breaks its table's contract; ``violations`` lists every breach."""
+
+    def __init__(
+        self, message: str, *, table: str | None = None, violations: list[str] | None = None
+    ) -> None:
+        super().__init__(message, table=table)
+        self.violations = violations or []
 
 
 class DatabaseError(PgIngestError):

@@ -62,6 +62,8 @@ class ColumnSpec:
     """PostgreSQL type as written in DDL, e.g. ``bigint`` or ``numeric``."""
     source_name: str | None = None
     """The header as it was in the file."""
+    not_null: bool = False
+    """Declared ``NOT NULL`` (a contract)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,8 @@ class TableSpec:
     schema: str
     name: str
     columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...] = ()
+    """Primary key columns declared by a contract (created with the table)."""
 
     @property
     def qualified(self) -> str:
@@ -91,12 +95,14 @@ class CsvChunk:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A value a reader could not take (e.g. an Excel error cell), loaded as NULL instead."""
+    """A row set aside (``--on-error skip``), or a value a reader could not take (e.g. an
+    Excel error cell), loaded as NULL instead."""
 
     line: int
     """1-based row (Excel: the sheet's row number) or line of the value."""
-    column: str
-    """The column's name as written in the file (the header)."""
+    column: str | None
+    """The column's name (a reader's: as written in the file); ``None``: the whole row (a
+    field too many, a broken quote)."""
     raw: str | None
     """The value as the file shows it, e.g. ``#DIV/0!``."""
     reason: str
@@ -127,6 +133,10 @@ class FileResult:
     format: str | None = None
     error: str | None = None
     message: str | None = None
+    rejects: int = 0
+    """Bad rows set aside in ``pgingest.rejects`` (``on_error="skip"``)."""
+    schema_changes: list[str] = field(default_factory=list)
+    """Changes this file made to its table (added columns, widened types)."""
 
     @property
     def rows_per_second(self) -> float:

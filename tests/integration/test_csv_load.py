@@ -196,9 +196,10 @@ def test_load_into_existing_typed_table(tmp_path, load, db):
     assert load(src, table="target").ok
     assert db.rows("target", "id") == [(1, D("10.50"), "a"), (2, D("3.00"), "b")]
     extra = write(tmp_path / "extra.csv", "id,amount,surprise\n1,2,3\n")
-    report = load(extra, table="target")
+    report = load(extra, table="target", on_new_column="fail", tolerant=True)
     assert not report.ok
     assert "surprise" in report.failed[0].error
+    assert "surprise" not in db.types("target")
 
 
 def test_excel_sep_hint_line(tmp_path, load, db):

@@ -200,7 +200,7 @@ def test_pause_and_sectional_commit(tmp_path, load, db):
     csv(folder / "1.csv", range(2))
     (folder / "2.csv").write_text("id,name\nbad,x\n")
     csv(folder / "3.csv", range(2, 4))
-    report = load(folder, table="sec", concurrency=1, sectional_commit=True)
+    report = load(folder, table="sec", concurrency=1, sectional_commit=True, on_type_change="fail")
     statuses = [f.status for f in report.files]
     assert statuses == ["loaded", "failed", "skipped"]
     assert "not started" in report.files[2].message

@@ -205,6 +205,8 @@ def test_json_log_lines_all_parse_and_carry_the_fields(tmp_path, db):
         str(bad),
         "--table",
         "jb",
+        "--on-new-column",
+        "fail",
         "--log-format",
         "json",
         "--log-file",

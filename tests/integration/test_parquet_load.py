@@ -132,10 +132,10 @@ def test_parquet_into_existing_table_casts_to_its_types(tmp_path, load, db):
     assert db.rows("narrow", "id") == [(1, 1.5, "a"), (2, 2.25, "b")]
     too_big = pa.table({"id": pa.array([1, 2**40], pa.int64())})
     pq.write_table(too_big, tmp_path / "big.parquet")
-    report = load(tmp_path / "big.parquet", table="narrow", tolerant=True)
+    report = load(tmp_path / "big.parquet", table="narrow", tolerant=True, on_type_change="fail")
     assert not report.ok
-    assert "column id" in report.failed[0].error
-    assert str(2**40) in report.failed[0].error
+    assert "id integer -> bigint" in report.failed[0].error
+    assert db.types("narrow")["id"] == "integer"
 
 
 def test_wide_decimals_ragged_nested_lists_and_empty_maps(tmp_path, load, db):

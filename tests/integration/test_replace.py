@@ -97,7 +97,8 @@ def test_replace_keeps_the_old_table_when_a_file_fails(tmp_path, load, db):
     assert load(first, table="t").ok
     good = write_csv(tmp_path / "good.csv", 0, 10)
     bad = tmp_path / "bad.csv"
-    bad.write_text("id,v\n1,2\nnot-a-number,3\n")
+    # a stray word among numbers: a bad row (one word in two would make the column text)
+    bad.write_text("id,v\n1,2\n2,2\n3,2\nnot-a-number,3\n")
     report = load([good, bad], table="t", mode="replace")
     assert not report.ok
     assert db.count("t") == 100

@@ -89,6 +89,8 @@ def test_password_appears_in_no_output_of_a_failing_run(tmp_path, db):
         str(bad),
         "--table",
         "pw",
+        "--on-type-change",
+        "fail",
         "-v",
         "--log-format",
         "json",

@@ -282,7 +282,56 @@ class Output:
 @click.option(
     "--types", envvar=_env("types"), help="Column types, e.g. 'zip=text,amount=numeric(12,2)'."
 )
-@click.option("--text", is_flag=True, envvar=_env("text"), help="Load every CSV column as text.")
+@click.option(
+    "--preserve-types/--text",
+    "preserve_types",
+    default=None,
+    envvar=_env("text"),
+    help="Infer (CSV) or keep (Parquet) column types (the default), or load every column of a"
+    " new table as text.",
+)
+@click.option(
+    "--on-new-column",
+    type=click.Choice(["add", "ignore", "fail"]),
+    envvar=_env("on_new_column"),
+    help="A file column the table lacks: add it to the table (default), ignore its values, or"
+    " fail the file.",
+)
+@click.option(
+    "--on-type-change",
+    type=click.Choice(["widen", "fail"]),
+    envvar=_env("on_type_change"),
+    help="Values wider than their column (3.5 in an integer column): widen the column"
+    " (default; integer -> bigint -> numeric, -> double precision, date -> timestamp ->"
+    " timestamptz, text last) or fail the file.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["stop", "skip"]),
+    envvar=_env("on_error"),
+    help="A row that cannot be parsed or cast: stop the file (default; nothing of it is kept)"
+    " or skip it into pgingest.rejects and load the rest (see `pgingest rejects`).",
+)
+@click.option(
+    "--max-errors",
+    envvar=_env("max_errors"),
+    help="With --on-error skip: the most bad rows per file, a count (100) or a share (0.5%);"
+    " past it the file fails.  [default: no limit]",
+)
+@click.option(
+    "--date-format",
+    type=click.Choice(["dmy", "mdy"]),
+    envvar=_env("date_format"),
+    help="Read dates like 01/02/2026 as day/month or month/day when no value of the column"
+    " tells (a day above 12). Unset, such a column stays text, with a warning.",
+)
+@click.option(
+    "--contract",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar=_env("contract"),
+    help="YAML contract: per table the columns, their types, not-null, key and header"
+    " aliases. A file that breaks it fails before any write, listing every violation.",
+)
 @click.option(
     "--null-string",
     "null_strings",
@@ -431,6 +480,7 @@ def load(
     types: str | None,
     null_strings: tuple[str, ...],
     disable_internal_parallelism: bool,
+    preserve_types: bool | None,
     quiet: bool,
     verbose: bool,
     no_progress: bool,
@@ -477,7 +527,9 @@ def load(
         options["null_strings"] = tuple(null_strings)
     if disable_internal_parallelism:
         options["internal_concurrency"] = 1
-    for flag in ("dry_run", "text", "tolerant", "force", "sectional_commit", "delete_missing"):
+    if preserve_types is not None:
+        options["text"] = not preserve_types
+    for flag in ("dry_run", "tolerant", "force", "sectional_commit", "delete_missing"):
         if not options.get(flag):
             options.pop(flag, None)
     output = Output(
@@ -606,6 +658,45 @@ def revert(
     for change in report.schema_changes:
         click.echo(f"{'would undo' if report.dry_run else 'undid'}: {change}")
     click.echo(f"{verb} {report.rows:,} rows of {len(report.files)} file(s)")
+
+
+@cli.command()
+@click.argument("file")
+@click.option(
+    "--dsn",
+    envvar=["PGINGEST_DSN", "DATABASE_URL"],
+    help="Server (default: DATABASE_URL, else the embedded server).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    help="Write the rejected lines, as they were in the file, to this file (after the file's"
+    " header when it had one), to fix and load them again.",
+)
+def rejects(file: str, dsn: str | None, csv_path: str | None) -> None:
+    """Print the rows of FILE (a path, or a file id) set aside by --on-error skip."""
+    from pgingest.api import rejects_async
+
+    entry, rows, header = asyncio.run(rejects_async(file, dsn=dsn))
+    if entry is None:
+        raise click.UsageError(f"no loaded file {file!r} in the manifest (see `pgingest status`)")
+    if csv_path is not None:
+        with open(csv_path, "w", encoding="utf-8", newline="") as out:
+            if header is not None:
+                out.write(header + "\n")
+            for row in rows:
+                out.write((row["raw"] or "") + "\n")
+        click.echo(f"wrote {len(rows)} rejected row(s) of {entry['path']} to {csv_path}")
+        return
+    click.echo(
+        f"{entry['path']} (file {entry['id']}, {entry['status']}, table"
+        f" {entry['table_schema']}.{entry['table_name']}): {len(rows)} rejected row(s)"
+    )
+    for row in rows:
+        column = f", column {row['column_name']}" if row["column_name"] else ""
+        click.echo(f"  line {row['line']}{column}: {row['reason']}")
+        click.echo(f"    {row['raw']}")
 
 
 @cli.command()

@@ -60,10 +60,17 @@ class LineReporter:
             if not self.quiet:
                 print(
                     f"✓ {result.path}  {result.rows:,} rows  {result.seconds:.2f} s  "
-                    f"{_rate(result.rows_per_second)}  -> {result.table}",
+                    f"{_rate(result.rows_per_second)}  -> {result.table}"
+                    + (
+                        f"  ({result.rejects:,} rejected: pgingest rejects {result.path})"
+                        if result.rejects
+                        else ""
+                    ),
                     file=self.out,
                     flush=True,
                 )
+                for change in result.schema_changes:
+                    print(f"  schema: {result.table}: {change}", file=self.out, flush=True)
         elif result.status == "failed":
             print(f"✗ {result.error}", file=self.err, flush=True)
         elif not self.quiet and result.message != "dry run":
@@ -84,6 +91,9 @@ def summary(report: LoadReport) -> str:
     text = (
         f"{loaded} file(s) loaded, {report.rows:,} rows in {report.seconds:.2f} s ({_rate(rate)})"
     )
+    rejected = sum(f.rejects for f in report.files if f.status == "loaded")
+    if rejected:
+        text += f", {rejected:,} rows rejected"
     if skipped:
         text += f", {skipped} skipped"
     if failed:

@@ -431,12 +431,14 @@ async def record_batch(conn: Any, file_id: int, batch: int, first_line: int, row
 
 
 async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> None:
-    """Inside a batch's transaction: keep the values its reader loaded as NULL (e.g. Excel
-    error cells), so that they commit or roll back with the batch's rows."""
-    await conn.executemany(
-        "INSERT INTO pgingest.rejects (file_id, line, column_name, raw, reason)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        [(file_id, r.line, r.column, r.raw, r.reason) for r in rejects],
+    """Inside a batch's transaction: keep its bad rows (``--on-error skip``) and the values
+    its reader loaded as NULL (e.g. Excel error cells), so that they commit or roll back with
+    the batch's rows. One COPY: a batch of a file with 1% bad rows has hundreds."""
+    await conn.copy_records_to_table(
+        "rejects",
+        schema_name="pgingest",
+        columns=["file_id", "line", "column_name", "raw", "reason"],
+        records=[(file_id, r.line, r.column, r.raw, r.reason) for r in rejects],
     )
 
 
@@ -504,6 +506,7 @@ async def fail_file(conn: Any, file_id: int, error: str, *, discard: bool, linea
                     file_id,
                 )
             await conn.execute("DELETE FROM pgingest.file_batches WHERE file_id = $1", file_id)
+            await conn.execute("DELETE FROM pgingest.rejects WHERE file_id = $1", file_id)
         await conn.execute(
             "UPDATE pgingest.files SET status = 'failed', finished_at = now(), error = $2,"
             " rows = (SELECT coalesce(sum(rows), 0) FROM pgingest.file_batches WHERE file_id = $1)"
@@ -642,3 +645,40 @@ async def abandon_replacement(conn: Any, schema: str, table: str, run_id: int | 
             table,
             run_id,
         )
+
+
+async def count_rejects(conn: Any, file_id: int) -> int:
+    """Bad rows kept so far for a file (its committed batches')."""
+    return int(
+        await conn.fetchval("SELECT count(*) FROM pgingest.rejects WHERE file_id = $1", file_id)
+    )
+
+
+async def file_rejects(conn: Any, path: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The latest manifest entry of ``path`` (or of a file id given as digits) and its
+    rejected rows in line order: ``(entry, rows)``; ``(None, [])`` when it is unknown."""
+    if not await conn.fetchval("SELECT to_regclass('pgingest.rejects') IS NOT NULL"):
+        return None, []
+    entry = await conn.fetchrow(
+        "SELECT id, path, table_schema, table_name, status, rows FROM pgingest.files"
+        " WHERE path = $1 OR id::text = $2 ORDER BY (path = $1) DESC, id DESC LIMIT 1",
+        path,
+        path.strip(),
+    )
+    if entry is None:
+        return None, []
+    rows = await conn.fetch(
+        "SELECT line, column_name, raw, reason FROM pgingest.rejects WHERE file_id = $1"
+        " ORDER BY line NULLS LAST, id",
+        entry["id"],
+    )
+    return dict(entry), [dict(r) for r in rows]
+
+
+async def file_rows(conn: Any, file_id: int) -> int:
+    """Rows of a file's committed batches."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(rows), 0) FROM pgingest.file_batches WHERE file_id = $1", file_id
+        )
+    )

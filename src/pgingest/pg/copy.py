@@ -7,7 +7,9 @@ them), and Arrow batches are encoded by pgpq's Rust encoder.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pgpq
@@ -15,15 +17,33 @@ from pgpq import encoders as pgpq_encoders
 from pgpq import schema as pgpq_schema
 
 from pgingest.model import CsvChunk, CsvDialect
+from pgingest.schema.names import quote_ident
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 
+_DATESTYLES = frozenset({"ISO, DMY", "ISO, MDY"})
+
+
 async def copy_csv(
-    conn: Any, schema: str, table: str, columns: Sequence[str], chunk: CsvChunk, dialect: CsvDialect
+    conn: Any,
+    schema: str,
+    table: str,
+    columns: Sequence[str],
+    chunk: CsvChunk,
+    dialect: CsvDialect,
+    datestyle: str | None = None,
 ) -> int:
-    """COPY one raw CSV chunk (whole records, no header) into the table; return rows copied."""
+    """COPY one raw CSV chunk (whole records, no header) into the table; return rows copied.
+
+    ``datestyle`` (``ISO, DMY`` or ``ISO, MDY``, inside a transaction) tells the server how
+    to read dates such as ``01/02/2026``, for this transaction only.
+    """
+    if datestyle is not None:
+        if datestyle not in _DATESTYLES:
+            raise ValueError(f"unknown datestyle {datestyle!r}")
+        await conn.execute(f"SET LOCAL datestyle = '{datestyle}'")
     status = await conn.copy_to_table(
         table,
         schema_name=schema,
@@ -36,6 +56,86 @@ async def copy_csv(
         encoding=chunk.encoding,
     )
     return _rows(status)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A row the server skipped (``ON_ERROR ignore``): its line in the stream, column, why."""
+
+    line: int
+    column: str | None
+    value: str
+    reason: str
+
+
+_SKIP_NOTICE_SOURCE = "CopyFromTextLikeOneRow"
+_SKIP_NOTICE = re.compile(r'at line (\d+) for column "(.*)": "(.*)"$', re.S)
+_ENCODINGS = frozenset({"UTF8", "WIN1252", "LATIN1", "WIN1250", "WIN1251", "LATIN2", "LATIN9"})
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def copy_csv_skipping(
+    conn: Any,
+    schema: str,
+    table: str,
+    columns: Sequence[str],
+    chunk: CsvChunk,
+    dialect: CsvDialect,
+    datestyle: str | None = None,
+) -> tuple[int, list[SkippedRow]]:
+    """PostgreSQL 17+: COPY one raw CSV chunk with ``ON_ERROR ignore, LOG_VERBOSITY
+    verbose``: a value its column's type cannot read skips its row, and the server says which
+    (a notice per row, with the line and column in its context). Malformed records (a field
+    too many) still fail the COPY.
+
+    Returns:
+        The rows copied, and the rows skipped.
+    """
+    if datestyle is not None:
+        if datestyle not in _DATESTYLES:
+            raise ValueError(f"unknown datestyle {datestyle!r}")
+        await conn.execute(f"SET LOCAL datestyle = '{datestyle}'")
+    if chunk.encoding not in _ENCODINGS or dialect.escapechar is not None:
+        raise ValueError("copy_csv_skipping takes raw chunks of a known encoding")
+    cols = ", ".join(quote_ident(c) for c in columns)
+    sql = (
+        f"COPY {quote_ident(schema)}.{quote_ident(table)} ({cols}) FROM STDIN (FORMAT csv,"
+        f" DELIMITER {_literal(dialect.delimiter)}, QUOTE {_literal(dialect.quotechar)},"
+        f" ENCODING {_literal(chunk.encoding)}, ON_ERROR ignore, LOG_VERBOSITY verbose)"
+    )
+    notices: list[Any] = []
+
+    def listen(_conn: Any, message: Any) -> None:
+        notices.append(message)
+
+    conn.add_log_listener(listen)
+    try:
+        # asyncpg's copy_to_table has no ON_ERROR option: its COPY-in primitive takes the
+        # statement (names quoted above, options from closed sets or quoted literals).
+        status = await conn._copy_in(sql, memoryview(chunk.data), None)
+        await asyncio.sleep(0)  # notices are delivered through the event loop
+    finally:
+        conn.remove_log_listener(listen)
+    skipped = []
+    for notice in notices:
+        if getattr(notice, "server_source_function", None) != _SKIP_NOTICE_SOURCE:
+            continue
+        # The notice has no structured line field: its (English) message holds it. Another
+        # server language cannot be read, so the caller sets the rows aside itself.
+        match = _SKIP_NOTICE.search(str(getattr(notice, "message", "")))
+        if match is None:
+            raise UnreadableNoticeError(str(getattr(notice, "message", notice)))
+        line, column, value = int(match.group(1)), match.group(2), match.group(3)
+        reason = f"invalid input for column {column}: {value!r} (skipped by the server)"
+        skipped.append(SkippedRow(line, column, value, reason))
+    return _rows(status), skipped
+
+
+class UnreadableNoticeError(Exception):
+    """A skipped-row notice in a language pgingest cannot read."""
 
 
 # Encoded bytes per piece of a binary COPY stream: small enough that a batch is never held

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pgingest.model import ColumnSpec, TableSpec
+from pgingest.schema.evolve import AddColumn, Operation
 from pgingest.schema.names import quote_ident
 
 __all__ = [
+    "alter_table_sql",
     "create_table",
     "create_table_sql",
     "ensure_schema",
+    "execute_operations",
+    "lock_table_ddl",
     "qualified_name",
     "quote_ident",
     "table_columns",
@@ -28,7 +33,13 @@ def create_table_sql(spec: TableSpec, extra_columns: str = "") -> str:
     Column types come from inference, the Arrow type map or validated ``--types`` overrides;
     names are quoted. ``extra_columns`` is trusted SQL from pgingest itself (lineage columns).
     """
-    cols = ",\n  ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in spec.columns)
+    cols = ",\n  ".join(
+        f"{quote_ident(c.name)} {c.pg_type}{' NOT NULL' if c.not_null else ''}"
+        for c in spec.columns
+    )
+    if spec.key:
+        key = ", ".join(quote_ident(k) for k in spec.key)
+        cols = f"{cols},\n  PRIMARY KEY ({key})"
     if extra_columns:
         cols = f"{cols},\n  {extra_columns}" if cols else extra_columns
     return f"CREATE TABLE IF NOT EXISTS {qualified_name(spec.schema, spec.name)} (\n  {cols}\n)"
@@ -79,10 +90,7 @@ async def create_table(
     on the table's name, so two workers never race on ``CREATE TABLE``.
     """
     async with conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            f"pgingest.ddl:{spec.schema}.{spec.name}",
-        )
+        await lock_table_ddl(conn, spec.schema, spec.name)
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"pgingest.ddl:{spec.schema}"
         )
@@ -93,3 +101,34 @@ async def create_table(
             await conn.execute(create_table_sql(spec, extra_columns))
             existing = await table_columns(conn, spec.schema, spec.name)
     return existing or [], created
+
+
+async def lock_table_ddl(conn: Any, schema: str, table: str) -> None:
+    """Inside a transaction: take the table's DDL lock (a transaction-level advisory lock on
+    its name), so that workers creating or changing the same table do it one at a time."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"pgingest.ddl:{schema}.{table}"
+    )
+
+
+def alter_table_sql(schema: str, table: str, operation: Operation) -> str:
+    """The ``ALTER TABLE`` statement of one planned operation.
+
+    Types come from inference, the Arrow type map, the widening rules or validated
+    overrides; names are quoted. A widened column converts its values with a plain cast
+    (every rule of :mod:`pgingest.schema.evolve` is a cast that keeps the value).
+    """
+    name = qualified_name(schema, table)
+    column = quote_ident(operation.name)
+    if isinstance(operation, AddColumn):
+        return f"ALTER TABLE {name} ADD COLUMN {column} {operation.pg_type}"
+    new = operation.new_type
+    return f"ALTER TABLE {name} ALTER COLUMN {column} TYPE {new} USING {column}::{new}"
+
+
+async def execute_operations(
+    conn: Any, schema: str, table: str, operations: Sequence[Operation]
+) -> None:
+    """Run the plan's operations in order (the caller holds the transaction and the lock)."""
+    for operation in operations:
+        await conn.execute(alter_table_sql(schema, table, operation))

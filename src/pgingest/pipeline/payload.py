@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pgingest.errors import PgIngestError
+from pgingest.errors import PgIngestError, RowError
 from pgingest.model import CsvDialect, Reject
 from pgingest.pg import copy
 from pgingest.pipeline.shape import Shaped, batch_to_csv
@@ -27,9 +27,15 @@ class Payload:
     batch: Any = None
     encoder: copy.BinaryEncoder | None = None
     rejects: tuple[Reject, ...] = ()
-    """Values the reader loaded as NULL, recorded in the batch's transaction."""
+    """Bad rows of this batch (set aside by ``--on-error skip``, or values the reader loaded
+    as NULL), recorded in ``pgingest.rejects`` in the batch's transaction."""
     lines: Any = None
-    """Routed batches (upsert, merge): the file line of each row, to name a bad row's line."""
+    """The file line of each row: of a routed batch (upsert, merge), to name a bad row's line,
+    or of the records left in ``data`` once bad rows were taken out."""
+    record_ends: Any = None
+    """Where each record of ``data`` ends, once bad rows were taken out (else ``None``)."""
+    error: RowError | None = None
+    """The Arrow batch does not fit the table's types (``batch`` is not aligned yet)."""
     dedup: bool = False
     """The batch may repeat a key: apply only each key's last occurrence."""
 

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 from pgingest.config import ConnectionSettings, LoadOptions, redact_dsn
@@ -22,7 +22,6 @@ from pgingest.errors import (
     PgIngestError,
     RecordFormatError,
     RowError,
-    SchemaError,
     SourceError,
 )
 from pgingest.manifest import store
@@ -50,6 +49,15 @@ from pgingest.observability.progress import (
 from pgingest.pg import connect, copy, ddl, merge
 from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
+from pgingest.pipeline.columns import (
+    check_file,
+    declared_table,
+    existing_columns,
+    infer_columns,
+    options_for_contract,
+    read_contract,
+)
+from pgingest.pipeline.evolve import evolve_table, policy_for
 from pgingest.pipeline.memory import limit_resident_memory
 from pgingest.pipeline.modes import Modes, apply_staged, fit_pool
 from pgingest.pipeline.payload import Payload, encode_shaped
@@ -61,11 +69,12 @@ from pgingest.pipeline.plan import (
     plan_targets,
 )
 from pgingest.pipeline.readahead import ReadAhead, excel_options
+from pgingest.pipeline.recover import Recovery, TooManyErrorsError
 from pgingest.pipeline.route import routed_batches
 from pgingest.pipeline.shape import align_batch, batch_to_csv, normalize_batch
-from pgingest.schema.infer import infer_pg_types
+from pgingest.schema.contract import Contract
+from pgingest.schema.evolve import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
-from pgingest.schema.pgtypes import pg_type_for_arrow
 from pgingest.sources import CsvOptions, Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform
 
@@ -93,7 +102,17 @@ class FilePlan:
     table: TableSpec
     create: bool
     columns: list[str]
+    """The file's columns that are loaded, in file order."""
     target_types: list[str]
+    """Their types in the table (updated when the table widens during the load)."""
+    read_columns: list[str] | None = None
+    """All the file's columns, when some are left out (``--on-new-column ignore``)."""
+    fixed: frozenset[str] = frozenset()
+    """Columns with declared types (never widened)."""
+    changes: list[str] = field(default_factory=list)
+    """Schema changes this file caused."""
+    datestyle: str | None = None
+    """``DateStyle`` the server reads the file's dates with (``ISO, DMY``), if not the default."""
     target: merge.Target | None = None
     """upsert/merge: where the staged batches go, and how."""
     routes: int = 1
@@ -110,56 +129,6 @@ def _csv_options(options: LoadOptions) -> CsvOptions:
         delimiter=options.delimiter,
         encoding=options.encoding,
     )
-
-
-def _infer_columns(source: Source, names: list[str], options: LoadOptions) -> list[ColumnSpec]:
-    raw = source.column_names()
-    if source.info.format in ARROW_FORMATS:
-        schema = source.sample(1).schema
-        types = [pg_type_for_arrow(f.type) for f in schema]
-    elif options.text:
-        types = ["text"] * len(names)
-    else:
-        types = _infer_text_types(source.sample(options.sample_rows))
-    unknown = set(options.types) - set(names)
-    if unknown:
-        raise ConfigError(
-            f"{source.info.path}: --types names unknown column(s): {', '.join(sorted(unknown))}"
-            f" (columns: {', '.join(names)})"
-        )
-    types = [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
-    return [ColumnSpec(n, t, r) for n, t, r in zip(names, types, raw, strict=True)]
-
-
-def _infer_text_types(sample: Any) -> list[str]:
-    """CSV columns' types from their text; a column a transform made typed keeps its type."""
-    import pyarrow as pa
-
-    text = [i for i, t in enumerate(sample.schema.types) if pa.types.is_string(t)]
-    if len(text) == sample.num_columns:
-        return infer_pg_types(sample)
-    inferred = dict(zip(text, infer_pg_types(sample.select(text)), strict=True)) if text else {}
-    return [
-        inferred[i] if i in inferred else pg_type_for_arrow(t)
-        for i, t in enumerate(sample.schema.types)
-    ]
-
-
-def _check_columns(path: str, table: TableSpec, names: list[str], options: LoadOptions) -> None:
-    existing = {c.name for c in table.columns}
-    extra = [n for n in names if n not in existing]
-    if extra:
-        raise SchemaError(
-            f"{path}: column(s) {', '.join(extra)} not in table {table.qualified}",
-            table=table.qualified,
-        )
-    missing = [c.name for c in table.columns if c.name not in names]
-    if missing and not options.tolerant:
-        raise SchemaError(
-            f"{path}: file lacks column(s) {', '.join(missing)} of table {table.qualified}"
-            " (--tolerant loads them as NULL)",
-            table=table.qualified,
-        )
 
 
 def _payloads(
@@ -186,7 +155,7 @@ def _batches(
     path = info.path
     if info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
         cache: list[copy.BinaryEncoder | None] = [None]
-        header = dict(zip(source.column_names(), plan.columns, strict=False))
+        header = dict(zip(source.column_names(), plan.read_columns or plan.columns, strict=False))
         batch_bytes = min(options.batch_bytes, ARROW_BATCH_BYTES)
         if info.format in WORKBOOK_FORMATS:
             # A sheet is read whole: smaller batches would save no memory, only add commits.
@@ -195,21 +164,35 @@ def _batches(
             chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
 
             def encode(chunk: ArrowChunk = chunk) -> Payload:
-                shaped = normalize_batch(chunk.batch, plan.columns, path)
-                shaped = align_batch(shaped, plan.target_types, path, chunk.first_line)
-                payload = encode_shaped(shaped, chunk.first_line, cache)
-                if chunk.rejects:  # named by the table's column, not the header
-                    rejects = tuple(
-                        replace(r, column=header.get(r.column, r.column)) for r in chunk.rejects
+                batch = chunk.batch
+                if plan.read_columns is not None:
+                    batch = batch.rename_columns(plan.read_columns).select(plan.columns)
+                shaped = normalize_batch(batch, plan.columns, path)
+                # the reader's rejects, named by the table's column, not the header
+                rejects = tuple(
+                    replace(r, column=header.get(r.column, r.column) if r.column else None)
+                    for r in chunk.rejects
+                )
+                try:
+                    aligned = align_batch(shaped, plan.target_types, path, chunk.first_line)
+                except RowError as exc:  # a value wider than its column: the table may widen
+                    return Payload(
+                        "arrow",
+                        b"",
+                        chunk.first_line,
+                        batch=shaped.batch,
+                        error=exc,
+                        rejects=rejects,
                     )
-                    payload = replace(payload, rejects=rejects)
-                return payload
+                payload = encode_shaped(aligned, chunk.first_line, cache)
+                return replace(payload, rejects=rejects) if rejects else payload
 
             yield encode
         return
     dialect = info.dialect or CsvDialect()
     raw = (
         not parse
+        and plan.read_columns is None
         and dialect.escapechar is None
         and not options.null_strings
         and dialect.newline != "\r"
@@ -229,7 +212,9 @@ def _batches(
         chunk = cast("ArrowChunk", chunk)  # raw=False yields Arrow chunks
 
         def to_csv(chunk: ArrowChunk = chunk) -> Payload:
-            batch = chunk.batch.rename_columns(plan.columns)
+            batch = chunk.batch.rename_columns(plan.read_columns or plan.columns)
+            if plan.read_columns is not None:
+                batch = batch.select(plan.columns)
             return Payload("csv", batch_to_csv(batch), chunk.first_line, "UTF8", CsvDialect())
 
         yield to_csv
@@ -246,6 +231,8 @@ class FileJob:
     replaces: int | None = None
     parse: bool = False
     """Parse CSV records client-side instead of passing raw chunks to the server."""
+    rejects: int = 0
+    """Bad rows set aside (``--on-error skip``)."""
 
 
 class Lease:
@@ -295,6 +282,9 @@ class Lease:
 SAME_CONNECTION_CLASSES = frozenset({"serialization_failure", "deadlock", "lock_not_available"})
 """Transient errors after which a batch is retried on the same connection."""
 
+SKIP_VERSION = 170000
+"""First PostgreSQL with ``COPY ... ON_ERROR ignore``: bad values are skipped server-side."""
+
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
 
@@ -322,6 +312,10 @@ class Loader:
         self.modes = Modes(options)
         self._workers_cap: int | None = None
         """Batch workers per file when the server allows fewer connections than asked."""
+        self._server_version = 0
+        self._contract: Contract | None = None
+        if options.contract:
+            self._contract = read_contract(options.contract)
 
     @property
     def options(self) -> LoadOptions:
@@ -425,6 +419,7 @@ class Loader:
 
                 async def start() -> int:
                     async with self._pool.acquire() as conn:
+                        self._server_version = await connect.server_version(conn)
                         await store.ensure_manifest(conn)
                         run_id: int = await store.start_run(
                             conn,
@@ -870,6 +865,8 @@ class Loader:
             rows=done.rows,
             format=fmt,
             seconds=time.perf_counter() - started,
+            rejects=job.rejects,
+            schema_changes=plan.changes,
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
@@ -913,24 +910,40 @@ class Loader:
         names = normalize_names(source.column_names())
         schema = self.options.schema
         key = (schema, table_name)
+        options = self.options
+        contract = self._contract.for_table(schema, table_name) if self._contract else None
+        if contract is not None:
+            names = contract.rename(names)
+            await asyncio.to_thread(check_file, contract, source, names, options)
+            options = options_for_contract(contract, names, options)
+        fixed = frozenset(options.types)
+        file_id = job.file_id if job is not None else None
+        dry = self.options.dry_run
         existing = self._tables.get(key)
         if existing is None:
             existing = await ddl.table_columns(conn, schema, table_name)
         if existing:
-            if self.options.lineage and not self.options.dry_run:
+            if self.options.lineage and not dry:
                 names_now = [c.name for c in existing]
                 if await store.ensure_lineage(conn, schema, table_name, names_now):
                     existing = await ddl.table_columns(conn, schema, table_name) or []
-            data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
-            table = TableSpec(schema, table_name, tuple(data))
-            _check_columns(source.info.path, table, names, self.options)
-            create = False
             self._tables[key] = existing
+            data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
+            have = {c.name: c for c in data}
+            if source.info.size <= SMALL_FILE_BYTES:  # less work than a thread hop
+                found = existing_columns(source, names, have, options)
+            else:
+                found = await asyncio.to_thread(existing_columns, source, names, have, options)
+            create = False
         else:
-            columns = await asyncio.to_thread(_infer_columns, source, names, self.options)
-            table = TableSpec(schema, table_name, tuple(columns))
+            found = await asyncio.to_thread(infer_columns, source, names, options)
             create = True
-            if not self.options.dry_run:
+            if contract is not None:
+                found.columns, table_key = declared_table(contract, found.columns)
+            else:
+                table_key = ()
+            if not dry:
+                table = TableSpec(schema, table_name, tuple(found.columns), table_key)
                 lineage = store.lineage_columns_sql() if self.options.lineage else ""
                 extras = self.modes.create_extras(table_name)
                 lineage = ",\n  ".join(x for x in (lineage, extras) if x)
@@ -945,11 +958,55 @@ class Loader:
                         run_id=self._run_id,
                     )
                 self._tables[key] = actual
-                data = [c for c in actual if c.name not in LINEAGE_COLUMNS]
-                table = TableSpec(schema, table_name, tuple(data))
-                _check_columns(source.info.path, table, names, self.options)
-        by_name = {c.name: c.pg_type for c in table.columns}
-        return FilePlan(source.info, table, create, names, [by_name[n] for n in names])
+        incoming, text_ok = found.columns, found.text_ok
+        for warning in found.warnings:
+            log.warning("%s", warning, extra={"file": source.info.path})
+            self.reporter.message(f"warning: {warning}")
+        ignored: tuple[str, ...] = ()
+        changes: list[str] = []
+        known = None if create else [c for c in existing or () if c.name not in LINEAGE_COLUMNS]
+        quick = None
+        if known is not None:
+            # Planned against the columns already known: no change needed means no DDL
+            # transaction and no lock (with many small files, those round trips add up).
+            quick = plan_evolution(
+                known,
+                incoming,
+                policy_for(options, fixed),
+                table=f"{schema}.{table_name}",
+                text_ok=text_ok,
+            )
+        if create and dry:
+            columns = list(incoming)
+        elif quick is not None and quick.is_empty:
+            columns, ignored = list(known or ()), quick.ignored
+        else:
+            evolution = await evolve_table(
+                conn,
+                schema,
+                table_name,
+                incoming,
+                policy_for(options, fixed),
+                text_ok=text_ok,
+                file_id=file_id,
+                run_id=self._run_id,
+                dry_run=dry,
+            )
+            columns, ignored, changes = evolution.columns, evolution.plan.ignored, evolution.changes
+        table = TableSpec(schema, table_name, tuple(columns))
+        by_name = {c.name: c.pg_type for c in columns}
+        loaded = [n for n in names if n not in ignored]
+        return FilePlan(
+            source.info,
+            table,
+            create,
+            loaded,
+            [by_name[n] for n in loaded],
+            read_columns=names if ignored else None,
+            fixed=fixed,
+            changes=list(changes),
+            datestyle=found.datestyle,
+        )
 
     def _describe(self, plan: FilePlan) -> str:
         info = plan.info
@@ -971,6 +1028,13 @@ class Loader:
             lineage = store.lineage_columns_sql() if self.options.lineage else ""
             sql = ddl.create_table_sql(plan.table, lineage)
             lines.append("  DDL: " + sql.replace("\n", "\n  "))
+        for change in plan.changes:
+            lines.append(f"  would change: {change}")
+        if plan.read_columns is not None:
+            left_out = [n for n in plan.read_columns if n not in plan.columns]
+            lines.append(f"  left out (--on-new-column ignore): {', '.join(left_out)}")
+        if plan.datestyle is not None:
+            lines.append(f"  dates read as {plan.datestyle}")
         return "\n".join(lines)
 
     async def _write(
@@ -1005,6 +1069,21 @@ class Loader:
         fmt = source.info.format
 
         inline = source.info.size <= SMALL_FILE_BYTES
+        recovery = Recovery(
+            schema,
+            table,
+            plan,
+            options,
+            file_id,
+            self._run_id,
+            plan.fixed,
+            source=source,
+            pool=self._pool,
+            server_skips=options.on_error == "skip" and self._server_version >= SKIP_VERSION,
+            active=plan.target is None,
+        )
+        if options.on_error == "skip" and job.done_batches:
+            recovery.committed_rejects = await store.count_rejects(lease.conn, file_id)
 
         async def produce() -> None:
             iterator: Iterator[Any]
@@ -1042,6 +1121,8 @@ class Loader:
                 if item is sentinel:
                     break
                 index, worker, make = cast("tuple[int, int, Payload | Callable[[], Payload]]", item)
+                if isinstance(make, Payload):  # after bad rows: check it while others load
+                    make = await recovery.prepare(index, make)
                 await queues[worker].put((index, make))
             for worker in range(workers):
                 await queues[worker if keyed else 0].put(None)
@@ -1056,17 +1137,17 @@ class Loader:
                     rows = await apply_staged(
                         conn, plan.target, payload, path, plan.seen, whole_file
                     )
+                    rejects = payload.rejects
                 elif payload.kind == "arrow":
                     encoder = cast("copy.BinaryEncoder", payload.encoder)
                     rows = await copy.copy_arrow(
                         conn, schema, table, plan.columns, payload.batch, encoder
                     )
+                    rejects = payload.rejects
                 else:
-                    chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
-                    dialect = cast("CsvDialect", payload.dialect)
-                    rows = await copy.copy_csv(conn, schema, table, plan.columns, chunk, dialect)
-                if payload.rejects:
-                    await store.record_rejects(conn, file_id, payload.rejects)
+                    rows, rejects = await recovery.copy(conn, index, payload)
+                if rejects:
+                    await store.record_rejects(conn, file_id, rejects)
                 await store.record_batch(conn, file_id, index, payload.first_line, rows)
             except BaseException as exc:
                 if replaced is not None:  # rolled back: the next batch removes them
@@ -1102,6 +1183,7 @@ class Loader:
         async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
             attempt = 0
             fresh_connection = False
+            payload = await recovery.prepare(index, payload)
             while True:
                 began = time.perf_counter()
                 try:
@@ -1112,14 +1194,29 @@ class Loader:
                         if committed is not None:  # it did commit: the reply was lost
                             done(index, payload, committed, began)
                             return
+                    if payload.error is not None:
+                        raise payload.error
                     async with lease.conn.transaction():
                         rows = await apply(lease.conn, index, payload)
                 except Exception as exc:
                     self._db_error(exc, path)
                     if not is_transient(exc) or attempt >= self._policy.max_retries:
+                        error = exc
                         if is_driver_error(exc):
-                            raise translate(exc, path=path, first_line=payload.first_line) from exc
-                        raise
+                            error = translate(exc, path=path, first_line=payload.first_line)
+                        if isinstance(error, RowError) and not isinstance(
+                            error, TooManyErrorsError
+                        ):
+                            # A data error: widen the table, or set the bad rows aside.
+                            if lease.conn is None or lease.conn.is_closed():
+                                await lease.renew()
+                            fixed = await recovery.recover(lease.conn, index, payload, error)
+                            if fixed is not None:
+                                payload = fixed
+                                continue
+                        if error is exc:
+                            raise
+                        raise error from exc
                     attempt += 1
                     # A server-side conflict (deadlock, serialization) leaves the connection
                     # usable; anything else may leave it open but in an unknown state.
@@ -1165,6 +1262,10 @@ class Loader:
                     group.create_task(consume(None, worker if keyed else 0))
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
+        job.rejects = recovery.rejects
+        if job.rejects and options.max_errors is not None:
+            rows = await store.file_rows(lease.conn, file_id)
+            recovery.check_share(path, rows)
 
 
 _TRANSIENT_READ_ERRNOS = frozenset(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,6 +54,10 @@ _TIME_BODY = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
 _OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
 _LOCAL_TEMPORAL = rf"^{_DATE_BODY}(?:[T ]{_TIME_BODY})?$"
 _ZONED_TIMESTAMP = rf"^{_DATE_BODY}[T ]{_TIME_BODY}{_OFFSET}$"
+_SLASH_DATE = r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
+_SLASH_TEMPORAL = rf"{_SLASH_DATE}(?:[T ]{_TIME_BODY})?$"
+_SLASH_PARTS = r"^(?P<a>[0-9]{1,2})/(?P<b>[0-9]{1,2})/(?P<y>[0-9]{4})"
+_MAX_MONTH = 12
 _TEMPORAL_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 """Cheap test that sends a column to the date and timestamp patterns."""
 _DATE_CHARS = 10
@@ -94,11 +99,16 @@ class _Kind(enum.Flag):
     DATE = enum.auto()
     TIMESTAMP = enum.auto()
     TIMESTAMPTZ = enum.auto()
+    SLASH_DATE = enum.auto()
+    """``31/12/2026`` or ``12/31/2026``: day and month order decided by the values."""
+    SLASH_TIMESTAMP = enum.auto()
     TEXT = enum.auto()
 
 
 _NUMBERS = _Kind.INTEGER | _Kind.DECIMAL | _Kind.SPECIAL
 _LOCAL_TIMES = _Kind.DATE | _Kind.TIMESTAMP
+_SLASH_TIMES = _Kind.SLASH_DATE | _Kind.SLASH_TIMESTAMP
+DateOrder = Literal["dmy", "mdy"]
 _INT_TYPES = (INTEGER, BIGINT, NUMERIC)
 
 
@@ -113,10 +123,32 @@ class _ColumnState:
     """A number has more than 15 significant digits or lies outside float8's normal range."""
     beyond_numeric: bool = False
     """A number has an exponent of 1000 or more, which numeric refuses."""
+    day_first_seen: bool = False
+    """A slash date's first part is above 12: it is the day (``31/12/2026``)."""
+    month_first_seen: bool = False
+    """A slash date's second part is above 12: the month comes first (``12/31/2026``)."""
+    slash_dates: pa.ChunkedArray | None = None
+    """The slash dates kept while their order is open, to check them once it is known."""
 
-    def pg_type(self) -> str:
+    def date_order(self, default: DateOrder | None) -> DateOrder | None:
+        """The order of a slash-date column, ``None`` when the values cannot tell and no
+        default is given (or when they contradict each other)."""
+        if self.day_first_seen and self.month_first_seen:
+            return None
+        if self.day_first_seen:
+            return "dmy"
+        if self.month_first_seen:
+            return "mdy"
+        return default
+
+    def pg_type(self, default_order: DateOrder | None = None) -> str:
         """The narrowest type that keeps every value seen."""
         kinds = self.kinds
+        if kinds and kinds in _SLASH_TIMES:
+            order = self.date_order(default_order)
+            if order is None or not _slash_dates_valid(self.slash_dates, order):
+                return TEXT
+            return DATE if kinds == _Kind.SLASH_DATE else TIMESTAMP
         if kinds == _Kind.NONE or _Kind.TEXT in kinds:
             return TEXT
         if kinds == _Kind.BOOLEAN:
@@ -253,6 +285,51 @@ def _observe_temporal(
     state.kinds |= kinds
 
 
+def _slash_parts(values: pa.ChunkedArray) -> tuple[pa.Array, pa.Array, pa.Array]:
+    parts = pc.extract_regex(values.combine_chunks(), _SLASH_PARTS)
+    return tuple(pc.struct_field(parts, key) for key in ("a", "b", "y"))
+
+
+def _slash_dates_valid(values: pa.ChunkedArray | None, order: DateOrder) -> bool:
+    """Whether every slash date exists (31/02/2026 does not) when read in ``order``."""
+    if values is None or not len(values):
+        return True
+    first, second, year = _slash_parts(values)
+    day, month = (first, second) if order == "dmy" else (second, first)
+    iso = pc.binary_join_element_wise(
+        year, pc.utf8_lpad(month, 2, "0"), pc.utf8_lpad(day, 2, "0"), "-"
+    )
+    parsed = pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True)
+    again = pc.strftime(parsed, format="%Y-%m-%d")
+    if pc.any(pc.invert(pc.fill_null(pc.equal(again, iso), False))).as_py():
+        return False
+    return bool(pc.all(pc.not_equal(year, "0000")).as_py())
+
+
+def _observe_slash(state: _ColumnState, values: pa.ChunkedArray, max_chars: int) -> None:
+    if not _all_match(values, _SLASH_TEMPORAL):
+        state.kinds |= _Kind.TEXT
+        return
+    first, second, _year = _slash_parts(values)
+    low_high = [pc.min_max(pc.cast(p, pa.int32())) for p in (first, second)]
+    if low_high[0]["max"].as_py() > _MAX_MONTH:
+        state.day_first_seen = True
+    if low_high[1]["max"].as_py() > _MAX_MONTH:
+        state.month_first_seen = True
+    if min(p["min"].as_py() for p in low_high) < 1:
+        state.kinds |= _Kind.TEXT
+        return
+    dates = pc.utf8_slice_codeunits(values, 0, 10) if max_chars > _DATE_CHARS else values
+    kept = [] if state.slash_dates is None else list(state.slash_dates.chunks)
+    state.slash_dates = pa.chunked_array([*kept, *dates.chunks], pa.string())
+    short = pc.max(pc.binary_length(values)).as_py() <= _DATE_CHARS
+    has_time = pc.any(pc.match_substring(values, ":")).as_py()
+    if short or not has_time:
+        state.kinds |= _Kind.SLASH_DATE
+    if has_time:
+        state.kinds |= _Kind.SLASH_TIMESTAMP
+
+
 def _observe(state: _ColumnState, column: pa.ChunkedArray) -> None:
     """Fold one batch of a column into ``state``."""
     if _Kind.TEXT in state.kinds or column.null_count == len(column):
@@ -271,9 +348,11 @@ def _observe(state: _ColumnState, column: pa.ChunkedArray) -> None:
         state.kinds |= _Kind.BOOLEAN
     elif _head_matches(values, _TEMPORAL_START):  # the temporal patterns check every value
         _observe_temporal(state, values, lengths["min"].as_py(), max_chars)
+    elif _head_matches(values, _SLASH_DATE):
+        _observe_slash(state, values, max_chars)
     else:
         state.kinds |= _Kind.TEXT
-    if state.pg_type() == TEXT:
+    if state.pg_type("dmy") == TEXT and state.pg_type("mdy") == TEXT:
         state.kinds |= _Kind.TEXT  # final: later batches need not be looked at
 
 
@@ -293,8 +372,16 @@ class TypeTracker:
     what it says.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, date_format: DateOrder | None = None) -> None:
+        """Start with no evidence.
+
+        Args:
+            date_format: how to read slash dates when no value tells the day from the
+                month (``dmy`` or ``mdy``); ``None`` leaves such a column text (see
+                :meth:`ambiguous`).
+        """
         self._columns: list[_ColumnState] | None = None
+        self._date_format = date_format
 
     def update(self, table: pa.Table | pa.RecordBatch) -> None:
         """Take one more batch into account.
@@ -327,7 +414,29 @@ class TypeTracker:
             One type per column (``text`` for a column with no non-null value); an empty list
             before the first :meth:`update`.
         """
-        return [state.pg_type() for state in self._columns or ()]
+        return [state.pg_type(self._date_format) for state in self._columns or ()]
+
+    def date_orders(self) -> list[DateOrder | None]:
+        """Per column, how its dates are written when they are slash dates (``31/12/2026``
+        is ``dmy``), else ``None``: the server must be told (``DateStyle``)."""
+        out: list[DateOrder | None] = []
+        for state in self._columns or ():
+            slash = bool(state.kinds) and state.kinds in _SLASH_TIMES
+            pg_type = state.pg_type(self._date_format)
+            out.append(state.date_order(self._date_format) if slash and pg_type != TEXT else None)
+        return out
+
+    def ambiguous(self) -> list[int]:
+        """Columns of slash dates that stay text because nothing tells the day from the month
+        (no day above 12 and no ``date_format``): each is worth a warning."""
+        return [
+            i
+            for i, state in enumerate(self._columns or ())
+            if state.kinds
+            and state.kinds in _SLASH_TIMES
+            and state.date_order(self._date_format) is None
+            and not (state.day_first_seen and state.month_first_seen)
+        ]
 
 
 def infer_pg_types(table: pa.Table | pa.RecordBatch) -> list[str]:

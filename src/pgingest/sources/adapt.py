@@ -90,9 +90,9 @@ class AdaptedSource:
         """The names after the column is added and the transform applied."""
         return list(self.sample(1).schema.names)
 
-    def sample(self, max_rows: int = 50_000) -> pa.Table:
-        """The inner sample, adapted."""
-        table = self._inner.sample(max_rows)
+    def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
+        """The inner sample (``skip_bad_records`` passed on), adapted."""
+        table = self._inner.sample(max_rows, skip_bad_records=skip_bad_records)
         batch = table.combine_chunks().to_batches()
         first = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
         return pa.Table.from_batches([self._apply(first)])

@@ -88,7 +88,8 @@ class CsvOptions:
     """Whether row 1 is a header; ``None`` sniffs it."""
     names: tuple[str, ...] | None = None
     """Column names (``--headers a,b,c``): replace the header's names, or name a headerless
-    file's columns. Fewer names than columns: the rest are ``col_N``."""
+    file's columns. Fewer names than columns: the first ones are named, the rest keep the
+    header's names (``col_N`` without a header)."""
     null_strings: tuple[str, ...] = ()
     """Unquoted values read as NULL, besides the unquoted empty field."""
     delimiter: str | None = None
@@ -130,11 +131,13 @@ class Source(Protocol):
         """
         ...
 
-    def sample(self, max_rows: int = 50_000) -> pa.Table:
+    def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
         """Return the first ``max_rows`` data rows.
 
         CSV: every column ``pa.string()``; an unquoted empty field and the ``null_strings``
         are null, a quoted empty field is ``""``. Parquet: typed as in the file.
+        ``skip_bad_records`` leaves out CSV records with a wrong field count or an unclosed
+        quote instead of raising (for inference while bad rows are set aside).
 
         Raises:
             RowError: a malformed row (CSV) among the rows read.

@@ -141,7 +141,10 @@ class CsvSource:
                 path=self._path,
             )
         if given:
-            return given + [f"col_{i}" for i in range(len(given) + 1, width + 1)]
+            # Named columns first, the rest by position: the header's names, or col_N.
+            rest = fields[len(given) :] if self._has_header else []
+            rest += [f"col_{i}" for i in range(len(given) + len(rest) + 1, width + 1)]
+            return given + rest
         if self._has_header:
             return fields
         return [f"col_{i}" for i in range(1, width + 1)]
@@ -290,7 +293,7 @@ class CsvSource:
 
     # -- Arrow chunks -------------------------------------------------------------------------
 
-    def sample(self, max_rows: int = 50_000) -> pa.Table:
+    def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
         """Return the first ``max_rows`` data rows, every column as ``pa.string()``.
 
         An unquoted empty field and the ``null_strings`` are null; a quoted empty field is "".
@@ -304,7 +307,7 @@ class CsvSource:
         batches: list[pa.RecordBatch] = []
         rows = 0
         if max_rows > 0:
-            chunks = self._arrow_chunks(max_rows, 1 << 62)
+            chunks = self._arrow_chunks(max_rows, 1 << 62, skip_bad_records)
             try:
                 for chunk in chunks:
                     batches.append(chunk.batch.slice(0, max_rows - rows))
@@ -320,14 +323,16 @@ class CsvSource:
 
         return pa.schema([pa.field(name, pa.string()) for name in self._names])
 
-    def _arrow_chunks(self, batch_rows: int, batch_bytes: int) -> Generator[ArrowChunk, None, None]:
+    def _arrow_chunks(
+        self, batch_rows: int, batch_bytes: int, skip_bad: bool = False
+    ) -> Generator[ArrowChunk, None, None]:
         import pyarrow as pa
 
         schema = self._schema()
         pending: list[pa.RecordBatch] = []
         pending_rows = pending_bytes = 0
         line = self._first_line
-        for batch in self._arrow_batches():
+        for batch in self._arrow_batches(skip_bad):
             batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
             while batch.num_rows:
                 piece = batch.slice(0, batch_rows - pending_rows)
@@ -342,8 +347,9 @@ class CsvSource:
         if pending_rows:
             yield ArrowChunk(batch=_concat(pending, schema), first_line=line)
 
-    def _arrow_batches(self) -> Iterator[pa.RecordBatch]:
-        """Record batches of the data rows (internal column names), records of any size."""
+    def _arrow_batches(self, skip_bad: bool = False) -> Iterator[pa.RecordBatch]:
+        """Record batches of the data rows (internal column names), records of any size;
+        ``skip_bad`` leaves out records of a wrong field count and does not check quotes."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -355,6 +361,7 @@ class CsvSource:
             double_quote=d.escapechar is None,
             escape_char=d.escapechar or False,
             newlines_in_values=True,
+            invalid_row_handler=(lambda _row: "skip") if skip_bad else None,
         )
         convert = pacsv.ConvertOptions(
             column_types=dict.fromkeys(internal, pa.string()),
@@ -395,11 +402,13 @@ class CsvSource:
                     if skip:
                         drop = min(skip, batch.num_rows)
                         batch, skip = batch.slice(drop), skip - drop
-                    self._check_quotes(stream)
+                    if not skip_bad:
+                        self._check_quotes(stream)
                     if batch.num_rows:
                         done += batch.num_rows
                         yield batch
-                self._check_quotes(stream)
+                if not skip_bad:
+                    self._check_quotes(stream)
                 return
             except pa.ArrowInvalid as exc:
                 if "straddl" in str(exc) and block < _MAX_ARROW_BLOCK:

@@ -362,8 +362,8 @@ class ExcelSource:
         """Return the header's names as written (blank for an unnamed column)."""
         return list(self._batch.schema.names)
 
-    def sample(self, max_rows: int = 50_000) -> pa.Table:
-        """Return the first ``max_rows`` rows, typed."""
+    def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
+        """Return the first ``max_rows`` rows, typed (``skip_bad_records`` does not apply)."""
         return pa.Table.from_batches([self._batch.slice(0, max_rows)], schema=self._batch.schema)
 
     def chunks(

@@ -74,8 +74,8 @@ class NdjsonSource:
         """The keys, in order of first appearance."""
         return list(self._table.schema.names)
 
-    def sample(self, max_rows: int = 50_000) -> pa.Table:
-        """The first ``max_rows`` records, typed."""
+    def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
+        """The first ``max_rows`` records, typed (``skip_bad_records`` does not apply)."""
         return self._table.slice(0, max_rows)
 
     def chunks(

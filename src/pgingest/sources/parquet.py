@@ -51,8 +51,9 @@ class ParquetSource:
         """Return the column names as stored in the file."""
         return list(self._file.schema_arrow.names)
 
-    def sample(self, max_rows: int = 50_000) -> pa.Table:
-        """Return the first ``max_rows`` rows, typed as in the file.
+    def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
+        """Return the first ``max_rows`` rows, typed as in the file (``skip_bad_records``
+        does not apply: Parquet has no malformed records).
 
         Raises:
             SourceError: the data cannot be read.

@@ -1,0 +1,650 @@
+"""What a batch the server refused becomes: a wider table and the same batch again, or (with
+``--on-error skip``) its bad rows set aside and the rest sent again, or the error.
+
+The clean path never comes here: raw CSV goes to COPY untouched, and only a batch that fails
+with a data error (SQLSTATE class 22) is parsed client-side, vectorized, to find out why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from pgingest.config import LoadOptions, error_limit
+from pgingest.errors import RecordFormatError, RowError, TypeConflictError
+from pgingest.model import ColumnSpec, CsvChunk, CsvDialect, Reject
+from pgingest.pg.copy import (
+    BinaryEncoder,
+    UnreadableNoticeError,
+    copy_csv,
+    copy_csv_skipping,
+)
+from pgingest.pipeline.evolve import evolve_table, policy_for
+from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv
+from pgingest.schema.evolve import canonical_type
+from pgingest.schema.infer import TypeTracker
+from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
+from pgingest.schema.validate import invalid_values, text_by_nature
+from pgingest.sources.records import split_records
+
+log = logging.getLogger("pgingest.recover")
+
+
+_CODECS = {"UTF8": "utf-8", "WIN1252": "cp1252", "LATIN1": "latin-1"}
+_NUMBER_FAMILY = "double precision"
+_FAMILY = {
+    "smallint": _NUMBER_FAMILY,
+    "integer": _NUMBER_FAMILY,
+    "bigint": _NUMBER_FAMILY,
+    "real": _NUMBER_FAMILY,
+    "date": "timestamptz",
+    "timestamp": "timestamptz",
+}
+"""A column type -> the widest type of its family: refused values that fit it may widen it."""
+_RAW_PREVIEW = 60
+TEXT_SAMPLE_ROWS = 5_000
+"""Rows sampled to tell whether a column's values are words by nature (on the failure path)."""
+
+
+class TooManyErrorsError(RowError):
+    """More bad rows than ``--max-errors`` allows: the file fails."""
+
+
+class _WidenFirstError(RowError):
+    """Values the server skipped would fit a wider type: widen, then the batch again."""
+
+    def __init__(self, message: str, misfits: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.misfits = misfits
+
+
+@dataclass(slots=True)
+class Filtered:
+    """A CSV batch with its bad rows taken out."""
+
+    data: bytes
+    lines: Any
+    """numpy int64: the file line of each record left in ``data``."""
+    rejects: list[Reject]
+    misfits: dict[str, list[str]] = field(default_factory=dict)
+    """Per column, the values its type refused (they may call for a wider type)."""
+    ends: Any = None
+    """numpy int64: where each record of ``data`` ends (so it need not be cut again)."""
+
+
+def _decode_line(raw: bytes, codec: str) -> str:
+    return raw.decode(codec, errors="backslashreplace").rstrip("\r\n")
+
+
+def _utf8_bad_records(data: bytes, ends: Any) -> set[int]:
+    """Records holding bytes that are not UTF-8 (each decode failure names one)."""
+    bad: set[int] = set()
+    if data.isascii():
+        return bad
+    try:  # Arrow's UTF-8 check, without building a str of the whole batch
+        pa.StringArray.from_buffers(
+            1, pa.py_buffer(np.array([0, len(data)], np.int32).tobytes()), pa.py_buffer(data)
+        ).validate(full=True)
+        return bad
+    except pa.ArrowInvalid:
+        pass
+    position = 0
+    while position < len(data):
+        try:
+            data[position:].decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            where = position + exc.start
+            record = int(np.searchsorted(ends, where, side="right"))
+            bad.add(record)
+            position = int(ends[record]) if record < len(ends) else len(data)
+    return bad
+
+
+def filter_csv(
+    data: bytes,
+    first_line: int,
+    encoding: str,
+    dialect: CsvDialect,
+    columns: Sequence[str],
+    types: Sequence[str],
+    validate: bool = True,
+) -> Filtered | None:
+    """Take the records the server would refuse out of a raw CSV batch.
+
+    Refused: a broken quote, a wrong field count, bytes invalid in the encoding, a value the
+    column's type surely refuses (:func:`pgingest.schema.validate.invalid_values`). The good
+    records stay byte for byte as they were. ``validate=False`` leaves the values to the
+    server (``ON_ERROR ignore``): only malformed records are taken out.
+
+    Returns:
+        The good records, their lines and the rejects; ``None`` when the batch cannot be
+        parsed client-side the way the server reads it (the caller keeps the server's error).
+    """
+    codec = _CODECS.get(encoding, "utf-8")
+    if codec != "utf-8":
+        data = data.decode(codec).encode("utf-8")
+        encoding = "UTF8"
+    newline = "\r" if dialect.newline == "\r" else "\n"
+    records = split_records(
+        data,
+        first_line,
+        delimiter=dialect.delimiter,
+        quote=dialect.quotechar,
+        newline=newline,
+        count_fields=False,
+    )
+    width = len(columns)
+    reasons: dict[int, tuple[str | None, str]] = {}
+    for b in np.flatnonzero(records.broken):
+        reasons[int(b)] = (None, "unterminated quoted field")
+    for i in _utf8_bad_records(data, records.ends):
+        if i < len(records):
+            reasons.setdefault(i, (None, "invalid byte sequence for encoding UTF8"))
+    good = np.ones(len(records), np.bool_)
+    good[list(reasons)] = False
+    misfits: dict[str, list[str]] = {}
+    body = _join(data, records.starts[good], records.ends[good])
+    if body:
+        kept = np.flatnonzero(good)
+        checked = [n for n, t in zip(columns, types, strict=True) if canonical_type(t) != TEXT]
+        if not validate:
+            checked = []
+        include = checked or [columns[0]]  # one column: field counts still come
+        wrong: list[tuple[int, int]] = []
+
+        def wrong_width(row: Any) -> str:
+            # pyarrow numbers the records it reads from 1, as split_records counted them
+            wrong.append((int(row.number) - 1, int(row.actual_columns)))
+            return "skip"
+
+        try:
+            table = pacsv.read_csv(
+                pa.py_buffer(body),
+                read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=dialect.delimiter,
+                    quote_char=dialect.quotechar,
+                    double_quote=True,
+                    newlines_in_values=True,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=wrong_width,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(columns, pa.string()),
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                    include_columns=include,  # text columns need no check: not converted
+                ),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            log.debug("client-side parse of a refused batch failed: %s", exc)
+            return None
+        parsed = np.ones(len(kept), np.bool_)
+        for position, actual in wrong:
+            if not 0 <= position < len(kept):
+                return None
+            parsed[position] = False
+            reasons[int(kept[position])] = (None, f"{actual} fields, expected {width}")
+        kept = kept[parsed]
+        if table.num_rows != len(kept):
+            return None
+        bad_rows = np.zeros(table.num_rows, np.bool_)
+        for name, pg_type in zip(columns, types, strict=True):
+            if name not in checked:
+                continue
+            mask = invalid_values(table.column(name), pg_type)
+            if mask is None:
+                continue
+            flagged = np.asarray(mask.to_numpy(zero_copy_only=False), np.bool_) & ~bad_rows
+            if not flagged.any():
+                continue
+            values = table.column(name)
+            refused = misfits.setdefault(name, [])
+            for row in np.flatnonzero(flagged):
+                value = values[int(row)].as_py()
+                refused.append(value)
+                shown = value if len(value) <= _RAW_PREVIEW else value[:_RAW_PREVIEW] + "..."
+                reasons[int(kept[row])] = (name, f"invalid input for type {pg_type}: {shown!r}")
+            bad_rows |= flagged
+        good[:] = False
+        good[kept[~bad_rows]] = True
+    rejects: list[Reject] = [
+        Reject(
+            int(records.lines[i]),
+            column,
+            _decode_line(data[records.starts[i] : records.ends[i]], "utf-8"),
+            reason,
+        )
+        for i, (column, reason) in sorted(reasons.items())
+    ]
+    kept_ends = np.cumsum(records.ends[good] - records.starts[good])
+    return Filtered(
+        _join(data, records.starts[good], records.ends[good]),
+        records.lines[good],
+        rejects,
+        misfits,
+        kept_ends,
+    )
+
+
+def _join(data: bytes, starts: Any, ends: Any) -> bytes:
+    """The bytes of the given records, consecutive ones copied as one run."""
+    if not len(starts):
+        return b""
+    breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+    run_starts = starts[np.concatenate([[0], breaks])]
+    run_ends = ends[np.concatenate([breaks - 1, [len(ends) - 1]])]
+    view = memoryview(data)
+    return b"".join(view[int(s) : int(e)] for s, e in zip(run_starts, run_ends, strict=True))
+
+
+def _text_table(data: bytes, dialect: CsvDialect, columns: Sequence[str]) -> pa.Table | None:
+    """The batch as text columns, for inference; ``None`` if it does not parse."""
+    newline = "\r" if dialect.newline == "\r" else "\n"
+    records = split_records(
+        data, 1, delimiter=dialect.delimiter, quote=dialect.quotechar, newline=newline
+    )
+    ok = (~records.broken) & (records.fields == len(columns))
+    body = _join(data, records.starts[ok], records.ends[ok])
+    if not body:
+        return None
+    try:
+        return pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(column_names=list(columns)),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter, quote_char=dialect.quotechar, newlines_in_values=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+
+
+def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
+    """The types a batch of text needs, column by column; a column without values (all
+    NULL) needs nothing new."""
+    tracker = TypeTracker()
+    tracker.update(table)
+    return [
+        cur if column.null_count == len(column) else inferred
+        for cur, inferred, column in zip(current, tracker.types(), table.columns, strict=True)
+    ]
+
+
+@dataclass(slots=True)
+class Recovery:
+    """The failure path of one file's batches (shared by its batch workers)."""
+
+    schema: str
+    table: str
+    plan: Any
+    """The file's ``FilePlan``: its ``columns`` and ``target_types`` are updated in place."""
+    options: LoadOptions
+    file_id: int | None
+    run_id: int | None
+    fixed: frozenset[str] = frozenset()
+    text_columns: frozenset[str] | None = None
+    """Columns the file's sample reads as text: only those may turn a column into text."""
+    committed_rejects: int = 0
+    pending: dict[int, int] = field(default_factory=dict)
+    """Bad rows per batch index (batches not committed yet count too: conservative)."""
+    source: Any = None
+    """The file, read again (its sample) only to tell text columns on the failure path."""
+    pool: Any = None
+    """Connections for DDL found necessary before a batch's first COPY."""
+    active: bool = True
+    """Appends only: upsert and merge batches (staged, routed by key) keep their errors."""
+    server_skips: bool = False
+    """The server skips unreadable values itself (``ON_ERROR ignore``, PostgreSQL 17+)."""
+    dirty: bool = False
+    """A batch had bad rows: filter the next ones before the first COPY."""
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def rejects(self) -> int:
+        """Bad rows of the file so far."""
+        return self.committed_rejects + sum(self.pending.values())
+
+    @property
+    def skipping(self) -> bool:
+        """``--on-error skip``."""
+        return self.options.on_error == "skip"
+
+    def _check_limit(self, error: RowError) -> None:
+        count, _share = error_limit(self.options.max_errors)
+        total = self.rejects
+        if count is not None and total > count:
+            raise TooManyErrorsError(
+                f"{error} (and more: {total} bad rows, more than --max-errors {count})",
+                path=error.path,
+                line=error.line,
+            )
+
+    def check_share(self, path: str, rows: int) -> None:
+        """After the file's batches: fail it when its bad rows are more than the share
+        ``--max-errors`` allows (a count is checked as the rows come)."""
+        _count, share = error_limit(self.options.max_errors)
+        total = self.rejects
+        if share is not None and total > share * (rows + total):
+            raise TooManyErrorsError(
+                f"{path}: {total} bad rows of {rows + total}, more than --max-errors"
+                f" {self.options.max_errors}",
+                path=path,
+            )
+
+    async def prepare(self, index: int, payload: Any) -> Any:
+        """Before a batch's first COPY: filter it when earlier batches had bad rows."""
+        ready = payload.lines is not None or payload.rejects
+        if not (self.active and self.dirty and self.skipping and payload.kind == "csv") or ready:
+            return payload
+        filtered = await asyncio.to_thread(self._filter, payload)
+        if filtered is None:
+            return payload
+        if filtered.misfits and await self._widen_misfits(filtered.misfits):
+            filtered = await asyncio.to_thread(self._filter, payload)
+            if filtered is None:
+                return payload
+        return self._filtered_payload(index, payload, filtered)
+
+    def _wider_types(self, misfits: dict[str, list[str]]) -> tuple[list[str], bool]:
+        """The column types widened for values their type refused that fit its family
+        (``3.5`` among integers, a time after a date): only those values are inferred."""
+        types = list(self.plan.target_types)
+        wider = False
+        for name, values in misfits.items():
+            if name in self.fixed or name not in self.plan.columns:
+                continue
+            position = self.plan.columns.index(name)
+            family = _FAMILY.get(canonical_type(types[position]).split("(", 1)[0])
+            if family is None:
+                continue
+            array = pa.array(values, pa.string())
+            invalid = invalid_values(array, family)
+            candidates = array.filter(pc.invert(invalid)) if invalid is not None else array
+            if not len(candidates):
+                continue
+            (inferred,) = incoming_types(pa.table({name: candidates}), [types[position]])
+            if inferred not in (TEXT, types[position]):
+                types[position] = inferred
+                wider = True
+        return types, wider
+
+    async def _widen_misfits(self, misfits: dict[str, list[str]], conn: Any = None) -> bool:
+        """Widen the table for refused values that only needed a wider type; True if it did."""
+        types, wider = await asyncio.to_thread(self._wider_types, misfits)
+        if not wider:
+            return False
+        if conn is None:
+            async with self.pool.acquire() as own:
+                return await self._evolve(own, types)
+        return await self._evolve(conn, types)
+
+    def _filter(self, payload: Any) -> Filtered | None:
+        return filter_csv(
+            payload.data,
+            payload.first_line,
+            payload.encoding,
+            payload.dialect or CsvDialect(),
+            self.plan.columns,
+            self.plan.target_types,
+            validate=not self.server_skips,
+        )
+
+    async def copy(self, conn: Any, index: int, payload: Any) -> tuple[int, tuple[Reject, ...]]:
+        """Inside the batch's transaction: COPY a CSV batch, and return its rows and its bad
+        rows. With ``server_skips`` (PostgreSQL 17+) the server skips the values it cannot
+        read (``ON_ERROR ignore``) and says which; else plain COPY, whose refusal the caller
+        hands to :meth:`recover`."""
+        dialect = payload.dialect or CsvDialect()
+        chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
+        schema, table, columns = self.schema, self.table, self.plan.columns
+        datestyle = self.plan.datestyle
+        if not self.server_skips:
+            rows = await copy_csv(conn, schema, table, columns, chunk, dialect, datestyle)
+            return rows, payload.rejects
+        try:
+            rows, skipped = await copy_csv_skipping(
+                conn, schema, table, columns, chunk, dialect, datestyle
+            )
+        except UnreadableNoticeError as exc:
+            self.server_skips = False  # the server's language: set bad rows aside ourselves
+            raise RowError(f"{self.plan.info.path}: {exc}", path=self.plan.info.path) from exc
+        if not skipped:
+            return rows, payload.rejects
+        misfits: dict[str, list[str]] = {}
+        for row in skipped:
+            misfits.setdefault(row.column or "", []).append(row.value)
+        if (await asyncio.to_thread(self._wider_types, misfits))[1]:
+            raise _WidenFirstError(f"{self.plan.info.path}: values need a wider type", misfits)
+        if payload.record_ends is not None and payload.lines is not None:
+            ends, lines = payload.record_ends, payload.lines
+        else:
+            newline = "\r" if dialect.newline == "\r" else "\n"
+            records = await asyncio.to_thread(
+                split_records,
+                payload.data,
+                payload.first_line,
+                delimiter=dialect.delimiter,
+                quote=dialect.quotechar,
+                newline=newline,
+                count_fields=False,
+            )
+            ends = records.ends
+            lines = payload.lines if payload.lines is not None else records.lines
+        path = self.plan.info.path
+        found: list[Reject] = []
+        for row in skipped:
+            position = row.line - 1
+            if not 0 <= position < len(ends) or len(lines) != len(ends):
+                raise RowError(f"{path}: the server skipped line {row.line}, not in the batch")
+            start = int(ends[position - 1]) if position else 0
+            raw = payload.data[start : int(ends[position])]
+            found.append(
+                Reject(int(lines[position]), row.column, _decode_line(raw, "utf-8"), row.reason)
+            )
+        self.pending[index] = len(payload.rejects) + len(found)
+        first = found[0]
+        self._check_limit(
+            RowError(f"{path}: line {first.line}, column {first.column}: {first.reason}", path=path)
+        )
+        return rows, (*payload.rejects, *found)
+
+    def _filtered_payload(self, index: int, payload: Any, filtered: Filtered) -> Any:
+        self.pending[index] = len(filtered.rejects) + len(payload.rejects)
+        if filtered.rejects:
+            self.dirty = True
+            bad = filtered.rejects[0]
+            line, column, reason = bad.line, bad.column, bad.reason
+            path = self.plan.info.path
+            self._check_limit(
+                RowError(
+                    f"{path}: line {line}{f', column {column}' if column else ''}: {reason}",
+                    path=path,
+                    line=line,
+                    column=column,
+                )
+            )
+        first = int(filtered.lines[0]) if len(filtered.lines) else payload.first_line
+        return replace(
+            payload,
+            data=filtered.data,
+            encoding="UTF8",
+            first_line=first,
+            lines=filtered.lines,
+            record_ends=filtered.ends,
+            rejects=(*payload.rejects, *filtered.rejects),
+        )
+
+    async def recover(self, conn: Any, index: int, payload: Any, error: RowError) -> Any | None:
+        """A batch failed with a data error: return the payload to try again, or ``None``.
+
+        Widens the table when the batch's values need it (and the policy allows), else with
+        ``--on-error skip`` sets the bad rows aside; ``TooManyErrorsError`` past the limit.
+        """
+        if not self.active:
+            return None
+        try:
+            if isinstance(error, _WidenFirstError):
+                await self._widen_misfits(error.misfits, conn)
+                return payload
+            if payload.kind == "arrow":
+                realigned = await self._recover_arrow(conn, payload, error)
+                if realigned is not None or not self.skipping:
+                    return realigned
+                # Values that fit no type the column may take: as CSV text, the bad-row
+                # filter finds them (their raw line is the row written as CSV).
+                payload = replace(
+                    payload,
+                    kind="csv",
+                    data=batch_to_csv(payload.batch),
+                    encoding="UTF8",
+                    dialect=CsvDialect(),
+                    batch=None,
+                    encoder=None,
+                    error=None,
+                )
+                if self.server_skips:
+                    return payload  # the server skips what it cannot read
+            # A malformed record (a field too many) says nothing of the values' types.
+            if not isinstance(error, RecordFormatError) and await self._widen_for(conn, payload):
+                return payload
+        except TypeConflictError as exc:  # --on-type-change fail
+            raise TypeConflictError(f"{error}; {exc}", table=exc.table) from exc
+        if not self.skipping:
+            return None
+        if payload.lines is not None:
+            return self._drop_refused_line(index, payload, error)
+        filtered = await asyncio.to_thread(self._filter, payload)
+        if filtered is None or not filtered.rejects:
+            return None  # nothing found client-side: the server's error stands
+        if filtered.misfits and await self._widen_misfits(filtered.misfits, conn):
+            return payload  # wider now: try the whole batch again
+        return self._filtered_payload(index, payload, filtered)
+
+    def _drop_refused_line(self, index: int, payload: Any, error: RowError) -> Any | None:
+        """The server refused a record of an already filtered batch: set it aside too."""
+        position = (error.line or 0) - payload.first_line  # translate() added first_line - 1
+        if not 0 <= position < len(payload.lines):
+            return None
+        dialect = payload.dialect or CsvDialect()
+        newline = "\r" if dialect.newline == "\r" else "\n"
+        records = split_records(
+            payload.data,
+            payload.first_line,
+            delimiter=dialect.delimiter,
+            quote=dialect.quotechar,
+            newline=newline,
+        )
+        if len(records) != len(payload.lines):
+            return None
+        keep = np.ones(len(records), np.bool_)
+        keep[position] = False
+        raw = _decode_line(payload.data[records.starts[position] : records.ends[position]], "utf-8")
+        line = int(payload.lines[position])
+        reject = Reject(line, error.column, raw, _one_line(str(error)).split(": ", 1)[-1])
+        data = _join(payload.data, records.starts[keep], records.ends[keep])
+        lines = payload.lines[keep]
+        self.pending[index] = self.pending.get(index, 0) + 1
+        self._check_limit(error)
+        first = int(lines[0]) if len(lines) else payload.first_line
+        return replace(
+            payload,
+            data=data,
+            lines=lines,
+            record_ends=None,
+            first_line=first,
+            rejects=(*payload.rejects, reject),
+        )
+
+    async def _widen_for(self, conn: Any, payload: Any) -> bool:
+        """Infer the batch's types and widen the table to them; True when it changed."""
+        table = await asyncio.to_thread(
+            _text_table, payload.data, payload.dialect or CsvDialect(), self.plan.columns
+        )
+        if table is None:
+            return False
+        types = await asyncio.to_thread(incoming_types, table, self.plan.target_types)
+        if self.text_columns is None and any(
+            t == TEXT and c != TEXT for t, c in zip(types, self.plan.target_types, strict=True)
+        ):
+            self.text_columns = await asyncio.to_thread(self._sample_text_columns)
+        return await self._evolve(conn, types)
+
+    def _sample_text_columns(self) -> frozenset[str]:
+        """Columns that are text by nature in the file's sample."""
+        if self.source is None:
+            return frozenset()
+        rows = min(self.options.sample_rows, TEXT_SAMPLE_ROWS)
+        sample = self.source.sample(rows, skip_bad_records=True)
+        names = self.plan.read_columns or self.plan.columns
+        if sample.num_columns != len(names):
+            return frozenset()
+        types = dict(zip(self.plan.columns, self.plan.target_types, strict=True))
+        return text_by_nature(sample.rename_columns(names), types)
+
+    async def _evolve(self, conn: Any, types: Sequence[str]) -> bool:
+        incoming = [ColumnSpec(n, t) for n, t in zip(self.plan.columns, types, strict=True)]
+        before = list(self.plan.target_types)
+        async with self._lock:
+            evolution = await evolve_table(
+                conn,
+                self.schema,
+                self.table,
+                incoming,
+                replace(policy_for(self.options, self.fixed), tolerant=True),
+                text_ok=self.text_columns or (),
+                file_id=self.file_id,
+                run_id=self.run_id,
+            )
+        by_name = {c.name: c.pg_type for c in evolution.columns}
+        self.plan.target_types[:] = [by_name.get(n, TEXT) for n in self.plan.columns]
+        self.plan.changes.extend(evolution.changes)
+        return self.plan.target_types != before or bool(evolution.changes)
+
+    async def _recover_arrow(self, conn: Any, payload: Any, error: RowError) -> Any | None:
+        """An Arrow batch does not fit: widen the column its value needs (by its Arrow
+        type), or, when binary COPY was refused, take the table's types again (another
+        worker may have widened it); then align the batch again."""
+        batch = payload.batch
+        types = list(self.plan.target_types)
+        if payload.error is not None and error.column in self.plan.columns:
+            position = self.plan.columns.index(error.column)
+            types[position] = pg_type_for_arrow(batch.schema.field(position).type)
+        before = list(self.plan.target_types)
+        changed = await self._evolve(conn, types)
+        if not changed and self.plan.target_types == before:
+            return None
+        shaped = align_batch(
+            Shaped(batch, None), self.plan.target_types, self.plan.info.path, payload.first_line
+        )
+        if shaped.csv is not None:
+            return replace(
+                payload,
+                kind="csv",
+                data=shaped.csv,
+                dialect=CsvDialect(),
+                batch=None,
+                encoder=None,
+                error=None,
+            )
+        aligned = cast("pa.RecordBatch", shaped.batch)
+        encoder = BinaryEncoder(aligned.schema, shaped.json_columns)
+        return replace(payload, batch=aligned, encoder=encoder, error=None)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
