@@ -161,17 +161,36 @@ async def copy_arrow(
     per_row = max(1, batch.nbytes // max(rows, 1))
     step = max(1_000, PIECE_BYTES // per_row)
 
+    loop = asyncio.get_running_loop()
+
     async def pieces() -> AsyncIterator[bytes]:
         enc = encoder.new_stream()
         yield enc.write_header()
-        for offset in range(0, rows, step):
-            yield await asyncio.to_thread(enc.write_batch, batch.slice(offset, step))
+        # The next piece is encoded while the driver sends this one (and waits for the socket
+        # to drain): encoding and sending overlap instead of taking turns. One piece at a time
+        # in the encoder, which is not safe to share between threads.
+        offsets = iter(range(0, rows, step))
+        pending = _encode_next(loop, enc, batch, offsets, step)
+        while pending is not None:
+            piece = await pending
+            pending = _encode_next(loop, enc, batch, offsets, step)
+            yield piece
         yield enc.finish()
 
     status = await conn.copy_to_table(
         table, schema_name=schema, columns=list(columns), source=pieces(), format="binary"
     )
     return _rows(status)
+
+
+def _encode_next(
+    loop: asyncio.AbstractEventLoop, enc: Any, batch: pa.RecordBatch, offsets: Any, step: int
+) -> asyncio.Future[bytes] | None:
+    """Start encoding the batch's next slice in a worker thread (``None`` after the last)."""
+    offset = next(offsets, None)
+    if offset is None:
+        return None
+    return loop.run_in_executor(None, enc.write_batch, batch.slice(offset, step))
 
 
 def _rows(status: str | None) -> int:
