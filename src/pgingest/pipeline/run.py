@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import errno
-import gzip
 import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, replace
+from typing import Any, TypeVar
 
 from pgingest.config import ConnectionSettings, LoadOptions, redact_dsn
 from pgingest.errors import (
@@ -21,34 +19,28 @@ from pgingest.errors import (
     LeaseLostError,
     PgIngestError,
     RecordFormatError,
-    RowError,
-    SourceError,
 )
 from pgingest.manifest import store
 from pgingest.manifest.model import fingerprint
 from pgingest.model import (
-    ARROW_FORMATS,
     WORKBOOK_FORMATS,
-    ArrowChunk,
     ColumnSpec,
-    CsvChunk,
-    CsvDialect,
     FileResult,
     LoadReport,
     SourceInfo,
     TableSpec,
 )
 from pgingest.observability.progress import (
-    BatchDone,
     DbError,
     FileStarted,
     NullReporter,
     Reporter,
     Retry,
 )
-from pgingest.pg import connect, copy, ddl, merge
+from pgingest.pg import connect, ddl, merge
 from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
+from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.columns import (
     check_file,
     declared_table,
@@ -58,9 +50,17 @@ from pgingest.pipeline.columns import (
     read_contract,
 )
 from pgingest.pipeline.evolve import evolve_table, policy_for
+from pgingest.pipeline.job import (
+    FileJob,
+    Lease,
+    first_error,
+    is_read_fault,
+    is_transient_read_fault,
+    one_line,
+    quietly,
+)
 from pgingest.pipeline.memory import limit_resident_memory
-from pgingest.pipeline.modes import Modes, apply_staged, fit_pool
-from pgingest.pipeline.payload import Payload, encode_shaped
+from pgingest.pipeline.modes import Modes, fit_pool
 from pgingest.pipeline.plan import (
     Target,
     default_table_name,
@@ -69,221 +69,16 @@ from pgingest.pipeline.plan import (
     plan_targets,
 )
 from pgingest.pipeline.readahead import ReadAhead, excel_options
-from pgingest.pipeline.recover import Recovery, TooManyErrorsError
-from pgingest.pipeline.route import routed_batches
-from pgingest.pipeline.shape import align_batch, batch_to_csv, normalize_batch
+from pgingest.pipeline.write import write_file
 from pgingest.schema.contract import Contract
 from pgingest.schema.evolve import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
-from pgingest.sources import CsvOptions, Source, detect, open_source
+from pgingest.sources import Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform
 
 log = logging.getLogger("pgingest.run")
 T = TypeVar("T")
 
-# Raw CSV chunks of this size keep two COPY streams busy without holding much memory
-# (4 MiB measured best for two streams on a 2-core machine; 16 MiB was 10% slower).
-RAW_CHUNK_BYTES = 4 << 20
-# Decoded Arrow batches (Parquet) of this size: what the Parquet reader and the allocators keep
-# grows with the batch (2M-row benchmark file: 50,000-row batches of 6.5 MB peaked at 280-310
-# MB, 20,000 rows at 230-240 MB), while the per-batch cost (a transaction, a manifest row)
-# stays small at a few MB.
-ARROW_BATCH_BYTES = 4 << 20
-# Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
-# more than the work, and with thousands of small files the hops add up.
-SMALL_FILE_BYTES = 1 << 20
-
-
-@dataclass(slots=True)
-class FilePlan:
-    """What will happen to one file."""
-
-    info: SourceInfo
-    table: TableSpec
-    create: bool
-    columns: list[str]
-    """The file's columns that are loaded, in file order."""
-    target_types: list[str]
-    """Their types in the table (updated when the table widens during the load)."""
-    read_columns: list[str] | None = None
-    """All the file's columns, when some are left out (``--on-new-column ignore``)."""
-    fixed: frozenset[str] = frozenset()
-    """Columns with declared types (never widened)."""
-    changes: list[str] = field(default_factory=list)
-    """Schema changes this file caused."""
-    datestyle: str | None = None
-    """``DateStyle`` the server reads the file's dates with (``ISO, DMY``), if not the default."""
-    target: merge.Target | None = None
-    """upsert/merge: where the staged batches go, and how."""
-    routes: int = 1
-    """upsert/merge: workers the rows are routed to by key."""
-    seen: str | None = None
-    """merge --delete-missing: the file's key table."""
-
-
-def _csv_options(options: LoadOptions) -> CsvOptions:
-    return CsvOptions(
-        header=options.header,
-        names=options.headers,
-        null_strings=options.null_strings,
-        delimiter=options.delimiter,
-        encoding=options.encoding,
-    )
-
-
-def _payloads(
-    source: Source,
-    plan: FilePlan,
-    options: LoadOptions,
-    done: frozenset[int],
-    parse: bool = False,
-) -> Iterator[tuple[int, Payload | Callable[[], Payload]]]:
-    """Read the file's batches, numbered, skipping those already committed (runs in a worker
-    thread). Each comes with the function that encodes it, which the batch workers call in
-    threads of their own: pgpq releases the GIL, so two workers encode on two cores."""
-    for index, make in enumerate(_batches(source, plan, options, parse)):
-        if index not in done:
-            yield index, make
-
-
-def _batches(
-    source: Source, plan: FilePlan, options: LoadOptions, parse: bool = False
-) -> Iterator[Payload | Callable[[], Payload]]:
-    """The file's batches in order: ready payloads (raw CSV), or functions that encode them
-    (skipped batches never are)."""
-    info = source.info
-    path = info.path
-    if info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
-        cache: list[copy.BinaryEncoder | None] = [None]
-        header = dict(zip(source.column_names(), plan.read_columns or plan.columns, strict=False))
-        batch_bytes = min(options.batch_bytes, ARROW_BATCH_BYTES)
-        if info.format in WORKBOOK_FORMATS:
-            # A sheet is read whole: smaller batches would save no memory, only add commits.
-            batch_bytes = options.batch_bytes
-        for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=batch_bytes):
-            chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
-
-            def encode(chunk: ArrowChunk = chunk) -> Payload:
-                batch = chunk.batch
-                if plan.read_columns is not None:
-                    batch = batch.rename_columns(plan.read_columns).select(plan.columns)
-                shaped = normalize_batch(batch, plan.columns, path)
-                # the reader's rejects, named by the table's column, not the header
-                rejects = tuple(
-                    replace(r, column=header.get(r.column, r.column) if r.column else None)
-                    for r in chunk.rejects
-                )
-                try:
-                    aligned = align_batch(shaped, plan.target_types, path, chunk.first_line)
-                except RowError as exc:  # a value wider than its column: the table may widen
-                    return Payload(
-                        "arrow",
-                        b"",
-                        chunk.first_line,
-                        batch=shaped.batch,
-                        error=exc,
-                        rejects=rejects,
-                    )
-                payload = encode_shaped(aligned, chunk.first_line, cache)
-                return replace(payload, rejects=rejects) if rejects else payload
-
-            yield encode
-        return
-    dialect = info.dialect or CsvDialect()
-    raw = (
-        not parse
-        and plan.read_columns is None
-        and dialect.escapechar is None
-        and not options.null_strings
-        and dialect.newline != "\r"
-    )
-    if raw:
-        for chunk in source.chunks(
-            batch_rows=options.batch_size,
-            batch_bytes=min(options.batch_bytes, RAW_CHUNK_BYTES),
-            raw=True,
-        ):
-            chunk = cast("CsvChunk", chunk)  # raw=True yields raw chunks
-            yield Payload("csv", chunk.data, chunk.first_line, chunk.encoding, dialect)
-        return
-    for chunk in source.chunks(
-        batch_rows=options.batch_size, batch_bytes=options.batch_bytes, raw=False
-    ):
-        chunk = cast("ArrowChunk", chunk)  # raw=False yields Arrow chunks
-
-        def to_csv(chunk: ArrowChunk = chunk) -> Payload:
-            batch = chunk.batch.rename_columns(plan.read_columns or plan.columns)
-            if plan.read_columns is not None:
-                batch = batch.select(plan.columns)
-            return Payload("csv", batch_to_csv(batch), chunk.first_line, "UTF8", CsvDialect())
-
-        yield to_csv
-
-
-@dataclass(slots=True)
-class FileJob:
-    """One file's load in progress: its manifest id, what is done, what to replace."""
-
-    path: str
-    file_id: int | None = None
-    done_batches: frozenset[int] = frozenset()
-    done_rows: int = 0
-    replaces: int | None = None
-    parse: bool = False
-    """Parse CSV records client-side instead of passing raw chunks to the server."""
-    rejects: int = 0
-    """Bad rows set aside (``--on-error skip``)."""
-
-
-class Lease:
-    """A worker's pooled connection, replaced by :meth:`renew` when a fault cut it.
-
-    The file's own connection also holds the file's manifest lock: a new one takes the lock
-    again, and when another process took the file meanwhile, :class:`LeaseLostError` stops
-    this one (the batches it committed stay recorded; the other process skips them).
-    """
-
-    def __init__(
-        self, pool: Any, conn: Any, *, holds_lock: bool = False, file_id: int | None = None
-    ) -> None:
-        self._pool = pool
-        self.conn: Any = conn
-        self.holds_lock = holds_lock
-        self.file_id = file_id
-
-    async def renew(self) -> None:
-        """Close the current connection and take a fresh one, set up for the file."""
-        await self.release(broken=True)
-        conn = await self._pool.acquire()
-        try:
-            if self.file_id is not None:
-                if self.holds_lock and not await store.relock_file(conn, self.file_id):
-                    raise LeaseLostError(
-                        f"file id {self.file_id}: another pgingest process took the file over"
-                        " while this one reconnected"
-                    )
-                await store.set_file_id(conn, self.file_id)
-        except BaseException:
-            await _quietly(self._pool.release(conn))
-            raise
-        self.conn = conn
-
-    async def release(self, broken: bool = False) -> None:
-        """Give the connection back to the pool; a ``broken`` one is closed first (the pool
-        opens a new one in its place)."""
-        conn, self.conn = self.conn, None
-        if conn is None:
-            return
-        if broken and not conn.is_closed():
-            conn.terminate()
-        await _quietly(asyncio.wait_for(self._pool.release(conn), 10))
-
-
-SAME_CONNECTION_CLASSES = frozenset({"serialization_failure", "deadlock", "lock_not_available"})
-"""Transient errors after which a batch is retried on the same connection."""
-
-SKIP_VERSION = 170000
-"""First PostgreSQL with ``COPY ... ON_ERROR ignore``: bad values are skipped server-side."""
 
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
@@ -303,16 +98,20 @@ class Loader:
         self._options = options
         self._read_ahead = read_ahead
         self.reporter: Reporter = reporter or NullReporter()
-        self._pool: Any = None
-        self._run_id: int | None = None
+        self.pool: Any = None
+        """The run's connection pool (an ``asyncpg.Pool``), open while :meth:`run` lasts."""
+        self.run_id: int | None = None
+        """The manifest's id of this run (``None`` before it starts and for a dry run)."""
         self._stages: dict[str, float] = {}
         self._retries = 0
-        self._policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
+        self.policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
+        """How transient database errors are retried."""
         self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
         self.modes = Modes(options)
         self._workers_cap: int | None = None
         """Batch workers per file when the server allows fewer connections than asked."""
-        self._server_version = 0
+        self.server_version = 0
+        """The server's ``server_version_num`` (read when the run starts)."""
         self._contract: Contract | None = None
         if options.contract:
             self._contract = read_contract(options.contract)
@@ -331,7 +130,7 @@ class Loader:
         workers = max(1, self.options.internal_concurrency)
         return min(workers, self._workers_cap) if self._workers_cap else workers
 
-    def _retrying(
+    def retrying(
         self,
         exc: BaseException,
         attempt: int,
@@ -342,12 +141,12 @@ class Loader:
     ) -> None:
         """Count, log and report a retry about to happen."""
         self._retries += 1
-        error = _one_line(redact_dsn(str(exc))) or type(exc).__name__
+        error = one_line(redact_dsn(str(exc))) or type(exc).__name__
         error_class = classify(exc)
         log.info(
             "retry %d/%d in %.1f s of %s%s after %s: %s",
             attempt,
-            self._policy.max_retries,
+            self.policy.max_retries,
             delay,
             path or "connecting",
             f" batch {batch}" if batch is not None else "",
@@ -357,7 +156,7 @@ class Loader:
         )
         self.reporter.retry(Retry(path, table, batch, attempt, delay, error_class, error))
 
-    def _db_error(self, exc: BaseException, path: str | None) -> None:
+    def db_error(self, exc: BaseException, path: str | None) -> None:
         """Report a database error once, where it is first caught."""
         cause = exc.__cause__ if isinstance(exc, PgIngestError) and exc.__cause__ else exc
         if getattr(cause, "_pgingest_reported", False) or not is_driver_error(cause):
@@ -367,7 +166,7 @@ class Loader:
             cause._pgingest_reported = True  # type: ignore[attr-defined]
         self.reporter.db_error(DbError(classify(cause), path))
 
-    async def _with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
+    async def with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
         """Run ``step``, again after a transient database error (a fresh connection each time:
         ``step`` acquires its own)."""
         attempt = 0
@@ -375,15 +174,15 @@ class Loader:
             try:
                 return await step()
             except Exception as exc:
-                self._db_error(exc, path or None)
-                if not is_transient(exc) or attempt >= self._policy.max_retries:
+                self.db_error(exc, path or None)
+                if not is_transient(exc) or attempt >= self.policy.max_retries:
                     raise
                 attempt += 1
-                delay = self._policy.delay(attempt)
-                self._retrying(exc, attempt, delay, path, "", None)
+                delay = self.policy.delay(attempt)
+                self.retrying(exc, attempt, delay, path, "", None)
                 await asyncio.sleep(delay)
 
-    def _stage(self, name: str, began: float) -> float:
+    def stage(self, name: str, began: float) -> float:
         """Add the seconds since ``began`` to stage ``name``; return them."""
         seconds = time.perf_counter() - began
         self._stages[name] = self._stages.get(name, 0.0) + seconds
@@ -407,19 +206,19 @@ class Loader:
         # Each file holds one connection per batch worker (the first also holds its lock).
         files_at_once = min(self.options.concurrency, len(files))
         size = files_at_once * self.workers_per_file + 2
-        self._pool = await connect.create_pool(
+        self.pool = await connect.create_pool(
             self.settings,
             size,
-            self._policy,
-            lambda attempt, delay, exc: self._retrying(exc, attempt, delay, "", "", None),
+            self.policy,
+            lambda attempt, delay, exc: self.retrying(exc, attempt, delay, "", "", None),
         )
         files_at_once = await self._fit_pool(size, files_at_once)
         try:
             if not self.options.dry_run:
 
                 async def start() -> int:
-                    async with self._pool.acquire() as conn:
-                        self._server_version = await connect.server_version(conn)
+                    async with self.pool.acquire() as conn:
+                        self.server_version = await connect.server_version(conn)
                         await store.ensure_manifest(conn)
                         run_id: int = await store.start_run(
                             conn,
@@ -430,8 +229,8 @@ class Loader:
                         )
                         return run_id
 
-                self._run_id = await self._with_retries(start)
-                self.reporter.run_started(self._run_id)
+                self.run_id = await self.with_retries(start)
+                self.reporter.run_started(self.run_id)
             limit = asyncio.Semaphore(files_at_once)
             results: list[FileResult | None] = [None] * len(files)
             try:
@@ -463,9 +262,9 @@ class Loader:
                             " the whole run (top of the config file or the command line), not"
                             " per folder or source"
                         )
-                refused = await self.modes.prepare(files, open_target, self._pool, self._run_id)
+                refused = await self.modes.prepare(files, open_target, self.pool, self.run_id)
             except BaseException:
-                if self._run_id is not None:  # e.g. merge on a server without MERGE
+                if self.run_id is not None:  # e.g. merge on a server without MERGE
                     await asyncio.shield(self._finish_run("failed", report))
                 raise
             for table_name, message in self.modes.schedule.strategies.items():
@@ -529,16 +328,16 @@ class Loader:
                 report.files.extend(r for r in results if r is not None)
                 if self.modes.replacements:
                     await asyncio.shield(
-                        self.modes.finish_run(self._pool, report, self._run_id, status)
+                        self.modes.finish_run(self.pool, report, self.run_id, status)
                     )
                 if status == "success" and report.failed:
                     status = "failed"
-                if self._run_id is not None:
+                if self.run_id is not None:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
-            await self._pool.close()
+            await self.pool.close()
             report.seconds = time.perf_counter() - started
-            report.run_id = self._run_id
+            report.run_id = self.run_id
             report.retries = self._retries
             report.stages = {k: round(v, 3) for k, v in sorted(self._stages.items())}
             self.reporter.run_done(report)
@@ -558,10 +357,10 @@ class Loader:
                 out.append(target)
                 continue
             try:
-                info = detect(target.path, options.format, _csv_options(options))
+                info = detect(target.path, options.format, csv_options(options))
                 out.extend(expand_sheets(target, options, info.format in WORKBOOK_FORMATS))
             except PgIngestError as exc:
-                result = FileResult(target.path, "", "failed", error=_one_line(str(exc)))
+                result = FileResult(target.path, "", "failed", error=one_line(str(exc)))
                 report.files.append(result)
                 self.reporter.file_done(result)
         return out, missing
@@ -570,7 +369,7 @@ class Loader:
         """Cap the pool at what the server allows (``max_connections`` and the role's and the
         database's connection limits, minus what is in use), warning when it caps; fewer batch
         workers per file first, then fewer files at once. Returns the files at once."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             capacity = await connect.connection_capacity(conn)
         if capacity is None or capacity >= size:
             return files_at_once
@@ -586,8 +385,8 @@ class Loader:
         )
         log.warning(message)
         self.reporter.message(f"warning: {message}")
-        await self._pool.close()
-        self._pool = await connect.create_pool(self.settings, new_size, self._policy)
+        await self.pool.close()
+        self.pool = await connect.create_pool(self.settings, new_size, self.policy)
         return files_at_once
 
     async def _keyed_plan(self, plan: FilePlan, conn: Any, job: FileJob, routes: int) -> None:
@@ -608,7 +407,7 @@ class Loader:
             plan.seen = await merge.prepare_seen(conn, plan.target, job.file_id, fresh)
 
     async def _finish_run(self, status: str, report: LoadReport) -> None:
-        if self._run_id is None:
+        if self.run_id is None:
             return
         counts = {
             "loaded": sum(1 for f in report.files if f.status == "loaded"),
@@ -616,16 +415,16 @@ class Loader:
             "failed": len(report.failed),
             "rows": report.rows,
         }
-        run_id = self._run_id
+        run_id = self.run_id
 
         async def finish() -> None:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 await store.finish_run(conn, run_id, status, counts)
 
         try:
-            await self._with_retries(finish)
+            await self.with_retries(finish)
         except Exception as exc:  # the server may be gone: the run row stays 'running'
-            log.warning("could not record the end of run %s: %s", self._run_id, exc)
+            log.warning("could not record the end of run %s: %s", self.run_id, exc)
 
     async def _load_file(self, path: str, report: LoadReport) -> FileResult:
         started = time.perf_counter()
@@ -648,13 +447,13 @@ class Loader:
             else:
                 result = await self._load_with_retries(path, table_name, started)
         except LeaseLostError as exc:
-            result = FileResult(path, qualified, "skipped", message=_one_line(str(exc)))
+            result = FileResult(path, qualified, "skipped", message=one_line(str(exc)))
         except PgIngestError as exc:
-            result = FileResult(path, qualified, "failed", error=_one_line(str(exc)))
+            result = FileResult(path, qualified, "failed", error=one_line(str(exc)))
         except Exception as exc:
             if is_driver_error(exc):
                 error = translate(exc, path=path)
-                result = FileResult(path, qualified, "failed", error=_one_line(str(error)))
+                result = FileResult(path, qualified, "failed", error=one_line(str(error)))
             else:
                 log.exception("unexpected error loading %s", path)
                 result = FileResult(
@@ -686,22 +485,22 @@ class Loader:
                 log.info("%s: %s; loading it again, parsed client-side", path, exc)
                 parse = True
             except Exception as exc:
-                self._db_error(exc, path)
+                self.db_error(exc, path)
                 transient = is_transient(exc) or is_transient_read_fault(exc)
-                if not transient or attempt >= self._policy.max_retries:
+                if not transient or attempt >= self.policy.max_retries:
                     raise
                 attempt += 1
-                delay = self._policy.delay(attempt)
+                delay = self.policy.delay(attempt)
                 table = f"{self.options.schema}.{table_name}"
-                self._retrying(exc, attempt, delay, path, table, None)
+                self.retrying(exc, attempt, delay, path, table, None)
                 await asyncio.sleep(delay)
 
     async def _open(self, path: str) -> Source:
-        csv_options = _csv_options(self.options)
+        csv = csv_options(self.options)
         if _size(path) <= SMALL_FILE_BYTES:
-            info = detect(path, self.options.format, csv_options)
+            info = detect(path, self.options.format, csv)
         else:
-            info = await asyncio.to_thread(detect, path, self.options.format, csv_options)
+            info = await asyncio.to_thread(detect, path, self.options.format, csv)
         options = self.options
         excel = excel_options(options)
         began = time.perf_counter()
@@ -715,10 +514,10 @@ class Loader:
             source = read_ahead
         elif info.format in WORKBOOK_FORMATS and not small_enough(info):
             # A workbook's sheet is parsed whole when it is opened: that is its read stage.
-            source = await asyncio.to_thread(open_source, info, csv_options, excel)
+            source = await asyncio.to_thread(open_source, info, csv, excel)
         else:
-            source = open_source(info, csv_options, excel)
-        self._stage("read", began)
+            source = open_source(info, csv, excel)
+        self.stage("read", began)
         if options.source_file_column or options.transform is not None:
             transform = resolve_transform(options.transform) if options.transform else None
             source_file = path if options.source_file_column else None
@@ -754,7 +553,7 @@ class Loader:
         keep_old_rows = replacing or self.modes.keyed or not self.options.lineage
         # Hashing a small file costs less than a second claim would.
         sha256: str | None = fingerprint(path).sha256 if small else None
-        lease = Lease(self._pool, await self._pool.acquire(), holds_lock=True)
+        lease = Lease(self.pool, await self.pool.acquire(), holds_lock=True)
         try:
             conn = lease.conn
 
@@ -768,7 +567,7 @@ class Loader:
                     schema=schema,
                     table=table_name,
                     fmt=None,
-                    run_id=self._run_id or 0,
+                    run_id=self.run_id or 0,
                     chunking=chunking,
                     force=force,
                     on_changed="append" if keep_old_rows else self.options.on_changed,
@@ -817,12 +616,12 @@ class Loader:
                     try:
                         async with asyncio.TaskGroup() as group:
                             hashing = group.create_task(asyncio.to_thread(fingerprint, path))
-                            await self._write(source, plan, job, options, lease, workers)
+                            await write_file(self, source, plan, job, options, lease, workers)
                     except BaseExceptionGroup as group_error:
-                        raise _first_error(group_error) from None
+                        raise first_error(group_error) from None
                     sha256 = hashing.result().sha256
                 else:
-                    await self._write(source, plan, job, options, lease, workers)
+                    await write_file(self, source, plan, job, options, lease, workers)
                 if plan.target is not None and plan.seen is not None:
                     await merge.delete_missing(lease.conn, plan.target, job.file_id)
                 done = await store.complete_file(
@@ -841,12 +640,12 @@ class Loader:
                 discard = (
                     isinstance(exc, PgIngestError) and not exc.retryable and not is_read_fault(exc)
                 )
-                message = _one_line(str(exc)) or type(exc).__name__
+                message = one_line(str(exc)) or type(exc).__name__
                 if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
                     message = "interrupted"
                 await asyncio.shield(self._record_failure(lease.conn, job, message, discard))
                 if lease.conn is not None:
-                    await _quietly(store.release_file(lease.conn, job.file_id))
+                    await quietly(store.release_file(lease.conn, job.file_id))
                 raise
             finally:
                 if source is not None:
@@ -888,7 +687,7 @@ class Loader:
         # yet: a few attempts get a live one.
         for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
             try:
-                async with self._pool.acquire(timeout=30) as fresh:
+                async with self.pool.acquire(timeout=30) as fresh:
                     await store.fail_file(
                         fresh, job.file_id, error, discard=discard, lineage=self.options.lineage
                     )
@@ -899,13 +698,13 @@ class Loader:
                 else:
                     await asyncio.sleep(0.2 * attempt)
         if conn is not None and not conn.is_closed() and conn.is_in_transaction():
-            await _quietly(conn.execute("ROLLBACK"))
+            await quietly(conn.execute("ROLLBACK"))
 
     async def _plan(
         self, source: Source, table_name: str, job: FileJob | None = None, conn: Any = None
     ) -> FilePlan:
         if conn is None:
-            async with self._pool.acquire() as own:
+            async with self.pool.acquire() as own:
                 return await self._plan(source, table_name, job, own)
         names = normalize_names(source.column_names())
         schema = self.options.schema
@@ -955,7 +754,7 @@ class Loader:
                         table=table_name,
                         change="create_table",
                         file_id=job.file_id,
-                        run_id=self._run_id,
+                        run_id=self.run_id,
                     )
                 self._tables[key] = actual
         incoming, text_ok = found.columns, found.text_ok
@@ -989,7 +788,7 @@ class Loader:
                 policy_for(options, fixed),
                 text_ok=text_ok,
                 file_id=file_id,
-                run_id=self._run_id,
+                run_id=self.run_id,
                 dry_run=dry,
             )
             columns, ignored, changes = evolution.columns, evolution.plan.ignored, evolution.changes
@@ -1037,281 +836,12 @@ class Loader:
             lines.append(f"  dates read as {plan.datestyle}")
         return "\n".join(lines)
 
-    async def _write(
-        self,
-        source: Source,
-        plan: FilePlan,
-        job: FileJob,
-        options: LoadOptions,
-        lease: Lease,
-        workers: int,
-    ) -> None:
-        """COPY the file's batches: the first worker on the file's own connection ``lease``,
-        the others on connections of their own. A batch cut by a transient error is retried
-        (on a new connection when its own is gone), never applied twice: the manifest records
-        each batch in its own transaction, and is asked before a retry."""
-        if options.txn == "file":
-            workers = 1
-        keyed = plan.target is not None
-        # Keyed loads: one queue per worker (its keys only); else one shared queue. Two batches
-        # per routed queue keep every worker fed while the producer serves the others.
-        queues: list[asyncio.Queue[tuple[int, Payload | Callable[[], Payload]] | None]] = [
-            asyncio.Queue(maxsize=2 if keyed else 1) for _ in range(workers if keyed else 1)
-        ]
-        path = source.info.path
-        schema, table = plan.table.schema, plan.table.name
-        file_id = job.file_id
-        if file_id is None:
-            raise PgIngestError(f"{source.info.path}: writing before the file was claimed")
-        replace_pending = [job.replaces]
-        whole_file = options.txn == "file"
-        qualified = plan.table.qualified
-        fmt = source.info.format
-
-        inline = source.info.size <= SMALL_FILE_BYTES
-        recovery = Recovery(
-            schema,
-            table,
-            plan,
-            options,
-            file_id,
-            self._run_id,
-            plan.fixed,
-            source=source,
-            pool=self._pool,
-            server_skips=options.on_error == "skip" and self._server_version >= SKIP_VERSION,
-            active=plan.target is None,
-        )
-        if options.on_error == "skip" and job.done_batches:
-            recovery.committed_rejects = await store.count_rejects(lease.conn, file_id)
-
-        async def produce() -> None:
-            iterator: Iterator[Any]
-            if plan.target is not None:
-                target = plan.target
-                # Each worker's share of a chunk is about one Arrow batch.
-                routes = plan.routes
-                iterator = (
-                    # A route always goes to the same worker, so its batches stay in order.
-                    (index, route % workers, make)
-                    for index, route, make in routed_batches(
-                        source,
-                        plan.columns,
-                        plan.target_types,
-                        target.key,
-                        routes,
-                        batch_rows=options.batch_size * routes,
-                        batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
-                        done=job.done_batches,
-                    )
-                )
-            else:
-                iterator = (
-                    (index, 0, make)
-                    for index, make in _payloads(source, plan, options, job.done_batches, job.parse)
-                )
-            sentinel = object()
-            while True:
-                began = time.perf_counter()
-                if inline:  # reading a small file takes less than a thread hop
-                    item = next(iterator, sentinel)
-                else:
-                    item = await asyncio.to_thread(next, iterator, sentinel)
-                self._stage("read", began)
-                if item is sentinel:
-                    break
-                index, worker, make = cast("tuple[int, int, Payload | Callable[[], Payload]]", item)
-                if isinstance(make, Payload):  # after bad rows: check it while others load
-                    make = await recovery.prepare(index, make)
-                await queues[worker].put((index, make))
-            for worker in range(workers):
-                await queues[worker if keyed else 0].put(None)
-
-        async def apply(conn: Any, index: int, payload: Payload) -> int:
-            replaced = replace_pending[0]
-            replace_pending[0] = None
-            try:
-                if replaced is not None:
-                    await store.remove_replaced(conn, replaced, file_id)
-                if plan.target is not None:
-                    rows = await apply_staged(
-                        conn, plan.target, payload, path, plan.seen, whole_file
-                    )
-                    rejects = payload.rejects
-                elif payload.kind == "arrow":
-                    encoder = cast("copy.BinaryEncoder", payload.encoder)
-                    rows = await copy.copy_arrow(
-                        conn, schema, table, plan.columns, payload.batch, encoder
-                    )
-                    rejects = payload.rejects
-                else:
-                    rows, rejects = await recovery.copy(conn, index, payload)
-                if rejects:
-                    await store.record_rejects(conn, file_id, rejects)
-                await store.record_batch(conn, file_id, index, payload.first_line, rows)
-            except BaseException as exc:
-                if replaced is not None:  # rolled back: the next batch removes them
-                    replace_pending[0] = replaced
-                if isinstance(exc, Exception) and is_driver_error(exc) and not is_transient(exc):
-                    raise translate(exc, path=path, first_line=payload.first_line) from exc
-                raise
-            return int(rows)
-
-        async def encoded(item: Payload | Callable[[], Payload]) -> Payload:
-            if isinstance(item, Payload):
-                return item
-            # Encode in a thread, before the transaction opens: transactions stay short.
-            began = time.perf_counter()
-            payload = await asyncio.to_thread(item)
-            self._stage("encode", began)
-            return payload
-
-        async def next_item(worker: int) -> tuple[int, Payload | Callable[[], Payload]] | None:
-            began = time.perf_counter()
-            item = await queues[worker].get()
-            self._stage("wait", began)
-            return item
-
-        def done(index: int, payload: Payload, rows: int, began: float) -> None:
-            latency = self._stage("write", began)
-            self.reporter.batch_done(
-                BatchDone(
-                    path, qualified, fmt, index, rows, payload.nbytes, latency, payload.first_line
-                )
-            )
-
-        async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
-            attempt = 0
-            fresh_connection = False
-            payload = await recovery.prepare(index, payload)
-            while True:
-                began = time.perf_counter()
-                try:
-                    if attempt:
-                        if fresh_connection or lease.conn is None or lease.conn.is_closed():
-                            await lease.renew()
-                        committed = await store.committed_batch_rows(lease.conn, file_id, index)
-                        if committed is not None:  # it did commit: the reply was lost
-                            done(index, payload, committed, began)
-                            return
-                    if payload.error is not None:
-                        raise payload.error
-                    async with lease.conn.transaction():
-                        rows = await apply(lease.conn, index, payload)
-                except Exception as exc:
-                    self._db_error(exc, path)
-                    if not is_transient(exc) or attempt >= self._policy.max_retries:
-                        error = exc
-                        if is_driver_error(exc):
-                            error = translate(exc, path=path, first_line=payload.first_line)
-                        if isinstance(error, RowError) and not isinstance(
-                            error, TooManyErrorsError
-                        ):
-                            # A data error: widen the table, or set the bad rows aside.
-                            if lease.conn is None or lease.conn.is_closed():
-                                await lease.renew()
-                            fixed = await recovery.recover(lease.conn, index, payload, error)
-                            if fixed is not None:
-                                payload = fixed
-                                continue
-                        if error is exc:
-                            raise
-                        raise error from exc
-                    attempt += 1
-                    # A server-side conflict (deadlock, serialization) leaves the connection
-                    # usable; anything else may leave it open but in an unknown state.
-                    fresh_connection = classify(exc) not in SAME_CONNECTION_CLASSES
-                    delay = self._policy.delay(attempt)
-                    self._retrying(exc, attempt, delay, path, qualified, index)
-                    await asyncio.sleep(delay)
-                    continue
-                done(index, payload, rows, began)
-                return
-
-        async def consume(lease: Lease | None = None, worker: int = 0) -> None:
-            if lease is None:
-                # The file id stamped on every row (column default) lives in a session
-                # setting, set once per connection and file (the claim set it on the file's
-                # own connection).
-                own = Lease(self._pool, None, file_id=file_id)
-                try:
-                    await self._with_retries(own.renew, path)
-                    await consume(own, worker)
-                finally:
-                    await own.release()
-                return
-            if whole_file:  # one transaction: a fault retries the whole file, not a batch
-                finished: list[tuple[int, Payload, int]] = []
-                began = time.perf_counter()
-                async with lease.conn.transaction():
-                    while (item := await next_item(worker)) is not None:
-                        payload = await encoded(item[1])
-                        rows = await apply(lease.conn, item[0], payload)
-                        finished.append((item[0], payload, rows))
-                for index, payload, rows in finished:  # committed only now
-                    done(index, payload, rows, began)
-                return
-            while (item := await next_item(worker)) is not None:
-                await attempt_batch(lease, item[0], await encoded(item[1]))
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(produce())
-                group.create_task(consume(lease))
-                for worker in range(1, workers):
-                    group.create_task(consume(None, worker if keyed else 0))
-        except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from None
-        job.rejects = recovery.rejects
-        if job.rejects and options.max_errors is not None:
-            rows = await store.file_rows(lease.conn, file_id)
-            recovery.check_share(path, rows)
-
-
-_TRANSIENT_READ_ERRNOS = frozenset(
-    {
-        errno.EIO,
-        errno.EAGAIN,
-        errno.ETIMEDOUT,
-        errno.ESTALE,
-        errno.ENETDOWN,
-        errno.ENETUNREACH,
-        errno.ECONNRESET,
-        errno.EINTR,
-    }
-)
-
-
-def is_read_fault(exc: BaseException) -> bool:
-    """A file could not be read (the disk or the network share, not its content)."""
-    cause = exc.__cause__
-    return (
-        isinstance(exc, SourceError)
-        and not isinstance(exc, RowError)
-        and isinstance(cause, OSError)
-        and not isinstance(cause, gzip.BadGzipFile)
-    )
-
-
-def is_transient_read_fault(exc: BaseException) -> bool:
-    """A read fault that another try may not meet (I/O error, a stale or slow network share):
-    the file is tried again like after a database fault, resuming after its committed batches.
-    A missing or unreadable file, or corrupt compressed data, fails at once."""
-    return is_read_fault(exc) and getattr(exc.__cause__, "errno", None) in _TRANSIENT_READ_ERRNOS
-
 
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
     except OSError:
         return SMALL_FILE_BYTES + 1  # let detection report the problem
-
-
-async def _quietly(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except Exception as exc:
-        log.debug("ignored: %s", exc)
 
 
 def _options_record(options: LoadOptions) -> dict[str, Any]:
@@ -1334,17 +864,6 @@ _TARGET_OPTIONS: contextvars.ContextVar[LoadOptions | None] = contextvars.Contex
 def small_enough(info: SourceInfo) -> bool:
     """Whether a file is read in the event loop's thread (a thread hop costs more)."""
     return info.size <= SMALL_FILE_BYTES
-
-
-def _first_error(error: BaseException) -> BaseException:
-    """The first real error inside (possibly nested) exception groups."""
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 async def load_async(

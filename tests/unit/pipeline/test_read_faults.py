@@ -6,7 +6,7 @@ import errno
 import gzip
 
 from pgingest.errors import RowError, SourceError
-from pgingest.pipeline.run import is_read_fault, is_transient_read_fault
+from pgingest.pipeline.job import is_read_fault, is_transient_read_fault
 
 
 def caused(error: Exception, cause: BaseException) -> Exception:

@@ -1,0 +1,128 @@
+"""One file's load in progress: its job state, its connections (leases), and how faults that
+stop it are told apart (a read fault of the disk, a driver fault, an exception group)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gzip
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pgingest.errors import LeaseLostError, RowError, SourceError
+from pgingest.manifest import store
+
+log = logging.getLogger("pgingest.run")
+
+
+@dataclass(slots=True)
+class FileJob:
+    """One file's load in progress: its manifest id, what is done, what to replace."""
+
+    path: str
+    file_id: int | None = None
+    done_batches: frozenset[int] = frozenset()
+    done_rows: int = 0
+    replaces: int | None = None
+    parse: bool = False
+    """Parse CSV records client-side instead of passing raw chunks to the server."""
+    rejects: int = 0
+    """Bad rows set aside (``--on-error skip``)."""
+
+
+class Lease:
+    """A worker's pooled connection, replaced by :meth:`renew` when a fault cut it.
+
+    The file's own connection also holds the file's manifest lock: a new one takes the lock
+    again, and when another process took the file meanwhile, :class:`LeaseLostError` stops
+    this one (the batches it committed stay recorded; the other process skips them).
+    """
+
+    def __init__(
+        self, pool: Any, conn: Any, *, holds_lock: bool = False, file_id: int | None = None
+    ) -> None:
+        self._pool = pool
+        self.conn: Any = conn
+        self.holds_lock = holds_lock
+        self.file_id = file_id
+
+    async def renew(self) -> None:
+        """Close the current connection and take a fresh one, set up for the file."""
+        await self.release(broken=True)
+        conn = await self._pool.acquire()
+        try:
+            if self.file_id is not None:
+                if self.holds_lock and not await store.relock_file(conn, self.file_id):
+                    raise LeaseLostError(
+                        f"file id {self.file_id}: another pgingest process took the file over"
+                        " while this one reconnected"
+                    )
+                await store.set_file_id(conn, self.file_id)
+        except BaseException:
+            await quietly(self._pool.release(conn))
+            raise
+        self.conn = conn
+
+    async def release(self, broken: bool = False) -> None:
+        """Give the connection back to the pool; a ``broken`` one is closed first (the pool
+        opens a new one in its place)."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if broken and not conn.is_closed():
+            conn.terminate()
+        await quietly(asyncio.wait_for(self._pool.release(conn), 10))
+
+
+_TRANSIENT_READ_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.EAGAIN,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.ECONNRESET,
+        errno.EINTR,
+    }
+)
+
+
+def is_read_fault(exc: BaseException) -> bool:
+    """A file could not be read (the disk or the network share, not its content)."""
+    cause = exc.__cause__
+    return (
+        isinstance(exc, SourceError)
+        and not isinstance(exc, RowError)
+        and isinstance(cause, OSError)
+        and not isinstance(cause, gzip.BadGzipFile)
+    )
+
+
+def is_transient_read_fault(exc: BaseException) -> bool:
+    """A read fault that another try may not meet (I/O error, a stale or slow network share):
+    the file is tried again like after a database fault, resuming after its committed batches.
+    A missing or unreadable file, or corrupt compressed data, fails at once."""
+    return is_read_fault(exc) and getattr(exc.__cause__, "errno", None) in _TRANSIENT_READ_ERRNOS
+
+
+async def quietly(awaitable: Any) -> None:
+    """Await ``awaitable``, logging (at debug) instead of raising what it raises: for clean-up
+    on a connection that a fault may already have closed."""
+    try:
+        await awaitable
+    except Exception as exc:
+        log.debug("ignored: %s", exc)
+
+
+def first_error(error: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (for messages, logs and the manifest)."""
+    return " ".join(text.split())

@@ -1,0 +1,260 @@
+"""Write one file's batches: a producer reading them, batch workers COPYing each in its own
+transaction, retried after a transient fault and never applied twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+from pgingest.config import LoadOptions
+from pgingest.errors import PgIngestError, RowError
+from pgingest.manifest import store
+from pgingest.observability.progress import BatchDone
+from pgingest.pg import copy
+from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pg.retry import classify, is_transient
+from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
+from pgingest.pipeline.job import FileJob, Lease, first_error
+from pgingest.pipeline.modes import apply_staged
+from pgingest.pipeline.payload import Payload
+from pgingest.pipeline.recover import Recovery, TooManyErrorsError
+from pgingest.pipeline.route import routed_batches
+from pgingest.sources import Source
+
+if TYPE_CHECKING:
+    from pgingest.pipeline.run import Loader
+
+SAME_CONNECTION_CLASSES = frozenset({"serialization_failure", "deadlock", "lock_not_available"})
+"""Transient errors after which a batch is retried on the same connection."""
+
+SKIP_VERSION = 170000
+"""First PostgreSQL with ``COPY ... ON_ERROR ignore``: bad values are skipped server-side."""
+
+
+async def write_file(
+    loader: Loader,
+    source: Source,
+    plan: FilePlan,
+    job: FileJob,
+    options: LoadOptions,
+    lease: Lease,
+    workers: int,
+) -> None:
+    """COPY the file's batches: the first worker on the file's own connection ``lease``,
+    the others on connections of their own. A batch cut by a transient error is retried
+    (on a new connection when its own is gone), never applied twice: the manifest records
+    each batch in its own transaction, and is asked before a retry."""
+    if options.txn == "file":
+        workers = 1
+    keyed = plan.target is not None
+    # Keyed loads: one queue per worker (its keys only); else one shared queue. Two batches
+    # per routed queue keep every worker fed while the producer serves the others.
+    queues: list[asyncio.Queue[tuple[int, Payload | Callable[[], Payload]] | None]] = [
+        asyncio.Queue(maxsize=2 if keyed else 1) for _ in range(workers if keyed else 1)
+    ]
+    path = source.info.path
+    schema, table = plan.table.schema, plan.table.name
+    file_id = job.file_id
+    if file_id is None:
+        raise PgIngestError(f"{source.info.path}: writing before the file was claimed")
+    replace_pending = [job.replaces]
+    whole_file = options.txn == "file"
+    qualified = plan.table.qualified
+    fmt = source.info.format
+
+    inline = source.info.size <= SMALL_FILE_BYTES
+    recovery = Recovery(
+        schema,
+        table,
+        plan,
+        options,
+        file_id,
+        loader.run_id,
+        plan.fixed,
+        source=source,
+        pool=loader.pool,
+        server_skips=options.on_error == "skip" and loader.server_version >= SKIP_VERSION,
+        active=plan.target is None,
+    )
+    if options.on_error == "skip" and job.done_batches:
+        recovery.committed_rejects = await store.count_rejects(lease.conn, file_id)
+
+    async def produce() -> None:
+        iterator: Iterator[Any]
+        if plan.target is not None:
+            target = plan.target
+            # Each worker's share of a chunk is about one Arrow batch.
+            routes = plan.routes
+            iterator = (
+                # A route always goes to the same worker, so its batches stay in order.
+                (index, route % workers, make)
+                for index, route, make in routed_batches(
+                    source,
+                    plan.columns,
+                    plan.target_types,
+                    target.key,
+                    routes,
+                    batch_rows=options.batch_size * routes,
+                    batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
+                    done=job.done_batches,
+                )
+            )
+        else:
+            iterator = (
+                (index, 0, make)
+                for index, make in payloads(source, plan, options, job.done_batches, job.parse)
+            )
+        sentinel = object()
+        while True:
+            began = time.perf_counter()
+            if inline:  # reading a small file takes less than a thread hop
+                item = next(iterator, sentinel)
+            else:
+                item = await asyncio.to_thread(next, iterator, sentinel)
+            loader.stage("read", began)
+            if item is sentinel:
+                break
+            index, worker, make = cast("tuple[int, int, Payload | Callable[[], Payload]]", item)
+            if isinstance(make, Payload):  # after bad rows: check it while others load
+                make = await recovery.prepare(index, make)
+            await queues[worker].put((index, make))
+        for worker in range(workers):
+            await queues[worker if keyed else 0].put(None)
+
+    async def apply(conn: Any, index: int, payload: Payload) -> int:
+        replaced = replace_pending[0]
+        replace_pending[0] = None
+        try:
+            if replaced is not None:
+                await store.remove_replaced(conn, replaced, file_id)
+            if plan.target is not None:
+                rows = await apply_staged(conn, plan.target, payload, path, plan.seen, whole_file)
+                rejects = payload.rejects
+            elif payload.kind == "arrow":
+                encoder = cast("copy.BinaryEncoder", payload.encoder)
+                rows = await copy.copy_arrow(
+                    conn, schema, table, plan.columns, payload.batch, encoder
+                )
+                rejects = payload.rejects
+            else:
+                rows, rejects = await recovery.copy(conn, index, payload)
+            if rejects:
+                await store.record_rejects(conn, file_id, rejects)
+            await store.record_batch(conn, file_id, index, payload.first_line, rows)
+        except BaseException as exc:
+            if replaced is not None:  # rolled back: the next batch removes them
+                replace_pending[0] = replaced
+            if isinstance(exc, Exception) and is_driver_error(exc) and not is_transient(exc):
+                raise translate(exc, path=path, first_line=payload.first_line) from exc
+            raise
+        return int(rows)
+
+    async def encoded(item: Payload | Callable[[], Payload]) -> Payload:
+        if isinstance(item, Payload):
+            return item
+        # Encode in a thread, before the transaction opens: transactions stay short.
+        began = time.perf_counter()
+        payload = await asyncio.to_thread(item)
+        loader.stage("encode", began)
+        return payload
+
+    async def next_item(worker: int) -> tuple[int, Payload | Callable[[], Payload]] | None:
+        began = time.perf_counter()
+        item = await queues[worker].get()
+        loader.stage("wait", began)
+        return item
+
+    def done(index: int, payload: Payload, rows: int, began: float) -> None:
+        latency = loader.stage("write", began)
+        loader.reporter.batch_done(
+            BatchDone(
+                path, qualified, fmt, index, rows, payload.nbytes, latency, payload.first_line
+            )
+        )
+
+    async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
+        attempt = 0
+        fresh_connection = False
+        payload = await recovery.prepare(index, payload)
+        while True:
+            began = time.perf_counter()
+            try:
+                if attempt:
+                    if fresh_connection or lease.conn is None or lease.conn.is_closed():
+                        await lease.renew()
+                    committed = await store.committed_batch_rows(lease.conn, file_id, index)
+                    if committed is not None:  # it did commit: the reply was lost
+                        done(index, payload, committed, began)
+                        return
+                if payload.error is not None:
+                    raise payload.error
+                async with lease.conn.transaction():
+                    rows = await apply(lease.conn, index, payload)
+            except Exception as exc:
+                loader.db_error(exc, path)
+                if not is_transient(exc) or attempt >= loader.policy.max_retries:
+                    error = exc
+                    if is_driver_error(exc):
+                        error = translate(exc, path=path, first_line=payload.first_line)
+                    if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
+                        # A data error: widen the table, or set the bad rows aside.
+                        if lease.conn is None or lease.conn.is_closed():
+                            await lease.renew()
+                        fixed = await recovery.recover(lease.conn, index, payload, error)
+                        if fixed is not None:
+                            payload = fixed
+                            continue
+                    if error is exc:
+                        raise
+                    raise error from exc
+                attempt += 1
+                # A server-side conflict (deadlock, serialization) leaves the connection
+                # usable; anything else may leave it open but in an unknown state.
+                fresh_connection = classify(exc) not in SAME_CONNECTION_CLASSES
+                delay = loader.policy.delay(attempt)
+                loader.retrying(exc, attempt, delay, path, qualified, index)
+                await asyncio.sleep(delay)
+                continue
+            done(index, payload, rows, began)
+            return
+
+    async def consume(lease: Lease | None = None, worker: int = 0) -> None:
+        if lease is None:
+            # The file id stamped on every row (column default) lives in a session
+            # setting, set once per connection and file (the claim set it on the file's
+            # own connection).
+            own = Lease(loader.pool, None, file_id=file_id)
+            try:
+                await loader.with_retries(own.renew, path)
+                await consume(own, worker)
+            finally:
+                await own.release()
+            return
+        if whole_file:  # one transaction: a fault retries the whole file, not a batch
+            finished: list[tuple[int, Payload, int]] = []
+            began = time.perf_counter()
+            async with lease.conn.transaction():
+                while (item := await next_item(worker)) is not None:
+                    payload = await encoded(item[1])
+                    rows = await apply(lease.conn, item[0], payload)
+                    finished.append((item[0], payload, rows))
+            for index, payload, rows in finished:  # committed only now
+                done(index, payload, rows, began)
+            return
+        while (item := await next_item(worker)) is not None:
+            await attempt_batch(lease, item[0], await encoded(item[1]))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            group.create_task(consume(lease))
+            for worker in range(1, workers):
+                group.create_task(consume(None, worker if keyed else 0))
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+    job.rejects = recovery.rejects
+    if job.rejects and options.max_errors is not None:
+        rows = await store.file_rows(lease.conn, file_id)
+        recovery.check_share(path, rows)
