@@ -1,6 +1,6 @@
 """``python -m pgingest`` runs the command line."""
 
-from pgingest.cli.app import main
+from pgingest.cli.app import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -799,3 +800,30 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(EXIT_UNEXPECTED)
+
+
+def run() -> None:
+    """The console entry point (``pgingest``, ``python -m pgingest``): :func:`main`, then exit
+    without the interpreter's teardown.
+
+    Tearing down a process that imported pyarrow, numpy and the driver takes about 0.1 s
+    (every module and object freed one by one): 3% of a 3-second load, a tenth of a small
+    one. The operating system reclaims it all at once instead. What must outlive the process
+    is written before: the metrics file when the load ended, and here the log handlers and
+    the output streams are flushed and closed.
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = EXIT_FAILED
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
