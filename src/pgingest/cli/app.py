@@ -502,8 +502,6 @@ def load(
     """
     from pgingest.api import load_async
     from pgingest.config import load_config
-    from pgingest.schema.infer import parse_type_overrides
-
     options: dict[str, Any] = {}
     if config_file is not None:
         config = load_config(config_file)
@@ -523,6 +521,10 @@ def load(
     if fmt is not None:
         options["format"] = fmt
     if types:
+        # Imported only when needed: the inference module pulls in pyarrow.compute and numpy,
+        # which a workbook's read-ahead should not wait for.
+        from pgingest.schema.infer import parse_type_overrides
+
         options["types"] = parse_type_overrides(types)
     if null_strings:
         options["null_strings"] = tuple(null_strings)
