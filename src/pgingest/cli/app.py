@@ -502,6 +502,7 @@ def load(
     """
     from pgingest.api import load_async
     from pgingest.config import load_config
+
     options: dict[str, Any] = {}
     if config_file is not None:
         config = load_config(config_file)

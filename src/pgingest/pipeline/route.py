@@ -25,9 +25,9 @@ from pgingest.pipeline.shape import (
     Shaped,
     align_batch,
     batch_to_csv,
-    canonical_pg_type,
     normalize_batch,
 )
+from pgingest.schema.evolve import canonical_type
 
 if TYPE_CHECKING:
     from pgingest.sources import Source
@@ -60,7 +60,7 @@ def key_kind(pg_type: str) -> str | None:
     """How a key column of this table type is hashed: ``int`` (by value), ``text`` (by its
     characters) or ``None`` (any other type: its text form may vary, e.g. ``2024-1-1`` and
     ``2024-01-01``, so rows are not routed by it)."""
-    t = canonical_pg_type(pg_type)
+    t = canonical_type(pg_type)
     if t in _INTEGER_TYPES:
         return "int"
     if t.startswith(_TEXT_TYPES):

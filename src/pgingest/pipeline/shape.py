@@ -12,9 +12,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pgingest.errors import RowError
+from pgingest.schema.evolve import canonical_type
 from pgingest.schema.pgtypes import is_json_type, normalize_arrow_type
 
-# PostgreSQL types whose binary COPY form pgpq produces from the given Arrow type.
+# PostgreSQL types (in schema.evolve's canonical spelling) whose binary COPY form pgpq
+# produces from the given Arrow type.
 _ARROW_FOR_PG: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
     "smallint": pa.int16(),
@@ -23,38 +25,20 @@ _ARROW_FOR_PG: dict[str, pa.DataType] = {
     "real": pa.float32(),
     "double precision": pa.float64(),
     "text": pa.string(),
-    "character varying": pa.string(),
+    "varchar": pa.string(),
     "bytea": pa.binary(),
     "date": pa.date32(),
-    "time without time zone": pa.time64("us"),
-    "timestamp without time zone": pa.timestamp("us"),
-    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
     "interval": pa.duration("us"),
     "jsonb": pa.string(),
 }
-_PG_ALIASES = {
-    "time": "time without time zone",
-    "timestamp": "timestamp without time zone",
-    "timestamptz": "timestamp with time zone",
-    "int": "integer",
-    "int4": "integer",
-    "int8": "bigint",
-    "int2": "smallint",
-    "float8": "double precision",
-    "float4": "real",
-    "bool": "boolean",
-}
-
-
-def canonical_pg_type(pg_type: str) -> str:
-    """``timestamptz`` -> ``timestamp with time zone`` and the like (catalog spelling)."""
-    t = pg_type.strip().lower()
-    return _PG_ALIASES.get(t, t)
 
 
 def arrow_type_for_pg(pg_type: str) -> pa.DataType | None:
     """The Arrow type that binary COPY needs for a column of ``pg_type``; ``None`` if unknown."""
-    t = canonical_pg_type(pg_type)
+    t = canonical_type(pg_type)
     if t.endswith("[]"):
         element = arrow_type_for_pg(t[:-2])
         return None if element is None else pa.list_(element)
@@ -144,7 +128,7 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
     json_cols = set(shaped.json_columns)
     out_json: list[str] = []
     for name, column, pg_type in zip(batch.schema.names, batch.columns, target_types, strict=True):
-        canonical = canonical_pg_type(pg_type)
+        canonical = canonical_type(pg_type)
         if canonical in ("jsonb", "json"):
             if name not in json_cols and not pa.types.is_string(column.type):
                 return Shaped(None, batch_to_csv(batch))
