@@ -306,7 +306,9 @@ def _check_text(sample: bytes, path: str) -> None:
         if nul >= 0:
             line = sample.count(b"\n", 0, nul) + 1
             where = f" (NUL byte at line {line})"
-        raise SourceError(f"{path}: binary content{where}: not CSV/TSV or Parquet", path=path)
+        raise SourceError(
+            f"{path}: binary content{where}: not CSV/TSV, Parquet, a workbook or NDJSON", path=path
+        )
 
 
 def _detect_encoding(sample: bytes) -> str:
