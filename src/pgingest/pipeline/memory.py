@@ -42,9 +42,14 @@ def limit_resident_memory() -> None:
         except (OSError, AttributeError) as exc:  # not glibc
             log.debug("cannot limit malloc arenas: %s", exc)
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        import pyarrow as pa
+        if "pyarrow" in sys.modules:
+            import pyarrow as pa
 
-        pa.set_memory_pool(pa.system_memory_pool())
+            pa.set_memory_pool(pa.system_memory_pool())
+        else:
+            # Arrow reads this when it first needs its pool: importing pyarrow now only to
+            # set it would delay the command's start by ~0.15 s (pyarrow and numpy).
+            os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
 
 
 def disable_transparent_huge_pages() -> bool:
