@@ -158,7 +158,9 @@ class LoadReport:
     stages: dict[str, float] = field(default_factory=dict)
     """Seconds spent per stage, summed over workers: ``read`` (reading and parsing files),
     ``encode`` (shaping and encoding batches), ``write`` (COPY and commit on the server),
-    ``wait`` (workers idle, waiting for the next batch)."""
+    ``wait`` (workers idle, waiting for the next batch), ``manifest`` (the bookkeeping's
+    statements: the run's start and end, each file's claim and completion, each batch's
+    progress row, which ``write`` includes too; and any wait for a file's content hash)."""
     retries: int = 0
     """Transient errors retried during the run."""
     strategies: dict[str, str] = field(default_factory=dict)

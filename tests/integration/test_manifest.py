@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -41,6 +42,30 @@ def test_load_again_skips_and_renamed_copy_is_a_duplicate(tmp_path, load, db):
     assert forced.ok
     assert forced.rows == 10
     assert db.count("t") == 10  # the forced reload replaced its earlier copy
+
+
+def test_large_files_are_hashed_in_the_background_and_recorded_right(tmp_path, load, db):
+    # The run's first large file is hashed ahead of the loader, the next one from its claim
+    # on: both hashes are the files' own, and a copy of either is a duplicate.
+    first = csv(tmp_path / "first.csv", range(150_000))
+    second = csv(tmp_path / "second.csv", range(150_000, 300_000))
+    assert min(first.stat().st_size, second.stat().st_size) > 1 << 20
+    report = load([first, second], table="big", concurrency=1)
+    assert report.ok
+    assert report.rows == 300_000
+    assert 0 < report.stages["manifest"] < report.seconds  # its statements, timed apart
+    recorded = db.fetch(
+        "SELECT path, sha256 FROM pgingest.files WHERE table_schema = $1 AND table_name = 'big'",
+        db.schema,
+    )
+    assert {r["path"]: r["sha256"] for r in recorded} == {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in (first, second)
+    }
+    copies = [shutil.copy(p, tmp_path / f"copy-{p.name}") for p in (first, second)]
+    again = load(copies, table="big")
+    assert [f.status for f in again.files] == ["skipped", "skipped"]
+    assert all("same content already loaded" in f.message for f in again.files)
+    assert db.count("big") == 300_000
 
 
 def test_changed_file_replaces_its_old_version(tmp_path, load, db):

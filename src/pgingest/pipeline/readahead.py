@@ -1,11 +1,19 @@
-"""Parse the run's first large workbook while the loader starts up.
+"""Start on the run's first large file while the loader starts up.
 
-A workbook's sheet is parsed whole when it is opened (fastexcel releases the GIL meanwhile), and
-for one big workbook that parse is most of the load. Starting it before the loader has imported
-the driver, connected and claimed the file in the manifest overlaps those steps with it: on the
-100,000-row benchmark workbook the load's wall time dropped by about that much (~0.1-0.15 s).
-The price: when the manifest then says the file is unchanged, that one parse was for nothing
-(bounded: only the first target is read ahead, and only a workbook above 1 MiB).
+Two things are started before the loader has imported the driver and the encoder, connected
+and claimed the file in the manifest, each in a daemon thread:
+
+- the content hash of the first target when it is 1 MiB or more (the manifest needs it to
+  record the file; sha256 of the benchmark's 367 MB CSV takes ~0.24 s, which otherwise
+  competed with the server's COPY backends for the same two cores);
+- the parse of a large first workbook: a sheet is parsed whole when it is opened (fastexcel
+  releases the GIL meanwhile), and for one big workbook that parse is most of the load. On the
+  100,000-row benchmark workbook the load's wall time dropped by about the start-up's
+  (~0.1-0.15 s).
+
+The price: when the manifest then says the file is unchanged, the parse was for nothing and
+the hash is abandoned at its next 8 MiB block (bounded: only the first target is read ahead).
+This module imports neither pyarrow nor the driver, so that it can start first.
 """
 
 from __future__ import annotations
@@ -17,15 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgingest.config import LoadOptions
+from pgingest.manifest.hashing import BackgroundHash
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.pipeline.plan import Discovered, Target, options_for, plan_targets
-from pgingest.sources import CsvOptions, Source, detect, open_source
-from pgingest.sources.excel import ExcelOptions
+from pgingest.sources.base import CsvOptions, ExcelOptions, Source
 
 __all__ = ["ReadAhead", "excel_options", "start_read_ahead"]
 
 READ_AHEAD_MIN_BYTES = 1 << 20
-"""Workbooks smaller than this parse in milliseconds: not worth a thread."""
+"""Files smaller than this hash and workbooks smaller than this parse in milliseconds: not
+worth a thread."""
 _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 
 
@@ -40,16 +49,21 @@ def excel_options(options: LoadOptions) -> ExcelOptions:
 
 @dataclass
 class ReadAhead:
-    """The run's planned targets, and at most one workbook being opened in a thread."""
+    """The run's planned targets, the first one's hash and at most one workbook being opened,
+    each in a thread."""
 
     targets: list[Target]
     missing: list[Discovered]
+    hash: BackgroundHash | None = None
+    """The first target's content hash, computed in the background; see :meth:`take_hash`."""
     _key: tuple[Any, ...] | None = None
     _done: threading.Event = field(default_factory=threading.Event)
     _result: list[Any] = field(default_factory=list)
     _taken: bool = False
 
     def _run(self, path: str, options: LoadOptions, csv: CsvOptions) -> None:
+        from pgingest.sources import detect, open_source  # in this thread: pyarrow, fastexcel
+
         try:
             info = detect(path, options.format, csv)
             if info.format in WORKBOOK_FORMATS:
@@ -88,8 +102,24 @@ class ReadAhead:
         source: Source | None = result
         return source
 
+    def take_hash(self, path: str, st: os.stat_result) -> BackgroundHash | None:
+        """The hash started for ``path``, once, if the file is still as it was then (else the
+        hash is abandoned); ``None`` when no hash of it was started."""
+        hashing = self.hash
+        if hashing is None or os.path.realpath(hashing.path) != os.path.realpath(path):
+            return None
+        self.hash = None
+        if not hashing.of(st):  # the file changed since: the hash is of other bytes
+            hashing.abandon()
+            return None
+        return hashing
+
     def close(self) -> None:
-        """Close a source that was read ahead but never taken (the file was skipped)."""
+        """Abandon a hash never taken and close a source that was read ahead but never taken
+        (the file was skipped, or failed first)."""
+        if self.hash is not None:
+            self.hash.abandon()
+            self.hash = None
         if not self._taken and self._key is not None:
             self._taken = True
             if self._done.wait(0) and self._result and not isinstance(self._result[0], Exception):
@@ -101,7 +131,8 @@ def _key(path: str, options: LoadOptions) -> tuple[Any, ...]:
 
 
 def start_read_ahead(paths: Sequence[str], options: LoadOptions) -> ReadAhead:
-    """Plan the run's targets and start opening the first one if it is a large workbook.
+    """Plan the run's targets; start hashing the first one if it is large, and opening it if
+    it is a large workbook.
 
     Imports nothing of the driver, so that the caller can start it before importing the loader.
 
@@ -122,7 +153,9 @@ def start_read_ahead(paths: Sequence[str], options: LoadOptions) -> ReadAhead:
         return ahead
     try:
         size = os.path.getsize(first.path)
-    except OSError:
+        if size >= READ_AHEAD_MIN_BYTES:
+            ahead.hash = BackgroundHash(first.path)
+    except OSError:  # the loader meets it again, and says so
         return ahead
     if size >= READ_AHEAD_MIN_BYTES and first.path.lower().endswith(_WORKBOOK_SUFFIXES):
         csv = CsvOptions(

@@ -21,7 +21,7 @@ from pgingest.errors import (
     RecordFormatError,
 )
 from pgingest.manifest import store
-from pgingest.manifest.model import fingerprint
+from pgingest.manifest.hashing import BackgroundHash, fingerprint
 from pgingest.model import (
     WORKBOOK_FORMATS,
     ColumnSpec,
@@ -53,7 +53,6 @@ from pgingest.pipeline.evolve import evolve_table, policy_for
 from pgingest.pipeline.job import (
     FileJob,
     Lease,
-    first_error,
     is_read_fault,
     is_transient_read_fault,
     one_line,
@@ -219,6 +218,7 @@ class Loader:
                 async def start() -> int:
                     async with self.pool.acquire() as conn:
                         self.server_version = await connect.server_version(conn)
+                        began = time.perf_counter()
                         await store.ensure_manifest(conn)
                         run_id: int = await store.start_run(
                             conn,
@@ -227,6 +227,7 @@ class Loader:
                             socket.gethostname(),
                             os.getpid(),
                         )
+                        self.stage("manifest", began)
                         return run_id
 
                 self.run_id = await self.with_retries(start)
@@ -419,7 +420,9 @@ class Loader:
 
         async def finish() -> None:
             async with self.pool.acquire() as conn:
+                began = time.perf_counter()
                 await store.finish_run(conn, run_id, status, counts)
+                self.stage("manifest", began)
 
         try:
             await self.with_retries(finish)
@@ -551,14 +554,23 @@ class Loader:
         # version's rows first (append's --on-changed replace) would delete rows later files
         # updated, and re-insert the rest.
         keep_old_rows = replacing or self.modes.keyed or not self.options.lineage
-        # Hashing a small file costs less than a second claim would.
-        sha256: str | None = fingerprint(path).sha256 if small else None
+        # A large file's hash is computed in the background: started before the loader was
+        # (the read-ahead's, for the run's first file) or from its claim on, and waited for
+        # only where the manifest needs it. Hashing a small file costs less than a second
+        # claim would.
+        hashing = self._read_ahead.take_hash(path, stat) if self._read_ahead else None
+        sha256: str | None = None
+        if hashing is not None:
+            sha256 = hashing.ready()
+        elif small:
+            sha256 = fingerprint(path).sha256
         lease = Lease(self.pool, await self.pool.acquire(), holds_lock=True)
         try:
             conn = lease.conn
 
             async def claim_it(sha: str | None) -> store.Claim:
-                return await store.claim_file(
+                began = time.perf_counter()
+                claim = await store.claim_file(
                     conn,
                     path=abspath,
                     size=stat.st_size,
@@ -573,11 +585,16 @@ class Loader:
                     on_changed="append" if keep_old_rows else self.options.on_changed,
                     lineage=self.options.lineage,
                 )
+                self.stage("manifest", began)
+                return claim
 
             claim = await claim_it(sha256)
             if claim.action == "hash":
                 # The table holds a loaded file of the same size: it may be this content.
-                sha256 = (await asyncio.to_thread(fingerprint, path)).sha256
+                hashing = hashing or BackgroundHash(path)
+                began = time.perf_counter()
+                sha256 = await hashing.sha256()
+                self.stage("manifest", began)
                 claim = await claim_it(sha256)
             if claim.action == "skip":
                 result = FileResult(path, qualified, "skipped")
@@ -587,6 +604,8 @@ class Loader:
                 raise PgIngestError(f"{path}: the manifest returned no file id")
             job.file_id = claim.file_id
             lease.file_id = claim.file_id
+            if sha256 is None and hashing is None:
+                hashing = BackgroundHash(path)  # while the file is opened, planned, written
             job.done_batches = frozenset(claim.done_batches)
             job.done_rows = claim.done_rows
             job.replaces = claim.replaces
@@ -611,19 +630,12 @@ class Loader:
                     # The routes are fixed for the file's life (a resumed file keeps its batch
                     # numbers); the workers serving them are what the pool allows now.
                     workers = max(1, min(plan.routes, workers if not small else plan.routes))
-                if sha256 is None:
-                    # Hash alongside the load: a new file does not wait for its checksum.
-                    try:
-                        async with asyncio.TaskGroup() as group:
-                            hashing = group.create_task(asyncio.to_thread(fingerprint, path))
-                            await write_file(self, source, plan, job, options, lease, workers)
-                    except BaseExceptionGroup as group_error:
-                        raise first_error(group_error) from None
-                    sha256 = hashing.result().sha256
-                else:
-                    await write_file(self, source, plan, job, options, lease, workers)
+                await write_file(self, source, plan, job, options, lease, workers)
                 if plan.target is not None and plan.seen is not None:
                     await merge.delete_missing(lease.conn, plan.target, job.file_id)
+                began = time.perf_counter()
+                if sha256 is None:  # (the hash was started above when there was none yet)
+                    sha256 = await (hashing or BackgroundHash(path)).sha256()
                 done = await store.complete_file(
                     lease.conn,
                     job.file_id,
@@ -632,6 +644,7 @@ class Loader:
                     force=force,
                     lineage=self.options.lineage,
                 )
+                self.stage("manifest", began)
             except LeaseLostError:
                 raise  # another process loads the file now: its manifest row is not ours
             except BaseException as exc:
@@ -652,6 +665,8 @@ class Loader:
                     source.close()
         finally:
             await lease.release()
+            if hashing is not None:
+                hashing.abandon()  # skipped or failed: nobody waits for it (done: no effect)
         fmt = source.info.format
         if done.duplicate_of is not None:
             result = FileResult(path, plan.table.qualified, "skipped", format=fmt)

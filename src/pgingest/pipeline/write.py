@@ -142,7 +142,9 @@ async def write_file(
                 rows, rejects = await recovery.copy(conn, index, payload)
             if rejects:
                 await store.record_rejects(conn, file_id, rejects)
+            began = time.perf_counter()
             await store.record_batch(conn, file_id, index, payload.first_line, rows)
+            loader.stage("manifest", began)
         except BaseException as exc:
             if replaced is not None:  # rolled back: the next batch removes them
                 replace_pending[0] = replaced

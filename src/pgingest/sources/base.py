@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from _typeshed import WriteableBuffer
 
-    from pgingest.sources.excel import ExcelOptions
 
 __all__ = [
     "DECODE_FALLBACK",
     "PG_ENCODINGS",
     "CsvOptions",
+    "ExcelOptions",
     "Source",
     "Utf8Stream",
     "line_at",
@@ -109,6 +109,20 @@ class CsvOptions:
                 raise ConfigError("column names must be strings")
             object.__setattr__(self, "names", tuple(self.names))  # a list from a caller
         object.__setattr__(self, "null_strings", tuple(self.null_strings))
+
+
+@dataclass(frozen=True, slots=True)
+class ExcelOptions:
+    """Which sheet to read and where its header is."""
+
+    sheet: str | int | None = None
+    """A sheet name, or its 1-based position; ``None``: the first sheet. ``"all"`` is resolved
+    by the loader (one source per sheet, or :attr:`all_sheets`)."""
+    header_row: int | None = None
+    """The header's row number in the sheet (1-based, as the spreadsheet shows it); ``None``:
+    the first row as wide as the table."""
+    all_sheets: bool = False
+    """Read every non-empty sheet into one table, with a ``sheet`` column naming each row's."""
 
 
 class Source(Protocol):

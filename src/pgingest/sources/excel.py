@@ -19,7 +19,6 @@ import math
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
 
@@ -30,7 +29,7 @@ from defusedxml import ElementTree
 
 from pgingest.errors import ConfigError, SourceError
 from pgingest.model import ArrowChunk, Chunk, Reject, SourceInfo
-from pgingest.sources.base import one_line
+from pgingest.sources.base import ExcelOptions, one_line
 
 if TYPE_CHECKING:
     import fastexcel
@@ -67,20 +66,6 @@ _PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _GENERATED = re.compile(r"__UNNAMED__\d+")
 _CELL_REF = re.compile(r"([A-Z]+)(\d+)")
 _EXCEL_EPOCH_DAYS = (-25568, -25569)  # 1899-12-31 and 1899-12-30: a time of day without date
-
-
-@dataclass(frozen=True, slots=True)
-class ExcelOptions:
-    """Which sheet to read and where its header is."""
-
-    sheet: str | int | None = None
-    """A sheet name, or its 1-based position; ``None``: the first sheet. ``"all"`` is resolved
-    by the loader (one source per sheet, or :attr:`all_sheets`)."""
-    header_row: int | None = None
-    """The header's row number in the sheet (1-based, as the spreadsheet shows it); ``None``:
-    the first row as wide as the table."""
-    all_sheets: bool = False
-    """Read every non-empty sheet into one table, with a ``sheet`` column naming each row's."""
 
 
 def _reader(path: str) -> fastexcel.ExcelReader:

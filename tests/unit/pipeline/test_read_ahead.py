@@ -1,13 +1,20 @@
-"""The first large workbook is opened ahead of the loader: taken once, or closed unused."""
+"""The first large file is hashed (and a workbook opened) ahead of the loader: taken once, or
+abandoned unused."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from pgingest.config import LoadOptions
 from pgingest.errors import SourceError
+from pgingest.manifest.hashing import HashAbandonedError, fingerprint
 from pgingest.pipeline.readahead import READ_AHEAD_MIN_BYTES, start_read_ahead
 from workbooks import shared_big_xlsx, simple_xlsx
 
@@ -52,3 +59,50 @@ def test_read_ahead_error_is_raised_where_the_file_is_opened(tmp_path: Path) -> 
     ahead = start_read_ahead([str(bad)], LoadOptions())
     with pytest.raises(SourceError, match=r"bad\.xlsx"):
         ahead.take(str(bad), LoadOptions())
+
+
+def big_csv(path: Path) -> Path:
+    rows = "".join(f"{i},name{i}\n" for i in range(READ_AHEAD_MIN_BYTES // 10))
+    path.write_text("id,name\n" + rows)
+    assert path.stat().st_size >= READ_AHEAD_MIN_BYTES
+    return path
+
+
+def test_first_large_file_is_hashed_ahead_and_taken_once(tmp_path: Path) -> None:
+    path = big_csv(tmp_path / "big.csv")
+    ahead = start_read_ahead([str(path)], LoadOptions())
+    hashing = ahead.take_hash(str(path), os.stat(path))
+    assert hashing is not None
+    assert asyncio.run(hashing.sha256()) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert hashing.ready() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert ahead.take_hash(str(path), os.stat(path)) is None  # once
+
+
+def test_hash_ahead_of_a_file_changed_since_is_not_used(tmp_path: Path) -> None:
+    path = big_csv(tmp_path / "big.csv")
+    ahead = start_read_ahead([str(path)], LoadOptions())
+    with path.open("a") as handle:
+        handle.write("999999,late\n")
+    assert ahead.take_hash(str(path), os.stat(path)) is None
+
+
+def test_small_files_are_not_hashed_ahead(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    path.write_text("id\n1\n")
+    ahead = start_read_ahead([str(path)], LoadOptions())
+    assert ahead.take_hash(str(path), os.stat(path)) is None
+
+
+def test_abandoned_hash_stops_and_says_so(tmp_path: Path) -> None:
+    path = big_csv(tmp_path / "big.csv")
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(HashAbandonedError):
+        fingerprint(str(path), stop)
+    ahead = start_read_ahead([str(path)], LoadOptions())
+    hashing = ahead.hash
+    ahead.close()  # the file was skipped: nobody waits for its hash
+    assert hashing is not None
+    assert ahead.take_hash(str(path), os.stat(path)) is None
+    with contextlib.suppress(HashAbandonedError):  # (it may have been done already)
+        asyncio.run(hashing.sha256())  # returns or raises: the thread has ended
