@@ -46,6 +46,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import stat
@@ -442,6 +443,8 @@ class Measurement:
     client_cpu_s: float | None = None
     expected_rows: int | None = None
     """Rows the table must hold afterwards, when not all of the dataset's (bad rows)."""
+    manifest_s: float | None = None
+    """pgingest cases: the ``manifest`` stage of the run (its "stages" line)."""
 
 
 def _sample_tree_rss(
@@ -509,11 +512,20 @@ def run_measured(
                 seconds = float(lines[-1])
             except (IndexError, ValueError):
                 raise CaseError(f"no timing printed (output: {lines[-3:]})") from None
+        out.seek(0)
+        err.seek(0)
+        printed = out.read().decode(errors="replace") + err.read().decode(errors="replace")
+    manifest = _MANIFEST_STAGE.search(printed)
     return Measurement(
         seconds=seconds,
         client_peak_rss=peak[0] or None,
         client_cpu_s=usage.ru_utime + usage.ru_stime,
+        manifest_s=float(manifest.group(1)) if manifest else None,
     )
+
+
+_MANIFEST_STAGE = re.compile(r"^stages \(summed over workers\):.*\bmanifest ([0-9.]+) s", re.M)
+"""The manifest's seconds in pgingest's closing "stages" line."""
 
 
 # --------------------------------------------------------------------------- cases
@@ -528,6 +540,10 @@ class Context:
     dataset: Dataset
     psql: str | None
     extra_args: list[str] = field(default_factory=list)
+    src: Path = REPO_ROOT / "src"
+    """The pgingest sources the pgingest cases run: this checkout's."""
+    compare_src: Path = REPO_ROOT / "src"
+    """The sources ``CASE@compare`` runs instead (``--compare-src``)."""
 
 
 def case_server_copy(ctx: Context) -> Measurement:
@@ -550,9 +566,7 @@ def case_psql_copy(ctx: Context) -> Measurement:
 def _pgingest(ctx: Context, path: Path) -> Measurement:
     """``python -m pgingest load`` of this checkout's ``src`` into the pre-created table."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ctx.src), env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "pgingest", "load", str(path), "--dsn", ctx.dsn]
     # --force: every round loads the same content again; the manifest would skip it otherwise
     # (the bookkeeping itself stays in the measurement).
@@ -641,9 +655,7 @@ def _timed_xlsx(ctx: Context, what: str) -> Measurement:
     if ctx.dataset.xlsx is None:
         raise CaseError("no workbook prepared")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ctx.src), env.get("PYTHONPATH")) if p)
     args = [str(ctx.dataset.xlsx), str(ctx.dataset.xlsx_rows), ctx.dsn, TABLE]
     return run_measured([sys.executable, "-c", _TIMED_XLSX[what], *args], env, timed_inside=True)
 
@@ -688,6 +700,8 @@ def case_raw_csv_2streams(ctx: Context) -> Measurement:
 
 
 CaseFn = Callable[[Context], Measurement]
+COMPARE_SUFFIX = "@compare"
+"""``CASE@compare``: ``CASE`` run with the sources of ``--compare-src`` (an A/B in one run)."""
 
 # -- upsert ---------------------------------------------------------------------------------
 # BASELINE.md's upsert setup: a table with PRIMARY KEY (id) holding the first half of the rows,
@@ -757,9 +771,7 @@ def case_upsert_sql(ctx: Context) -> Measurement:
 
 def _upsert(ctx: Context, paths: list[Path], *args: str) -> Measurement:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ctx.src), env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "pgingest", "load", *map(str, paths), "--dsn", ctx.dsn]
     cmd += ["--table", TABLE, "--force", "--mode", "upsert", *args, *ctx.extra_args]
     return run_measured(cmd, env=env)
@@ -842,6 +854,9 @@ class RunResult:
     """CPU time the hypervisor gave to other guests (all cores)."""
     ratio_upsert_sql: float | None = None
     """Upsert cases: rows/s over ``upsert_sql``'s in the same round."""
+    manifest_s: float | None = None
+    """pgingest cases: seconds in the manifest's statements and hash waits, summed over the
+    file's workers (pgingest's ``manifest`` stage)."""
     error: str | None = None
 
 
@@ -883,7 +898,13 @@ def warm_up(ctx: Context, checkpoint: list[bool]) -> None:
 def run_case(
     name: str, round_no: int, ctx: Context, server_cpu: ServerCpu, checkpoint: list[bool]
 ) -> RunResult:
-    """Run one case on a fresh table and verify the row count; never raises for a bad case."""
+    """Run one case on a fresh table and verify the row count; never raises for a bad case.
+
+    ``CASE@compare`` is ``CASE`` run with the sources of ``--compare-src``."""
+    label = name
+    name, compared, _ = name.partition(COMPARE_SUFFIX)
+    if compared:
+        ctx = replace(ctx, src=ctx.compare_src)
     if name in UPSERT_CASES:
         reset_upsert_table(ctx.db, checkpoint)
     else:
@@ -904,15 +925,15 @@ def run_case(
         rows = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
     except (CaseError, asyncpg.PostgresError, OSError) as exc:
         message = str(exc) if isinstance(exc, CaseError) else f"{type(exc).__name__}: {exc}"
-        print(f"  {name:<18} FAILED: {message}", flush=True)
-        return RunResult(case=name, round=round_no, ok=False, error=message)
+        print(f"  {label:<18} FAILED: {message}", flush=True)
+        return RunResult(case=label, round=round_no, ok=False, error=message)
     rss = measured.client_peak_rss
     server_cpu_s = (
         cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     )
     busy_s = machine_after[0] - machine_before[0]
     result = RunResult(
-        case=name,
+        case=label,
         round=round_no,
         ok=True,
         seconds=measured.seconds,
@@ -926,10 +947,11 @@ def run_case(
             else None
         ),
         steal_s=machine_after[1] - machine_before[1],
+        manifest_s=measured.manifest_s,
     )
     other = f"  (other CPU {result.other_cpu_s:.1f} s)" if result.other_cpu_s is not None else ""
     print(
-        f"  {name:<18} {result.seconds:8.2f} s  {result.rows_per_s:>12,.0f} rows/s{other}",
+        f"  {label:<18} {result.seconds:8.2f} s  {result.rows_per_s:>12,.0f} rows/s{other}",
         flush=True,
     )
     return result
@@ -963,6 +985,9 @@ def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str,
             "median_client_cpu_s": median_of([r.client_cpu_s for r in ok]),
             "median_server_cpu_s": median_of([r.server_cpu_s for r in ok]),
             "median_other_cpu_s": median_of([r.other_cpu_s for r in ok]),
+            "median_manifest_share": median_of(
+                [r.manifest_s / r.seconds for r in ok if r.manifest_s is not None and r.seconds]
+            ),
         }
     return summary
 
@@ -1142,13 +1167,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help='extra arguments for pgingest cases, e.g. "--internal-concurrency 1" '
         "(write --extra-args=--flag for a single flag)",
     )
+    parser.add_argument(
+        "--compare-src",
+        type=Path,
+        help="another checkout's src/ (e.g. a git worktree of the commit before a change):"
+        " a case named CASE@compare runs CASE with those sources, in the same rounds",
+    )
     parser.add_argument("--psql", help="psql binary (default: the embedded server's, else PATH)")
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the untimed server-side COPY before round 1"
     )
     args = parser.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in args.cases if c not in CASES]
+    if any(c.endswith(COMPARE_SUFFIX) for c in args.cases) and args.compare_src is None:
+        parser.error(f"a case ending in {COMPARE_SUFFIX} needs --compare-src")
+    unknown = [c for c in args.cases if c.removesuffix(COMPARE_SUFFIX) not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     if args.rows < 1 or args.rounds < 1:
@@ -1162,7 +1195,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_workdir(args.workdir)
     dataset = prepare_dataset(args.workdir, args.rows)
-    if XLSX_CASES & set(args.cases):
+    base_cases = {c.removesuffix(COMPARE_SUFFIX) for c in args.cases}
+    if XLSX_CASES & base_cases:
         dataset = prepare_xlsx(dataset, args.workdir)
     csv_mb, parquet_mb = (p.stat().st_size / 1e6 for p in (dataset.csv, dataset.parquet))
     how = "cached" if dataset.generated_s is None else f"generated in {dataset.generated_s:.1f} s"
@@ -1181,6 +1215,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PostgreSQL {machine['postgresql']}, {machine['nproc']} cores, psql {psql}")
 
     ctx = Context(dsn, db, dataset, psql, shlex.split(args.extra_args))
+    if args.compare_src is not None:
+        ctx = replace(ctx, compare_src=args.compare_src.resolve())
     server_cpu = ServerCpu(db.fetchval("SELECT pg_backend_pid()"))
     checkpoint = [True]
     results: list[RunResult] = []
@@ -1192,7 +1228,7 @@ def main(argv: list[str] | None = None) -> int:
         db.execute("DROP SCHEMA IF EXISTS pgingest CASCADE")
         if not args.no_warmup:
             warm_up(ctx, checkpoint)
-        if any(c in UPSERT_CASES for c in args.cases):
+        if base_cases & UPSERT_CASES.keys():
             print("seeding bench_seed (first half of the rows, PRIMARY KEY) ...", flush=True)
             prepare_seed(db, dataset)
             if any(c.startswith("upsert_parts") for c in args.cases):
@@ -1210,7 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
                 if result.rows_per_s is not None and base is not None and base.rows_per_s:
                     result.ratio = result.rows_per_s / base.rows_per_s
                 if (
-                    name in UPSERT_CASES
+                    name.removesuffix(COMPARE_SUFFIX) in UPSERT_CASES
                     and result.rows_per_s is not None
                     and upsert_base is not None
                     and upsert_base.rows_per_s
@@ -1228,6 +1264,14 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_after"] = os.getloadavg()
     summary = summarize(results, args.cases)
     print_table(summary, args.rows, args.rounds)
+    shares = {
+        n: v["median_manifest_share"] for n, v in summary.items() if v["median_manifest_share"]
+    }
+    if shares:
+        print(
+            "\nmanifest stage (bookkeeping statements, hash waits; summed over workers) / wall"
+            " time, median:" + "".join(f"\n  {n}: {v:.1%}" for n, v in shares.items())
+        )
     xlsx_bar = xlsx_ratios(results)
     if xlsx_bar:
         print(
