@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import shutil
 
+import asyncpg
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pgingest.manifest import store
 
 
 def csv(path, rows, header="id,name"):
@@ -66,6 +71,52 @@ def test_large_files_are_hashed_in_the_background_and_recorded_right(tmp_path, l
     assert [f.status for f in again.files] == ["skipped", "skipped"]
     assert all("same content already loaded" in f.message for f in again.files)
     assert db.count("big") == 300_000
+
+
+def test_older_bookkeeping_schema_is_brought_up_to_date(tmp_path, load, db):
+    assert load(csv(tmp_path / "a.csv", range(3)), table="up").ok
+    claim = "SELECT pg_get_functiondef('pgingest.claim'::regproc)"
+    assert "NOT p_force" in db.val(claim)
+    db.execute(db.val(claim).replace("AND NOT p_force THEN", "THEN"))  # as version 1 had it
+    db.execute(f"DELETE FROM pgingest.version WHERE version >= {store.SCHEMA_VERSION}")
+    assert load(csv(tmp_path / "b.csv", range(5)), table="up").ok
+    assert "NOT p_force" in db.val(claim)
+    assert db.val("SELECT max(version) FROM pgingest.version") == store.SCHEMA_VERSION
+    assert db.count("up") == 8
+
+
+def test_forced_reload_does_not_wait_for_the_content_hash(tmp_path, load, db):
+    # Without lineage a reload keeps the old rows (nothing is replaced), so only the hash
+    # could tell a duplicate: with --force a duplicate is loaded anyway, and nothing waits.
+    src = csv(tmp_path / "a.csv", range(10))
+    first = load(src, table="f", lineage=False)
+    assert first.ok
+    copy = shutil.copy(src, tmp_path / "copy.csv")
+
+    async def claim(path, force):
+        conn = await asyncpg.connect(db.dsn)
+        try:
+            return await store.claim_file(
+                conn,
+                path=str(path),
+                size=os.path.getsize(path),
+                mtime_ns=os.stat(path).st_mtime_ns,
+                sha256=None,
+                schema=db.schema,
+                table="f",
+                fmt=None,
+                run_id=first.run_id,
+                chunking={},
+                force=force,
+                on_changed="append",
+                lineage=False,
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(claim(copy, force=False)).action == "hash"  # may be a duplicate
+    assert asyncio.run(claim(copy, force=True)).action == "load"
+    assert asyncio.run(claim(src, force=True)).action == "load"
 
 
 def test_changed_file_replaces_its_old_version(tmp_path, load, db):

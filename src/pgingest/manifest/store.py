@@ -15,7 +15,10 @@ from pgingest.manifest.model import FileEntry
 from pgingest.model import Reject
 from pgingest.pg.ddl import qualified_name, quote_ident
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The bookkeeping schema's version; a database at an older one is brought up to it (its
+functions replaced) by the first run that finds it. 2: ``claim`` with ``--force`` no longer
+asks for the content hash first."""
 FILE_ID_SETTING = "pgingest.file_id"
 LINEAGE_FILE_DEFAULT = "pgingest.current_file_id()"
 """The lineage file id column's default: the session's file id, evaluated once per COPY."""
@@ -168,7 +171,9 @@ BEGIN
             v_done, v_rows, r.replaces, r.chunking;
         RETURN;
     END LOOP;
-    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success THEN
+    -- The content may be a loaded file's (same size): say so before loading it, unless it is
+    -- to be loaded again anyway (--force).
+    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success AND NOT p_force THEN
         RETURN QUERY SELECT 'hash'::text, NULL::bigint, ''::text, NULL::integer[], 0::bigint,
             NULL::bigint, NULL::jsonb;
         RETURN;
@@ -263,13 +268,15 @@ def _lock_key(kind: str, value: str) -> str:
 
 
 async def ensure_manifest(conn: Any) -> None:
-    """Create schema ``pgingest`` and its tables on first use; safe when processes race."""
-    ready = await conn.fetchval(
+    """Create schema ``pgingest`` and its tables on first use, or bring an older version's up
+    to :data:`SCHEMA_VERSION` (tables created if missing, functions replaced); safe when
+    processes race."""
+    exists = await conn.fetchval(
         "SELECT to_regclass('pgingest.version') IS NOT NULL AND"
         " to_regprocedure('pgingest.complete(bigint, text, text, boolean, boolean)') IS NOT NULL"
         " AND to_regprocedure('pgingest.current_file_id()') IS NOT NULL"
     )
-    if ready:
+    if exists and await _schema_version(conn) >= SCHEMA_VERSION:
         return
     async with conn.transaction():
         # One global lock: two processes starting together create the schema once.
@@ -278,8 +285,12 @@ async def ensure_manifest(conn: Any) -> None:
         )
         for statement in [*_BOOTSTRAP, *_FUNCTIONS]:
             await conn.execute(statement)
-        if await conn.fetchval("SELECT count(*) FROM pgingest.version") == 0:
+        if await _schema_version(conn) < SCHEMA_VERSION:  # a row per migration
             await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
+
+
+async def _schema_version(conn: Any) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM pgingest.version"))
 
 
 async def start_run(
@@ -343,9 +354,9 @@ async def claim_file(
     """Decide what to do with one file and, to load it, hold its lock on ``conn``.
 
     Identical content has identical size, so the content hash is only needed up front when
-    the table already has a loaded file of the same size (``Claim("hash")``: hash, then claim
-    again with ``sha256``); otherwise loading starts at once and the hash is computed alongside
-    and checked by :func:`complete_file`. A file unchanged since it loaded (same path, size and
+    the table already has a loaded file of the same size and ``force`` is off
+    (``Claim("hash")``: hash, then claim again with ``sha256``); otherwise loading starts at once
+    and the hash is computed alongside and checked by :func:`complete_file`. A file unchanged since it loaded (same path, size and
     mtime) is skipped without reading it. An unfinished attempt of the same file resumes; an
     unfinished attempt of an earlier version of the path has its rows removed.
 
