@@ -355,10 +355,11 @@ async def claim_file(
 
     Identical content has identical size, so the content hash is only needed up front when
     the table already has a loaded file of the same size and ``force`` is off
-    (``Claim("hash")``: hash, then claim again with ``sha256``); otherwise loading starts at once
-    and the hash is computed alongside and checked by :func:`complete_file`. A file unchanged since it loaded (same path, size and
-    mtime) is skipped without reading it. An unfinished attempt of the same file resumes; an
-    unfinished attempt of an earlier version of the path has its rows removed.
+    (``Claim("hash")``: hash, then claim again with ``sha256``); otherwise loading starts at
+    once and the hash is computed alongside and checked by :func:`complete_file`. A file
+    unchanged since it loaded (same path, size and mtime) is skipped without reading it. An
+    unfinished attempt of the same file resumes; an unfinished attempt of an earlier version of
+    the path has its rows removed.
 
     The session-level advisory lock taken here is held for as long as the file loads, so a
     second process skips the file instead of loading it twice, and a crashed process's file is
