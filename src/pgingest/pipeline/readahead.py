@@ -62,12 +62,14 @@ class ReadAhead:
     _taken: bool = False
 
     def _run(self, path: str, options: LoadOptions, csv: CsvOptions) -> None:
-        from pgingest.sources import detect, open_source  # in this thread: pyarrow, fastexcel
+        # Neither imports pyarrow: the parse runs while the loader imports it.
+        from pgingest.sources import detect
+        from pgingest.sources.workbook import parse_workbook
 
         try:
             info = detect(path, options.format, csv)
             if info.format in WORKBOOK_FORMATS:
-                self._result.append(open_source(info, csv, excel_options(options)))
+                self._result.append((info, parse_workbook(path, excel_options(options))))
         except Exception as exc:  # raised again where the loader opens the file
             self._result.append(exc)
         finally:
@@ -99,8 +101,12 @@ class ReadAhead:
         result = self._result[0] if self._result else None
         if isinstance(result, BaseException):
             raise result
-        source: Source | None = result
-        return source
+        if result is None:
+            return None
+        from pgingest.sources.excel import ExcelSource
+
+        info, parsed = result
+        return ExcelSource(info, excel_options(options), parsed)
 
     def take_hash(self, path: str, st: os.stat_result) -> BackgroundHash | None:
         """The hash started for ``path``, once, if the file is still as it was then (else the
@@ -122,8 +128,7 @@ class ReadAhead:
             self.hash = None
         if not self._taken and self._key is not None:
             self._taken = True
-            if self._done.wait(0) and self._result and not isinstance(self._result[0], Exception):
-                self._result[0].close()
+            self._result.clear()  # the parsed sheet's memory goes with it
 
 
 def _key(path: str, options: LoadOptions) -> tuple[Any, ...]:

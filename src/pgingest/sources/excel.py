@@ -1,10 +1,11 @@
 """Read spreadsheet workbooks (xlsx/xlsm, xls, xlsb, ods) into typed Arrow batches.
 
-The cells are parsed by fastexcel (Rust, calamine) straight into Arrow: no Python loop over
-cells. Then, column-wise with pyarrow: the header row is found (the first row as wide as the
-table, so title rows above it are skipped), fully empty rows and unnamed empty columns are
-dropped, numbers that are all integral become integers, datetimes at midnight become dates and
-times of day become times, and error cells (``#DIV/0!``, ``#N/A``) become NULL plus a
+The sheet is chosen, its header row found (the first row as wide as the table, so title rows
+above it are skipped) and its cells parsed by fastexcel (Rust, calamine) in
+:mod:`pgingest.sources.workbook`, then turned into Arrow: no Python loop over cells. Here,
+column-wise with pyarrow: fully empty rows and unnamed empty columns are dropped, numbers
+that are all integral become integers, datetimes at midnight become dates and times of day
+become times, and error cells (``#DIV/0!``, ``#N/A``) become NULL plus a
 :class:`~pgingest.model.Reject`.
 
 Why fastexcel: on the 100,000-row x 10-column benchmark workbook it reads to Arrow in ~0.6 s,
@@ -14,38 +15,29 @@ openpyxl (read-only) ~12 s.
 
 from __future__ import annotations
 
-import logging
-import math
 import re
-import zipfile
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
-from xml.etree.ElementTree import ParseError
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from defusedxml import ElementTree
 
-from pgingest.errors import ConfigError, SourceError
+from pgingest.errors import SourceError
 from pgingest.model import ArrowChunk, Chunk, Reject, SourceInfo
 from pgingest.sources.base import ExcelOptions, one_line
+from pgingest.sources.workbook import (
+    ParsedSheet,
+    find_header,
+    parse_workbook,
+    sheet_names,
+    xlsx_merged_headers,
+)
 
-if TYPE_CHECKING:
-    import fastexcel
-
-__all__ = ["ExcelOptions", "ExcelSource", "sheet_names"]
-
-# fastexcel logs a warning for every column whose type it cannot guess (an all-empty column):
-# pgingest handles those columns itself.
-logging.getLogger("fastexcel").setLevel(logging.ERROR)
+__all__ = ["ExcelOptions", "ExcelSource", "find_header", "sheet_names"]
 
 SHEET_COLUMN = "sheet"
 """Name of the column that holds the sheet's name with ``sheet_column``."""
-_LEADING_ROWS = 100
-"""Empty rows above a table that the header search (outside xlsx) looks through."""
-_HEADER_SCAN_ROWS = 30
-"""Rows looked at to find the header: title blocks above a table are a few rows high."""
 _ERROR_NAMES = {
     "Div0": "#DIV/0!",
     "NA": "#N/A",
@@ -60,179 +52,8 @@ _ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
 _EMPTY_TEXT = re.compile(r"String\(\"\s*\"\)")
 """An empty text cell where the column holds numbers (a formula saved without its value):
 NULL, nothing to reject."""
-_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _GENERATED = re.compile(r"__UNNAMED__\d+")
-_CELL_REF = re.compile(r"([A-Z]+)(\d+)")
 _EXCEL_EPOCH_DAYS = (-25568, -25569)  # 1899-12-31 and 1899-12-30: a time of day without date
-
-
-def _reader(path: str) -> fastexcel.ExcelReader:
-    import fastexcel
-
-    try:
-        return fastexcel.read_excel(path)
-    except (fastexcel.FastExcelError, OSError, ValueError) as exc:
-        raise SourceError(
-            f"{path}: cannot read the workbook (corrupt, or password-protected?): {one_line(exc)}",
-            path=path,
-        ) from exc
-
-
-def sheet_names(path: str, skip_empty: bool = True) -> list[str]:
-    """Return the workbook's sheet names in order, without the empty ones (by default).
-
-    Raises:
-        SourceError: the workbook cannot be read.
-    """
-    reader = _reader(path)
-    names = list(reader.sheet_names)
-    if not skip_empty:
-        return names
-    return [n for i, n in enumerate(names) if _row_counts(path, reader, i, 1)]
-
-
-def _xlsx_sheet_part(archive: zipfile.ZipFile, index: int) -> str | None:
-    """The zip member holding the index-th sheet of an xlsx workbook."""
-    try:
-        book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
-        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-    except (KeyError, ParseError):
-        return None
-    sheets = book.findall(f"{_MAIN_NS}sheets/{_MAIN_NS}sheet")
-    if index >= len(sheets):
-        return None
-    rel_id = sheets[index].get(f"{_REL_NS}id")
-    for rel in rels.iter(f"{_PKG_REL_NS}Relationship"):
-        if rel.get("Id") == rel_id:
-            target = str(rel.get("Target", ""))
-            return target.lstrip("/") if target.startswith("/") else "xl/" + target
-    return None
-
-
-def _column_number(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
-def _xlsx_peek(path: str, index: int, max_rows: int) -> list[int] | None:
-    """Non-empty cells per row of the sheet's first ``max_rows`` rows, from its XML (a few KB
-    read, where fastexcel would parse the whole sheet); ``None`` when that fails."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            part = _xlsx_sheet_part(archive, index)
-            if part is None:
-                return None
-            counts: dict[int, int] = {}
-            first: int | None = None
-            with archive.open(part) as stream:
-                for _event, elem in ElementTree.iterparse(stream, events=("end",)):
-                    if elem.tag != f"{_MAIN_NS}row":
-                        continue
-                    row = int(elem.get("r", "0"))
-                    filled = sum(
-                        1
-                        for c in elem.iter(f"{_MAIN_NS}c")
-                        if c.find(f"{_MAIN_NS}v") is not None or c.find(f"{_MAIN_NS}is") is not None
-                    )
-                    elem.clear()
-                    if filled:
-                        first = row if first is None else first
-                        counts[row] = filled
-                    if first is not None and row - first + 1 >= max_rows:
-                        break
-    except (OSError, zipfile.BadZipFile, ParseError, KeyError, ValueError):
-        return None
-    if first is None:
-        return []
-    return [counts.get(r, 0) for r in range(1, max(counts) + 1)]
-
-
-def _xlsx_merged_headers(path: str, index: int, row: int) -> dict[int, int]:
-    """Merged cells of the header row: covered column -> first column of the merge (both
-    0-based, relative to the first used column). Read only when the header has blank cells."""
-    out: dict[int, int] = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            part = _xlsx_sheet_part(archive, index)
-            if part is None:
-                return out
-            ranges: list[tuple[int, int, int, int]] = []
-            min_col: int | None = None
-            with archive.open(part) as stream:
-                for _event, elem in ElementTree.iterparse(stream, events=("end",)):
-                    if elem.tag == f"{_MAIN_NS}c":
-                        ref = _CELL_REF.match(elem.get("r", ""))
-                        has_value = elem.find(f"{_MAIN_NS}v") is not None
-                        if ref and (has_value or elem.find(f"{_MAIN_NS}is") is not None):
-                            col = _column_number(ref.group(1))
-                            min_col = col if min_col is None else min(min_col, col)
-                    elif elem.tag == f"{_MAIN_NS}row":
-                        elem.clear()
-                    elif elem.tag == f"{_MAIN_NS}mergeCell":
-                        a, _, b = elem.get("ref", "").partition(":")
-                        ma, mb = _CELL_REF.match(a), _CELL_REF.match(b)
-                        if ma and mb:
-                            ranges.append(
-                                (
-                                    int(ma.group(2)),
-                                    int(mb.group(2)),
-                                    _column_number(ma.group(1)),
-                                    _column_number(mb.group(1)),
-                                )
-                            )
-    except (OSError, zipfile.BadZipFile, ParseError, KeyError, ValueError):
-        return out
-    base = min_col or 1
-    for top, bottom, left, right in ranges:
-        if top <= row <= bottom:
-            for col in range(left + 1, right + 1):
-                out[col - base] = left - base
-    return out
-
-
-def _row_counts(path: str, reader: fastexcel.ExcelReader, index: int, max_rows: int) -> list[int]:
-    """Non-empty cells per row of the sheet's first rows, from row 1 on (leading empty rows
-    count 0), and up to ``max_rows`` rows past the first non-empty one."""
-    peek = _xlsx_peek(path, index, max_rows)  # None unless an xlsx/xlsm (by content)
-    if peek is not None:
-        return peek
-    import fastexcel
-
-    try:
-        # Small workbooks in the other formats: a second parse of the sheet costs little.
-        head = reader.load_sheet(
-            index,
-            header_row=None,
-            skip_rows=0,  # from row 1: a row's index is then its sheet row (0-based)
-            n_rows=max_rows + _LEADING_ROWS,
-            dtypes="string",
-            eager=True,
-        )
-    except fastexcel.FastExcelError as exc:
-        raise SourceError(f"{path}: cannot read the workbook: {one_line(exc)}", path=path) from exc
-    batch = head if isinstance(head, pa.RecordBatch) else head.to_arrow()
-    if batch.num_rows == 0 or batch.num_columns == 0:
-        return []
-    counts = pc.cast(pc.is_valid(batch.column(0)), pa.int32())
-    for column in batch.columns[1:]:
-        counts = pc.add(counts, pc.cast(pc.is_valid(column), pa.int32()))
-    return [int(v) for v in counts.to_pylist()]
-
-
-def find_header(counts: Sequence[int]) -> int | None:
-    """The 0-based index of the header among rows with ``counts`` non-empty cells: the first
-    row holding at least half as many cells as the widest row, and at least 3 (or all of them
-    in a table narrower than that), so a title of a cell or two above the header is skipped.
-    ``None``: no rows."""
-    if not counts or max(counts) == 0:
-        return None
-    widest = max(counts)
-    need = max(min(3, widest), math.ceil(widest / 2))
-    return next(i for i, n in enumerate(counts) if n >= need)
 
 
 class ExcelSource:
@@ -242,8 +63,15 @@ class ExcelSource:
     the Arrow columns in one pass), then served in slices.
     """
 
-    def __init__(self, info: SourceInfo, options: ExcelOptions | None = None) -> None:
-        """Read the sheet.
+    def __init__(
+        self,
+        info: SourceInfo,
+        options: ExcelOptions | None = None,
+        parsed: list[ParsedSheet] | None = None,
+    ) -> None:
+        """Read the sheet: parse it (unless ``parsed`` holds it, from
+        :func:`~pgingest.sources.workbook.parse_workbook` with the same options), then turn it
+        into Arrow.
 
         Raises:
             SourceError: the workbook is corrupt or protected, or the sheet is missing/empty.
@@ -252,16 +80,9 @@ class ExcelSource:
         self.info = info
         self._options = options or ExcelOptions()
         path = info.path
-        if self._options.header_row is not None and self._options.header_row < 1:
-            raise ConfigError("--header-row must be 1 or more")
-        reader = _reader(path)
-        names = list(reader.sheet_names)
-        if self._options.all_sheets:
-            sheets = [(i, n) for i, n in enumerate(names) if _row_counts(path, reader, i, 1)]
-        else:
-            index = self._sheet_index(names)
-            sheets = [(index, names[index])]
-        read = [(self._read_sheet(reader, i, n), n) for i, n in sheets]
+        if parsed is None:
+            parsed = parse_workbook(path, self._options)
+        read = [(self._read_sheet(p), p.name) for p in parsed]
         read = [(r, n) for r, n in read if r[0].num_columns]
         if not read:
             what = "the workbook's sheets are" if self._options.all_sheets else "the sheet is"
@@ -273,49 +94,24 @@ class ExcelSource:
         else:
             self._batch, self._rows, self._rejects = read[0][0]
 
-    def _sheet_index(self, names: list[str]) -> int:
-        sheet = self._options.sheet
-        path = self.info.path
-        if sheet is None:
-            if not names:
-                raise SourceError(f"{path}: the workbook has no sheet", path=path)
-            return 0
-        if isinstance(sheet, str) and sheet in names:
-            return names.index(sheet)
-        position: int | None = sheet if isinstance(sheet, int) else None
-        if isinstance(sheet, str) and sheet.strip().isdigit():
-            position = int(sheet)
-        if position is not None and 1 <= position <= len(names):
-            return position - 1
-        listed = ", ".join(repr(n) for n in names)
-        raise SourceError(f"{path}: no sheet {sheet!r} (sheets: {listed})", path=path)
-
-    def _read_sheet(self, reader: fastexcel.ExcelReader, index: int, name: str) -> _Sheet:
+    def _read_sheet(self, parsed: ParsedSheet) -> _Sheet:
         import fastexcel
 
+        if parsed.sheet is None:
+            return _EMPTY
         path = self.info.path
-        if self._options.header_row is not None:
-            header = self._options.header_row - 1
-        else:
-            counts = _row_counts(path, reader, index, _HEADER_SCAN_ROWS)
-            found = find_header(counts)
-            if found is None:
-                return _EMPTY
-            header = found
+        header, index = parsed.header, parsed.index
         try:
-            # Types guessed from every row: with a sample, a text cell further down a number
-            # column would be dropped as a coercion error.
-            sheet = reader.load_sheet(index, header_row=header, schema_sample_rows=None)
-            batch, errors = sheet.to_arrow_with_errors()
+            batch, errors = parsed.sheet.to_arrow_with_errors()
         except fastexcel.FastExcelError as exc:
             raise SourceError(
-                f"{path}: sheet {name!r}: cannot read it: {one_line(exc)}", path=path
+                f"{path}: sheet {parsed.name!r}: cannot read it: {one_line(exc)}", path=path
             ) from exc
         # fastexcel names a blank header cell __UNNAMED__<i> (asking it which names it made
         # up, available_columns(), took 37 ms on the 100,000-row benchmark sheet).
         header_names = ["" if _GENERATED.fullmatch(n) else n for n in batch.schema.names]
         if "" in header_names and self.info.format == "xlsx":
-            merged = _xlsx_merged_headers(path, index, header + 1)
+            merged = xlsx_merged_headers(path, index, header + 1)
             for col, left in merged.items():
                 if col < len(header_names) and not header_names[col] and header_names[left]:
                     header_names[col] = header_names[left]

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -106,3 +108,16 @@ def test_abandoned_hash_stops_and_says_so(tmp_path: Path) -> None:
     assert ahead.take_hash(str(path), os.stat(path)) is None
     with contextlib.suppress(HashAbandonedError):  # (it may have been done already)
         asyncio.run(hashing.sha256())  # returns or raises: the thread has ended
+
+
+def test_what_runs_before_the_read_ahead_imports_neither_pyarrow_nor_numpy() -> None:
+    # The command, the read-ahead and the workbook parse start while the loader's heavy
+    # modules are still to be imported: importing them here would delay the parse and hash.
+    code = (
+        "import sys, pgingest.cli.app, pgingest.pipeline.readahead, pgingest.sources.workbook\n"
+        "import pgingest.sources.detect, pgingest.manifest.hashing\n"
+        "heavy = sorted(m for m in ('pyarrow', 'numpy', 'asyncpg') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
