@@ -6,6 +6,7 @@ the manifest must tell the truth.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -16,7 +17,12 @@ import time
 import warnings
 from pathlib import Path
 
+import asyncpg
 import pytest
+
+from pgingest.errors import ConnectionLostError
+from pgingest.pg.errors import is_gone, translate
+from pgingest.pg.retry import is_transient
 
 ROWS = 120_000
 BATCH = 1_000
@@ -295,3 +301,38 @@ def test_sigterm_rolls_back_in_flight_records_and_resume_finishes(tmp_path, db):
     assert resumed.returncode == 0, resumed.stderr
     assert content_md5(db, "sig") == expected_md5()
     assert file_rows(db, src) == [("success", ROWS)]
+
+
+def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
+    # A backend terminated between two batches: asyncpg notices the closed socket, gives the
+    # connection back to its pool and detaches the worker's handle, so the next call on it
+    # raises "connection has been released back to the pool". That is the fault, not bad
+    # data: retried, and the file's committed batches kept (it was once taken for a data
+    # error, and they were deleted).
+    async def cut() -> BaseException:
+        pool = await asyncpg.create_pool(db.dsn, min_size=1, max_size=1)
+        try:
+            conn = await pool.acquire()
+            other = await asyncpg.connect(db.dsn)
+            try:
+                await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+            finally:
+                await other.close()
+            for _ in range(100):  # until the driver has seen the socket close
+                await asyncio.sleep(0.02)
+                if conn._con is None:
+                    break
+            assert is_gone(conn)
+            try:
+                async with conn.transaction():
+                    pass
+            except asyncpg.InterfaceError as exc:
+                return exc
+            raise AssertionError("a cut connection was usable")
+        finally:
+            pool.terminate()
+
+    exc = asyncio.run(cut())
+    assert "released back to the pool" in str(exc)
+    assert is_transient(exc)
+    assert isinstance(translate(exc), ConnectionLostError)

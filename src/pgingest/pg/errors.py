@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -48,13 +49,32 @@ def copy_position(exc: BaseException) -> CopyPosition | None:
 
 
 def connection_gone(exc: BaseException) -> bool:
-    """True when the driver says the connection is closed or lost (not an API misuse)."""
+    """True when the driver says the connection is closed or lost (not an API misuse).
+
+    A pooled connection that the server or the network closed is given back to its pool by
+    the driver, which detaches the holder's handle: every later call on it raises "connection
+    has been released back to the pool". pgingest never uses a handle after releasing it
+    itself, so that too means the connection was cut.
+    """
     if isinstance(exc, asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError):
         return True  # the latter: the protocol left in a state a cut stream can leave it
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc).lower()
-        return "closed" in text or ("connection" in text and "lost" in text)
+        return (
+            "closed" in text
+            or ("connection" in text and "lost" in text)
+            or "released back to the pool" in text
+        )
     return False
+
+
+def is_gone(conn: Any) -> bool:
+    """Whether ``conn`` (a pooled handle or a connection) can no longer be used: closed, or
+    detached by its pool when it was closed (asking a detached handle raises)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 def is_driver_error(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pgingest.errors import LeaseLostError, RowError, SourceError
 from pgingest.manifest import store
+from pgingest.pg.errors import is_gone
 
 log = logging.getLogger("pgingest.run")
 
@@ -70,7 +71,7 @@ class Lease:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        if broken and not conn.is_closed():
+        if broken and not is_gone(conn):
             conn.terminate()
         await quietly(asyncio.wait_for(self._pool.release(conn), 10))
 

@@ -38,7 +38,7 @@ from pgingest.observability.progress import (
     Retry,
 )
 from pgingest.pg import connect, ddl, merge
-from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.columns import (
@@ -712,7 +712,7 @@ class Loader:
                     log.warning("could not record the failure of %s: %s", job.path, exc)
                 else:
                     await asyncio.sleep(0.2 * attempt)
-        if conn is not None and not conn.is_closed() and conn.is_in_transaction():
+        if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
 
     async def _plan(

@@ -13,7 +13,7 @@ from pgingest.errors import PgIngestError, RowError
 from pgingest.manifest import store
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
-from pgingest.pg.errors import is_driver_error, translate
+from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import classify, is_transient
 from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
 from pgingest.pipeline.job import FileJob, Lease, first_error
@@ -184,7 +184,7 @@ async def write_file(
             began = time.perf_counter()
             try:
                 if attempt:
-                    if fresh_connection or lease.conn is None or lease.conn.is_closed():
+                    if fresh_connection or lease.conn is None or is_gone(lease.conn):
                         await lease.renew()
                     committed = await store.committed_batch_rows(lease.conn, file_id, index)
                     if committed is not None:  # it did commit: the reply was lost
@@ -202,7 +202,7 @@ async def write_file(
                         error = translate(exc, path=path, first_line=payload.first_line)
                     if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
                         # A data error: widen the table, or set the bad rows aside.
-                        if lease.conn is None or lease.conn.is_closed():
+                        if lease.conn is None or is_gone(lease.conn):
                             await lease.renew()
                         fixed = await recovery.recover(lease.conn, index, payload, error)
                         if fixed is not None:
