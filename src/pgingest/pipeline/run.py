@@ -28,7 +28,6 @@ from pgingest.model import (
     FileResult,
     LoadReport,
     SourceInfo,
-    TableSpec,
 )
 from pgingest.observability.progress import (
     DbError,
@@ -37,19 +36,13 @@ from pgingest.observability.progress import (
     Reporter,
     Retry,
 )
-from pgingest.pg import connect, ddl, merge
+from pgingest.pg import connect, merge
 from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.columns import (
-    check_file,
-    declared_table,
-    existing_columns,
-    infer_columns,
-    options_for_contract,
     read_contract,
 )
-from pgingest.pipeline.evolve import evolve_table, policy_for
 from pgingest.pipeline.job import (
     FileJob,
     Lease,
@@ -68,10 +61,9 @@ from pgingest.pipeline.plan import (
     plan_targets,
 )
 from pgingest.pipeline.readahead import ReadAhead, excel_options
+from pgingest.pipeline.table import describe_plan, plan_table
 from pgingest.pipeline.write import write_file
 from pgingest.schema.contract import Contract
-from pgingest.schema.evolve import plan_evolution
-from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.sources import Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform
 
@@ -105,15 +97,17 @@ class Loader:
         self._retries = 0
         self.policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         """How transient database errors are retried."""
-        self._tables: dict[tuple[str, str], list[ColumnSpec]] = {}
+        self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
+        """The target tables' columns as last read or made, by (schema, name)."""
         self.modes = Modes(options)
         self._workers_cap: int | None = None
         """Batch workers per file when the server allows fewer connections than asked."""
         self.server_version = 0
         """The server's ``server_version_num`` (read when the run starts)."""
-        self._contract: Contract | None = None
+        self.contract: Contract | None = None
+        """The run's contract (``--contract``), if any."""
         if options.contract:
-            self._contract = read_contract(options.contract)
+            self.contract = read_contract(options.contract)
 
     @property
     def options(self) -> LoadOptions:
@@ -394,7 +388,7 @@ class Loader:
         """upsert/merge: the file's staging target and routing (the key was checked before
         the run started); merge --delete-missing: its key table."""
         table = plan.table
-        existing = self._tables.get((table.schema, table.name)) or []
+        existing = self.tables.get((table.schema, table.name)) or []
         lineage = self.modes.has_lineage([c.name for c in existing])
         plan.target = self.modes.target(
             table.schema, table.name, plan.columns, plan.target_types, lineage
@@ -440,8 +434,11 @@ class Loader:
             qualified = f"{self.options.schema}.{table_name}"
             if self.options.dry_run:
                 source = await self._open(path)
-                plan = await self._plan(source, self.modes.load_table(table_name))
-                described = [self._describe(plan), *self.modes.describe(path, qualified)]
+                plan = await plan_table(self, source, self.modes.load_table(table_name))
+                described = [
+                    describe_plan(plan, self.options.lineage),
+                    *self.modes.describe(path, qualified),
+                ]
                 report.plans.append("\n".join(described))
                 result = FileResult(
                     path, plan.table.qualified, "skipped", format=source.info.format
@@ -619,7 +616,7 @@ class Loader:
             source: Source | None = None
             try:
                 source = await self._open(path)
-                plan = await self._plan(source, self.modes.load_table(table_name), job, conn)
+                plan = await plan_table(self, source, self.modes.load_table(table_name), job, conn)
                 routes = int(claim.chunking.get("routes", chunking.get("routes", 1)))
                 await self._keyed_plan(plan, conn, job, routes)
                 self.reporter.file_started(
@@ -714,142 +711,6 @@ class Loader:
                     await asyncio.sleep(0.2 * attempt)
         if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
-
-    async def _plan(
-        self, source: Source, table_name: str, job: FileJob | None = None, conn: Any = None
-    ) -> FilePlan:
-        if conn is None:
-            async with self.pool.acquire() as own:
-                return await self._plan(source, table_name, job, own)
-        names = normalize_names(source.column_names())
-        schema = self.options.schema
-        key = (schema, table_name)
-        options = self.options
-        contract = self._contract.for_table(schema, table_name) if self._contract else None
-        if contract is not None:
-            names = contract.rename(names)
-            await asyncio.to_thread(check_file, contract, source, names, options)
-            options = options_for_contract(contract, names, options)
-        fixed = frozenset(options.types)
-        file_id = job.file_id if job is not None else None
-        dry = self.options.dry_run
-        existing = self._tables.get(key)
-        if existing is None:
-            existing = await ddl.table_columns(conn, schema, table_name)
-        if existing:
-            if self.options.lineage and not dry:
-                names_now = [c.name for c in existing]
-                if await store.ensure_lineage(conn, schema, table_name, names_now):
-                    existing = await ddl.table_columns(conn, schema, table_name) or []
-            self._tables[key] = existing
-            data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
-            have = {c.name: c for c in data}
-            if source.info.size <= SMALL_FILE_BYTES:  # less work than a thread hop
-                found = existing_columns(source, names, have, options)
-            else:
-                found = await asyncio.to_thread(existing_columns, source, names, have, options)
-            create = False
-        else:
-            found = await asyncio.to_thread(infer_columns, source, names, options)
-            create = True
-            if contract is not None:
-                found.columns, table_key = declared_table(contract, found.columns)
-            else:
-                table_key = ()
-            if not dry:
-                table = TableSpec(schema, table_name, tuple(found.columns), table_key)
-                lineage = store.lineage_columns_sql() if self.options.lineage else ""
-                extras = self.modes.create_extras(table_name)
-                lineage = ",\n  ".join(x for x in (lineage, extras) if x)
-                actual, created = await ddl.create_table(conn, table, lineage)
-                if created and job is not None:
-                    await store.record_schema_change(
-                        conn,
-                        schema=schema,
-                        table=table_name,
-                        change="create_table",
-                        file_id=job.file_id,
-                        run_id=self.run_id,
-                    )
-                self._tables[key] = actual
-        incoming, text_ok = found.columns, found.text_ok
-        for warning in found.warnings:
-            log.warning("%s", warning, extra={"file": source.info.path})
-            self.reporter.message(f"warning: {warning}")
-        ignored: tuple[str, ...] = ()
-        changes: list[str] = []
-        known = None if create else [c for c in existing or () if c.name not in LINEAGE_COLUMNS]
-        quick = None
-        if known is not None:
-            # Planned against the columns already known: no change needed means no DDL
-            # transaction and no lock (with many small files, those round trips add up).
-            quick = plan_evolution(
-                known,
-                incoming,
-                policy_for(options, fixed),
-                table=f"{schema}.{table_name}",
-                text_ok=text_ok,
-            )
-        if create and dry:
-            columns = list(incoming)
-        elif quick is not None and quick.is_empty:
-            columns, ignored = list(known or ()), quick.ignored
-        else:
-            evolution = await evolve_table(
-                conn,
-                schema,
-                table_name,
-                incoming,
-                policy_for(options, fixed),
-                text_ok=text_ok,
-                file_id=file_id,
-                run_id=self.run_id,
-                dry_run=dry,
-            )
-            columns, ignored, changes = evolution.columns, evolution.plan.ignored, evolution.changes
-        table = TableSpec(schema, table_name, tuple(columns))
-        by_name = {c.name: c.pg_type for c in columns}
-        loaded = [n for n in names if n not in ignored]
-        return FilePlan(
-            source.info,
-            table,
-            create,
-            loaded,
-            [by_name[n] for n in loaded],
-            read_columns=names if ignored else None,
-            fixed=fixed,
-            changes=list(changes),
-            datestyle=found.datestyle,
-        )
-
-    def _describe(self, plan: FilePlan) -> str:
-        info = plan.info
-        lines = [f"{info.path}: {info.format}, {info.size:,} bytes"]
-        if info.compression != "none":
-            lines[0] += f", {info.compression}"
-        if info.dialect is not None:
-            d = info.dialect
-            lines.append(
-                f"  dialect: delimiter {d.delimiter!r}, quote {d.quotechar!r}, "
-                f"escape {'doubled quote' if d.escapechar is None else repr(d.escapechar)}, "
-                f"header {'yes' if d.has_header else 'no'}, encoding {d.encoding}"
-            )
-        lines.append(f"  table {plan.table.qualified} ({'create' if plan.create else 'exists'})")
-        for column in plan.table.columns:
-            src = f"  <- {column.source_name!r}" if column.source_name else ""
-            lines.append(f"    {column.name} {column.pg_type}{src}")
-        if plan.create:
-            lineage = store.lineage_columns_sql() if self.options.lineage else ""
-            sql = ddl.create_table_sql(plan.table, lineage)
-            lines.append("  DDL: " + sql.replace("\n", "\n  "))
-        for change in plan.changes:
-            lines.append(f"  would change: {change}")
-        if plan.read_columns is not None:
-            left_out = [n for n in plan.read_columns if n not in plan.columns]
-            lines.append(f"  left out (--on-new-column ignore): {', '.join(left_out)}")
-        if plan.datestyle is not None:
-            lines.append(f"  dates read as {plan.datestyle}")
-        return "\n".join(lines)
 
 
 def _size(path: str) -> int:

@@ -1,0 +1,113 @@
+"""The commands over what the manifest recorded: ``status``, ``revert`` and ``rejects``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import click
+
+from pgingest.cli.options import dsn_option
+from pgingest.cli.render import render_status
+
+__all__ = ["rejects", "revert", "status"]
+
+
+@click.command()
+@dsn_option
+@click.option("--table", "-t", help="Only this table (name or schema.name).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many recent runs, failures and schema changes to list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> None:
+    """Recent runs, files and rows per table, failed files, schema changes and rejects."""
+    from pgingest.api import status_async
+
+    data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(render_status(data))
+
+
+@click.command()
+@dsn_option
+@click.option("--file", "path", help="Revert the file loaded from this path.")
+@click.option("--sha256", help="Revert the file with this content hash (8+ hex digits).")
+@click.option("--run", "run_id", type=int, help="Revert every file of this run.")
+@click.option(
+    "--schema-changes",
+    is_flag=True,
+    help="Also undo the schema changes those loads made, when nothing else depends on them.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+def revert(
+    dsn: str | None,
+    path: str | None,
+    sha256: str | None,
+    run_id: int | None,
+    schema_changes: bool,
+    dry_run: bool,
+) -> None:
+    """Take loaded files' rows back out of their tables, in one transaction."""
+    from pgingest.api import revert_async
+
+    chosen = [x for x in (path, sha256, run_id) if x is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --file, --sha256, --run")
+    report = asyncio.run(
+        revert_async(
+            dsn=dsn,
+            path=path,
+            sha256=sha256,
+            run_id=run_id,
+            schema_changes=schema_changes,
+            dry_run=dry_run,
+        )
+    )
+    verb = "would remove" if report.dry_run else "removed"
+    for f in report.files:
+        click.echo(f"{verb} {f.rows:,} rows of {f.path} (file {f.file_id}) from {f.table}")
+    for change in report.schema_changes:
+        click.echo(f"{'would undo' if report.dry_run else 'undid'}: {change}")
+    click.echo(f"{verb} {report.rows:,} rows of {len(report.files)} file(s)")
+
+
+@click.command()
+@click.argument("file")
+@dsn_option
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    help="Write the rejected lines, as they were in the file, to this file (after the file's"
+    " header when it had one), to fix and load them again.",
+)
+def rejects(file: str, dsn: str | None, csv_path: str | None) -> None:
+    """Print the rows of FILE (a path, or a file id) set aside by --on-error skip."""
+    from pgingest.api import rejects_async
+
+    entry, rows, header = asyncio.run(rejects_async(file, dsn=dsn))
+    if entry is None:
+        raise click.UsageError(f"no loaded file {file!r} in the manifest (see `pgingest status`)")
+    if csv_path is not None:
+        with open(csv_path, "w", encoding="utf-8", newline="") as out:
+            if header is not None:
+                out.write(header + "\n")
+            for row in rows:
+                out.write((row["raw"] or "") + "\n")
+        click.echo(f"wrote {len(rows)} rejected row(s) of {entry['path']} to {csv_path}")
+        return
+    click.echo(
+        f"{entry['path']} (file {entry['id']}, {entry['status']}, table"
+        f" {entry['table_schema']}.{entry['table_name']}): {len(rows)} rejected row(s)"
+    )
+    for row in rows:
+        column = f", column {row['column_name']}" if row["column_name"] else ""
+        click.echo(f"  line {row['line']}{column}: {row['reason']}")
+        click.echo(f"    {row['raw']}")

@@ -1,0 +1,180 @@
+"""The table a file loads into: columns found on the table or inferred from the file, the
+table created or evolved to fit; and the dry run's account of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pgingest.manifest import store
+from pgingest.model import TableSpec
+from pgingest.pg import ddl
+from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan
+from pgingest.pipeline.columns import (
+    check_file,
+    declared_table,
+    existing_columns,
+    infer_columns,
+    options_for_contract,
+)
+from pgingest.pipeline.evolve import evolve_table, policy_for
+from pgingest.pipeline.job import FileJob
+from pgingest.schema.evolve import plan_evolution
+from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
+from pgingest.sources import Source
+
+if TYPE_CHECKING:
+    from pgingest.pipeline.run import Loader
+
+__all__ = ["describe_plan", "plan_table"]
+
+log = logging.getLogger("pgingest.run")
+
+
+async def plan_table(
+    loader: Loader, source: Source, table_name: str, job: FileJob | None = None, conn: Any = None
+) -> FilePlan:
+    """The table ``source`` loads into: its columns, read off the table when it exists (the
+    table evolved where the file brings new columns or wider values), inferred from the file
+    when it does not (the table created, unless it is a dry run). ``conn`` is the file's
+    connection (a pooled one when ``None``); ``job`` its manifest entry (``None``: dry run).
+
+    Raises:
+        ContractError: the file breaks the table's contract.
+        SchemaDriftError: the file's columns or types are refused by the evolution policy.
+    """
+    if conn is None:
+        async with loader.pool.acquire() as own:
+            return await plan_table(loader, source, table_name, job, own)
+    names = normalize_names(source.column_names())
+    schema = loader.options.schema
+    key = (schema, table_name)
+    options = loader.options
+    contract = loader.contract.for_table(schema, table_name) if loader.contract else None
+    if contract is not None:
+        names = contract.rename(names)
+        await asyncio.to_thread(check_file, contract, source, names, options)
+        options = options_for_contract(contract, names, options)
+    fixed = frozenset(options.types)
+    file_id = job.file_id if job is not None else None
+    dry = loader.options.dry_run
+    existing = loader.tables.get(key)
+    if existing is None:
+        existing = await ddl.table_columns(conn, schema, table_name)
+    if existing:
+        if loader.options.lineage and not dry:
+            names_now = [c.name for c in existing]
+            if await store.ensure_lineage(conn, schema, table_name, names_now):
+                existing = await ddl.table_columns(conn, schema, table_name) or []
+        loader.tables[key] = existing
+        data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
+        have = {c.name: c for c in data}
+        if source.info.size <= SMALL_FILE_BYTES:  # less work than a thread hop
+            found = existing_columns(source, names, have, options)
+        else:
+            found = await asyncio.to_thread(existing_columns, source, names, have, options)
+        create = False
+    else:
+        found = await asyncio.to_thread(infer_columns, source, names, options)
+        create = True
+        if contract is not None:
+            found.columns, table_key = declared_table(contract, found.columns)
+        else:
+            table_key = ()
+        if not dry:
+            table = TableSpec(schema, table_name, tuple(found.columns), table_key)
+            lineage = store.lineage_columns_sql() if loader.options.lineage else ""
+            extras = loader.modes.create_extras(table_name)
+            lineage = ",\n  ".join(x for x in (lineage, extras) if x)
+            actual, created = await ddl.create_table(conn, table, lineage)
+            if created and job is not None:
+                await store.record_schema_change(
+                    conn,
+                    schema=schema,
+                    table=table_name,
+                    change="create_table",
+                    file_id=job.file_id,
+                    run_id=loader.run_id,
+                )
+            loader.tables[key] = actual
+    incoming, text_ok = found.columns, found.text_ok
+    for warning in found.warnings:
+        log.warning("%s", warning, extra={"file": source.info.path})
+        loader.reporter.message(f"warning: {warning}")
+    ignored: tuple[str, ...] = ()
+    changes: list[str] = []
+    known = None if create else [c for c in existing or () if c.name not in LINEAGE_COLUMNS]
+    quick = None
+    if known is not None:
+        # Planned against the columns already known: no change needed means no DDL
+        # transaction and no lock (with many small files, those round trips add up).
+        quick = plan_evolution(
+            known,
+            incoming,
+            policy_for(options, fixed),
+            table=f"{schema}.{table_name}",
+            text_ok=text_ok,
+        )
+    if create and dry:
+        columns = list(incoming)
+    elif quick is not None and quick.is_empty:
+        columns, ignored = list(known or ()), quick.ignored
+    else:
+        evolution = await evolve_table(
+            conn,
+            schema,
+            table_name,
+            incoming,
+            policy_for(options, fixed),
+            text_ok=text_ok,
+            file_id=file_id,
+            run_id=loader.run_id,
+            dry_run=dry,
+        )
+        columns, ignored, changes = evolution.columns, evolution.plan.ignored, evolution.changes
+    table = TableSpec(schema, table_name, tuple(columns))
+    by_name = {c.name: c.pg_type for c in columns}
+    loaded = [n for n in names if n not in ignored]
+    return FilePlan(
+        source.info,
+        table,
+        create,
+        loaded,
+        [by_name[n] for n in loaded],
+        read_columns=names if ignored else None,
+        fixed=fixed,
+        changes=list(changes),
+        datestyle=found.datestyle,
+    )
+
+
+def describe_plan(plan: FilePlan, lineage: bool) -> str:
+    """The dry run's account of a file: what was detected, the table, its DDL, the changes."""
+    info = plan.info
+    lines = [f"{info.path}: {info.format}, {info.size:,} bytes"]
+    if info.compression != "none":
+        lines[0] += f", {info.compression}"
+    if info.dialect is not None:
+        d = info.dialect
+        lines.append(
+            f"  dialect: delimiter {d.delimiter!r}, quote {d.quotechar!r}, "
+            f"escape {'doubled quote' if d.escapechar is None else repr(d.escapechar)}, "
+            f"header {'yes' if d.has_header else 'no'}, encoding {d.encoding}"
+        )
+    lines.append(f"  table {plan.table.qualified} ({'create' if plan.create else 'exists'})")
+    for column in plan.table.columns:
+        src = f"  <- {column.source_name!r}" if column.source_name else ""
+        lines.append(f"    {column.name} {column.pg_type}{src}")
+    if plan.create:
+        extra = store.lineage_columns_sql() if lineage else ""
+        sql = ddl.create_table_sql(plan.table, extra)
+        lines.append("  DDL: " + sql.replace("\n", "\n  "))
+    for change in plan.changes:
+        lines.append(f"  would change: {change}")
+    if plan.read_columns is not None:
+        left_out = [n for n in plan.read_columns if n not in plan.columns]
+        lines.append(f"  left out (--on-new-column ignore): {', '.join(left_out)}")
+    if plan.datestyle is not None:
+        lines.append(f"  dates read as {plan.datestyle}")
+    return "\n".join(lines)
