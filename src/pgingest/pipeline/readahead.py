@@ -12,7 +12,7 @@ and claimed the file in the manifest, each in a daemon thread:
   (~0.1-0.15 s).
 
 The price: when the manifest then says the file is unchanged, the parse was for nothing and
-the hash is abandoned at its next 8 MiB block (bounded: only the first target is read ahead).
+the hash is abandoned at its next 16 MiB block (bounded: only the first target is read ahead).
 This module imports neither pyarrow nor the driver, so that it can start first.
 """
 
