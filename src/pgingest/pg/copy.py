@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 _DATESTYLES = frozenset({"ISO, DMY", "ISO, MDY"})
 
 
+async def _set_datestyle(conn: Any, datestyle: str | None) -> None:
+    """``SET LOCAL datestyle`` for the transaction's COPY (one of ``_DATESTYLES``)."""
+    if datestyle is None:
+        return
+    if datestyle not in _DATESTYLES:
+        raise ValueError(f"unknown datestyle {datestyle!r}")
+    await conn.execute(f"SET LOCAL datestyle = '{datestyle}'")
+
+
 async def copy_csv(
     conn: Any,
     schema: str,
@@ -40,10 +49,7 @@ async def copy_csv(
     ``datestyle`` (``ISO, DMY`` or ``ISO, MDY``, inside a transaction) tells the server how
     to read dates such as ``01/02/2026``, for this transaction only.
     """
-    if datestyle is not None:
-        if datestyle not in _DATESTYLES:
-            raise ValueError(f"unknown datestyle {datestyle!r}")
-        await conn.execute(f"SET LOCAL datestyle = '{datestyle}'")
+    await _set_datestyle(conn, datestyle)
     status = await conn.copy_to_table(
         table,
         schema_name=schema,
@@ -94,10 +100,7 @@ async def copy_csv_skipping(
     Returns:
         The rows copied, and the rows skipped.
     """
-    if datestyle is not None:
-        if datestyle not in _DATESTYLES:
-            raise ValueError(f"unknown datestyle {datestyle!r}")
-        await conn.execute(f"SET LOCAL datestyle = '{datestyle}'")
+    await _set_datestyle(conn, datestyle)
     if chunk.encoding not in _ENCODINGS or dialect.escapechar is not None:
         raise ValueError("copy_csv_skipping takes raw chunks of a known encoding")
     cols = ", ".join(quote_ident(c) for c in columns)

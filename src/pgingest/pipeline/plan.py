@@ -214,7 +214,7 @@ def expand_sheets(target: Target, options: LoadOptions, is_workbook: bool) -> li
     """
     if not is_workbook or options.sheet != "all" or options.sheet_column:
         return [target]
-    from pgingest.sources.excel import sheet_names
+    from pgingest.sources.workbook import sheet_names  # no pyarrow needed to list sheets
 
     base = options.table or default_table_name(target.path)
     out = []

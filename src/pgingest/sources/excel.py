@@ -26,15 +26,9 @@ import pyarrow.compute as pc
 from pgingest.errors import SourceError
 from pgingest.model import ArrowChunk, Chunk, Reject, SourceInfo
 from pgingest.sources.base import ExcelOptions, one_line
-from pgingest.sources.workbook import (
-    ParsedSheet,
-    find_header,
-    parse_workbook,
-    sheet_names,
-    xlsx_merged_headers,
-)
+from pgingest.sources.workbook import ParsedSheet, parse_workbook, xlsx_merged_headers
 
-__all__ = ["ExcelOptions", "ExcelSource", "find_header", "sheet_names"]
+__all__ = ["ExcelOptions", "ExcelSource"]
 
 SHEET_COLUMN = "sheet"
 """Name of the column that holds the sheet's name with ``sheet_column``."""

@@ -12,7 +12,9 @@ import pytest
 from pgingest.errors import ConfigError, SourceError
 from pgingest.model import ArrowChunk
 from pgingest.sources import detect, open_source
-from pgingest.sources.excel import ExcelOptions, ExcelSource, find_header, sheet_names
+from pgingest.sources.base import ExcelOptions
+from pgingest.sources.excel import ExcelSource
+from pgingest.sources.workbook import find_header, sheet_names
 from workbooks import rich_xlsx, simple_ods, simple_xls, simple_xlsb, simple_xlsx
 
 
