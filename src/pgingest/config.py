@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
@@ -37,26 +36,26 @@ ENV_PREFIX = "PGINGEST_"
 def redact_dsn(dsn: str) -> str:
     """Return ``dsn`` with any password replaced by ``***`` (URL or key=value form).
 
+    Also safe on free text that merely contains a connection string somewhere (an error
+    message quoting a config line): every ``scheme://user:password@`` in it is redacted.
+
     Args:
-        dsn: a libpq connection string or URL.
+        dsn: a libpq connection string or URL, or a message that may hold one.
 
     Returns:
         The same string, safe to print or log.
     """
-    if "://" in dsn:
-        try:
-            parts = urlsplit(dsn)
-        except ValueError:
-            return re.sub(r"//[^@/]*@", "//***@", dsn)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, host = netloc.rpartition("@")
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+    text = _URL_PASSWORD.sub(r"\1***@", dsn)
+    text = _KEY_PASSWORD_QUERY.sub(r"\1***", text)
+    return _KEY_PASSWORD.sub(r"\1***", text)
+
+
+# A URL's "user:password@" anywhere in a text: the password runs to the last "@" of the word
+# (a host holds none; an unencoded password may hold "@", "?", "/"); "password=" as a URL
+# query parameter; "password = value" of the key=value form.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)\S*@(?=[^\s@]*(?:\s|$))")
+_KEY_PASSWORD_QUERY = re.compile(r"(?i)((?:^|[?&])password=)[^&\s]*")
+_KEY_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
 def default_home() -> Path:
@@ -432,7 +431,9 @@ def load_config(path: str | Path) -> ConfigFile:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from exc
+        # Only the position and the parser's complaint: the parser's own message quotes the
+        # offending line, which may be a DSN with its password.
+        raise ConfigError(f"{where}: not valid YAML{_yaml_problem(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -468,6 +469,14 @@ def load_config(path: str | Path) -> ConfigFile:
         home=str(home) if home else None,
         paths=tuple(_beside(str(p), path) for p in paths),
     )
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """Where and what a YAML error is, without quoting the file's text."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}" if problem else where
 
 
 def _beside(value: str, config: str | Path) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pgingest.config import LoadOptions, load_config, options_with
+from pgingest.config import LoadOptions, load_config, options_with, redact_dsn
 from pgingest.errors import ConfigError
 from pgingest.pipeline.plan import folder_table_name, plan_targets
 
@@ -91,3 +93,56 @@ def test_folder_tables_and_nested_overrides(tmp_path: Path) -> None:
         "sales/us/q1.xlsx": {"sheet": "S", "table": "u"},
         "top.csv": {"table": "root"},
     }
+
+
+def test_yaml_error_never_quotes_the_dsn_line(tmp_path: Path) -> None:
+    # Issue 12 case 8: the parser's own message quotes the offending line, password included.
+    path = _write(
+        tmp_path, "schema: x\ndsn: [postgresql://postgres:S3cretPW@db.example/warehouse\nmode: a\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "S3cretPW" not in message
+    assert "line 3, column 5" in message
+    assert caught.value.__cause__ is None  # not chained: a traceback would print the line
+
+
+def test_cli_yaml_error_prints_no_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pgingest.cli.app import main
+
+    path = _write(tmp_path, "dsn: {postgresql://postgres:S3cretPW@db.example/w\nschema: x\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["--debug", "load", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert "S3cretPW" not in out + err
+    assert "not valid YAML at line 2" in err
+
+
+@given(
+    user=st.text(
+        alphabet=st.characters(blacklist_characters=":/@", whitelist_categories=("L", "N")),
+        max_size=8,
+    ),
+    password=st.text(
+        alphabet=st.characters(blacklist_characters="@", blacklist_categories=("Z", "C")),
+        min_size=1,
+        max_size=16,
+    ),
+    before=st.text(max_size=20),
+    after=st.text(
+        alphabet=st.characters(blacklist_categories=("Z", "C"), blacklist_characters="@"),
+        max_size=20,
+    ),
+)
+def test_redaction_finds_a_password_anywhere_in_a_message(
+    user: str, password: str, before: str, after: str
+) -> None:
+    dsn = f"postgresql://{user}:{password}@db.example:5432/w"
+    for text in (dsn, f"{before} {dsn} {after}", f"{dsn}?password={password}"):
+        redacted = redact_dsn(text)
+        assert f":{password}@" not in redacted
+        assert redacted.count("***") >= 1
