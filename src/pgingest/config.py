@@ -485,3 +485,57 @@ def _beside(value: str, config: str | Path) -> str:
     if value.startswith("~") or Path(value).is_absolute():
         return value
     return str(Path(config).expanduser().parent / value)
+
+
+CRASH_AT_ENV = ENV_PREFIX + "CRASH_AT"
+"""Test-only: ``PGINGEST_CRASH_AT=POINT[:N]`` makes the process kill itself (SIGKILL, no
+clean-up, as a power cut or the OOM killer would) the N-th time (default 1) it reaches the
+named point of the load protocol; see :data:`CRASH_POINTS`. Unset, a crash point costs one
+dictionary look-up."""
+
+CRASH_POINTS: dict[str, str] = {
+    "run-started": "the run's manifest row is written, no file claimed yet",
+    "claimed": "a file is claimed in the manifest, before its first batch",
+    "batch-copied": "a batch's rows are sent (COPY done), before its transaction commits",
+    "batch-committed": "a batch's transaction (rows and manifest batch record) committed",
+    "before-complete": "every batch of a file committed, before the file is marked loaded",
+    "completed": "a file is marked loaded, before the next step",
+}
+"""The named crash points: where, in the load protocol, :func:`crash_point` may stop the
+process. Every point named here is reached by some load, and the crash-point tests run each."""
+
+_crash_spec: list[tuple[str, int] | None] = []  # empty until the environment is read
+_crash_seen: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Kill this process here if ``PGINGEST_CRASH_AT`` names this point (test-only).
+
+    Args:
+        name: one of :data:`CRASH_POINTS`.
+    """
+    if not _crash_spec:
+        _crash_spec.append(_read_crash_spec(os.environ.get(CRASH_AT_ENV, "")))
+    spec = _crash_spec[0]
+    if spec is None or spec[0] != name:
+        return
+    _crash_seen[name] = seen = _crash_seen.get(name, 0) + 1
+    if seen == spec[1]:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _read_crash_spec(value: str) -> tuple[str, int] | None:
+    if not value.strip():
+        return None
+    name, _, count = value.strip().partition(":")
+    if name not in CRASH_POINTS:
+        raise ConfigError(
+            f"{CRASH_AT_ENV}: unknown crash point {name!r} (known: {', '.join(CRASH_POINTS)})"
+        )
+    try:
+        times = int(count) if count else 1
+    except ValueError:
+        raise ConfigError(f"{CRASH_AT_ENV}: {count!r} is not a whole number") from None
+    return name, max(1, times)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
-from pgingest.config import ConnectionSettings, LoadOptions, redact_dsn
+from pgingest.config import ConnectionSettings, LoadOptions, crash_point, redact_dsn
 from pgingest.errors import (
     ConfigError,
     LeaseLostError,
@@ -225,6 +225,7 @@ class Loader:
                         return run_id
 
                 self.run_id = await self.with_retries(start)
+                crash_point("run-started")
                 self.reporter.run_started(self.run_id)
             limit = asyncio.Semaphore(files_at_once)
             results: list[FileResult | None] = [None] * len(files)
@@ -599,6 +600,7 @@ class Loader:
                 return result
             if claim.file_id is None:
                 raise PgIngestError(f"{path}: the manifest returned no file id")
+            crash_point("claimed")
             job.file_id = claim.file_id
             lease.file_id = claim.file_id
             if sha256 is None and hashing is None:
@@ -630,6 +632,7 @@ class Loader:
                 await write_file(self, source, plan, job, options, lease, workers)
                 if plan.target is not None and plan.seen is not None:
                     await merge.delete_missing(lease.conn, plan.target, job.file_id)
+                crash_point("before-complete")
                 began = time.perf_counter()
                 if sha256 is None:  # (the hash was started above when there was none yet)
                     sha256 = await (hashing or BackgroundHash(path)).sha256()
@@ -642,6 +645,7 @@ class Loader:
                     lineage=self.options.lineage,
                 )
                 self.stage("manifest", began)
+                crash_point("completed")
             except LeaseLostError:
                 raise  # another process loads the file now: its manifest row is not ours
             except BaseException as exc:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from pgingest.config import LoadOptions
+from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import PgIngestError, RowError
 from pgingest.manifest import store
 from pgingest.observability.progress import BatchDone
@@ -145,6 +145,7 @@ async def write_file(
             began = time.perf_counter()
             await store.record_batch(conn, file_id, index, payload.first_line, rows)
             loader.stage("manifest", began)
+            crash_point("batch-copied")
         except BaseException as exc:
             if replaced is not None:  # rolled back: the next batch removes them
                 replace_pending[0] = replaced
@@ -194,6 +195,7 @@ async def write_file(
                     raise payload.error
                 async with lease.conn.transaction():
                     rows = await apply(lease.conn, index, payload)
+                crash_point("batch-committed")
             except Exception as exc:
                 loader.db_error(exc, path)
                 if not is_transient(exc) or attempt >= loader.policy.max_retries:
@@ -242,6 +244,7 @@ async def write_file(
                     payload = await encoded(item[1])
                     rows = await apply(lease.conn, item[0], payload)
                     finished.append((item[0], payload, rows))
+            crash_point("batch-committed")
             for index, payload, rows in finished:  # committed only now
                 done(index, payload, rows, began)
             return
