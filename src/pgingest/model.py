@@ -137,6 +137,10 @@ class FileResult:
     """Bad rows set aside in ``pgingest.rejects`` (``on_error="skip"``)."""
     schema_changes: list[str] = field(default_factory=list)
     """Changes this file made to its table (added columns, widened types)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the load decided that the user should know, one line each: an encoding chosen
+    other than UTF-8, a column read as text because its values mix kinds, precision cut,
+    a header name changed. Shown under the file's line and logged."""
 
     @property
     def rows_per_second(self) -> float:

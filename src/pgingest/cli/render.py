@@ -75,6 +75,8 @@ class LineReporter:
             print(f"✗ {result.error}", file=self.err, flush=True)
         elif not self.quiet and result.message != "dry run":
             print(f"- {result.path}  skipped: {result.message}", file=self.out, flush=True)
+        for warning in result.warnings:  # shown even with --quiet: the data is not as sent
+            print(f"  warning: {result.path}: {warning}", file=self.err, flush=True)
 
     def message(self, text: str) -> None:
         """A note, to stderr."""

@@ -193,6 +193,13 @@ class LogReporter:
                 "error": result.error,
             },
         )
+        for warning in result.warnings:
+            self.log.warning(
+                "%s: %s",
+                result.path,
+                warning,
+                extra={"run_id": self.run_id, "file": result.path, "table": result.table or None},
+            )
 
     def run_done(self, report: LoadReport) -> None:
         """The summary at INFO, with the seconds per stage."""
