@@ -682,6 +682,7 @@ class Loader:
             seconds=time.perf_counter() - started,
             rejects=job.rejects,
             schema_changes=plan.changes,
+            warnings=list(plan.warnings),
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"

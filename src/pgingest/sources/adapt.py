@@ -59,6 +59,7 @@ class AdaptedSource:
         self._source_file = source_file
         self._transform = transform
         self.info: SourceInfo = inner.info
+        self.warnings: list[str] = inner.warnings
 
     def _apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self._source_file is not None:

@@ -61,12 +61,14 @@ def test_every_format_reads_the_same_table(tmp_path: Path) -> None:
 
 def test_title_row_merged_header_empty_rows_and_columns(rich: Path) -> None:
     source = _open(rich)
-    # The merged "Customer" spans A:B; E is empty; formatted blanks on the right are no columns.
+    # The merged "Customer" spans A:B; E is unnamed and empty but inside the header's span
+    # (issue 13 case 9: kept, as col_5); formatted blanks on the right are no columns.
     assert source.column_names() == [
         "Customer",
         "Customer_2",
         "Amount",
         "Day",
+        "",
         "Stamp",
         "At",
         "Paid",
