@@ -4,9 +4,10 @@ fastexcel types a column, not a cell; it says a cell's kind only when a conversi
 (``CellError.detail`` holds the cell as calamine sees it: ``String("N/A")``,
 ``DateTime(ExcelDateTime { .. datetime_type: TimeDelta .. })``, ``Error(Div0)``). So a mixed
 column is read again as booleans, which only booleans and numbers convert to: every other
-cell's kind is in its conversion error. Booleans and numbers are then told apart by their
-text (``true``/``false``), and each kind's values are read with their own type. This costs a
-parse of the sheet per kind present (three or four), and only for sheets with such columns.
+cell's kind is in its conversion error, a datetime's or duration's value too (its serial
+number). Booleans and numbers are then told apart by their text (``true``/``false``), and
+numbers read as floats. This costs two or three more parses of the sheet, and only for
+sheets with such columns.
 
 A cell's kind is one of ``number``, ``boolean``, ``datetime``, ``duration``, ``text`` (empty
 text counts as an empty cell) or ``error`` (``#N/A``, ``#DIV/0!``: NULL, and a reject).
@@ -38,10 +39,16 @@ KIND_NAMES = {
     TEXT: "text",
 }
 """How a warning names each kind of cell."""
-_DTYPE = {NUMBER: "float", BOOLEAN: "boolean", DATETIME: "datetime", DURATION: "duration"}
 
 _TEXT_CELL = re.compile(r"'String\(\"(.*)\"\)'?$", re.DOTALL)
-_DATETIME_CELL = re.compile(r"datetime_type: (\w+)")
+_DATETIME_CELL = re.compile(
+    r"DateTime\(ExcelDateTime \{ value: ([-+0-9.eE]+), datetime_type: (\w+), is_1904: (\w+)"
+)
+_MS_PER_DAY = 86_400_000
+_EPOCH_1900_MS = 25_569 * _MS_PER_DAY
+"""From 1899-12-30 (the day before Excel's day zero, 1900-01-00) to 1970-01-01, in ms."""
+_DAYS_1904 = 1_462
+"""From 1899-12-30 to 1904-01-01, the first day of a workbook saved in the 1904 date system."""
 _NULL_LIKE = frozenset(
     {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
     | {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
@@ -89,6 +96,10 @@ def read_mixed(
     columns = sorted(columns)
     probe, details = _pass(path, reader, index, header, columns, "boolean")
     kinds = {c: np.full(rows, EMPTY, dtype=np.int8) for c in columns}
+    # A datetime's or duration's value is in its conversion error (reading the column as
+    # datetime instead makes fastexcel panic on a number that is no date, like 1e12).
+    stamps: dict[int, dict[int, int]] = {c: {} for c in columns}
+    durations: dict[int, dict[int, int]] = {c: {} for c in columns}
     for column in columns:
         values = probe[column]
         kind = kinds[column]
@@ -108,8 +119,14 @@ def read_mixed(
             stamp = _DATETIME_CELL.search(detail)
             if stamp is None:  # a cell calamine describes otherwise: its text
                 kinds[column][row] = TEXT
+                continue
+            serial, kind, is_1904 = float(stamp.group(1)), stamp.group(2), stamp.group(3)
+            if kind == "TimeDelta":
+                kinds[column][row] = DURATION
+                durations[column][row] = round(serial * _MS_PER_DAY)
             else:
-                kinds[column][row] = DURATION if stamp.group(1) == "TimeDelta" else DATETIME
+                kinds[column][row] = DATETIME
+                stamps[column][row] = _unix_ms(serial, is_1904 == "true")
     texts, _ = _pass(path, reader, index, header, columns, "string")
     for column in columns:
         kind = kinds[column]
@@ -122,15 +139,21 @@ def read_mixed(
         blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(texts[column]), ""), True)
         kind[(kind == TEXT) & blank.to_numpy(zero_copy_only=False)] = EMPTY
     present = {c: frozenset(int(k) for k in np.unique(kinds[c])) - {EMPTY, ERROR} for c in columns}
-    wanted = {k for c in columns for k in present[c] if k in _DTYPE}
-    typed = {k: _pass(path, reader, index, header, columns, _DTYPE[k])[0] for k in wanted}
+    numbers = [c for c in columns if NUMBER in present[c]]
+    floats = _pass(path, reader, index, header, numbers, "float")[0] if numbers else {}
     out: dict[int, MixedColumn] = {}
     for column in columns:
         kind = kinds[column]
         found = present[column]
-        if len(found) == 1 and next(iter(found)) in typed:
+        typed = {
+            NUMBER: floats.get(column),
+            BOOLEAN: probe[column],
+            DATETIME: _array(stamps[column], rows, pa.timestamp("ms")),
+            DURATION: _array(durations[column], rows, pa.duration("ms")),
+        }
+        if len(found) == 1 and next(iter(found)) != TEXT:
             only = next(iter(found))
-            values = typed[only][column]
+            values = typed[only]
             keep = pa.array(kind == only)
             out[column] = MixedColumn(_where(keep, values), found)
             continue
@@ -141,13 +164,29 @@ def read_mixed(
             if k == TEXT:
                 cells[mask] = text[mask]
                 continue
-            values = to_text(typed[k][column], workbook=True).to_numpy(zero_copy_only=False)
+            values = to_text(typed[k], workbook=True).to_numpy(zero_copy_only=False)
             cells[mask] = values[mask]
         # A cell its kind's type could not read (an unusual ISO form): the reader's text.
         lost = (cells == None) & (text != None) & (kind != ERROR) & (kind != EMPTY)  # noqa: E711
         cells[lost] = text[lost]
         out[column] = MixedColumn(pa.array(cells, pa.string()), found)
     return out
+
+
+def _unix_ms(serial: float, is_1904: bool) -> int:
+    """A datetime cell's serial number as ms since 1970, as calamine reads it (a serial
+    below 60 counts Excel's 1900-02-29, which never was, so day zero is 1899-12-31)."""
+    days = serial + _DAYS_1904 if is_1904 else serial
+    if days < 60:
+        days += 1
+    return round(days * _MS_PER_DAY) - _EPOCH_1900_MS
+
+
+def _array(values: dict[int, int], rows: int, t: pa.DataType) -> pa.Array:
+    cells: list[int | None] = [None] * rows
+    for row, value in values.items():
+        cells[row] = value
+    return pa.array(cells, pa.int64()).cast(t)
 
 
 def _where(mask: pa.Array, values: pa.Array) -> pa.Array:

@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 
 __all__ = ["duration_text", "to_text"]
 
-_EXACT_FLOAT_INT = 2**53
-"""Doubles hold every integer up to 2**53 exactly: within it an integral value is written as
-an integer, beyond it in the float's shortest form (``1e+20``)."""
+_INTEGER_TEXT_LIMIT = 1e16
+"""An integral double below this is written as an integer (``9007199254740994``); from it
+on, the float's shortest form is shorter (``1e+16``, ``1e+20``), as Python's ``repr``."""
 _EXCEL_DAY_ZERO = (-25568, -25569)
 """1899-12-31 and 1899-12-30 in days since 1970: a workbook's time of day has this date."""
 _MS_PER_DAY = 86_400_000
@@ -67,12 +67,22 @@ def _float_text(array: pa.Array) -> pa.Array:
         finite,
         pc.and_(
             pc.equal(pc.floor(values), values),
-            pc.less_equal(pc.abs(values), float(_EXACT_FLOAT_INT)),
+            pc.less(pc.abs(values), _INTEGER_TEXT_LIMIT),
         ),
     )
     integral = pc.fill_null(integral, False)
     as_int = pc.if_else(integral, values, 0.0).cast(pa.int64()).cast(pa.string())
-    return pc.if_else(integral, as_int, values.cast(pa.string()))
+    text = pc.if_else(integral, as_int, values.cast(pa.string()))
+    tiny = pc.and_(pc.less(pc.abs(values), 1e-4), pc.not_equal(values, 0.0))
+    scientific = pc.fill_null(pc.or_(pc.match_substring(text, "e"), tiny), False)
+    if not pc.any(scientific).as_py():
+        return text
+    # Arrow writes 169273532766.1875 as 1.692735327661875e+11 and 1e-05 as 0.00001: Python's
+    # repr is the shorter (exponents from 16 up and below -4), for these few values.
+    cells = text.to_pylist()
+    for i in pc.indices_nonzero(scientific).to_pylist():
+        cells[i] = repr(values[i].as_py())
+    return pa.array(cells, pa.string())
 
 
 def _trim_fraction(text: pa.Array) -> pa.Array:

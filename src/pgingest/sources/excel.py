@@ -158,6 +158,12 @@ class ExcelSource:
                 arrays[col] = mixed.values
                 if len(mixed.kinds) > 1:
                     kinds[col] = frozenset(KIND_NAMES[k] for k in mixed.kinds)
+        for col, array in enumerate(arrays):
+            if col not in kinds and pa.types.is_timestamp(array.type) and _times_and_dates(array):
+                # A time of day is a datetime on day zero to Excel; beside real dates it
+                # would load as 1899-12-31 10:30. Each cell as it reads instead.
+                arrays[col] = to_text(array, workbook=True)
+                kinds[col] = frozenset({"dates", "times of day"})
         for col in sorted(kinds):
             name = header_names[col] or f"col_{col + 1}"
             self.warnings.append(
@@ -201,6 +207,26 @@ class ExcelSource:
             end = start + piece.num_rows
             rejects = tuple(r for i, r in by_index if start <= i < end)
             yield ArrowChunk(piece, int(rows[start].as_py()), rejects)
+
+
+def _day_and_time(array: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each datetime's day (days since 1970, as a double) and its time of day in ms."""
+    ms = pc.cast(pc.cast(array, pa.timestamp("ms")), pa.int64())
+    ms_per_day = 86_400_000
+    day = pc.floor(pc.divide(pc.cast(ms, pa.float64()), float(ms_per_day)))
+    time_ms = pc.subtract(ms, pc.multiply(pc.cast(day, pa.int64()), ms_per_day))
+    return day, time_ms
+
+
+def _times_and_dates(array: pa.Array) -> bool:
+    """Whether a datetime column holds both times of day (on Excel's day zero) and dates."""
+    if array.null_count == len(array):
+        return False
+    day, time_ms = _day_and_time(array)
+    zero = pc.is_in(day, pa.array(_EXCEL_EPOCH_DAYS, pa.float64()))
+    times = pc.and_(zero, pc.not_equal(time_ms, 0))
+    dates = pc.and_(pc.is_valid(array), pc.invert(zero))  # is_in says False for a NULL
+    return bool(pc.any(times).as_py()) and bool(pc.any(dates).as_py())
 
 
 def _kind_of(t: pa.DataType) -> str:
@@ -307,15 +333,12 @@ def _narrow(array: pa.Array) -> pa.Array:
             return array.cast(pa.int64())
         return array
     if pa.types.is_timestamp(t):
-        days = pc.cast(pc.cast(array, pa.timestamp("ms")), pa.int64())
-        ms_per_day = 86_400_000
-        day = pc.floor(pc.divide(pc.cast(days, pa.float64()), float(ms_per_day)))
-        time_ms = pc.subtract(days, pc.multiply(pc.cast(day, pa.int64()), ms_per_day))
+        day, time_ms = _day_and_time(array)
         if pc.all(pc.fill_null(pc.equal(time_ms, 0), True)).as_py():
             return array.cast(pa.date32())
-        if pc.all(
-            pc.fill_null(pc.is_in(day, pa.array(_EXCEL_EPOCH_DAYS, pa.float64())), True)
-        ).as_py():
+        zero = pc.is_in(day, pa.array(_EXCEL_EPOCH_DAYS, pa.float64()))
+        # is_in says False (not NULL) for an empty cell: empty cells are no dates either.
+        if pc.all(pc.or_(zero, pc.is_null(array))).as_py():
             micros = pc.multiply(time_ms, 1000)
             return pc.cast(micros, pa.time64("us"))
         return array
