@@ -120,8 +120,8 @@ def read_mixed(
             if stamp is None:  # a cell calamine describes otherwise: its text
                 kinds[column][row] = TEXT
                 continue
-            serial, kind, is_1904 = float(stamp.group(1)), stamp.group(2), stamp.group(3)
-            if kind == "TimeDelta":
+            serial, excel_type, is_1904 = float(stamp.group(1)), stamp.group(2), stamp.group(3)
+            if excel_type == "TimeDelta":
                 kinds[column][row] = DURATION
                 durations[column][row] = round(serial * _MS_PER_DAY)
             else:
@@ -151,11 +151,12 @@ def read_mixed(
             DATETIME: _array(stamps[column], rows, pa.timestamp("ms")),
             DURATION: _array(durations[column], rows, pa.duration("ms")),
         }
-        if len(found) == 1 and next(iter(found)) != TEXT:
-            only = next(iter(found))
-            values = typed[only]
-            keep = pa.array(kind == only)
-            out[column] = MixedColumn(_where(keep, values), found)
+        only = next(iter(found)) if len(found) == 1 else TEXT
+        values = typed.get(only)
+        keep = kind == only
+        # One kind: typed, unless some cell's value is only known as text (an ISO form).
+        if values is not None and values.is_valid().to_numpy(zero_copy_only=False)[keep].all():
+            out[column] = MixedColumn(_where(pa.array(keep), values), found)
             continue
         text = texts[column].to_numpy(zero_copy_only=False)
         cells = np.full(rows, None, dtype=object)
