@@ -3,10 +3,11 @@
 The sheet is chosen, its header row found (the first row as wide as the table, so title rows
 above it are skipped) and its cells parsed by fastexcel (Rust, calamine) in
 :mod:`pgingest.sources.workbook`, then turned into Arrow: no Python loop over cells. Here,
-column-wise with pyarrow: fully empty rows and unnamed empty columns are dropped, numbers
-that are all integral become integers, datetimes at midnight become dates and times of day
-become times, and error cells (``#DIV/0!``, ``#N/A``) become NULL plus a
-:class:`~pgingest.model.Reject`.
+column-wise with pyarrow: fully empty rows and the empty columns right of the header's last
+name are dropped, numbers that are all integral become integers, datetimes at midnight
+become dates and times of day become times, a column whose cells mix kinds becomes the text
+of each cell (:mod:`pgingest.sources.cellkinds`, with a warning), and error cells
+(``#DIV/0!``, ``#N/A``) become NULL plus a :class:`~pgingest.model.Reject`.
 
 Why fastexcel: on the 100,000-row x 10-column benchmark workbook it reads to Arrow in ~0.6 s,
 python-calamine needs ~0.9 s to Python objects (plus a per-cell conversion to Arrow on top),
