@@ -83,7 +83,8 @@ def _write_openpyxl(path: Path, data: list[list[Any]]) -> None:
     book.save(path)
 
 
-def _write_xlsxwriter(path: Path, data: list[list[Any]]) -> None:
+def _write_xlsxwriter(path: Path, data: list[list[Any]], top: int = 0, left: int = 0) -> None:
+    """The table with its header at row ``top``, column ``left`` (0-based)."""
     import xlsxwriter
 
     book = xlsxwriter.Workbook(str(path))
@@ -94,30 +95,29 @@ def _write_xlsxwriter(path: Path, data: list[list[Any]]) -> None:
         "time": book.add_format({"num_format": "hh:mm:ss"}),
         "duration": book.add_format({"num_format": "[h]:mm:ss"}),
     }
-    sheet.write_row(0, 0, ["id", *(f"c{i}" for i in range(len(data)))])
+    sheet.write_row(top, left, ["id", *(f"c{i}" for i in range(len(data)))])
     for row in range(_ROWS):
-        sheet.write_number(row + 1, 0, row + 1)
-        for col, value in enumerate(data, start=1):
+        at = top + row + 1
+        sheet.write_number(at, left, row + 1)
+        for col, value in enumerate(data, start=left + 1):
             value = value[row]
             if value is None:
                 continue
             if isinstance(value, tuple):
-                sheet.write_formula(row + 1, col, "=1/0", None, value[1])
+                sheet.write_formula(at, col, "=1/0", None, value[1])
             elif isinstance(value, bool):
-                sheet.write_boolean(row + 1, col, value)
+                sheet.write_boolean(at, col, value)
             elif isinstance(value, float):
-                sheet.write_number(row + 1, col, value)
+                sheet.write_number(at, col, value)
             elif isinstance(value, str):
-                sheet.write_string(row + 1, col, value)
+                sheet.write_string(at, col, value)
             elif isinstance(value, dt.timedelta):
-                sheet.write_datetime(row + 1, col, value, formats["duration"])
+                sheet.write_datetime(at, col, value, formats["duration"])
             elif isinstance(value, dt.time):
-                sheet.write_datetime(row + 1, col, value, formats["time"])
+                sheet.write_datetime(at, col, value, formats["time"])
             else:
                 midnight = value.time() == dt.time(0)
-                sheet.write_datetime(
-                    row + 1, col, value, formats["date" if midnight else "datetime"]
-                )
+                sheet.write_datetime(at, col, value, formats["date" if midnight else "datetime"])
     book.close()
 
 
@@ -127,7 +127,7 @@ def _read_back(path: Path) -> tuple[list[str], list[list[tuple[str, Any]]]]:
 
     book = openpyxl.load_workbook(path, data_only=True)
     sheet = book.active
-    rows = list(sheet.iter_rows())
+    rows = list(sheet.iter_rows(min_row=sheet.min_row, min_col=sheet.min_column))
     header = [str(c.value) for c in rows[0]]
     cells: list[list[tuple[str, Any]]] = [[] for _ in header]
     for row in rows[1:]:
@@ -203,7 +203,9 @@ def _expected(cells: list[tuple[str, Any]]) -> tuple[bool, list[Any]]:
     return False, out
 
 
-def _check(path: Path, load: Any, db: Any, table: str) -> None:
+def _check(path: Path, load: Any, db: Any, table: str, top: int = 0) -> None:
+    """Load ``path`` and compare it with openpyxl's reading; the header is at sheet row
+    ``top + 1`` (rejects name the sheet's row numbers)."""
     header, cells = _read_back(path)
     report = load(path, table=table)
     assert report.ok, report.failed
@@ -223,9 +225,10 @@ def _check(path: Path, load: Any, db: Any, table: str) -> None:
         column = [r[i] for r in got]
         for row, (kind_value, want, have) in enumerate(zip(cells[i], values, column, strict=True)):
             kind = kind_value[0]
-            where = f"{path.name} {name} row {row + 2}: {kind_value!r}"
+            line = top + row + 2
+            where = f"{path.name} {name} row {line}: {kind_value!r}"
             if kind == "error":
-                expected_rejects.add((row + 2, name, kind_value[1]))
+                expected_rejects.add((line, name, kind_value[1]))
             if want is None or not is_text:
                 assert have == want, where
             else:
@@ -258,10 +261,14 @@ def test_openpyxl_workbooks_arrive_cell_for_cell(
 
 
 @_SETTINGS
-@given(data=st.lists(columns(), min_size=1, max_size=4))
+@given(
+    data=st.lists(columns(), min_size=1, max_size=4),
+    top=st.integers(0, 2),
+    left=st.integers(0, 2),
+)
 def test_xlsxwriter_workbooks_arrive_cell_for_cell(
-    data: list[list[Any]], load: Any, db: Any, tmp_path: Path
+    data: list[list[Any]], top: int, left: int, load: Any, db: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / f"x{next(_counter)}.xlsx"
-    _write_xlsxwriter(path, data)
-    _check(path, load, db, path.stem)
+    _write_xlsxwriter(path, data, top, left)
+    _check(path, load, db, path.stem, top)

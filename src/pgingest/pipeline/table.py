@@ -180,4 +180,6 @@ def describe_plan(plan: FilePlan, lineage: bool) -> str:
         lines.append(f"  left out (--on-new-column ignore): {', '.join(left_out)}")
     if plan.datestyle is not None:
         lines.append(f"  dates read as {plan.datestyle}")
+    for warning in plan.warnings:
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)

@@ -81,9 +81,16 @@ class MixedColumn:
 
 
 def read_mixed(
-    path: str, reader: Any, index: int, header: int, columns: Sequence[int], rows: int
+    path: str,
+    reader: Any,
+    index: int,
+    header: int,
+    names: Sequence[str],
+    columns: Sequence[int],
+    rows: int,
 ) -> dict[int, MixedColumn]:
-    """Read ``columns`` (0-based, as in the sheet's batch) of sheet ``index`` cell by cell.
+    """Read ``columns`` (0-based, as in the sheet's batch, whose fastexcel names are
+    ``names``) of sheet ``index`` cell by cell.
 
     Returns:
         Per column: a typed array when all its non-empty cells are of one kind, else the text
@@ -94,7 +101,7 @@ def read_mixed(
         SourceError: the sheet cannot be read again.
     """
     columns = sorted(columns)
-    probe, details = _pass(path, reader, index, header, columns, "boolean")
+    probe, details = _pass(path, reader, index, header, names, columns, "boolean")
     kinds = {c: np.full(rows, EMPTY, dtype=np.int8) for c in columns}
     # A datetime's or duration's value is in its conversion error (reading the column as
     # datetime instead makes fastexcel panic on a number that is no date, like 1e12).
@@ -127,7 +134,7 @@ def read_mixed(
             else:
                 kinds[column][row] = DATETIME
                 stamps[column][row] = _unix_ms(serial, is_1904 == "true")
-    texts, _ = _pass(path, reader, index, header, columns, "string")
+    texts, _ = _pass(path, reader, index, header, names, columns, "string")
     for column in columns:
         kind = kinds[column]
         text = texts[column].to_numpy(zero_copy_only=False)
@@ -140,7 +147,7 @@ def read_mixed(
         kind[(kind == TEXT) & blank.to_numpy(zero_copy_only=False)] = EMPTY
     present = {c: frozenset(int(k) for k in np.unique(kinds[c])) - {EMPTY, ERROR} for c in columns}
     numbers = [c for c in columns if NUMBER in present[c]]
-    floats = _pass(path, reader, index, header, numbers, "float")[0] if numbers else {}
+    floats = _pass(path, reader, index, header, names, numbers, "float")[0] if numbers else {}
     out: dict[int, MixedColumn] = {}
     for column in columns:
         kind = kinds[column]
@@ -196,13 +203,23 @@ def _where(mask: pa.Array, values: pa.Array) -> pa.Array:
 
 
 def _pass(
-    path: str, reader: Any, index: int, header: int, columns: Sequence[int], dtype: str
+    path: str,
+    reader: Any,
+    index: int,
+    header: int,
+    names: Sequence[str],
+    columns: Sequence[int],
+    dtype: str,
 ) -> tuple[dict[int, pa.Array], dict[tuple[int, int], str]]:
-    """The columns read as ``dtype``, and the conversion errors by (row, column)."""
+    """The columns read as ``dtype``, and the conversion errors by (row, column). Columns are
+    chosen by name: fastexcel's column numbers count from the sheet's column A, its errors'
+    from the table's first column."""
     import fastexcel
 
     try:
-        sheet = reader.load_sheet(index, header_row=header, use_columns=list(columns), dtypes=dtype)
+        sheet = reader.load_sheet(
+            index, header_row=header, use_columns=[names[c] for c in columns], dtypes=dtype
+        )
         batch, errors = sheet.to_arrow_with_errors()
     except fastexcel.FastExcelError as exc:
         raise SourceError(f"{path}: cannot read the workbook: {one_line(exc)}", path=path) from exc

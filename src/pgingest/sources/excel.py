@@ -154,7 +154,9 @@ class ExcelSource:
             arrays[col] = pa.array(column, pa.string())
             kinds[col] = frozenset({kind, "text"})
         if slow:
-            read = read_mixed(path, parsed.reader, index, header, sorted(slow), batch.num_rows)
+            read = read_mixed(
+                path, parsed.reader, index, header, names, sorted(slow), batch.num_rows
+            )
             for col, mixed in read.items():
                 arrays[col] = mixed.values
                 if len(mixed.kinds) > 1:
@@ -165,10 +167,11 @@ class ExcelSource:
                 # would load as 1899-12-31 10:30. Each cell as it reads instead.
                 arrays[col] = to_text(array, workbook=True)
                 kinds[col] = frozenset({"dates", "times of day"})
+        sheet = f"sheet {parsed.name!r}, " if self._options.all_sheets else ""
         for col in sorted(kinds):
             name = header_names[col] or f"col_{col + 1}"
             self.warnings.append(
-                f"column {name}: its cells are of several kinds"
+                f"{sheet}column {name}: its cells are of several kinds"
                 f" ({', '.join(sorted(kinds[col]))}): loaded as text, each cell as it reads"
             )
         batch = pa.RecordBatch.from_arrays(arrays, names=names)
@@ -403,4 +406,6 @@ def _common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
 def _cast_to(array: Any, target: pa.DataType) -> pa.Array:
     if array.type == target:
         return array
+    if pa.types.is_string(target):  # sheets disagree: each cell as it reads
+        return to_text(array, workbook=True)
     return pc.cast(array, target)

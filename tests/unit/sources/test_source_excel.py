@@ -291,3 +291,22 @@ def test_xlsb_reads_a_mixed_column_as_text(tmp_path: Path) -> None:
     assert table.column("v").to_pylist() == ["2.5", "N/A", "TRUE", "abc"]
     assert table.column("w").to_pylist() == ["2024-01-02", "2024-01-03 04:05:06", "x", None]
     assert len(source.warnings) == 2
+
+
+def test_a_mixed_column_of_a_table_not_starting_at_column_a(tmp_path: Path) -> None:
+    # fastexcel counts use_columns from column A, its errors from the table's first column:
+    # the cell-by-cell reading picks its columns by name (this failed before).
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(tmp_path / "off.xlsx"))
+    sheet = book.add_worksheet()
+    sheet.write_row(2, 2, ["id", "v", "w"])
+    for r, row in enumerate([[1, 2.5, "a"], [2, True, "b"], [3, "x", "c"]], start=3):
+        sheet.write_row(r, 2, row)
+    book.close()
+    source = _open(tmp_path / "off.xlsx")
+    assert source.sample().to_pydict() == {
+        "id": [1, 2, 3],
+        "v": ["2.5", "TRUE", "x"],
+        "w": ["a", "b", "c"],
+    }
