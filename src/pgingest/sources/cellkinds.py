@@ -44,6 +44,7 @@ _TEXT_CELL = re.compile(r"'String\(\"(.*)\"\)'?$", re.DOTALL)
 _DATETIME_CELL = re.compile(
     r"DateTime\(ExcelDateTime \{ value: ([-+0-9.eE]+), datetime_type: (\w+), is_1904: (\w+)"
 )
+_ISO_CELL = re.compile(r"(Duration|DateTime)Iso\(\"([^\"]*)\"\)")
 _MS_PER_DAY = 86_400_000
 _EPOCH_1900_MS = 25_569 * _MS_PER_DAY
 """From 1899-12-30 (the day before Excel's day zero, 1900-01-00) to 1970-01-01, in ms."""
@@ -107,6 +108,7 @@ def read_mixed(
     # datetime instead makes fastexcel panic on a number that is no date, like 1e12).
     stamps: dict[int, dict[int, int]] = {c: {} for c in columns}
     durations: dict[int, dict[int, int]] = {c: {} for c in columns}
+    isos: dict[int, dict[int, str]] = {c: {} for c in columns}
     for column in columns:
         values = probe[column]
         kind = kinds[column]
@@ -118,10 +120,9 @@ def read_mixed(
             kinds[column][row] = ERROR
         elif is_text_detail(detail):
             kinds[column][row] = TEXT
-        elif "DurationIso(" in detail:  # OpenDocument keeps these as ISO text
-            kinds[column][row] = DURATION
-        elif "DateTimeIso(" in detail:
-            kinds[column][row] = DATETIME
+        elif iso := _ISO_CELL.search(detail):  # OpenDocument keeps these as ISO 8601 text
+            kinds[column][row] = DURATION if iso.group(1) == "Duration" else DATETIME
+            isos[column][row] = iso.group(2)
         else:
             stamp = _DATETIME_CELL.search(detail)
             if stamp is None:  # a cell calamine describes otherwise: its text
@@ -177,6 +178,8 @@ def read_mixed(
         # A cell its kind's type could not read (an unusual ISO form): the reader's text.
         lost = (cells == None) & (text != None) & (kind != ERROR) & (kind != EMPTY)  # noqa: E711
         cells[lost] = text[lost]
+        for row, iso_text in isos[column].items():  # PostgreSQL reads ISO 8601 as it is
+            cells[row] = iso_text
         out[column] = MixedColumn(pa.array(cells, pa.string()), found)
     return out
 
