@@ -67,8 +67,7 @@ class FilePlan:
     seen: str | None = None
     """merge --delete-missing: the file's key table."""
     warnings: list[str] = field(default_factory=list)
-    """What the user must know about this file's load (the reader's, and what encoding its
-    batches cut), one line each; it becomes the file's ``FileResult.warnings``."""
+    """What planning and loading decided that the user should know (for the file's result)."""
 
     def warn(self, text: str) -> None:
         """Note a warning once (batch workers call it from their threads)."""

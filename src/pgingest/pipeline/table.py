@@ -148,7 +148,7 @@ async def plan_table(
         fixed=fixed,
         changes=list(changes),
         datestyle=found.datestyle,
-        warnings=[*source.warnings, *renamed],
+        warnings=renamed,
     )
 
 
@@ -180,6 +180,4 @@ def describe_plan(plan: FilePlan, lineage: bool) -> str:
         lines.append(f"  left out (--on-new-column ignore): {', '.join(left_out)}")
     if plan.datestyle is not None:
         lines.append(f"  dates read as {plan.datestyle}")
-    for warning in plan.warnings:
-        lines.append(f"  warning: {warning}")
     return "\n".join(lines)

@@ -59,7 +59,11 @@ class AdaptedSource:
         self._source_file = source_file
         self._transform = transform
         self.info: SourceInfo = inner.info
-        self.warnings: list[str] = inner.warnings
+
+    @property
+    def warnings(self) -> list[str]:
+        """The wrapped reader's warnings (a CSV reader's encoding decision), if it has any."""
+        return list(getattr(self._inner, "warnings", ()))
 
     def _apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self._source_file is not None:

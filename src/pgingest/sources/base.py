@@ -136,10 +136,6 @@ class Source(Protocol):
 
     info: SourceInfo
     """The detected file, with the reading options applied (e.g. a forced header)."""
-    warnings: list[str]
-    """What the reader decided that the user should know, one line each without the file's
-    path (a workbook column read as text because its cells mix kinds); known once the source
-    is open."""
 
     def column_names(self) -> list[str]:
         """Return the column names as written in the file (not normalized).

@@ -60,7 +60,6 @@ class CsvSource:
         """
         if info.dialect is None:
             raise SourceError(f"{info.path}: no CSV dialect; detect the file first", path=info.path)
-        self.warnings: list[str] = []
         header = options.header
         self._has_header = header if header is not None else info.dialect.has_header
         self._forced = normalize_encoding(options.encoding) if options.encoding else None
