@@ -12,6 +12,7 @@ from typing import Any
 
 from pgingest.errors import LeaseLostError, RowError, SourceError
 from pgingest.manifest import store
+from pgingest.manifest.hashing import BackgroundHash
 from pgingest.pg.errors import is_gone
 
 log = logging.getLogger("pgingest.run")
@@ -30,6 +31,10 @@ class FileJob:
     """Parse CSV records client-side instead of passing raw chunks to the server."""
     rejects: int = 0
     """Bad rows set aside (``--on-error skip``)."""
+    sha256: str | None = None
+    """The file's content hash once it is recorded in the manifest."""
+    hashing: BackgroundHash | None = None
+    """The hash being computed, recorded with the first batch committed after it is done."""
 
 
 class Lease:

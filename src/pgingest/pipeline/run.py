@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point, redact_dsn
 from pgingest.errors import (
@@ -19,6 +19,7 @@ from pgingest.errors import (
     LeaseLostError,
     PgIngestError,
     RecordFormatError,
+    TableChangedError,
 )
 from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
@@ -69,10 +70,17 @@ from pgingest.sources.adapt import AdaptedSource, resolve_transform
 
 log = logging.getLogger("pgingest.run")
 T = TypeVar("T")
+AGAIN = "again: "
+"""How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
 
 
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
+RUN_CONNECTION_MIN_POOL = 3
+"""The run keeps a connection of its own (holding the run's lock while it lives) when the
+pool has at least this many: a file's worker and a free one for its DDL come first."""
+TABLE_CHANGED_ATTEMPTS = 3
+"""Loads of a file started again because its table changed under it, before it fails."""
 
 
 class Loader:
@@ -106,6 +114,8 @@ class Loader:
         """The server's ``server_version_num`` (read when the run starts)."""
         self.contract: Contract | None = None
         """The run's contract (``--contract``), if any."""
+        self._run_conn: Any = None
+        """The run's own connection, holding the run's lock (see :func:`store.start_run`)."""
         if options.contract:
             self.contract = read_contract(options.contract)
 
@@ -196,7 +206,9 @@ class Loader:
             report.seconds = time.perf_counter() - started
             self.reporter.run_done(report)
             return report
-        # Each file holds one connection per batch worker (the first also holds its lock).
+        # Each file holds one connection per batch worker (the first also holds its lock);
+        # of the two more, one is the run's own (holding the run's lock while it lives), one
+        # is free for what a file needs besides its workers (DDL, recording a failure).
         files_at_once = min(self.options.concurrency, len(files))
         size = files_at_once * self.workers_per_file + 2
         self.pool = await connect.create_pool(
@@ -210,7 +222,9 @@ class Loader:
             if not self.options.dry_run:
 
                 async def start() -> int:
-                    async with self.pool.acquire() as conn:
+                    # The run's own connection: it holds the run's lock while the run lives.
+                    conn = await self.pool.acquire()
+                    try:
                         self.server_version = await connect.server_version(conn)
                         began = time.perf_counter()
                         await store.ensure_manifest(conn)
@@ -222,7 +236,14 @@ class Loader:
                             os.getpid(),
                         )
                         self.stage("manifest", began)
-                        return run_id
+                    except BaseException:
+                        await quietly(self.pool.release(conn))
+                        raise
+                    if self.pool.get_max_size() >= RUN_CONNECTION_MIN_POOL:
+                        self._run_conn = conn
+                    else:  # no connection to spare: status may take the run for dead
+                        await quietly(self.pool.release(conn))
+                    return run_id
 
                 self.run_id = await self.with_retries(start)
                 crash_point("run-started")
@@ -331,6 +352,9 @@ class Loader:
                 if self.run_id is not None:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
+            if self._run_conn is not None:
+                conn, self._run_conn = self._run_conn, None
+                await quietly(asyncio.wait_for(self.pool.release(conn), 10))
             await self.pool.close()
             report.seconds = time.perf_counter() - started
             report.run_id = self.run_id
@@ -472,12 +496,20 @@ class Loader:
         completing) or one its batches ran out of retries on, claim it again: the manifest
         resumes it after its committed batches."""
         attempt = 0
+        changed = 0
         parse = False
         while True:
             try:
                 return await self._load_claimed(
                     path, table_name, FileJob(path, parse=parse), started
                 )
+            except TableChangedError as exc:
+                # Its table was truncated or recreated under it: claimed again, it starts over.
+                changed += 1
+                if changed >= TABLE_CHANGED_ATTEMPTS:
+                    raise
+                log.warning("%s", exc)
+                self.reporter.message(f"warning: {exc}")
             except RecordFormatError as exc:
                 if parse:
                     raise
@@ -586,6 +618,7 @@ class Loader:
                 self.stage("manifest", began)
                 return claim
 
+            await self._keep_run_lock()
             claim = await claim_it(sha256)
             if claim.action == "hash":
                 # The table holds a loaded file of the same size: it may be this content.
@@ -593,7 +626,10 @@ class Loader:
                 began = time.perf_counter()
                 sha256 = await hashing.sha256()
                 self.stage("manifest", began)
+                again = claim.reason  # the first claim found its rows gone: say so
                 claim = await claim_it(sha256)
+                if again and claim.action == "load" and claim.reason == "new":
+                    claim.reason = again
             if claim.action == "skip":
                 result = FileResult(path, qualified, "skipped")
                 result.message = claim.reason
@@ -608,6 +644,8 @@ class Loader:
             job.done_batches = frozenset(claim.done_batches)
             job.done_rows = claim.done_rows
             job.replaces = claim.replaces
+            job.sha256 = sha256
+            job.hashing = hashing
             options = self.options
             if claim.chunking:
                 options = replace(
@@ -645,6 +683,8 @@ class Loader:
                     lineage=self.options.lineage,
                 )
                 self.stage("manifest", began)
+                if done.again is not None:  # its table changed under it: nothing of it stays
+                    raise TableChangedError(f"{path}: {done.again}")
                 crash_point("completed")
             except LeaseLostError:
                 raise  # another process loads the file now: its manifest row is not ours
@@ -685,6 +725,8 @@ class Loader:
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
+        elif claim.reason.startswith(AGAIN):
+            result.message = "reloaded: " + claim.reason.removeprefix(AGAIN)
         elif claim.replaces is not None:
             result.message = (
                 "reloaded (--force): replaced the rows loaded before"
@@ -692,6 +734,26 @@ class Loader:
                 else "changed: replaced the rows of its previous version"
             )
         return result
+
+    async def _keep_run_lock(self) -> None:
+        """Take the run's lock again on a new connection when the one holding it was lost
+        (a fault cut it): ``pgingest status`` must not think a live run is dead."""
+        conn = self._run_conn
+        if conn is None or self.run_id is None or not is_gone(conn):
+            return
+        self._run_conn = None
+        await quietly(asyncio.wait_for(self.pool.release(conn), 10))
+
+        async def relock() -> Any:
+            fresh = await self.pool.acquire()
+            try:
+                await store.relock_run(fresh, cast(int, self.run_id))
+            except BaseException:
+                await quietly(self.pool.release(fresh))
+                raise
+            return fresh
+
+        self._run_conn = await self.with_retries(relock)
 
     async def _record_failure(self, conn: Any, job: FileJob, error: str, discard: bool) -> None:
         """Mark the file failed, on a fresh connection: the file's own one may be inside the
@@ -704,9 +766,7 @@ class Loader:
         for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
             try:
                 async with self.pool.acquire(timeout=30) as fresh:
-                    await store.fail_file(
-                        fresh, job.file_id, error, discard=discard, lineage=self.options.lineage
-                    )
+                    await store.fail_file(fresh, job.file_id, error, discard=discard)
                 break
             except Exception as exc:  # the server may be gone: the next run resumes the file
                 if attempt == FAILURE_RECORD_ATTEMPTS:
