@@ -133,3 +133,16 @@ def fresh_database(pg_dsn: str) -> Iterator[str]:
         yield _with_database(pg_dsn, name)
     finally:
         asyncio.run(_admin(pg_dsn, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _script(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)  # simple protocol: several statements at once
+    finally:
+        await conn.close()
+
+
+def script(dsn: str, sql: str) -> None:
+    """Run SQL holding several statements (the ``db`` fixture's helpers prepare one)."""
+    asyncio.run(_script(dsn, sql))
