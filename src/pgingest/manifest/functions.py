@@ -46,8 +46,6 @@ CREATE OR REPLACE FUNCTION pgingest.table_identity(
     p_schema text, p_table text,
     OUT table_oid oid, OUT table_node bigint, OUT lineage boolean)
 LANGUAGE plpgsql STABLE AS $fn$
-DECLARE
-    v_kind "char";
 BEGIN
     table_oid := to_regclass(format('%I.%I', p_schema, p_table));
     IF table_oid IS NULL THEN
@@ -56,33 +54,35 @@ BEGIN
         lineage := false;
         RETURN;
     END IF;
-    SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = table_oid;
-    IF v_kind = 'p' THEN
-        -- A partitioned table has no storage of its own; TRUNCATE renews its leaves'.
+    table_node := pg_relation_filenode(table_oid);
+    IF table_node IS NULL THEN
+        -- No storage of its own: a partitioned table, whose leaves' TRUNCATE renews.
         SELECT coalesce(hashtextextended(
                    string_agg(pg_relation_filenode(t.relid)::text, ',' ORDER BY t.relid), 0), 0)
           INTO table_node FROM pg_partition_tree(table_oid) t WHERE t.isleaf;
-    ELSE
-        table_node := coalesce(pg_relation_filenode(table_oid), 0);
     END IF;
     lineage := EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = table_oid
                        AND a.attname = '_pgingest_file_id' AND NOT a.attisdropped);
 END
 $fn$"""
 
-# Whether a session holds the advisory lock of a key, without taking it (taking it, even for
-# a moment, would make a claim at that moment skip the file). A bigint key shows in pg_locks
-# as its high half in classid, its low half in objid, and objsubid 1.
+# The advisory locks held now in this database, as the bigint keys they were taken with
+# (a bigint key shows in pg_locks as its high half in classid, its low half in objid, and
+# objsubid 1), read without taking any: taking one, even for a moment, would make a claim at
+# that moment skip the file. One snapshot of the lock table per call: a query checking many
+# keys reads it once (``key IN (SELECT pgingest.held_locks())``).
+_HELD_LOCKS = r"""
+CREATE OR REPLACE FUNCTION pgingest.held_locks() RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $fn$
+    SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+$fn$"""
+
 _LOCK_HELD = r"""
 CREATE OR REPLACE FUNCTION pgingest.lock_held(p_key text) RETURNS boolean
 LANGUAGE sql STABLE AS $fn$
-    SELECT EXISTS (
-        SELECT 1 FROM pg_locks l, (SELECT hashtextextended(p_key, 0) AS v) k
-        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-          AND l.database = (SELECT d.oid FROM pg_database d
-                            WHERE d.datname = current_database())
-          AND l.classid = ((k.v >> 32) & 4294967295)::oid
-          AND l.objid = (k.v & 4294967295)::oid)
+    SELECT hashtextextended(p_key, 0) IN (SELECT pgingest.held_locks())
 $fn$"""
 
 # Whether the committed rows of an unfinished file are in its table: checked only when the
@@ -227,7 +227,7 @@ DECLARE
     v_done integer[];
     v_rows bigint;
     v_mode text;
-    v_any_success boolean;
+    v_any_success boolean := false;
     v_match boolean;
     v_stale boolean;
     v_checked boolean := false;
@@ -251,18 +251,19 @@ BEGIN
         v_checked := true;
     END IF;
     LOOP
-        v_any_success := false;
         v_stale := false;
+        -- The same file: same path and mtime, or same content. An unknown hash (a file still
+        -- loading, or this one not hashed yet) is no match. Filtered here, not in the loop:
+        -- a table may hold thousands of files of one size (fixed-width exports).
         FOR r IN
             SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
                    f.table_oid, f.table_node, f.error
             FROM pgingest.files f
             WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
+              AND ((f.path = p_path AND f.mtime_ns = p_mtime) OR f.sha256 = p_sha)
               AND (f.status <> 'reverted' OR f.id = ANY(v_gone) OR f.path = p_path)
             ORDER BY f.id DESC
         LOOP
-            -- The same file: same path and mtime, or same content. An unknown hash (a file
-            -- still loading, or this one not hashed yet) is no match.
             v_match := coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false)
                        OR coalesce(r.sha256 = p_sha, false);
             IF r.status = 'reverted' THEN
@@ -273,9 +274,6 @@ BEGIN
                     v_again := coalesce(r.error, 'it was reverted');
                 END IF;
                 CONTINUE;
-            END IF;
-            IF r.status = 'success' THEN
-                v_any_success := true;
             END IF;
             IF NOT v_match THEN
                 CONTINUE;
@@ -342,6 +340,12 @@ BEGIN
     END LOOP;
     -- The content may be a loaded file's (same size): say so before loading it, unless it is
     -- to be loaded again anyway (--force).
+    IF p_sha IS NULL AND v_replaces IS NULL AND NOT p_force THEN
+        v_any_success := EXISTS (
+            SELECT 1 FROM pgingest.files f
+            WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
+              AND f.status = 'success');
+    END IF;
     IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success AND NOT p_force THEN
         RETURN QUERY SELECT 'hash'::text, NULL::bigint,
             coalesce('again: ' || v_again, ''), NULL::integer[], 0::bigint,
@@ -454,6 +458,7 @@ $fn$"""
 FUNCTIONS = [
     _CURRENT_FILE_ID,
     _TABLE_IDENTITY,
+    _HELD_LOCKS,
     _LOCK_HELD,
     _ROWS_PRESENT,
     _DISCARD_ROWS,

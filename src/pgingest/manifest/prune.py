@@ -18,14 +18,15 @@ from pgingest.config import crash_point
 
 # Files whose record nothing needs any more: taken out (reverted) or failed, leaving no
 # committed batch behind (an interrupted attempt's batches are its resume point and its rows
-# in the table), and not being loaded now.
+# in the table), and not being loaded now (its session lock held).
 _OLD_FILES = """
+    WITH held AS MATERIALIZED (SELECT pgingest.held_locks() AS k)
     SELECT f.id FROM pgingest.files f
     WHERE coalesce(f.finished_at, f.started_at) < $1
       AND (f.status = 'reverted'
            OR (f.status IN ('failed', 'running', 'pending')
                AND NOT EXISTS (SELECT 1 FROM pgingest.file_batches b WHERE b.file_id = f.id)
-               AND NOT pgingest.lock_held('pgingest.file:' || f.id)))
+               AND NOT hashtextextended('pgingest.file:' || f.id, 0) IN (SELECT k FROM held)))
 """
 # Batch records of files that finished (loaded, or taken out): only a file still to resume
 # needs its batches.
@@ -37,9 +38,11 @@ _OLD_BATCHES = """
 _OLD_REJECTS = "SELECT j.id FROM pgingest.rejects j WHERE j.at < $1"
 # Runs that ended (or whose process died) before the cutoff and that no file kept names.
 _OLD_RUNS = """
+    WITH held AS MATERIALIZED (SELECT pgingest.held_locks() AS k)
     SELECT r.id FROM pgingest.runs r
     WHERE r.started_at < $1
-      AND (r.status <> 'running' OR NOT pgingest.lock_held('pgingest.run:' || r.id))
+      AND (r.status <> 'running'
+           OR NOT hashtextextended('pgingest.run:' || r.id, 0) IN (SELECT k FROM held))
       AND NOT EXISTS (SELECT 1 FROM pgingest.files f WHERE f.run_id = r.id
                       AND f.id NOT IN (SELECT id FROM doomed_files))
 """

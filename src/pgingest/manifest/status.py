@@ -11,6 +11,14 @@ from pgingest.manifest.model import LINEAGE_FILE
 from pgingest.manifest.store import table_identity
 from pgingest.pg.ddl import qualified_name, quote_ident
 
+HELD = "SELECT pgingest.held_locks() AS k"
+"""The advisory locks held now (one snapshot of the lock table per query)."""
+
+
+def _key(kind: str, id_sql: str) -> str:
+    """The SQL of a session lock's key (see ``store.lock_key``) of the id in ``id_sql``."""
+    return f"hashtextextended('pgingest.{kind}:' || {id_sql}, 0)"
+
 
 def _plain(row: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -62,8 +70,9 @@ async def status(
     args = (schema_filter, table_filter)
     # A live run holds its lock on its own connection; a live file load holds the file's.
     runs = await conn.fetch(
-        "SELECT id, started_at, finished_at,"
-        " CASE WHEN status = 'running' AND NOT pgingest.lock_held('pgingest.run:' || id)"
+        f"WITH held AS MATERIALIZED ({HELD}) SELECT id, started_at, finished_at,"
+        " CASE WHEN status = 'running' AND NOT"
+        f" {_key('run', 'id')} IN (SELECT k FROM held)"
         " THEN 'interrupted' ELSE status END AS status, status AS recorded_status,"
         " host, files_loaded, files_skipped, files_failed, rows, paths FROM pgingest.runs"
         " WHERE ($1::text IS NULL AND $2::text IS NULL) OR id IN (SELECT run_id FROM"
@@ -72,8 +81,9 @@ async def status(
         limit,
     )
     tables = await conn.fetch(
-        "WITH f AS (SELECT *, status IN ('running', 'pending')"
-        " AND NOT pgingest.lock_held('pgingest.file:' || id) AS dead"
+        f"WITH held AS MATERIALIZED ({HELD}),"
+        " f AS (SELECT *, CASE WHEN status IN ('running', 'pending')"
+        f" THEN NOT {_key('file', 'id')} IN (SELECT k FROM held) ELSE false END AS dead"
         f" FROM pgingest.files WHERE {cond})"
         " SELECT table_schema, table_name,"
         " count(*) FILTER (WHERE status = 'success') AS files_loaded,"
@@ -90,12 +100,13 @@ async def status(
         *args,
     )
     interrupted = await conn.fetch(
-        "SELECT f.id, f.path, f.table_schema, f.table_name, f.run_id, f.status,"
+        f"WITH held AS MATERIALIZED ({HELD})"
+        " SELECT f.id, f.path, f.table_schema, f.table_name, f.run_id, f.status,"
         " f.started_at, count(b.batch) AS committed_batches,"
         " coalesce(sum(b.rows), 0)::bigint AS committed_rows"
         " FROM pgingest.files f LEFT JOIN pgingest.file_batches b ON b.file_id = f.id"
         " WHERE f.status IN ('running', 'pending')"
-        " AND NOT pgingest.lock_held('pgingest.file:' || f.id)"
+        f" AND NOT {_key('file', 'f.id')} IN (SELECT k FROM held)"
         " AND ($1::text IS NULL OR f.table_schema = $1) AND ($2::text IS NULL OR"
         " f.table_name = $2) GROUP BY f.id ORDER BY f.id DESC LIMIT $3",
         *args,

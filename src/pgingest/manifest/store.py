@@ -95,10 +95,13 @@ async def start_run(
     return int(run_id)
 
 
-async def relock_run(conn: Any, run_id: int) -> None:
-    """Take the run's session lock on a new connection (the one holding it was lost)."""
-    await conn.execute(
-        "SELECT pg_advisory_lock(hashtextextended($1, 0))", lock_key("run", str(run_id))
+async def relock_run(conn: Any, run_id: int) -> bool:
+    """Take the run's session lock on a new connection (the one holding it was lost); False
+    while the server still keeps the lost connection's session (it holds the lock then)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lock_key("run", str(run_id))
+        )
     )
 
 

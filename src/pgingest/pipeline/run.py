@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point, redact_dsn
 from pgingest.errors import (
@@ -116,6 +116,7 @@ class Loader:
         """The run's contract (``--contract``), if any."""
         self._run_conn: Any = None
         """The run's own connection, holding the run's lock (see :func:`store.start_run`)."""
+        self._run_locked = True
         if options.contract:
             self.contract = read_contract(options.contract)
 
@@ -737,23 +738,20 @@ class Loader:
 
     async def _keep_run_lock(self) -> None:
         """Take the run's lock again on a new connection when the one holding it was lost
-        (a fault cut it): ``pgingest status`` must not think a live run is dead."""
+        (a fault cut it): ``pgingest status`` must not think a live run is dead. Tried once
+        per file, never waited for (the lost session may keep it until the server notices)."""
         conn = self._run_conn
-        if conn is None or self.run_id is None or not is_gone(conn):
+        if self.run_id is None or conn is None:
             return
-        self._run_conn = None
-        await quietly(asyncio.wait_for(self.pool.release(conn), 10))
-
-        async def relock() -> Any:
-            fresh = await self.pool.acquire()
-            try:
-                await store.relock_run(fresh, cast(int, self.run_id))
-            except BaseException:
-                await quietly(self.pool.release(fresh))
-                raise
-            return fresh
-
-        self._run_conn = await self.with_retries(relock)
+        if is_gone(conn):
+            self._run_conn = None
+            self._run_locked = False
+            await quietly(asyncio.wait_for(self.pool.release(conn), 10))
+            conn = self._run_conn = await self.with_retries(self.pool.acquire)
+        if not self._run_locked:
+            self._run_locked = await store.relock_run(conn, self.run_id)
+            if not self._run_locked:
+                log.info("run %s: its lock is still held by its lost connection", self.run_id)
 
     async def _record_failure(self, conn: Any, job: FileJob, error: str, discard: bool) -> None:
         """Mark the file failed, on a fresh connection: the file's own one may be inside the
