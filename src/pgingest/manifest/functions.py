@@ -311,7 +311,8 @@ BEGIN
                 -- Its table changed since its batches committed: are their rows still there?
                 SELECT ru.options->>'mode' INTO v_mode FROM pgingest.runs ru WHERE ru.id = p_run;
                 IF coalesce(v_mode, 'append') <> 'replace' AND NOT pgingest.rows_present(
-                        p_schema, p_table, r.id, v_rows, v_mode IN ('upsert', 'merge')) THEN
+                        p_schema, p_table, r.id, v_rows,
+                        coalesce(v_mode IN ('upsert', 'merge'), false)) THEN
                     PERFORM pgingest.discard_rows(p_schema, p_table, r.id);
                     v_done := '{}';
                     v_rows := 0;
@@ -414,7 +415,7 @@ BEGIN
         SELECT ru.options->>'mode' INTO v_mode FROM pgingest.runs ru WHERE ru.id = f.run_id;
         IF coalesce(v_mode, 'append') <> 'replace' AND v_rows > 0
            AND NOT pgingest.rows_present(f.table_schema, f.table_name, p_id, v_rows,
-                                         v_mode IN ('upsert', 'merge')) THEN
+                                         coalesce(v_mode IN ('upsert', 'merge'), false)) THEN
             v_why := format('its table %I.%I changed while it loaded (truncated, dropped or'
                             ' recreated) and its committed rows were gone: it loads again',
                             f.table_schema, f.table_name);

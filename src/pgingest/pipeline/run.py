@@ -47,6 +47,7 @@ from pgingest.pipeline.columns import (
 from pgingest.pipeline.job import (
     FileJob,
     Lease,
+    RunLock,
     is_read_fault,
     is_transient_read_fault,
     one_line,
@@ -76,9 +77,6 @@ AGAIN = "again: "
 
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
-RUN_CONNECTION_MIN_POOL = 3
-"""The run keeps a connection of its own (holding the run's lock while it lives) when the
-pool has at least this many: a file's worker and a free one for its DDL come first."""
 TABLE_CHANGED_ATTEMPTS = 3
 """Loads of a file started again because its table changed under it, before it fails."""
 
@@ -114,9 +112,8 @@ class Loader:
         """The server's ``server_version_num`` (read when the run starts)."""
         self.contract: Contract | None = None
         """The run's contract (``--contract``), if any."""
-        self._run_conn: Any = None
-        """The run's own connection, holding the run's lock (see :func:`store.start_run`)."""
-        self._run_locked = True
+        self.run_lock: RunLock | None = None
+        """The run's own connection, holding the run's lock while it lives."""
         if options.contract:
             self.contract = read_contract(options.contract)
 
@@ -240,10 +237,7 @@ class Loader:
                     except BaseException:
                         await quietly(self.pool.release(conn))
                         raise
-                    if self.pool.get_max_size() >= RUN_CONNECTION_MIN_POOL:
-                        self._run_conn = conn
-                    else:  # no connection to spare: status may take the run for dead
-                        await quietly(self.pool.release(conn))
+                    self.run_lock = RunLock(self.pool, conn, run_id)
                     return run_id
 
                 self.run_id = await self.with_retries(start)
@@ -353,9 +347,8 @@ class Loader:
                 if self.run_id is not None:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
-            if self._run_conn is not None:
-                conn, self._run_conn = self._run_conn, None
-                await quietly(asyncio.wait_for(self.pool.release(conn), 10))
+            if self.run_lock is not None:
+                await self.run_lock.release()
             await self.pool.close()
             report.seconds = time.perf_counter() - started
             report.run_id = self.run_id
@@ -619,7 +612,8 @@ class Loader:
                 self.stage("manifest", began)
                 return claim
 
-            await self._keep_run_lock()
+            if self.run_lock is not None:
+                await self.run_lock.keep(self.with_retries)
             claim = await claim_it(sha256)
             if claim.action == "hash":
                 # The table holds a loaded file of the same size: it may be this content.
@@ -735,23 +729,6 @@ class Loader:
                 else "changed: replaced the rows of its previous version"
             )
         return result
-
-    async def _keep_run_lock(self) -> None:
-        """Take the run's lock again on a new connection when the one holding it was lost
-        (a fault cut it): ``pgingest status`` must not think a live run is dead. Tried once
-        per file, never waited for (the lost session may keep it until the server notices)."""
-        conn = self._run_conn
-        if self.run_id is None or conn is None:
-            return
-        if is_gone(conn):
-            self._run_conn = None
-            self._run_locked = False
-            await quietly(asyncio.wait_for(self.pool.release(conn), 10))
-            conn = self._run_conn = await self.with_retries(self.pool.acquire)
-        if not self._run_locked:
-            self._run_locked = await store.relock_run(conn, self.run_id)
-            if not self._run_locked:
-                log.info("run %s: its lock is still held by its lost connection", self.run_id)
 
     async def _record_failure(self, conn: Any, job: FileJob, error: str, discard: bool) -> None:
         """Mark the file failed, on a fresh connection: the file's own one may be inside the
