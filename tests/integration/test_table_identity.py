@@ -318,3 +318,41 @@ def test_version_2_manifest_is_upgraded_with_the_identities_it_can_know(tmp_path
         assert "reloaded: its table public.dropped is gone" in result.stdout
         assert db.count("dropped") == 2
         assert db.val("SELECT status FROM pgingest.files WHERE id = 2") == "reverted"
+
+
+def test_the_common_path_reads_no_rows_of_the_table(tmp_path, load, db):
+    # Skipping loaded files and appending new ones checks no row of the table: its scan
+    # counter does not move. After a TRUNCATE the check reads the table once (the control).
+    a, b = two_files(tmp_path / "in")
+    assert load(a, table="t").ok
+
+    def scans() -> int:
+        # A backend reports its statistics as it exits, before it leaves pg_stat_activity:
+        # once the loads' connections are gone, their scans are counted.
+        wait_for(
+            lambda: (
+                not db.val(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " AND application_name NOT LIKE 'psql%'"
+                )
+            ),
+            timeout=30,
+            what="the loads' connections closed",
+        )
+        return int(
+            db.val(
+                "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+                " WHERE schemaname = $1 AND relname = 't'",
+                db.schema,
+            )
+        )
+
+    before = scans()
+    report = load([a, b], table="t")
+    assert [f.status for f in report.files] == ["skipped", "loaded"]
+    assert scans() == before
+    db.execute(f'TRUNCATE "{db.schema}".t')
+    truncated = scans()
+    assert [f.status for f in load([a, b], table="t").files] == ["loaded", "loaded"]
+    assert scans() > truncated  # the check after the TRUNCATE read the table
