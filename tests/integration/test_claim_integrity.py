@@ -58,11 +58,12 @@ def test_same_size_files_of_two_loaders_into_one_table(tmp_path, db):
     # Two loaders with their own files, one table: a file skipped by mistake is lost (the
     # other process never has it). Each claims its first files before any is loaded (no
     # hash asked), the next ones after (hashed first), while the other's are in flight.
-    paths = same_size_csvs(tmp_path / "all", 2 * FILES, ROWS)
+    each = 6  # more than the 4 files a loader claims at once
+    paths = same_size_csvs(tmp_path / "all", 2 * each, ROWS)
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    first = [p.rename(tmp_path / "one" / p.name) for p in paths[:FILES]]
-    second = [p.rename(tmp_path / "two" / p.name) for p in paths[FILES:]]
+    first = [p.rename(tmp_path / "one" / p.name) for p in paths[:each]]
+    second = [p.rename(tmp_path / "two" / p.name) for p in paths[each:]]
     started = [
         start(db.dsn, "load", str(folder), "--table", "t", schema=db.schema)
         for folder in (tmp_path / "one", tmp_path / "two")
@@ -70,8 +71,8 @@ def test_same_size_files_of_two_loaders_into_one_table(tmp_path, db):
     results = [finish(p) for p in started]
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     assert "skipped" not in "".join(out for _, out, _ in results)
-    assert db.count("t") == 2 * FILES * ROWS
-    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 2 * FILES * ROWS
+    assert db.count("t") == 2 * each * ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 2 * each * ROWS
     assert loaded(db, "t") == sorted((str(p), "success", ROWS) for p in [*first, *second])
 
 

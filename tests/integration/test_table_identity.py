@@ -235,8 +235,8 @@ def test_interrupted_file_whose_table_was_truncated_starts_over(tmp_path, db):
 
 
 def test_table_truncated_while_a_file_loads_gets_it_again(tmp_path, db):
-    src = csv_of(tmp_path / "f.csv", range(200_000))
-    args = (str(src), "--table", "t", "--batch-size", "2000", "--internal-concurrency", "1")
+    src = csv_of(tmp_path / "f.csv", range(100_000))
+    args = (str(src), "--table", "t", "--batch-size", "1000", "--internal-concurrency", "1")
     process = start(db.dsn, "load", *args, schema=db.schema)
 
     def committed() -> int:
@@ -252,8 +252,8 @@ def test_table_truncated_while_a_file_loads_gets_it_again(tmp_path, db):
     assert process.returncode == 0, err
     assert "changed while it loaded" in err
     assert ids(db)[:3] == [0, 1, 2]
-    assert db.count("t") == 200_000
-    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 200_000
+    assert db.count("t") == 100_000
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 100_000
 
 
 async def _truncate_while_running(dsn: str, schema: str, path: str) -> str:
