@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,18 @@ async def status_async(
     home: str | Path | None = None,
     table: str | None = None,
     limit: int = 10,
+    files: bool = False,
 ) -> dict[str, Any]:
-    """What the manifest knows: recent runs, files per table, failures, schema changes, rejects.
+    """What the manifest knows, next to what the tables hold now: recent runs (interrupted
+    ones told apart), files and rows per table, interrupted files, failures, schema changes,
+    rejects.
 
     Args:
         dsn: the server (default: environment, else the embedded server).
         home: data directory of the embedded server.
         table: only this table (``name`` or ``schema.name``).
         limit: how many recent runs, failures and changes to list.
+        files: also every loaded or interrupted file with its rows in its table now.
 
     Returns:
         JSON-ready data (see :func:`pgingest.manifest.status.status`).
@@ -114,7 +119,56 @@ async def status_async(
     from pgingest.pg.connect import connection
 
     async with connection(connection_from_env(dsn, home)) as conn:
-        return await status(conn, table=table, limit=limit)
+        await _upgrade_manifest(conn)
+        return await status(conn, table=table, limit=limit, files=files)
+
+
+async def _upgrade_manifest(conn: Any) -> bool:
+    """Bring an existing manifest up to this version (as a load would); False when this
+    database has none."""
+    from pgingest.manifest.schema import ensure_manifest
+
+    if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+        return False
+    await ensure_manifest(conn)
+    return True
+
+
+async def prune_async(
+    older_than: str | timedelta,
+    *,
+    dsn: str | None = None,
+    home: str | Path | None = None,
+    dry_run: bool = False,
+) -> Any:
+    """Remove manifest records older than an age that nothing needs any more (old runs,
+    batch records of finished files, rejects, records of attempts that left nothing); see
+    :func:`pgingest.manifest.prune.prune`.
+
+    Args:
+        older_than: the age, e.g. ``"90d"`` (s, m, h, d, w) or a ``timedelta``.
+        dsn: the server (default: environment, else the embedded server).
+        home: data directory of the embedded server.
+        dry_run: count what would go; change nothing.
+
+    Returns:
+        A ``PruneReport``.
+
+    Raises:
+        ConfigError: the age is not one.
+        ManifestError: nothing was ever loaded into this database.
+    """
+    from pgingest.config import parse_age
+    from pgingest.manifest.prune import prune
+    from pgingest.pg.connect import connection
+
+    age = parse_age(older_than) if isinstance(older_than, str) else older_than
+    async with connection(connection_from_env(dsn, home)) as conn:
+        if not await _upgrade_manifest(conn):
+            from pgingest.errors import ManifestError
+
+            raise ManifestError("nothing was ever loaded into this database")
+        return await prune(conn, age, dry_run=dry_run)
 
 
 async def rejects_async(
@@ -188,7 +242,7 @@ async def revert_async(
     if path is not None:
         path = str(Path(path).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
     async with connection(connection_from_env(dsn, home)) as conn:
-        if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+        if not await _upgrade_manifest(conn):
             from pgingest.errors import ManifestError
 
             raise ManifestError("nothing was ever loaded into this database")

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -535,6 +536,10 @@ CRASH_POINTS: dict[str, str] = {
     "batch-committed": "a batch's transaction (rows and manifest batch record) committed",
     "before-complete": "every batch of a file committed, before the file is marked loaded",
     "completed": "a file is marked loaded, before the next step",
+    "table-created": "a file created its table, before the manifest records the table's identity",
+    "evolved": "a table was changed (column added or widened), before that transaction commits",
+    "revert-deleted": "revert deleted the files' rows and marked them, before its commit",
+    "prune-deleted": "prune deleted old runs, batches and rejects, before its commit",
 }
 """The named crash points: where, in the load protocol, :func:`crash_point` may stop the
 process. Every point named here is reached by some load, and the crash-point tests run each."""
@@ -574,3 +579,20 @@ def _read_crash_spec(value: str) -> tuple[str, int] | None:
     except ValueError:
         raise ConfigError(f"{CRASH_AT_ENV}: {count!r} is not a whole number") from None
     return name, max(1, times)
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """An age such as ``90d``, ``12h``, ``2w``, ``30m`` or ``45s`` as a :class:`timedelta`.
+
+    Raises:
+        ConfigError: not a whole number followed by one of s, m, h, d, w.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text.lower())
+    if match is None:
+        raise ConfigError(
+            f"{text!r} is not an age: a whole number and a unit, s m h d or w (e.g. 90d)"
+        )
+    return timedelta(seconds=int(match.group(1)) * _AGE_UNITS[match.group(2)])

@@ -16,7 +16,8 @@
     │   └── ConstraintError          not retryable (unique, not-null, FK)
     └── ManifestError
         ├── AlreadyLoadedError
-        └── ConcurrentLoadError      another run holds the table's lock (retryable)
+        ├── ConcurrentLoadError      another run holds the table's lock (retryable)
+        └── TableChangedError        a file's table changed under its load (retryable)
 """
 
 from __future__ import annotations
@@ -127,5 +128,12 @@ class LeaseLostError(ManifestError):
 
 class ConcurrentLoadError(ManifestError):
     """Another run holds the table's lock."""
+
+    retryable = True
+
+
+class TableChangedError(ManifestError):
+    """The target table changed while a file loaded (truncated, dropped, recreated) and took
+    the file's committed rows with it: the file is loaded again from its start."""
 
     retryable = True

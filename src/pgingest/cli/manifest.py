@@ -1,4 +1,5 @@
-"""The commands over what the manifest recorded: ``status``, ``revert`` and ``rejects``."""
+"""The commands over what the manifest recorded: ``status``, ``revert``, ``rejects`` and
+``prune``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from pgingest.cli.options import dsn_option
 from pgingest.cli.render import render_status
 
-__all__ = ["rejects", "revert", "status"]
+__all__ = ["prune", "rejects", "revert", "status"]
 
 
 @click.command()
@@ -23,12 +24,20 @@ __all__ = ["rejects", "revert", "status"]
     show_default=True,
     help="How many recent runs, failures and schema changes to list.",
 )
+@click.option(
+    "--files",
+    "per_file",
+    is_flag=True,
+    help="Also list every loaded or interrupted file with its rows in its table now (counted"
+    " by lineage: one scan per table).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def status(dsn: str | None, table: str | None, limit: int, as_json: bool) -> None:
-    """Recent runs, files and rows per table, failed files, schema changes and rejects."""
+def status(dsn: str | None, table: str | None, limit: int, per_file: bool, as_json: bool) -> None:
+    """Recent runs, files and rows per table (loaded, and in the table now), interrupted and
+    failed files, schema changes and rejects."""
     from pgingest.api import status_async
 
-    data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit))
+    data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit, files=per_file))
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -72,7 +81,15 @@ def revert(
     )
     verb = "would remove" if report.dry_run else "removed"
     for f in report.files:
-        click.echo(f"{verb} {f.rows:,} rows of {f.path} (file {f.file_id}) from {f.table}")
+        what = "" if f.status == "success" else " (interrupted: its committed batches)"
+        if f.table_gone:
+            mark = "would mark" if report.dry_run else "marked"
+            click.echo(
+                f"table {f.table} is gone: no rows of {f.path} (file {f.file_id}) to remove;"
+                f" {mark} it reverted"
+            )
+            continue
+        click.echo(f"{verb} {f.rows:,} rows of {f.path} (file {f.file_id}){what} from {f.table}")
     for change in report.schema_changes:
         click.echo(f"{'would undo' if report.dry_run else 'undid'}: {change}")
     click.echo(f"{verb} {report.rows:,} rows of {len(report.files)} file(s)")
@@ -111,3 +128,27 @@ def rejects(file: str, dsn: str | None, csv_path: str | None) -> None:
         column = f", column {row['column_name']}" if row["column_name"] else ""
         click.echo(f"  line {row['line']}{column}: {row['reason']}")
         click.echo(f"    {row['raw']}")
+
+
+@click.command()
+@dsn_option
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    help="Remove what is older than this: a whole number and s, m, h, d or w (90d).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+def prune(dsn: str | None, older_than: str, dry_run: bool) -> None:
+    """Remove old manifest records nothing needs any more: runs, batch records of finished
+    files, rejected rows (they hold raw values), records of reverted or failed attempts.
+    Loaded files and interrupted ones stay (skip, resume and revert need them)."""
+    from pgingest.api import prune_async
+
+    report = asyncio.run(prune_async(older_than, dsn=dsn, dry_run=dry_run))
+    verb = "would remove" if report.dry_run else "removed"
+    click.echo(
+        f"{verb} {report.runs:,} run(s), {report.files:,} file record(s), {report.batches:,}"
+        f" batch record(s) and {report.rejects:,} rejected row(s) older than"
+        f" {report.cutoff:%Y-%m-%d %H:%M:%S %Z}".rstrip()
+    )

@@ -69,6 +69,9 @@ class LineReporter:
                     file=self.out,
                     flush=True,
                 )
+                if (result.message or "").startswith("reloaded: "):
+                    # A file loaded before whose rows were gone: say why it loaded again.
+                    print(f"  {result.message}", file=self.out, flush=True)
                 for change in result.schema_changes:
                     print(f"  schema: {result.table}: {change}", file=self.out, flush=True)
         elif result.status == "failed":
@@ -169,10 +172,44 @@ def render_status(data: dict[str, Any]) -> str:
             extra += f", {t['files_reverted']} reverted"
         if t["files_in_progress"]:
             extra += f", {t['files_in_progress']} in progress"
+        if t.get("files_interrupted"):
+            extra += f", {t['files_interrupted']} interrupted"
+        if t.get("table_exists", True):
+            now = t.get("rows_in_table")
+            in_table = "" if now is None else f", {now:,} rows in the table now"
+        else:
+            in_table = ", the table is GONE (dropped): the next load loads its files again"
+        changed = ""
+        if t.get("identity_changed"):
+            changed = (
+                "; the table changed since (truncated, recreated, restored or rewritten):"
+                " the next load checks which files' rows are still in it"
+            )
         out.append(
             f"  {t['table_schema']}.{t['table_name']}: {t['files_loaded']} file(s), "
-            f"{t['rows']:,} rows, last load {t['last_load']}{extra}"
+            f"{t['rows']:,} rows loaded (manifest){in_table}, last load {t['last_load']}"
+            f"{extra}{changed}"
         )
+    if data.get("interrupted"):
+        out.append(
+            "Interrupted files (their process died; a re-run or `pgingest resume`"
+            " continues them, `pgingest revert` takes their rows out):"
+        )
+        for f in data["interrupted"]:
+            out.append(
+                f"  {f['path']} (file {f['id']}, run {f['run_id']}): {f['committed_batches']}"
+                f" committed batch(es), {f['committed_rows']:,} rows in"
+                f" {f['table_schema']}.{f['table_name']}"
+            )
+    if data.get("files"):
+        out.append("Files (rows loaded / rows in the table now, by lineage):")
+        for f in data["files"]:
+            now = "?" if f["rows_in_table"] is None else f"{f['rows_in_table']:,}"
+            state = "" if f["status"] == "success" else f" ({f['status']}, interrupted)"
+            out.append(
+                f"  {f['table_schema']}.{f['table_name']}  {f['path']} (file {f['id']}){state}:"
+                f" {f['rows']:,} / {now}"
+            )
     if data["failed"]:
         out.append("Failed files:")
         for f in data["failed"]:

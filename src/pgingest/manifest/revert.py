@@ -1,5 +1,7 @@
 """Take loaded files back out: delete their rows by lineage, mark them reverted, and optionally
-undo the schema changes their loads made when nothing else depends on them."""
+undo the schema changes their loads made when nothing else depends on them. Interrupted files
+(committed batches, never completed) are taken out the same way; a file whose table is gone
+is marked reverted and said to be so."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgingest.config import crash_point
 from pgingest.errors import ManifestError
-from pgingest.manifest.store import LINEAGE_FILE
+from pgingest.manifest.store import LINEAGE_FILE, lock_key, table_identity
 from pgingest.pg.ddl import qualified_name, quote_ident
 
 log = logging.getLogger("pgingest.revert")
@@ -25,6 +28,11 @@ class RevertedFile:
     path: str
     table: str
     rows: int
+    status: str = "success"
+    """The file's status before: ``success``, or an interrupted file's (``running``,
+    ``failed``) whose committed batches' rows were taken out."""
+    table_gone: bool = False
+    """Its table does not exist any more: there were no rows to take out."""
 
 
 @dataclass(slots=True)
@@ -44,14 +52,18 @@ class RevertReport:
 async def select_files(
     conn: Any, *, path: str | None, sha256: str | None, run_id: int | None
 ) -> list[Any]:
-    """The loaded (``success``) manifest entries matching exactly one of the selectors."""
+    """The manifest entries matching exactly one of the selectors whose rows may be in a
+    table: loaded files (``success``) and interrupted ones (``running``, ``pending`` or
+    ``failed`` with committed batches)."""
     chosen = [x for x in (path, sha256, run_id) if x is not None]
     if len(chosen) != 1:
         raise ManifestError("say which files to revert: exactly one of --file, --sha256, --run")
     query = (
-        "SELECT id, path, sha256, table_schema, table_name, rows,"
+        "SELECT id, path, sha256, table_schema, table_name, rows, status,"
         " (SELECT r.options->>'mode' FROM pgingest.runs r WHERE r.id = files.run_id) AS mode"
-        " FROM pgingest.files WHERE status = 'success' AND "
+        " FROM pgingest.files WHERE (status = 'success' OR (status IN ('running', 'pending',"
+        " 'failed') AND EXISTS (SELECT 1 FROM pgingest.file_batches b"
+        " WHERE b.file_id = files.id))) AND "
     )
     if path is not None:
         rows = await conn.fetch(query + "path = $1 ORDER BY id", path)
@@ -64,19 +76,6 @@ async def select_files(
     return list(rows)
 
 
-async def _has_column(conn: Any, schema: str, table: str, column: str) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1"
-            " AND c.relname = $2 AND a.attname = $3 AND NOT a.attisdropped",
-            schema,
-            table,
-            column,
-        )
-    )
-
-
 async def revert(
     conn: Any,
     *,
@@ -87,6 +86,10 @@ async def revert(
     dry_run: bool = False,
 ) -> RevertReport:
     """Remove the rows of the selected files, atomically.
+
+    A loaded file, or an interrupted one (its committed batches' rows), loses its rows
+    (by lineage) and is marked ``reverted``; a file whose table is gone is marked reverted and
+    reported so (``table_gone``). A file being loaded right now (its lock is held) is refused.
 
     Args:
         conn: an open connection.
@@ -101,7 +104,8 @@ async def revert(
         What was (or would be) removed.
 
     Raises:
-        ManifestError: nothing matches, or a table has no lineage column.
+        ManifestError: nothing matches, a file is being loaded now, a file was upserted or
+            merged, or a table has no lineage column.
     """
     report = RevertReport(dry_run=dry_run)
     async with conn.transaction():
@@ -109,48 +113,69 @@ async def revert(
         if not entries:
             raise ManifestError("no loaded file matches; `pgingest status` lists what is loaded")
         for entry in entries:
-            schema, table = entry["table_schema"], entry["table_name"]
-            name = qualified_name(schema, table)
-            if entry["mode"] in NOT_REVERTIBLE_MODES:
-                raise ManifestError(
-                    f"cannot revert {entry['path']}: it was loaded with --mode {entry['mode']},"
-                    f" which overwrote rows of {schema}.{table} in place; the values it replaced"
-                    " are not kept, so deleting its rows would lose data. Load the earlier files"
-                    " again (--force) to restore their values"
-                )
-            if not await conn.fetchval("SELECT to_regclass($1)", name):
-                rows = 0
-            elif not await _has_column(conn, schema, table, LINEAGE_FILE):
-                raise ManifestError(
-                    f"cannot revert {entry['path']}: table {schema}.{table} has no "
-                    f"{LINEAGE_FILE} column (it was loaded with --no-lineage), so its rows "
-                    "cannot be told apart"
-                )
-            elif dry_run:
-                rows = await conn.fetchval(
-                    f"SELECT count(*) FROM {name} WHERE {quote_ident(LINEAGE_FILE)} = $1",
-                    entry["id"],
-                )
-            else:
-                status = await conn.execute(
-                    f"DELETE FROM {name} WHERE {quote_ident(LINEAGE_FILE)} = $1", entry["id"]
-                )
-                rows = int(status.split()[-1])
-                await conn.execute(
-                    "UPDATE pgingest.files SET status = 'reverted', finished_at = now()"
-                    " WHERE id = $1",
-                    entry["id"],
-                )
-            report.files.append(
-                RevertedFile(entry["id"], entry["path"], f"{schema}.{table}", int(rows))
-            )
+            report.files.append(await _revert_one(conn, entry, dry_run))
         if schema_changes:
             ids = [e["id"] for e in entries]
             report.schema_changes = await _undo_schema_changes(conn, ids, dry_run)
         if dry_run:
             # Nothing was changed, but leave no doubt: roll the transaction back.
             raise _DryRun(report)
+        crash_point("revert-deleted")
     return report
+
+
+async def _revert_one(conn: Any, entry: Any, dry_run: bool) -> RevertedFile:
+    schema, table = entry["table_schema"], entry["table_name"]
+    name = qualified_name(schema, table)
+    if entry["status"] != "success":
+        # An interrupted file: its lock is free unless a pgingest process loads it now. Held
+        # to the end of this transaction, so that no resume takes it meanwhile.
+        free = await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+            lock_key("file", str(entry["id"])),
+        )
+        if not free:
+            raise ManifestError(
+                f"cannot revert {entry['path']} (file {entry['id']}): a pgingest process is"
+                " loading it right now; revert it when that run has ended"
+            )
+    if entry["mode"] in NOT_REVERTIBLE_MODES:
+        raise ManifestError(
+            f"cannot revert {entry['path']}: it was loaded with --mode {entry['mode']},"
+            f" which overwrote rows of {schema}.{table} in place; the values it replaced"
+            " are not kept, so deleting its rows would lose data. Load the earlier files"
+            " again (--force) to restore their values"
+        )
+    identity = await table_identity(conn, schema, table)
+    gone = not identity.exists
+    if gone:
+        rows = 0
+    elif not identity.lineage:
+        raise ManifestError(
+            f"cannot revert {entry['path']}: table {schema}.{table} has no "
+            f"{LINEAGE_FILE} column (it was loaded with --no-lineage), so its rows "
+            "cannot be told apart"
+        )
+    elif dry_run:
+        rows = await conn.fetchval(
+            f"SELECT count(*) FROM {name} WHERE {quote_ident(LINEAGE_FILE)} = $1", entry["id"]
+        )
+    else:
+        status = await conn.execute(
+            f"DELETE FROM {name} WHERE {quote_ident(LINEAGE_FILE)} = $1", entry["id"]
+        )
+        rows = int(status.split()[-1])
+    if not dry_run:
+        error = f"its table {schema}.{table} was gone when it was reverted" if gone else None
+        await conn.execute(
+            "UPDATE pgingest.files SET status = 'reverted', finished_at = now(),"
+            " error = coalesce($2, error) WHERE id = $1",
+            entry["id"],
+            error,
+        )
+    return RevertedFile(
+        entry["id"], entry["path"], f"{schema}.{table}", int(rows), entry["status"], gone
+    )
 
 
 class _DryRun(Exception):  # noqa: N818 - control flow, not an error

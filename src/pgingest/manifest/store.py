@@ -1,7 +1,10 @@
-"""The bookkeeping schema ``pgingest`` and every read and write of it.
+"""Every read and write of the bookkeeping schema ``pgingest`` during a load: runs, claiming
+and completing files, batches, rejects, schema changes, and the identity of target tables.
 
-Functions take an open connection of the ``pg`` layer; values are always bound parameters,
-identifiers always pass the quoting helper.
+The schema itself and its migrations are :mod:`pgingest.manifest.schema`; the server-side
+functions (claim, complete, reconcile) :mod:`pgingest.manifest.functions`. Functions take an
+open connection of the ``pg`` layer; values are always bound parameters, identifiers always
+pass the quoting helper.
 """
 
 from __future__ import annotations
@@ -11,301 +14,95 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgingest.manifest.model import FileEntry
+from pgingest.manifest.functions import FILE_ID_SETTING, LINEAGE_FILE_DEFAULT
+from pgingest.manifest.model import (
+    LINEAGE_FILE,
+    LINEAGE_TIME,
+    NO_TABLE,
+    FileEntry,
+    TableIdentity,
+)
+from pgingest.manifest.schema import SCHEMA_VERSION, ensure_manifest
 from pgingest.model import Reject
 from pgingest.pg.ddl import qualified_name, quote_ident
 
-SCHEMA_VERSION = 2
-"""The bookkeeping schema's version; a database at an older one is brought up to it (its
-functions replaced) by the first run that finds it. 2: ``claim`` with ``--force`` no longer
-asks for the content hash first."""
-FILE_ID_SETTING = "pgingest.file_id"
-LINEAGE_FILE_DEFAULT = "pgingest.current_file_id()"
-"""The lineage file id column's default: the session's file id, evaluated once per COPY."""
-LINEAGE_FILE = "_pgingest_file_id"
-LINEAGE_TIME = "_pgingest_loaded_at"
-
-_BOOTSTRAP = [
-    "CREATE SCHEMA IF NOT EXISTS pgingest",
-    """CREATE TABLE IF NOT EXISTS pgingest.version (
-        version integer NOT NULL,
-        migrated_at timestamptz NOT NULL DEFAULT now())""",
-    """CREATE TABLE IF NOT EXISTS pgingest.runs (
-        id bigserial PRIMARY KEY,
-        started_at timestamptz NOT NULL DEFAULT now(),
-        finished_at timestamptz,
-        status text NOT NULL DEFAULT 'running'
-            CHECK (status IN ('running', 'success', 'failed', 'interrupted')),
-        host text,
-        pid integer,
-        paths jsonb NOT NULL DEFAULT '[]',
-        options jsonb NOT NULL DEFAULT '{}',
-        files_loaded integer NOT NULL DEFAULT 0,
-        files_skipped integer NOT NULL DEFAULT 0,
-        files_failed integer NOT NULL DEFAULT 0,
-        rows bigint NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS pgingest.files (
-        id bigserial PRIMARY KEY,
-        run_id bigint REFERENCES pgingest.runs (id),
-        path text NOT NULL,
-        sha256 text,
-        size bigint NOT NULL,
-        mtime_ns bigint,
-        table_schema text NOT NULL,
-        table_name text NOT NULL,
-        format text,
-        status text NOT NULL
-            CHECK (status IN ('pending', 'running', 'success', 'failed', 'reverted')),
-        rows bigint NOT NULL DEFAULT 0,
-        chunking jsonb NOT NULL DEFAULT '{}',
-        replaces bigint REFERENCES pgingest.files (id),
-        started_at timestamptz NOT NULL DEFAULT now(),
-        finished_at timestamptz,
-        error text)""",
-    "CREATE INDEX IF NOT EXISTS files_content ON pgingest.files (sha256, table_schema, table_name)",
-    "CREATE INDEX IF NOT EXISTS files_size ON pgingest.files (table_schema, table_name, size)",
-    "CREATE INDEX IF NOT EXISTS files_path ON pgingest.files (path)",
-    "CREATE INDEX IF NOT EXISTS files_run ON pgingest.files (run_id)",
-    """CREATE TABLE IF NOT EXISTS pgingest.file_batches (
-        file_id bigint NOT NULL REFERENCES pgingest.files (id) ON DELETE CASCADE,
-        batch integer NOT NULL,
-        first_line bigint NOT NULL,
-        rows bigint NOT NULL,
-        committed_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (file_id, batch))""",
-    """CREATE TABLE IF NOT EXISTS pgingest.schema_changes (
-        id bigserial PRIMARY KEY,
-        at timestamptz NOT NULL DEFAULT now(),
-        table_schema text NOT NULL,
-        table_name text NOT NULL,
-        column_name text,
-        change text NOT NULL CHECK (change IN ('create_table', 'add_column', 'alter_type')),
-        old_type text,
-        new_type text,
-        file_id bigint REFERENCES pgingest.files (id),
-        run_id bigint REFERENCES pgingest.runs (id),
-        reverted boolean NOT NULL DEFAULT false)""",
-    """CREATE TABLE IF NOT EXISTS pgingest.rejects (
-        id bigserial PRIMARY KEY,
-        file_id bigint NOT NULL REFERENCES pgingest.files (id) ON DELETE CASCADE,
-        line bigint,
-        column_name text,
-        raw text,
-        reason text NOT NULL,
-        at timestamptz NOT NULL DEFAULT now())""",
-]
-
-# Claiming and completing a file run server-side, one round trip each: with many small files
-# the round trips, not the data, are the cost (2,000 files of 100 rows: 56 files/s with the
-# same logic client-side in 8 statements). Lock keys match ``_lock_key`` below.
-_FUNCTIONS = [
-    # The lineage default. Declared IMMUTABLE on purpose: the planner then evaluates it once
-    # when it prepares a statement's column defaults (once per COPY) instead of once per row,
-    # which took ~25% of the server's COPY time. The file id is constant within a statement by
-    # design (set per connection and file before its COPY); a statement that relies on this
-    # default must not be a prepared plan reused across files.
-    f"""
-CREATE OR REPLACE FUNCTION pgingest.current_file_id() RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT nullif(current_setting('{FILE_ID_SETTING}', true), '')::bigint $$
-""",
-    r"""
-CREATE OR REPLACE FUNCTION pgingest.claim(
-    p_path text, p_size bigint, p_mtime bigint, p_sha text, p_schema text, p_table text,
-    p_fmt text, p_run bigint, p_chunking jsonb, p_force boolean, p_replace boolean,
-    p_lineage boolean)
-RETURNS TABLE (action text, file_id bigint, reason text, done_batches integer[],
-               done_rows bigint, replaces bigint, chunking jsonb)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    r record;
-    v_replaces bigint;
-    v_id bigint;
-    v_done integer[];
-    v_rows bigint;
-    v_any_success boolean := false;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        'pgingest.size:' || p_schema || '.' || p_table || ':' || p_size, 0));
-    FOR r IN
-        SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces
-        FROM pgingest.files f
-        WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
-          AND f.status <> 'reverted'
-        ORDER BY f.id DESC
-    LOOP
-        IF r.status = 'success' THEN
-            v_any_success := true;
-        END IF;
-        IF NOT ((r.path = p_path AND r.mtime_ns = p_mtime)
-                OR (p_sha IS NOT NULL AND r.sha256 = p_sha)) THEN
-            CONTINUE;
-        END IF;
-        IF r.status = 'success' THEN
-            IF NOT p_force THEN
-                RETURN QUERY SELECT 'skip'::text, r.id,
-                    CASE WHEN r.path = p_path THEN 'already loaded'
-                         ELSE 'same content already loaded from ' || r.path END,
-                    NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
-                RETURN;
-            END IF;
-            IF p_replace THEN
-                v_replaces := r.id;
-            END IF;
-            EXIT;
-        END IF;
-        -- pending / running / failed: an attempt that did not finish.
-        IF NOT pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
-            RETURN QUERY SELECT 'skip'::text, r.id,
-                'being loaded by another pgingest process'::text,
-                NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
-            RETURN;
-        END IF;
-        SELECT coalesce(array_agg(b.batch), '{}'), coalesce(sum(b.rows), 0)::bigint
-          INTO v_done, v_rows FROM pgingest.file_batches b WHERE b.file_id = r.id;
-        UPDATE pgingest.files SET status = 'running', run_id = p_run, path = p_path,
-               error = NULL, finished_at = NULL WHERE id = r.id;
-        PERFORM set_config('pgingest.file_id', r.id::text, false);
-        RETURN QUERY SELECT 'load'::text, r.id,
-            CASE WHEN cardinality(v_done) > 0 THEN 'resume' ELSE 'retry' END,
-            v_done, v_rows, r.replaces, r.chunking;
-        RETURN;
-    END LOOP;
-    -- The content may be a loaded file's (same size): say so before loading it, unless it is
-    -- to be loaded again anyway (--force).
-    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success AND NOT p_force THEN
-        RETURN QUERY SELECT 'hash'::text, NULL::bigint, ''::text, NULL::integer[], 0::bigint,
-            NULL::bigint, NULL::jsonb;
-        RETURN;
-    END IF;
-    -- Unfinished attempts at this path whose file changed since: their rows go.
-    FOR r IN
-        SELECT f.id FROM pgingest.files f
-        WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
-          AND f.status IN ('running', 'pending', 'failed')
-          AND EXISTS (SELECT 1 FROM pgingest.file_batches b WHERE b.file_id = f.id)
-    LOOP
-        IF pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
-            IF p_lineage AND to_regclass(format('%I.%I', p_schema, p_table)) IS NOT NULL
-               AND EXISTS (SELECT 1 FROM pg_attribute
-                           WHERE attrelid = format('%I.%I', p_schema, p_table)::regclass
-                             AND attname = '_pgingest_file_id' AND NOT attisdropped) THEN
-                EXECUTE format('DELETE FROM %I.%I WHERE _pgingest_file_id = $1',
-                               p_schema, p_table) USING r.id;
-            END IF;
-            DELETE FROM pgingest.file_batches b WHERE b.file_id = r.id;
-            UPDATE pgingest.files SET status = 'failed', rows = 0, finished_at = now(),
-                   error = 'abandoned: the file changed before it was resumed'
-             WHERE id = r.id;
-            PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
-        END IF;
-    END LOOP;
-    IF v_replaces IS NULL AND p_replace THEN
-        SELECT f.id INTO v_replaces FROM pgingest.files f
-        WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
-          AND f.status = 'success'
-          AND (f.sha256 IS DISTINCT FROM p_sha OR f.mtime_ns IS DISTINCT FROM p_mtime)
-        ORDER BY f.id DESC LIMIT 1;
-    END IF;
-    INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns, table_schema, table_name,
-                                format, status, chunking, replaces)
-    VALUES (p_run, p_path, p_sha, p_size, p_mtime, p_schema, p_table, p_fmt, 'running',
-            p_chunking, v_replaces)
-    RETURNING id INTO v_id;
-    PERFORM pg_advisory_lock(hashtextextended('pgingest.file:' || v_id, 0));
-    -- The claiming connection writes the file's first batches: stamp its rows already.
-    PERFORM set_config('pgingest.file_id', v_id::text, false);
-    RETURN QUERY SELECT 'load'::text, v_id, 'new'::text, '{}'::integer[], 0::bigint,
-        v_replaces, p_chunking;
-END
-$fn$""",
-    r"""
-CREATE OR REPLACE FUNCTION pgingest.complete(
-    p_id bigint, p_sha text, p_fmt text, p_force boolean, p_lineage boolean)
-RETURNS TABLE (rows bigint, duplicate_of bigint, duplicate_path text)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    f record;
-    twin record;
-    v_rows bigint;
-BEGIN
-    SELECT size, table_schema, table_name INTO f FROM pgingest.files WHERE id = p_id;
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        'pgingest.size:' || f.table_schema || '.' || f.table_name || ':' || f.size, 0));
-    IF NOT p_force THEN
-        SELECT o.id, o.path INTO twin FROM pgingest.files o
-        WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
-          AND o.table_name = f.table_name AND o.status = 'success' AND o.id <> p_id
-        ORDER BY o.id LIMIT 1;
-        IF FOUND THEN
-            IF p_lineage THEN
-                EXECUTE format('DELETE FROM %I.%I WHERE _pgingest_file_id = $1',
-                               f.table_schema, f.table_name) USING p_id;
-            END IF;
-            UPDATE pgingest.files SET status = 'reverted', sha256 = p_sha, rows = 0,
-                   finished_at = now(),
-                   error = 'same content as file ' || twin.id || ', loaded meanwhile'
-             WHERE id = p_id;
-            PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || p_id, 0));
-            RETURN QUERY SELECT 0::bigint, twin.id, twin.path;
-            RETURN;
-        END IF;
-    END IF;
-    UPDATE pgingest.files SET status = 'success', sha256 = p_sha, finished_at = now(),
-           error = NULL, format = coalesce(p_fmt, format),
-           rows = (SELECT coalesce(sum(b.rows), 0) FROM pgingest.file_batches b
-                   WHERE b.file_id = p_id)
-     WHERE id = p_id RETURNING pgingest.files.rows INTO v_rows;
-    PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || p_id, 0));
-    RETURN QUERY SELECT v_rows, NULL::bigint, NULL::text;
-END
-$fn$""",
+__all__ = [
+    "FILE_ID_SETTING",
+    "LINEAGE_FILE",
+    "LINEAGE_FILE_DEFAULT",
+    "LINEAGE_TIME",
+    "NO_TABLE",
+    "SCHEMA_VERSION",
+    "Claim",
+    "Completion",
+    "TableIdentity",
+    "abandon_replacement",
+    "claim_file",
+    "committed_batch_rows",
+    "complete_file",
+    "count_rejects",
+    "ensure_lineage",
+    "ensure_manifest",
+    "entry",
+    "fail_file",
+    "file_rejects",
+    "file_rows",
+    "finish_run",
+    "lineage_columns_sql",
+    "lock_key",
+    "mark_replaced",
+    "record_batch",
+    "record_rejects",
+    "record_schema_change",
+    "record_sha256",
+    "release_file",
+    "relock_file",
+    "relock_run",
+    "remove_replaced",
+    "restamp_table",
+    "set_file_id",
+    "start_run",
+    "table_identity",
 ]
 
 
-def _lock_key(kind: str, value: str) -> str:
+def lock_key(kind: str, value: str) -> str:
+    """The text of an advisory lock's key (hashed server-side with ``hashtextextended``):
+    ``file`` (a file being loaded, session-level), ``run`` (a live run, session-level),
+    ``size`` and ``table`` (the manifest's decisions about a table, transaction-level)."""
     return f"pgingest.{kind}:{value}"
-
-
-async def ensure_manifest(conn: Any) -> None:
-    """Create schema ``pgingest`` and its tables on first use, or bring an older version's up
-    to :data:`SCHEMA_VERSION` (tables created if missing, functions replaced); safe when
-    processes race."""
-    exists = await conn.fetchval(
-        "SELECT to_regclass('pgingest.version') IS NOT NULL AND"
-        " to_regprocedure('pgingest.complete(bigint, text, text, boolean, boolean)') IS NOT NULL"
-        " AND to_regprocedure('pgingest.current_file_id()') IS NOT NULL"
-    )
-    if exists and await _schema_version(conn) >= SCHEMA_VERSION:
-        return
-    async with conn.transaction():
-        # One global lock: two processes starting together create the schema once.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pgingest.bootstrap"
-        )
-        for statement in [*_BOOTSTRAP, *_FUNCTIONS]:
-            await conn.execute(statement)
-        if await _schema_version(conn) < SCHEMA_VERSION:  # a row per migration
-            await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
-
-
-async def _schema_version(conn: Any) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM pgingest.version"))
 
 
 async def start_run(
     conn: Any, paths: Sequence[str], options: Mapping[str, Any], host: str, pid: int
 ) -> int:
-    """Record a new run; return its id."""
+    """Record a new run; return its id.
+
+    ``conn`` takes the run's session lock (``lock_key("run", id)``) in the same statement, and
+    must hold it for as long as the run lives: ``pgingest status`` tells a live run from one
+    whose process died by whether the lock is held.
+    """
     run_id = await conn.fetchval(
-        "INSERT INTO pgingest.runs (host, pid, paths, options)"
-        " VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id",
+        "WITH r AS (INSERT INTO pgingest.runs (host, pid, paths, options)"
+        " VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id)"
+        " SELECT r.id FROM r, LATERAL (SELECT pg_advisory_lock(hashtextextended("
+        "'pgingest.run:' || r.id, 0))) AS locked",
         host,
         pid,
         json.dumps(list(paths)),
         json.dumps(dict(options), default=str),
     )
     return int(run_id)
+
+
+async def relock_run(conn: Any, run_id: int) -> bool:
+    """Take the run's session lock on a new connection (the one holding it was lost); False
+    while the server still keeps the lost connection's session (it holds the lock then)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lock_key("run", str(run_id))
+        )
+    )
 
 
 async def finish_run(conn: Any, run_id: int, status: str, counts: Mapping[str, int]) -> None:
@@ -359,7 +156,13 @@ async def claim_file(
     once and the hash is computed alongside and checked by :func:`complete_file`. A file
     unchanged since it loaded (same path, size and mtime) is skipped without reading it. An
     unfinished attempt of the same file resumes; an unfinished attempt of an earlier version of
-    the path has its rows removed.
+    the path has its rows removed. A file whose hash is not known yet is never taken for
+    another (``NULL`` is no match): only the same path and mtime, or the same hash, is.
+
+    The table's identity is checked first: when the table is not the one its loaded files
+    recorded (dropped, recreated, truncated, restored), the files whose rows are gone are
+    marked reverted, and this one, if it was among them, loads again (``reason`` starts with
+    ``again: `` and says why). An unfinished file whose committed rows are gone starts over.
 
     The session-level advisory lock taken here is held for as long as the file loads, so a
     second process skips the file instead of loading it twice, and a crashed process's file is
@@ -399,7 +202,7 @@ async def claim_file(
 async def release_file(conn: Any, file_id: int) -> None:
     """Release the file's session lock taken by :func:`claim_file`."""
     await conn.execute(
-        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", _lock_key("file", str(file_id))
+        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_key("file", str(file_id))
     )
 
 
@@ -409,7 +212,7 @@ async def relock_file(conn: Any, file_id: int) -> bool:
     return bool(
         await conn.fetchval(
             "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-            _lock_key("file", str(file_id)),
+            lock_key("file", str(file_id)),
         )
     )
 
@@ -482,6 +285,9 @@ class Completion:
     rows: int
     duplicate_of: int | None = None
     duplicate_path: str | None = None
+    again: str | None = None
+    """Why the file must be loaded again: its table changed under the load and its committed
+    rows are gone (the file's partial load was discarded; it is ``failed``, unlocked)."""
 
 
 async def complete_file(
@@ -492,15 +298,20 @@ async def complete_file(
 
     When another file of the same content finished loading into the table meanwhile (two
     names for one content, loaded at once), this one is the duplicate: its rows are removed
-    again and it is marked reverted, so the content is in the table once.
+    again and it is marked reverted, so the content is in the table once. The table's
+    identity is recorded with the file; when it is not the one recorded at the claim (the
+    table was truncated or recreated during the load) and the file's committed rows are gone,
+    the file is not marked loaded: ``Completion.again`` says why.
     """
     row = await conn.fetchrow(
         "SELECT * FROM pgingest.complete($1, $2, $3, $4, $5)", file_id, sha256, fmt, force, lineage
     )
-    return Completion(int(row["rows"] or 0), row["duplicate_of"], row["duplicate_path"])
+    return Completion(
+        int(row["rows"] or 0), row["duplicate_of"], row["duplicate_path"], row["again"]
+    )
 
 
-async def fail_file(conn: Any, file_id: int, error: str, *, discard: bool, lineage: bool) -> None:
+async def fail_file(conn: Any, file_id: int, error: str, *, discard: bool) -> None:
     """Mark a file failed. With ``discard`` its committed batches are removed too (bad data:
     nothing of the file stays); otherwise they stay and the next run resumes after them."""
     async with conn.transaction():
@@ -508,17 +319,14 @@ async def fail_file(conn: Any, file_id: int, error: str, *, discard: bool, linea
             "SELECT table_schema, table_name FROM pgingest.files WHERE id = $1", file_id
         )
         if discard and row is not None:
-            name = qualified_name(row["table_schema"], row["table_name"])
-            # The file may fail before its table exists (a bad first row while sampling).
-            exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
-            if lineage and exists:
-                await conn.execute(
-                    f"DELETE FROM {qualified_name(row['table_schema'], row['table_name'])}"
-                    f" WHERE {quote_ident(LINEAGE_FILE)} = $1",
-                    file_id,
-                )
-            await conn.execute("DELETE FROM pgingest.file_batches WHERE file_id = $1", file_id)
-            await conn.execute("DELETE FROM pgingest.rejects WHERE file_id = $1", file_id)
+            # Rows that carry the file's id go (also when this load was --no-lineage and the
+            # table has the column); the file may fail before its table exists.
+            await conn.execute(
+                "SELECT pgingest.discard_rows($1, $2, $3)",
+                row["table_schema"],
+                row["table_name"],
+                file_id,
+            )
         await conn.execute(
             "UPDATE pgingest.files SET status = 'failed', finished_at = now(), error = $2,"
             " rows = (SELECT coalesce(sum(rows), 0) FROM pgingest.file_batches WHERE file_id = $1)"
@@ -694,3 +502,53 @@ async def file_rows(conn: Any, file_id: int) -> int:
             "SELECT coalesce(sum(rows), 0) FROM pgingest.file_batches WHERE file_id = $1", file_id
         )
     )
+
+
+async def record_sha256(conn: Any, file_id: int, sha256: str) -> None:
+    """Record a loading file's content hash as soon as it is known (inside a batch's
+    transaction), so that an interrupted file can be found, and reverted, by its hash."""
+    await conn.execute(
+        "UPDATE pgingest.files SET sha256 = $2 WHERE id = $1 AND sha256 IS NULL", file_id, sha256
+    )
+
+
+async def table_identity(conn: Any, schema: str, table: str) -> TableIdentity:
+    """Which table ``schema.table`` is now (:data:`NO_TABLE` when there is none).
+
+    To rewrite a table and keep the manifest's record of it true, read its identity after
+    taking the lock the rewrite needs, and pass it to :func:`restamp_table` after the
+    rewrite, in the same transaction.
+    """
+    row = await conn.fetchrow("SELECT * FROM pgingest.table_identity($1, $2)", schema, table)
+    if row is None or not row["table_oid"]:
+        return NO_TABLE
+    return TableIdentity(int(row["table_oid"]), int(row["table_node"]), bool(row["lineage"]))
+
+
+async def restamp_table(conn: Any, schema: str, table: str, before: TableIdentity) -> int:
+    """Record that pgingest itself rewrote ``schema.table`` (or created it): every file whose
+    recorded identity of the table is ``before`` gets the table's identity now.
+
+    Call it inside the transaction that made the change, after it: a column widened with
+    ``ALTER COLUMN TYPE`` (a new storage node), the replace swap (another table under the
+    name: call it after the old table's files are marked replaced), a table created for
+    files claimed before it existed (``before`` = :data:`NO_TABLE`). Read ``before`` with
+    :func:`table_identity` after taking the lock of the change, so that no other change (a
+    TRUNCATE by someone else) slips in between: that one must stay visible, for the next
+    claim to check the files' rows.
+
+    Returns:
+        How many files' records were brought up to date.
+    """
+    status = await conn.execute(
+        "UPDATE pgingest.files f SET table_oid = i.table_oid, table_node = i.table_node"
+        " FROM pgingest.table_identity($1, $2) i"
+        " WHERE f.table_schema = $1 AND f.table_name = $2 AND f.status <> 'reverted'"
+        " AND f.table_oid = $3 AND f.table_node = $4"
+        " AND (f.table_oid, f.table_node) IS DISTINCT FROM (i.table_oid, i.table_node)",
+        schema,
+        table,
+        before.oid,
+        before.node,
+    )
+    return int(status.split()[-1])

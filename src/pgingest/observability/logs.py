@@ -174,7 +174,8 @@ class LogReporter:
         """One INFO line per file (WARNING when it failed)."""
         level = logging.WARNING if result.status == "failed" else logging.INFO
         text = {
-            "loaded": f"{result.rows} rows in {result.seconds:.2f} s",
+            "loaded": f"{result.rows} rows in {result.seconds:.2f} s"
+            + (f" ({result.message})" if result.message else ""),
             "failed": result.error or "failed",
         }.get(result.status, result.message or result.status)
         self.log.log(

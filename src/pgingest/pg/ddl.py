@@ -15,6 +15,7 @@ __all__ = [
     "create_table_sql",
     "ensure_schema",
     "execute_operations",
+    "lock_table",
     "lock_table_ddl",
     "qualified_name",
     "quote_ident",
@@ -109,6 +110,12 @@ async def lock_table_ddl(conn: Any, schema: str, table: str) -> None:
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"pgingest.ddl:{schema}.{table}"
     )
+
+
+async def lock_table(conn: Any, schema: str, table: str) -> None:
+    """Inside a transaction: lock the table against every other use until it ends (the lock
+    ``ALTER TABLE`` takes itself), before a change whose effect must be read right after."""
+    await conn.execute(f"LOCK TABLE {qualified_name(schema, table)} IN ACCESS EXCLUSIVE MODE")
 
 
 def alter_table_sql(schema: str, table: str, operation: Operation) -> str:

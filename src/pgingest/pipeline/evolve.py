@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pgingest.config import LoadOptions
+from pgingest.config import LoadOptions, crash_point
 from pgingest.manifest import store
 from pgingest.model import ColumnSpec
 from pgingest.pg import ddl
@@ -96,7 +96,13 @@ async def evolve_table(
         plan = plan_evolution(data, incoming, policy, table=qualified, text_ok=text_ok)
         changes = [describe(op) for op in plan.operations]
         if plan.operations and not dry_run:
+            # Widening a column rewrites the table (a new storage node): the manifest records
+            # the new identity in this transaction, under the lock the ALTER takes anyway, so
+            # that no other change (a TRUNCATE) can hide behind it.
+            await ddl.lock_table(conn, schema, table)
+            before = await store.table_identity(conn, schema, table)
             await ddl.execute_operations(conn, schema, table, plan.operations)
+            await store.restamp_table(conn, schema, table, before)
             for op in plan.operations:
                 await store.record_schema_change(
                     conn,
@@ -111,5 +117,6 @@ async def evolve_table(
                 )
             for change in changes:
                 log.info("%s: %s (file id %s)", qualified, change, file_id)
+            crash_point("evolved")
         columns = apply_operations(data, plan.operations)
     return Evolution(columns, plan, changes)

@@ -1,5 +1,6 @@
 """One file's load in progress: its job state, its connections (leases), and how faults that
-stop it are told apart (a read fault of the disk, a driver fault, an exception group)."""
+stop it are told apart (a read fault of the disk, a driver fault, an exception group); and
+the run's own connection, holding the run's lock."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from pgingest.errors import LeaseLostError, RowError, SourceError
 from pgingest.manifest import store
+from pgingest.manifest.hashing import BackgroundHash
 from pgingest.pg.errors import is_gone
 
 log = logging.getLogger("pgingest.run")
@@ -30,6 +32,10 @@ class FileJob:
     """Parse CSV records client-side instead of passing raw chunks to the server."""
     rejects: int = 0
     """Bad rows set aside (``--on-error skip``)."""
+    sha256: str | None = None
+    """The file's content hash once it is recorded in the manifest."""
+    hashing: BackgroundHash | None = None
+    """The hash being computed, recorded with the first batch committed after it is done."""
 
 
 class Lease:
@@ -74,6 +80,58 @@ class Lease:
         if broken and not is_gone(conn):
             conn.terminate()
         await quietly(asyncio.wait_for(self._pool.release(conn), 10))
+
+
+RUN_CONNECTION_MIN_POOL = 3
+"""The run keeps a connection of its own (holding the run's lock while it lives) when the
+pool has at least this many: a file's worker and a free one for its DDL come first."""
+
+
+class RunLock:
+    """The run's own connection, holding the run's session lock for as long as the run
+    lives (taken with the run's manifest row, :func:`store.start_run`): ``pgingest status``
+    shows a run whose lock is free as interrupted (its process died).
+
+    A pool too small to spare it gets the connection back: the run then holds no lock.
+    """
+
+    def __init__(self, pool: Any, conn: Any, run_id: int) -> None:
+        self._pool = pool
+        self.run_id = run_id
+        self.conn: Any = conn
+        self.locked = True
+        if pool.get_max_size() < RUN_CONNECTION_MIN_POOL:
+            self.conn = None
+            self._spare = conn
+        else:
+            self._spare = None
+
+    async def keep(self, with_retries: Any) -> None:
+        """Take the lock again on a new connection when the one holding it was lost (a fault
+        cut it). Tried once per call (at each file), never waited for: the lost session may
+        hold the lock until the server notices it is gone."""
+        if self._spare is not None:  # the connection to give back (a pool too small)
+            conn, self._spare = self._spare, None
+            await quietly(asyncio.wait_for(self._pool.release(conn), 10))
+        conn = self.conn
+        if conn is None:
+            return
+        if is_gone(conn):
+            self.conn = None
+            self.locked = False
+            await quietly(asyncio.wait_for(self._pool.release(conn), 10))
+            conn = self.conn = await with_retries(self._pool.acquire)
+        if not self.locked:
+            self.locked = await store.relock_run(conn, self.run_id)
+            if not self.locked:
+                log.info("run %s: its lock is still held by its lost connection", self.run_id)
+
+    async def release(self) -> None:
+        """Give the connection back (the pool's reset releases the lock with it)."""
+        for conn in (self.conn, self._spare):
+            if conn is not None:
+                await quietly(asyncio.wait_for(self._pool.release(conn), 10))
+        self.conn = self._spare = None
 
 
 _TRANSIENT_READ_ERRNOS = frozenset(

@@ -19,6 +19,7 @@ from pgingest.errors import (
     LeaseLostError,
     PgIngestError,
     RecordFormatError,
+    TableChangedError,
 )
 from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
@@ -46,6 +47,7 @@ from pgingest.pipeline.columns import (
 from pgingest.pipeline.job import (
     FileJob,
     Lease,
+    RunLock,
     is_read_fault,
     is_transient_read_fault,
     one_line,
@@ -69,10 +71,14 @@ from pgingest.sources.adapt import AdaptedSource, resolve_transform
 
 log = logging.getLogger("pgingest.run")
 T = TypeVar("T")
+AGAIN = "again: "
+"""How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
 
 
 FAILURE_RECORD_ATTEMPTS = 3
 """Connections tried to mark a file failed before leaving it to the next run."""
+TABLE_CHANGED_ATTEMPTS = 3
+"""Loads of a file started again because its table changed under it, before it fails."""
 
 
 class Loader:
@@ -106,6 +112,8 @@ class Loader:
         """The server's ``server_version_num`` (read when the run starts)."""
         self.contract: Contract | None = None
         """The run's contract (``--contract``), if any."""
+        self.run_lock: RunLock | None = None
+        """The run's own connection, holding the run's lock while it lives."""
         if options.contract:
             self.contract = read_contract(options.contract)
 
@@ -196,7 +204,9 @@ class Loader:
             report.seconds = time.perf_counter() - started
             self.reporter.run_done(report)
             return report
-        # Each file holds one connection per batch worker (the first also holds its lock).
+        # Each file holds one connection per batch worker (the first also holds its lock);
+        # of the two more, one is the run's own (holding the run's lock while it lives), one
+        # is free for what a file needs besides its workers (DDL, recording a failure).
         files_at_once = min(self.options.concurrency, len(files))
         size = files_at_once * self.workers_per_file + 2
         self.pool = await connect.create_pool(
@@ -210,7 +220,9 @@ class Loader:
             if not self.options.dry_run:
 
                 async def start() -> int:
-                    async with self.pool.acquire() as conn:
+                    # The run's own connection: it holds the run's lock while the run lives.
+                    conn = await self.pool.acquire()
+                    try:
                         self.server_version = await connect.server_version(conn)
                         began = time.perf_counter()
                         await store.ensure_manifest(conn)
@@ -222,7 +234,11 @@ class Loader:
                             os.getpid(),
                         )
                         self.stage("manifest", began)
-                        return run_id
+                    except BaseException:
+                        await quietly(self.pool.release(conn))
+                        raise
+                    self.run_lock = RunLock(self.pool, conn, run_id)
+                    return run_id
 
                 self.run_id = await self.with_retries(start)
                 crash_point("run-started")
@@ -331,6 +347,8 @@ class Loader:
                 if self.run_id is not None:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
+            if self.run_lock is not None:
+                await self.run_lock.release()
             await self.pool.close()
             report.seconds = time.perf_counter() - started
             report.run_id = self.run_id
@@ -473,12 +491,20 @@ class Loader:
         completing) or one its batches ran out of retries on, claim it again: the manifest
         resumes it after its committed batches."""
         attempt = 0
+        changed = 0
         parse = False
         while True:
             try:
                 return await self._load_claimed(
                     path, table_name, FileJob(path, parse=parse), started
                 )
+            except TableChangedError as exc:
+                # Its table was truncated or recreated under it: claimed again, it starts over.
+                changed += 1
+                if changed >= TABLE_CHANGED_ATTEMPTS:
+                    raise
+                log.warning("%s", exc)
+                self.reporter.message(f"warning: {exc}")
             except RecordFormatError as exc:
                 if parse:
                     raise
@@ -587,6 +613,8 @@ class Loader:
                 self.stage("manifest", began)
                 return claim
 
+            if self.run_lock is not None:
+                await self.run_lock.keep(self.with_retries)
             claim = await claim_it(sha256)
             if claim.action == "hash":
                 # The table holds a loaded file of the same size: it may be this content.
@@ -594,7 +622,10 @@ class Loader:
                 began = time.perf_counter()
                 sha256 = await hashing.sha256()
                 self.stage("manifest", began)
+                again = claim.reason  # the first claim found its rows gone: say so
                 claim = await claim_it(sha256)
+                if again and claim.action == "load" and claim.reason == "new":
+                    claim.reason = again
             if claim.action == "skip":
                 result = FileResult(path, qualified, "skipped")
                 result.message = claim.reason
@@ -609,6 +640,8 @@ class Loader:
             job.done_batches = frozenset(claim.done_batches)
             job.done_rows = claim.done_rows
             job.replaces = claim.replaces
+            job.sha256 = sha256
+            job.hashing = hashing
             options = self.options
             if claim.chunking:
                 options = replace(
@@ -646,6 +679,8 @@ class Loader:
                     lineage=self.options.lineage,
                 )
                 self.stage("manifest", began)
+                if done.again is not None:  # its table changed under it: nothing of it stays
+                    raise TableChangedError(f"{path}: {done.again}")
                 crash_point("completed")
             except LeaseLostError:
                 raise  # another process loads the file now: its manifest row is not ours
@@ -687,6 +722,8 @@ class Loader:
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
+        elif claim.reason.startswith(AGAIN):
+            result.message = "reloaded: " + claim.reason.removeprefix(AGAIN)
         elif claim.replaces is not None:
             result.message = (
                 "reloaded (--force): replaced the rows loaded before"
@@ -706,9 +743,7 @@ class Loader:
         for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
             try:
                 async with self.pool.acquire(timeout=30) as fresh:
-                    await store.fail_file(
-                        fresh, job.file_id, error, discard=discard, lineage=self.options.lineage
-                    )
+                    await store.fail_file(fresh, job.file_id, error, discard=discard)
                 break
             except Exception as exc:  # the server may be gone: the next run resumes the file
                 if attempt == FAILURE_RECORD_ATTEMPTS:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pgingest.config import crash_point
 from pgingest.manifest import store
 from pgingest.model import TableSpec
 from pgingest.pg import ddl
@@ -91,6 +92,10 @@ async def plan_table(
             lineage = ",\n  ".join(x for x in (lineage, extras) if x)
             actual, created = await ddl.create_table(conn, table, lineage)
             if created and job is not None:
+                crash_point("table-created")
+                # Files claimed before the table existed (this one, and others loading into
+                # it at once) recorded no table: this is theirs.
+                await store.restamp_table(conn, schema, table_name, store.NO_TABLE)
                 await store.record_schema_change(
                     conn,
                     schema=schema,

@@ -125,12 +125,21 @@ async def write_file(
         for worker in range(workers):
             await queues[worker if keyed else 0].put(None)
 
+    sha_pending: list[str | None] = [None]
+
     async def apply(conn: Any, index: int, payload: Payload) -> int:
         replaced = replace_pending[0]
         replace_pending[0] = None
         try:
             if replaced is not None:
                 await store.remove_replaced(conn, replaced, file_id)
+            if job.sha256 is None and job.hashing is not None:
+                # Known now: recorded with this batch, so that an interrupted file can be
+                # found (and reverted) by its content hash.
+                sha = job.hashing.ready()
+                if sha is not None:
+                    await store.record_sha256(conn, file_id, sha)
+                    sha_pending[0] = sha
             if plan.target is not None:
                 rows = await apply_staged(conn, plan.target, payload, path, plan.seen, whole_file)
                 rejects = payload.rejects
@@ -172,6 +181,8 @@ async def write_file(
         return item
 
     def done(index: int, payload: Payload, rows: int, began: float) -> None:
+        if sha_pending[0] is not None:  # committed with a batch
+            job.sha256 = sha_pending[0]
         latency = loader.stage("write", began)
         loader.reporter.batch_done(
             BatchDone(

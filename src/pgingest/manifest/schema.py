@@ -1,0 +1,149 @@
+"""The bookkeeping schema ``pgingest``: its tables, its version and the migrations that bring
+an older manifest up to date (columns are only ever appended; functions are replaced)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgingest.manifest.functions import FUNCTIONS
+
+SCHEMA_VERSION = 3
+"""The bookkeeping schema's version; a database at an older one is brought up to it (its
+migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
+``--force`` no longer asks for the content hash first. 3: each file records the identity of
+the table it loaded into (``table_oid``, ``table_node``, ``lineage``), and ``claim`` and
+``complete`` check it; ``complete`` returns why a file must be loaded again."""
+
+_BOOTSTRAP = [
+    "CREATE SCHEMA IF NOT EXISTS pgingest",
+    """CREATE TABLE IF NOT EXISTS pgingest.version (
+        version integer NOT NULL,
+        migrated_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS pgingest.runs (
+        id bigserial PRIMARY KEY,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        status text NOT NULL DEFAULT 'running'
+            CHECK (status IN ('running', 'success', 'failed', 'interrupted')),
+        host text,
+        pid integer,
+        paths jsonb NOT NULL DEFAULT '[]',
+        options jsonb NOT NULL DEFAULT '{}',
+        files_loaded integer NOT NULL DEFAULT 0,
+        files_skipped integer NOT NULL DEFAULT 0,
+        files_failed integer NOT NULL DEFAULT 0,
+        rows bigint NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS pgingest.files (
+        id bigserial PRIMARY KEY,
+        run_id bigint REFERENCES pgingest.runs (id),
+        path text NOT NULL,
+        sha256 text,
+        size bigint NOT NULL,
+        mtime_ns bigint,
+        table_schema text NOT NULL,
+        table_name text NOT NULL,
+        format text,
+        status text NOT NULL
+            CHECK (status IN ('pending', 'running', 'success', 'failed', 'reverted')),
+        rows bigint NOT NULL DEFAULT 0,
+        chunking jsonb NOT NULL DEFAULT '{}',
+        replaces bigint REFERENCES pgingest.files (id),
+        started_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        error text)""",
+    "CREATE INDEX IF NOT EXISTS files_content ON pgingest.files (sha256, table_schema, table_name)",
+    "CREATE INDEX IF NOT EXISTS files_size ON pgingest.files (table_schema, table_name, size)",
+    "CREATE INDEX IF NOT EXISTS files_path ON pgingest.files (path)",
+    "CREATE INDEX IF NOT EXISTS files_run ON pgingest.files (run_id)",
+    """CREATE TABLE IF NOT EXISTS pgingest.file_batches (
+        file_id bigint NOT NULL REFERENCES pgingest.files (id) ON DELETE CASCADE,
+        batch integer NOT NULL,
+        first_line bigint NOT NULL,
+        rows bigint NOT NULL,
+        committed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (file_id, batch))""",
+    """CREATE TABLE IF NOT EXISTS pgingest.schema_changes (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        table_schema text NOT NULL,
+        table_name text NOT NULL,
+        column_name text,
+        change text NOT NULL CHECK (change IN ('create_table', 'add_column', 'alter_type')),
+        old_type text,
+        new_type text,
+        file_id bigint REFERENCES pgingest.files (id),
+        run_id bigint REFERENCES pgingest.runs (id),
+        reverted boolean NOT NULL DEFAULT false)""",
+    """CREATE TABLE IF NOT EXISTS pgingest.rejects (
+        id bigserial PRIMARY KEY,
+        file_id bigint NOT NULL REFERENCES pgingest.files (id) ON DELETE CASCADE,
+        line bigint,
+        column_name text,
+        raw text,
+        reason text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now())""",
+    # Version 3: the identity of the table a file loaded into, as it was when the file
+    # completed (or last checked): its oid and its storage (the relfilenode; for a
+    # partitioned table a hash of its leaves' relfilenodes), and whether its rows carry the
+    # file's id (the table had the lineage column). 0/0: no such table.
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS table_oid oid",
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS table_node bigint",
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS lineage boolean",
+    # The latest loaded file of a table (its recorded identity): one probe per claim.
+    "CREATE INDEX IF NOT EXISTS files_loaded ON pgingest.files (table_schema, table_name, id)"
+    " WHERE status = 'success'",
+    # Version 3 returns one more column from complete: a function's result type cannot be
+    # replaced, only dropped and created again (in this transaction: no caller sees it gone).
+    "DROP FUNCTION IF EXISTS pgingest.complete(bigint, text, text, boolean, boolean)",
+]
+
+_MIGRATIONS: dict[int, list[str]] = {
+    # The files a version-2 manifest knew get the identity of their table as it is now
+    # (that manifest trusted it as such); a file whose table is gone gets 0/0, so the next
+    # claim into that table finds it gone and loads it again.
+    3: [
+        """UPDATE pgingest.files f
+           SET table_oid = i.table_oid, table_node = i.table_node, lineage = i.lineage
+           FROM (SELECT DISTINCT table_schema, table_name FROM pgingest.files
+                 WHERE table_oid IS NULL AND status <> 'reverted') t,
+                LATERAL pgingest.table_identity(t.table_schema, t.table_name) i
+           WHERE f.table_schema = t.table_schema AND f.table_name = t.table_name
+             AND f.table_oid IS NULL AND f.status <> 'reverted'""",
+    ],
+}
+
+
+async def ensure_manifest(conn: Any) -> None:
+    """Create schema ``pgingest`` and its tables on first use, or bring an older version's up
+    to :data:`SCHEMA_VERSION` (columns appended, functions replaced, data migrated); safe when
+    processes race."""
+    exists = await conn.fetchval(
+        "SELECT to_regclass('pgingest.version') IS NOT NULL AND"
+        " to_regprocedure('pgingest.complete(bigint, text, text, boolean, boolean)') IS NOT NULL"
+        " AND to_regprocedure('pgingest.current_file_id()') IS NOT NULL"
+    )
+    if exists and await schema_version(conn) >= SCHEMA_VERSION:
+        return
+    async with conn.transaction():
+        # One global lock: two processes starting together create the schema once.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pgingest.bootstrap"
+        )
+        found = await schema_version(conn)
+        if exists and found >= SCHEMA_VERSION:  # another process upgraded it meanwhile
+            return
+        for statement in [*_BOOTSTRAP, *FUNCTIONS]:
+            await conn.execute(statement)
+        for version, statements in sorted(_MIGRATIONS.items()):
+            if found < version:
+                for statement in statements:
+                    await conn.execute(statement)
+        if found < SCHEMA_VERSION:  # a row per migration
+            await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
+
+
+async def schema_version(conn: Any) -> int:
+    """The version of the bookkeeping schema in this database (0: none)."""
+    if not await conn.fetchval("SELECT to_regclass('pgingest.version') IS NOT NULL"):
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM pgingest.version"))

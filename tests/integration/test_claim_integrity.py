@@ -1,0 +1,107 @@
+"""Issue 12, case 1: files of identical byte size are each loaded exactly once.
+
+The claim compared a file with the unfinished ones of the same size by ``... OR r.sha256 =
+p_sha``: NULL while a loading file's hash is not known yet, so ``IF NOT (...)`` took an
+unrelated file for the same one and skipped it as "being loaded by another pgingest
+process". Two copies of one content loaded at once stay reconciled by ``complete``.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from integrity import finish, same_size_csvs, start, together
+
+FILES = 8
+ROWS = 52_000  # 21 bytes a row: each file over 1 MiB, hashed in the background
+
+
+def loaded(db, table: str) -> list[tuple[str, str, int]]:
+    return [
+        (r["path"], r["status"], r["rows"])
+        for r in db.fetch(
+            "SELECT path, status, rows FROM pgingest.files WHERE table_schema = $1"
+            " AND table_name = $2 AND status <> 'failed' ORDER BY path, id",
+            db.schema,
+            table,
+        )
+    ]
+
+
+def test_same_size_files_all_load_in_one_process(tmp_path, load, db):
+    paths = same_size_csvs(tmp_path / "same", FILES, ROWS)
+    assert paths[0].stat().st_size > 1 << 20
+    report = load(tmp_path / "same", table="t")
+    assert [f.status for f in report.files] == ["loaded"] * FILES, [
+        (f.status, f.message) for f in report.files
+    ]
+    assert db.count("t") == FILES * ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == FILES * ROWS
+    assert loaded(db, "t") == [(str(p), "success", ROWS) for p in paths]
+
+
+def test_same_size_files_two_processes_load_each_once(tmp_path, db):
+    paths = same_size_csvs(tmp_path / "same", FILES, ROWS)
+    results = together(db.dsn, 2, "load", str(tmp_path / "same"), "--table", "t", schema=db.schema)
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    assert db.count("t") == FILES * ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == FILES * ROWS
+    assert loaded(db, "t") == [(str(p), "success", ROWS) for p in paths]
+    # Between them, each file was loaded by one process and skipped by the other.
+    lines = "".join(out for _, out, _ in results).splitlines()
+    for path in paths:
+        done = [line for line in lines if str(path) in line]
+        assert sorted(line[0] for line in done) == ["-", "✓"], done
+
+
+def test_same_size_files_of_two_loaders_into_one_table(tmp_path, db):
+    # Two loaders with their own files, one table: a file skipped by mistake is lost (the
+    # other process never has it). Each claims its first files before any is loaded (no
+    # hash asked), the next ones after (hashed first), while the other's are in flight.
+    each = 6  # more than the 4 files a loader claims at once
+    paths = same_size_csvs(tmp_path / "all", 2 * each, ROWS)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = [p.rename(tmp_path / "one" / p.name) for p in paths[:each]]
+    second = [p.rename(tmp_path / "two" / p.name) for p in paths[each:]]
+    started = [
+        start(db.dsn, "load", str(folder), "--table", "t", schema=db.schema)
+        for folder in (tmp_path / "one", tmp_path / "two")
+    ]
+    results = [finish(p) for p in started]
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    assert "skipped" not in "".join(out for _, out, _ in results)
+    assert db.count("t") == 2 * each * ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 2 * each * ROWS
+    assert loaded(db, "t") == sorted((str(p), "success", ROWS) for p in [*first, *second])
+
+
+def test_two_copies_of_one_file_load_once(tmp_path, load, db):
+    paths = same_size_csvs(tmp_path / "copies", 3, ROWS)
+    twin = tmp_path / "copies" / "twin.csv"
+    shutil.copy(paths[0], twin)
+    report = load(tmp_path / "copies", table="t")
+    by_path = {f.path: f for f in report.files}
+    assert sorted(f.status for f in report.files) == ["loaded"] * 3 + ["skipped"]
+    skipped = (
+        by_path[str(twin)] if by_path[str(twin)].status == "skipped" else by_path[str(paths[0])]
+    )
+    assert "same content" in skipped.message
+    assert db.count("t") == 3 * ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 3 * ROWS
+    statuses = [s for p, s, _ in loaded(db, "t") if p in (str(twin), str(paths[0]))]
+    assert statuses.count("success") == 1
+
+
+def test_two_copies_of_one_file_two_processes_load_once(tmp_path, db):
+    paths = same_size_csvs(tmp_path / "copies", 3, ROWS)
+    shutil.copy(paths[0], tmp_path / "copies" / "twin.csv")
+    results = together(
+        db.dsn, 2, "load", str(tmp_path / "copies"), "--table", "t", schema=db.schema
+    )
+    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
+    assert db.count("t") == 3 * ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 3 * ROWS
+    success = [p for p, s, _ in loaded(db, "t") if s == "success"]
+    assert len(success) == 3
+    assert len({p for p in success if p.endswith(("part0.csv", "twin.csv"))}) == 1
