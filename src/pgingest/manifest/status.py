@@ -22,7 +22,8 @@ async def status(conn: Any, *, table: str | None = None, limit: int = 10) -> dic
 
     Returns:
         ``{"runs": [...], "tables": [...], "failed": [...], "schema_changes": [...],
-        "rejects": [...]}``; empty lists when pgingest never ran on this database.
+        "rejects": [...], "replacements": [...]}`` (``replacements``: ``--mode replace``
+        runs not swapped in yet); empty lists when pgingest never ran on this database.
     """
     empty: dict[str, Any] = {
         "runs": [],
@@ -30,6 +31,7 @@ async def status(conn: Any, *, table: str | None = None, limit: int = 10) -> dic
         "failed": [],
         "schema_changes": [],
         "rejects": [],
+        "replacements": [],
     }
     if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
         return empty
@@ -52,7 +54,7 @@ async def status(conn: Any, *, table: str | None = None, limit: int = 10) -> dic
         " count(*) FILTER (WHERE status = 'success') AS files_loaded,"
         " count(*) FILTER (WHERE status = 'failed') AS files_failed,"
         " count(*) FILTER (WHERE status = 'reverted') AS files_reverted,"
-        " count(*) FILTER (WHERE status IN ('running', 'pending')) AS files_in_progress,"
+        " count(*) FILTER (WHERE status IN ('running', 'pending', 'staged')) AS files_in_progress,"
         " coalesce(sum(rows) FILTER (WHERE status = 'success'), 0)::bigint AS rows,"
         " max(finished_at) FILTER (WHERE status = 'success') AS last_load"
         f" FROM pgingest.files WHERE {cond} GROUP BY 1, 2 ORDER BY 1, 2",
@@ -80,12 +82,20 @@ async def status(conn: Any, *, table: str | None = None, limit: int = 10) -> dic
         " f.table_name = $2) GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC",
         *args,
     )
+    replacements = []
+    if await conn.fetchval("SELECT to_regclass('pgingest.replacements') IS NOT NULL"):
+        replacements = await conn.fetch(
+            "SELECT table_schema, table_name, new_table, run_id, started_by, status, started_at,"
+            f" updated_at, error FROM pgingest.replacements WHERE {cond} ORDER BY 1, 2",
+            *args,
+        )
     result = {
         "runs": [_plain(r) for r in runs],
         "tables": [_plain(r) for r in tables],
         "failed": [_plain(r) for r in failed],
         "schema_changes": [_plain(r) for r in changes],
         "rejects": [_plain(r) for r in rejects],
+        "replacements": [_plain(r) for r in replacements],
     }
     for run in result["runs"]:
         if isinstance(run.get("paths"), str):
