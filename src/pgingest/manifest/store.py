@@ -162,8 +162,10 @@ BEGIN
         IF r.status = 'success' THEN
             v_any_success := true;
         END IF;
-        IF NOT ((r.path = p_path AND r.mtime_ns = p_mtime)
-                OR (p_sha IS NOT NULL AND r.sha256 = p_sha)) THEN
+        -- Another file's attempt whose hash is not known yet is not this file's (issue 12,
+        -- case 1: the test was NULL then, and a same-size file was skipped as "being loaded").
+        IF NOT coalesce((r.path = p_path AND r.mtime_ns = p_mtime)
+                        OR (p_sha IS NOT NULL AND r.sha256 = p_sha), false) THEN
             CONTINUE;
         END IF;
         -- --mode replace: this file is in the run's new table already (continued after a
