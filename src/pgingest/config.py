@@ -198,6 +198,10 @@ class LoadOptions:
     strategy: Strategy = "auto"
     """How files upserting into one table are scheduled: ``auto`` (parallel where their keys
     are disjoint, in order where they overlap), ``parallel``, ``ordered`` or ``sequential``."""
+    lock_wait: float = 600.0
+    """upsert/merge: the longest wait, in seconds, for a file that another pgingest process is
+    loading when later files of this run share keys with it (they must come after it); then
+    it and those files fail, to be loaded by a re-run."""
     swap_lock_timeout: float = 3.0
     """replace: seconds the swap waits for its lock on the old table at each try. Readers that
     arrive meanwhile queue behind it, so this bounds their wait too."""
@@ -236,6 +240,8 @@ class LoadOptions:
             if len(set(keys)) != len(keys):
                 raise ConfigError(f"--pk names a column twice: {','.join(keys)}")
             object.__setattr__(self, "pk", keys)  # a list from a caller
+        if self.lock_wait < 0:
+            raise ConfigError("--lock-wait cannot be negative")
         if self.swap_lock_timeout <= 0 or self.swap_tries < 1:
             raise ConfigError("--swap-lock-timeout must be above 0 and --swap-tries at least 1")
         if self.delete_missing and self.mode != "merge":

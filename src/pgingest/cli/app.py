@@ -404,6 +404,13 @@ class Output:
     " file, one batch at a time).  [default: auto]",
 )
 @click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    envvar=_env("lock_wait"),
+    help="upsert/merge: seconds to wait for a file another pgingest process is loading when"
+    " later files share keys with it; then they fail, for a re-run.  [default: 600]",
+)
+@click.option(
     "--swap-lock-timeout",
     type=click.FloatRange(min=0, min_open=True),
     envvar=_env("swap_lock_timeout"),

@@ -23,12 +23,17 @@ asks for the content hash first. 3: ``--mode replace`` records its new table in
 STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
+HELD_ELSEWHERE = "being loaded by another pgingest process"
+"""The reason :func:`claim_file` gives for skipping a file another process holds (the same
+text as in ``pgingest.claim``)."""
 IN_REPLACEMENT = "already in the new table of the replace"
 """The reason :func:`claim_file` gives for skipping a file ``staged`` in a replacement (the
 same text as in ``pgingest.claim``)."""
 FILE_ID_SETTING = "pgingest.file_id"
 LINEAGE_FILE_DEFAULT = "pgingest.current_file_id()"
 """The lineage file id column's default: the session's file id, evaluated once per COPY."""
+LOCK_NOT_AVAILABLE = "55P03"
+"""SQLSTATE of a lock wait cut by ``lock_timeout``."""
 LINEAGE_FILE = "_pgingest_file_id"
 LINEAGE_TIME = "_pgingest_loaded_at"
 
@@ -439,6 +444,25 @@ async def release_file(conn: Any, file_id: int) -> None:
     await conn.execute(
         "SELECT pg_advisory_unlock(hashtextextended($1, 0))", _lock_key("file", str(file_id))
     )
+
+
+async def wait_for_file(conn: Any, file_id: int, seconds: float) -> bool:
+    """Wait, at most ``seconds``, until no other session holds the file's lock (the process
+    loading it finished, failed or died); False when it still holds it then."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('lock_timeout', $1, true)", f"{max(1, int(seconds * 1000))}ms"
+            )
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                _lock_key("file", str(file_id)),
+            )
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return False
+        raise
+    return True
 
 
 async def relock_file(conn: Any, file_id: int) -> bool:

@@ -103,6 +103,7 @@ class Modes:
         self.index_of: dict[str, int] = {}
         self.replace = Replacer(options)
         """The tables ``replace`` loads into new tables, and their swap."""
+        self._awaited: set[int] = set()
         self.estimates: dict[str, int | None] = {}
         self._inferred: dict[str, dict[str, str]] = {}
 
@@ -196,6 +197,7 @@ class Modes:
             self.schedule = schedule.plan_schedule(
                 entries, options.strategy, ranges_only=options.delete_missing
             )
+            self._awaited = {i for waits in self.schedule.waits.values() for i in waits}
         return failed
 
     def _types(self, existing: list[Any] | None, names: list[str]) -> list[str] | None:
@@ -267,6 +269,12 @@ class Modes:
     def waits_for(self, index: int) -> set[int]:
         """Indices of the files this one waits for."""
         return self.schedule.waits.get(index, set())
+
+    def is_awaited(self, path: str) -> bool:
+        """Whether later files wait for this one (they share keys with it): then it must be
+        loaded before them, by this process or another."""
+        index = self.index_of.get(path)
+        return index is not None and index in self._awaited
 
     def load_table(self, table: str) -> str:
         """The table a file's rows go to: the replacement's new table under ``replace``."""

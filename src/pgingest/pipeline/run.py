@@ -104,6 +104,9 @@ class Loader:
         """Batch workers per file when the server allows fewer connections than asked."""
         self.server_version = 0
         """The server's ``server_version_num`` (read when the run starts)."""
+        self._unsettled: set[str] = set()
+        """Files another process was still loading when this one gave up waiting for them
+        (``--lock-wait``): the files that share keys with them must not load either."""
         self.contract: Contract | None = None
         """The run's contract (``--contract``), if any."""
         if options.contract:
@@ -279,6 +282,7 @@ class Loader:
                 if not message.startswith("parallel: one file"):
                     self.reporter.message(f"{table_name}: {message}")
             finished_files = [asyncio.Event() for _ in files]
+            unsettled = self._unsettled
             stopped_folders: dict[str, str] = {}
             finished = [0]
             pause_lock = asyncio.Lock()
@@ -292,6 +296,19 @@ class Loader:
                     # Wait outside the semaphore: a waiting file holds no slot.
                     for earlier in sorted(self.modes.waits_for(index)):
                         await finished_files[earlier].wait()
+                    blocked = [e for e in self.modes.waits_for(index) if files[e] in unsettled]
+                    if blocked:
+                        # An earlier file it shares keys with may still be loading elsewhere:
+                        # loading this one now could apply it before that one.
+                        unsettled.add(path)
+                        result = FileResult(path, "", "failed")
+                        result.error = (
+                            f"{path}: not loaded: it shares keys with {files[min(blocked)]},"
+                            " which another pgingest process is still loading; run again"
+                        )
+                        results[index] = result
+                        self.reporter.file_done(result)
+                        return
                     await one_file(index, path)
                 finally:
                     finished_files[index].set()
@@ -614,6 +631,30 @@ class Loader:
                 return claim
 
             claim = await claimed()
+            if _held_elsewhere(claim) and self.modes.is_awaited(path):
+                # Later files share keys with this one: they come after it, whichever process
+                # loads it. Wait for the one that has it (it may also fail or die: then this
+                # one takes the file over).
+                deadline = time.monotonic() + self.options.lock_wait
+                while _held_elsewhere(claim):
+                    began = time.perf_counter()
+                    remaining = deadline - time.monotonic()
+                    free = remaining > 0 and await store.wait_for_file(
+                        conn, int(claim.file_id or 0), remaining
+                    )
+                    self.stage("wait", began)
+                    if not free:
+                        self._unsettled.add(path)
+                        return FileResult(
+                            path,
+                            qualified,
+                            "failed",
+                            error=f"{path}: not loaded: another pgingest process has been"
+                            f" loading it for over {self.options.lock_wait:g} s (--lock-wait),"
+                            " and later files that share keys with it must come after it;"
+                            " run again",
+                        )
+                    claim = await claimed()
             if claim.action == "skip":
                 result = FileResult(path, qualified, "skipped")
                 result.message = claim.reason
@@ -744,6 +785,11 @@ class Loader:
                     await asyncio.sleep(0.2 * attempt)
         if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
+
+
+def _held_elsewhere(claim: store.Claim) -> bool:
+    """The claim skipped the file because another process is loading it."""
+    return claim.action == "skip" and claim.reason == store.HELD_ELSEWHERE
 
 
 def _size(path: str) -> int:
