@@ -203,7 +203,7 @@ def test_a_changed_file_starts_the_replacement_over(files, db, cli, tmp_path):
 
 def test_a_second_replace_of_the_table_is_refused_naming_the_run_that_holds_it(files, db, cli):
     # The first run pauses between its files: it holds the table for seconds.
-    with running(*replace_args(db, files, "--pause-every", "1", "--pause-seconds", "3")) as first:
+    with running(*replace_args(db, files, "--pause-every", "1", "--pause-seconds", "2")) as first:
         wait_for(lambda: any("pgingest_new" in t for t in leftovers(db)), what="the first run")
         holder = last_run(db)
         code, out, err = cli(*replace_args(db, files))
@@ -338,3 +338,35 @@ def test_a_swap_that_cannot_get_its_lock_fails_clearly_and_resume_swaps(files, d
             db.schema,
         )
     } == ids  # swapped in as loaded: no file loaded again
+
+
+def test_the_swap_waits_for_files_another_process_loads_into_the_old_table(files, db, cli):
+    """An append into the old table in flight at the swap: its committed batches would go with
+    the old table while its next ones went to the new. The swap waits for it (bounded)."""
+    appending = str(files[0].parent / "appending.csv")
+
+    async def hold_while(command: list[str]) -> tuple[int, str, str]:
+        other = await asyncpg.connect(db.dsn)  # plays the appending process
+        try:
+            file_id = await other.fetchval(
+                "INSERT INTO pgingest.files (path, size, mtime_ns, table_schema, table_name,"
+                " status) VALUES ($1, 1, 1, $2, 't', 'running') RETURNING id",
+                appending,
+                db.schema,
+            )
+            await other.execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))", f"pgingest.file:{file_id}"
+            )
+            done = await asyncio.to_thread(pgingest, *command)
+        finally:
+            await other.close()
+        return done.returncode, done.stdout, done.stderr
+
+    args = replace_args(db, files, "--swap-lock-timeout", "0.5", "--swap-tries", "2")
+    code, out, err = asyncio.run(hold_while(args))
+    assert code == 1, out + err
+    assert f"files being loaded into it: {appending}" in err, err
+    assert db.count("t") == OLD_ROWS
+    code, out, err = cli("resume", str(last_run(db)), "--dsn", db.dsn)
+    assert code == 0, out + err
+    assert db.count("t") == sum(SIZES.values())
