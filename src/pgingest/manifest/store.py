@@ -377,6 +377,11 @@ class Claim:
     replaces: int | None = None
     chunking: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def held_elsewhere(self) -> bool:
+        """Skipped because another process is loading the file (it holds its lock)."""
+        return self.action == "skip" and self.reason == HELD_ELSEWHERE
+
 
 async def claim_file(
     conn: Any,

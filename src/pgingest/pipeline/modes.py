@@ -92,7 +92,7 @@ async def apply_staged(
 class Modes:
     """Per-run state of the load modes."""
 
-    def __init__(self, options: LoadOptions) -> None:
+    def __init__(self, options: LoadOptions, say: Callable[[str], None]) -> None:
         self.options = options
         self.keyed = options.mode in KEYED
         self.keys: dict[str, tuple[str, ...]] = {}
@@ -101,9 +101,13 @@ class Modes:
         """Tables whose key no unique index covers (merge with --pk): joined without one."""
         self.schedule = schedule.Schedule()
         self.index_of: dict[str, int] = {}
-        self.replace = Replacer(options)
+        self.replace = Replacer(options, say)
         """The tables ``replace`` loads into new tables, and their swap."""
         self._awaited: set[int] = set()
+        self._paths: list[str] = []
+        self._unsettled: set[int] = set()
+        """Files left to another process still loading them when this one stopped waiting
+        (``--lock-wait``): the files that share keys with them must not load either."""
         self.estimates: dict[str, int | None] = {}
         self._inferred: dict[str, dict[str, str]] = {}
 
@@ -138,6 +142,7 @@ class Modes:
         options = self.options
         failed: dict[int, FileResult] = {}
         self.index_of = {path: i for i, path in enumerate(files)}
+        self._paths = list(files)
         if options.mode == "append":
             return failed
         schema = options.schema
@@ -275,6 +280,38 @@ class Modes:
         loaded before them, by this process or another."""
         index = self.index_of.get(path)
         return index is not None and index in self._awaited
+
+    def left_to_another(self, path: str, qualified: str) -> FileResult:
+        """The result of a file that later files wait for, left to the process still loading
+        it after ``--lock-wait``: failed, and so will be the files after it."""
+        index = self.index_of.get(path)
+        if index is not None:
+            self._unsettled.add(index)
+        return FileResult(
+            path,
+            qualified,
+            "failed",
+            error=f"{path}: not loaded: another pgingest process has been loading it for over"
+            f" {self.options.lock_wait:g} s (--lock-wait), and later files that share keys"
+            " with it must come after it; run again",
+        )
+
+    def blocked(self, index: int) -> FileResult | None:
+        """The failed result of a file that must not load now: an earlier file it shares keys
+        with was left to another process (loading this one could apply it before that one).
+        ``None``: it may load."""
+        earlier = sorted(e for e in self.waits_for(index) if e in self._unsettled)
+        if not earlier:
+            return None
+        self._unsettled.add(index)
+        path = self._paths[index]
+        return FileResult(
+            path,
+            "",
+            "failed",
+            error=f"{path}: not loaded: it shares keys with {self._paths[earlier[0]]}, which"
+            " another pgingest process is still loading; run again",
+        )
 
     def load_table(self, table: str) -> str:
         """The table a file's rows go to: the replacement's new table under ``replace``."""

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,13 +62,13 @@ class _BusyError(PgIngestError):
 class Replacer:
     """The replaced tables of one run: taken in :meth:`prepare`, swapped in :meth:`finish`."""
 
-    def __init__(self, options: LoadOptions) -> None:
+    def __init__(self, options: LoadOptions, say: Callable[[str], None]) -> None:
         self.options = options
         self.tables: dict[str, Replacement] = {}
         """Qualified table -> its replacement."""
-        self.messages: list[str] = []
-        """What :meth:`prepare` decided about unfinished replacements (continued, started
-        over), and :meth:`finish` about each table (swapped, kept, abandoned), to report."""
+        self._say = say
+        """Reports what :meth:`prepare` decided about an unfinished replacement (continued,
+        started over), and :meth:`finish` about each table (swapped, kept, abandoned)."""
         self._lease: Lease | None = None
         """The connection holding the tables' locks."""
         self._run_id: int | None = None
@@ -152,7 +152,7 @@ class Replacer:
             why = await self._start_over_reason(conn, found, paths)
             if why is None:
                 await replacement.take_over(conn, schema, table, run_id)
-                self.messages.append(
+                self._tell(
                     f"{qualified}: continuing the replace of {qualified} begun by run"
                     f" {found.started_by} (run {found.run_id} stopped): its new table"
                     f" {found.new} keeps what was loaded"
@@ -170,7 +170,7 @@ class Replacer:
                     f" by run {run_id}: {why}",
                 )
                 new = await self._begin(conn, run_id, schema, table)
-            self.messages.append(
+            self._tell(
                 f"{qualified}: starting the replace of {qualified} over, as {why}: the new"
                 f" table of run {found.run_id} is dropped"
             )
@@ -234,8 +234,7 @@ class Replacer:
                     await self._swap(found, results, run_id, report)
                 outcome = report.strategies.get(found.qualified)
                 if outcome is not None:
-                    log.info("%s: %s", found.qualified, outcome)
-                    self.messages.append(f"{found.qualified}: {outcome}")
+                    self._tell(f"{found.qualified}: {outcome}")
         finally:
             await self.close()
 
@@ -363,6 +362,10 @@ class Replacer:
         conn = await self._live_conn()
         pending = await replacement.pending(conn, found.schema, found.table)
         return pending is None or pending.new != found.new
+
+    def _tell(self, message: str) -> None:
+        log.info("%s", message)
+        self._say(message)
 
     # -- the connection holding the locks ----------------------------------------------------
 

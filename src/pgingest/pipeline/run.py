@@ -46,6 +46,7 @@ from pgingest.pipeline.columns import (
 from pgingest.pipeline.job import (
     FileJob,
     Lease,
+    claim_after_holder,
     is_read_fault,
     is_transient_read_fault,
     one_line,
@@ -99,14 +100,11 @@ class Loader:
         """How transient database errors are retried."""
         self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
         """The target tables' columns as last read or made, by (schema, name)."""
-        self.modes = Modes(options)
+        self.modes = Modes(options, self.reporter.message)
         self._workers_cap: int | None = None
         """Batch workers per file when the server allows fewer connections than asked."""
         self.server_version = 0
         """The server's ``server_version_num`` (read when the run starts)."""
-        self._unsettled: set[str] = set()
-        """Files another process was still loading when this one gave up waiting for them
-        (``--lock-wait``): the files that share keys with them must not load either."""
         self.contract: Contract | None = None
         """The run's contract (``--contract``), if any."""
         if options.contract:
@@ -270,9 +268,6 @@ class Loader:
                 refused = await self.modes.prepare(
                     files, open_target, self.pool, self.run_id, table_of
                 )
-                for message in self.modes.replace.messages:
-                    log.info("%s", message)
-                    self.reporter.message(message)
             except BaseException:
                 if self.run_id is not None:  # e.g. merge on a server without MERGE
                     await asyncio.shield(self._finish_run("failed", report))
@@ -282,7 +277,6 @@ class Loader:
                 if not message.startswith("parallel: one file"):
                     self.reporter.message(f"{table_name}: {message}")
             finished_files = [asyncio.Event() for _ in files]
-            unsettled = self._unsettled
             stopped_folders: dict[str, str] = {}
             finished = [0]
             pause_lock = asyncio.Lock()
@@ -296,18 +290,10 @@ class Loader:
                     # Wait outside the semaphore: a waiting file holds no slot.
                     for earlier in sorted(self.modes.waits_for(index)):
                         await finished_files[earlier].wait()
-                    blocked = [e for e in self.modes.waits_for(index) if files[e] in unsettled]
-                    if blocked:
-                        # An earlier file it shares keys with may still be loading elsewhere:
-                        # loading this one now could apply it before that one.
-                        unsettled.add(path)
-                        result = FileResult(path, "", "failed")
-                        result.error = (
-                            f"{path}: not loaded: it shares keys with {files[min(blocked)]},"
-                            " which another pgingest process is still loading; run again"
-                        )
-                        results[index] = result
-                        self.reporter.file_done(result)
+                    blocked = self.modes.blocked(index)
+                    if blocked is not None:
+                        results[index] = blocked
+                        self.reporter.file_done(blocked)
                         return
                     await one_file(index, path)
                 finally:
@@ -351,10 +337,7 @@ class Loader:
             finally:
                 report.files.extend(r for r in results if r is not None)
                 if self.modes.replace.tables:
-                    told = len(self.modes.replace.messages)
                     await asyncio.shield(self.modes.finish_run(report, self.run_id, status))
-                    for message in self.modes.replace.messages[told:]:
-                        self.reporter.message(message)
                 if status == "success" and report.failed:
                     status = "failed"
                 if self.run_id is not None:
@@ -631,30 +614,15 @@ class Loader:
                 return claim
 
             claim = await claimed()
-            if _held_elsewhere(claim) and self.modes.is_awaited(path):
+            if claim.held_elsewhere and self.modes.is_awaited(path):
                 # Later files share keys with this one: they come after it, whichever process
-                # loads it. Wait for the one that has it (it may also fail or die: then this
-                # one takes the file over).
-                deadline = time.monotonic() + self.options.lock_wait
-                while _held_elsewhere(claim):
-                    began = time.perf_counter()
-                    remaining = deadline - time.monotonic()
-                    free = remaining > 0 and await store.wait_for_file(
-                        conn, int(claim.file_id or 0), remaining
-                    )
-                    self.stage("wait", began)
-                    if not free:
-                        self._unsettled.add(path)
-                        return FileResult(
-                            path,
-                            qualified,
-                            "failed",
-                            error=f"{path}: not loaded: another pgingest process has been"
-                            f" loading it for over {self.options.lock_wait:g} s (--lock-wait),"
-                            " and later files that share keys with it must come after it;"
-                            " run again",
-                        )
-                    claim = await claimed()
+                # loads it.
+                began = time.perf_counter()
+                after = await claim_after_holder(claimed, claim, conn, self.options.lock_wait)
+                self.stage("wait", began)
+                if after is None:
+                    return self.modes.left_to_another(path, qualified)
+                claim = after
             if claim.action == "skip":
                 result = FileResult(path, qualified, "skipped")
                 result.message = claim.reason
@@ -785,11 +753,6 @@ class Loader:
                     await asyncio.sleep(0.2 * attempt)
         if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
-
-
-def _held_elsewhere(claim: store.Claim) -> bool:
-    """The claim skipped the file because another process is loading it."""
-    return claim.action == "skip" and claim.reason == store.HELD_ELSEWHERE
 
 
 def _size(path: str) -> int:
