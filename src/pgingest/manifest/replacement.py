@@ -73,8 +73,8 @@ commits its row: a few milliseconds apart), to name it."""
 
 
 async def holder(conn: Any, schema: str, table: str) -> str:
-    """Who holds the table's replace lock, for a message: ``run 12 (pid 345 on host,
-    started ...)``, found by the server process holding the lock."""
+    """Who holds the table's replace lock, for a message: ``run 12 (pid 345 on host, started
+    ..., server process 678)``, found by the server process holding the lock."""
     key = _lock_key(schema, table)
     deadline = time.monotonic() + HOLDER_WAIT
     while True:
@@ -95,10 +95,14 @@ async def holder(conn: Any, schema: str, table: str) -> str:
         )
         if row is None:
             return "another pgingest run, which has just ended"
+        backend = f"server process {row['backend']}"
         if row["run_id"] is not None:
-            return f"run {row['run_id']} (pid {row['pid']} on {row['host']}, started {row['at']})"
+            return (
+                f"run {row['run_id']} (pid {row['pid']} on {row['host']}, started {row['at']},"
+                f" {backend})"
+            )
         if time.monotonic() > deadline:
-            return f"another pgingest run (server process {row['backend']})"
+            return f"another pgingest run ({backend})"
         await asyncio.sleep(0.05)
 
 

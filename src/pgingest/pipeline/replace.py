@@ -140,8 +140,9 @@ class Replacer:
             who = await replacement.holder(conn, schema, table)
             raise ConcurrentLoadError(
                 f"{qualified} is being replaced by {who}: a second --mode replace of a table is"
-                " refused; run it again when that run has ended (if it was stopped, `pgingest"
-                " resume` continues it)"
+                " refused; run it again when that run has ended (if its process is gone but"
+                " its server process is not, end that with pg_terminate_backend; then"
+                " `pgingest resume` continues the replace)"
             )
         try:
             found = await replacement.pending(conn, schema, table)
