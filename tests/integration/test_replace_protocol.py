@@ -163,13 +163,20 @@ def test_replace_killed_then_resumed_or_run_again_holds_the_files_once(
         " WHERE f.run_id = $1",
         run,
     )
+    # Until the swap commits, the old table is untouched and no file of the run is loaded.
+    swapped = point == "swap-committed"
+    assert db.count("t") == (sum(SIZES.values()) if swapped else OLD_ROWS)
+    loaded = db.val(
+        "SELECT count(*) FROM pgingest.files WHERE run_id = $1 AND status = 'success'", run
+    )
+    assert loaded == (len(files) if swapped else 0)
     if follow == "resume":
         code, out, err = cli("resume", str(run), "--dsn", db.dsn)
     else:
         code, out, err = cli(*replace_args(db, files))
     assert code == 0, out + err
     assert_replaced(db, files)
-    if point in ("swap-committed",):
+    if swapped:
         return  # the swap was done: the next run is a replace of its own
     # The follow-up continued the crashed run's new table: its files kept their manifest
     # entries and committed batches (nothing loaded twice, nothing lost).
