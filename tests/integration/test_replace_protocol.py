@@ -392,3 +392,16 @@ def test_a_version_2_manifest_is_brought_up_to_staged_files(tmp_path, load, db):
     assert report.ok, report.files
     assert db.count("t") == 20
     assert db.val("SELECT max(version) FROM pgingest.version") >= 3
+
+
+def test_the_tables_lock_connection_cut_mid_run_is_taken_again_for_the_swap(files, db):
+    args = replace_args(db, files, "--pause-every", "1", "--pause-seconds", "2")
+    with running(*args) as run:
+        wait_for(lambda: pending(db) != [], what="the replace to start")
+        holder = db.val(
+            "SELECT holder_pid FROM pgingest.replacements WHERE table_schema = $1", db.schema
+        )
+        assert db.val("SELECT pg_terminate_backend($1)", holder)
+        code, out, err = finish(run)
+    assert code == 0, out + err
+    assert_replaced(db, files)

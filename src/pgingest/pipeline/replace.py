@@ -219,25 +219,44 @@ class Replacer:
                     for f in report.files
                     if f.path in found.files and f.table in (found.qualified, "")
                 ]
-                failed = [f for f in results if f.status == "failed"]
-                missing = [p for p in found.files if p not in found.ready]
-                if failed:
-                    await self._abandon(found, results, f"{failed[0].path} failed", report)
-                elif status != "success":
-                    await self._keep(found, results, "the run was interrupted", report, False)
-                elif missing:
-                    skipped = next((f for f in results if f.path == missing[0]), None)
-                    why = f" ({skipped.message})" if skipped is not None and skipped.message else ""
-                    reason = f"{missing[0]} is not in it{why}"
-                    await self._keep(found, results, reason, report, True)
-                else:
-                    crash_point("replace-loaded")
-                    await self._swap(found, results, run_id, report)
+                try:
+                    await self._finish_one(found, results, report, run_id, status)
+                except Exception as exc:  # the server gone, the lock lost: the next run decides
+                    text = (
+                        f"replace of {found.qualified} not finished ({type(exc).__name__}:"
+                        f" {exc}); the old table is unchanged unless the swap committed:"
+                        " `pgingest resume` continues it"
+                    )
+                    log.warning("%s", text)
+                    _fail(results, text)
+                    report.strategies[found.qualified] = text
                 outcome = report.strategies.get(found.qualified)
                 if outcome is not None:
                     self._tell(f"{found.qualified}: {outcome}")
         finally:
             await self.close()
+
+    async def _finish_one(
+        self,
+        found: Replacement,
+        results: list[FileResult],
+        report: LoadReport,
+        run_id: int,
+        status: str,
+    ) -> None:
+        failed = [f for f in results if f.status == "failed"]
+        missing = [p for p in found.files if p not in found.ready]
+        if failed:
+            await self._abandon(found, results, f"{failed[0].path} failed", report)
+        elif status != "success":
+            await self._keep(found, results, "the run was interrupted", report, False)
+        elif missing:
+            skipped = next((f for f in results if f.path == missing[0]), None)
+            why = f" ({skipped.message})" if skipped is not None and skipped.message else ""
+            await self._keep(found, results, f"{missing[0]} is not in it{why}", report, True)
+        else:
+            crash_point("replace-loaded")
+            await self._swap(found, results, run_id, report)
 
     async def _abandon(
         self, found: Replacement, results: list[FileResult], why: str, report: LoadReport
