@@ -177,19 +177,6 @@ def test_processes_at_once_load_as_one_sequential_load(
     assert left == 0
 
 
-def test_a_shared_key_file_waits_for_the_process_loading_an_earlier_one(tree, db, tmp_path):
-    """The upsert case alone, key by key: the later files' values win wherever they overlap
-    the first, large file, whichever of the two processes loaded which."""
-    root, _ = tree
-    runs = race([command(db, db.schema, root / "overlap", "upsert")] * 2, tmp_path)
-    assert [code for code, _, _ in runs] == [0, 0], runs
-    rows = {r[0]: r[1] for r in db.fetch(f'SELECT id, src FROM "{db.schema}".overlap')}
-    assert len(rows) == 13_000
-    assert {rows[i] for i in range(7_000, 7_200)} == {"b"}
-    assert {rows[i] for i in range(9_000, 13_000)} == {"c"}
-    assert {rows[i] for i in [*range(7_000), *range(7_200, 9_000)]} == {"a"}
-
-
 def test_lock_wait_bounds_the_wait_for_another_process(tree, db, tmp_path):
     """A process that cannot see an earlier shared-key file finished within --lock-wait fails
     it and the files after it, and loads none of them."""

@@ -395,7 +395,7 @@ def test_a_version_2_manifest_is_brought_up_to_staged_files(tmp_path, load, db):
 
 
 def test_the_tables_lock_connection_cut_mid_run_is_taken_again_for_the_swap(files, db):
-    args = replace_args(db, files, "--pause-every", "1", "--pause-seconds", "2")
+    args = replace_args(db, files, "--pause-every", "1", "--pause-seconds", "1")
     with running(*args) as run:
         wait_for(lambda: pending(db) != [], what="the replace to start")
         holder = db.val(
