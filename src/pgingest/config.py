@@ -400,6 +400,39 @@ def check_overrides(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+OPTION_ALIASES = {"default_sheet": "sheet"}
+"""Config-file spellings of options: the seed design's ``default_sheet`` is ``sheet``."""
+
+
+def _split_folders(
+    body: Mapping[Any, Any], where: str, allowed: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a mapping into options and folders: a key that names an option (or ``allowed``)
+    is one, any other key whose value is a mapping (or empty) is a folder of that name, and
+    ``folders:`` lists folders too. An option's name always wins over a folder's.
+
+    Raises:
+        ConfigError: a key that is neither an option nor a folder (a scalar value).
+    """
+    known = {f.name for f in fields(LoadOptions)} | FUTURE_OPTIONS | allowed
+    options: dict[str, Any] = {}
+    folders: dict[str, Any] = {}
+    for raw, value in body.items():
+        name = _key(raw, where)
+        name = OPTION_ALIASES.get(name, name)
+        if name == "folders" and value is not None:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: 'folders' must map folder paths to options")
+            folders.update(value)
+        elif name in known or name == "folders":
+            options[name] = value
+        elif value is None or isinstance(value, Mapping):
+            folders[str(raw)] = value
+        else:
+            raise ConfigError(f"{where}: unknown option {raw!r}")
+    return options, folders
+
+
 def _flatten_folders(tree: Any, prefix: str, out: dict[str, dict[str, Any]], where: str) -> None:
     if not isinstance(tree, Mapping):
         raise ConfigError(f"{where}: 'folders' must map folder paths to options")
@@ -410,10 +443,10 @@ def _flatten_folders(tree: Any, prefix: str, out: dict[str, dict[str, Any]], whe
             body = {}
         if not isinstance(body, Mapping):
             raise ConfigError(f"{where}: folder {path!r} must map to options")
-        nested = body.get("folders")
-        options = {k: v for k, v in body.items() if k != "folders"}
+        options, nested = _split_folders(body, f"{where}: folder {path!r}")
+        options.pop("folders", None)
         out[path] = check_overrides(options, f"{where}: folder {path!r}")
-        if nested is not None:
+        if nested:
             _flatten_folders(nested, path, out, where)
 
 
@@ -421,11 +454,13 @@ def load_config(path: str | Path) -> ConfigFile:
     """Read a YAML config file: load options, per-folder overrides, sources, paths, DSN.
 
     The top level holds any :class:`LoadOptions` field (``schema``, ``sheet``,
-    ``header_row``, ``table_from``...; dashes or underscores), ``dsn``, ``paths`` (what to
-    load when the command names nothing; like the sources' paths, relative to the file's
-    folder), ``folders`` (folder below the load root -> options,
-    nested with ``folders`` again) and ``sources`` (a list of ``{path: <file, folder or glob>,
-    table: ..., <options>}``).
+    ``header_row``, ``table_from``...; dashes or underscores; ``default_sheet`` is
+    ``sheet``), ``dsn``, ``paths`` (what to load when the command names nothing; like the
+    sources' paths, relative to the file's folder), ``folders`` (folder below the load root
+    -> options, nested with ``folders`` again) and ``sources`` (a list of ``{path: <file,
+    folder or glob>, table: ..., <options>}``). Any other key whose value is a mapping is a
+    folder too, at the top or inside a folder (the seed design's shape: ``folder_b: {nested:
+    {sheet: S}}``); a key that names an option is always the option.
 
     Args:
         path: the file.
@@ -453,15 +488,15 @@ def load_config(path: str | Path) -> ConfigFile:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: the config file must be a mapping of options")
-    top = {_key(k, where): v for k, v in data.items()}
+    top, top_folders = _split_folders(data, where, _CONNECTION_KEYS | _FILE_KEYS)
     dsn = top.pop("dsn", None)
     home = top.pop("home", None)
     paths = top.pop("paths", None) or ()
     if isinstance(paths, str):
         paths = (paths,)
     folders: dict[str, dict[str, Any]] = {}
-    if top.get("folders") is not None:
-        _flatten_folders(top.pop("folders"), "", folders, where)
+    if top_folders:
+        _flatten_folders(top_folders, "", folders, where)
     top.pop("folders", None)
     sources: list[dict[str, Any]] = []
     for number, item in enumerate(top.pop("sources", None) or (), start=1):

@@ -159,7 +159,8 @@ def test_load_as_a_least_privileged_role(tmp_path, db):
     db.execute(f'CREATE TABLE "{schema}".owned_by_admin (id int, name text)')
     statements = [
         f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE",
-        f"""GRANT CONNECT ON DATABASE "{db.val("SELECT current_database()")}" TO {role}""",
+        # quoted: a database name may hold a dash (i13-formats)
+        f'GRANT CONNECT ON DATABASE "{db.val("SELECT current_database()")}" TO {role}',
         f'GRANT USAGE, CREATE ON SCHEMA "{schema}" TO {role}',
         f"GRANT USAGE ON SCHEMA pgingest TO {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pgingest TO {role}",

@@ -146,3 +146,47 @@ def test_redaction_finds_a_password_anywhere_in_a_message(
         redacted = redact_dsn(text)
         assert f":{password}@" not in redacted
         assert redacted.count("***") >= 1
+
+
+def test_seed_design_folder_config_as_written(tmp_path: Path) -> None:
+    # Issue 13 case 10: the seed's etl_config.yaml was refused ("unknown option
+    # 'default_sheet'"). A default sheet, then folders as top-level keys, nested as keys.
+    config = load_config(
+        _write(
+            tmp_path,
+            "default_sheet: Sheet1\n"
+            "folder_a:\n  sheet: DataSheet\n"
+            "folder_b:\n  nested:\n    sheet: NestedData\n"
+            "schema: raw\n",  # an option's name is the option, never a folder
+        )
+    )
+    options = options_with(LoadOptions(), config.options)
+    assert options.sheet == "Sheet1"
+    assert options.schema == "raw"
+    assert options.folders == {
+        "folder_a": {"sheet": "DataSheet"},
+        "folder_b": {},
+        "folder_b/nested": {"sheet": "NestedData"},
+    }
+    root = tmp_path / "drop"
+    for rel in ("folder_a/x.xlsx", "folder_b/nested/y.xlsx", "folder_b/z.xlsx", "top.xlsx"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("a\n1\n")
+    targets, _ = plan_targets([str(root)], options)
+    sheets = {
+        Path(t.path).relative_to(root).as_posix(): options_with(options, t.overrides).sheet
+        for t in targets
+    }
+    assert sheets == {
+        "folder_a/x.xlsx": "DataSheet",
+        "folder_b/nested/y.xlsx": "NestedData",
+        "folder_b/z.xlsx": "Sheet1",
+        "top.xlsx": "Sheet1",
+    }
+
+
+def test_a_top_level_key_with_a_value_is_still_an_unknown_option(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown option 'shet'"):
+        load_config(_write(tmp_path, "shet: Data\n"))
+    with pytest.raises(ConfigError, match=r"folder 'a': unknown option 'hedaer_row'"):
+        load_config(_write(tmp_path, "a:\n  hedaer_row: 3\n"))

@@ -208,7 +208,8 @@ class Output:
     type=click.Choice(["auto", "csv", "tsv", "parquet", "excel", "ndjson"]),
     default=None,
     help="File format; auto (the default) reads the content: CSV/TSV, Parquet, workbooks"
-    " (xlsx, xlsm, xls, xlsb, ods) and NDJSON.",
+    " (xlsx, xlsm, xls, xlsb, ods) and NDJSON. A text file named like a workbook needs"
+    " --format csv.",
 )
 @click.option(
     "--config",
@@ -216,7 +217,8 @@ class Output:
     type=click.Path(dir_okay=False),
     envvar=_env("config"),
     help="YAML file with load options, per-folder overrides (table, sheet, header_row, ...) and"
-    " sources (glob -> table); flags and PGINGEST_* variables win over it.",
+    " sources (glob -> table); a key that is no option is a folder. Flags and PGINGEST_*"
+    " variables win over it.",
 )
 @click.option(
     "--table-from",
@@ -283,15 +285,18 @@ class Output:
     help="Force the text encoding (default: detected).",
 )
 @click.option(
-    "--types", envvar=_env("types"), help="Column types, e.g. 'zip=text,amount=numeric(12,2)'."
+    "--types",
+    envvar=_env("types"),
+    help="Column types, e.g. 'zip=text,amount=numeric(12,2)'; text wins over any format's"
+    " own types (each value's text).",
 )
 @click.option(
     "--preserve-types/--text",
     "preserve_types",
     default=None,
     envvar=_env("text"),
-    help="Infer (CSV) or keep (Parquet) column types (the default), or load every column of a"
-    " new table as text.",
+    help="Infer (CSV) or keep (Parquet, workbooks, NDJSON) column types (the default), or load"
+    " every column of a new table as text, each value as it reads (nanoseconds included).",
 )
 @click.option(
     "--on-new-column",

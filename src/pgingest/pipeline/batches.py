@@ -6,6 +6,7 @@ that encodes it, which the batch workers call in threads of their own.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -65,6 +66,17 @@ class FilePlan:
     """upsert/merge: workers the rows are routed to by key."""
     seen: str | None = None
     """merge --delete-missing: the file's key table."""
+    warnings: list[str] = field(default_factory=list)
+    """What planning and loading decided that the user should know (for the file's result)."""
+
+    def warn(self, text: str) -> None:
+        """Note a warning once (batch workers call it from their threads)."""
+        with _WARNINGS_LOCK:
+            if text not in self.warnings:
+                self.warnings.append(text)
+
+
+_WARNINGS_LOCK = threading.Lock()
 
 
 def csv_options(options: LoadOptions) -> CsvOptions:
@@ -104,7 +116,8 @@ def batches(
         cache: list[copy.BinaryEncoder | None] = [None]
         header = dict(zip(source.column_names(), plan.read_columns or plan.columns, strict=False))
         batch_bytes = min(options.batch_bytes, ARROW_BATCH_BYTES)
-        if info.format in WORKBOOK_FORMATS:
+        workbook = info.format in WORKBOOK_FORMATS
+        if workbook:
             # A sheet is read whole: smaller batches would save no memory, only add commits.
             batch_bytes = options.batch_bytes
         for chunk in source.chunks(batch_rows=options.batch_size, batch_bytes=batch_bytes):
@@ -114,7 +127,15 @@ def batches(
                 batch = chunk.batch
                 if plan.read_columns is not None:
                     batch = batch.rename_columns(plan.read_columns).select(plan.columns)
-                shaped = normalize_batch(batch, plan.columns, path)
+                shaped = normalize_batch(
+                    batch,
+                    plan.columns,
+                    path,
+                    plan.target_types,
+                    chunk.first_line,
+                    workbook=workbook,
+                    warn=plan.warn,
+                )
                 # the reader's rejects, named by the table's column, not the header
                 rejects = tuple(
                     replace(r, column=header.get(r.column, r.column) if r.column else None)

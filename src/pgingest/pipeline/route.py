@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.errors import RowError
-from pgingest.model import ARROW_FORMATS, ArrowChunk, CsvDialect
+from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDialect
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.payload import Payload, encode_shaped
@@ -194,6 +194,7 @@ def routed_batches(
     batch_rows: int,
     batch_bytes: int,
     done: frozenset[int] = frozenset(),
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[RoutedItem]:
     """The file's rows, routed: for each chunk read, one batch per worker that got rows.
 
@@ -216,7 +217,15 @@ def routed_batches(
         chunk = cast("ArrowChunk", raw)  # raw=False: Arrow chunks
         json_columns: tuple[str, ...] = ()
         if parquet:
-            shaped = normalize_batch(chunk.batch, columns, path)
+            shaped = normalize_batch(
+                chunk.batch,
+                columns,
+                path,
+                target_types,
+                chunk.first_line,
+                workbook=source.info.format in WORKBOOK_FORMATS,
+                warn=warn,
+            )
             batch = cast("pa.RecordBatch", shaped.batch)
             json_columns = shaped.json_columns
         else:

@@ -4,16 +4,18 @@ target table's column types, or fall back to CSV text when binary COPY cannot ca
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pgingest.errors import RowError
 from pgingest.schema.evolve import canonical_type
 from pgingest.schema.pgtypes import is_json_type, normalize_arrow_type
+from pgingest.sources.celltext import to_text
 
 # PostgreSQL types (in schema.evolve's canonical spelling) whose binary COPY form pgpq
 # produces from the given Arrow type.
@@ -87,24 +89,61 @@ class Shaped:
     json_columns: tuple[str, ...] = ()
 
 
-def normalize_batch(batch: pa.RecordBatch, names: Sequence[str], path: str) -> Shaped:
+def normalize_batch(
+    batch: pa.RecordBatch,
+    names: Sequence[str],
+    path: str,
+    target_types: Sequence[str] | None = None,
+    first_line: int = 1,
+    *,
+    workbook: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Shaped:
     """Rename to ``names`` and convert every column to a type the binary encoder can send.
 
+    A column bound for a text column (``target_types``: ``--text``, ``--types c=text``, a
+    table's text column) becomes the text of its values first, whatever the reader typed it
+    as (:func:`~pgingest.sources.celltext.to_text`; ``workbook``: as a spreadsheet shows
+    them), so nanoseconds are kept there. Elsewhere, values with nanoseconds are cut to
+    microseconds (PostgreSQL's precision), ``warn`` told once per column.
+
     Raises:
-        RowError: a value cannot be represented without change (e.g. nanoseconds).
+        RowError: a timestamp or date outside PostgreSQL's range (naming the row; the
+            batch's first row is ``first_line``), or a value that cannot be converted.
     """
     arrays: list[pa.Array] = []
     json_cols: list[str] = []
-    for name, column in zip(names, batch.columns, strict=True):
+    targets = list(target_types) if target_types is not None else [None] * len(names)
+    for name, column, pg_type in zip(names, batch.columns, targets, strict=True):
         if is_json_type(column.type):
             arrays.append(_json_column(column))
             json_cols.append(name)
             continue
+        if pg_type is not None and _is_text(pg_type) and not _is_string(column.type):
+            arrays.append(to_text(column, workbook=workbook))
+            continue
         target = normalize_arrow_type(column.type)
+        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            check_range(column, name, path, first_line)
         if target != column.type:
             try:
                 column = column.cast(target, safe=True)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            except pa.ArrowInvalid as exc:
+                if not _is_nanoseconds(column.type):
+                    raise RowError(
+                        f"{path}: column {name}: cannot convert {column.type} to {target}: {exc}",
+                        path=path,
+                        column=name,
+                    ) from exc
+                original = column.type
+                column = truncate_to_micros(column, target)
+                if warn is not None:
+                    warn(
+                        f"column {name}: {original} values with nanoseconds cut to"
+                        " microseconds (PostgreSQL's precision; --types"
+                        f" {name}=text keeps every digit)"
+                    )
+            except pa.ArrowNotImplementedError as exc:
                 raise RowError(
                     f"{path}: column {name}: cannot convert {column.type} to {target}: {exc}",
                     path=path,
@@ -112,6 +151,105 @@ def normalize_batch(batch: pa.RecordBatch, names: Sequence[str], path: str) -> S
                 ) from exc
         arrays.append(column)
     return Shaped(pa.RecordBatch.from_arrays(arrays, names=list(names)), None, tuple(json_cols))
+
+
+def _is_text(pg_type: str) -> bool:
+    t = canonical_type(pg_type)
+    return t in ("text", "varchar") or t.startswith(("character varying", "character("))
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
+
+
+def _is_nanoseconds(t: pa.DataType) -> bool:
+    return bool(
+        (pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_duration(t))
+        and t.unit == "ns"
+    )
+
+
+def truncate_to_micros(column: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array:
+    """Nanoseconds cut down to microseconds, towards the past (``23:59:59.999999999`` is
+    ``23:59:59.999999`` on the same day, also before 1970), as ``target``."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    nanos = column.cast(pa.int64())
+    micros = pc.divide(nanos, 1000)  # towards zero
+    below = pc.less(nanos, pc.multiply(micros, 1000))
+    micros = pc.if_else(below, pc.subtract(micros, 1), micros)
+    out: pa.Array = micros.cast(target)
+    return out
+
+
+_PG_MIN_DAYS = -2_440_588
+"""4713-01-01 BC, PostgreSQL's first date and timestamp, in days since 1970-01-01."""
+_PG_MAX_DATE_DAYS = 2_147_483_494 - 2_440_588
+"""5874897-12-31, PostgreSQL's last date (its Julian day limit), in days since 1970-01-01."""
+_MAX_MICROS = 2**63 - 1
+"""Microseconds since 1970 that binary COPY can carry (an int64: up to year 294247;
+PostgreSQL's own limit, 294276, is a little further)."""
+_UNIT_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def check_range(column: pa.Array | pa.ChunkedArray, name: str, path: str, first_line: int) -> None:
+    """Refuse a timestamp or date outside what a PostgreSQL column holds, naming its row.
+
+    Raises:
+        RowError: the first such value.
+    """
+    t = column.type
+    if column.null_count == len(column):
+        return
+    values = column.cast(pa.int32() if pa.types.is_date32(t) else pa.int64())
+    high: int | None
+    if pa.types.is_date(t):
+        per_day = 86_400_000 if pa.types.is_date64(t) else 1
+        low, high = _PG_MIN_DAYS * per_day, _PG_MAX_DATE_DAYS * per_day
+        what, span = "date", "4713 BC to 5874897 AD"
+    else:
+        per_second = _UNIT_PER_SECOND[t.unit]
+        low = _PG_MIN_DAYS * 86_400 * per_second
+        # In microseconds or nanoseconds every int64 value up there fits.
+        high = _MAX_MICROS // 1_000_000 * per_second if per_second < 1_000_000 else None
+        what, span = "timestamp", "4713 BC to 294247 AD"
+    lo, hi = pc.min_max(values).values()
+    if lo.as_py() >= low and (high is None or hi.as_py() <= high):
+        return
+    outside = pc.less(values, low)
+    if high is not None:
+        outside = pc.or_(outside, pc.greater(values, high))
+    row = pc.index(pc.fill_null(outside, False), True).as_py()
+    shown = _show(column[row])
+    line = first_line + row
+    raise RowError(
+        f"{path}: line {line}, column {name}: {what} {shown} is outside PostgreSQL's range"
+        f" ({span})",
+        path=path,
+        line=line,
+        column=name,
+        value=shown,
+    )
+
+
+def _show(value: pa.Scalar) -> str:
+    """A date or timestamp as Python shows it, else its count since 1970 (out of Python's
+    range too)."""
+    try:
+        return str(value.as_py())
+    except (ValueError, OverflowError, pa.ArrowException):
+        count = value.cast(pa.int32() if pa.types.is_date32(value.type) else pa.int64())
+        unit = _UNIT_NAMES[getattr(value.type, "unit", "day")]
+        return f"{count.as_py()} {unit} since 1970-01-01"
+
+
+_UNIT_NAMES = {
+    "day": "days",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+}
 
 
 def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_line: int) -> Shaped:

@@ -21,7 +21,7 @@ from pgingest.pipeline.columns import (
 from pgingest.pipeline.evolve import evolve_table, policy_for
 from pgingest.pipeline.job import FileJob
 from pgingest.schema.evolve import plan_evolution
-from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
+from pgingest.schema.names import LINEAGE_COLUMNS, lineage_renames, normalize_names
 from pgingest.sources import Source
 
 if TYPE_CHECKING:
@@ -47,7 +47,9 @@ async def plan_table(
     if conn is None:
         async with loader.pool.acquire() as own:
             return await plan_table(loader, source, table_name, job, own)
-    names = normalize_names(source.column_names())
+    raw_names = source.column_names()
+    names = normalize_names(raw_names)
+    renamed = lineage_renames(raw_names, names)
     schema = loader.options.schema
     key = (schema, table_name)
     options = loader.options
@@ -146,6 +148,7 @@ async def plan_table(
         fixed=fixed,
         changes=list(changes),
         datestyle=found.datestyle,
+        warnings=renamed,
     )
 
 

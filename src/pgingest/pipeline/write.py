@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import PgIngestError, RowError
 from pgingest.manifest import store
+from pgingest.model import WORKBOOK_FORMATS
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
 from pgingest.pg.errors import is_driver_error, is_gone, translate
@@ -99,6 +100,7 @@ async def write_file(
                     batch_rows=options.batch_size * routes,
                     batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
                     done=job.done_batches,
+                    warn=plan.warn,
                 )
             )
         else:
@@ -260,6 +262,9 @@ async def write_file(
     except BaseExceptionGroup as group_error:
         raise first_error(group_error) from None
     job.rejects = recovery.rejects
+    if fmt in WORKBOOK_FORMATS:
+        # Error cells are kept as rejects by the reader's batches: the count is the file's.
+        job.rejects = await store.count_rejects(lease.conn, file_id)
     if job.rejects and options.max_errors is not None:
         rows = await store.file_rows(lease.conn, file_id)
         recovery.check_share(path, rows)

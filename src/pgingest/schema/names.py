@@ -87,6 +87,31 @@ def normalize_names(raw: Sequence[str | None]) -> list[str]:
     return result
 
 
+def lineage_renames(raw: Sequence[str | None], names: Sequence[str]) -> list[str]:
+    """Say which header names were changed because they would take a lineage column's name.
+
+    Args:
+        raw: the header as written.
+        names: what :func:`normalize_names` made of it.
+
+    Returns:
+        One line per such column, e.g. ``header _pgingest_file_id is loaded as column
+        _pgingest_file_id_2: _pgingest_file_id is pgingest's lineage column``.
+    """
+    out = []
+    for original, name in zip(raw, names, strict=True):
+        if original is None:
+            continue
+        ascii_only = unicodedata.normalize("NFKD", original).encode("ascii", "ignore")
+        spelled = _NOT_IDENT_CHARS.sub("_", ascii_only.decode("ascii").lower()).strip()
+        if spelled in LINEAGE_COLUMNS and name != spelled:
+            out.append(
+                f"header {original!r} is loaded as column {name}: {spelled} is the name of"
+                " pgingest's lineage column"
+            )
+    return out
+
+
 def normalize_identifier(name: str) -> str:
     """Normalize one name (a table name, usually a file stem) into a safe identifier.
 

@@ -122,6 +122,14 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         return SourceInfo(path=path, format=workbook, size=size)
     if fmt == "excel":
         raise SourceError(f"{path}: not a workbook (no zip or OLE signature)", path=path)
+    if fmt == "auto" and compression == "none" and path.lower().endswith(_WORKBOOK_SUFFIXES):
+        # A download that saved an error page, or a CSV renamed: a workbook's name is a
+        # claim about the content, so a mismatch is the user's to resolve.
+        raise SourceError(
+            f"{path}: named like a workbook but holds {_what_text_is(path)}, not a workbook;"
+            " --format csv loads it as delimited text",
+            path=path,
+        )
 
     stream = open_stream(path, compression)
     try:
@@ -205,6 +213,27 @@ def _workbook_format(path: str, head: bytes) -> Format | None:
 
 
 _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+
+
+def _what_text_is(path: str) -> str:
+    """What a file that is no workbook holds, in a few words, from its first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return "something else"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:1024]:
+        return "an HTML page (a web page or a download's error page)"
+    if text.startswith(b"<?xml"):
+        return "XML (an XML spreadsheet or another document)"
+    if text.startswith((b"{", b"[")):
+        return "JSON"
+    if b"\x00" in head:
+        return "binary data"
+    if not text:
+        return "blank text"
+    return "plain text (CSV or TSV?)"
 
 
 def _is_ndjson(sample: bytes) -> bool:

@@ -3,10 +3,11 @@
 The sheet is chosen, its header row found (the first row as wide as the table, so title rows
 above it are skipped) and its cells parsed by fastexcel (Rust, calamine) in
 :mod:`pgingest.sources.workbook`, then turned into Arrow: no Python loop over cells. Here,
-column-wise with pyarrow: fully empty rows and unnamed empty columns are dropped, numbers
-that are all integral become integers, datetimes at midnight become dates and times of day
-become times, and error cells (``#DIV/0!``, ``#N/A``) become NULL plus a
-:class:`~pgingest.model.Reject`.
+column-wise with pyarrow: fully empty rows and the empty columns right of the header's last
+name are dropped, numbers that are all integral become integers, datetimes at midnight
+become dates and times of day become times, a column whose cells mix kinds becomes the text
+of each cell (:mod:`pgingest.sources.cellkinds`, with a warning), and error cells
+(``#DIV/0!``, ``#N/A``) become NULL plus a :class:`~pgingest.model.Reject`.
 
 Why fastexcel: on the 100,000-row x 10-column benchmark workbook it reads to Arrow in ~0.6 s,
 python-calamine needs ~0.9 s to Python objects (plus a per-cell conversion to Arrow on top),
@@ -26,6 +27,8 @@ import pyarrow.compute as pc
 from pgingest.errors import SourceError
 from pgingest.model import ArrowChunk, Chunk, Reject, SourceInfo
 from pgingest.sources.base import ExcelOptions, one_line
+from pgingest.sources.cellkinds import KIND_NAMES, is_text_detail, read_mixed, text_cell
+from pgingest.sources.celltext import to_text
 from pgingest.sources.workbook import ParsedSheet, parse_workbook, xlsx_merged_headers
 
 __all__ = ["ExcelOptions", "ExcelSource"]
@@ -72,6 +75,8 @@ class ExcelSource:
             ConfigError: ``header_row`` is below 1.
         """
         self.info = info
+        self.warnings: list[str] = []
+        """Columns read as text because their cells mix kinds, one line each."""
         self._options = options or ExcelOptions()
         path = info.path
         if parsed is None:
@@ -101,9 +106,10 @@ class ExcelSource:
             raise SourceError(
                 f"{path}: sheet {parsed.name!r}: cannot read it: {one_line(exc)}", path=path
             ) from exc
+        names = list(batch.schema.names)
         # fastexcel names a blank header cell __UNNAMED__<i> (asking it which names it made
         # up, available_columns(), took 37 ms on the 100,000-row benchmark sheet).
-        header_names = ["" if _GENERATED.fullmatch(n) else n for n in batch.schema.names]
+        header_names = ["" if _GENERATED.fullmatch(n) else n for n in names]
         if "" in header_names and self.info.format == "xlsx":
             merged = xlsx_merged_headers(path, index, header + 1)
             for col, left in merged.items():
@@ -111,16 +117,64 @@ class ExcelSource:
                     header_names[col] = header_names[left]
         # fastexcel's header_row is the sheet's 0-based row: data row i is sheet row header+2+i.
         rows = pa.array(np.arange(header + 2, header + 2 + batch.num_rows, dtype=np.int64))
-        rejects = [
-            Reject(
-                line=header + 2 + e.offset_position[0],
-                column=header_names[e.offset_position[1]] or f"col_{e.offset_position[1] + 1}",
-                raw=_error_value(e.detail),
-                reason="error cell in the workbook: loaded as NULL",
+        rejects: list[Reject] = []
+        texts: dict[int, dict[int, str]] = {}  # column -> row -> a text cell in a typed column
+        slow = set(range(batch.num_columns)) if "*" in parsed.mixed else set()
+        slow |= {names.index(n) for n in parsed.mixed if n in names}
+        for e in errors.errors if errors is not None else []:
+            row, col = e.offset_position
+            if col >= len(header_names):
+                continue
+            if not is_text_detail(e.detail):
+                rejects.append(
+                    Reject(
+                        line=header + 2 + row,
+                        column=header_names[col] or f"col_{col + 1}",
+                        raw=_error_value(e.detail),
+                        reason=f"error cell {_error_value(e.detail)} in the workbook:"
+                        " loaded as NULL",
+                    )
+                )
+                continue
+            text = text_cell(e.detail)
+            if text is None:
+                if not _EMPTY_TEXT.search(e.detail):
+                    slow.add(col)  # a text the detail does not render plainly: read again
+                continue
+            texts.setdefault(col, {})[row] = text
+        arrays = list(batch.columns)
+        kinds: dict[int, frozenset[str]] = {}
+        for col, cells in texts.items():
+            if col in slow:
+                continue
+            kind = _kind_of(arrays[col].type)
+            column = to_text(arrays[col], workbook=True).to_pylist()
+            for row, text in cells.items():
+                column[row] = text
+            arrays[col] = pa.array(column, pa.string())
+            kinds[col] = frozenset({kind, "text"})
+        if slow:
+            read = read_mixed(
+                path, parsed.reader, index, header, names, sorted(slow), batch.num_rows
             )
-            for e in (errors.errors if errors is not None else [])
-            if e.offset_position[1] < len(header_names) and not _EMPTY_TEXT.search(e.detail)
-        ]
+            for col, mixed in read.items():
+                arrays[col] = mixed.values
+                if len(mixed.kinds) > 1:
+                    kinds[col] = frozenset(KIND_NAMES[k] for k in mixed.kinds)
+        for col, array in enumerate(arrays):
+            if col not in kinds and pa.types.is_timestamp(array.type) and _times_and_dates(array):
+                # A time of day is a datetime on day zero to Excel; beside real dates it
+                # would load as 1899-12-31 10:30. Each cell as it reads instead.
+                arrays[col] = to_text(array, workbook=True)
+                kinds[col] = frozenset({"dates", "times of day"})
+        sheet = f"sheet {parsed.name!r}, " if self._options.all_sheets else ""
+        for col in sorted(kinds):
+            name = header_names[col] or f"col_{col + 1}"
+            self.warnings.append(
+                f"{sheet}column {name}: its cells are of several kinds"
+                f" ({', '.join(sorted(kinds[col]))}): loaded as text, each cell as it reads"
+            )
+        batch = pa.RecordBatch.from_arrays(arrays, names=names)
         return _tidy(batch, header_names, rows, rejects)
 
     def __enter__(self) -> ExcelSource:
@@ -159,6 +213,39 @@ class ExcelSource:
             yield ArrowChunk(piece, int(rows[start].as_py()), rejects)
 
 
+def _day_and_time(array: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each datetime's day (days since 1970, as a double) and its time of day in ms."""
+    ms = pc.cast(pc.cast(array, pa.timestamp("ms")), pa.int64())
+    ms_per_day = 86_400_000
+    day = pc.floor(pc.divide(pc.cast(ms, pa.float64()), float(ms_per_day)))
+    time_ms = pc.subtract(ms, pc.multiply(pc.cast(day, pa.int64()), ms_per_day))
+    return day, time_ms
+
+
+def _times_and_dates(array: pa.Array) -> bool:
+    """Whether a datetime column holds both times of day (on Excel's day zero) and dates."""
+    if array.null_count == len(array):
+        return False
+    day, time_ms = _day_and_time(array)
+    zero = pc.is_in(day, pa.array(_EXCEL_EPOCH_DAYS, pa.float64()))
+    times = pc.and_(zero, pc.not_equal(time_ms, 0))
+    dates = pc.and_(pc.is_valid(array), pc.invert(zero))  # is_in says False for a NULL
+    return bool(pc.any(times).as_py()) and bool(pc.any(dates).as_py())
+
+
+def _kind_of(t: pa.DataType) -> str:
+    """How a warning names the kind of a typed column's cells."""
+    if pa.types.is_boolean(t):
+        return "booleans"
+    if pa.types.is_duration(t):
+        return "durations"
+    if pa.types.is_temporal(t):
+        return "dates"
+    if pa.types.is_string(t):
+        return "text"
+    return "numbers"
+
+
 def _error_value(detail: str) -> str:
     match = _ERROR_DETAIL.search(detail)
     if match is None:
@@ -173,13 +260,23 @@ _EMPTY: _Sheet = (pa.record_batch([]), pa.array([], pa.int64()), [])
 
 
 def _tidy(batch: pa.RecordBatch, names: list[str], rows: pa.Array, rejects: list[Reject]) -> _Sheet:
-    """Drop empty rows and unnamed empty columns; give columns their narrowest exact type."""
+    """Drop empty rows and the empty columns right of the header's last name; give columns
+    their narrowest exact type.
+
+    Every column up to the last named header cell is kept, named or not, empty or not (an
+    unnamed one becomes ``col_N``); right of it, a column is kept when it holds a value or an
+    error cell. A row holding only error cells is kept (its cells are NULL, and rejects).
+    """
+    with_errors = {r.column for r in rejects}
+    named = [i for i, name in enumerate(names) if name.strip()]
+    span = named[-1] + 1 if named else 0
     keep_cols = [
         i
-        for i, (name, column) in enumerate(zip(names, batch.columns, strict=True))
-        if name or column.null_count < len(column)
+        for i, column in enumerate(batch.columns)
+        if i < span
+        or column.null_count < len(column)
+        or (names[i] or f"col_{i + 1}") in with_errors
     ]
-    # Trailing and in-between unnamed columns without a value are not data.
     arrays = [batch.column(i) for i in keep_cols]
     kept = [names[i] for i in keep_cols]
     if not arrays:
@@ -187,6 +284,11 @@ def _tidy(batch: pa.RecordBatch, names: list[str], rows: pa.Array, rejects: list
     filled = pc.is_valid(arrays[0])
     for column in arrays[1:]:
         filled = pc.or_(filled, pc.is_valid(column))
+    if rejects and filled.false_count:
+        first = int(rows[0].as_py()) if len(rows) else 0
+        marked = np.zeros(len(rows), dtype=bool)
+        marked[[r.line - first for r in rejects]] = True
+        filled = pc.or_(filled, pa.array(marked))
     if filled.false_count:
         arrays = [pc.filter(a, filled) for a in arrays]
         rows = pc.filter(rows, filled)
@@ -235,15 +337,12 @@ def _narrow(array: pa.Array) -> pa.Array:
             return array.cast(pa.int64())
         return array
     if pa.types.is_timestamp(t):
-        days = pc.cast(pc.cast(array, pa.timestamp("ms")), pa.int64())
-        ms_per_day = 86_400_000
-        day = pc.floor(pc.divide(pc.cast(days, pa.float64()), float(ms_per_day)))
-        time_ms = pc.subtract(days, pc.multiply(pc.cast(day, pa.int64()), ms_per_day))
+        day, time_ms = _day_and_time(array)
         if pc.all(pc.fill_null(pc.equal(time_ms, 0), True)).as_py():
             return array.cast(pa.date32())
-        if pc.all(
-            pc.fill_null(pc.is_in(day, pa.array(_EXCEL_EPOCH_DAYS, pa.float64())), True)
-        ).as_py():
+        zero = pc.is_in(day, pa.array(_EXCEL_EPOCH_DAYS, pa.float64()))
+        # is_in says False (not NULL) for an empty cell: empty cells are no dates either.
+        if pc.all(pc.or_(zero, pc.is_null(array))).as_py():
             micros = pc.multiply(time_ms, 1000)
             return pc.cast(micros, pa.time64("us"))
         return array
@@ -307,4 +406,6 @@ def _common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
 def _cast_to(array: Any, target: pa.DataType) -> pa.Array:
     if array.type == target:
         return array
+    if pa.types.is_string(target):  # sheets disagree: each cell as it reads
+        return to_text(array, workbook=True)
     return pc.cast(array, target)

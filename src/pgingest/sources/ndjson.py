@@ -37,6 +37,7 @@ class NdjsonSource:
             SourceError: the file cannot be read, or a line is not a JSON object.
         """
         self.info = info
+        self.warnings: list[str] = []
         path = info.path
         stream = open_stream(path, info.compression)
         try:

@@ -14,7 +14,7 @@ import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import ElementTree
@@ -60,6 +60,11 @@ class ParsedSheet:
     """0-based sheet row of the header."""
     sheet: Any
     """The ``fastexcel.ExcelSheet``; ``None`` for an empty sheet."""
+    reader: Any = None
+    """The ``fastexcel.ExcelReader`` it came from (to read a column again as another type)."""
+    mixed: tuple[str, ...] = ()
+    """Columns (fastexcel's names) whose cells are of several kinds, read as text; ``("*",)``:
+    every column (the reader did not say which)."""
 
 
 def parse_workbook(path: str, options: ExcelOptions) -> list[ParsedSheet]:
@@ -101,8 +106,6 @@ def _sheet_index(path: str, names: list[str], sheet: str | int | None) -> int:
 def _parse_sheet(
     path: str, reader: fastexcel.ExcelReader, index: int, name: str, header_row: int | None
 ) -> ParsedSheet:
-    import fastexcel
-
     if header_row is not None:
         header = header_row - 1
     else:
@@ -110,15 +113,68 @@ def _parse_sheet(
         if found is None:
             return ParsedSheet(index, name, 0, None)
         header = found
+    sheet, mixed = _load_typed(path, reader, index, name, header)
+    return ParsedSheet(index, name, header, sheet, reader, mixed)
+
+
+_UNDETERMINED = re.compile(r"could not determine dtype for column (.*)$", re.MULTILINE)
+_KINDS = re.compile(r"\{([A-Za-z, ]*)\}")
+_NUMBERS = frozenset({"Int", "Float"})
+
+
+def _load_typed(
+    path: str, reader: fastexcel.ExcelReader, index: int, name: str, header: int
+) -> tuple[Any, tuple[str, ...]]:
+    """Load the sheet with a type per column guessed from every row, strictly: a column
+    holding cells of two kinds (numbers and booleans, dates and durations, text and numbers)
+    is named by fastexcel's error, read as text and reported as mixed; integers among
+    floats are numbers. Each such column costs one more parse of the sheet."""
+    import fastexcel
+
+    forced: dict[str, str] = {}
+    mixed: list[str] = []
+    # Types guessed from every row: with a sample, a text cell further down a number
+    # column would be dropped as a coercion error.
+    while True:
+        try:
+            sheet = reader.load_sheet(
+                index,
+                header_row=header,
+                schema_sample_rows=None,
+                dtype_coercion="strict",
+                dtypes=cast("fastexcel.DTypeMap", dict(forced)) if forced else None,
+            )
+            return sheet, tuple(mixed)
+        except (
+            fastexcel.UnsupportedColumnTypeCombinationError,
+            fastexcel.CalamineCellError,
+        ) as exc:
+            found = _UNDETERMINED.search(str(exc))
+            column = found.group(1).strip() if found else None
+            if column is None or column in forced:
+                break  # the message names no column we can pin: every column as text
+            kinds = _KINDS.search(str(exc))
+            numbers = (
+                kinds is not None and {k.strip() for k in kinds.group(1).split(",")} <= _NUMBERS
+            )
+            forced[column] = "float" if numbers else "string"
+            if not numbers:
+                mixed.append(column)
+        except fastexcel.FastExcelError as exc:
+            if not forced:
+                raise SourceError(
+                    f"{path}: sheet {name!r}: cannot read it: {one_line(exc)}", path=path
+                ) from exc
+            break  # a pinned column not found by its name: every column as text
     try:
-        # Types guessed from every row: with a sample, a text cell further down a number
-        # column would be dropped as a coercion error.
-        sheet = reader.load_sheet(index, header_row=header, schema_sample_rows=None)
+        sheet = reader.load_sheet(
+            index, header_row=header, schema_sample_rows=None, dtypes="string"
+        )
     except fastexcel.FastExcelError as exc:
         raise SourceError(
             f"{path}: sheet {name!r}: cannot read it: {one_line(exc)}", path=path
         ) from exc
-    return ParsedSheet(index, name, header, sheet)
+    return sheet, ("*",)
 
 
 def open_workbook(path: str) -> fastexcel.ExcelReader:

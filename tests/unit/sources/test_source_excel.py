@@ -61,12 +61,14 @@ def test_every_format_reads_the_same_table(tmp_path: Path) -> None:
 
 def test_title_row_merged_header_empty_rows_and_columns(rich: Path) -> None:
     source = _open(rich)
-    # The merged "Customer" spans A:B; E is empty; formatted blanks on the right are no columns.
+    # The merged "Customer" spans A:B; E is unnamed and empty but inside the header's span
+    # (issue 13 case 9: kept, as col_5); formatted blanks on the right are no columns.
     assert source.column_names() == [
         "Customer",
         "Customer_2",
         "Amount",
         "Day",
+        "",
         "Stamp",
         "At",
         "Paid",
@@ -198,3 +200,147 @@ def test_zip_that_is_no_workbook(tmp_path: Path) -> None:
         archive.writestr("a.txt", "x")
     with pytest.raises(SourceError, match="zip archive, not a workbook"):
         detect(str(path))
+
+
+def test_a_time_column_with_an_empty_cell_stays_times(tmp_path: Path) -> None:
+    # Found by the workbook property test: an empty cell made the column a timestamp
+    # (1899-12-31 00:00:01), and was taken for a date beside the times.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["id", "at"])
+    for i, value in enumerate([dt.time(0, 0, 1), None, dt.time(10, 30)], start=1):
+        sheet.append([i, value])
+    book.save(tmp_path / "t.xlsx")
+    source = _open(tmp_path / "t.xlsx")
+    assert source.warnings == []
+    table = source.sample()
+    assert table.column("at").type == pa.time64("us")
+    assert table.column("at").to_pylist() == [dt.time(0, 0, 1), None, dt.time(10, 30)]
+
+
+def test_times_beside_dates_are_text(tmp_path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["id", "at"])
+    for i, value in enumerate([dt.time(10, 30), dt.datetime(2024, 1, 2, 3, 4, 5)], start=1):
+        sheet.append([i, value])
+    book.save(tmp_path / "t.xlsx")
+    source = _open(tmp_path / "t.xlsx")
+    assert source.sample().column("at").to_pylist() == ["10:30:00", "2024-01-02 03:04:05"]
+    assert source.warnings == [
+        "column at: its cells are of several kinds (dates, times of day): loaded as text,"
+        " each cell as it reads"
+    ]
+
+
+def test_each_workbook_format_reads_a_mixed_column_as_text(tmp_path: Path) -> None:
+    # xls (xlwt) and ods (odfpy) hold the rule too; xlsx is the property test's.
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("s")
+    for r, values in enumerate([["id", "v"], [1, 2.5], [2, "N/A"], [3, True], [4, "abc"]]):
+        for c, value in enumerate(values):
+            sheet.write(r, c, value)
+    book.save(str(tmp_path / "m.xls"))
+    source = _open(tmp_path / "m.xls")
+    assert source.sample().column("v").to_pylist() == ["2.5", "N/A", "TRUE", "abc"]
+    assert (
+        "column v: its cells are of several kinds (booleans, numbers, text)" in (source.warnings[0])
+    )
+
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="s")
+    for values in [["id", "v"], [1, 2.5], [2, "N/A"], [3, True], [4, "abc"]]:
+        tr = TableRow()
+        for value in values:
+            if isinstance(value, bool):
+                cell = TableCell(valuetype="boolean", booleanvalue=str(value).lower())
+            elif isinstance(value, int | float):
+                cell = TableCell(valuetype="float", value=value)
+            else:
+                cell = TableCell(valuetype="string")
+            cell.addElement(P(text=str(value)))
+            tr.addElement(cell)
+        table.addElement(tr)
+    doc.spreadsheet.addElement(table)
+    doc.save(str(tmp_path / "m.ods"))
+    source = _open(tmp_path / "m.ods")
+    assert source.sample().column("v").to_pylist() == ["2.5", "N/A", "TRUE", "abc"]
+
+
+def test_xlsb_reads_a_mixed_column_as_text(tmp_path: Path) -> None:
+    import pyxlsbwriter
+
+    with pyxlsbwriter.XlsbWriter(str(tmp_path / "m.xlsb")) as book:
+        book.add_sheet("s")
+        book.write_sheet(
+            [["id", "v", "w"], [1, 2.5, dt.datetime(2024, 1, 2)],
+             [2, "N/A", dt.datetime(2024, 1, 3, 4, 5, 6)], [3, True, "x"], [4, "abc", None]]
+        )  # fmt: skip
+    source = _open(tmp_path / "m.xlsb")
+    table = source.sample()
+    assert table.column("v").to_pylist() == ["2.5", "N/A", "TRUE", "abc"]
+    assert table.column("w").to_pylist() == ["2024-01-02", "2024-01-03 04:05:06", "x", None]
+    assert len(source.warnings) == 2
+
+
+def test_a_mixed_column_of_a_table_not_starting_at_column_a(tmp_path: Path) -> None:
+    # fastexcel counts use_columns from column A, its errors from the table's first column:
+    # the cell-by-cell reading picks its columns by name (this failed before).
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(tmp_path / "off.xlsx"))
+    sheet = book.add_worksheet()
+    sheet.write_row(2, 2, ["id", "v", "w"])
+    for r, row in enumerate([[1, 2.5, "a"], [2, True, "b"], [3, "x", "c"]], start=3):
+        sheet.write_row(r, 2, row)
+    book.close()
+    source = _open(tmp_path / "off.xlsx")
+    assert source.sample().to_pydict() == {
+        "id": [1, 2, 3],
+        "v": ["2.5", "TRUE", "x"],
+        "w": ["a", "b", "c"],
+    }
+
+
+def test_ods_dates_and_durations_in_a_mixed_column_keep_their_iso_text(tmp_path: Path) -> None:
+    # OpenDocument stores them as ISO 8601 text; a duration was lost (NULL) before.
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="s")
+    rows = [
+        [("string", "id"), ("string", "v")],
+        [("float", 1), ("date", "2024-01-02T10:30:00")],
+        [("float", 2), ("string", "x")],
+        [("float", 3), ("time", "PT01H02M03S")],
+    ]
+    for row in rows:
+        tr = TableRow()
+        for kind, value in row:
+            if kind == "float":
+                cell = TableCell(valuetype="float", value=value)
+            elif kind == "date":
+                cell = TableCell(valuetype="date", datevalue=value)
+            elif kind == "time":
+                cell = TableCell(valuetype="time", timevalue=value)
+            else:
+                cell = TableCell(valuetype="string")
+            cell.addElement(P(text=str(value)))
+            tr.addElement(cell)
+        table.addElement(tr)
+    doc.spreadsheet.addElement(table)
+    doc.save(str(tmp_path / "dt.ods"))
+    source = _open(tmp_path / "dt.ods")
+    assert source.sample().column("v").to_pylist() == ["2024-01-02T10:30:00", "x", "PT01H02M03S"]
