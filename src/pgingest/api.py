@@ -41,6 +41,8 @@ async def load_async(
     Raises:
         ConfigError: invalid options or DSN.
         ConnectionLostError: the server cannot be reached.
+        ConcurrentLoadError: ``mode="replace"`` of a table another run is replacing (the
+            message names that run); nothing was loaded.
     """
     if isinstance(paths, str | Path):
         paths = [paths]

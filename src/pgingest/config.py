@@ -199,6 +199,17 @@ class LoadOptions:
     strategy: Strategy = "auto"
     """How files upserting into one table are scheduled: ``auto`` (parallel where their keys
     are disjoint, in order where they overlap), ``parallel``, ``ordered`` or ``sequential``."""
+    lock_wait: float = 600.0
+    """upsert/merge: the longest wait, in seconds, for a file that another pgingest process is
+    loading when later files of this run share keys with it (they must come after it); then
+    it and those files fail, to be loaded by a re-run."""
+    swap_lock_timeout: float = 3.0
+    """replace: seconds the swap waits for its lock on the old table at each try. Readers that
+    arrive meanwhile queue behind it, so this bounds their wait too."""
+    swap_tries: int = 10
+    """replace: tries of the swap (each waits ``swap_lock_timeout``, then up to as long
+    again before the next, letting readers through); then the run fails, the old table
+    untouched, the new one kept for ``pgingest resume``."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -230,6 +241,10 @@ class LoadOptions:
             if len(set(keys)) != len(keys):
                 raise ConfigError(f"--pk names a column twice: {','.join(keys)}")
             object.__setattr__(self, "pk", keys)  # a list from a caller
+        if self.lock_wait < 0:
+            raise ConfigError("--lock-wait cannot be negative")
+        if self.swap_lock_timeout <= 0 or self.swap_tries < 1:
+            raise ConfigError("--swap-lock-timeout must be above 0 and --swap-tries at least 1")
         if self.delete_missing and self.mode != "merge":
             raise ConfigError("--delete-missing needs --mode merge")
         if self.on_new_column not in ("add", "ignore", "fail"):
@@ -535,11 +550,15 @@ CRASH_POINTS: dict[str, str] = {
     "batch-copied": "a batch's rows are sent (COPY done), before its transaction commits",
     "batch-committed": "a batch's transaction (rows and manifest batch record) committed",
     "before-complete": "every batch of a file committed, before the file is marked loaded",
-    "completed": "a file is marked loaded, before the next step",
+    "completed": "a file is marked loaded (staged, under replace), before the next step",
     "table-created": "a file created its table, before the manifest records the table's identity",
     "evolved": "a table was changed (column added or widened), before that transaction commits",
     "revert-deleted": "revert deleted the files' rows and marked them, before its commit",
     "prune-deleted": "prune deleted old runs, batches and rejects, before its commit",
+    "replace-loaded": "replace: every file of a table is in its new table, before the swap",
+    "swap-before-commit": "replace: inside the swap's transaction, the new table in the old"
+    " one's place and its files marked loaded, before the commit",
+    "swap-committed": "replace: the swap committed, before the run's end is recorded",
 }
 """The named crash points: where, in the load protocol, :func:`crash_point` may stop the
 process. Every point named here is reached by some load, and the crash-point tests run each."""

@@ -55,6 +55,9 @@ KILLED_ELSEWHERE = {
     "evolved": "test_widening_killed_before_its_commit_then_run_again (below)",
     "revert-deleted": "test_revert_status.py: test_killed_revert_leaves_the_file_whole_...",
     "prune-deleted": "test_prune.py::test_a_killed_prune_removes_nothing_then_runs_again",
+    "replace-loaded": "test_replace_protocol.py::test_replace_killed_then_resumed_or_run_...",
+    "swap-before-commit": "test_replace_protocol.py::test_replace_killed_then_resumed_or_...",
+    "swap-committed": "test_replace_protocol.py::test_replace_killed_then_resumed_or_run_...",
 }
 """Points a plain append does not reach, and the test that kills the process at each."""
 APPEND_POINTS = sorted(set(CRASH_POINTS) - set(KILLED_ELSEWHERE))

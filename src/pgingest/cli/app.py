@@ -409,6 +409,27 @@ class Output:
     " file, one batch at a time).  [default: auto]",
 )
 @click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    envvar=_env("lock_wait"),
+    help="upsert/merge: seconds to wait for a file another pgingest process is loading when"
+    " later files share keys with it; then they fail, for a re-run.  [default: 600]",
+)
+@click.option(
+    "--swap-lock-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar=_env("swap_lock_timeout"),
+    help="replace: seconds the swap waits for its lock at each try (readers arriving"
+    " meanwhile wait behind it at most this long).  [default: 3]",
+)
+@click.option(
+    "--swap-tries",
+    type=click.IntRange(min=1),
+    envvar=_env("swap_tries"),
+    help="replace: tries of the swap before the run fails, the old table untouched and the"
+    " new one kept for `pgingest resume`.  [default: 10]",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     envvar=_env("dry_run"),

@@ -226,6 +226,14 @@ def render_status(data: dict[str, Any]) -> str:
                 f"  {c['at']}  {c['change']} {c['table_schema']}.{c['table_name']}{column}"
                 f"{types}  by {c['path'] or '?'}{undone}"
             )
+    if data.get("replacements"):
+        out.append("Replaces not swapped in yet (`pgingest resume` continues them):")
+        for r in data["replacements"]:
+            out.append(
+                f"  {r['table_schema']}.{r['table_name']} <- {r['new_table']}  run {r['run_id']},"
+                f" {'every file in it' if r['status'] == 'complete' else 'loading'}"
+                + (f": {r['error']}" if r["error"] else "")
+            )
     if data["rejects"]:
         out.append("Rejected rows:")
         for r in data["rejects"]:

@@ -278,6 +278,17 @@ BEGIN
             IF NOT v_match THEN
                 CONTINUE;
             END IF;
+            -- --mode replace: this file is in the run's new table already (continued after a
+            -- crash); another file of the same content is loaded too (replace implies --force).
+            IF r.status = 'staged' THEN
+                IF coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false) THEN
+                    RETURN QUERY SELECT 'skip'::text, r.id,
+                        'already in the new table of the replace'::text,
+                        NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
+                    RETURN;
+                END IF;
+                CONTINUE;
+            END IF;
             IF r.status = 'success' THEN
                 IF NOT v_checked AND (v.table_oid = 0 OR r.table_oid IS DISTINCT FROM v.table_oid
                                       OR r.table_node IS DISTINCT FROM v.table_node) THEN

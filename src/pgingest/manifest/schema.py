@@ -7,12 +7,18 @@ from typing import Any
 
 from pgingest.manifest.functions import FUNCTIONS
 
-SCHEMA_VERSION = 3
+STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
+"""A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
+replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
+
+SCHEMA_VERSION = 4
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
 the table it loaded into (``table_oid``, ``table_node``, ``lineage``), and ``claim`` and
-``complete`` check it; ``complete`` returns why a file must be loaded again."""
+``complete`` check it; ``complete`` returns why a file must be loaded again. 4: ``--mode
+replace`` records its new table in ``pgingest.replacements`` and its files as ``staged``
+until the swap."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
@@ -95,6 +101,26 @@ _BOOTSTRAP = [
     # Version 3 returns one more column from complete: a function's result type cannot be
     # replaced, only dropped and created again (in this transaction: no caller sees it gone).
     "DROP FUNCTION IF EXISTS pgingest.complete(bigint, text, text, boolean, boolean)",
+    # Version 4: (re)made here rather than in the CREATE TABLE above, whose check an older
+    # manifest has without 'staged'.
+    "ALTER TABLE pgingest.files DROP CONSTRAINT IF EXISTS files_status_check",
+    "ALTER TABLE pgingest.files ADD CONSTRAINT files_status_check CHECK (status IN ("
+    + ", ".join(f"'{s}'" for s in STATUSES)
+    + "))",
+    # One row per table that a --mode replace run is loading into a new table, from the start
+    # of the run to the swap; the run holds the table's session lock meanwhile.
+    """CREATE TABLE IF NOT EXISTS pgingest.replacements (
+        table_schema text NOT NULL,
+        table_name text NOT NULL,
+        new_table text NOT NULL,
+        run_id bigint REFERENCES pgingest.runs (id),
+        started_by bigint REFERENCES pgingest.runs (id),
+        holder_pid integer,
+        status text NOT NULL DEFAULT 'loading' CHECK (status IN ('loading', 'complete')),
+        started_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        error text,
+        PRIMARY KEY (table_schema, table_name))""",
 ]
 
 _MIGRATIONS: dict[int, list[str]] = {

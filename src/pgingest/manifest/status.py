@@ -47,7 +47,8 @@ async def status(
 
     Returns:
         ``{"runs": [...], "tables": [...], "failed": [...], "schema_changes": [...],
-        "rejects": [...], "interrupted": [...]}`` and, with ``files``, ``"files": [...]``;
+        "rejects": [...], "interrupted": [...], "replacements": [...]}`` (``replacements``:
+        ``--mode replace`` runs not swapped in yet) and, with ``files``, ``"files": [...]``;
         empty lists when pgingest never ran on this database.
     """
     empty: dict[str, Any] = {
@@ -57,6 +58,7 @@ async def status(
         "schema_changes": [],
         "rejects": [],
         "interrupted": [],
+        "replacements": [],
     }
     if files:
         empty["files"] = []
@@ -89,7 +91,7 @@ async def status(
         " count(*) FILTER (WHERE status = 'success') AS files_loaded,"
         " count(*) FILTER (WHERE status = 'failed') AS files_failed,"
         " count(*) FILTER (WHERE status = 'reverted') AS files_reverted,"
-        " count(*) FILTER (WHERE status IN ('running', 'pending') AND NOT dead)"
+        " count(*) FILTER (WHERE status IN ('running', 'pending', 'staged') AND NOT dead)"
         " AS files_in_progress,"
         " count(*) FILTER (WHERE dead) AS files_interrupted,"
         " coalesce(sum(rows) FILTER (WHERE status = 'success'), 0)::bigint AS rows,"
@@ -134,6 +136,13 @@ async def status(
         " f.table_name = $2) GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC",
         *args,
     )
+    replacements = []
+    if await conn.fetchval("SELECT to_regclass('pgingest.replacements') IS NOT NULL"):
+        replacements = await conn.fetch(
+            "SELECT table_schema, table_name, new_table, run_id, started_by, status, started_at,"
+            f" updated_at, error FROM pgingest.replacements WHERE {cond} ORDER BY 1, 2",
+            *args,
+        )
     result = {
         "runs": [_plain(r) for r in runs],
         "tables": [await _table_now(conn, r) for r in tables],
@@ -141,6 +150,7 @@ async def status(
         "schema_changes": [_plain(r) for r in changes],
         "rejects": [_plain(r) for r in rejects],
         "interrupted": [_plain(r) for r in interrupted],
+        "replacements": [_plain(r) for r in replacements],
     }
     for run in result["runs"]:
         if isinstance(run.get("paths"), str):

@@ -22,21 +22,24 @@ from pgingest.manifest.model import (
     FileEntry,
     TableIdentity,
 )
-from pgingest.manifest.schema import SCHEMA_VERSION, ensure_manifest
+from pgingest.manifest.schema import SCHEMA_VERSION, STATUSES, ensure_manifest
 from pgingest.model import Reject
 from pgingest.pg.ddl import qualified_name, quote_ident
 
 __all__ = [
     "FILE_ID_SETTING",
+    "HELD_ELSEWHERE",
+    "IN_REPLACEMENT",
     "LINEAGE_FILE",
     "LINEAGE_FILE_DEFAULT",
     "LINEAGE_TIME",
+    "LOCK_NOT_AVAILABLE",
     "NO_TABLE",
     "SCHEMA_VERSION",
+    "STATUSES",
     "Claim",
     "Completion",
     "TableIdentity",
-    "abandon_replacement",
     "claim_file",
     "committed_batch_rows",
     "complete_file",
@@ -50,7 +53,6 @@ __all__ = [
     "finish_run",
     "lineage_columns_sql",
     "lock_key",
-    "mark_replaced",
     "record_batch",
     "record_rejects",
     "record_schema_change",
@@ -63,7 +65,16 @@ __all__ = [
     "set_file_id",
     "start_run",
     "table_identity",
+    "wait_for_file",
 ]
+HELD_ELSEWHERE = "being loaded by another pgingest process"
+"""The reason :func:`claim_file` gives for skipping a file another process holds (the same
+text as in ``pgingest.claim``)."""
+IN_REPLACEMENT = "already in the new table of the replace"
+"""The reason :func:`claim_file` gives for skipping a file ``staged`` in a replacement (the
+same text as in ``pgingest.claim``)."""
+LOCK_NOT_AVAILABLE = "55P03"
+"""SQLSTATE of a lock wait cut by ``lock_timeout``."""
 
 
 def lock_key(kind: str, value: str) -> str:
@@ -130,6 +141,11 @@ class Claim:
     done_rows: int = 0
     replaces: int | None = None
     chunking: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def held_elsewhere(self) -> bool:
+        """Skipped because another process is loading the file (it holds its lock)."""
+        return self.action == "skip" and self.reason == HELD_ELSEWHERE
 
 
 async def claim_file(
@@ -204,6 +220,25 @@ async def release_file(conn: Any, file_id: int) -> None:
     await conn.execute(
         "SELECT pg_advisory_unlock(hashtextextended($1, 0))", lock_key("file", str(file_id))
     )
+
+
+async def wait_for_file(conn: Any, file_id: int, seconds: float) -> bool:
+    """Wait, at most ``seconds``, until no other session holds the file's lock (the process
+    loading it finished, failed or died); False when it still holds it then."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('lock_timeout', $1, true)", f"{max(1, int(seconds * 1000))}ms"
+            )
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                lock_key("file", str(file_id)),
+            )
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return False
+        raise
+    return True
 
 
 async def relock_file(conn: Any, file_id: int) -> bool:
@@ -424,47 +459,6 @@ async def record_schema_change(
         file_id,
         run_id,
     )
-
-
-async def mark_replaced(conn: Any, schema: str, table: str, run_id: int | None) -> int:
-    """``--mode replace`` swapped a table in: the files the old table held are ``reverted``.
-
-    Returns:
-        How many manifest entries were marked.
-    """
-    status = await conn.execute(
-        "UPDATE pgingest.files SET status = 'reverted', finished_at = now(),"
-        " error = 'replaced by run ' || $3::text"
-        " WHERE table_schema = $1 AND table_name = $2 AND status = 'success'"
-        " AND run_id IS DISTINCT FROM $3",
-        schema,
-        table,
-        run_id,
-    )
-    return int(status.split()[-1])
-
-
-async def abandon_replacement(conn: Any, schema: str, table: str, run_id: int | None) -> None:
-    """A replace whose files did not all load was dropped: its loaded files are ``failed``
-    (their rows went with the new table), so a re-run loads them again."""
-    async with conn.transaction():
-        # Their batches went with the dropped table: a re-run must not resume after them.
-        await conn.execute(
-            "DELETE FROM pgingest.file_batches WHERE file_id IN (SELECT id FROM pgingest.files"
-            " WHERE table_schema = $1 AND table_name = $2 AND run_id = $3)",
-            schema,
-            table,
-            run_id,
-        )
-        await conn.execute(
-            "UPDATE pgingest.files SET status = 'failed', rows = 0, finished_at = now(),"
-            " error = 'replace abandoned: another file of the table failed; the old table is"
-            " kept' WHERE table_schema = $1 AND table_name = $2 AND run_id = $3"
-            " AND status = 'success'",
-            schema,
-            table,
-            run_id,
-        )
 
 
 async def count_rejects(conn: Any, file_id: int) -> int:

@@ -371,82 +371,115 @@ async def create_replacement(conn: Any, schema: str, table: str, new: str) -> bo
     return True
 
 
+async def table_exists(conn: Any, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists."""
+    return bool(
+        await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified_name(schema, table))
+    )
+
+
+async def set_lock_timeout(conn: Any, seconds: float) -> None:
+    """Inside a transaction: wait at most ``seconds`` for any lock it asks for (then the
+    statement fails with ``lock_not_available``)."""
+    await conn.execute(
+        "SELECT set_config('lock_timeout', $1, true)", f"{max(1, round(seconds * 1000))}ms"
+    )
+
+
+async def lock_holders(conn: Any, schema: str, table: str) -> list[str]:
+    """Other sessions holding a lock on the table now, as ``pid N (state, since HH:MM:SS)``:
+    what a swap that could not get its lock waited for."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT l.pid, a.state, to_char(a.xact_start, 'HH24:MI:SS') AS since"
+        " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.relation = to_regclass($1) AND l.granted AND l.pid <> pg_backend_pid()"
+        " ORDER BY l.pid",
+        qualified_name(schema, table),
+    )
+    described = []
+    for r in rows:
+        since = f", since {r['since']}" if r["since"] else ""
+        described.append(f"pid {r['pid']} ({r['state'] or 'unknown'}{since})")
+    return described
+
+
 async def swap_in(conn: Any, schema: str, table: str, new: str) -> None:
-    """Put ``new`` in the place of ``schema.table`` in one transaction: readers see the old
-    table or the new one, never a half-loaded one. The old table's grants, owner, foreign keys
-    and triggers are carried over, its index names kept; then it is dropped."""
+    """Inside the caller's transaction: put ``new`` in the place of ``schema.table``, so that
+    readers see the old table or the new one, never a half-loaded one. The old table is
+    locked first (the caller's ``lock_timeout`` bounds that wait); its grants, owner, foreign
+    keys and triggers are carried over, its index names kept; then it is dropped."""
     old = qualified_name(schema, table)
     fresh = qualified_name(schema, new)
-    async with conn.transaction():
-        exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", old)
-        if not exists:
-            await conn.execute(f"ALTER TABLE {fresh} RENAME TO {quote_ident(table)}")
-            return
-        await conn.execute(f"LOCK TABLE {old} IN ACCESS EXCLUSIVE MODE")
-        grants = await conn.fetch(
-            """
-            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
-                   AS grantee, a.privilege_type, a.is_grantable
-            FROM pg_class c, aclexplode(c.relacl) a
-            WHERE c.oid = $1::regclass AND a.grantee <> c.relowner
-            """,
-            old,
-        )
-        owner = await conn.fetchval(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = $1::regclass", old
-        )
-        foreign = await conn.fetch(
-            "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint"
-            " WHERE conrelid = $1::regclass AND contype = 'f' ORDER BY conname",
-            old,
-        )
-        triggers = await conn.fetch(
-            "SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger"
-            " WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY tgname",
-            old,
-        )
-        indexes = await conn.fetch(
-            "SELECT indexrelid::regclass::text AS qname, c.relname AS name FROM pg_index i"
-            " JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass"
-            " ORDER BY i.indexrelid",
-            old,
-        )
-        new_indexes = await conn.fetch(
-            "SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid",
-            fresh,
-        )
-        for row in foreign:
-            # pg_get_constraintdef gives a definition the server itself wrote.
-            await conn.execute(
-                f"ALTER TABLE {fresh} ADD CONSTRAINT {quote_ident(row['conname'])} {row['def']}"
-            )
-        await conn.execute(f"DROP TABLE {old}")
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", old)
+    if not exists:
         await conn.execute(f"ALTER TABLE {fresh} RENAME TO {quote_ident(table)}")
-        for row in triggers:
-            # The server's own definition names the old table by OID-resolved name: the new
-            # table has that name now.
-            await conn.execute(row["def"])
-        if len(indexes) == len(new_indexes):
-            for old_index, new_index in zip(indexes, new_indexes, strict=True):
-                if old_index["name"] != new_index["name"]:
-                    await conn.execute(
-                        f"ALTER INDEX {qualified_name(schema, new_index['name'])}"
-                        f" RENAME TO {quote_ident(old_index['name'])}"
-                    )
-        current = await conn.fetchval("SELECT current_user")
-        if owner and owner != current:
-            await conn.execute(f"ALTER TABLE {old} OWNER TO {quote_ident(owner)}")
-        allowed = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
-        for row in grants:
-            privilege = row["privilege_type"]
-            if privilege not in allowed:
-                continue
-            who = "PUBLIC" if row["grantee"] == "PUBLIC" else quote_ident(row["grantee"])
-            option = " WITH GRANT OPTION" if row["is_grantable"] else ""
-            await conn.execute(f"GRANT {privilege} ON {old} TO {who}{option}")
+        return
+    await conn.execute(f"LOCK TABLE {old} IN ACCESS EXCLUSIVE MODE")
+    grants = await conn.fetch(
+        """
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+               AS grantee, a.privilege_type, a.is_grantable
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid = $1::regclass AND a.grantee <> c.relowner
+        """,
+        old,
+    )
+    owner = await conn.fetchval(
+        "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = $1::regclass", old
+    )
+    foreign = await conn.fetch(
+        "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint"
+        " WHERE conrelid = $1::regclass AND contype = 'f' ORDER BY conname",
+        old,
+    )
+    triggers = await conn.fetch(
+        "SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger"
+        " WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY tgname",
+        old,
+    )
+    indexes = await conn.fetch(
+        "SELECT indexrelid::regclass::text AS qname, c.relname AS name FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass"
+        " ORDER BY i.indexrelid",
+        old,
+    )
+    new_indexes = await conn.fetch(
+        "SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid",
+        fresh,
+    )
+    for row in foreign:
+        # pg_get_constraintdef gives a definition the server itself wrote.
+        await conn.execute(
+            f"ALTER TABLE {fresh} ADD CONSTRAINT {quote_ident(row['conname'])} {row['def']}"
+        )
+    await conn.execute(f"DROP TABLE {old}")
+    await conn.execute(f"ALTER TABLE {fresh} RENAME TO {quote_ident(table)}")
+    for row in triggers:
+        # The server's own definition names the old table by OID-resolved name: the new
+        # table has that name now.
+        await conn.execute(row["def"])
+    if len(indexes) == len(new_indexes):
+        for old_index, new_index in zip(indexes, new_indexes, strict=True):
+            if old_index["name"] != new_index["name"]:
+                await conn.execute(
+                    f"ALTER INDEX {qualified_name(schema, new_index['name'])}"
+                    f" RENAME TO {quote_ident(old_index['name'])}"
+                )
+    current = await conn.fetchval("SELECT current_user")
+    if owner and owner != current:
+        await conn.execute(f"ALTER TABLE {old} OWNER TO {quote_ident(owner)}")
+    allowed = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
+    for row in grants:
+        privilege = row["privilege_type"]
+        if privilege not in allowed:
+            continue
+        who = "PUBLIC" if row["grantee"] == "PUBLIC" else quote_ident(row["grantee"])
+        option = " WITH GRANT OPTION" if row["is_grantable"] else ""
+        await conn.execute(f"GRANT {privilege} ON {old} TO {who}{option}")
 
 
 async def drop_replacement(conn: Any, schema: str, new: str) -> None:
-    """Drop the half-loaded replacement of a run whose files did not all load."""
+    """Drop the new table of a replace given up (a file failed, or a later run starts the
+    replace over)."""
     await conn.execute(f"DROP TABLE IF EXISTS {qualified_name(schema, new)}")

@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from pgingest.config import LoadOptions
 from pgingest.errors import PgIngestError
-from pgingest.manifest import store
 from pgingest.model import ARROW_FORMATS, CsvChunk, CsvDialect, FileResult, LoadReport
 from pgingest.pg import connect, copy, ddl, merge
 from pgingest.pg.errors import copy_position, is_driver_error, translate
 from pgingest.pipeline import route, schedule
 from pgingest.pipeline.payload import Payload
 from pgingest.pipeline.plan import default_table_name
+from pgingest.pipeline.replace import Replacer
 from pgingest.schema.infer import infer_pg_types
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.schema.pgtypes import pg_type_for_arrow
@@ -32,16 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pgingest.modes")
 
 KEYED = ("upsert", "merge")
-
-
-@dataclass(slots=True)
-class Replacement:
-    """A table being replaced: the name its new content is loaded under."""
-
-    schema: str
-    table: str
-    new: str
-    files: list[str] = field(default_factory=list)
 
 
 def infer_types(source: Source, options: LoadOptions) -> list[str]:
@@ -103,7 +92,7 @@ async def apply_staged(
 class Modes:
     """Per-run state of the load modes."""
 
-    def __init__(self, options: LoadOptions) -> None:
+    def __init__(self, options: LoadOptions, say: Callable[[str], None]) -> None:
         self.options = options
         self.keyed = options.mode in KEYED
         self.keys: dict[str, tuple[str, ...]] = {}
@@ -112,7 +101,13 @@ class Modes:
         """Tables whose key no unique index covers (merge with --pk): joined without one."""
         self.schedule = schedule.Schedule()
         self.index_of: dict[str, int] = {}
-        self.replacements: dict[str, Replacement] = {}
+        self.replace = Replacer(options, say)
+        """The tables ``replace`` loads into new tables, and their swap."""
+        self._awaited: set[int] = set()
+        self._paths: list[str] = []
+        self._unsettled: set[int] = set()
+        """Files left to another process still loading them when this one stopped waiting
+        (``--lock-wait``): the files that share keys with them must not load either."""
         self.estimates: dict[str, int | None] = {}
         self._inferred: dict[str, dict[str, str]] = {}
 
@@ -124,19 +119,40 @@ class Modes:
         open_target: Callable[[int], Awaitable[tuple[Source, LoadOptions]]],
         pool: Any,
         run_id: int | None,
+        table_of: Callable[[int], str],
     ) -> dict[int, FileResult]:
         """Resolve each table's key, check every file has it, summarize keys and schedule the
-        files; create the replacement tables of ``replace``. Nothing is written to a target.
+        files; take the tables of ``replace`` (their locks and new tables). Nothing is written
+        to a target.
+
+        Args:
+            files: the run's files, in order.
+            open_target: opens file ``i`` with its own options.
+            pool: the run's pool.
+            run_id: the run (``None``: dry run).
+            table_of: the table file ``i`` loads into.
 
         Returns:
-            Files that fail already (no key, key column missing), by index.
+            Files that fail already (no key, key column missing, a table that cannot be
+            replaced), by index.
+
+        Raises:
+            ConcurrentLoadError: another run replaces a table of this one.
         """
         options = self.options
         failed: dict[int, FileResult] = {}
         self.index_of = {path: i for i, path in enumerate(files)}
+        self._paths = list(files)
         if options.mode == "append":
             return failed
         schema = options.schema
+        if options.mode == "replace":
+            tables = [(i, path, table_of(i)) for i, path in enumerate(files)]
+            refused = await self.replace.prepare(pool, run_id, tables)
+            for index, error in refused.items():
+                table = f"{schema}.{tables[index][2]}"
+                failed[index] = FileResult(files[index], table, "failed", error=error)
+            return failed
         entries: list[schedule.FileKeys] = []
         summarize: list[tuple[schedule.FileKeys, Source, list[str], list[str], tuple[str, ...]]]
         summarize = []
@@ -147,10 +163,6 @@ class Modes:
                 table = options.table or ""
                 source: Source | None = None
                 try:
-                    if options.mode == "replace":
-                        table = options.table or default_table_name(path)
-                        await self._replacement(conn, schema, table, run_id, path)
-                        continue
                     # Opened with the target's own options: a folder may name its table.
                     source, own = await open_target(index)
                     table = own.table or default_table_name(path)
@@ -190,6 +202,7 @@ class Modes:
             self.schedule = schedule.plan_schedule(
                 entries, options.strategy, ranges_only=options.delete_missing
             )
+            self._awaited = {i for waits in self.schedule.waits.values() for i in waits}
         return failed
 
     def _types(self, existing: list[Any] | None, names: list[str]) -> list[str] | None:
@@ -256,29 +269,55 @@ class Modes:
             for _, source, *_rest in work:
                 source.close()
 
-    async def _replacement(
-        self, conn: Any, schema: str, table: str, run_id: int | None, path: str
-    ) -> None:
-        qualified = f"{schema}.{table}"
-        found = self.replacements.get(qualified)
-        if found is None:
-            new = merge.replacement_name(table, run_id or 0)
-            found = Replacement(schema, table, new)
-            if not self.options.dry_run:
-                await merge.create_replacement(conn, schema, table, new)
-            self.replacements[qualified] = found
-        found.files.append(path)
-
     # -- per file ----------------------------------------------------------------------------
 
     def waits_for(self, index: int) -> set[int]:
         """Indices of the files this one waits for."""
         return self.schedule.waits.get(index, set())
 
+    def is_awaited(self, path: str) -> bool:
+        """Whether later files wait for this one (they share keys with it): then it must be
+        loaded before them, by this process or another."""
+        index = self.index_of.get(path)
+        return index is not None and index in self._awaited
+
+    def left_to_another(self, path: str, qualified: str) -> FileResult:
+        """The result of a file that later files wait for, left to the process still loading
+        it after ``--lock-wait``: failed, and so will be the files after it."""
+        index = self.index_of.get(path)
+        if index is not None:
+            self._unsettled.add(index)
+        return FileResult(
+            path,
+            qualified,
+            "failed",
+            error=f"{path}: not loaded: another pgingest process has been loading it for over"
+            f" {self.options.lock_wait:g} s (--lock-wait), and later files that share keys"
+            " with it must come after it; run again",
+        )
+
+    def blocked(self, index: int) -> FileResult | None:
+        """The failed result of a file that must not load now: an earlier file it shares keys
+        with was left to another process (loading this one could apply it before that one).
+        ``None``: it may load."""
+        earlier = sorted(e for e in self.waits_for(index) if e in self._unsettled)
+        if not earlier:
+            return None
+        self._unsettled.add(index)
+        path = self._paths[index]
+        return FileResult(
+            path,
+            "",
+            "failed",
+            error=f"{path}: not loaded: it shares keys with {self._paths[earlier[0]]}, which"
+            " another pgingest process is still loading; run again",
+        )
+
     def load_table(self, table: str) -> str:
-        """The table a file's rows go to: the replacement's name under ``replace``."""
-        found = self.replacements.get(f"{self.options.schema}.{table}")
-        return found.new if found is not None and not self.options.dry_run else table
+        """The table a file's rows go to: the replacement's new table under ``replace``."""
+        if self.options.dry_run:
+            return table
+        return self.replace.new_table(f"{self.options.schema}.{table}") or table
 
     def create_extras(self, table: str) -> str:
         """Extra ``CREATE TABLE`` clauses: the key of a new upsert/merge target."""
@@ -354,51 +393,11 @@ class Modes:
 
     # -- after the files ---------------------------------------------------------------------
 
-    async def finish_run(
-        self, pool: Any, report: LoadReport, run_id: int | None, status: str
-    ) -> None:
-        """``replace``: swap each table's new content in when all its files loaded; else drop
-        it and keep the old table (also when the run was interrupted). The files the old table
-        held are marked replaced in the manifest, in the swap's transaction."""
-        if not self.replacements or self.options.dry_run:
-            return
-        for qualified, found in self.replacements.items():
-            results = [f for f in report.files if f.path in found.files]
-            ok = (
-                status == "success"
-                and len(results) == len(found.files)
-                and all(f.status != "failed" for f in results)
-                and any(f.status == "loaded" for f in results)
-            )
-            async with pool.acquire() as conn:
-                if not ok:
-                    await merge.drop_replacement(conn, found.schema, found.new)
-                    for f in results:
-                        if f.status == "loaded":
-                            f.status = "failed"
-                            f.error = (
-                                f"replace of {qualified} abandoned (another of its files failed):"
-                                " the old table is unchanged"
-                            )
-                    await store.abandon_replacement(conn, found.schema, found.table, run_id)
-                    report.strategies[qualified] = "replace abandoned: the old table is kept"
-                    continue
-                try:
-                    async with conn.transaction():
-                        await merge.swap_in(conn, found.schema, found.table, found.new)
-                        await store.mark_replaced(conn, found.schema, found.table, run_id)
-                except Exception as exc:  # e.g. no right to drop the old table
-                    if not is_driver_error(exc) and not isinstance(exc, PgIngestError):
-                        raise
-                    error = translate(exc) if is_driver_error(exc) else exc
-                    await merge.drop_replacement(conn, found.schema, found.new)
-                    await store.abandon_replacement(conn, found.schema, found.table, run_id)
-                    for f in results:
-                        if f.status == "loaded":
-                            f.status = "failed"
-                            f.error = f"replace of {qualified} failed at the swap: {error}"
-                    report.strategies[qualified] = "replace failed: the old table is kept"
-                    continue
-                report.strategies[qualified] = (
-                    f"replaced atomically by {len(results)} file(s) loaded into a new table"
-                )
+    async def finish_run(self, report: LoadReport, run_id: int | None, status: str) -> None:
+        """``replace``: swap each table's new content in, or drop it, or keep it for
+        ``pgingest resume`` (see :meth:`Replacer.finish`); release the tables' locks."""
+        await self.replace.finish(report, run_id, status)
+
+    async def close(self) -> None:
+        """Release what the modes hold for the run (the replaced tables' locks)."""
+        await self.replace.close()

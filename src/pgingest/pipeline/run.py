@@ -21,7 +21,7 @@ from pgingest.errors import (
     RecordFormatError,
     TableChangedError,
 )
-from pgingest.manifest import store
+from pgingest.manifest import replacement, store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
 from pgingest.model import (
     WORKBOOK_FORMATS,
@@ -48,6 +48,7 @@ from pgingest.pipeline.job import (
     FileJob,
     Lease,
     RunLock,
+    claim_after_holder,
     is_read_fault,
     is_transient_read_fault,
     one_line,
@@ -105,7 +106,7 @@ class Loader:
         """How transient database errors are retried."""
         self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
         """The target tables' columns as last read or made, by (schema, name)."""
-        self.modes = Modes(options)
+        self.modes = Modes(options, self.reporter.message)
         self._workers_cap: int | None = None
         """Batch workers per file when the server allows fewer connections than asked."""
         self.server_version = 0
@@ -207,8 +208,9 @@ class Loader:
         # Each file holds one connection per batch worker (the first also holds its lock);
         # of the two more, one is the run's own (holding the run's lock while it lives), one
         # is free for what a file needs besides its workers (DDL, recording a failure).
+        # replace holds one more, with its tables' locks, for the whole run.
         files_at_once = min(self.options.concurrency, len(files))
-        size = files_at_once * self.workers_per_file + 2
+        size = files_at_once * self.workers_per_file + 2 + (self.options.mode == "replace")
         self.pool = await connect.create_pool(
             self.settings,
             size,
@@ -274,7 +276,14 @@ class Loader:
                             " the whole run (top of the config file or the command line), not"
                             " per folder or source"
                         )
-                refused = await self.modes.prepare(files, open_target, self.pool, self.run_id)
+
+                def table_of(index: int) -> str:
+                    own = options_for(self._options, targets[index].overrides)
+                    return own.table or default_table_name(files[index])
+
+                refused = await self.modes.prepare(
+                    files, open_target, self.pool, self.run_id, table_of
+                )
             except BaseException:
                 if self.run_id is not None:  # e.g. merge on a server without MERGE
                     await asyncio.shield(self._finish_run("failed", report))
@@ -297,6 +306,11 @@ class Loader:
                     # Wait outside the semaphore: a waiting file holds no slot.
                     for earlier in sorted(self.modes.waits_for(index)):
                         await finished_files[earlier].wait()
+                    blocked = self.modes.blocked(index)
+                    if blocked is not None:
+                        results[index] = blocked
+                        self.reporter.file_done(blocked)
+                        return
                     await one_file(index, path)
                 finally:
                     finished_files[index].set()
@@ -338,15 +352,14 @@ class Loader:
                 raise
             finally:
                 report.files.extend(r for r in results if r is not None)
-                if self.modes.replacements:
-                    await asyncio.shield(
-                        self.modes.finish_run(self.pool, report, self.run_id, status)
-                    )
+                if self.modes.replace.tables:
+                    await asyncio.shield(self.modes.finish_run(report, self.run_id, status))
                 if status == "success" and report.failed:
                     status = "failed"
                 if self.run_id is not None:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
+            await asyncio.shield(self.modes.close())
             if self.run_lock is not None:
                 await self.run_lock.release()
             await self.pool.close()
@@ -571,9 +584,11 @@ class Loader:
         }
         if self.modes.keyed:  # a resumed file must route its rows to the same workers
             chunking["routes"] = 1 if small else self.modes.workers(path, self.workers_per_file)
-        # replace loads everything again into a new table; the old one is left alone until
-        # the swap (no version's rows are removed from it meanwhile).
+        # replace loads everything again into the run's new table, under whose name the
+        # manifest records the files until the swap; the old table is left alone until then
+        # (no version's rows are removed from it meanwhile).
         replacing = self.options.mode == "replace"
+        load_table = self.modes.load_table(table_name)
         force = self.options.force or replacing
         # A new version of a file is upserted over the table as it is: deleting the old
         # version's rows first (append's --on-changed replace) would delete rows later files
@@ -602,7 +617,7 @@ class Loader:
                     mtime_ns=stat.st_mtime_ns,
                     sha256=sha,
                     schema=schema,
-                    table=table_name,
+                    table=load_table,
                     fmt=None,
                     run_id=self.run_id or 0,
                     chunking=chunking,
@@ -615,20 +630,37 @@ class Loader:
 
             if self.run_lock is not None:
                 await self.run_lock.keep(self.with_retries)
-            claim = await claim_it(sha256)
-            if claim.action == "hash":
-                # The table holds a loaded file of the same size: it may be this content.
-                hashing = hashing or BackgroundHash(path)
-                began = time.perf_counter()
-                sha256 = await hashing.sha256()
-                self.stage("manifest", began)
-                again = claim.reason  # the first claim found its rows gone: say so
+
+            async def claimed() -> store.Claim:
+                nonlocal hashing, sha256
                 claim = await claim_it(sha256)
-                if again and claim.action == "load" and claim.reason == "new":
-                    claim.reason = again
+                if claim.action == "hash":
+                    # The table holds a loaded file of the same size: it may be this content.
+                    hashing = hashing or BackgroundHash(path)
+                    began = time.perf_counter()
+                    sha256 = await hashing.sha256()
+                    self.stage("manifest", began)
+                    again = claim.reason  # the first claim found its rows gone: say so
+                    claim = await claim_it(sha256)
+                    if again and claim.action == "load" and claim.reason == "new":
+                        claim.reason = again
+                return claim
+
+            claim = await claimed()
+            if claim.held_elsewhere and self.modes.is_awaited(path):
+                # Later files share keys with this one: they come after it, whichever process
+                # loads it.
+                began = time.perf_counter()
+                after = await claim_after_holder(claimed, claim, conn, self.options.lock_wait)
+                self.stage("wait", began)
+                if after is None:
+                    return self.modes.left_to_another(path, qualified)
+                claim = after
             if claim.action == "skip":
                 result = FileResult(path, qualified, "skipped")
                 result.message = claim.reason
+                if replacing and claim.reason == store.IN_REPLACEMENT:
+                    self.modes.replace.ready(qualified, path)  # loaded before a crash
                 return result
             if claim.file_id is None:
                 raise PgIngestError(f"{path}: the manifest returned no file id")
@@ -656,7 +688,7 @@ class Loader:
                 routes = int(claim.chunking.get("routes", chunking.get("routes", 1)))
                 await self._keyed_plan(plan, conn, job, routes)
                 self.reporter.file_started(
-                    FileStarted(path, plan.table.qualified, source.info.format, stat.st_size)
+                    FileStarted(path, qualified, source.info.format, stat.st_size)
                 )
                 workers = 1 if small else self.modes.workers(path, self.workers_per_file)
                 if plan.target is not None:
@@ -670,14 +702,21 @@ class Loader:
                 began = time.perf_counter()
                 if sha256 is None:  # (the hash was started above when there was none yet)
                     sha256 = await (hashing or BackgroundHash(path)).sha256()
-                done = await store.complete_file(
-                    lease.conn,
-                    job.file_id,
-                    sha256,
-                    fmt=source.info.format,
-                    force=force,
-                    lineage=self.options.lineage,
-                )
+                if replacing:  # loaded only by the swap, which marks it so
+                    rows = await replacement.stage_file(
+                        lease.conn, job.file_id, sha256, source.info.format
+                    )
+                    done = store.Completion(rows)
+                    self.modes.replace.ready(qualified, path)
+                else:
+                    done = await store.complete_file(
+                        lease.conn,
+                        job.file_id,
+                        sha256,
+                        fmt=source.info.format,
+                        force=force,
+                        lineage=self.options.lineage,
+                    )
                 self.stage("manifest", began)
                 if done.again is not None:  # its table changed under it: nothing of it stays
                     raise TableChangedError(f"{path}: {done.again}")
@@ -706,12 +745,12 @@ class Loader:
                 hashing.abandon()  # skipped or failed: nobody waits for it (done: no effect)
         fmt = source.info.format
         if done.duplicate_of is not None:
-            result = FileResult(path, plan.table.qualified, "skipped", format=fmt)
+            result = FileResult(path, qualified, "skipped", format=fmt)
             result.message = f"same content loaded meanwhile from {done.duplicate_path}"
             return result
         result = FileResult(
             path,
-            plan.table.qualified,
+            qualified,
             "loaded",
             rows=done.rows,
             format=fmt,
