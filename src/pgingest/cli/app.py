@@ -277,6 +277,18 @@ class Output:
     help="Force the CSV delimiter (default: sniffed among , ; tab |).",
 )
 @click.option(
+    "--quote",
+    envvar=_env("quote"),
+    help="Force the CSV quote character (default: sniffed, \" or ').",
+)
+@click.option(
+    "--escape",
+    type=click.Choice(["double", "backslash"]),
+    envvar=_env("escape"),
+    help="How a quote inside a quoted CSV field is written: doubled (RFC 4180) or after a"
+    " backslash (default: sniffed).",
+)
+@click.option(
     "--encoding",
     envvar=_env("encoding"),
     type=click.Choice(["utf-8", "cp1252", "latin-1"]),

@@ -15,10 +15,10 @@ from pgingest.manifest.model import FileEntry
 from pgingest.model import Reject
 from pgingest.pg.ddl import qualified_name, quote_ident
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 functions replaced) by the first run that finds it. 2: ``claim`` with ``--force`` no longer
-asks for the content hash first."""
+asks for the content hash first. 3: ``rejects.raw_bytes`` (see :data:`_REJECTS_RAW_BYTES`)."""
 FILE_ID_SETTING = "pgingest.file_id"
 LINEAGE_FILE_DEFAULT = "pgingest.current_file_id()"
 """The lineage file id column's default: the session's file id, evaluated once per COPY."""
@@ -94,6 +94,12 @@ _BOOTSTRAP = [
         reason text NOT NULL,
         at timestamptz NOT NULL DEFAULT now())""",
 ]
+
+_REJECTS_RAW_BYTES = "ALTER TABLE pgingest.rejects ADD COLUMN IF NOT EXISTS raw_bytes bytea"
+"""Migration to version 3: a rejected record's bytes as in the file, when its text (``raw``)
+cannot hold them (bytes that are not in the file's encoding, a NUL byte)."""
+_MIGRATIONS = [_REJECTS_RAW_BYTES]
+"""Statements that bring the tables of an older version up to date (each safe to repeat)."""
 
 # Claiming and completing a file run server-side, one round trip each: with many small files
 # the round trips, not the data, are the cost (2,000 files of 100 rows: 56 files/s with the
@@ -283,7 +289,7 @@ async def ensure_manifest(conn: Any) -> None:
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pgingest.bootstrap"
         )
-        for statement in [*_BOOTSTRAP, *_FUNCTIONS]:
+        for statement in [*_BOOTSTRAP, *_MIGRATIONS, *_FUNCTIONS]:
             await conn.execute(statement)
         if await _schema_version(conn) < SCHEMA_VERSION:  # a row per migration
             await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
@@ -449,8 +455,8 @@ async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> 
     await conn.copy_records_to_table(
         "rejects",
         schema_name="pgingest",
-        columns=["file_id", "line", "column_name", "raw", "reason"],
-        records=[(file_id, r.line, r.column, r.raw, r.reason) for r in rejects],
+        columns=["file_id", "line", "column_name", "raw", "reason", "raw_bytes"],
+        records=[(file_id, r.line, r.column, r.raw, r.reason, r.raw_bytes) for r in rejects],
     )
 
 

@@ -74,7 +74,10 @@ def csv_options(options: LoadOptions) -> CsvOptions:
         names=options.headers,
         null_strings=options.null_strings,
         delimiter=options.delimiter,
+        quotechar=options.quote,
+        escape=options.escape,
         encoding=options.encoding,
+        skip_bad_rows=options.on_error == "skip",
     )
 
 
@@ -151,7 +154,15 @@ def batches(
             raw=True,
         ):
             chunk = cast("CsvChunk", chunk)  # raw=True yields raw chunks
-            yield Payload("csv", chunk.data, chunk.first_line, chunk.encoding, dialect)
+            yield Payload(
+                "csv",
+                chunk.data,
+                chunk.first_line,
+                chunk.encoding,
+                dialect,
+                lines=chunk.lines,
+                rejects=chunk.rejects,
+            )
         return
     for chunk in source.chunks(
         batch_rows=options.batch_size, batch_bytes=options.batch_bytes, raw=False

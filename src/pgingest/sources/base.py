@@ -94,14 +94,35 @@ class CsvOptions:
     """Unquoted values read as NULL, besides the unquoted empty field."""
     delimiter: str | None = None
     """Force the field delimiter (one character); ``None`` sniffs it."""
+    quotechar: str | None = None
+    """Force the quote character (one character); ``None`` sniffs it (``"`` or ``'``)."""
+    escape: str | None = None
+    """Force how quotes are escaped inside quoted fields: ``"double"`` (RFC 4180) or
+    ``"backslash"``; ``None`` sniffs it."""
     encoding: str | None = None
     """Force the text encoding; ``None`` detects UTF-8, cp1252 or latin-1."""
+    skip_bad_rows: bool = False
+    """Records the reader itself cannot load (a wrong field count in a chunk it reads
+    client-side, bytes not in the file's encoding, a NUL byte) are left out and reported in
+    the chunk's ``rejects``; else the first one raises :class:`RowError`."""
 
     def __post_init__(self) -> None:
         if self.delimiter is not None and (
             len(self.delimiter) != 1 or self.delimiter in '\r\n"' or ord(self.delimiter) > 127
         ):
             raise ConfigError(f"delimiter must be one ASCII character, got {self.delimiter!r}")
+        if self.quotechar is not None and (
+            len(self.quotechar) != 1
+            or self.quotechar in "\r\n"
+            or self.quotechar == self.delimiter
+            or ord(self.quotechar) > 127
+        ):
+            raise ConfigError(
+                f"quote must be one ASCII character other than the delimiter, got"
+                f" {self.quotechar!r}"
+            )
+        if self.escape not in (None, "double", "backslash"):
+            raise ConfigError(f"escape must be double or backslash, got {self.escape!r}")
         if self.encoding is not None:
             normalize_encoding(self.encoding)
         if self.names is not None:
@@ -338,6 +359,7 @@ class Utf8Stream(io.RawIOBase):
         quote: bytes | None = None,
         delimiter: bytes = b",",
         max_ahead: int | None = None,
+        drop_nul: bool = False,
     ) -> None:
         """Open the file.
 
@@ -351,6 +373,8 @@ class Utf8Stream(io.RawIOBase):
             max_ahead: blocks that may be read ahead of those the consumer has taken
                 (:meth:`consumed`); ``None``: no limit. pyarrow's streaming CSV reader
                 prefetches 32 blocks in a background thread, which this keeps in check.
+            drop_nul: leave NUL bytes out instead of raising (a sample read while bad rows
+                are skipped: the loader sets those rows aside).
         """
         super().__init__()
         self._info = info
@@ -367,6 +391,7 @@ class Utf8Stream(io.RawIOBase):
         self._last_byte = b""
         self._last_quote: tuple[int, bool] | None = None
         self._max_ahead = max_ahead
+        self._drop_nul = drop_nul
         self._ahead = 0
         self._released = False
         self._turn = threading.Condition()
@@ -452,6 +477,8 @@ class Utf8Stream(io.RawIOBase):
             self.at_eof = True
             carry, self._carry = self._carry, b""
             return carry.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
+        if b"\x00" in raw and self._drop_nul:
+            raw = raw.replace(b"\x00", b"")
         if b"\x00" in raw:
             line = line_at(self._info, self._newline, self._offset + raw.find(b"\x00"))
             raise RowError(

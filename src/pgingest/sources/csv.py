@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import IO, TYPE_CHECKING
 
 from pgingest.errors import ConfigError, RecordFormatError, RowError, SourceError
-from pgingest.model import ArrowChunk, Chunk, CsvChunk, CsvDialect, SourceInfo
+from pgingest.model import ArrowChunk, Chunk, CsvChunk, CsvDialect, Reject, SourceInfo
 from pgingest.sources.base import (
     DECODE_FALLBACK,
     PG_ENCODINGS,
@@ -26,6 +26,13 @@ from pgingest.sources.base import (
     read_block,
 )
 from pgingest.sources.detect import decode_sample, reader_for
+from pgingest.sources.repair import (
+    BadRecord,
+    Marks,
+    copy_misreads,
+    record_end_after,
+    repair_chunk,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,6 +52,8 @@ _READ_AHEAD_BLOCKS = 3
 """Blocks read ahead of the parser: pyarrow's own prefetch (32 blocks) would hold 64 MB."""
 _HEAD_BYTES = 256 << 10
 _ESTIMATE_BYTES = 16 << 10
+_SLACK_BYTES = 64 << 10
+"""Read past a chunk's size, so that the record it ends in is usually complete."""
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -77,6 +86,7 @@ class CsvSource:
         self._data_offset = record_end if self._has_header else record_start
         self._first_line = 1 + lines_before + (header_lines if self._has_header else 0)
         self._names = self._make_names(fields)
+        self._marks = Marks()
 
     def __enter__(self) -> CsvSource:
         return self
@@ -183,100 +193,98 @@ class CsvSource:
         return self._raw_chunks(batch_rows, batch_bytes)
 
     def _raw_chunks(self, batch_rows: int, batch_bytes: int) -> Iterator[CsvChunk]:
-        nl, quote = self._newline, self._quote
-        delete = bytes(b for b in range(256) if b not in (nl[0], quote[0]))
+        """Chunks of whole records. Each chunk is checked for what COPY would read otherwise
+        than Python's ``csv`` module; such a chunk is read client-side and written again
+        (:mod:`pgingest.sources.repair`), the others go as they are."""
+        nl = self._newline
         target = batch_bytes
-        # a small first read, to estimate the record size before choosing the read size
-        read_size = max(1, min(_ESTIMATE_BYTES, target // 2))
+        # a small first read, to estimate the record size before choosing the chunk size
+        want = max(1, min(_ESTIMATE_BYTES, target // 2))
         estimated = False
         line = self._first_line
-        done: list[bytes | memoryview] = []
-        done_len = done_lines = 0
-        tail: list[bytes | memoryview] = []
-        tail_len = tail_lines = tail_parity = 0
-        skip = self._data_offset
+        data = b""
+        eof = False
         stream = open_stream(self._path, self.info.compression)
         try:
+            read_block(stream, self._data_offset, self._path)  # the BOM, the header
             while True:
-                block = read_block(stream, read_size, self._path)
-                if skip and block:
-                    if len(block) <= skip:
-                        skip -= len(block)
-                        continue
-                    block, skip = block[skip:], 0
-                if not block:
-                    break
-                if quote in block:
-                    # One C pass keeps only quotes and newlines: both counts come from this
-                    # small copy, and so does the walk back to the last newline outside quotes.
-                    marks = block.translate(None, delete)
-                    newlines = marks.count(nl)
-                    quotes = len(marks) - newlines
-                else:  # no quote: counting newlines is enough (and faster)
-                    newlines = block.count(nl)
-                    marks, quotes = nl * newlines, 0
-                if not estimated and (newlines or len(block) >= target):
-                    # batch_rows as bytes, from the first block's average record size
+                if not eof and want > 0:
+                    block = read_block(stream, want, self._path)
+                    eof = len(block) < want
+                    data = data + block if data else block
+                if not estimated and (eof or data.count(nl)):
+                    # batch_rows as bytes, from the first read's average record size
                     estimated = True
+                    newlines = data.count(nl)
                     if newlines:
-                        target = max(1, min(batch_bytes, batch_rows * len(block) // newlines))
-                    read_size = max(1, min(READ_BYTES, target // 2))
-                # The last newline outside quotes is the cut: the quote parity just after a
-                # newline is the parity at the block's end minus the quotes after it.
-                end_parity = tail_parity ^ (quotes & 1)
-                end, pos, after, cut = len(marks), len(block), 0, -1
-                while (j := marks.rfind(nl, 0, end)) >= 0:
-                    after += marks.count(quote, j + 1, end)
-                    pos = block.rfind(nl, 0, pos)
-                    if not (end_parity ^ after) & 1:
-                        cut = pos + 1
-                        break
-                    end = j
-                if cut < 0:
-                    tail.append(block)
-                    tail_len += len(block)
-                    tail_lines += newlines
-                    tail_parity = end_parity
-                    if tail_len > MAX_RECORD_BYTES:
+                        target = max(1, min(batch_bytes, batch_rows * len(data) // newlines))
+                    if len(data) < target + _SLACK_BYTES and not eof:
+                        want = target + _SLACK_BYTES - len(data)
+                        continue
+                if eof and data.endswith((nl + nl, b"\r\n\r\n")):
+                    # trailing blank lines: COPY would read them as rows with missing columns
+                    data = data.rstrip(b"\r\n")
+                    if data:
+                        data += b"\r\n" if self._dialect.newline == "\r\n" else nl
+                if not data or (eof and len(data) <= 2 and not data.strip(b"\r\n")):
+                    return
+                marks = self._marks.mark(data, self._dialect.quotechar, nl)
+                end = record_end_after(data, marks, target)
+                if eof and end < 0:
+                    end = len(data)  # the last record, without a line break
+                if end < 0:  # no record ends in what was read: a long record
+                    if len(data) > MAX_RECORD_BYTES:
                         raise RecordFormatError(
-                            f"{self._path}: line {line + done_lines}: record longer than "
+                            f"{self._path}: line {line}: record longer than "
                             f"{MAX_RECORD_BYTES >> 20} MiB (unterminated quote?)",
                             path=self._path,
-                            line=line + done_lines,
+                            line=line,
                         )
-                else:
-                    lines_after = len(marks) - j - 1 - after  # marks after the cut, minus quotes
-                    view = memoryview(block)
-                    done += tail
-                    done.append(view[:cut])
-                    done_len += tail_len + cut
-                    done_lines += tail_lines + newlines - lines_after
-                    tail = [view[cut:]] if cut < len(block) else []
-                    tail_len, tail_lines, tail_parity = len(block) - cut, lines_after, after & 1
-                if done_len >= target:
-                    yield self._raw_chunk(b"".join(done), line)
-                    line += done_lines
-                    done, done_len, done_lines = [], 0, 0
-            data = b"".join(done + tail)
-            if data.endswith((nl + nl, b"\r\n\r\n")):
-                # trailing blank lines: COPY would read them as rows with missing columns
-                data = data.rstrip(b"\r\n")
-                if data:
-                    data += b"\r\n" if self._dialect.newline == "\r\n" else nl
-            if len(data) > 2 or data.strip(b"\r\n"):  # (strip copies: only for tiny data)
-                yield self._raw_chunk(data, line)
+                    want = max(len(data), _SLACK_BYTES)
+                    continue
+                chunk, end = self._checked_chunk(data, marks, end, line, eof)
+                if chunk is None:  # a record (as Python reads it) runs past what was read
+                    want = max(len(data), _SLACK_BYTES)
+                    continue
+                line += marks.lines(end)
+                data = data[end:]
+                want = target + _SLACK_BYTES - len(data)
+                yield chunk
+                if eof and not data:
+                    return
         finally:
             stream.close()
 
+    def _checked_chunk(
+        self, data: bytes, marks: Marks, end: int, line: int, eof: bool
+    ) -> tuple[CsvChunk | None, int]:
+        """The chunk of ``data[:end]`` for COPY, and where it ends: as it is, or read the way
+        Python does and written again when COPY would misread it (it may then end elsewhere:
+        ``None`` when no record is complete)."""
+        d = self._dialect
+        if not copy_misreads(
+            data, marks, end, delimiter=d.delimiter, quote=d.quotechar, newline=d.newline
+        ):
+            return self._raw_chunk(data[:end] if end < len(data) else data, line), end
+        repaired = repair_chunk(
+            data,
+            line,
+            width=len(self._names),
+            delimiter=d.delimiter,
+            quote=d.quotechar,
+            newline="\r" if d.newline == "\r" else "\n",
+            encoding=self._encoding,
+            final=eof,
+        )
+        if not repaired.end:
+            return None, 0
+        rejects = self._bad_records(repaired.bad)
+        first = int(repaired.lines[0]) if len(repaired.lines) else line
+        chunk = CsvChunk(repaired.data, first, "UTF8", lines=repaired.lines, rejects=rejects)
+        return chunk, repaired.end
+
     def _raw_chunk(self, data: bytes, line: int) -> CsvChunk:
-        """Check a chunk for NUL bytes and name its encoding."""
-        if b"\x00" in data:
-            nul_line = line + data.count(self._newline, 0, data.find(b"\x00"))
-            raise RowError(
-                f"{self._path}: line {nul_line}: NUL byte (not allowed in PostgreSQL text)",
-                path=self._path,
-                line=nul_line,
-            )
+        """Name a chunk's encoding."""
         encoding = "UTF8"
         if self._forced is not None:
             encoding = PG_ENCODINGS[self._forced]
@@ -290,6 +298,16 @@ class CsvSource:
                 else:
                     encoding = "WIN1252" if _decodes(data, "cp1252") else "LATIN1"
         return CsvChunk(data=data, first_line=line, encoding=encoding)
+
+    def _bad_records(self, bad: tuple[BadRecord, ...]) -> tuple[Reject, ...]:
+        """Records the reader cannot load: the first one fails the file, or (when bad rows
+        are skipped) each becomes a reject holding its bytes."""
+        if bad and not self._options.skip_bad_rows:
+            first = bad[0]
+            raise RowError(
+                f"{self._path}: line {first.line}: {first.reason}", path=self._path, line=first.line
+            )
+        return tuple(_reject(record, self._encoding) for record in bad)
 
     # -- Arrow chunks -------------------------------------------------------------------------
 
@@ -380,6 +398,7 @@ class CsvSource:
                 quote=self._quote if d.escapechar is None else None,
                 delimiter=d.delimiter.encode("ascii"),
                 max_ahead=_READ_AHEAD_BLOCKS,
+                drop_nul=skip_bad,
             )
             reader = None
             try:
@@ -464,6 +483,19 @@ class CsvSource:
         finally:
             stream.close()
         return None
+
+
+def _reject(record: BadRecord, encoding: str) -> Reject:
+    """A reject for a record the reader left out: its text, and its bytes when the text cannot
+    hold them (bytes not in the encoding, a NUL byte)."""
+    raw = record.raw.rstrip(b"\r\n")
+    try:
+        text = raw.decode(encoding)
+        exact = "\x00" not in text
+    except UnicodeDecodeError:
+        text, exact = raw.decode(encoding, errors="backslashreplace"), False
+    text = text.replace("\x00", "\\x00")
+    return Reject(record.line, None, text, record.reason, None if exact else bytes(raw))
 
 
 def _decodes(data: bytes, encoding: str) -> bool:

@@ -274,8 +274,13 @@ def sniff_dialect(
             options = replace(options, delimiter=hint.group(1))
         if not text.strip():
             raise SourceError(f"{path}: file is empty (only a sep= line)", path=path)
-    delimiter, quotechar = _sniff_delimiter(text, options.delimiter, truncated=not at_eof)
-    escapechar = _sniff_escape(text, delimiter, quotechar)
+    delimiter, quotechar = _sniff_delimiter(
+        text, options.delimiter, truncated=not at_eof, quote=options.quotechar
+    )
+    if options.escape is not None:
+        escapechar = "\\" if options.escape == "backslash" else None
+    else:
+        escapechar = _sniff_escape(text, delimiter, quotechar)
     if options.header is not None:
         has_header = options.header
     else:
@@ -378,10 +383,14 @@ def _allow_large_fields() -> None:
         pycsv.field_size_limit(min(sys.maxsize, (1 << 31) - 1))
 
 
-def _sniff_delimiter(text: str, forced: str | None, *, truncated: bool) -> tuple[str, str]:
+def _sniff_delimiter(
+    text: str, forced: str | None, *, truncated: bool, quote: str | None = None
+) -> tuple[str, str]:
     """Pick the delimiter and quote that split the sample most consistently."""
     delimiters = (forced,) if forced is not None else _DELIMITERS
-    quotes = ('"', "'") if "'" in text else ('"',)
+    quotes: tuple[str, ...] = ('"', "'") if "'" in text else ('"',)
+    if quote is not None:
+        quotes = (quote,)
     best: tuple[float, int] = (-1.0, 0)
     choice = (delimiters[0], '"')
     for rank, (quotechar, delimiter) in enumerate((q, d) for q in quotes for d in delimiters):
