@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import itertools
 
-from csv_strategies import Written, csv_files, python_read
 from hypothesis import HealthCheck, given, settings
+
+from csv_strategies import Written, csv_files, python_read
 
 COUNTER = itertools.count()
 
