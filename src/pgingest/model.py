@@ -38,6 +38,11 @@ class CsvDialect:
     newline: Literal["\n", "\r\n", "\r"] = "\n"
     skip_lines: int = 0
     """Lines before the header that are not data: Excel's ``sep=;`` hint line."""
+    encoding_settled: bool = True
+    """False when nothing but ASCII was seen yet: the first non-ASCII bytes decide, on the
+    evidence of the rest of the file (what came before reads the same in every encoding)."""
+    encoding_note: str = ""
+    """Why the encoding was chosen, when it is not plain UTF-8 (for a warning)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,8 @@ class FilePlan:
     """upsert/merge: workers the rows are routed to by key."""
     seen: str | None = None
     """merge --delete-missing: the file's key table."""
+    warnings: list[str] = field(default_factory=list)
+    """What planning and loading decided that the user should know (for the file's result)."""
 
 
 def csv_options(options: LoadOptions) -> CsvOptions:
@@ -173,6 +175,13 @@ def batches(
             batch = chunk.batch.rename_columns(plan.read_columns or plan.columns)
             if plan.read_columns is not None:
                 batch = batch.select(plan.columns)
-            return Payload("csv", batch_to_csv(batch), chunk.first_line, "UTF8", CsvDialect())
+            return Payload(
+                "csv",
+                batch_to_csv(batch),
+                chunk.first_line,
+                "UTF8",
+                CsvDialect(),
+                rejects=chunk.rejects,
+            )
 
         yield to_csv

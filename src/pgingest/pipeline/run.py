@@ -445,6 +445,7 @@ class Loader:
                     path, plan.table.qualified, "skipped", format=source.info.format
                 )
                 result.message = "dry run"
+                result.warnings = [*plan.warnings, *reader_warnings(source)]
             else:
                 result = await self._load_with_retries(path, table_name, started)
         except LeaseLostError as exc:
@@ -682,6 +683,7 @@ class Loader:
             seconds=time.perf_counter() - started,
             rejects=job.rejects,
             schema_changes=plan.changes,
+            warnings=[*plan.warnings, *reader_warnings(source)],
         )
         if claim.reason == "resume":
             result.message = f"resumed after {len(job.done_batches)} committed batch(es)"
@@ -715,6 +717,11 @@ class Loader:
                     await asyncio.sleep(0.2 * attempt)
         if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
+
+
+def reader_warnings(source: Source) -> list[str]:
+    """What the file's reader decided that the user should know (CSV: the encoding)."""
+    return list(getattr(source, "warnings", ()))
 
 
 def _size(path: str) -> int:

@@ -60,6 +60,11 @@ class AdaptedSource:
         self._transform = transform
         self.info: SourceInfo = inner.info
 
+    @property
+    def warnings(self) -> list[str]:
+        """The wrapped reader's warnings (a CSV reader's encoding decision), if it has any."""
+        return list(getattr(self._inner, "warnings", ()))
+
     def _apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self._source_file is not None:
             value = pa.array([self._source_file] * batch.num_rows, pa.string())

@@ -13,7 +13,7 @@ import io
 import lzma
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
@@ -32,6 +32,7 @@ __all__ = [
     "ExcelOptions",
     "Source",
     "Utf8Stream",
+    "complete_utf8",
     "line_at",
     "normalize_encoding",
     "one_line",
@@ -360,6 +361,8 @@ class Utf8Stream(io.RawIOBase):
         delimiter: bytes = b",",
         max_ahead: int | None = None,
         drop_nul: bool = False,
+        settle: Callable[[int], str] | None = None,
+        replace_invalid: bool = False,
     ) -> None:
         """Open the file.
 
@@ -375,6 +378,10 @@ class Utf8Stream(io.RawIOBase):
                 prefetches 32 blocks in a background thread, which this keeps in check.
             drop_nul: leave NUL bytes out instead of raising (a sample read while bad rows
                 are skipped: the loader sets those rows aside).
+            settle: called with the offset of the first non-ASCII bytes when the encoding is
+                not decided yet; returns the file's encoding.
+            replace_invalid: bytes that are not UTF-8 (in a UTF-8 file) become U+FFFD and are
+                counted in :attr:`replaced`, instead of raising :class:`RowError`.
         """
         super().__init__()
         self._info = info
@@ -392,6 +399,10 @@ class Utf8Stream(io.RawIOBase):
         self._last_quote: tuple[int, bool] | None = None
         self._max_ahead = max_ahead
         self._drop_nul = drop_nul
+        self._settle = settle
+        self._replace_invalid = replace_invalid
+        self.replaced = 0
+        """Byte sequences that were not UTF-8, replaced by U+FFFD (``replace_invalid``)."""
         self._ahead = 0
         self._released = False
         self._turn = threading.Condition()
@@ -476,7 +487,15 @@ class Utf8Stream(io.RawIOBase):
         if not raw:
             self.at_eof = True
             carry, self._carry = self._carry, b""
-            return carry.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
+            if carry and not self._replace_invalid:
+                line = line_at(self._info, self._newline, self._offset - len(carry))
+                raise RowError(
+                    f"{path}: line {line}: invalid byte sequence for encoding UTF8 at the end",
+                    path=path,
+                    line=line,
+                )
+            self.replaced += bool(carry)
+            return carry.decode("utf-8", errors="replace").encode("utf-8")
         if b"\x00" in raw and self._drop_nul:
             raw = raw.replace(b"\x00", b"")
         if b"\x00" in raw:
@@ -495,15 +514,29 @@ class Utf8Stream(io.RawIOBase):
             self.has_data = True
         if raw.isascii():
             return raw
+        if self._settle is not None:
+            self._encoding = self._settle(self._offset - len(raw))
+            self._settle = None
         if self._encoding != "utf-8":
             return raw.decode(self._encoding, errors=DECODE_FALLBACK).encode("utf-8")
         # keep a character cut by the block boundary for the next block
-        keep = _complete_utf8(raw)
+        keep = complete_utf8(raw)
         raw, self._carry = raw[:keep], raw[keep:]
         try:
             raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            if not self._replace_invalid:
+                where = self._offset - len(raw) - len(self._carry) + exc.start
+                line = line_at(self._info, self._newline, where)
+                bad = raw[exc.start : exc.end].hex(" ")
+                raise RowError(
+                    f"{path}: line {line}: invalid byte sequence for encoding UTF8: 0x{bad}",
+                    path=path,
+                    line=line,
+                ) from None
+            text = raw.decode("utf-8", errors="replace")
+            self.replaced += text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+            return text.encode("utf-8")
         return raw
 
     def _note_quotes(self, raw: bytes, quote: bytes) -> None:
@@ -516,7 +549,7 @@ class Utf8Stream(io.RawIOBase):
         self._last_byte = raw[-1:]
 
 
-def _complete_utf8(data: bytes) -> int:
+def complete_utf8(data: bytes) -> int:
     """Length of ``data`` without a UTF-8 character cut at its end."""
     n = len(data)
     for back in range(1, min(4, n) + 1):

@@ -26,6 +26,7 @@ from pgingest.sources.base import (
     read_block,
 )
 from pgingest.sources.detect import decode_sample, reader_for
+from pgingest.sources.encoding import decide, describe, scan_file
 from pgingest.sources.repair import (
     BadRecord,
     Marks,
@@ -73,6 +74,12 @@ class CsvSource:
         self._has_header = header if header is not None else info.dialect.has_header
         self._forced = normalize_encoding(options.encoding) if options.encoding else None
         self._encoding = self._forced or normalize_encoding(info.dialect.encoding)
+        self._settled = self._forced is not None or info.dialect.encoding_settled
+        self.warnings: list[str] = []
+        """What the reader decided that the user should know (an encoding other than UTF-8,
+        bytes that are not in the file's encoding), one line each."""
+        if self._forced is None and info.dialect.encoding_note:
+            self.warnings.append(info.dialect.encoding_note)
         self._dialect: CsvDialect = replace(
             info.dialect, has_header=self._has_header, encoding=self._encoding
         )
@@ -203,6 +210,7 @@ class CsvSource:
         estimated = False
         line = self._first_line
         data = b""
+        offset = self._data_offset  # of data's first byte in the (decompressed) file
         eof = False
         stream = open_stream(self._path, self.info.compression)
         try:
@@ -242,11 +250,12 @@ class CsvSource:
                         )
                     want = max(len(data), _SLACK_BYTES)
                     continue
-                chunk, end = self._checked_chunk(data, marks, end, line, eof)
+                chunk, end = self._checked_chunk(data, marks, end, line, eof, offset)
                 if chunk is None:  # a record (as Python reads it) runs past what was read
                     want = max(len(data), _SLACK_BYTES)
                     continue
                 line += marks.lines(end)
+                offset += end
                 data = data[end:]
                 want = target + _SLACK_BYTES - len(data)
                 yield chunk
@@ -256,13 +265,19 @@ class CsvSource:
             stream.close()
 
     def _checked_chunk(
-        self, data: bytes, marks: Marks, end: int, line: int, eof: bool
+        self, data: bytes, marks: Marks, end: int, line: int, eof: bool, offset: int
     ) -> tuple[CsvChunk | None, int]:
         """The chunk of ``data[:end]`` for COPY, and where it ends: as it is, or read the way
-        Python does and written again when COPY would misread it (it may then end elsewhere:
-        ``None`` when no record is complete)."""
+        Python does and written again when COPY would misread it or it holds bytes that are
+        not in the file's encoding (it may then end elsewhere: ``None`` when no record is
+        complete). ``offset``: where ``data`` starts in the file."""
         d = self._dialect
-        if not copy_misreads(
+        not_utf8 = False
+        if self._forced is None and not data.isascii():
+            if not self._settled:
+                self.settle_encoding(offset)
+            not_utf8 = self._encoding == "utf-8" and not _is_utf8(data, end)
+        if not not_utf8 and not copy_misreads(
             data, marks, end, delimiter=d.delimiter, quote=d.quotechar, newline=d.newline
         ):
             return self._raw_chunk(data[:end] if end < len(data) else data, line), end
@@ -284,20 +299,25 @@ class CsvSource:
         return chunk, repaired.end
 
     def _raw_chunk(self, data: bytes, line: int) -> CsvChunk:
-        """Name a chunk's encoding."""
-        encoding = "UTF8"
-        if self._forced is not None:
-            encoding = PG_ENCODINGS[self._forced]
-        elif not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                if self._encoding == "utf-8":
-                    # stray bytes in a UTF-8 file: repair those bytes, not the whole chunk
-                    data = data.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
-                else:
-                    encoding = "WIN1252" if _decodes(data, "cp1252") else "LATIN1"
-        return CsvChunk(data=data, first_line=line, encoding=encoding)
+        """A chunk as it is, named by the file's encoding (UTF-8 ones were checked)."""
+        return CsvChunk(data=data, first_line=line, encoding=PG_ENCODINGS[self._encoding])
+
+    def settle_encoding(self, offset: int) -> str:
+        """Decide the encoding of a file whose first non-ASCII bytes are at ``offset`` (all
+        before reads the same in every encoding), on the evidence of the rest of the file;
+        return it.
+
+        Raises:
+            SourceError: the file cannot be read.
+        """
+        if not self._settled:
+            found = scan_file(self._path, self.info.compression, offset)
+            self._encoding = decide(found) or "utf-8"
+            self._settled = True
+            note = describe(found, self._encoding)
+            if note:
+                self.warnings.append(note)
+        return self._encoding
 
     def _bad_records(self, bad: tuple[BadRecord, ...]) -> tuple[Reject, ...]:
         """Records the reader cannot load: the first one fails the file, or (when bad rows
@@ -350,7 +370,9 @@ class CsvSource:
         pending: list[pa.RecordBatch] = []
         pending_rows = pending_bytes = 0
         line = self._first_line
-        for batch in self._arrow_batches(skip_bad):
+        rejects: list[Reject] = []
+        for batch, bad in self._arrow_batches(skip_bad):
+            rejects += bad
             batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
             while batch.num_rows:
                 piece = batch.slice(0, batch_rows - pending_rows)
@@ -359,15 +381,20 @@ class CsvSource:
                 pending_rows += piece.num_rows
                 pending_bytes += piece.nbytes
                 if pending_rows >= batch_rows or pending_bytes >= batch_bytes:
-                    yield ArrowChunk(batch=_concat(pending, schema), first_line=line)
+                    chunk = _concat(pending, schema)
+                    yield ArrowChunk(chunk, first_line=line, rejects=tuple(rejects))
                     line += pending_rows
-                    pending, pending_rows, pending_bytes = [], 0, 0
-        if pending_rows:
-            yield ArrowChunk(batch=_concat(pending, schema), first_line=line)
+                    pending, pending_rows, pending_bytes, rejects = [], 0, 0, []
+        if pending_rows or rejects:
+            yield ArrowChunk(_concat(pending, schema), first_line=line, rejects=tuple(rejects))
 
-    def _arrow_batches(self, skip_bad: bool = False) -> Iterator[pa.RecordBatch]:
-        """Record batches of the data rows (internal column names), records of any size;
-        ``skip_bad`` leaves out records of a wrong field count and does not check quotes."""
+    def _arrow_batches(
+        self, skip_bad: bool = False
+    ) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
+        """Record batches of the data rows (internal column names), records of any size, and
+        the rows left out of each; ``skip_bad`` (a sample) leaves out records of a wrong field
+        count and does not check quotes. Bad rows skipped (``skip_bad_rows``): rows holding
+        bytes that are not UTF-8 are left out too."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -399,6 +426,8 @@ class CsvSource:
                 delimiter=d.delimiter.encode("ascii"),
                 max_ahead=_READ_AHEAD_BLOCKS,
                 drop_nul=skip_bad,
+                settle=None if self._settled else self.settle_encoding,
+                replace_invalid=skip_bad or self._options.skip_bad_rows,
             )
             reader = None
             try:
@@ -423,9 +452,12 @@ class CsvSource:
                         batch, skip = batch.slice(drop), skip - drop
                     if not skip_bad:
                         self._check_quotes(stream)
-                    if batch.num_rows:
-                        done += batch.num_rows
-                        yield batch
+                    bad: list[Reject] = []
+                    if stream.replaced and not skip_bad and batch.num_rows:
+                        batch, bad = self._without_invalid(batch, self._first_line + done)
+                    if batch.num_rows or bad:
+                        done += batch.num_rows + len(bad)
+                        yield batch, bad
                 if not skip_bad:
                     self._check_quotes(stream)
                 return
@@ -439,6 +471,33 @@ class CsvSource:
                 if reader is not None:
                     reader.close()  # stop pyarrow's read-ahead before closing its input
                 stream.close()
+
+    def _without_invalid(
+        self, batch: pa.RecordBatch, first_line: int
+    ) -> tuple[pa.RecordBatch, list[Reject]]:
+        """The rows of a batch without those holding bytes that were not UTF-8 (read as
+        U+FFFD), and a reject for each (its line counted in rows, as this path does)."""
+        import pyarrow.compute as pc
+
+        flagged = None
+        for column in batch.columns:
+            found = pc.fill_null(pc.match_substring(column, "\ufffd"), False)
+            flagged = found if flagged is None else pc.or_(flagged, found)
+        if flagged is None or not pc.any(flagged).as_py():
+            return batch, []
+        rows = [i for i, bad in enumerate(flagged.to_pylist()) if bad]
+        rejects = [
+            Reject(
+                first_line + i,
+                None,
+                self._dialect.delimiter.join(
+                    v or "" for v in batch.slice(i, 1).to_pylist()[0].values()
+                ),
+                "invalid byte sequence for encoding UTF8",
+            )
+            for i in rows
+        ]
+        return batch.filter(pc.invert(flagged)), rejects
 
     def _check_quotes(self, stream: Utf8Stream) -> None:
         """Refuse a quoted field left open at the end, which pyarrow would accept."""
@@ -498,10 +557,15 @@ def _reject(record: BadRecord, encoding: str) -> Reject:
     return Reject(record.line, None, text, record.reason, None if exact else bytes(raw))
 
 
-def _decodes(data: bytes, encoding: str) -> bool:
+def _is_utf8(data: bytes, end: int) -> bool:
+    """Whether ``data[:end]`` is valid UTF-8 (Arrow's check: no copy, no string built)."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(np.array([0, end], np.int32).tobytes())
     try:
-        data.decode(encoding)
-    except UnicodeDecodeError:
+        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
         return False
     return True
 

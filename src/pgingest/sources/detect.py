@@ -25,11 +25,13 @@ from pgingest.errors import ConfigError, SourceError
 from pgingest.model import Compression, CsvDialect, Format, FormatOption, SourceInfo
 from pgingest.sources.base import (
     CsvOptions,
+    complete_utf8,
     normalize_encoding,
     one_line,
     open_stream,
     read_block,
 )
+from pgingest.sources.encoding import decide, describe, evidence, scan_file
 
 __all__ = ["decode_sample", "detect", "reader_for", "sniff_dialect"]
 
@@ -148,7 +150,17 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         return SourceInfo(path=path, format="ndjson", size=size, compression=compression)
     if fmt == "tsv":
         options = replace(options, delimiter="\t")
+    settled, note = True, ""
+    if options.encoding is None and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        _check_text(sample.removeprefix(_UTF8_BOM), path)  # (before reading a binary file)
+        found = evidence(sample[: complete_utf8(sample)] if not at_eof else sample)
+        if found.invalid and not at_eof:  # the sample is not enough: the whole file decides
+            found = scan_file(path, compression)
+        encoding = decide(found) or "utf-8"
+        settled, note = not found.ascii, describe(found, encoding)
+        options = replace(options, encoding=encoding)
     dialect = sniff_dialect(sample, at_eof=at_eof, path=path, options=options)
+    dialect = replace(dialect, encoding_settled=settled, encoding_note=note)
     is_tsv = fmt == "tsv" or (fmt == "auto" and dialect.delimiter == "\t")
     return SourceInfo(
         path=path,
@@ -317,17 +329,9 @@ def _check_text(sample: bytes, path: str) -> None:
 
 
 def _detect_encoding(sample: bytes) -> str:
-    """UTF-8 if the sample decodes (a character cut at the end is fine), else cp1252/latin-1."""
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if not (exc.reason == "unexpected end of data" and exc.start >= len(sample) - 3):
-            try:
-                sample.decode("cp1252")
-            except UnicodeDecodeError:
-                return "latin-1"
-            return "cp1252"
-    return "utf-8"
+    """The encoding the sample's evidence says (see :mod:`pgingest.sources.encoding`; a
+    character cut at the end is fine)."""
+    return decide(evidence(sample[: complete_utf8(sample)])) or "utf-8"
 
 
 def decode_sample(data: bytes, encoding: str) -> str:
