@@ -87,3 +87,22 @@ def test_plain_utf8_says_nothing(tmp_path, load, db):
     report = load(src, text=True)
     assert report.ok
     assert report.files[0].warnings == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "words"),
+    [
+        ("cp1251", "привет мир съешь же ещё этих мягких французских булок"),
+        ("koi8-r", "привет мир съешь же ещё этих мягких французских булок"),
+        ("cp1250", "zażółć gęślą jaźń źdźbło łódź świat mąka ćma żółw"),
+        ("cp1252", "niño año señor acción corazón pingüino mañana árbol café"),
+    ],
+)
+def test_a_single_byte_file_is_read_in_its_own_encoding(tmp_path, load, db, encoding, words):
+    text = "id,words\n" + "".join(f"{i},{words} {i}\n" for i in range(300))
+    src = tmp_path / "single.csv"
+    src.write_bytes(text.encode(encoding))
+    report = load(src, text=True)
+    assert report.ok, report.failed
+    assert db.val("SELECT words FROM single WHERE id = '7'") == f"{words} 7"
+    assert any(f"read as {encoding}" in w for w in report.files[0].warnings)

@@ -291,8 +291,11 @@ class Output:
 @click.option(
     "--encoding",
     envvar=_env("encoding"),
-    type=click.Choice(["utf-8", "cp1252", "latin-1"]),
-    help="Force the text encoding (default: detected).",
+    type=click.Choice(
+        ["utf-8", "cp1252", "latin-1", "cp1250", "cp1251", "iso8859-2", "iso8859-15", "koi8-r"]
+    ),
+    help="Force the text encoding (default: decided on the file's content: UTF-8 unless it is"
+    " consistently not, then the single-byte encoding of its language).",
 )
 @click.option(
     "--types", envvar=_env("types"), help="Column types, e.g. 'zip=text,amount=numeric(12,2)'."
