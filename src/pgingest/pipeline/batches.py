@@ -67,6 +67,9 @@ class FilePlan:
     """merge --delete-missing: the file's key table."""
     warnings: list[str] = field(default_factory=list)
     """What planning and loading decided that the user should know (for the file's result)."""
+    marker_columns: set[str] = field(default_factory=set)
+    """Typed columns whose missing-value markers (``NA``, ``NULL``...) load as NULL: their
+    batches are read client-side before COPY (found in the sample, or in a refused batch)."""
 
 
 def csv_options(options: LoadOptions) -> CsvOptions:

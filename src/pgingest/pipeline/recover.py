@@ -31,7 +31,7 @@ from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv
 from pgingest.schema.evolve import canonical_type
 from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
-from pgingest.schema.validate import invalid_values, text_by_nature
+from pgingest.schema.validate import NULL_MARKERS, invalid_values, markers_in, text_by_nature
 from pgingest.sources.records import split_records
 from pgingest.sources.refused import (
     copy_lines,
@@ -40,7 +40,7 @@ from pgingest.sources.refused import (
     record_at,
     text_table,
 )
-from pgingest.sources.repair import join_records
+from pgingest.sources.repair import join_records, write_records
 
 log = logging.getLogger("pgingest.recover")
 
@@ -62,6 +62,10 @@ TEXT_SAMPLE_ROWS = 5_000
 
 class TooManyErrorsError(RowError):
     """More bad rows than ``--max-errors`` allows: the file fails."""
+
+
+class _MarkersFirstError(RowError):
+    """Values the server skipped are missing-value markers: make them NULL, then again."""
 
 
 class _WidenFirstError(RowError):
@@ -175,6 +179,46 @@ def file_line(payload: Any, stream_line: int) -> int:
     return int(payload.first_line) + int(records.lines[index]) - 1
 
 
+def null_markers(
+    payload: Any, columns: Sequence[str], marked: set[str]
+) -> tuple[Any, dict[str, set[str]]]:
+    """A CSV payload with the missing-value markers (``NA``...) of the ``marked`` columns made
+    NULL, written again for COPY; and the markers found per column. The payload as it was when
+    it has none, or when it has malformed records (they go the failure path, as before)."""
+    dialect = payload.dialect or CsvDialect()
+    parsed = parse_refused(
+        payload.data, payload.first_line, payload.encoding, dialect, columns, list(columns)
+    )
+    if parsed is None or parsed.reasons or parsed.table is None:
+        return payload, {}
+    table = parsed.table
+    found: dict[str, set[str]] = {}
+    for name in marked:
+        if name not in table.column_names:
+            continue
+        position = table.column_names.index(name)
+        column = table.column(position)
+        mask = markers_in(column)
+        if not pc.any(mask).as_py():
+            continue
+        found[name] = set(column.filter(mask).to_pylist())
+        nulls = pa.nulls(len(column), column.type)
+        table = table.set_column(position, name, pc.if_else(mask, nulls, column))
+    if not found:
+        return payload, {}
+    records = parsed.records
+    lines = records.lines
+    if payload.lines is not None and len(payload.lines) == len(records):
+        lines = payload.lines
+    lines = lines[parsed.kept]
+    data = write_records(table, dialect.delimiter, dialect.quotechar)
+    first = int(lines[0]) if len(lines) else payload.first_line
+    changed = replace(
+        payload, data=data, encoding="UTF8", lines=lines, record_ends=None, first_line=first
+    )
+    return changed, found
+
+
 def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
     """The types a batch of text needs, column by column; a column without values (all
     NULL) needs nothing new."""
@@ -213,6 +257,10 @@ class Recovery:
     """The server skips unreadable values itself (``ON_ERROR ignore``, PostgreSQL 17+)."""
     dirty: bool = False
     """A batch had bad rows: filter the next ones before the first COPY."""
+    _marked: set[int] = field(default_factory=set)
+    """Batches whose missing-value markers were made NULL."""
+    _batch_text: frozenset[str] = frozenset()
+    """Columns a refused batch holds words in (half its values or more): may turn text."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -257,6 +305,9 @@ class Recovery:
             self._check_limit(
                 RowError(f"{path}: line {bad.line}: {bad.reason}", path=path, line=bad.line)
             )
+        markers = self.active and payload.kind == "csv" and bool(self.plan.marker_columns)
+        if markers and index not in self._marked:
+            payload = await asyncio.to_thread(self._null_markers, index, payload)
         ready = payload.lines is not None or payload.rejects
         if not (self.active and self.dirty and self.skipping and payload.kind == "csv") or ready:
             return payload
@@ -268,6 +319,46 @@ class Recovery:
             if filtered is None:
                 return payload
         return self._filtered_payload(index, payload, filtered)
+
+    def _null_markers(self, index: int, payload: Any) -> Any:
+        changed, found = null_markers(payload, self.plan.columns, self.plan.marker_columns)
+        if found:
+            self._marked.add(index)
+        return changed
+
+    def _skipped_markers(self, skipped: Sequence[Any]) -> list[str]:
+        """Columns the server skipped missing-value markers in (``ON_ERROR ignore``): noted
+        so that the batch is sent again with them NULL."""
+        found: dict[str, set[str]] = {}
+        for row in skipped:
+            known = row.column in self.plan.columns and row.column not in self.plan.marker_columns
+            if known and row.value.lower() in NULL_MARKERS:
+                found.setdefault(row.column, set()).add(row.value)
+        self._note_markers(found)
+        return sorted(found)
+
+    def _note_markers(self, found: dict[str, set[str]]) -> None:
+        for name, values in sorted(found.items()):
+            self.plan.marker_columns.add(name)
+            self.plan.warnings.append(
+                f"column {name}: {', '.join(sorted(values))} read as NULL (missing-value"
+                " markers in a column of another type than text)"
+            )
+
+    def _find_markers(self, payload: Any) -> dict[str, set[str]]:
+        """Typed columns of a refused batch that hold missing-value markers."""
+        table = text_table(payload.data, payload.dialect or CsvDialect(), self.plan.columns)
+        if table is None:
+            return {}
+        found: dict[str, set[str]] = {}
+        for name, pg_type in zip(self.plan.columns, self.plan.target_types, strict=True):
+            if canonical_type(pg_type) == TEXT or name in self.plan.marker_columns:
+                continue
+            column = table.column(name)
+            mask = markers_in(column)
+            if pc.any(mask).as_py():
+                found[name] = set(column.filter(mask).to_pylist())
+        return found
 
     def _wider_types(self, misfits: dict[str, list[str]]) -> tuple[list[str], bool]:
         """The column types widened for values their type refused that fit its family
@@ -334,6 +425,9 @@ class Recovery:
             raise RowError(f"{self.plan.info.path}: {exc}", path=self.plan.info.path) from exc
         if not skipped:
             return rows, payload.rejects
+        marked = self._skipped_markers(skipped)
+        if marked:
+            raise _MarkersFirstError(f"{self.plan.info.path}: missing-value markers: {marked}")
         misfits: dict[str, list[str]] = {}
         for row in skipped:
             misfits.setdefault(row.column or "", []).append(row.value)
@@ -399,6 +493,8 @@ class Recovery:
             if isinstance(error, _WidenFirstError):
                 await self._widen_misfits(error.misfits, conn)
                 return payload
+            if isinstance(error, _MarkersFirstError):
+                return await asyncio.to_thread(self._null_markers, index, payload)
             if payload.kind == "arrow":
                 realigned = await self._recover_arrow(conn, payload, error)
                 if realigned is not None or not self.skipping:
@@ -417,6 +513,12 @@ class Recovery:
                 )
                 if self.server_skips:
                     return payload  # the server skips what it cannot read
+            if payload.kind == "csv" and not isinstance(error, RecordFormatError):
+                # Missing-value markers past the sample: NULL, as in the sample.
+                markers = await asyncio.to_thread(self._find_markers, payload)
+                if markers:
+                    self._note_markers(markers)
+                    return await asyncio.to_thread(self._null_markers, index, payload)
             # A malformed record (a field too many) says nothing of the values' types.
             if not isinstance(error, RecordFormatError) and await self._widen_for(conn, payload):
                 return payload
@@ -481,6 +583,10 @@ class Recovery:
             t == TEXT and c != TEXT for t, c in zip(types, self.plan.target_types, strict=True)
         ):
             self.text_columns = await asyncio.to_thread(self._sample_text_columns)
+        # Words by nature in the sample or in this batch (half its values or more misfit):
+        # the same rule wherever in the file; a few stray values are bad rows.
+        current = dict(zip(self.plan.columns, self.plan.target_types, strict=True))
+        self._batch_text |= await asyncio.to_thread(text_by_nature, table, current)
         return await self._evolve(conn, types)
 
     def _sample_text_columns(self) -> frozenset[str]:
@@ -505,7 +611,7 @@ class Recovery:
                 self.table,
                 incoming,
                 replace(policy_for(self.options, self.fixed), tolerant=True),
-                text_ok=self.text_columns or (),
+                text_ok=(self.text_columns or frozenset()) | self._batch_text,
                 file_id=self.file_id,
                 run_id=self.run_id,
             )

@@ -146,6 +146,8 @@ async def plan_table(
         fixed=fixed,
         changes=list(changes),
         datestyle=found.datestyle,
+        warnings=list(found.notes),
+        marker_columns=set(found.marker_columns) & set(loaded),
     )
 
 

@@ -127,6 +127,7 @@ def parse_refused(
                 column_types=dict.fromkeys(columns, pa.string()),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
+                null_values=[""],  # pyarrow's default list reads NA, NULL, nan as NULL
                 include_columns=list(include),
             ),
         )
@@ -168,6 +169,7 @@ def text_table(data: bytes, dialect: CsvDialect, columns: Sequence[str]) -> pa.T
                 column_types=dict.fromkeys(columns, pa.string()),
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
+                null_values=[""],
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
