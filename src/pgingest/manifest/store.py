@@ -665,6 +665,28 @@ async def abandon_replacement(conn: Any, schema: str, table: str, run_id: int | 
         )
 
 
+HEADER_ONLY = "header only"
+"""``new_type`` of a ``create_table`` change whose file had no data rows: its columns are text
+until the first file with data retypes them (while the table is empty)."""
+
+
+async def header_only_table(conn: Any, schema: str, table: str) -> frozenset[str] | None:
+    """When the table was created (last) by a file with no data rows: the columns that file's
+    run declared types for (never retyped); else ``None``."""
+    row = await conn.fetchrow(
+        "SELECT c.new_type, r.options -> 'types' AS types FROM pgingest.schema_changes c"
+        " LEFT JOIN pgingest.runs r ON r.id = c.run_id"
+        " WHERE c.table_schema = $1 AND c.table_name = $2 AND c.change = 'create_table'"
+        " AND NOT c.reverted ORDER BY c.id DESC LIMIT 1",
+        schema,
+        table,
+    )
+    if row is None or row["new_type"] != HEADER_ONLY:
+        return None
+    declared = json.loads(row["types"]) if isinstance(row["types"], str) else row["types"]
+    return frozenset(declared or {})
+
+
 async def count_rejects(conn: Any, file_id: int) -> int:
     """Bad rows kept so far for a file (its committed batches')."""
     return int(

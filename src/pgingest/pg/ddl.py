@@ -103,6 +103,12 @@ async def create_table(
     return existing or [], created
 
 
+async def is_empty(conn: Any, schema: str, table: str) -> bool:
+    """Whether the table holds no row (one index or heap probe)."""
+    name = qualified_name(schema, table)
+    return bool(await conn.fetchval(f"SELECT NOT EXISTS (SELECT FROM {name})"))
+
+
 async def lock_table_ddl(conn: Any, schema: str, table: str) -> None:
     """Inside a transaction: take the table's DDL lock (a transaction-level advisory lock on
     its name), so that workers creating or changing the same table do it one at a time."""

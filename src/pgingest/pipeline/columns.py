@@ -45,6 +45,8 @@ class Incoming:
     markers read as NULL."""
     marker_columns: frozenset[str] = frozenset()
     """Typed columns whose sample holds missing-value markers (``NA``): NULL when loading."""
+    no_rows: bool = False
+    """A CSV file without data rows (a header only): its columns are text for want of values."""
 
 
 @dataclass(slots=True)
@@ -54,6 +56,7 @@ class _Typed:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     marker_columns: frozenset[str] = frozenset()
+    no_rows: bool = False
 
 
 def _text_types(
@@ -69,6 +72,12 @@ def _text_types(
     sample = source.sample(rows, skip_bad_records=options.on_error == "skip")
     if options.text:
         return _Typed([TEXT] * len(names))
+    if not sample.num_rows and only is None:
+        note = (
+            "no data rows: its columns are text for now; the first file with data gives them"
+            " their types while the table is still empty"
+        )
+        return _Typed([TEXT] * len(names), notes=[note], no_rows=True)
     tracker = TypeTracker(options.date_format)
     full_names = names
     if only is not None:
@@ -172,7 +181,13 @@ def infer_columns(source: Source, names: list[str], options: LoadOptions) -> Inc
     columns = [ColumnSpec(n, t, r) for n, t, r in zip(names, types, raw, strict=True)]
     text_ok = frozenset(c.name for c in columns if c.pg_type == TEXT)
     return Incoming(
-        columns, text_ok, typed.datestyle, typed.warnings, typed.notes, typed.marker_columns
+        columns,
+        text_ok,
+        typed.datestyle,
+        typed.warnings,
+        typed.notes,
+        typed.marker_columns,
+        typed.no_rows,
     )
 
 
