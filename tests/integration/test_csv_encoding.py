@@ -106,3 +106,19 @@ def test_a_single_byte_file_is_read_in_its_own_encoding(tmp_path, load, db, enco
     assert report.ok, report.failed
     assert db.val("SELECT words FROM single WHERE id = '7'") == f"{words} 7"
     assert any(f"read as {encoding}" in w for w in report.files[0].warnings)
+
+
+def test_an_upsert_keeps_a_row_of_stray_bytes_as_a_reject(tmp_path, load, db):
+    src = utf8_file(tmp_path / "keyed.csv", 900, b"\xe9")
+    report = load(src, mode="upsert", pk=("id",), on_error="skip")
+    assert report.ok, report.failed
+    assert report.files[0].rejects == 1
+    assert db.count("keyed") == ROWS - 1
+    assert (
+        db.val(
+            "SELECT count(*) FROM pgingest.rejects r JOIN pgingest.files f"
+            " ON f.id = r.file_id WHERE f.path = $1",
+            str(src),
+        )
+        == 1
+    )

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.errors import RowError
-from pgingest.model import ARROW_FORMATS, ArrowChunk, CsvDialect
+from pgingest.model import ARROW_FORMATS, ArrowChunk, CsvDialect, Reject
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.payload import Payload, encode_shaped
@@ -223,9 +223,13 @@ def routed_batches(
             batch = chunk.batch.rename_columns(list(columns))
         hashes = key_hashes(batch, key, kinds, path, chunk.first_line)
         lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
+        rejects = chunk.rejects  # rows the reader left out: recorded with the chunk's first part
         for worker, rows in enumerate(partition(hashes, workers)):
             index = number * workers + worker
-            if not len(rows) or index in done:
+            if not len(rows):
+                continue
+            first_part_rejects, rejects = rejects, ()
+            if index in done:
                 continue
             whole = len(rows) == batch.num_rows
             part = batch if whole else batch.take(pa.array(rows))
@@ -237,6 +241,7 @@ def routed_batches(
                 part_lines: np.ndarray = part_lines,
                 dedup: bool = dedup,
                 json_columns: tuple[str, ...] = json_columns,
+                left_out: tuple[Reject, ...] = first_part_rejects,
             ) -> Payload:
                 first = int(part_lines[0])
                 staged = _with_ordinal(part, part_lines)
@@ -245,6 +250,8 @@ def routed_batches(
                     payload = encode_shaped(aligned, first, cache)
                 else:
                     payload = Payload("csv", batch_to_csv(staged), first, "UTF8", CsvDialect())
+                if left_out:
+                    payload = replace(payload, rejects=(*payload.rejects, *left_out))
                 return _annotated(payload, part_lines, dedup)
 
             yield index, worker, make

@@ -19,7 +19,8 @@ from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FileP
 from pgingest.pipeline.job import FileJob, Lease, first_error
 from pgingest.pipeline.modes import apply_staged
 from pgingest.pipeline.payload import Payload
-from pgingest.pipeline.recover import Recovery, TooManyErrorsError, file_line
+from pgingest.pipeline.recover import Recovery, TooManyErrorsError
+from pgingest.pipeline.refusal import file_line
 from pgingest.pipeline.route import routed_batches
 from pgingest.sources import Source
 

@@ -151,9 +151,11 @@ class Source(Protocol):
     """An opened data file: its column names, a sample, and a stream of chunks.
 
     CSV/TSV raw chunks (:class:`~pgingest.model.CsvChunk`) hold whole records, never the
-    header (so COPY must not be given ``HEADER``), without BOM, in the file's own quoting:
-    ``COPY ... (FORMAT csv, DELIMITER, QUOTE)`` from ``info.dialect``, with the chunk's
-    ``encoding`` as client encoding. Arrow chunks of CSV have every column as text.
+    header (so COPY must not be given ``HEADER``), without BOM, in the file's delimiter and
+    quote: ``COPY ... (FORMAT csv, DELIMITER, QUOTE)`` from ``info.dialect``, with the
+    chunk's ``encoding`` as client encoding; COPY reads them as Python's ``csv`` module reads
+    the file (a chunk it would misread is written again, its ``lines`` set). Arrow chunks of
+    CSV have every column as text.
     """
 
     info: SourceInfo

@@ -1,8 +1,11 @@
 """Read CSV/TSV files: column names, a text sample, and streams of raw or Arrow chunks.
 
-Raw chunks are whole records cut from the byte stream with C-speed byte scans (no per-row
-Python), ready for ``COPY ... (FORMAT csv)``. Arrow chunks come from pyarrow's streaming CSV
-reader, every column as text, fed through a stream that decodes the file to UTF-8.
+Raw chunks are whole records cut from the byte stream with vectorized scans (no per-row
+Python), ready for ``COPY ... (FORMAT csv)``: each is checked for what COPY would read
+otherwise than Python's ``csv`` module, and such a chunk is read client-side and written again
+(:mod:`pgingest.sources.repair`). Arrow chunks come from pyarrow's streaming CSV reader, every
+column as text, fed through a stream that decodes the file to UTF-8. The file's encoding is
+decided once (:mod:`pgingest.sources.encoding`).
 """
 
 from __future__ import annotations
@@ -180,12 +183,16 @@ class CsvSource:
                 :class:`ArrowChunk` batches of text columns.
 
         Returns:
-            An iterator of chunks; raw chunks always hold whole records.
+            An iterator of chunks; raw chunks always hold whole records, which COPY reads as
+            Python's ``csv`` module reads the file: the file's bytes, or (``lines`` set) the
+            records written again in UTF-8, every value quoted.
 
         Raises:
             ConfigError: ``raw`` with backslash-escaped quotes (the quote-parity cut does not
                 hold for them); use ``raw=False``.
-            RowError: a NUL byte, or a malformed row (raw=False), naming the line.
+            RowError: a record the reader cannot load (a NUL byte, bytes not in the file's
+                encoding, a wrong field count in a chunk read client-side) unless
+                ``skip_bad_rows``, or a malformed row (raw=False), naming the line.
             SourceError: the file cannot be read or decompressed.
         """
         if batch_rows < 1 or batch_bytes < 1:

@@ -73,6 +73,12 @@ class Marks:
         np.equal(arr, self._line_byte, out=self.breaks[:n])
         return self
 
+    def scratch(self, size: int) -> npt.NDArray[np.bool_]:
+        """A reusable bool array of ``size`` (the quote mask's buffer, free once marked)."""
+        if len(self._scratch) < size:
+            self._scratch = np.empty(size, np.bool_)
+        return self._scratch[:size]
+
     def lines(self, end: int) -> int:
         """Line breaks before ``end``."""
         return int(np.count_nonzero(self.breaks[:end]))
@@ -133,18 +139,23 @@ def copy_misreads(
     if len(quotes):
         # Even quotes open a quoted section in COPY's reading: they must stand at a field
         # start, or right after a closing quote (a doubled quote). Odd ones close it: a field
-        # end, or a doubled quote, must follow.
+        # end, or a doubled quote, must follow. (Strided views, one gather each.)
         ok = np.zeros(256, np.bool_)
         ok[[ord(delimiter), line_byte, ord(quote)]] = True
         opening = quotes[0::2]
-        if not ok[arr[opening[opening > 0] - 1]].all():
+        if opening[0] == 0:
+            opening = opening[1:]
+        if not ok[arr[opening - 1]].all():
             return True
         ok[other] = True
         closing = quotes[1::2]
-        if not ok[arr[closing[closing < end - 1] + 1]].all():
+        if len(closing) and closing[-1] == end - 1:
+            closing = closing[:-1]
+        if not ok[arr[closing + 1]].all():
             return True
     breaks = marks.breaks[:end]
-    blank = breaks[1:] & breaks[:-1]  # two line breaks in a row (CRLF: checked below)
+    blank = marks.scratch(end - 1)
+    np.logical_and(breaks[1:], breaks[:-1], out=blank)  # two line breaks in a row
     if (newline == "\r\n" or blank.any() or breaks[0]) and _outside_quotes(
         _blank_lines(arr, breaks, newline), quotes
     ):
