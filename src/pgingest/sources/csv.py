@@ -219,6 +219,7 @@ class CsvSource:
         data = b""
         offset = self._data_offset  # of data's first byte in the (decompressed) file
         eof = False
+        seekable = self.info.compression == "none"
         stream = open_stream(self._path, self.info.compression)
         try:
             read_block(stream, self._data_offset, self._path)  # the BOM, the header
@@ -263,7 +264,13 @@ class CsvSource:
                     continue
                 line += marks.lines(end)
                 offset += end
-                data = data[end:]
+                if seekable and not eof:
+                    # read the rest again from the file (in the page cache): cheaper than
+                    # copying it to the front of the next read
+                    stream.seek(offset)
+                    data = b""
+                else:
+                    data = data[end:]
                 want = target + _SLACK_BYTES - len(data)
                 yield chunk
                 if eof and not data:
