@@ -248,7 +248,16 @@ class CsvSource:
                 end = record_end_after(data, marks, target)
                 if eof and end < 0:
                     end = len(data)  # the last record, without a line break
-                if end < 0:  # no record ends in what was read: a long record
+                # No record end as COPY pairs quotes: one stray quote runs COPY's quoted
+                # section to the end of what was read; Python's reading decides where the
+                # records end (the chunk is then read client-side).
+                stray = end < 0
+                chunk = None
+                if end >= 0 or data.find(nl) >= 0:
+                    chunk, end = self._checked_chunk(
+                        data, marks, len(data) if stray else end, line, eof, offset, stray
+                    )
+                if chunk is None:  # a record (as Python reads it) runs past what was read
                     if len(data) > MAX_RECORD_BYTES:
                         raise RecordFormatError(
                             f"{self._path}: line {line}: record longer than "
@@ -256,10 +265,6 @@ class CsvSource:
                             path=self._path,
                             line=line,
                         )
-                    want = max(len(data), _SLACK_BYTES)
-                    continue
-                chunk, end = self._checked_chunk(data, marks, end, line, eof, offset)
-                if chunk is None:  # a record (as Python reads it) runs past what was read
                     want = max(len(data), _SLACK_BYTES)
                     continue
                 line += marks.lines(end)
@@ -279,19 +284,27 @@ class CsvSource:
             stream.close()
 
     def _checked_chunk(
-        self, data: bytes, marks: Marks, end: int, line: int, eof: bool, offset: int
+        self,
+        data: bytes,
+        marks: Marks,
+        end: int,
+        line: int,
+        eof: bool,
+        offset: int,
+        repair: bool = False,
     ) -> tuple[CsvChunk | None, int]:
         """The chunk of ``data[:end]`` for COPY, and where it ends: as it is, or read the way
         Python does and written again when COPY would misread it or it holds bytes that are
         not in the file's encoding (it may then end elsewhere: ``None`` when no record is
-        complete). ``offset``: where ``data`` starts in the file."""
+        complete). ``offset``: where ``data`` starts in the file; ``repair``: read it
+        client-side in any case."""
         d = self._dialect
         not_utf8 = False
         if self._forced is None and not data.isascii():
             if not self._settled:
                 self.settle_encoding(offset)
             not_utf8 = self._encoding == "utf-8" and not _is_utf8(data, end)
-        if not not_utf8 and not copy_misreads(
+        if not (repair or not_utf8) and not copy_misreads(
             data, marks, end, delimiter=d.delimiter, quote=d.quotechar, newline=d.newline
         ):
             return self._raw_chunk(data[:end] if end < len(data) else data, line), end

@@ -260,3 +260,17 @@ def test_reader_fails_on_a_bad_record_unless_skipping(opened: Open) -> None:
     chunks = list(source.chunks(raw=True))
     assert [r.line for c in chunks for r in c.rejects] == [3]
     assert np.concatenate([c.lines for c in chunks]).tolist() == [2, 4]
+
+
+def test_one_stray_quote_does_not_make_the_rest_of_the_file_one_record(opened: Open) -> None:
+    # COPY's quote pairing would run from the inch mark to the end of the file: the reader
+    # must cut the chunks where Python's reading ends records, and repair that chunk only
+    rows = b"".join(b'%d,"name %d",%d\n' % (i, i, i) for i in range(2, 20_000))
+    data = b'a,b,c\n1,5" pipe,3\n' + rows
+    chunks = list(opened(data).chunks(batch_bytes=4096, raw=True))
+    assert len(chunks) > 20
+    assert max(len(c.data) for c in chunks) < 80 << 10
+    assert [i for i, c in enumerate(chunks) if c.lines is not None] == [0]
+    read = [row for c in chunks for row in copy_read(c.data)]
+    assert read[0] == ["1", '5" pipe', "3"]
+    assert len(read) == 19_999
