@@ -269,7 +269,7 @@ def test_one_stray_quote_does_not_make_the_rest_of_the_file_one_record(opened: O
     data = b'a,b,c\n1,5" pipe,3\n' + rows
     chunks = list(opened(data).chunks(batch_bytes=4096, raw=True))
     assert len(chunks) > 20
-    assert max(len(c.data) for c in chunks) < 80 << 10
+    assert max(len(c.data) for c in chunks) < 128 << 10  # a chunk and what was read past it
     assert [i for i, c in enumerate(chunks) if c.lines is not None] == [0]
     read = [row for c in chunks for row in copy_read(c.data)]
     assert read[0] == ["1", '5" pipe', "3"]
