@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from csv_strategies import Written, csv_files, python_read
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pgcsv_model import CopyError, copy_read
 
+from csv_strategies import Written, csv_files, python_read
+from pgcsv_model import CopyError, copy_read
 from pgingest.errors import RowError
 from pgingest.sources import CsvOptions, Source
 from pgingest.sources.records import python_records
