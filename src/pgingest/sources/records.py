@@ -294,6 +294,9 @@ def _quoted_fields(arr: npt.NDArray[np.uint8], quotes: Ints, delimiter: int) -> 
     doubled = np.zeros(count, np.bool_)
     if count > 1:
         doubled[:-1] = quotes[1:] == quotes[:-1] + 1
+    fast = _closes_vectorized(quotes, np.flatnonzero(starts_field))
+    if fast is not None:
+        return fast
     candidates = np.flatnonzero(starts_field).tolist()
     doubled_list = doubled.tolist()
     last_close = -1
@@ -311,3 +314,43 @@ def _quoted_fields(arr: npt.NDArray[np.uint8], quotes: Ints, delimiter: int) -> 
         last_close = positions[j]
         closes.append(last_close)
     return np.asarray(opens, np.int64), np.asarray(closes, np.int64)
+
+
+def _closes_vectorized(quotes: Ints, candidates: Ints) -> tuple[Ints, Ints] | None:
+    """The quoted fields when no candidate opening quote lies inside an earlier quoted field
+    (the usual case, computed without a loop); ``None`` otherwise.
+
+    After an opening quote, quotes in a row pair off (escaped quotes); the first run of an odd
+    number of quotes ends with the closing one.
+    """
+    count = len(quotes)
+    if not len(candidates):
+        return _EMPTY_INTS, _EMPTY_INTS
+    starts = np.ones(count, np.bool_)
+    starts[1:] = quotes[1:] != quotes[:-1] + 1
+    run_of = np.cumsum(starts) - 1
+    run_first = np.flatnonzero(starts)
+    run_last = np.append(run_first[1:] - 1, count - 1)
+    odd_runs = np.flatnonzero((run_last - run_first + 1) & 1)
+    runs = run_of[candidates]
+    after = run_last[runs] - candidates  # quotes after the opening one in its run
+    close = run_last[runs]
+    even = (after & 1) == 0
+    nxt = np.searchsorted(odd_runs, runs[even], side="right")
+    found = nxt < len(odd_runs)
+    even_close = np.full(len(nxt), -1, np.int64)
+    even_close[found] = run_last[odd_runs[nxt[found]]]
+    close = close.astype(np.int64)
+    close[even] = even_close
+    opens = quotes[candidates]
+    open_ended = np.flatnonzero(close < 0)
+    if len(open_ended):  # a field never closed: every later quote is inside it
+        end = int(open_ended[0]) + 1
+        opens, close = opens[:end], close[:end]
+    closes = np.where(close >= 0, quotes[np.maximum(close, 0)], _NO_CLOSE)
+    if len(opens) > 1 and not (opens[1:] > closes[:-1]).all():
+        return None
+    return opens.astype(np.int64), closes.astype(np.int64)
+
+
+_EMPTY_INTS = np.zeros(0, np.int64)

@@ -96,17 +96,25 @@ def record_end_after(data: bytes, marks: Marks, size: int) -> int:
     outside quotes as COPY reads them: an even number of quotes before it); else the last
     record end; -1 when no record ends in ``data``."""
     line_break = bytes((marks._line_byte,))
-    at = data.find(line_break, max(size - 1, 0))
-    while at >= 0:
+    start = min(max(size - 1, 0), len(data))  # (the marks' buffers may be longer than data)
+    at = data.find(line_break, start)
+    for _ in range(_TRIES):  # the first line break or one of the next is nearly always it
+        if at < 0:
+            break
         if marks.parity_even(at):
             return at + 1
         at = data.find(line_break, at + 1)
-    at = data.rfind(line_break, 0, max(size - 1, 0))
-    while at >= 0:
-        if marks.parity_even(at):
-            return at + 1
-        at = data.rfind(line_break, 0, at)
-    return -1
+    else:  # a stray quote turned the pairing: look at every line break at once
+        breaks = np.flatnonzero(marks.breaks[start : len(data)]) + start
+        even = np.flatnonzero((np.searchsorted(marks.quotes, breaks) & 1) == 0)
+        if len(even):
+            return int(breaks[even[0]]) + 1
+    breaks = np.flatnonzero(marks.breaks[:start])
+    even = np.flatnonzero((np.searchsorted(marks.quotes, breaks) & 1) == 0)
+    return int(breaks[even[-1]]) + 1 if len(even) else -1
+
+
+_TRIES = 8
 
 
 def copy_misreads(
