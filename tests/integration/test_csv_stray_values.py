@@ -70,3 +70,11 @@ def test_missing_value_markers_are_null_in_a_typed_column_and_text_in_a_text_one
     assert db.val("SELECT count(*) FROM m WHERE country = 'NA'") == 5
     assert db.count("m") == ROWS
     assert any("read as NULL" in w for w in report.files[0].warnings), report.files[0].warnings
+
+
+def test_markers_are_null_in_an_upsert_too(tmp_path, load, db):
+    src = numbers(tmp_path / "keyed.csv", {20: "NA", 21: "NULL"})
+    report = load(src, table="k", mode="upsert", pk=("id",), sample_rows=1000)
+    assert report.ok, report.failed
+    assert db.val("SELECT count(*) FROM k WHERE n IS NULL") == 2
+    assert db.val("SELECT count(*) FROM k WHERE country = 'NA'") == 2

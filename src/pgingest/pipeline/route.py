@@ -28,6 +28,7 @@ from pgingest.pipeline.shape import (
     normalize_batch,
 )
 from pgingest.schema.evolve import canonical_type
+from pgingest.schema.validate import markers_in
 
 if TYPE_CHECKING:
     from pgingest.sources import Source
@@ -194,8 +195,10 @@ def routed_batches(
     batch_rows: int,
     batch_bytes: int,
     done: frozenset[int] = frozenset(),
+    markers: frozenset[str] = frozenset(),
 ) -> Iterator[RoutedItem]:
     """The file's rows, routed: for each chunk read, one batch per worker that got rows.
+    CSV columns in ``markers`` (typed, their sample holds ``NA``...) get NULL for those.
 
     Batch ``n * workers + w`` is chunk ``n``'s share for worker ``w``; batches committed before
     (``done``) are skipped, so a resumed file continues each worker where it stopped (with
@@ -221,6 +224,12 @@ def routed_batches(
             json_columns = shaped.json_columns
         else:
             batch = chunk.batch.rename_columns(list(columns))
+            for name in markers:
+                position = batch.schema.get_field_index(name)
+                column = batch.column(position)
+                found = markers_in(column)
+                nulls = pa.nulls(len(column), column.type)
+                batch = batch.set_column(position, name, pc.if_else(found, nulls, column))
         hashes = key_hashes(batch, key, kinds, path, chunk.first_line)
         lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
         rejects = chunk.rejects  # rows the reader left out: recorded with the chunk's first part

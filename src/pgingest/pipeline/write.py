@@ -100,6 +100,7 @@ async def write_file(
                     batch_rows=options.batch_size * routes,
                     batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
                     done=job.done_batches,
+                    markers=frozenset(plan.marker_columns),
                 )
             )
         else:
