@@ -137,7 +137,11 @@ async def retype_empty_table(
     async with conn.transaction():
         await ddl.lock_table_ddl(conn, schema, table)
         declared = await store.header_only_table(conn, schema, table)
-        if declared is None or not await ddl.is_empty(conn, schema, table):
+        if declared is None:
+            return None
+        # Rows another worker is copying in are not visible yet: wait for its COPY to end.
+        await ddl.lock_exclusive(conn, schema, table)
+        if not await ddl.is_empty(conn, schema, table):
             return None
         actual = await ddl.table_columns(conn, schema, table) or []
         wanted = {c.name: c.pg_type for c in incoming}

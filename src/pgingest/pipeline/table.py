@@ -176,8 +176,11 @@ async def _retype_header_only(
 ) -> list[str]:
     """Give the text columns of a table a header-only file made, still empty, the types this
     file's values need; the changes, for the file's result."""
-    if source.info.format in ARROW_FORMATS:
+    if source.info.format in ARROW_FORMATS or target in loader.not_header_only:
         return []  # only a CSV file without rows makes such a table
+    if await store.header_only_table(conn, *target) is None:
+        loader.not_header_only.add(target)  # (a table's making does not change in a run)
+        return []
     found = await asyncio.to_thread(infer_columns, source, names, options)
     changes = await retype_empty_table(
         conn,
