@@ -101,6 +101,11 @@ class LoadOptions:
     """Whether row 1 is a header; ``None`` sniffs it."""
     delimiter: str | None = None
     """Force the CSV delimiter (else sniffed)."""
+    quote: str | None = None
+    """Force the CSV quote character (else sniffed: ``"`` or ``'``)."""
+    escape: Literal["double", "backslash"] | None = None
+    """How a quote inside a quoted CSV field is written: doubled (RFC 4180) or after a
+    backslash; ``None`` sniffs it."""
     encoding: str | None = None
     """Force the CSV encoding (else detected)."""
     types: Mapping[str, str] = field(default_factory=dict)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,6 +38,11 @@ class CsvDialect:
     newline: Literal["\n", "\r\n", "\r"] = "\n"
     skip_lines: int = 0
     """Lines before the header that are not data: Excel's ``sep=;`` hint line."""
+    encoding_settled: bool = True
+    """False when nothing but ASCII was seen yet: the first non-ASCII bytes decide, on the
+    evidence of the rest of the file (what came before reads the same in every encoding)."""
+    encoding_note: str = ""
+    """Why the encoding was chosen, when it is not plain UTF-8 (for a warning)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +88,6 @@ class TableSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class CsvChunk:
-    """Raw CSV bytes holding whole records, ready for ``COPY ... (FORMAT csv)``."""
-
-    data: bytes
-    first_line: int
-    """1-based physical line of the file where the chunk's first record starts."""
-    encoding: str
-    """PostgreSQL client encoding of ``data``: ``UTF8``, ``WIN1252`` or ``LATIN1``."""
-
-
-@dataclass(frozen=True, slots=True)
 class Reject:
     """A row set aside (``--on-error skip``), or a value a reader could not take (e.g. an
     Excel error cell), loaded as NULL instead."""
@@ -106,6 +100,27 @@ class Reject:
     raw: str | None
     """The value as the file shows it, e.g. ``#DIV/0!``."""
     reason: str
+    raw_bytes: bytes | None = None
+    """The record's bytes as in the file, when ``raw`` cannot hold them exactly (bytes that
+    are not in the file's encoding, a NUL byte)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvChunk:
+    """Raw CSV bytes holding whole records, ready for ``COPY ... (FORMAT csv)``."""
+
+    data: bytes
+    first_line: int
+    """1-based physical line of the file where the chunk's first record starts."""
+    encoding: str
+    """PostgreSQL client encoding of ``data``: ``UTF8``, ``WIN1252`` or ``LATIN1``."""
+    lines: Any = None
+    """numpy int64, the file line each record of ``data`` starts on, when the reader wrote the
+    records again (so that COPY reads them as Python's ``csv`` module does) or left some out;
+    ``None``: ``data`` is the file's bytes from ``first_line`` on."""
+    rejects: tuple[Reject, ...] = ()
+    """Records the reader left out (bad rows skipped: a wrong field count, bytes not in the
+    file's encoding, a NUL byte), to be recorded in ``pgingest.rejects``."""
 
 
 @dataclass(slots=True)

@@ -55,7 +55,7 @@ def test_case3_text_cells_among_numbers_make_the_column_text(
         (6, "-", 5.0), (7, "2.25", 6.0),
     ]  # fmt: skip
     assert [w for w in result.warnings if "amount" in w] == [
-        "column amount: its cells are of several kinds (numbers, text): loaded as text, each"
+        "column amount: its cells are of several kinds (numbers, text): read as text, each"
         " cell as it reads"
     ]
     # Only the true error cell is a reject, and the output counts it.
@@ -339,26 +339,30 @@ def test_case11_a_header_renamed_for_the_lineage_columns_is_said(
     assert "lineage column" in err
 
 
-def test_a_mixed_column_meeting_an_existing_number_column_is_a_bad_row(
+def test_a_mixed_column_meeting_an_existing_number_column(
     load: Any, db: Any, tmp_path: Path
 ) -> None:
-    # The table holds numbers from yesterday's workbook; today's has N/A in that column. The
-    # cell is text: to the table it is a stray value (a bad row per --on-error, as a stray
-    # word in a CSV number column; the column turns text only when half or more of a batch's
+    # The table holds numbers from yesterday's workbook; today's has N/A and a word in that
+    # column. The cells are text: to the table they are stray values, as in a CSV number
+    # column (one rule for every format): a missing-value marker is NULL and said so, a word
+    # is a bad row per --on-error (the column turns text only when half or more of a batch's
     # values are words), never a silent NULL.
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = _openpyxl_book(tmp_path / "a" / "day.xlsx", ["id", "amount"], [[1, 1.5], [2, 2.5]])
     rows: list[list[Any]] = [[i, i + 0.5] for i in range(3, 12)]
     rows.insert(4, [99, "N/A"])  # sheet row 6
+    rows.insert(7, [98, "pending"])  # sheet row 9
     second = _openpyxl_book(tmp_path / "b" / "day.xlsx", ["id", "amount"], rows)
     assert load(first, table="daily").ok
     report = load(second, table="daily")
     assert not report.ok
-    assert "line 6, column amount" in (report.files[0].error or "")
+    assert "line 9, column amount" in (report.files[0].error or "")
     assert db.count("daily") == 2  # nothing of the failed file
     report = load(second, table="daily", on_error="skip")
     assert report.ok, report.failed
+    assert any("N/A read as NULL" in w for w in report.files[0].warnings)
     assert db.types("daily")["amount"] == "double precision"
-    assert db.count("daily") == 11
-    assert [r[:2] for r in _rejects(db, "daily")] == [(6, "amount")]
+    assert db.count("daily") == 12
+    assert db.val(f'SELECT amount FROM "{db.schema}".daily WHERE id = 99') is None
+    assert [r[:2] for r in _rejects(db, "daily")] == [(9, "amount")]

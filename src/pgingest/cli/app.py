@@ -279,10 +279,25 @@ class Output:
     help="Force the CSV delimiter (default: sniffed among , ; tab |).",
 )
 @click.option(
+    "--quote",
+    envvar=_env("quote"),
+    help="Force the CSV quote character (default: sniffed, \" or ').",
+)
+@click.option(
+    "--escape",
+    type=click.Choice(["double", "backslash"]),
+    envvar=_env("escape"),
+    help="How a quote inside a quoted CSV field is written: doubled (RFC 4180) or after a"
+    " backslash (default: sniffed).",
+)
+@click.option(
     "--encoding",
     envvar=_env("encoding"),
-    type=click.Choice(["utf-8", "cp1252", "latin-1"]),
-    help="Force the text encoding (default: detected).",
+    type=click.Choice(
+        ["utf-8", "cp1252", "latin-1", "cp1250", "cp1251", "iso8859-2", "iso8859-15", "koi8-r"]
+    ),
+    help="Force the text encoding (default: decided on the file's content: UTF-8 unless it is"
+    " consistently not, then the single-byte encoding of its language).",
 )
 @click.option(
     "--types",

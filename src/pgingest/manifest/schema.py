@@ -11,14 +11,15 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
 the table it loaded into (``table_oid``, ``table_node``, ``lineage``), and ``claim`` and
 ``complete`` check it; ``complete`` returns why a file must be loaded again. 4: ``--mode
 replace`` records its new table in ``pgingest.replacements`` and its files as ``staged``
-until the swap."""
+until the swap. 5: ``rejects.raw_bytes``, a rejected record's bytes as in the file when its
+text (``raw``) cannot hold them (bytes not in the file's encoding, a NUL byte)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
@@ -121,6 +122,8 @@ _BOOTSTRAP = [
         updated_at timestamptz NOT NULL DEFAULT now(),
         error text,
         PRIMARY KEY (table_schema, table_name))""",
+    # Version 5.
+    "ALTER TABLE pgingest.rejects ADD COLUMN IF NOT EXISTS raw_bytes bytea",
 ]
 
 _MIGRATIONS: dict[int, list[str]] = {

@@ -28,6 +28,7 @@ from pgingest.pg.ddl import qualified_name, quote_ident
 
 __all__ = [
     "FILE_ID_SETTING",
+    "HEADER_ONLY",
     "HELD_ELSEWHERE",
     "IN_REPLACEMENT",
     "LINEAGE_FILE",
@@ -51,6 +52,7 @@ __all__ = [
     "file_rejects",
     "file_rows",
     "finish_run",
+    "header_only_table",
     "lineage_columns_sql",
     "lock_key",
     "record_batch",
@@ -287,8 +289,8 @@ async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> 
     await conn.copy_records_to_table(
         "rejects",
         schema_name="pgingest",
-        columns=["file_id", "line", "column_name", "raw", "reason"],
-        records=[(file_id, r.line, r.column, r.raw, r.reason) for r in rejects],
+        columns=["file_id", "line", "column_name", "raw", "reason", "raw_bytes"],
+        records=[(file_id, r.line, r.column, r.raw, r.reason, r.raw_bytes) for r in rejects],
     )
 
 
@@ -459,6 +461,28 @@ async def record_schema_change(
         file_id,
         run_id,
     )
+
+
+HEADER_ONLY = "header only"
+"""``new_type`` of a ``create_table`` change whose file had no data rows: its columns are text
+until the first file with data retypes them (while the table is empty)."""
+
+
+async def header_only_table(conn: Any, schema: str, table: str) -> frozenset[str] | None:
+    """When the table was created (last) by a file with no data rows: the columns that file's
+    run declared types for (never retyped); else ``None``."""
+    row = await conn.fetchrow(
+        "SELECT c.new_type, r.options -> 'types' AS types FROM pgingest.schema_changes c"
+        " LEFT JOIN pgingest.runs r ON r.id = c.run_id"
+        " WHERE c.table_schema = $1 AND c.table_name = $2 AND c.change = 'create_table'"
+        " AND NOT c.reverted ORDER BY c.id DESC LIMIT 1",
+        schema,
+        table,
+    )
+    if row is None or row["new_type"] != HEADER_ONLY:
+        return None
+    declared = json.loads(row["types"]) if isinstance(row["types"], str) else row["types"]
+    return frozenset(declared or {})
 
 
 async def count_rejects(conn: Any, file_id: int) -> int:

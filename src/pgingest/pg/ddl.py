@@ -104,6 +104,23 @@ async def create_table(
     return existing or [], created
 
 
+RETYPE_LOCK_TIMEOUT = "30s"
+"""Longest wait for a table's exclusive lock before retyping it (a COPY in flight holds it)."""
+
+
+async def lock_exclusive(conn: Any, schema: str, table: str) -> None:
+    """Inside a transaction: the table's ACCESS EXCLUSIVE lock, waited for at most
+    :data:`RETYPE_LOCK_TIMEOUT` (then ``lock_not_available``): no COPY is in flight after."""
+    await conn.execute(f"SET LOCAL lock_timeout = '{RETYPE_LOCK_TIMEOUT}'")
+    await conn.execute(f"LOCK TABLE {qualified_name(schema, table)} IN ACCESS EXCLUSIVE MODE")
+
+
+async def is_empty(conn: Any, schema: str, table: str) -> bool:
+    """Whether the table holds no row (one index or heap probe)."""
+    name = qualified_name(schema, table)
+    return bool(await conn.fetchval(f"SELECT NOT EXISTS (SELECT FROM {name})"))
+
+
 async def lock_table_ddl(conn: Any, schema: str, table: str) -> None:
     """Inside a transaction: take the table's DDL lock (a transaction-level advisory lock on
     its name), so that workers creating or changing the same table do it one at a time."""

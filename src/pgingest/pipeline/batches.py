@@ -68,6 +68,9 @@ class FilePlan:
     """merge --delete-missing: the file's key table."""
     warnings: list[str] = field(default_factory=list)
     """What planning and loading decided that the user should know (for the file's result)."""
+    marker_columns: set[str] = field(default_factory=set)
+    """Typed columns whose missing-value markers (``NA``, ``NULL``...) load as NULL: their
+    batches are read client-side before COPY (found in the sample, or in a refused batch)."""
 
     def warn(self, text: str) -> None:
         """Note a warning once (batch workers call it from their threads)."""
@@ -86,7 +89,10 @@ def csv_options(options: LoadOptions) -> CsvOptions:
         names=options.headers,
         null_strings=options.null_strings,
         delimiter=options.delimiter,
+        quotechar=options.quote,
+        escape=options.escape,
         encoding=options.encoding,
+        skip_bad_rows=options.on_error == "skip",
     )
 
 
@@ -172,7 +178,15 @@ def batches(
             raw=True,
         ):
             chunk = cast("CsvChunk", chunk)  # raw=True yields raw chunks
-            yield Payload("csv", chunk.data, chunk.first_line, chunk.encoding, dialect)
+            yield Payload(
+                "csv",
+                chunk.data,
+                chunk.first_line,
+                chunk.encoding,
+                dialect,
+                lines=chunk.lines,
+                rejects=chunk.rejects,
+            )
         return
     for chunk in source.chunks(
         batch_rows=options.batch_size, batch_bytes=options.batch_bytes, raw=False
@@ -183,6 +197,13 @@ def batches(
             batch = chunk.batch.rename_columns(plan.read_columns or plan.columns)
             if plan.read_columns is not None:
                 batch = batch.select(plan.columns)
-            return Payload("csv", batch_to_csv(batch), chunk.first_line, "UTF8", CsvDialect())
+            return Payload(
+                "csv",
+                batch_to_csv(batch),
+                chunk.first_line,
+                "UTF8",
+                CsvDialect(),
+                rejects=chunk.rejects,
+            )
 
         yield to_csv

@@ -4,6 +4,7 @@ the server would otherwise cast without a word), and how the server must read it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
@@ -15,6 +16,7 @@ from pgingest.schema.contract import Contract, TableContract, check_contract, pa
 from pgingest.schema.evolve import canonical_type
 from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
+from pgingest.schema.validate import typed_majority
 from pgingest.sources import Source
 from pgingest.sources.base import open_stream, read_block
 
@@ -37,6 +39,24 @@ class Incoming:
     datestyle: str | None = None
     """``DateStyle`` for the file's slash dates (``ISO, DMY``), if it has any."""
     warnings: list[str] = field(default_factory=list)
+    """Lines for the terminal (the file's path first): dates whose order is unknown."""
+    notes: list[str] = field(default_factory=list)
+    """What the file's result says (its path not repeated): a stray value, missing-value
+    markers read as NULL."""
+    marker_columns: frozenset[str] = frozenset()
+    """Typed columns whose sample holds missing-value markers (``NA``): NULL when loading."""
+    no_rows: bool = False
+    """A CSV file without data rows (a header only): its columns are text for want of values."""
+
+
+@dataclass(slots=True)
+class _Typed:
+    types: list[str]
+    datestyle: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    marker_columns: frozenset[str] = frozenset()
+    no_rows: bool = False
 
 
 def _text_types(
@@ -45,12 +65,19 @@ def _text_types(
     rows: int,
     options: LoadOptions,
     only: frozenset[str] | None = None,
-) -> tuple[list[str], str | None, list[str]]:
-    """Types of a CSV file's sample, its DateStyle and warnings; ``only`` these columns are
-    inferred (the others get ``text``, for the caller to replace)."""
+) -> _Typed:
+    """Types of a CSV file's sample, its DateStyle, warnings and the columns holding
+    missing-value markers; ``only`` these columns are inferred (the others get ``text``, for
+    the caller to replace)."""
     sample = source.sample(rows, skip_bad_records=options.on_error == "skip")
     if options.text:
-        return [TEXT] * len(names), None, []
+        return _Typed([TEXT] * len(names))
+    if not sample.num_rows and only is None:
+        note = (
+            "no data rows: its columns are text for now; the first file with data gives them"
+            " their types while the table is still empty"
+        )
+        return _Typed([TEXT] * len(names), notes=[note], no_rows=True)
     tracker = TypeTracker(options.date_format)
     full_names = names
     if only is not None:
@@ -87,10 +114,46 @@ def _text_types(
                 f"{path}: column {names[i]} writes dates {order}, another column {chosen}:"
                 " one file is read with one date order, so it is loaded as text"
             )
+    notes: list[str] = []
+    markers: set[str] = set()
+    for i in text:
+        if types[i] != TEXT or names[i] in options.types:
+            continue
+        majority = typed_majority(sample.column(i), _inference(options))
+        if majority is None:
+            continue
+        types[i] = majority.pg_type
+        if majority.markers:
+            markers.add(names[i])
+            found = ", ".join(sorted(majority.markers))
+            notes.append(
+                f"column {names[i]}: {found} read as NULL (missing-value markers in a"
+                f" {majority.pg_type} column; in a text column they stay text)"
+            )
+        if majority.misfits:
+            shown = ", ".join(repr(v) for v in majority.examples)
+            notes.append(
+                f"column {names[i]} holds {majority.pg_type} values; {majority.misfits:,} in"
+                f" the first {sample.num_rows:,} rows do not ({shown}): bad rows, wherever in"
+                f" the file (--types {names[i]}=text keeps them as text)"
+            )
     if only is not None:
         by_name = dict(zip(names, types, strict=True))
-        return [by_name.get(n, TEXT) for n in full_names], datestyle, warnings
-    return types, datestyle, warnings
+        types = [by_name.get(n, TEXT) for n in full_names]
+    return _Typed(types, datestyle, warnings, notes, frozenset(markers))
+
+
+def _inference(options: LoadOptions) -> Callable[[pa.Array], str]:
+    """The type inference of one column of text, with the run's date order."""
+
+    def infer(values: pa.Array) -> str:
+        tracker = TypeTracker(options.date_format)
+        tracker.update(pa.table({"v": values}))
+        if tracker.date_orders()[0] is not None:
+            return TEXT  # slash dates: their order is the file's, decided above
+        return tracker.types()[0]
+
+    return infer
 
 
 def _check_overrides(path: str, names: list[str], options: LoadOptions) -> None:
@@ -107,17 +170,25 @@ def infer_columns(source: Source, names: list[str], options: LoadOptions) -> Inc
     from the CSV sample; ``--types`` overrides either."""
     raw = source.column_names()
     _check_overrides(source.info.path, names, options)
-    datestyle: str | None = None
-    warnings: list[str] = []
+    types: list[str] = []
     if source.info.format in ARROW_FORMATS:
         schema = source.sample(1).schema
         types = [TEXT if options.text else pg_type_for_arrow(f.type) for f in schema]
-    else:
-        types, datestyle, warnings = _text_types(source, names, options.sample_rows, options)
-    types = [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
+    typed = _Typed(types)
+    if source.info.format not in ARROW_FORMATS:
+        typed = _text_types(source, names, options.sample_rows, options)
+    types = [options.types.get(n, t) for n, t in zip(names, typed.types, strict=True)]
     columns = [ColumnSpec(n, t, r) for n, t, r in zip(names, types, raw, strict=True)]
     text_ok = frozenset(c.name for c in columns if c.pg_type == TEXT)
-    return Incoming(columns, text_ok, datestyle, warnings)
+    return Incoming(
+        columns,
+        text_ok,
+        typed.datestyle,
+        typed.warnings,
+        typed.notes,
+        typed.marker_columns,
+        typed.no_rows,
+    )
 
 
 def existing_columns(
@@ -156,15 +227,22 @@ def existing_columns(
             [ColumnSpec(n, have[n].pg_type, r) for n, r in zip(names, raw, strict=True)]
         )
     rows = min(options.sample_rows, EXISTING_TABLE_SAMPLE_ROWS)
-    types, datestyle, warnings = _text_types(source, names, rows, options, wanted)
-    types = [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
+    typed = _text_types(source, names, rows, options, wanted)
+    types = [options.types.get(n, t) for n, t in zip(names, typed.types, strict=True)]
     columns = []
     for name, pg_type, original in zip(names, types, raw, strict=True):
         if name in have and (name not in wanted or pg_type == TEXT):
             pg_type = have[name].pg_type  # text only by the batch's evidence, later
         columns.append(ColumnSpec(name, pg_type, original))
     new_text = {n for n, t in zip(names, types, strict=True) if t == TEXT and n not in have}
-    return Incoming(columns, frozenset(new_text), datestyle, warnings)
+    return Incoming(
+        columns,
+        frozenset(new_text),
+        typed.datestyle,
+        typed.warnings,
+        typed.notes,
+        typed.marker_columns,
+    )
 
 
 _HEAD_BYTES = 1 << 20

@@ -18,12 +18,14 @@ from pgingest.model import ColumnSpec
 from pgingest.pg import ddl
 from pgingest.schema.evolve import (
     AddColumn,
+    AlterType,
     Policy,
     SchemaPlan,
     apply_operations,
     plan_evolution,
 )
 from pgingest.schema.names import LINEAGE_COLUMNS
+from pgingest.schema.pgtypes import TEXT
 
 log = logging.getLogger("pgingest.evolve")
 
@@ -120,3 +122,59 @@ async def evolve_table(
             crash_point("evolved")
         columns = apply_operations(data, plan.operations)
     return Evolution(columns, plan, changes)
+
+
+async def retype_empty_table(
+    conn: Any,
+    schema: str,
+    table: str,
+    incoming: Sequence[ColumnSpec],
+    *,
+    file_id: int | None,
+    run_id: int | None,
+) -> list[str] | None:
+    """A table a header-only file created (every column text, see
+    :data:`pgingest.manifest.store.HEADER_ONLY`), still empty: its text columns take the
+    types the first file with data needs, each change logged. Serialized per table.
+
+    Returns:
+        The changes made, or ``None`` when the table is not such a table (any more).
+    """
+    qualified = f"{schema}.{table}"
+    async with conn.transaction():
+        await ddl.lock_table_ddl(conn, schema, table)
+        declared = await store.header_only_table(conn, schema, table)
+        if declared is None:
+            return None
+        # Rows another worker is copying in are not visible yet: wait for its COPY to end.
+        await ddl.lock_exclusive(conn, schema, table)
+        if not await ddl.is_empty(conn, schema, table):
+            return None
+        actual = await ddl.table_columns(conn, schema, table) or []
+        wanted = {c.name: c.pg_type for c in incoming}
+        operations = [
+            AlterType(c.name, c.pg_type, wanted[c.name])
+            for c in actual
+            if c.name in wanted
+            and c.name not in declared
+            and c.pg_type == TEXT
+            and wanted[c.name] != TEXT
+        ]
+        if operations:
+            await ddl.execute_operations(conn, schema, table, operations)
+        for op in operations:
+            await store.record_schema_change(
+                conn,
+                schema=schema,
+                table=table,
+                change="alter_type",
+                column=op.name,
+                old_type=op.old_type,
+                new_type=op.new_type,
+                file_id=file_id,
+                run_id=run_id,
+            )
+        changes = [f"{describe(op)} (the table was empty)" for op in operations]
+        for change in changes:
+            log.info("%s: %s (file id %s)", qualified, change, file_id)
+    return changes

@@ -16,7 +16,6 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from pgingest.config import LoadOptions, error_limit
 from pgingest.errors import RecordFormatError, RowError, TypeConflictError
@@ -28,17 +27,19 @@ from pgingest.pg.copy import (
     copy_csv_skipping,
 )
 from pgingest.pipeline.evolve import evolve_table, policy_for
+from pgingest.pipeline.refusal import Filtered, filter_csv, null_markers
 from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv
 from pgingest.schema.evolve import canonical_type
 from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
-from pgingest.schema.validate import invalid_values, text_by_nature
+from pgingest.schema.validate import NULL_MARKERS, invalid_values, markers_in, text_by_nature
 from pgingest.sources.records import split_records
+from pgingest.sources.refused import copy_lines, decode_line, record_at, text_table
+from pgingest.sources.repair import join_records
 
 log = logging.getLogger("pgingest.recover")
 
 
-_CODECS = {"UTF8": "utf-8", "WIN1252": "cp1252", "LATIN1": "latin-1"}
 _NUMBER_FAMILY = "double precision"
 _FAMILY = {
     "smallint": _NUMBER_FAMILY,
@@ -49,7 +50,6 @@ _FAMILY = {
     "timestamp": "timestamptz",
 }
 """A column type -> the widest type of its family: refused values that fit it may widen it."""
-_RAW_PREVIEW = 60
 TEXT_SAMPLE_ROWS = 5_000
 """Rows sampled to tell whether a column's values are words by nature (on the failure path)."""
 
@@ -58,220 +58,16 @@ class TooManyErrorsError(RowError):
     """More bad rows than ``--max-errors`` allows: the file fails."""
 
 
+class _MarkersFirstError(RowError):
+    """Values the server skipped are missing-value markers: make them NULL, then again."""
+
+
 class _WidenFirstError(RowError):
     """Values the server skipped would fit a wider type: widen, then the batch again."""
 
     def __init__(self, message: str, misfits: dict[str, list[str]]) -> None:
         super().__init__(message)
         self.misfits = misfits
-
-
-@dataclass(slots=True)
-class Filtered:
-    """A CSV batch with its bad rows taken out."""
-
-    data: bytes
-    lines: Any
-    """numpy int64: the file line of each record left in ``data``."""
-    rejects: list[Reject]
-    misfits: dict[str, list[str]] = field(default_factory=dict)
-    """Per column, the values its type refused (they may call for a wider type)."""
-    ends: Any = None
-    """numpy int64: where each record of ``data`` ends (so it need not be cut again)."""
-
-
-def _decode_line(raw: bytes, codec: str) -> str:
-    return raw.decode(codec, errors="backslashreplace").rstrip("\r\n")
-
-
-def _utf8_bad_records(data: bytes, ends: Any) -> set[int]:
-    """Records holding bytes that are not UTF-8 (each decode failure names one)."""
-    bad: set[int] = set()
-    if data.isascii():
-        return bad
-    try:  # Arrow's UTF-8 check, without building a str of the whole batch
-        pa.StringArray.from_buffers(
-            1, pa.py_buffer(np.array([0, len(data)], np.int32).tobytes()), pa.py_buffer(data)
-        ).validate(full=True)
-        return bad
-    except pa.ArrowInvalid:
-        pass
-    position = 0
-    while position < len(data):
-        try:
-            data[position:].decode("utf-8")
-            break
-        except UnicodeDecodeError as exc:
-            where = position + exc.start
-            record = int(np.searchsorted(ends, where, side="right"))
-            bad.add(record)
-            position = int(ends[record]) if record < len(ends) else len(data)
-    return bad
-
-
-def filter_csv(
-    data: bytes,
-    first_line: int,
-    encoding: str,
-    dialect: CsvDialect,
-    columns: Sequence[str],
-    types: Sequence[str],
-    validate: bool = True,
-) -> Filtered | None:
-    """Take the records the server would refuse out of a raw CSV batch.
-
-    Refused: a broken quote, a wrong field count, bytes invalid in the encoding, a value the
-    column's type surely refuses (:func:`pgingest.schema.validate.invalid_values`). The good
-    records stay byte for byte as they were. ``validate=False`` leaves the values to the
-    server (``ON_ERROR ignore``): only malformed records are taken out.
-
-    Returns:
-        The good records, their lines and the rejects; ``None`` when the batch cannot be
-        parsed client-side the way the server reads it (the caller keeps the server's error).
-    """
-    codec = _CODECS.get(encoding, "utf-8")
-    if codec != "utf-8":
-        data = data.decode(codec).encode("utf-8")
-        encoding = "UTF8"
-    newline = "\r" if dialect.newline == "\r" else "\n"
-    records = split_records(
-        data,
-        first_line,
-        delimiter=dialect.delimiter,
-        quote=dialect.quotechar,
-        newline=newline,
-        count_fields=False,
-    )
-    width = len(columns)
-    reasons: dict[int, tuple[str | None, str]] = {}
-    for b in np.flatnonzero(records.broken):
-        reasons[int(b)] = (None, "unterminated quoted field")
-    for i in _utf8_bad_records(data, records.ends):
-        if i < len(records):
-            reasons.setdefault(i, (None, "invalid byte sequence for encoding UTF8"))
-    good = np.ones(len(records), np.bool_)
-    good[list(reasons)] = False
-    misfits: dict[str, list[str]] = {}
-    body = _join(data, records.starts[good], records.ends[good])
-    if body:
-        kept = np.flatnonzero(good)
-        checked = [n for n, t in zip(columns, types, strict=True) if canonical_type(t) != TEXT]
-        if not validate:
-            checked = []
-        include = checked or [columns[0]]  # one column: field counts still come
-        wrong: list[tuple[int, int]] = []
-
-        def wrong_width(row: Any) -> str:
-            # pyarrow numbers the records it reads from 1, as split_records counted them
-            wrong.append((int(row.number) - 1, int(row.actual_columns)))
-            return "skip"
-
-        try:
-            table = pacsv.read_csv(
-                pa.py_buffer(body),
-                read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=dialect.delimiter,
-                    quote_char=dialect.quotechar,
-                    double_quote=True,
-                    newlines_in_values=True,
-                    ignore_empty_lines=False,
-                    invalid_row_handler=wrong_width,
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(columns, pa.string()),
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                    include_columns=include,  # text columns need no check: not converted
-                ),
-            )
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            log.debug("client-side parse of a refused batch failed: %s", exc)
-            return None
-        parsed = np.ones(len(kept), np.bool_)
-        for position, actual in wrong:
-            if not 0 <= position < len(kept):
-                return None
-            parsed[position] = False
-            reasons[int(kept[position])] = (None, f"{actual} fields, expected {width}")
-        kept = kept[parsed]
-        if table.num_rows != len(kept):
-            return None
-        bad_rows = np.zeros(table.num_rows, np.bool_)
-        for name, pg_type in zip(columns, types, strict=True):
-            if name not in checked:
-                continue
-            mask = invalid_values(table.column(name), pg_type)
-            if mask is None:
-                continue
-            flagged = np.asarray(mask.to_numpy(zero_copy_only=False), np.bool_) & ~bad_rows
-            if not flagged.any():
-                continue
-            values = table.column(name)
-            refused = misfits.setdefault(name, [])
-            for row in np.flatnonzero(flagged):
-                value = values[int(row)].as_py()
-                refused.append(value)
-                shown = value if len(value) <= _RAW_PREVIEW else value[:_RAW_PREVIEW] + "..."
-                reasons[int(kept[row])] = (name, f"invalid input for type {pg_type}: {shown!r}")
-            bad_rows |= flagged
-        good[:] = False
-        good[kept[~bad_rows]] = True
-    rejects: list[Reject] = [
-        Reject(
-            int(records.lines[i]),
-            column,
-            _decode_line(data[records.starts[i] : records.ends[i]], "utf-8"),
-            reason,
-        )
-        for i, (column, reason) in sorted(reasons.items())
-    ]
-    kept_ends = np.cumsum(records.ends[good] - records.starts[good])
-    return Filtered(
-        _join(data, records.starts[good], records.ends[good]),
-        records.lines[good],
-        rejects,
-        misfits,
-        kept_ends,
-    )
-
-
-def _join(data: bytes, starts: Any, ends: Any) -> bytes:
-    """The bytes of the given records, consecutive ones copied as one run."""
-    if not len(starts):
-        return b""
-    breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
-    run_starts = starts[np.concatenate([[0], breaks])]
-    run_ends = ends[np.concatenate([breaks - 1, [len(ends) - 1]])]
-    view = memoryview(data)
-    return b"".join(view[int(s) : int(e)] for s, e in zip(run_starts, run_ends, strict=True))
-
-
-def _text_table(data: bytes, dialect: CsvDialect, columns: Sequence[str]) -> pa.Table | None:
-    """The batch as text columns, for inference; ``None`` if it does not parse."""
-    newline = "\r" if dialect.newline == "\r" else "\n"
-    records = split_records(
-        data, 1, delimiter=dialect.delimiter, quote=dialect.quotechar, newline=newline
-    )
-    ok = (~records.broken) & (records.fields == len(columns))
-    body = _join(data, records.starts[ok], records.ends[ok])
-    if not body:
-        return None
-    try:
-        return pacsv.read_csv(
-            pa.py_buffer(body),
-            read_options=pacsv.ReadOptions(column_names=list(columns)),
-            parse_options=pacsv.ParseOptions(
-                delimiter=dialect.delimiter, quote_char=dialect.quotechar, newlines_in_values=True
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(columns, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return None
 
 
 def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
@@ -312,6 +108,10 @@ class Recovery:
     """The server skips unreadable values itself (``ON_ERROR ignore``, PostgreSQL 17+)."""
     dirty: bool = False
     """A batch had bad rows: filter the next ones before the first COPY."""
+    _marked: set[int] = field(default_factory=set)
+    """Batches whose missing-value markers were made NULL."""
+    _batch_text: frozenset[str] = frozenset()
+    """Columns a refused batch holds words in (half its values or more): may turn text."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -347,7 +147,18 @@ class Recovery:
             )
 
     async def prepare(self, index: int, payload: Any) -> Any:
-        """Before a batch's first COPY: filter it when earlier batches had bad rows."""
+        """Before a batch's first COPY: count the rows its reader left out, and filter it
+        when earlier batches had bad rows."""
+        if payload.rejects and index not in self.pending:
+            self.pending[index] = len(payload.rejects)
+            bad = payload.rejects[0]
+            path = self.plan.info.path
+            self._check_limit(
+                RowError(f"{path}: line {bad.line}: {bad.reason}", path=path, line=bad.line)
+            )
+        markers = self.active and payload.kind == "csv" and bool(self.plan.marker_columns)
+        if markers and index not in self._marked:
+            payload = await asyncio.to_thread(self._null_markers, index, payload)
         ready = payload.lines is not None or payload.rejects
         if not (self.active and self.dirty and self.skipping and payload.kind == "csv") or ready:
             return payload
@@ -359,6 +170,46 @@ class Recovery:
             if filtered is None:
                 return payload
         return self._filtered_payload(index, payload, filtered)
+
+    def _null_markers(self, index: int, payload: Any) -> Any:
+        changed, found = null_markers(payload, self.plan.columns, self.plan.marker_columns)
+        if found:
+            self._marked.add(index)
+        return changed
+
+    def _skipped_markers(self, skipped: Sequence[Any]) -> list[str]:
+        """Columns the server skipped missing-value markers in (``ON_ERROR ignore``): noted
+        so that the batch is sent again with them NULL."""
+        found: dict[str, set[str]] = {}
+        for row in skipped:
+            known = row.column in self.plan.columns and row.column not in self.plan.marker_columns
+            if known and row.value.lower() in NULL_MARKERS:
+                found.setdefault(row.column, set()).add(row.value)
+        self._note_markers(found)
+        return sorted(found)
+
+    def _note_markers(self, found: dict[str, set[str]]) -> None:
+        for name, values in sorted(found.items()):
+            self.plan.marker_columns.add(name)
+            self.plan.warnings.append(
+                f"column {name}: {', '.join(sorted(values))} read as NULL (missing-value"
+                " markers in a column of another type than text)"
+            )
+
+    def _find_markers(self, payload: Any) -> dict[str, set[str]]:
+        """Typed columns of a refused batch that hold missing-value markers."""
+        table = text_table(payload.data, payload.dialect or CsvDialect(), self.plan.columns)
+        if table is None:
+            return {}
+        found: dict[str, set[str]] = {}
+        for name, pg_type in zip(self.plan.columns, self.plan.target_types, strict=True):
+            if canonical_type(pg_type) == TEXT or name in self.plan.marker_columns:
+                continue
+            column = table.column(name)
+            mask = markers_in(column)
+            if pc.any(mask).as_py():
+                found[name] = set(column.filter(mask).to_pylist())
+        return found
 
     def _wider_types(self, misfits: dict[str, list[str]]) -> tuple[list[str], bool]:
         """The column types widened for values their type refused that fit its family
@@ -425,37 +276,29 @@ class Recovery:
             raise RowError(f"{self.plan.info.path}: {exc}", path=self.plan.info.path) from exc
         if not skipped:
             return rows, payload.rejects
+        marked = self._skipped_markers(skipped)
+        if marked:
+            raise _MarkersFirstError(f"{self.plan.info.path}: missing-value markers: {marked}")
         misfits: dict[str, list[str]] = {}
         for row in skipped:
             misfits.setdefault(row.column or "", []).append(row.value)
         if (await asyncio.to_thread(self._wider_types, misfits))[1]:
             raise _WidenFirstError(f"{self.plan.info.path}: values need a wider type", misfits)
-        if payload.record_ends is not None and payload.lines is not None:
-            ends, lines = payload.record_ends, payload.lines
-        else:
-            newline = "\r" if dialect.newline == "\r" else "\n"
-            records = await asyncio.to_thread(
-                split_records,
-                payload.data,
-                payload.first_line,
-                delimiter=dialect.delimiter,
-                quote=dialect.quotechar,
-                newline=newline,
-                count_fields=False,
-            )
-            ends = records.ends
-            lines = payload.lines if payload.lines is not None else records.lines
+        records, numbers = await asyncio.to_thread(
+            copy_lines, payload.data, payload.dialect or CsvDialect()
+        )
+        lines = payload.lines
+        if lines is None or len(lines) != len(records):
+            lines = records.lines + (payload.first_line - 1)
         path = self.plan.info.path
         found: list[Reject] = []
         for row in skipped:
-            position = row.line - 1
-            if not 0 <= position < len(ends) or len(lines) != len(ends):
+            position = record_at(numbers, row.line)
+            if position < 0:
                 raise RowError(f"{path}: the server skipped line {row.line}, not in the batch")
-            start = int(ends[position - 1]) if position else 0
-            raw = payload.data[start : int(ends[position])]
-            found.append(
-                Reject(int(lines[position]), row.column, _decode_line(raw, "utf-8"), row.reason)
-            )
+            raw = payload.data[int(records.starts[position]) : int(records.ends[position])]
+            line = int(lines[position])
+            found.append(Reject(line, row.column, decode_line(raw, "utf-8"), row.reason))
         self.pending[index] = len(payload.rejects) + len(found)
         first = found[0]
         self._check_limit(
@@ -501,6 +344,8 @@ class Recovery:
             if isinstance(error, _WidenFirstError):
                 await self._widen_misfits(error.misfits, conn)
                 return payload
+            if isinstance(error, _MarkersFirstError):
+                return await asyncio.to_thread(self._null_markers, index, payload)
             if payload.kind == "arrow":
                 realigned = await self._recover_arrow(conn, payload, error)
                 if realigned is not None or not self.skipping:
@@ -519,6 +364,12 @@ class Recovery:
                 )
                 if self.server_skips:
                     return payload  # the server skips what it cannot read
+            if payload.kind == "csv" and not isinstance(error, RecordFormatError):
+                # Missing-value markers past the sample: NULL, as in the sample.
+                markers = await asyncio.to_thread(self._find_markers, payload)
+                if markers:
+                    self._note_markers(markers)
+                    return await asyncio.to_thread(self._null_markers, index, payload)
             # A malformed record (a field too many) says nothing of the values' types.
             if not isinstance(error, RecordFormatError) and await self._widen_for(conn, payload):
                 return payload
@@ -537,7 +388,8 @@ class Recovery:
 
     def _drop_refused_line(self, index: int, payload: Any, error: RowError) -> Any | None:
         """The server refused a record of an already filtered batch: set it aside too."""
-        position = (error.line or 0) - payload.first_line  # translate() added first_line - 1
+        # the error names the file line (see file_line): the record starting at or before it
+        position = int(np.searchsorted(payload.lines, error.line or 0, side="right")) - 1
         if not 0 <= position < len(payload.lines):
             return None
         dialect = payload.dialect or CsvDialect()
@@ -553,10 +405,10 @@ class Recovery:
             return None
         keep = np.ones(len(records), np.bool_)
         keep[position] = False
-        raw = _decode_line(payload.data[records.starts[position] : records.ends[position]], "utf-8")
+        raw = decode_line(payload.data[records.starts[position] : records.ends[position]], "utf-8")
         line = int(payload.lines[position])
         reject = Reject(line, error.column, raw, _one_line(str(error)).split(": ", 1)[-1])
-        data = _join(payload.data, records.starts[keep], records.ends[keep])
+        data = join_records(payload.data, records.starts[keep], records.ends[keep])
         lines = payload.lines[keep]
         self.pending[index] = self.pending.get(index, 0) + 1
         self._check_limit(error)
@@ -573,7 +425,7 @@ class Recovery:
     async def _widen_for(self, conn: Any, payload: Any) -> bool:
         """Infer the batch's types and widen the table to them; True when it changed."""
         table = await asyncio.to_thread(
-            _text_table, payload.data, payload.dialect or CsvDialect(), self.plan.columns
+            text_table, payload.data, payload.dialect or CsvDialect(), self.plan.columns
         )
         if table is None:
             return False
@@ -582,6 +434,10 @@ class Recovery:
             t == TEXT and c != TEXT for t, c in zip(types, self.plan.target_types, strict=True)
         ):
             self.text_columns = await asyncio.to_thread(self._sample_text_columns)
+        # Words by nature in the sample or in this batch (half its values or more misfit):
+        # the same rule wherever in the file; a few stray values are bad rows.
+        current = dict(zip(self.plan.columns, self.plan.target_types, strict=True))
+        self._batch_text |= await asyncio.to_thread(text_by_nature, table, current)
         return await self._evolve(conn, types)
 
     def _sample_text_columns(self) -> frozenset[str]:
@@ -606,7 +462,7 @@ class Recovery:
                 self.table,
                 incoming,
                 replace(policy_for(self.options, self.fixed), tolerant=True),
-                text_ok=self.text_columns or (),
+                text_ok=(self.text_columns or frozenset()) | self._batch_text,
                 file_id=self.file_id,
                 run_id=self.run_id,
             )

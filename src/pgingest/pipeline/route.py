@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.errors import RowError
-from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDialect
+from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDialect, Reject
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.payload import Payload, encode_shaped
@@ -28,6 +28,7 @@ from pgingest.pipeline.shape import (
     normalize_batch,
 )
 from pgingest.schema.evolve import canonical_type
+from pgingest.schema.validate import markers_in
 
 if TYPE_CHECKING:
     from pgingest.sources import Source
@@ -195,8 +196,10 @@ def routed_batches(
     batch_bytes: int,
     done: frozenset[int] = frozenset(),
     warn: Callable[[str], None] | None = None,
+    markers: frozenset[str] = frozenset(),
 ) -> Iterator[RoutedItem]:
     """The file's rows, routed: for each chunk read, one batch per worker that got rows.
+    CSV columns in ``markers`` (typed, their sample holds ``NA``...) get NULL for those.
 
     Batch ``n * workers + w`` is chunk ``n``'s share for worker ``w``; batches committed before
     (``done``) are skipped, so a resumed file continues each worker where it stopped (with
@@ -230,11 +233,21 @@ def routed_batches(
             json_columns = shaped.json_columns
         else:
             batch = chunk.batch.rename_columns(list(columns))
+            for name in markers:
+                position = batch.schema.get_field_index(name)
+                column = batch.column(position)
+                found = markers_in(column)
+                nulls = pa.nulls(len(column), column.type)
+                batch = batch.set_column(position, name, pc.if_else(found, nulls, column))
         hashes = key_hashes(batch, key, kinds, path, chunk.first_line)
         lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
+        rejects = chunk.rejects  # rows the reader left out: recorded with the chunk's first part
         for worker, rows in enumerate(partition(hashes, workers)):
             index = number * workers + worker
-            if not len(rows) or index in done:
+            if not len(rows):
+                continue
+            first_part_rejects, rejects = rejects, ()
+            if index in done:
                 continue
             whole = len(rows) == batch.num_rows
             part = batch if whole else batch.take(pa.array(rows))
@@ -246,6 +259,7 @@ def routed_batches(
                 part_lines: np.ndarray = part_lines,
                 dedup: bool = dedup,
                 json_columns: tuple[str, ...] = json_columns,
+                left_out: tuple[Reject, ...] = first_part_rejects,
             ) -> Payload:
                 first = int(part_lines[0])
                 staged = _with_ordinal(part, part_lines)
@@ -254,6 +268,8 @@ def routed_batches(
                     payload = encode_shaped(aligned, first, cache)
                 else:
                     payload = Payload("csv", batch_to_csv(staged), first, "UTF8", CsvDialect())
+                if left_out:
+                    payload = replace(payload, rejects=(*payload.rejects, *left_out))
                 return _annotated(payload, part_lines, dedup)
 
             yield index, worker, make

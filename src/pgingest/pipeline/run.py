@@ -106,6 +106,8 @@ class Loader:
         """How transient database errors are retried."""
         self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
         """The target tables' columns as last read or made, by (schema, name)."""
+        self.not_header_only: set[tuple[str, str]] = set()
+        """Tables of text columns known not to be made by a header-only file (no retype)."""
         self.modes = Modes(options, self.reporter.message)
         self._workers_cap: int | None = None
         """Batch workers per file when the server allows fewer connections than asked."""

@@ -7,9 +7,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pgingest.config import crash_point
+from pgingest.config import LoadOptions, crash_point
 from pgingest.manifest import store
-from pgingest.model import TableSpec
+from pgingest.model import ARROW_FORMATS, TableSpec
 from pgingest.pg import ddl
 from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan
 from pgingest.pipeline.columns import (
@@ -19,10 +19,11 @@ from pgingest.pipeline.columns import (
     infer_columns,
     options_for_contract,
 )
-from pgingest.pipeline.evolve import evolve_table, policy_for
+from pgingest.pipeline.evolve import evolve_table, policy_for, retype_empty_table
 from pgingest.pipeline.job import FileJob
 from pgingest.schema.evolve import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, lineage_renames, normalize_names
+from pgingest.schema.pgtypes import TEXT
 from pgingest.sources import Source
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ async def plan_table(
     file_id = job.file_id if job is not None else None
     dry = loader.options.dry_run
     existing = loader.tables.get(key)
+    retyped: list[str] = []
     if existing is None:
         existing = await ddl.table_columns(conn, schema, table_name)
     if existing:
@@ -73,6 +75,16 @@ async def plan_table(
         loader.tables[key] = existing
         data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
         have = {c.name: c for c in data}
+        if not dry and data and all(c.pg_type == TEXT for c in data) and not options.text:
+            # A table a header-only file made: the first file with data types its columns.
+            retyped = await _retype_header_only(
+                loader, source, (schema, table_name), names, options, job, conn
+            )
+            if retyped:
+                existing = await ddl.table_columns(conn, schema, table_name) or []
+                loader.tables[key] = existing
+                data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
+                have = {c.name: c for c in data}
         if source.info.size <= SMALL_FILE_BYTES:  # less work than a thread hop
             found = existing_columns(source, names, have, options)
         else:
@@ -101,6 +113,7 @@ async def plan_table(
                     schema=schema,
                     table=table_name,
                     change="create_table",
+                    new_type=store.HEADER_ONLY if found.no_rows else None,
                     file_id=job.file_id,
                     run_id=loader.run_id,
                 )
@@ -151,10 +164,38 @@ async def plan_table(
         [by_name[n] for n in loaded],
         read_columns=names if ignored else None,
         fixed=fixed,
-        changes=list(changes),
+        changes=[*retyped, *changes],
         datestyle=found.datestyle,
-        warnings=renamed,
+        warnings=[*renamed, *found.notes],
+        marker_columns=set(found.marker_columns) & set(loaded),
     )
+
+
+async def _retype_header_only(
+    loader: Loader,
+    source: Source,
+    target: tuple[str, str],
+    names: list[str],
+    options: LoadOptions,
+    job: FileJob | None,
+    conn: Any,
+) -> list[str]:
+    """Give the text columns of a table a header-only file made, still empty, the types this
+    file's values need; the changes, for the file's result."""
+    if source.info.format in ARROW_FORMATS or target in loader.not_header_only:
+        return []  # only a CSV file without rows makes such a table
+    if await store.header_only_table(conn, *target) is None:
+        loader.not_header_only.add(target)  # (a table's making does not change in a run)
+        return []
+    found = await asyncio.to_thread(infer_columns, source, names, options)
+    changes = await retype_empty_table(
+        conn,
+        *target,
+        found.columns,
+        file_id=job.file_id if job is not None else None,
+        run_id=loader.run_id,
+    )
+    return list(changes or ())
 
 
 def describe_plan(plan: FilePlan, lineage: bool) -> str:

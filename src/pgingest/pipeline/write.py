@@ -14,13 +14,14 @@ from pgingest.manifest import store
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
-from pgingest.pg.errors import is_driver_error, is_gone, translate
+from pgingest.pg.errors import copy_position, is_driver_error, is_gone, translate
 from pgingest.pg.retry import classify, is_transient
 from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
 from pgingest.pipeline.job import FileJob, Lease, first_error
 from pgingest.pipeline.modes import apply_staged
 from pgingest.pipeline.payload import Payload
 from pgingest.pipeline.recover import Recovery, TooManyErrorsError
+from pgingest.pipeline.refusal import file_line
 from pgingest.pipeline.route import routed_batches
 from pgingest.sources import Source
 
@@ -101,6 +102,7 @@ async def write_file(
                     batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
                     done=job.done_batches,
                     warn=plan.warn,
+                    markers=frozenset(plan.marker_columns),
                 )
             )
         else:
@@ -161,7 +163,7 @@ async def write_file(
             if replaced is not None:  # rolled back: the next batch removes them
                 replace_pending[0] = replaced
             if isinstance(exc, Exception) and is_driver_error(exc) and not is_transient(exc):
-                raise translate(exc, path=path, first_line=payload.first_line) from exc
+                raise translate(exc, path=path, first_line=_first_line(exc, payload)) from exc
             raise
         return int(rows)
 
@@ -214,7 +216,7 @@ async def write_file(
                 if not is_transient(exc) or attempt >= loader.policy.max_retries:
                     error = exc
                     if is_driver_error(exc):
-                        error = translate(exc, path=path, first_line=payload.first_line)
+                        error = translate(exc, path=path, first_line=_first_line(exc, payload))
                     if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
                         # A data error: widen the table, or set the bad rows aside.
                         if lease.conn is None or is_gone(lease.conn):
@@ -279,3 +281,11 @@ async def write_file(
     if job.rejects and options.max_errors is not None:
         rows = await store.file_rows(lease.conn, file_id)
         recovery.check_share(path, rows)
+
+
+def _first_line(exc: BaseException, payload: Payload) -> int:
+    """The ``first_line`` that makes the server's "line N" of a batch the file's line."""
+    position = copy_position(exc) if payload.kind == "csv" else None
+    if position is None:
+        return payload.first_line
+    return file_line(payload, position.line) - position.line + 1

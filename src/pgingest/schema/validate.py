@@ -8,6 +8,9 @@ lets through the server still checks, and pgingest handles what the server then 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -113,6 +116,76 @@ def invalid_values(values: pa.Array | pa.ChunkedArray, pg_type: str) -> pa.Array
 
 TEXT_SHARE = 0.5
 """A column is text by nature when at least this share of its values misfit its type."""
+
+NULL_MARKERS = frozenset({"na", "n/a", "#n/a", "null", "none", "nan"})
+"""What exports write for a missing value (R's ``NA``, SQL's ``NULL``, Python's ``None``,
+pandas' ``nan``), compared without case: NULL in a column of another type than text; in a
+text column they stay text (``NA`` is Namibia)."""
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Majority:
+    """The type most of a text column's values have, and what does not fit it."""
+
+    pg_type: str
+    misfits: int
+    """Values (not markers) the type refuses: bad rows when the column loads."""
+    examples: tuple[str, ...]
+    """The first few of them."""
+    markers: dict[str, int]
+    """Missing-value markers found (as written) and how often: NULL in the column."""
+
+
+def markers_in(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Which values are missing-value markers (:data:`NULL_MARKERS`); nulls are not."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    lowered = pc.utf8_lower(values)
+    return pc.fill_null(pc.is_in(lowered, value_set=pa.array(sorted(NULL_MARKERS))), False)
+
+
+def typed_majority(
+    values: pa.Array | pa.ChunkedArray, infer: Callable[[pa.Array], str]
+) -> Majority | None:
+    """The type more than half of a text column's values have (missing-value markers left
+    out), with the values that misfit it; ``None`` when the column is text by nature.
+
+    Args:
+        values: the column (text), e.g. a file's sample.
+        infer: the narrowest type of values that all fit one (the inference's), ``text``
+            when there is none.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = values.drop_null()
+    if not len(values):
+        return None
+    marked = markers_in(values)
+    found = values.filter(marked).to_pylist()
+    markers: dict[str, int] = {}
+    for marker in found:
+        markers[marker] = markers.get(marker, 0) + 1
+    rest = values.filter(pc.invert(marked))
+    if not len(rest):
+        return None
+    for family in ("double precision", "timestamptz", "boolean"):
+        invalid = invalid_values(rest, family)
+        if invalid is None:
+            continue
+        fits = rest.filter(pc.invert(invalid))
+        if len(fits) <= len(rest) * TEXT_SHARE:
+            continue
+        pg_type = infer(fits)
+        if canonical_type(pg_type) == "text":
+            continue
+        refused = invalid_values(rest, pg_type)
+        misfit = rest.filter(refused) if refused is not None else rest.slice(0, 0)
+        if len(misfit) >= len(rest) * TEXT_SHARE:
+            continue
+        examples = tuple(misfit.slice(0, _EXAMPLES).to_pylist())
+        return Majority(pg_type, len(misfit), examples, markers)
+    return None
 
 
 def text_by_nature(table: pa.Table, types: dict[str, str]) -> frozenset[str]:

@@ -13,7 +13,7 @@ import io
 import lzma
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
@@ -32,6 +32,7 @@ __all__ = [
     "ExcelOptions",
     "Source",
     "Utf8Stream",
+    "complete_utf8",
     "line_at",
     "normalize_encoding",
     "one_line",
@@ -94,14 +95,35 @@ class CsvOptions:
     """Unquoted values read as NULL, besides the unquoted empty field."""
     delimiter: str | None = None
     """Force the field delimiter (one character); ``None`` sniffs it."""
+    quotechar: str | None = None
+    """Force the quote character (one character); ``None`` sniffs it (``"`` or ``'``)."""
+    escape: str | None = None
+    """Force how quotes are escaped inside quoted fields: ``"double"`` (RFC 4180) or
+    ``"backslash"``; ``None`` sniffs it."""
     encoding: str | None = None
     """Force the text encoding; ``None`` detects UTF-8, cp1252 or latin-1."""
+    skip_bad_rows: bool = False
+    """Records the reader itself cannot load (a wrong field count in a chunk it reads
+    client-side, bytes not in the file's encoding, a NUL byte) are left out and reported in
+    the chunk's ``rejects``; else the first one raises :class:`RowError`."""
 
     def __post_init__(self) -> None:
         if self.delimiter is not None and (
             len(self.delimiter) != 1 or self.delimiter in '\r\n"' or ord(self.delimiter) > 127
         ):
             raise ConfigError(f"delimiter must be one ASCII character, got {self.delimiter!r}")
+        if self.quotechar is not None and (
+            len(self.quotechar) != 1
+            or self.quotechar in "\r\n"
+            or self.quotechar == self.delimiter
+            or ord(self.quotechar) > 127
+        ):
+            raise ConfigError(
+                f"quote must be one ASCII character other than the delimiter, got"
+                f" {self.quotechar!r}"
+            )
+        if self.escape not in (None, "double", "backslash"):
+            raise ConfigError(f"escape must be double or backslash, got {self.escape!r}")
         if self.encoding is not None:
             normalize_encoding(self.encoding)
         if self.names is not None:
@@ -129,9 +151,11 @@ class Source(Protocol):
     """An opened data file: its column names, a sample, and a stream of chunks.
 
     CSV/TSV raw chunks (:class:`~pgingest.model.CsvChunk`) hold whole records, never the
-    header (so COPY must not be given ``HEADER``), without BOM, in the file's own quoting:
-    ``COPY ... (FORMAT csv, DELIMITER, QUOTE)`` from ``info.dialect``, with the chunk's
-    ``encoding`` as client encoding. Arrow chunks of CSV have every column as text.
+    header (so COPY must not be given ``HEADER``), without BOM, in the file's delimiter and
+    quote: ``COPY ... (FORMAT csv, DELIMITER, QUOTE)`` from ``info.dialect``, with the
+    chunk's ``encoding`` as client encoding; COPY reads them as Python's ``csv`` module reads
+    the file (a chunk it would misread is written again, its ``lines`` set). Arrow chunks of
+    CSV have every column as text.
     """
 
     info: SourceInfo
@@ -338,6 +362,9 @@ class Utf8Stream(io.RawIOBase):
         quote: bytes | None = None,
         delimiter: bytes = b",",
         max_ahead: int | None = None,
+        drop_nul: bool = False,
+        settle: Callable[[int], str] | None = None,
+        replace_invalid: bool = False,
     ) -> None:
         """Open the file.
 
@@ -351,6 +378,12 @@ class Utf8Stream(io.RawIOBase):
             max_ahead: blocks that may be read ahead of those the consumer has taken
                 (:meth:`consumed`); ``None``: no limit. pyarrow's streaming CSV reader
                 prefetches 32 blocks in a background thread, which this keeps in check.
+            drop_nul: leave NUL bytes out instead of raising (a sample read while bad rows
+                are skipped: the loader sets those rows aside).
+            settle: called with the offset of the first non-ASCII bytes when the encoding is
+                not decided yet; returns the file's encoding.
+            replace_invalid: bytes that are not UTF-8 (in a UTF-8 file) become U+FFFD and are
+                counted in :attr:`replaced`, instead of raising :class:`RowError`.
         """
         super().__init__()
         self._info = info
@@ -367,6 +400,11 @@ class Utf8Stream(io.RawIOBase):
         self._last_byte = b""
         self._last_quote: tuple[int, bool] | None = None
         self._max_ahead = max_ahead
+        self._drop_nul = drop_nul
+        self._settle = settle
+        self._replace_invalid = replace_invalid
+        self.replaced = 0
+        """Byte sequences that were not UTF-8, replaced by U+FFFD (``replace_invalid``)."""
         self._ahead = 0
         self._released = False
         self._turn = threading.Condition()
@@ -451,7 +489,17 @@ class Utf8Stream(io.RawIOBase):
         if not raw:
             self.at_eof = True
             carry, self._carry = self._carry, b""
-            return carry.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
+            if carry and not self._replace_invalid:
+                line = line_at(self._info, self._newline, self._offset - len(carry))
+                raise RowError(
+                    f"{path}: line {line}: invalid byte sequence for encoding UTF8 at the end",
+                    path=path,
+                    line=line,
+                )
+            self.replaced += bool(carry)
+            return carry.decode("utf-8", errors="replace").encode("utf-8")
+        if b"\x00" in raw and self._drop_nul:
+            raw = raw.replace(b"\x00", b"")
         if b"\x00" in raw:
             line = line_at(self._info, self._newline, self._offset + raw.find(b"\x00"))
             raise RowError(
@@ -468,15 +516,29 @@ class Utf8Stream(io.RawIOBase):
             self.has_data = True
         if raw.isascii():
             return raw
+        if self._settle is not None:
+            self._encoding = self._settle(self._offset - len(raw))
+            self._settle = None
         if self._encoding != "utf-8":
             return raw.decode(self._encoding, errors=DECODE_FALLBACK).encode("utf-8")
         # keep a character cut by the block boundary for the next block
-        keep = _complete_utf8(raw)
+        keep = complete_utf8(raw)
         raw, self._carry = raw[:keep], raw[keep:]
         try:
             raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            if not self._replace_invalid:
+                where = self._offset - len(raw) - len(self._carry) + exc.start
+                line = line_at(self._info, self._newline, where)
+                bad = raw[exc.start : exc.end].hex(" ")
+                raise RowError(
+                    f"{path}: line {line}: invalid byte sequence for encoding UTF8: 0x{bad}",
+                    path=path,
+                    line=line,
+                ) from None
+            text = raw.decode("utf-8", errors="replace")
+            self.replaced += text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+            return text.encode("utf-8")
         return raw
 
     def _note_quotes(self, raw: bytes, quote: bytes) -> None:
@@ -489,7 +551,7 @@ class Utf8Stream(io.RawIOBase):
         self._last_byte = raw[-1:]
 
 
-def _complete_utf8(data: bytes) -> int:
+def complete_utf8(data: bytes) -> int:
     """Length of ``data`` without a UTF-8 character cut at its end."""
     n = len(data)
     for back in range(1, min(4, n) + 1):

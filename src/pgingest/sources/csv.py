@@ -1,8 +1,11 @@
 """Read CSV/TSV files: column names, a text sample, and streams of raw or Arrow chunks.
 
-Raw chunks are whole records cut from the byte stream with C-speed byte scans (no per-row
-Python), ready for ``COPY ... (FORMAT csv)``. Arrow chunks come from pyarrow's streaming CSV
-reader, every column as text, fed through a stream that decodes the file to UTF-8.
+Raw chunks are whole records cut from the byte stream with vectorized scans (no per-row
+Python), ready for ``COPY ... (FORMAT csv)``: each is checked for what COPY would read
+otherwise than Python's ``csv`` module, and such a chunk is read client-side and written again
+(:mod:`pgingest.sources.repair`). Arrow chunks come from pyarrow's streaming CSV reader, every
+column as text, fed through a stream that decodes the file to UTF-8. The file's encoding is
+decided once (:mod:`pgingest.sources.encoding`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import replace
 from typing import IO, TYPE_CHECKING
 
 from pgingest.errors import ConfigError, RecordFormatError, RowError, SourceError
-from pgingest.model import ArrowChunk, Chunk, CsvChunk, CsvDialect, SourceInfo
+from pgingest.model import ArrowChunk, Chunk, CsvChunk, CsvDialect, Reject, SourceInfo
 from pgingest.sources.base import (
     DECODE_FALLBACK,
     PG_ENCODINGS,
@@ -26,6 +29,14 @@ from pgingest.sources.base import (
     read_block,
 )
 from pgingest.sources.detect import decode_sample, reader_for
+from pgingest.sources.encoding import decide, describe, scan_file
+from pgingest.sources.repair import (
+    BadRecord,
+    Marks,
+    copy_misreads,
+    record_end_after,
+    repair_chunk,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,6 +56,8 @@ _READ_AHEAD_BLOCKS = 3
 """Blocks read ahead of the parser: pyarrow's own prefetch (32 blocks) would hold 64 MB."""
 _HEAD_BYTES = 256 << 10
 _ESTIMATE_BYTES = 16 << 10
+_SLACK_BYTES = 64 << 10
+"""Read past a chunk's size, so that the record it ends in is usually complete."""
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -64,6 +77,12 @@ class CsvSource:
         self._has_header = header if header is not None else info.dialect.has_header
         self._forced = normalize_encoding(options.encoding) if options.encoding else None
         self._encoding = self._forced or normalize_encoding(info.dialect.encoding)
+        self._settled = self._forced is not None or info.dialect.encoding_settled
+        self.warnings: list[str] = []
+        """What the reader decided that the user should know (an encoding other than UTF-8,
+        bytes that are not in the file's encoding), one line each."""
+        if self._forced is None and info.dialect.encoding_note:
+            self.warnings.append(info.dialect.encoding_note)
         self._dialect: CsvDialect = replace(
             info.dialect, has_header=self._has_header, encoding=self._encoding
         )
@@ -77,6 +96,7 @@ class CsvSource:
         self._data_offset = record_end if self._has_header else record_start
         self._first_line = 1 + lines_before + (header_lines if self._has_header else 0)
         self._names = self._make_names(fields)
+        self._marks = Marks()
 
     def __enter__(self) -> CsvSource:
         return self
@@ -163,12 +183,16 @@ class CsvSource:
                 :class:`ArrowChunk` batches of text columns.
 
         Returns:
-            An iterator of chunks; raw chunks always hold whole records.
+            An iterator of chunks; raw chunks always hold whole records, which COPY reads as
+            Python's ``csv`` module reads the file: the file's bytes, or (``lines`` set) the
+            records written again in UTF-8, every value quoted.
 
         Raises:
             ConfigError: ``raw`` with backslash-escaped quotes (the quote-parity cut does not
                 hold for them); use ``raw=False``.
-            RowError: a NUL byte, or a malformed row (raw=False), naming the line.
+            RowError: a record the reader cannot load (a NUL byte, bytes not in the file's
+                encoding, a wrong field count in a chunk read client-side) unless
+                ``skip_bad_rows``, or a malformed row (raw=False), naming the line.
             SourceError: the file cannot be read or decompressed.
         """
         if batch_rows < 1 or batch_bytes < 1:
@@ -183,113 +207,154 @@ class CsvSource:
         return self._raw_chunks(batch_rows, batch_bytes)
 
     def _raw_chunks(self, batch_rows: int, batch_bytes: int) -> Iterator[CsvChunk]:
-        nl, quote = self._newline, self._quote
-        delete = bytes(b for b in range(256) if b not in (nl[0], quote[0]))
+        """Chunks of whole records. Each chunk is checked for what COPY would read otherwise
+        than Python's ``csv`` module; such a chunk is read client-side and written again
+        (:mod:`pgingest.sources.repair`), the others go as they are."""
+        nl = self._newline
         target = batch_bytes
-        # a small first read, to estimate the record size before choosing the read size
-        read_size = max(1, min(_ESTIMATE_BYTES, target // 2))
+        # a small first read, to estimate the record size before choosing the chunk size
+        want = max(1, min(_ESTIMATE_BYTES, target // 2))
         estimated = False
         line = self._first_line
-        done: list[bytes | memoryview] = []
-        done_len = done_lines = 0
-        tail: list[bytes | memoryview] = []
-        tail_len = tail_lines = tail_parity = 0
-        skip = self._data_offset
+        data = b""
+        offset = self._data_offset  # of data's first byte in the (decompressed) file
+        eof = False
+        seekable = self.info.compression == "none"
         stream = open_stream(self._path, self.info.compression)
         try:
+            read_block(stream, self._data_offset, self._path)  # the BOM, the header
             while True:
-                block = read_block(stream, read_size, self._path)
-                if skip and block:
-                    if len(block) <= skip:
-                        skip -= len(block)
-                        continue
-                    block, skip = block[skip:], 0
-                if not block:
-                    break
-                if quote in block:
-                    # One C pass keeps only quotes and newlines: both counts come from this
-                    # small copy, and so does the walk back to the last newline outside quotes.
-                    marks = block.translate(None, delete)
-                    newlines = marks.count(nl)
-                    quotes = len(marks) - newlines
-                else:  # no quote: counting newlines is enough (and faster)
-                    newlines = block.count(nl)
-                    marks, quotes = nl * newlines, 0
-                if not estimated and (newlines or len(block) >= target):
-                    # batch_rows as bytes, from the first block's average record size
+                if not eof and want > 0:
+                    block = read_block(stream, want, self._path)
+                    eof = len(block) < want
+                    data = data + block if data else block
+                if not estimated and (eof or data.count(nl)):
+                    # batch_rows as bytes, from the first read's average record size
                     estimated = True
+                    newlines = data.count(nl)
                     if newlines:
-                        target = max(1, min(batch_bytes, batch_rows * len(block) // newlines))
-                    read_size = max(1, min(READ_BYTES, target // 2))
-                # The last newline outside quotes is the cut: the quote parity just after a
-                # newline is the parity at the block's end minus the quotes after it.
-                end_parity = tail_parity ^ (quotes & 1)
-                end, pos, after, cut = len(marks), len(block), 0, -1
-                while (j := marks.rfind(nl, 0, end)) >= 0:
-                    after += marks.count(quote, j + 1, end)
-                    pos = block.rfind(nl, 0, pos)
-                    if not (end_parity ^ after) & 1:
-                        cut = pos + 1
-                        break
-                    end = j
-                if cut < 0:
-                    tail.append(block)
-                    tail_len += len(block)
-                    tail_lines += newlines
-                    tail_parity = end_parity
-                    if tail_len > MAX_RECORD_BYTES:
+                        target = max(1, min(batch_bytes, batch_rows * len(data) // newlines))
+                    if len(data) < target + _SLACK_BYTES and not eof:
+                        want = target + _SLACK_BYTES - len(data)
+                        continue
+                if eof and data.endswith((nl + nl, b"\r\n\r\n")):
+                    # trailing blank lines: COPY would read them as rows with missing columns
+                    data = data.rstrip(b"\r\n")
+                    if data:
+                        data += b"\r\n" if self._dialect.newline == "\r\n" else nl
+                if not data or (eof and len(data) <= 2 and not data.strip(b"\r\n")):
+                    return
+                marks = self._marks.mark(data, self._dialect.quotechar, nl)
+                end = record_end_after(data, marks, target)
+                if eof and end < 0:
+                    end = len(data)  # the last record, without a line break
+                # No record end as COPY pairs quotes: one stray quote runs COPY's quoted
+                # section to the end of what was read; Python's reading decides where the
+                # records end (the chunk is then read client-side).
+                stray = end < 0
+                chunk = None
+                if end >= 0 or data.find(nl) >= 0:
+                    chunk, end = self._checked_chunk(
+                        data, marks, len(data) if stray else end, line, eof, offset, stray
+                    )
+                if chunk is None:  # a record (as Python reads it) runs past what was read
+                    if len(data) > MAX_RECORD_BYTES:
                         raise RecordFormatError(
-                            f"{self._path}: line {line + done_lines}: record longer than "
+                            f"{self._path}: line {line}: record longer than "
                             f"{MAX_RECORD_BYTES >> 20} MiB (unterminated quote?)",
                             path=self._path,
-                            line=line + done_lines,
+                            line=line,
                         )
+                    want = max(len(data), _SLACK_BYTES)
+                    continue
+                line += marks.lines(end)
+                offset += end
+                if seekable and not eof:
+                    # read the rest again from the file (in the page cache): cheaper than
+                    # copying it to the front of the next read
+                    stream.seek(offset)
+                    data = b""
                 else:
-                    lines_after = len(marks) - j - 1 - after  # marks after the cut, minus quotes
-                    view = memoryview(block)
-                    done += tail
-                    done.append(view[:cut])
-                    done_len += tail_len + cut
-                    done_lines += tail_lines + newlines - lines_after
-                    tail = [view[cut:]] if cut < len(block) else []
-                    tail_len, tail_lines, tail_parity = len(block) - cut, lines_after, after & 1
-                if done_len >= target:
-                    yield self._raw_chunk(b"".join(done), line)
-                    line += done_lines
-                    done, done_len, done_lines = [], 0, 0
-            data = b"".join(done + tail)
-            if data.endswith((nl + nl, b"\r\n\r\n")):
-                # trailing blank lines: COPY would read them as rows with missing columns
-                data = data.rstrip(b"\r\n")
-                if data:
-                    data += b"\r\n" if self._dialect.newline == "\r\n" else nl
-            if len(data) > 2 or data.strip(b"\r\n"):  # (strip copies: only for tiny data)
-                yield self._raw_chunk(data, line)
+                    data = data[end:]
+                want = target + _SLACK_BYTES - len(data)
+                yield chunk
+                if eof and not data:
+                    return
         finally:
             stream.close()
 
+    def _checked_chunk(
+        self,
+        data: bytes,
+        marks: Marks,
+        end: int,
+        line: int,
+        eof: bool,
+        offset: int,
+        repair: bool = False,
+    ) -> tuple[CsvChunk | None, int]:
+        """The chunk of ``data[:end]`` for COPY, and where it ends: as it is, or read the way
+        Python does and written again when COPY would misread it or it holds bytes that are
+        not in the file's encoding (it may then end elsewhere: ``None`` when no record is
+        complete). ``offset``: where ``data`` starts in the file; ``repair``: read it
+        client-side in any case."""
+        d = self._dialect
+        not_utf8 = False
+        if self._forced is None and not data.isascii():
+            if not self._settled:
+                self.settle_encoding(offset)
+            not_utf8 = self._encoding == "utf-8" and not _is_utf8(data, end)
+        if not (repair or not_utf8) and not copy_misreads(
+            data, marks, end, delimiter=d.delimiter, quote=d.quotechar, newline=d.newline
+        ):
+            return self._raw_chunk(data[:end] if end < len(data) else data, line), end
+        repaired = repair_chunk(
+            data,
+            line,
+            width=len(self._names),
+            delimiter=d.delimiter,
+            quote=d.quotechar,
+            newline="\r" if d.newline == "\r" else "\n",
+            encoding=self._encoding,
+            final=eof,
+        )
+        if not repaired.end:
+            return None, 0
+        rejects = self._bad_records(repaired.bad)
+        first = int(repaired.lines[0]) if len(repaired.lines) else line
+        chunk = CsvChunk(repaired.data, first, "UTF8", lines=repaired.lines, rejects=rejects)
+        return chunk, repaired.end
+
     def _raw_chunk(self, data: bytes, line: int) -> CsvChunk:
-        """Check a chunk for NUL bytes and name its encoding."""
-        if b"\x00" in data:
-            nul_line = line + data.count(self._newline, 0, data.find(b"\x00"))
+        """A chunk as it is, named by the file's encoding (UTF-8 ones were checked)."""
+        return CsvChunk(data=data, first_line=line, encoding=PG_ENCODINGS[self._encoding])
+
+    def settle_encoding(self, offset: int) -> str:
+        """Decide the encoding of a file whose first non-ASCII bytes are at ``offset`` (all
+        before reads the same in every encoding), on the evidence of the rest of the file;
+        return it.
+
+        Raises:
+            SourceError: the file cannot be read.
+        """
+        if not self._settled:
+            found = scan_file(self._path, self.info.compression, offset)
+            self._encoding = decide(found) or "utf-8"
+            self._settled = True
+            note = describe(found, self._encoding)
+            if note:
+                self.warnings.append(note)
+        return self._encoding
+
+    def _bad_records(self, bad: tuple[BadRecord, ...]) -> tuple[Reject, ...]:
+        """Records the reader cannot load: the first one fails the file, or (when bad rows
+        are skipped) each becomes a reject holding its bytes."""
+        if bad and not self._options.skip_bad_rows:
+            first = bad[0]
             raise RowError(
-                f"{self._path}: line {nul_line}: NUL byte (not allowed in PostgreSQL text)",
-                path=self._path,
-                line=nul_line,
+                f"{self._path}: line {first.line}: {first.reason}", path=self._path, line=first.line
             )
-        encoding = "UTF8"
-        if self._forced is not None:
-            encoding = PG_ENCODINGS[self._forced]
-        elif not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                if self._encoding == "utf-8":
-                    # stray bytes in a UTF-8 file: repair those bytes, not the whole chunk
-                    data = data.decode("utf-8", errors=DECODE_FALLBACK).encode("utf-8")
-                else:
-                    encoding = "WIN1252" if _decodes(data, "cp1252") else "LATIN1"
-        return CsvChunk(data=data, first_line=line, encoding=encoding)
+        return tuple(_reject(record, self._encoding) for record in bad)
 
     # -- Arrow chunks -------------------------------------------------------------------------
 
@@ -332,7 +397,9 @@ class CsvSource:
         pending: list[pa.RecordBatch] = []
         pending_rows = pending_bytes = 0
         line = self._first_line
-        for batch in self._arrow_batches(skip_bad):
+        rejects: list[Reject] = []
+        for batch, bad in self._arrow_batches(skip_bad):
+            rejects += bad
             batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
             while batch.num_rows:
                 piece = batch.slice(0, batch_rows - pending_rows)
@@ -341,15 +408,20 @@ class CsvSource:
                 pending_rows += piece.num_rows
                 pending_bytes += piece.nbytes
                 if pending_rows >= batch_rows or pending_bytes >= batch_bytes:
-                    yield ArrowChunk(batch=_concat(pending, schema), first_line=line)
+                    chunk = _concat(pending, schema)
+                    yield ArrowChunk(chunk, first_line=line, rejects=tuple(rejects))
                     line += pending_rows
-                    pending, pending_rows, pending_bytes = [], 0, 0
-        if pending_rows:
-            yield ArrowChunk(batch=_concat(pending, schema), first_line=line)
+                    pending, pending_rows, pending_bytes, rejects = [], 0, 0, []
+        if pending_rows or rejects:
+            yield ArrowChunk(_concat(pending, schema), first_line=line, rejects=tuple(rejects))
 
-    def _arrow_batches(self, skip_bad: bool = False) -> Iterator[pa.RecordBatch]:
-        """Record batches of the data rows (internal column names), records of any size;
-        ``skip_bad`` leaves out records of a wrong field count and does not check quotes."""
+    def _arrow_batches(
+        self, skip_bad: bool = False
+    ) -> Iterator[tuple[pa.RecordBatch, list[Reject]]]:
+        """Record batches of the data rows (internal column names), records of any size, and
+        the rows left out of each; ``skip_bad`` (a sample) leaves out records of a wrong field
+        count and does not check quotes. Bad rows skipped (``skip_bad_rows``): rows holding
+        bytes that are not UTF-8 are left out too."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -380,6 +452,9 @@ class CsvSource:
                 quote=self._quote if d.escapechar is None else None,
                 delimiter=d.delimiter.encode("ascii"),
                 max_ahead=_READ_AHEAD_BLOCKS,
+                drop_nul=skip_bad,
+                settle=None if self._settled else self.settle_encoding,
+                replace_invalid=skip_bad or self._options.skip_bad_rows,
             )
             reader = None
             try:
@@ -404,9 +479,12 @@ class CsvSource:
                         batch, skip = batch.slice(drop), skip - drop
                     if not skip_bad:
                         self._check_quotes(stream)
-                    if batch.num_rows:
-                        done += batch.num_rows
-                        yield batch
+                    bad: list[Reject] = []
+                    if stream.replaced and not skip_bad and batch.num_rows:
+                        batch, bad = self._without_invalid(batch, self._first_line + done)
+                    if batch.num_rows or bad:
+                        done += batch.num_rows + len(bad)
+                        yield batch, bad
                 if not skip_bad:
                     self._check_quotes(stream)
                 return
@@ -420,6 +498,33 @@ class CsvSource:
                 if reader is not None:
                     reader.close()  # stop pyarrow's read-ahead before closing its input
                 stream.close()
+
+    def _without_invalid(
+        self, batch: pa.RecordBatch, first_line: int
+    ) -> tuple[pa.RecordBatch, list[Reject]]:
+        """The rows of a batch without those holding bytes that were not UTF-8 (read as
+        U+FFFD), and a reject for each (its line counted in rows, as this path does)."""
+        import pyarrow.compute as pc
+
+        flagged = None
+        for column in batch.columns:
+            found = pc.fill_null(pc.match_substring(column, "\ufffd"), False)
+            flagged = found if flagged is None else pc.or_(flagged, found)
+        if flagged is None or not pc.any(flagged).as_py():
+            return batch, []
+        rows = [i for i, bad in enumerate(flagged.to_pylist()) if bad]
+        rejects = [
+            Reject(
+                first_line + i,
+                None,
+                self._dialect.delimiter.join(
+                    v or "" for v in batch.slice(i, 1).to_pylist()[0].values()
+                ),
+                "invalid byte sequence for encoding UTF8",
+            )
+            for i in rows
+        ]
+        return batch.filter(pc.invert(flagged)), rejects
 
     def _check_quotes(self, stream: Utf8Stream) -> None:
         """Refuse a quoted field left open at the end, which pyarrow would accept."""
@@ -466,10 +571,28 @@ class CsvSource:
         return None
 
 
-def _decodes(data: bytes, encoding: str) -> bool:
+def _reject(record: BadRecord, encoding: str) -> Reject:
+    """A reject for a record the reader left out: its text, and its bytes when the text cannot
+    hold them (bytes not in the encoding, a NUL byte)."""
+    raw = record.raw.rstrip(b"\r\n")
     try:
-        data.decode(encoding)
+        text = raw.decode(encoding)
+        exact = "\x00" not in text
     except UnicodeDecodeError:
+        text, exact = raw.decode(encoding, errors="backslashreplace"), False
+    text = text.replace("\x00", "\\x00")
+    return Reject(record.line, None, text, record.reason, None if exact else bytes(raw))
+
+
+def _is_utf8(data: bytes, end: int) -> bool:
+    """Whether ``data[:end]`` is valid UTF-8 (Arrow's check: no copy, no string built)."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(np.array([0, end], np.int32).tobytes())
+    try:
+        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
         return False
     return True
 

@@ -25,11 +25,13 @@ from pgingest.errors import ConfigError, SourceError
 from pgingest.model import Compression, CsvDialect, Format, FormatOption, SourceInfo
 from pgingest.sources.base import (
     CsvOptions,
+    complete_utf8,
     normalize_encoding,
     one_line,
     open_stream,
     read_block,
 )
+from pgingest.sources.encoding import decide, describe, evidence, scan_file
 
 __all__ = ["decode_sample", "detect", "reader_for", "sniff_dialect"]
 
@@ -156,7 +158,17 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         return SourceInfo(path=path, format="ndjson", size=size, compression=compression)
     if fmt == "tsv":
         options = replace(options, delimiter="\t")
+    settled, note = True, ""
+    if options.encoding is None and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        _check_text(sample.removeprefix(_UTF8_BOM), path)  # (before reading a binary file)
+        found = evidence(sample[: complete_utf8(sample)] if not at_eof else sample)
+        if found.invalid and not at_eof:  # the sample is not enough: the whole file decides
+            found = scan_file(path, compression)
+        encoding = decide(found) or "utf-8"
+        settled, note = not found.ascii, describe(found, encoding)
+        options = replace(options, encoding=encoding)
     dialect = sniff_dialect(sample, at_eof=at_eof, path=path, options=options)
+    dialect = replace(dialect, encoding_settled=settled, encoding_note=note)
     is_tsv = fmt == "tsv" or (fmt == "auto" and dialect.delimiter == "\t")
     return SourceInfo(
         path=path,
@@ -303,8 +315,13 @@ def sniff_dialect(
             options = replace(options, delimiter=hint.group(1))
         if not text.strip():
             raise SourceError(f"{path}: file is empty (only a sep= line)", path=path)
-    delimiter, quotechar = _sniff_delimiter(text, options.delimiter, truncated=not at_eof)
-    escapechar = _sniff_escape(text, delimiter, quotechar)
+    delimiter, quotechar = _sniff_delimiter(
+        text, options.delimiter, truncated=not at_eof, quote=options.quotechar
+    )
+    if options.escape is not None:
+        escapechar = "\\" if options.escape == "backslash" else None
+    else:
+        escapechar = _sniff_escape(text, delimiter, quotechar)
     if options.header is not None:
         has_header = options.header
     else:
@@ -341,17 +358,9 @@ def _check_text(sample: bytes, path: str) -> None:
 
 
 def _detect_encoding(sample: bytes) -> str:
-    """UTF-8 if the sample decodes (a character cut at the end is fine), else cp1252/latin-1."""
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if not (exc.reason == "unexpected end of data" and exc.start >= len(sample) - 3):
-            try:
-                sample.decode("cp1252")
-            except UnicodeDecodeError:
-                return "latin-1"
-            return "cp1252"
-    return "utf-8"
+    """The encoding the sample's evidence says (see :mod:`pgingest.sources.encoding`; a
+    character cut at the end is fine)."""
+    return decide(evidence(sample[: complete_utf8(sample)])) or "utf-8"
 
 
 def decode_sample(data: bytes, encoding: str) -> str:
@@ -407,10 +416,14 @@ def _allow_large_fields() -> None:
         pycsv.field_size_limit(min(sys.maxsize, (1 << 31) - 1))
 
 
-def _sniff_delimiter(text: str, forced: str | None, *, truncated: bool) -> tuple[str, str]:
+def _sniff_delimiter(
+    text: str, forced: str | None, *, truncated: bool, quote: str | None = None
+) -> tuple[str, str]:
     """Pick the delimiter and quote that split the sample most consistently."""
     delimiters = (forced,) if forced is not None else _DELIMITERS
-    quotes = ('"', "'") if "'" in text else ('"',)
+    quotes: tuple[str, ...] = ('"', "'") if "'" in text else ('"',)
+    if quote is not None:
+        quotes = (quote,)
     best: tuple[float, int] = (-1.0, 0)
     choice = (delimiters[0], '"')
     for rank, (quotechar, delimiter) in enumerate((q, d) for q in quotes for d in delimiters):

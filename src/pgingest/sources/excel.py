@@ -172,7 +172,7 @@ class ExcelSource:
             name = header_names[col] or f"col_{col + 1}"
             self.warnings.append(
                 f"{sheet}column {name}: its cells are of several kinds"
-                f" ({', '.join(sorted(kinds[col]))}): loaded as text, each cell as it reads"
+                f" ({', '.join(sorted(kinds[col]))}): read as text, each cell as it reads"
             )
         batch = pa.RecordBatch.from_arrays(arrays, names=names)
         return _tidy(batch, header_names, rows, rejects)

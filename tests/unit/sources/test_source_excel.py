@@ -232,7 +232,7 @@ def test_times_beside_dates_are_text(tmp_path: Path) -> None:
     source = _open(tmp_path / "t.xlsx")
     assert source.sample().column("at").to_pylist() == ["10:30:00", "2024-01-02 03:04:05"]
     assert source.warnings == [
-        "column at: its cells are of several kinds (dates, times of day): loaded as text,"
+        "column at: its cells are of several kinds (dates, times of day): read as text,"
         " each cell as it reads"
     ]
 

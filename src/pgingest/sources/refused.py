@@ -1,0 +1,228 @@
+"""A raw CSV batch the server refused, read client-side: which records are malformed, the
+values of the others, and their bytes (to be sent again byte for byte without the bad ones).
+
+The failure path of a load (``--on-error skip``, or a batch that needs a wider column) reads
+a batch here; the types of the values are checked by the caller. Batches were cut, checked
+and (where needed) written again by the reader so that COPY reads them as Python's ``csv``
+module does, so COPY's reading of quotes (:func:`~pgingest.sources.records.split_records`)
+is the right one for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pgingest.model import CsvDialect
+from pgingest.sources.records import Ints, Records, split_records
+from pgingest.sources.repair import invalid_utf8_records, join_records, keep_bom
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "CODECS",
+    "Parsed",
+    "copy_lines",
+    "decode_line",
+    "parse_refused",
+    "record_at",
+    "text_table",
+]
+
+CODECS = {"UTF8": "utf-8", "WIN1252": "cp1252", "LATIN1": "latin-1"}
+"""PostgreSQL client encoding of a batch -> Python codec."""
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A refused batch, read client-side."""
+
+    data: bytes
+    """The batch as UTF-8 (a batch in a single-byte encoding is decoded)."""
+    records: Records
+    """Its records (COPY's reading: the batch is sent that way)."""
+    reasons: dict[int, str]
+    """Malformed records by index: a quote never closed, bytes not in the encoding, a wrong
+    field count."""
+    table: pa.Table | None
+    """The values of the well-formed records (the columns asked for, as text)."""
+    kept: Ints
+    """The index of the record each row of ``table`` comes from."""
+
+
+def parse_refused(
+    data: bytes,
+    first_line: int,
+    encoding: str,
+    dialect: CsvDialect,
+    columns: Sequence[str],
+    include: Sequence[str],
+) -> Parsed | None:
+    """Read a raw CSV batch client-side: its records, the malformed ones, the others' values.
+
+    Args:
+        data: the batch (whole records, no header).
+        first_line: the file line of its first byte.
+        encoding: its PostgreSQL client encoding (``UTF8``, ``WIN1252``, ``LATIN1``).
+        dialect: the file's dialect.
+        columns: the names of the batch's columns, in order.
+        include: the columns whose values are wanted (at least one: field counts come with
+            it).
+
+    Returns:
+        What was found; ``None`` when the batch cannot be parsed client-side the way the
+        server reads it (the caller keeps the server's error).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    codec = CODECS.get(encoding, "utf-8")
+    if codec != "utf-8":
+        data = data.decode(codec).encode("utf-8")
+    newline = "\r" if dialect.newline == "\r" else "\n"
+    records = split_records(
+        data,
+        first_line,
+        delimiter=dialect.delimiter,
+        quote=dialect.quotechar,
+        newline=newline,
+        count_fields=False,
+    )
+    width = len(columns)
+    reasons: dict[int, str] = {}
+    for b in np.flatnonzero(records.broken):
+        reasons[int(b)] = "unterminated quoted field"
+    for i, reason in invalid_utf8_records(data, records.starts, records.ends).items():
+        reasons.setdefault(i, reason)
+    good = np.ones(len(records), np.bool_)
+    good[list(reasons)] = False
+    kept = np.flatnonzero(good)
+    body = join_records(data, records.starts[good], records.ends[good])
+    if not body:
+        return Parsed(data, records, reasons, None, kept)
+    wrong: list[tuple[int, int]] = []
+
+    def wrong_width(row: pacsv.InvalidRow) -> str:
+        # pyarrow numbers the records it reads from 1, as split_records counted them
+        wrong.append((int(row.number) - 1, int(row.actual_columns)))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(keep_bom(body)),
+            read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter,
+                quote_char=dialect.quotechar,
+                double_quote=True,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=wrong_width,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                null_values=[""],  # pyarrow's default list reads NA, NULL, nan as NULL
+                include_columns=list(include),
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    parsed = np.ones(len(kept), np.bool_)
+    for position, actual in wrong:
+        if not 0 <= position < len(kept):
+            return None
+        parsed[position] = False
+        reasons[int(kept[position])] = f"{actual} fields, expected {width}"
+    kept = kept[parsed]
+    if table.num_rows != len(kept):
+        return None
+    return Parsed(data, records, reasons, table, kept)
+
+
+def text_table(data: bytes, dialect: CsvDialect, columns: Sequence[str]) -> pa.Table | None:
+    """A batch's well-formed records as text columns (for inference); ``None`` if none parse."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    newline = "\r" if dialect.newline == "\r" else "\n"
+    records = split_records(
+        data, 1, delimiter=dialect.delimiter, quote=dialect.quotechar, newline=newline
+    )
+    ok = (~records.broken) & (records.fields == len(columns))
+    body = join_records(data, records.starts[ok], records.ends[ok])
+    if not body:
+        return None
+    try:
+        return pacsv.read_csv(
+            pa.py_buffer(keep_bom(body)),
+            read_options=pacsv.ReadOptions(column_names=list(columns)),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter, quote_char=dialect.quotechar, newlines_in_values=True
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                null_values=[""],
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+
+
+def decode_line(raw: bytes, codec: str) -> str:
+    """A record's text for a reject (undecodable bytes shown as ``\\xNN``), line break off."""
+    return raw.decode(codec, errors="backslashreplace").rstrip("\r\n")
+
+
+def copy_lines(data: bytes, dialect: CsvDialect) -> tuple[Records, Ints]:
+    """A batch's records, and the line COPY names for each (its "line N").
+
+    COPY counts a record as one line plus the line breaks inside its quoted values, but only
+    those of one kind: a CR while it has not seen a line end yet (in the first record), then
+    the stream's own (LF for a stream of LF line ends, CR otherwise). The count is taken when
+    the whole record is read.
+    """
+    records = split_records(
+        data,
+        1,
+        delimiter=dialect.delimiter,
+        quote=dialect.quotechar,
+        newline="\r" if dialect.newline == "\r" else "\n",
+        count_fields=False,
+    )
+    if not len(records):
+        return records, np.zeros(0, np.int64)
+    arr = np.frombuffer(data, np.uint8)
+    starts, ends = records.starts, records.ends
+    last = arr[ends - 1]
+    crlf_end = (last == _LF) & (ends - starts >= 2) & (arr[np.maximum(ends - 2, 0)] == _CR)
+    lfs = np.flatnonzero(arr == _LF)
+    crs = np.flatnonzero(arr == _CR)
+    lf_inside = np.searchsorted(lfs, ends) - np.searchsorted(lfs, starts) - (last == _LF)
+    cr_inside = (
+        np.searchsorted(crs, ends) - np.searchsorted(crs, starts) - ((last == _CR) | crlf_end)
+    )
+    stream_lf = bool(last[0] == _LF and not crlf_end[0])
+    counted = cr_inside.copy()
+    if stream_lf:
+        counted[1:] = lf_inside[1:]
+    return records, np.arange(1, len(records) + 1) + np.cumsum(counted)
+
+
+_LF, _CR = 10, 13
+
+
+def record_at(copy_line_numbers: Ints, stream_line: int) -> int:
+    """The index of the record COPY names by "line ``stream_line``" (see :func:`copy_lines`);
+    -1 when no record has that line."""
+    index = int(np.searchsorted(copy_line_numbers, stream_line))
+    if index < len(copy_line_numbers) and copy_line_numbers[index] == stream_line:
+        return index
+    return -1
