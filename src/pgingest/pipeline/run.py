@@ -32,6 +32,7 @@ from pgingest.model import (
 )
 from pgingest.observability.progress import (
     DbError,
+    FilesFound,
     FileStarted,
     NullReporter,
     Reporter,
@@ -247,6 +248,8 @@ class Loader:
                 self.run_id = await self.with_retries(start)
                 crash_point("run-started")
                 self.reporter.run_started(self.run_id)
+            sizes = tuple((path, _found_size(path)) for path in files)
+            self.reporter.files_found(FilesFound(len(files), sum(n for _, n in sizes), sizes))
             limit = asyncio.Semaphore(files_at_once)
             results: list[FileResult | None] = [None] * len(files)
             try:
@@ -690,7 +693,13 @@ class Loader:
                 routes = int(claim.chunking.get("routes", chunking.get("routes", 1)))
                 await self._keyed_plan(plan, conn, job, routes)
                 self.reporter.file_started(
-                    FileStarted(path, qualified, source.info.format, stat.st_size)
+                    FileStarted(
+                        path,
+                        qualified,
+                        source.info.format,
+                        stat.st_size,
+                        getattr(source, "total_rows", None),
+                    )
                 )
                 workers = 1 if small else self.modes.workers(path, self.workers_per_file)
                 if plan.target is not None:
@@ -798,6 +807,14 @@ class Loader:
 def reader_warnings(source: Source) -> list[str]:
     """What the file's reader decided that the user should know (CSV: the encoding)."""
     return list(getattr(source, "warnings", ()))
+
+
+def _found_size(path: str) -> int:
+    """A found file's bytes for the progress total (0 when it cannot be read: it fails)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _size(path: str) -> int:
