@@ -4,86 +4,15 @@ while the files load and after."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import select
-import struct
 import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pyte
 
-COLUMNS, LINES = 120, 40
-BOUND_SECONDS = 180
-
-
-def screen_of(lines: list[str]) -> str:
-    return "\n".join(line.rstrip() for line in lines).rstrip()
-
-
-def logical_lines(screen: str) -> list[str]:
-    """The screen's non-blank lines, a line the terminal wrapped (it fills the width) joined
-    with the rest of it."""
-    out: list[str] = []
-    joining = False
-    for line in screen.splitlines():
-        if joining:
-            out[-1] += line
-        elif line.strip():
-            out.append(line)
-        joining = len(line) == COLUMNS
-    return out
-
-
-def run_on_terminal(*args: str, cwd: Path) -> tuple[int, list[str], str]:
-    """Run ``pgingest ARGS`` on a pty; return its exit code, the screens seen while it ran
-    (one per read of its output) and the last screen."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgingest", *args],
-        stdout=follower,
-        stderr=follower,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=cwd,
-    )
-    os.close(follower)
-    screen = pyte.Screen(COLUMNS, LINES)
-    stream = pyte.ByteStream(screen)
-    seen: list[str] = []
-    deadline = time.monotonic() + BOUND_SECONDS
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not data:
-                break
-            stream.feed(data)
-            seen.append(screen_of(screen.display))
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        os.close(leader)
-    return code, seen, screen_of(screen.display)
+from terminal import BOUND_SECONDS, COLUMNS, logical_lines, run_on_terminal
 
 
 def files(tmp_path: Path) -> tuple[Path, Path, Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import click
 
@@ -34,12 +35,18 @@ __all__ = ["prune", "rejects", "revert", "status"]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(dsn: str | None, table: str | None, limit: int, per_file: bool, as_json: bool) -> None:
     """Recent runs, files and rows per table (loaded, and in the table now), interrupted and
-    failed files, schema changes and rejects."""
+    failed files, schema changes and rejects: as tables on a terminal (failed files first,
+    with the command that retries them), as plain text otherwise."""
     from pgingest.api import status_async
 
     data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit, files=per_file))
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
+        return
+    if sys.stdout.isatty():
+        from pgingest.cli.status_view import print_status
+
+        print_status(data, dsn)
         return
     click.echo(render_status(data))
 

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point, redact_dsn
@@ -103,6 +104,8 @@ class Loader:
         """The manifest's id of this run (``None`` before it starts and for a dry run)."""
         self._stages: dict[str, float] = {}
         self._retries = 0
+        self._retried: list[tuple[datetime, Retry]] = []
+        """Each retry and when it happened: recorded in the manifest with the run's end."""
         self.policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         """How transient database errors are retried."""
         self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
@@ -159,7 +162,9 @@ class Loader:
             error,
             extra={"file": path or None, "table": table or None, "batch": batch},
         )
-        self.reporter.retry(Retry(path, table, batch, attempt, delay, error_class, error))
+        event = Retry(path, table, batch, attempt, delay, error_class, error)
+        self._retried.append((datetime.now(UTC), event))
+        self.reporter.retry(event)
 
     def db_error(self, exc: BaseException, path: str | None) -> None:
         """Report a database error once, where it is first caught."""
@@ -452,7 +457,9 @@ class Loader:
         async def finish() -> None:
             async with self.pool.acquire() as conn:
                 began = time.perf_counter()
-                await store.finish_run(conn, run_id, status, counts)
+                async with conn.transaction():
+                    await store.finish_run(conn, run_id, status, counts)
+                    await store.record_retries(conn, run_id, self._retried)
                 self.stage("manifest", began)
 
         try:
