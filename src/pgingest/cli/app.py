@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from pgingest.cli.manifest import prune, rejects, revert, status
+from pgingest.cli.manifest import prune, rejects, report, revert, status
 from pgingest.cli.options import dsn_option
 from pgingest.cli.render import (
     EXIT_FAILED,
@@ -682,6 +682,7 @@ def resume(run_id: int | None, dsn: str | None, **output_options: Any) -> None:
 
 
 cli.add_command(status)
+cli.add_command(report)
 cli.add_command(revert)
 cli.add_command(rejects)
 cli.add_command(prune)
