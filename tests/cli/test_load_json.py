@@ -42,7 +42,7 @@ def test_load_json_is_one_document_on_stdout(tmp_path, db):
     assert set(by_path[str(good)]) >= {"path", "table", "status", "rows", "rejects", "seconds"}
     # Progress and messages went to stderr, the closing line last.
     assert f"✓ {good}" in done.stderr
-    assert done.stderr.splitlines()[-1].startswith("done: 2 file(s) loaded, 1 skipped, 0 failed")
+    assert done.stderr.splitlines()[-1].startswith("done: 2 file(s) loaded, 1 skipped;")
 
     failing = subprocess.run(
         [*args, "--json", str(bad), "--force"],

@@ -81,7 +81,7 @@ def test_progress_on_a_terminal_adds_up_and_leaves_clean_lines(tmp_path, db):
         assert re.fullmatch(r"✓ \S+  [\d,]+ rows  [\d.]+ s  [\d,]+ rows/s  -> \S+", line), line
     reason = "line 3: CSV parse error: Row #2: Expected 2 columns, got 4: 2,b,c,d"
     assert f"✗ {bad.name}: {reason}" in lines
-    assert lines[-1].startswith("FAILED: 2 file(s) loaded, 0 skipped, 1 failed; 800,000 rows")
+    assert lines[-1].startswith("FAILED: 2 file(s) loaded, 1 failed; 800,000 rows")
     assert lines[-1].endswith(f"; {bad.name}: {reason}")
     print(seen[len(seen) // 2])
     print("=" * COLUMNS)
@@ -111,4 +111,4 @@ def test_plain_lines_when_not_a_terminal(tmp_path, db):
     assert "\x1b[" not in piped.stdout + piped.stderr
     lines = piped.stdout.splitlines()
     assert lines[0].startswith(f"✓ {csv}  400,000 rows")
-    assert lines[-1].startswith("done: 1 file(s) loaded, 0 skipped, 0 failed; 400,000 rows in")
+    assert lines[-1].startswith("done: 1 file(s) loaded; 400,000 rows in")

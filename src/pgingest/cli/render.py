@@ -91,15 +91,21 @@ class LineReporter:
 
 
 def summary(report: LoadReport) -> str:
-    """The closing line of a load: how it ended (files loaded, skipped, failed; rows and
-    time) and, for a failure, the file and the reason (the first one, and how many more)."""
+    """The closing line of a load: how it ended (files loaded, and skipped or failed when
+    any; rows and time) and, for a failure, the file and the reason (the first one, and how
+    many more)."""
     loaded = sum(1 for f in report.files if f.status == "loaded")
     failed = report.failed
     skipped = sum(1 for f in report.files if f.status == "skipped")
     rate = report.rows / report.seconds if report.seconds > 0 else 0.0
+    counts = [f"{loaded} file(s) loaded"]
+    if skipped:
+        counts.append(f"{skipped} skipped")
+    if failed:
+        counts.append(f"{len(failed)} failed")
     text = (
-        f"{'FAILED' if failed else 'done'}: {loaded} file(s) loaded, {skipped} skipped,"
-        f" {len(failed)} failed; {report.rows:,} rows in {report.seconds:.2f} s ({_rate(rate)})"
+        f"{'FAILED' if failed else 'done'}: {', '.join(counts)};"
+        f" {report.rows:,} rows in {report.seconds:.2f} s ({_rate(rate)})"
     )
     rejected = sum(f.rejects for f in report.files if f.status == "loaded")
     if rejected:
@@ -115,9 +121,17 @@ def summary(report: LoadReport) -> str:
 
 def _reason(result: FileResult) -> str:
     """A failed file's error on one line, without its path repeated in front."""
-    error = " ".join((result.error or "failed").split())
-    prefix = f"{result.path}: "
-    return error[len(prefix) :] if error.startswith(prefix) else error
+    return without_path(result.error or "failed", result.path)
+
+
+def without_path(error: str, path: str) -> str:
+    """``error`` on one line, without the file's path (or its name) in front of it: where
+    the file is shown beside it."""
+    error = " ".join(error.split())
+    for prefix in (f"{path}: ", f"{path.rsplit('/', 1)[-1]}: "):
+        if error.startswith(prefix):
+            return error[len(prefix) :]
+    return error
 
 
 def report_json(report: LoadReport, code: int) -> dict[str, Any]:

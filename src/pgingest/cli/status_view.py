@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pgingest.cli.render import without_path
 from pgingest.config import redact_dsn
 
 STATUS_STYLE = {
@@ -119,9 +120,7 @@ def _failed(failed: list[dict[str, Any]], dsn: str | None, now: datetime) -> Ren
     table.add_column("error", style="red", overflow="fold")
     runs: list[Any] = []
     for f in failed:
-        error = " ".join(redact_dsn(f["error"] or "").split())
-        if error.startswith(f"{f['path']}: "):
-            error = error[len(f["path"]) + 2 :]  # the file is in its own column
+        error = without_path(redact_dsn(f["error"] or ""), f["path"])
         moment = parse_time(f.get("finished_at"))
         table.add_row(
             f"{f['path']} (file {f['id']}, run {f['run_id']})",
@@ -162,8 +161,11 @@ def _tables(tables: list[dict[str, Any]], now: datetime) -> Table:
         ):
             if t.get(key):
                 notes.append(f"{t[key]} {word}")
-        if not t.get("table_exists", True):
-            now_rows: RenderableType = Text("GONE (dropped)", style="bold red")
+        if not t.get("table_exists", True) and not t["files_loaded"]:
+            now_rows: RenderableType = "-"
+            notes.append("not created: no file loaded")
+        elif not t.get("table_exists", True):
+            now_rows = Text("GONE (dropped)", style="bold red")
             notes.append("the next load loads its files again")
         else:
             count = t.get("rows_in_table")
