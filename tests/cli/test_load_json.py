@@ -58,3 +58,21 @@ def test_load_json_is_one_document_on_stdout(tmp_path, db):
     (entry,) = document["files"]
     assert entry["status"] == "failed"
     assert "line 3" in entry["error"]
+
+
+def test_load_json_when_the_run_cannot_start(tmp_path):
+    src = tmp_path / "a.csv"
+    src.write_text("id\n1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pgingest", "load", "--dsn", "foo://bar", "--json", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr  # a DSN that is not one: a usage error
+    document = json.loads(done.stdout)
+    assert document["run"]["exit_code"] == 2
+    assert document["files"] == []
+    assert document["run"]["error"]
+    assert document["run"]["error"] in done.stderr

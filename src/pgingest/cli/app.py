@@ -23,6 +23,7 @@ from pgingest.cli.render import (
     EXIT_UNEXPECTED,
     EXIT_USAGE,
     LineReporter,
+    error_json,
     exit_code,
     report_json,
     stages_line,
@@ -184,6 +185,13 @@ class Output:
     def echo(self, text: str, *, err: bool = False) -> None:
         """A line of the run's output: on stderr with ``--json`` (stdout is the document's)."""
         click.echo(text, err=err or self.json_out)
+
+    def failed(self, exc: BaseException) -> None:
+        """With ``--json``: the document for a run that ended on an error, not per file."""
+        if self.json_out:
+            code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+            error = error_json(redact_dsn(str(exc)), code, self.lines.run_id)
+            click.echo(json.dumps(error, indent=2))
 
     def close(self, report: Any = None) -> None:
         """Write the metrics file, stop serving, print the stage timings, the table changes
@@ -627,6 +635,9 @@ def load(
             for plan in report.plans:
                 output.echo(plan)
             output.echo("dry run: nothing was written")
+    except PgIngestError as exc:
+        output.failed(exc)
+        raise
     finally:
         output.close(report)
     sys.exit(exit_code(report))
@@ -676,6 +687,9 @@ def resume(run_id: int | None, dsn: str | None, **output_options: Any) -> None:
     report = None
     try:
         report = _run_interruptible(resume_async(run_id, dsn=dsn, reporter=output.reporter), output)
+    except PgIngestError as exc:
+        output.failed(exc)
+        raise
     finally:
         output.close(report)
     sys.exit(exit_code(report))

@@ -91,15 +91,19 @@ class BarReporter(LineReporter):
             console=self.console,
             transient=True,
         )
-        self._files: dict[str, TaskID] = {}
-        self._started: dict[str, float] = {}
-        self._rows: dict[str, int] = {}
-        self._done: dict[str, tuple[float, float | None, str]] = {}
+        # Files being loaded, by path and table (a workbook's sheets share the path).
+        self._files: dict[tuple[str, str], TaskID] = {}
+        self._started: dict[tuple[str, str], float] = {}
+        self._rows: dict[tuple[str, str], int] = {}
+        self._done: dict[tuple[str, str], tuple[float, float | None, str]] = {}
         """Per file being loaded: its bar's progress, total and unit."""
-        self._share: dict[str, float] = {}
+        self._share: dict[tuple[str, str], float] = {}
         """Per file being loaded: the bytes of the run's total its progress stands for now."""
         self._sizes: dict[str, int] = {}
+        """Bytes per path found (a sheet of a workbook counts its file's bytes: so does the
+        total)."""
         self._found = 0
+        self._found_bytes: int | None = None
         self._finished_bytes = 0
         self._finished = 0
         self._total_rows = 0
@@ -123,11 +127,16 @@ class BarReporter(LineReporter):
         self._ensure_started()
         self._found = event.files
         self._sizes = dict(event.sizes)
-        self.progress.update(self._total, total=max(1, event.nbytes))
+        self._found_bytes = max(1, event.nbytes)
+        self.progress.update(self._total, total=self._found_bytes)
         self._update_total()
 
     def _update_total(self) -> None:
         done = self._finished_bytes + sum(self._share.values())
+        if self._found_bytes is not None:
+            done = min(done, self._found_bytes)  # a file not found at the start (never)
+            if self._found and self._finished >= self._found:
+                done = self._found_bytes  # every file done (also when all were empty)
         found = f"/{self._found}" if self._found else ""
         self.progress.update(
             self._total,
@@ -138,31 +147,33 @@ class BarReporter(LineReporter):
     def file_started(self, event: FileStarted) -> None:
         """A bar for the file: rows against its row count when known, else bytes."""
         self._ensure_started()
+        key = (event.path, event.table)
         name = event.path
         if len(name) > NAME_WIDTH:
             name = "…" + name[-(NAME_WIDTH - 1) :]
         unit, total = ("rows", event.rows) if event.rows else ("bytes", event.size or None)
-        self._files[event.path] = self.progress.add_task(name, total=total, info="", unit=unit)
+        self._files[key] = self.progress.add_task(name, total=total, info="", unit=unit)
         self._sizes.setdefault(event.path, event.size)
-        self._started[event.path] = self.progress.get_time()
-        self._rows[event.path] = 0
-        self._done[event.path] = (0.0, total, unit)
-        self._share[event.path] = 0.0
+        self._started[key] = self.progress.get_time()
+        self._rows[key] = 0
+        self._done[key] = (0.0, total, unit)
+        self._share[key] = 0.0
 
     def batch_done(self, event: BatchDone) -> None:
         """Advance the file's bar (never past its total) and the run's."""
         self._total_rows += event.rows
-        task_id = self._files.get(event.path)
+        key = (event.path, event.table)
+        task_id = self._files.get(key)
         if task_id is not None:
-            rows = self._rows[event.path] + event.rows
-            self._rows[event.path] = rows
-            completed, total, unit = self._done[event.path]
+            rows = self._rows[key] + event.rows
+            self._rows[key] = rows
+            completed, total, unit = self._done[key]
             completed += event.rows if unit == "rows" else event.nbytes
             if total is not None:
                 completed = min(completed, total)
-                self._share[event.path] = self._sizes.get(event.path, 0) * completed / total
-            self._done[event.path] = (completed, total, unit)
-            elapsed = max(1e-6, self.progress.get_time() - self._started[event.path])
+                self._share[key] = self._sizes.get(event.path, 0) * completed / total
+            self._done[key] = (completed, total, unit)
+            elapsed = max(1e-6, self.progress.get_time() - self._started[key])
             info = f"{rows / elapsed:,.0f} rows/s"
             if unit != "rows":
                 info = f"{rows:,} rows  {info}"
@@ -178,11 +189,12 @@ class BarReporter(LineReporter):
 
     def file_done(self, result: FileResult) -> None:
         """Remove the file's bar, print its line, count it whole in the run's bar."""
-        task = self._files.pop(result.path, None)
-        self._started.pop(result.path, None)
-        self._rows.pop(result.path, None)
-        self._done.pop(result.path, None)
-        self._share.pop(result.path, None)
+        key = (result.path, result.table)
+        task = self._files.pop(key, None)
+        self._started.pop(key, None)
+        self._rows.pop(key, None)
+        self._done.pop(key, None)
+        self._share.pop(key, None)
         if task is not None:
             self.progress.remove_task(task)
         self._finished += 1

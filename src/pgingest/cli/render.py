@@ -172,6 +172,24 @@ def report_json(report: LoadReport, code: int) -> dict[str, Any]:
     }
 
 
+def error_json(error: str, code: int, run_id: int | None = None) -> dict[str, Any]:
+    """``pgingest load --json`` when the run could not start or stopped on an error of its
+    own (no file results): the run's id if it had one, its exit code and the error."""
+    return {
+        "run": {
+            "id": run_id,
+            "files": 0,
+            "loaded": 0,
+            "skipped": 0,
+            "failed": 0,
+            "rows": 0,
+            "exit_code": code,
+            "error": error,
+        },
+        "files": [],
+    }
+
+
 def table_changes(report: LoadReport) -> list[str]:
     """What changed per table, for the daily re-run of a tree: files new, changed (their
     previous version's rows replaced), unchanged (skipped) and failed, and the rows loaded."""
