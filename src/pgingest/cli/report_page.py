@@ -68,7 +68,11 @@ def _file_times(
     out = []
     for f in data["files"]:
         start = parse_time(f["started_at"])
-        end = parse_time(f["finished_at"]) or (run_end if f["status"] != "success" else None)
+        end = (
+            parse_time(f["finished_at"])
+            or parse_time(f.get("last_batch_at"))
+            or (run_end if f["status"] != "success" else None)
+        )
         seconds = (end - start).total_seconds() if start and end else None
         out.append((f, start, end, seconds))
     return out
@@ -121,7 +125,7 @@ def _timeline(
         )
         parts.append(
             f'<text x="{LABEL_WIDTH + plot + 16}" y="{y + 15}">'
-            f"{_e(f['status'])}, {_e(duration(seconds))}, {_e(label)}</text>"
+            f"{_e(', '.join(x for x in (f['status'], duration(seconds), label) if x))}</text>"
         )
     parts.append(
         f'<line class="axis" x1="{LABEL_WIDTH}" y1="{top - 4}" x2="{LABEL_WIDTH}" y2="{height}"/>'

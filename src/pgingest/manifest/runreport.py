@@ -24,7 +24,8 @@ async def run_report(conn: Any, run_id: int | None = None) -> dict[str, Any]:
     Returns:
         ``{"run": {...}, "files": [...], "schema_changes": [...], "rejects": [...],
         "rejects_total": n, "retries": [...]}``. A run marked running whose process died is
-        ``interrupted``.
+        ``interrupted``, and so are its files left running. ``last_batch_at``: a file's
+        last committed batch (where an unfinished file got to).
 
     Raises:
         ManifestError: no such run (or no run at all).
@@ -48,7 +49,8 @@ async def run_report(conn: Any, run_id: int | None = None) -> dict[str, Any]:
         "SELECT f.id, f.path, f.table_schema, f.table_name, f.format, f.status, f.size,"
         " CASE WHEN f.status = 'success' THEN f.rows ELSE (SELECT coalesce(sum(b.rows), 0)"
         " FROM pgingest.file_batches b WHERE b.file_id = f.id) END::bigint AS rows,"
-        " f.started_at, f.finished_at, f.error,"
+        " f.started_at, f.finished_at, f.error, (SELECT max(b.committed_at)"
+        " FROM pgingest.file_batches b WHERE b.file_id = f.id) AS last_batch_at,"
         " (SELECT count(*) FROM pgingest.rejects r WHERE r.file_id = f.id) AS rejects"
         " FROM pgingest.files f WHERE f.run_id = $1 ORDER BY f.started_at, f.id",
         run["id"],
@@ -82,9 +84,14 @@ async def run_report(conn: Any, run_id: int | None = None) -> dict[str, Any]:
     for key in ("paths", "options"):
         if isinstance(out.get(key), str):
             out[key] = json.loads(out[key])
+    listed = [_plain(r) for r in files]
+    if out["status"] == "interrupted":  # its files left running died with it
+        for f in listed:
+            if f["status"] in ("running", "pending"):
+                f["status"] = "interrupted"
     return {
         "run": out,
-        "files": [_plain(r) for r in files],
+        "files": listed,
         "schema_changes": [_plain(r) for r in changes],
         "rejects": [_plain(r) for r in rejects],
         "rejects_total": int(rejects_total),
