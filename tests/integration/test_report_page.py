@@ -213,3 +213,37 @@ def test_report_page_in_a_browser(tmp_path, db):
     retries = text.split("\nRetries\n", 1)[1]
     assert str(big) in retries
     assert "connection" in retries
+
+
+def test_report_of_a_killed_run(tmp_path, db):
+    """A run killed mid-file (SIGKILL after its third batch) is reported interrupted, its
+    file too, with the rows it committed; no browser needed to read the page's text."""
+    from integrity import run
+
+    src = tmp_path / "killed.csv"
+    src.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(20_000)))
+    died = run(
+        db.dsn,
+        "load",
+        str(src),
+        "--table",
+        "k",
+        "--batch-size",
+        "1000",
+        "--json",
+        schema=db.schema,
+        crash="batch-committed:3",
+    )
+    assert died.returncode == -9, died.stderr
+    assert died.stdout == ""  # killed: no document
+    run_id = db.val("SELECT run_id FROM pgingest.files WHERE path = $1", str(src))
+    page = tmp_path / "killed.html"
+    written = pgingest("report", str(run_id), "--dsn", db.dsn, "--html", str(page))
+    assert written.returncode == 0, written.stderr
+    text = visible_text(page.read_text())
+    assert f"pgingest run {run_id} interrupted" in text
+    committed = db.count("k")
+    assert committed > 0
+    timeline = text.split("Timeline of the run's files", 1)[1].split("Slowest files", 1)[0]
+    assert re.search(rf"killed\.csv\ninterrupted, [\d.]+ s, {committed:,} rows", timeline), timeline
+    assert "(not finished)" in text
