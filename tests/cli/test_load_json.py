@@ -76,3 +76,23 @@ def test_load_json_when_the_run_cannot_start(tmp_path):
     assert document["files"] == []
     assert document["run"]["error"]
     assert document["run"]["error"] in done.stderr
+
+
+def test_load_json_with_json_logs_on_stderr(tmp_path, db):
+    """--json and --log-format json: stdout is the document, stderr only log objects."""
+    src = tmp_path / "both.csv"
+    src.write_text("id\n1\n2\n")
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema),
+            *("--json", "--log-format", "json", str(src)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["run"]["rows"] == 2
+    logged = [json.loads(line) for line in done.stderr.splitlines()]
+    assert any(x.get("file") == str(src) for x in logged)

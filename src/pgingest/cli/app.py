@@ -183,8 +183,13 @@ class Output:
         self.reporter = FanOut(reporters)
 
     def echo(self, text: str, *, err: bool = False) -> None:
-        """A line of the run's output: on stderr with ``--json`` (stdout is the document's)."""
-        click.echo(text, err=err or self.json_out)
+        """A line of the run's output: on stderr with ``--json`` (stdout is the document's),
+        and nowhere when the JSON log has stderr too (each stream carries only JSON)."""
+        if self.json_out:
+            if self.json_on_stderr:
+                return
+            err = True
+        click.echo(text, err=err)
 
     def failed(self, exc: BaseException) -> None:
         """With ``--json``: the document for a run that ended on an error, not per file."""
