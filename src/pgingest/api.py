@@ -56,6 +56,11 @@ async def load_async(
     if "pk" in option_values and isinstance(option_values["pk"], str):
         option_values["pk"] = tuple(k.strip() for k in option_values["pk"].split(","))
     load_options = options_with(options or LoadOptions(), option_values)
+    if isinstance(load_options.transform, str):
+        # Refused before anything starts, not failed file by file.
+        from pgingest.sources.adapt import resolve_transform
+
+        resolve_transform(load_options.transform)
     # Plan the targets and start parsing a large first workbook before the loader (the driver,
     # the encoder) is imported: that parse is most of such a load, and overlaps the start-up.
     from pgingest.pipeline.readahead import start_read_ahead

@@ -49,7 +49,7 @@ def test_options_folders_sources(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("nope: 1\n", "unknown option 'nope'"),
-        ("folders:\n  a:\n    key: [id]\n", "'key' is not supported by this version"),
+        ("folders:\n  a:\n    key: [id]\n", "pk can only be set for the whole run"),
         ("folders:\n  a:\n    sources: []\n", "only allowed at the top"),
         ("sources:\n  - table: t\n", "needs a 'path'"),
         ("[1, 2]\n", "must be a mapping"),
