@@ -12,7 +12,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -166,6 +166,7 @@ class Output:
         metrics_file: str | None = None,
     ) -> None:
         self.metrics_file = metrics_file
+        self._devnull: TextIO | None = None
         self.json_on_stderr = log_format == "json" and log_file is None
         logging_on = log_format is not None or log_file is not None or verbose
         reporters: list[Reporter] = []
@@ -176,6 +177,7 @@ class Output:
         else:
             # JSON logs on stderr: stderr carries only JSON (failures are log lines too).
             err = open(os.devnull, "w") if self.json_on_stderr else None  # noqa: SIM115
+            self._devnull = err
             self.lines = LineReporter(quiet=quiet, err=err)
         reporters.append(self.lines)
         if logging_on:
@@ -196,6 +198,8 @@ class Output:
 
     def close(self, report: Any = None) -> None:
         """Write the metrics file, stop serving, print the summary and stage timings."""
+        if self._devnull is not None:
+            self._devnull.close()
         if self.metrics is not None:
             if self.metrics_file is not None:
                 self.metrics.write(self.metrics_file)
