@@ -1,9 +1,12 @@
 """Settings and load options: frozen dataclasses, merged once at the edge.
 
-Flags win over the environment, the environment over defaults.
+Flags win over ``PGINGEST_*`` variables, those over a config file, that over the defaults. The
+command line merges them in one place, click's (each :class:`LoadOptions` field's metadata
+makes its option: see :mod:`pgingest.cli.options`); the library takes keyword arguments over
+the defaults, and the DSN and server home from the environment.
 
-Code below this module never reads ``os.environ``; :func:`settings_from_env` is called by the CLI
-and by :func:`pgingest.load` only.
+Code below this module never reads ``os.environ``; :func:`connection_from_env` is called by the
+CLI and by the library's entry points only.
 """
 
 from __future__ import annotations
