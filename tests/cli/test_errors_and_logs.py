@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tests.conftest import Db
 
@@ -26,9 +26,10 @@ def _key_value(url: str) -> str:
     pairs = {
         "host": parts.hostname,
         "port": parts.port,
-        "dbname": parts.path.lstrip("/"),
+        "dbname": unquote(parts.path.lstrip("/")),
         "user": parts.username,
         "password": parts.password,
+        **dict(parse_qsl(parts.query)),  # the embedded server's socket: ?host=/tmp/...
     }
     return " ".join(f"{k}='{v}'" for k, v in pairs.items() if v)
 
@@ -105,6 +106,8 @@ def test_json_logs_make_the_final_error_line_json(cli: Any, db: Db, tmp_path: Pa
         last = json.loads(lines[-1])
         assert last["level"] == "error"
         assert last["message"], extra
+        if "pgingest" in extra:
+            assert last["message"].startswith("--schema pgingest: that schema holds")
 
 
 def _console_script() -> Path:

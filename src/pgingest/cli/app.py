@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     except PgIngestError as exc:
         if debug and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
-        _error_line(state, f"error: {exc}")
+        _error_line(state, str(exc), prefix="error: ")
         sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
     except KeyboardInterrupt:
         _error_line(state, "interrupted")
@@ -385,16 +385,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_UNEXPECTED)
 
 
-def _error_line(state: Ctx, message: str) -> None:
-    """The final line of a failed command on stderr: text, or a JSON object (``level``
-    ``error``, ``message``, ``time``) under ``--log-format json``; a DSN's password never."""
+def _error_line(state: Ctx, message: str, prefix: str = "") -> None:
+    """The final line of a failed command on stderr: ``prefix`` and the message, or a JSON
+    object (``level`` ``error``, ``message``, ``time``) under ``--log-format json``; a DSN's
+    password never."""
     if state.log_format == "json":
         from pgingest.observability.logs import JsonFormatter
 
         record = logging.LogRecord("pgingest", logging.ERROR, __file__, 0, message, None, None)
         click.echo(JsonFormatter().format(record), err=True)
     else:
-        click.echo(redact_dsn(message), err=True)
+        click.echo(redact_dsn(prefix + message), err=True)
 
 
 def run() -> None:
