@@ -89,7 +89,7 @@ def dsn_url(dsn: str) -> str:
         match = _KEY_VALUE.match(text, position)
         if match is None:
             raise ConfigError(
-                f"invalid DSN {redact_dsn(dsn)!r}: expected key=value at {text[position:][:20]!r}"
+                redact_dsn(f"invalid DSN {dsn!r}: expected key=value at {text[position:]!r}")
             )
         value = match.group(3)
         if value is None:

@@ -190,3 +190,34 @@ def test_a_top_level_key_with_a_value_is_still_an_unknown_option(tmp_path: Path)
         load_config(_write(tmp_path, "shet: Data\n"))
     with pytest.raises(ConfigError, match=r"folder 'a': unknown option 'hedaer_row'"):
         load_config(_write(tmp_path, "a:\n  hedaer_row: 3\n"))
+
+
+@pytest.mark.parametrize(
+    ("dsn", "url"),
+    [
+        ("postgresql://u:p@h:5/d?sslmode=require", "postgresql://u:p@h:5/d?sslmode=require"),
+        ("host=h port=5433 dbname=d user=u", "postgresql://u@/d?host=h&port=5433"),
+        ("dbname = d   user=u", "postgresql://u@/d"),
+        ("host=/run/pg dbname='my db'", "postgresql:///my%20db?host=%2Frun%2Fpg"),
+        (r"user=u password='it\'s a \\ secret'", "postgresql://u:it%27s%20a%20%5C%20secret@/"),
+        ("dbname=d sslmode=verify-full", "postgresql:///d?sslmode=verify-full"),
+    ],
+)
+def test_key_value_dsn_becomes_a_url(dsn: str, url: str) -> None:
+    from pgingest.config import ConnectionSettings, dsn_url
+
+    assert dsn_url(dsn) == url
+    assert ConnectionSettings(dsn=dsn).dsn == url
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["host=h password=hunter2 'oops'", "host=h 'oops' password=hunter2", "password=hunter2 ="],
+)
+def test_key_value_dsn_that_does_not_parse_is_refused_without_its_password(dsn: str) -> None:
+    from pgingest.config import ConnectionSettings, dsn_url
+
+    with pytest.raises(ConfigError, match="expected key=value") as caught:
+        dsn_url(dsn)
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in repr(ConnectionSettings(dsn="host=h password=hunter2"))
