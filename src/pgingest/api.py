@@ -39,7 +39,8 @@ async def load_async(
         there (``report.ok`` is False), not raised, so one bad file never stops the others.
 
     Raises:
-        ConfigError: invalid options or DSN.
+        ConfigError: invalid options or DSN, or a ``transform`` that cannot be imported
+            (refused before anything is loaded).
         ConnectionLostError: the server cannot be reached.
         ConcurrentLoadError: ``mode="replace"`` of a table another run is replacing (the
             message names that run); nothing was loaded.
