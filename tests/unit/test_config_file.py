@@ -221,3 +221,28 @@ def test_key_value_dsn_that_does_not_parse_is_refused_without_its_password(dsn: 
         dsn_url(dsn)
     assert "hunter2" not in str(caught.value)
     assert "hunter2" not in repr(ConnectionSettings(dsn="host=h password=hunter2"))
+
+
+_VALUES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
+
+
+@given(user=_VALUES, password=_VALUES, dbname=_VALUES, host=_VALUES)
+def test_key_value_dsn_keeps_every_value(user: str, password: str, dbname: str, host: str) -> None:
+    """Any value, quoted as libpq wants it, reaches the URL intact (spaces, quotes, @, /...)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from pgingest.config import dsn_url
+
+    def quoted(value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    dsn = (
+        f"user={quoted(user)} password={quoted(password)}"
+        f" dbname={quoted(dbname)} host={quoted(host)}"
+    )
+    parts = urlsplit(dsn_url(dsn))
+    auth = parts.netloc.rpartition("@")[0]
+    got_user, _, got_password = auth.partition(":")
+    assert (unquote(got_user), unquote(got_password)) == (user, password)
+    assert unquote(parts.path[1:]) == dbname
+    assert parse_qs(parts.query) == {"host": [host]}
