@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgingest.config import LoadOptions, load_config, options_with, redact_dsn
+from pgingest.config import LoadOptions, options_with, redact_dsn
+from pgingest.config_file import load_config
 from pgingest.errors import ConfigError
 from pgingest.pipeline.plan import folder_table_name, plan_targets
 

@@ -16,7 +16,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import click
 
-from pgingest.config import ENV_PREFIX, SECTIONS, LoadOptions, Section, load_config
+from pgingest.config import ENV_PREFIX, SECTIONS, LoadOptions, Section
+from pgingest.config_file import load_config
 
 __all__ = [
     "SectionedCommand",
