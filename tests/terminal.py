@@ -24,18 +24,15 @@ def screen_of(lines: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines).rstrip()
 
 
-def logical_lines(screen: str) -> list[str]:
-    """The screen's non-blank lines, a line the terminal wrapped (it fills the width) joined
-    with the rest of it."""
-    out: list[str] = []
-    joining = False
-    for line in screen.splitlines():
-        if joining:
-            out[-1] += line
-        elif line.strip():
-            out.append(line)
-        joining = len(line) == COLUMNS
-    return out
+def screen_lines(screen: str) -> list[str]:
+    """The screen's non-blank lines."""
+    return [line for line in screen.splitlines() if line.strip()]
+
+
+def squeezed(text: str) -> str:
+    """``text`` without whitespace: a line the terminal wrapped compares equal to the line
+    as printed (the screen keeps no mark of where it wrapped, nor a space at the edge)."""
+    return "".join(text.split())
 
 
 def run_on_terminal(*args: str, cwd: Path, lines: int = LINES) -> tuple[int, list[str], str]:

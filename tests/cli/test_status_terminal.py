@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 
-from terminal import logical_lines, run_on_terminal
+from terminal import run_on_terminal, screen_lines, squeezed
 
 PASSWORD = "s3cret-pw"  # noqa: S105 - the test checks it is never shown
 
@@ -60,7 +60,7 @@ def test_status_on_a_terminal(tmp_path, db):
     )
     assert code == 0, screen
     print(screen)
-    lines = logical_lines(screen)
+    lines = screen_lines(screen)
     assert PASSWORD not in screen
     titles = [line.strip() for line in lines if line.strip() and line.strip()[0].isalpha()]
     # Failures first, then the runs; the tables, schema changes and rejects after.
@@ -70,8 +70,14 @@ def test_status_on_a_terminal(tmp_path, db):
     assert any(t.startswith("Rejected rows") for t in titles), titles
     assert any(t.startswith("Interrupted files") for t in titles), titles
 
-    failed_row = next(line for line in lines if "bad.csv" in line and "│" in line)
-    assert "ago" in failed_row
+    # The failed file's row (its cells folded over lines): the file, how long ago, the error.
+    first = next(i for i, line in enumerate(lines) if line.startswith("┡"))
+    last = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    cells = [line.split("│")[1:-1] for line in lines[first + 1 : last]]
+    file, _table, when, error = (squeezed("".join(column)) for column in zip(*cells, strict=True))
+    assert file.startswith(squeezed(f"{bad} (file"))
+    assert re.fullmatch(r"\d+sago|justnow", when), when
+    assert error == squeezed("line 3: CSV parse error: Row #2: Expected 3 columns, got 4: 2,b,c,d")
     assert "line 3: CSV parse error" in screen
     failed_run = db.val("SELECT run_id FROM pgingest.files WHERE path = $1", str(bad))
     masked = f"pgingest resume {failed_run} --dsn '{dsn.replace(PASSWORD, '***')}'"

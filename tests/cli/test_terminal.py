@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from terminal import BOUND_SECONDS, COLUMNS, logical_lines, run_on_terminal
+from terminal import BOUND_SECONDS, COLUMNS, run_on_terminal, screen_lines, squeezed
 
 
 def files(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -72,7 +72,7 @@ def test_progress_on_a_terminal_adds_up_and_leaves_clean_lines(tmp_path, db):
         assert int(done.replace(",", "")) <= 400_000
 
     # After: no bar is left, each file has one clean line, and the last line says how it ended.
-    lines = logical_lines(last)
+    lines = screen_lines(last)
     assert not BAR.search(last), last
     assert "all files" not in last
     done_lines = [line for line in lines if line.startswith("✓ ")]
@@ -81,8 +81,11 @@ def test_progress_on_a_terminal_adds_up_and_leaves_clean_lines(tmp_path, db):
         assert re.fullmatch(r"✓ \S+  [\d,]+ rows  [\d.]+ s  [\d,]+ rows/s  -> \S+", line), line
     reason = "line 3: CSV parse error: Row #2: Expected 2 columns, got 4: 2,b,c,d"
     assert f"✗ {bad.name}: {reason}" in lines
-    assert lines[-1].startswith("FAILED: 2 file(s) loaded, 1 failed; 800,000 rows")
-    assert lines[-1].endswith(f"; {bad.name}: {reason}")
+    # The closing line, wrapped by the terminal where it is wider than the screen.
+    closing = next(i for i, line in enumerate(lines) if line.startswith("FAILED: "))
+    shown = squeezed("".join(lines[closing:]))
+    assert shown.startswith(squeezed("FAILED: 2 file(s) loaded, 1 failed; 800,000 rows in"))
+    assert shown.endswith(squeezed(f"; {bad.name}: {reason}"))
     print(seen[len(seen) // 2])
     print("=" * COLUMNS)
     print(last)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from pgingest.config import LoadOptions, crash_point
-from pgingest.errors import PgIngestError, RowError
+from pgingest.errors import PgIngestError, RowError, TooManyErrorsError
 from pgingest.manifest import store
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.observability.progress import BatchDone
@@ -20,7 +20,7 @@ from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FileP
 from pgingest.pipeline.job import FileJob, Lease, first_error
 from pgingest.pipeline.modes import apply_staged
 from pgingest.pipeline.payload import Payload
-from pgingest.pipeline.recover import Recovery, TooManyErrorsError
+from pgingest.pipeline.recover import Recovery
 from pgingest.pipeline.refusal import file_line
 from pgingest.pipeline.route import routed_batches
 from pgingest.sources import Source
