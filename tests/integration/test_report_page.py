@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -247,3 +248,21 @@ def test_report_of_a_killed_run(tmp_path, db):
     timeline = text.split("Timeline of the run's files", 1)[1].split("Slowest files", 1)[0]
     assert re.search(rf"killed\.csv\ninterrupted, [\d.]+ s, {committed:,} rows", timeline), timeline
     assert "(not finished)" in text
+
+
+def test_a_file_tried_again_is_timed_in_this_run(tmp_path, db):
+    """A failed file keeps its record (and its first start) when a later run tries it again:
+    that run's report times it from its own start, not from the first attempt's."""
+    bad = tmp_path / "again.csv"
+    bad.write_text("id,name\n1,a\n2,b,c,d\n")
+    args = ("load", "--dsn", db.dsn, "--schema", db.schema, str(bad))
+    assert pgingest(*args).returncode == 1
+    time.sleep(2.5)
+    assert pgingest(*args).returncode == 1
+    run_id = db.val("SELECT run_id FROM pgingest.files WHERE path = $1", str(bad))
+    page = tmp_path / "again.html"
+    assert pgingest("report", str(run_id), "--dsn", db.dsn, "--html", str(page)).returncode == 0
+    text = visible_text(page.read_text())
+    took = re.search(r"again\.csv\nfailed, ([\d.]+) s, 0 rows", text)
+    assert took is not None, text
+    assert float(took.group(1)) < 2.0

@@ -63,11 +63,15 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
 
 
 def _file_times(
-    data: dict[str, Any], run_end: datetime | None
+    data: dict[str, Any], run_start: datetime | None, run_end: datetime | None
 ) -> list[tuple[dict[str, Any], datetime | None, datetime | None, float | None]]:
+    """Each file with its start and end in this run, and its seconds. A file that an earlier
+    run tried first keeps that first start in the manifest: here it starts with this run."""
     out = []
     for f in data["files"]:
         start = parse_time(f["started_at"])
+        if start is not None and run_start is not None:
+            start = max(start, run_start)
         end = (
             parse_time(f["finished_at"])
             or parse_time(f.get("last_batch_at"))
@@ -139,7 +143,7 @@ def render_report(data: dict[str, Any]) -> str:
     run = data["run"]
     start, end = parse_time(run["started_at"]), parse_time(run.get("finished_at"))
     seconds = (end - start).total_seconds() if start and end else None
-    timed = _file_times(data, end)
+    timed = _file_times(data, start, end)
     rejects_total = data["rejects_total"]
     cards = [
         ("started", _local(start)),
