@@ -167,6 +167,12 @@ class LoadOptions:
     """Seconds before the first retry; each further retry waits twice as long (with jitter)."""
     retry_max: float = 30.0
     """The longest wait between two retries, in seconds."""
+    stall_timeout: float = 60.0
+    """Seconds a batch's connection may go without progress (no bytes of its COPY arriving,
+    its server process waiting for a client that sends nothing, or gone) before it counts as
+    lost: its server process is terminated and the batch retried on a fresh connection. A
+    statement the server is busy with (a long ``ALTER COLUMN TYPE``) is progress. Also the
+    longest wait for any lock. 0: no bound (not recommended)."""
     sheet: str | None = None
     """Workbooks: the sheet to load, by name or 1-based position; ``all``: every non-empty
     sheet, each to table ``<table>_<sheet>`` (or, with :attr:`sheet_column`, all to one
@@ -229,6 +235,8 @@ class LoadOptions:
             raise ConfigError("--max-retries must be 0 or more")
         if self.retry_base < 0 or self.retry_max < 0:
             raise ConfigError("--retry-base and --retry-max must be 0 or more")
+        if self.stall_timeout < 0:
+            raise ConfigError("--stall-timeout must be 0 or more")
         if self.pause_every < 0 or self.pause_seconds < 0:
             raise ConfigError("--pause-every and --pause-seconds cannot be negative")
         if self.on_changed not in ("replace", "append"):

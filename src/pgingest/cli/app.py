@@ -512,6 +512,15 @@ class Output:
     envvar=_env("retry_max"),
     help="Longest wait between two retries, in seconds.  [default: 30]",
 )
+@click.option(
+    "--stall-timeout",
+    type=click.FloatRange(min=0),
+    envvar=_env("stall_timeout"),
+    help="Seconds a batch's connection may make no progress (no COPY bytes arriving, the"
+    " server waiting for a client that sends nothing) before it counts as lost: its server"
+    " process is terminated and the batch retried. A statement the server is busy with is"
+    " progress. Also the longest wait for a lock; 0: no bound.  [default: 60]",
+)
 @_output_options
 @click.pass_obj
 def load(

@@ -28,6 +28,44 @@ async def resolve_dsn(settings: ConnectionSettings) -> str:
     return await asyncio.to_thread(embedded.start, settings.home)
 
 
+KEEPALIVE_SETTINGS = {
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+"""Server-side TCP keepalives of every session (asyncpg has no client-side ones): after 30 s
+of silence the server probes every 10 s and gives up after 3 unanswered probes, or when data
+it sent stays unacknowledged for 60 s, so a loader machine that died (or a network that
+dropped its connections) no longer holds its backends, their locks and their transactions
+open. Ignored on Unix sockets."""
+
+
+def session_settings(
+    application_name: str | None = None, lock_timeout: float | None = None
+) -> dict[str, str]:
+    """The settings every session of a run starts with (sent when it connects, so the pool's
+    reset keeps them): the keepalives, the run's ``application_name`` (which tells its
+    backends from anyone else's), and the longest wait for any lock, in seconds (a wait cut
+    by it is retried like a lost connection)."""
+    settings = dict(KEEPALIVE_SETTINGS)
+    if application_name:
+        settings["application_name"] = application_name[:63]
+    if lock_timeout is not None and lock_timeout > 0:
+        settings["lock_timeout"] = f"{max(1, round(lock_timeout * 1000))}ms"
+    return settings
+
+
+async def open_connection(settings: ConnectionSettings, **server_settings: str) -> Any:
+    """One connection outside any pool, with the keepalives (and ``server_settings``)."""
+    dsn = await resolve_dsn(settings)
+    return await asyncpg.connect(
+        dsn,
+        timeout=settings.connect_timeout,
+        server_settings={**KEEPALIVE_SETTINGS, **server_settings},
+    )
+
+
 async def _init_connection(conn: Any) -> None:
     # COPY streams are large; a statement timeout set by the server's defaults would cut them.
     await conn.execute("SET statement_timeout = 0")
@@ -42,6 +80,7 @@ async def create_pool(
     size: int,
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, float, BaseException], None] | None = None,
+    server_settings: dict[str, str] | None = None,
 ) -> asyncpg.Pool:
     """Open a pool of at most ``size`` connections, waiting for a server that refuses them.
 
@@ -51,6 +90,7 @@ async def create_pool(
         policy: retries of a transient failure to connect (refused, starting up, too many
             connections); ``None``: no retry.
         on_retry: called with (attempt, delay, error) before each wait.
+        server_settings: each session's settings (default: :func:`session_settings`).
 
     Returns:
         An open ``asyncpg.Pool``.
@@ -69,6 +109,7 @@ async def create_pool(
                 max_size=max(1, size),
                 timeout=settings.connect_timeout,
                 init=_init_connection,
+                server_settings=server_settings or session_settings(),
             )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
@@ -139,7 +180,9 @@ class connection:  # noqa: N801  (used as a context manager, like a function)
     async def __aenter__(self) -> Any:
         dsn = await resolve_dsn(self.settings)
         try:
-            self._conn = await asyncpg.connect(dsn, timeout=self.settings.connect_timeout)
+            self._conn = await asyncpg.connect(
+                dsn, timeout=self.settings.connect_timeout, server_settings=KEEPALIVE_SETTINGS
+            )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
         except Exception as exc:

@@ -77,6 +77,16 @@ def is_gone(conn: Any) -> bool:
         return True
 
 
+def server_pid(conn: Any) -> int | None:
+    """The server process of ``conn`` (``None`` for no connection or a detached handle)."""
+    if conn is None:
+        return None
+    try:
+        return int(conn.get_server_pid())
+    except asyncpg.InterfaceError:
+        return None
+
+
 def is_driver_error(exc: BaseException) -> bool:
     """True for exceptions that :func:`translate` knows."""
     return isinstance(

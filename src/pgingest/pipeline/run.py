@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +41,7 @@ from pgingest.observability.progress import (
 from pgingest.pg import connect, merge
 from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
+from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.columns import (
     read_contract,
@@ -104,6 +106,13 @@ class Loader:
         self._retries = 0
         self.policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         """How transient database errors are retried."""
+        self.application_name = f"pgingest {os.getpid()} {secrets.token_hex(6)}"
+        """Every session of this run says it is this run's: a lock held by a backend with
+        this name that no connection of the run owns any more is an orphan's, freed."""
+        self.sessions = connect.session_settings(self.application_name, options.stall_timeout)
+        """The settings each of the run's sessions starts with (keepalives, name, locks)."""
+        self.stalls = StallMonitor(self._monitor_connection, options.stall_timeout)
+        """Watches each batch's progress (``--stall-timeout``)."""
         self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
         """The target tables' columns as last read or made, by (schema, name)."""
         self.not_header_only: set[tuple[str, str]] = set()
@@ -119,6 +128,11 @@ class Loader:
         """The run's own connection, holding the run's lock while it lives."""
         if options.contract:
             self.contract = read_contract(options.contract)
+
+    async def _monitor_connection(self) -> Any:
+        return await connect.open_connection(
+            self.settings, application_name=f"{self.application_name} monitor"[:63]
+        )
 
     @property
     def options(self) -> LoadOptions:
@@ -218,6 +232,7 @@ class Loader:
             size,
             self.policy,
             lambda attempt, delay, exc: self.retrying(exc, attempt, delay, "", "", None),
+            self.sessions,
         )
         files_at_once = await self._fit_pool(size, files_at_once)
         try:
@@ -362,6 +377,7 @@ class Loader:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
             await asyncio.shield(self.modes.close())
+            await self.stalls.close()
             if self.run_lock is not None:
                 await self.run_lock.release()
             await self.pool.close()
@@ -415,7 +431,9 @@ class Loader:
         log.warning(message)
         self.reporter.message(f"warning: {message}")
         await self.pool.close()
-        self.pool = await connect.create_pool(self.settings, new_size, self.policy)
+        self.pool = await connect.create_pool(
+            self.settings, new_size, self.policy, server_settings=self.sessions
+        )
         return files_at_once
 
     async def _keyed_plan(self, plan: FilePlan, conn: Any, job: FileJob, routes: int) -> None:
@@ -606,7 +624,9 @@ class Loader:
             sha256 = hashing.ready()
         elif small:
             sha256 = fingerprint(path).sha256
-        lease = Lease(self.pool, await self.pool.acquire(), holds_lock=True)
+        lease = Lease(
+            self.pool, await self.pool.acquire(), holds_lock=True, owner=self.application_name
+        )
         try:
             conn = lease.conn
 
@@ -626,6 +646,7 @@ class Loader:
                     force=force,
                     on_changed="append" if keep_old_rows else self.options.on_changed,
                     lineage=self.options.lineage,
+                    owner=self.application_name,
                 )
                 self.stage("manifest", began)
                 return claim

@@ -208,7 +208,10 @@ async def write_file(
                         return
                 if payload.error is not None:
                     raise payload.error
-                async with lease.conn.transaction():
+                async with (
+                    loader.stalls.guard(lease.conn, f"the COPY of batch {index}"),
+                    lease.conn.transaction(),
+                ):
                     rows = await apply(lease.conn, index, payload)
                 crash_point("batch-committed")
             except Exception as exc:
@@ -244,7 +247,7 @@ async def write_file(
             # The file id stamped on every row (column default) lives in a session
             # setting, set once per connection and file (the claim set it on the file's
             # own connection).
-            own = Lease(loader.pool, None, file_id=file_id)
+            own = Lease(loader.pool, None, file_id=file_id, owner=loader.application_name)
             try:
                 await loader.with_retries(own.renew, path)
                 await consume(own, worker)
@@ -257,7 +260,8 @@ async def write_file(
             async with lease.conn.transaction():
                 while (item := await next_item(worker)) is not None:
                     payload = await encoded(item[1])
-                    rows = await apply(lease.conn, item[0], payload)
+                    async with loader.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
+                        rows = await apply(lease.conn, item[0], payload)
                     finished.append((item[0], payload, rows))
             crash_point("batch-committed")
             for index, payload, rows in finished:  # committed only now
