@@ -13,7 +13,7 @@ from pgingest.config import ConnectionSettings, redact_dsn
 from pgingest.errors import ConfigError
 from pgingest.pg import embedded
 from pgingest.pg.errors import is_driver_error, translate
-from pgingest.pg.retry import RetryPolicy, is_transient
+from pgingest.pg.retry import RetryPolicy, retry
 
 log = logging.getLogger("pgingest.connect")
 
@@ -100,8 +100,9 @@ async def create_pool(
         ConnectionLostError: the server cannot be reached (after the retries).
     """
     dsn = await resolve_dsn(settings)
-    attempt = 0
-    while True:
+    retries = [0]
+
+    async def attempt() -> asyncpg.Pool:
         try:
             return await asyncpg.create_pool(
                 dsn,
@@ -113,19 +114,20 @@ async def create_pool(
             )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
-        except Exception as exc:
-            if not is_driver_error(exc):
-                raise
-            if policy is not None and is_transient(exc) and attempt < policy.max_retries:
-                attempt += 1
-                delay = policy.delay(attempt)
-                if on_retry is not None:
-                    on_retry(attempt, delay, exc)
-                await asyncio.sleep(delay)
-                continue
-            error = translate(exc)
-            tries = f" (after {attempt} retries)" if attempt else ""
-            raise type(error)(f"cannot connect to {redact_dsn(dsn)}{tries}: {error}") from exc
+
+    def retrying(number: int, delay: float, exc: BaseException) -> None:
+        retries[0] = number
+        if on_retry is not None:
+            on_retry(number, delay, exc)
+
+    try:
+        return await retry(attempt, policy or RetryPolicy(max_retries=0), on_retry=retrying)
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
+        error = translate(exc)
+        tries = f" (after {retries[0]} retries)" if retries[0] else ""
+        raise type(error)(f"cannot connect to {redact_dsn(dsn)}{tries}: {error}") from exc
 
 
 async def server_version(conn: Any) -> int:

@@ -25,8 +25,7 @@ from pgingest.errors import ConcurrentLoadError, PgIngestError
 from pgingest.manifest import replacement, store
 from pgingest.model import FileResult, LoadReport
 from pgingest.pg import merge
-from pgingest.pg.errors import is_driver_error, is_gone, translate
-from pgingest.pg.retry import classify, is_transient
+from pgingest.pg.errors import classify, is_driver_error, is_gone, is_retryable, translate
 from pgingest.pipeline.job import Lease, quietly
 
 log = logging.getLogger("pgingest.replace")
@@ -338,7 +337,7 @@ class Replacer:
                 elif is_driver_error(exc) and classify(exc) in SWAP_RETRY_CLASSES:
                     holders = await merge.lock_holders(conn, schema, table)
                     blocker = "locks on it held by " + (", ".join(holders) or "another session")
-                elif is_transient(exc):  # the connection: the commit may have happened
+                elif is_retryable(exc, conn):  # the connection: the commit may have happened
                     blocker = f"{classify(exc)}: {exc}"
                     if await self._swapped_meanwhile(found):
                         break

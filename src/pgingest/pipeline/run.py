@@ -31,6 +31,7 @@ from pgingest.model import (
     LoadReport,
     SourceInfo,
 )
+from pgingest.observability.logs import bind_run
 from pgingest.observability.progress import (
     DbError,
     FileStarted,
@@ -39,8 +40,8 @@ from pgingest.observability.progress import (
     Retry,
 )
 from pgingest.pg import connect, merge
-from pgingest.pg.errors import is_driver_error, is_gone, translate
-from pgingest.pg.retry import RetryPolicy, classify, is_transient
+from pgingest.pg.errors import classify, describe, is_driver_error, is_gone, is_retryable, translate
+from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.columns import (
@@ -78,8 +79,9 @@ AGAIN = "again: "
 """How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
 
 
-FAILURE_RECORD_ATTEMPTS = 3
-"""Connections tried to mark a file failed before leaving it to the next run."""
+FAILURE_RECORD_POLICY = RetryPolicy(max_retries=2, base=0.2, max_delay=0.4)
+"""Connections tried to mark a file failed (any error: the one a fault cut may come first)
+before leaving it to the next run, and the short waits between."""
 TABLE_CHANGED_ATTEMPTS = 3
 """Loads of a file started again because its table changed under it, before it fails."""
 
@@ -156,22 +158,30 @@ class Loader:
         path: str,
         table: str,
         batch: int | None,
+        conn: Any = None,
     ) -> None:
-        """Count, log and report a retry about to happen."""
+        """Count, log and report a retry about to happen, saying in plain words what
+        happened (``connection lost during the COPY of batch 2``), not the driver's text."""
         self._retries += 1
-        error = one_line(redact_dsn(str(exc))) or type(exc).__name__
-        error_class = classify(exc)
+        if batch is not None:
+            what = f"the COPY of batch {batch}"
+        elif path:
+            what = f"the load of {path}"
+        else:
+            what = "connecting"
+        error = describe(exc, what, conn)
+        error_class = classify(exc, conn)
         log.info(
-            "retry %d/%d in %.1f s of %s%s after %s: %s",
+            "retry %d/%d in %.1f s of %s%s: %s",
             attempt,
             self.policy.max_retries,
             delay,
             path or "connecting",
             f" batch {batch}" if batch is not None else "",
-            error_class,
             error,
             extra={"file": path or None, "table": table or None, "batch": batch},
         )
+        log.debug("the driver said: %s", one_line(redact_dsn(str(exc))))
         self.reporter.retry(Retry(path, table, batch, attempt, delay, error_class, error))
 
     def db_error(self, exc: BaseException, path: str | None) -> None:
@@ -185,20 +195,14 @@ class Loader:
         self.reporter.db_error(DbError(classify(cause), path))
 
     async def with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
-        """Run ``step``, again after a transient database error (a fresh connection each time:
+        """Run ``step``, again after a retryable error (a fresh connection each time:
         ``step`` acquires its own)."""
-        attempt = 0
-        while True:
-            try:
-                return await step()
-            except Exception as exc:
-                self.db_error(exc, path or None)
-                if not is_transient(exc) or attempt >= self.policy.max_retries:
-                    raise
-                attempt += 1
-                delay = self.policy.delay(attempt)
-                self.retrying(exc, attempt, delay, path, "", None)
-                await asyncio.sleep(delay)
+        return await retry(
+            step,
+            self.policy,
+            on_error=lambda exc: self.db_error(exc, path or None),
+            on_retry=lambda attempt, delay, exc: self.retrying(exc, attempt, delay, path, "", None),
+        )
 
     def stage(self, name: str, began: float) -> float:
         """Add the seconds since ``began`` to stage ``name``; return them."""
@@ -260,6 +264,7 @@ class Loader:
                     return run_id
 
                 self.run_id = await self.with_retries(start)
+                bind_run(self.run_id)
                 crash_point("run-started")
                 self.reporter.run_started(self.run_id)
             limit = asyncio.Semaphore(files_at_once)
@@ -523,14 +528,11 @@ class Loader:
         """Load one file; after a transient error outside a batch (claiming, planning,
         completing) or one its batches ran out of retries on, claim it again: the manifest
         resumes it after its committed batches."""
-        attempt = 0
         changed = 0
         parse = False
         while True:
             try:
-                return await self._load_claimed(
-                    path, table_name, FileJob(path, parse=parse), started
-                )
+                return await self._load_retried(path, table_name, started, parse)
             except TableChangedError as exc:
                 # Its table was truncated or recreated under it: claimed again, it starts over.
                 changed += 1
@@ -545,16 +547,27 @@ class Loader:
                 # blank line, a ragged row): nothing of the file was kept; parse it ourselves.
                 log.info("%s: %s; loading it again, parsed client-side", path, exc)
                 parse = True
-            except Exception as exc:
-                self.db_error(exc, path)
-                transient = is_transient(exc) or is_transient_read_fault(exc)
-                if not transient or attempt >= self.policy.max_retries:
-                    raise
-                attempt += 1
-                delay = self.policy.delay(attempt)
-                table = f"{self.options.schema}.{table_name}"
-                self.retrying(exc, attempt, delay, path, table, None)
-                await asyncio.sleep(delay)
+
+    async def _load_retried(
+        self, path: str, table_name: str, started: float, parse: bool
+    ) -> FileResult:
+        """Load one file, claimed again after a retryable error (the manifest resumes it
+        after its committed batches)."""
+        table = f"{self.options.schema}.{table_name}"
+        return await retry(
+            lambda: self._load_claimed(path, table_name, FileJob(path, parse=parse), started),
+            self.policy,
+            on_error=lambda exc: self.db_error(exc, path),
+            # Its table changed, or the server's CSV parser refused its records: not the
+            # connection's fault (the caller starts it over).
+            retryable=lambda exc: (
+                not isinstance(exc, TableChangedError | RecordFormatError)
+                and (is_retryable(exc) or is_transient_read_fault(exc))
+            ),
+            on_retry=lambda attempt, delay, exc: self.retrying(
+                exc, attempt, delay, path, table, None
+            ),
+        )
 
     async def _open(self, path: str) -> Source:
         csv = csv_options(self.options)
@@ -758,6 +771,10 @@ class Loader:
                 await asyncio.shield(self._record_failure(lease.conn, job, message, discard))
                 if lease.conn is not None:
                     await quietly(store.release_file(lease.conn, job.file_id))
+                if is_driver_error(exc) and is_retryable(exc, lease.conn):
+                    # Asked here, where the connection is known: a call refused because it
+                    # is closed is a lost connection.
+                    raise translate(exc, path=path, conn=lease.conn) from exc
                 raise
             finally:
                 if source is not None:
@@ -802,16 +819,16 @@ class Loader:
             return
         # A pooled connection may have been cut by the same fault without the driver knowing
         # yet: a few attempts get a live one.
-        for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
-            try:
-                async with self.pool.acquire(timeout=30) as fresh:
-                    await store.fail_file(fresh, job.file_id, error, discard=discard)
-                break
-            except Exception as exc:  # the server may be gone: the next run resumes the file
-                if attempt == FAILURE_RECORD_ATTEMPTS:
-                    log.warning("could not record the failure of %s: %s", job.path, exc)
-                else:
-                    await asyncio.sleep(0.2 * attempt)
+        file_id = job.file_id
+
+        async def record() -> None:
+            async with self.pool.acquire(timeout=30) as fresh:
+                await store.fail_file(fresh, file_id, error, discard=discard)
+
+        try:
+            await retry(record, FAILURE_RECORD_POLICY, retryable=lambda exc: True)
+        except Exception as exc:  # the server may be gone: the next run resumes the file
+            log.warning("could not record the failure of %s: %s", job.path, exc)
         if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
 
