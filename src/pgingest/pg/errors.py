@@ -25,6 +25,7 @@ from pgingest.errors import (
     RecordFormatError,
     RowError,
     SchemaError,
+    SourceError,
 )
 
 # COPY's error context: 'COPY t, line 5, column i: "abc"' (column and value are optional).
@@ -98,7 +99,13 @@ def is_connection_lost(exc: BaseException, conn: Any = None) -> bool:
         return True  # the latter: the protocol left in a state a cut stream can leave it
     if isinstance(exc, asyncpg.InterfaceError):
         return conn is not None and is_gone(conn)
-    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+    return isinstance(exc, OSError | ConnectionError | TimeoutError) and not is_file_fault(exc)
+
+
+def is_file_fault(exc: BaseException) -> bool:
+    """An error of a file (it names one: no permission, deleted since it was found), not of
+    the connection: it fails the file at once."""
+    return isinstance(exc, OSError) and exc.filename is not None
 
 
 def classify(exc: BaseException, conn: Any = None) -> str:
@@ -217,6 +224,10 @@ def translate(
         if issubclass(kind.error, SchemaError):
             return SchemaError(message)
         return DatabaseError(f"{message} (SQLSTATE {state})", sqlstate=state)
+    if isinstance(exc, OSError) and is_file_fault(exc):
+        name = str(exc.filename)
+        why = (exc.strerror or message).lower()
+        return SourceError(f"{name}: cannot read the file: {why}", path=name)
     if is_connection_lost(exc, conn):
         return ConnectionLostError(f"connection lost: {message}")
     return DatabaseError(message)

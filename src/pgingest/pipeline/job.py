@@ -228,3 +228,9 @@ def first_error(error: BaseException) -> BaseException:
 def one_line(text: str) -> str:
     """``text`` on one line (for messages, logs and the manifest)."""
     return " ".join(text.split())
+
+
+def naming(path: str, message: str) -> str:
+    """``message`` on one line, starting with the file it is about unless it names it."""
+    text = one_line(message)
+    return text if path in text else f"{path}: {text}"

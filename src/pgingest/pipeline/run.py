@@ -54,6 +54,7 @@ from pgingest.pipeline.job import (
     claim_after_holder,
     is_read_fault,
     is_transient_read_fault,
+    naming,
     one_line,
     quietly,
 )
@@ -507,11 +508,11 @@ class Loader:
         except LeaseLostError as exc:
             result = FileResult(path, qualified, "skipped", message=one_line(str(exc)))
         except PgIngestError as exc:
-            result = FileResult(path, qualified, "failed", error=one_line(str(exc)))
+            result = FileResult(path, qualified, "failed", error=naming(path, str(exc)))
         except Exception as exc:
             if is_driver_error(exc):
                 error = translate(exc, path=path)
-                result = FileResult(path, qualified, "failed", error=one_line(str(error)))
+                result = FileResult(path, qualified, "failed", error=naming(path, str(error)))
             else:
                 log.exception("unexpected error loading %s", path)
                 result = FileResult(
@@ -636,7 +637,9 @@ class Loader:
         if hashing is not None:
             sha256 = hashing.ready()
         elif small:
-            sha256 = fingerprint(path).sha256
+            # An unreadable file is claimed all the same: its opening fails, recorded.
+            with contextlib.suppress(OSError):
+                sha256 = fingerprint(path).sha256
         lease = Lease(
             self.pool, await self.pool.acquire(), holds_lock=True, owner=self.application_name
         )
