@@ -75,13 +75,36 @@ async def _init_connection(conn: Any) -> None:
     await conn.execute("SET temp_buffers = '64MB'")
 
 
+ACQUIRE_TIMEOUT = 300.0
+"""Seconds a task waits for a pooled connection when it says nothing else. The pool is sized
+for every worker, so a wait this long means connections leaked or the server stopped
+answering: a bound, not a tuning knob."""
+
+
+class BoundedPool:
+    """An ``asyncpg.Pool`` whose :meth:`acquire` never waits without a bound; everything else
+    is the pool's."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> None:
+        self._pool = pool
+        self.timeout = timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection (``await`` it, or ``async with``), within ``timeout`` seconds
+        (default :attr:`timeout`)."""
+        return self._pool.acquire(timeout=self.timeout if timeout is None else timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 async def create_pool(
     settings: ConnectionSettings,
     size: int,
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, float, BaseException], None] | None = None,
     server_settings: dict[str, str] | None = None,
-) -> asyncpg.Pool:
+) -> BoundedPool:
     """Open a pool of at most ``size`` connections, waiting for a server that refuses them.
 
     Args:
@@ -93,7 +116,8 @@ async def create_pool(
         server_settings: each session's settings (default: :func:`session_settings`).
 
     Returns:
-        An open ``asyncpg.Pool``.
+        An open pool (an ``asyncpg.Pool`` whose acquire waits at most
+        :data:`ACQUIRE_TIMEOUT` unless told otherwise).
 
     Raises:
         ConfigError: the DSN is malformed.
@@ -102,9 +126,9 @@ async def create_pool(
     dsn = await resolve_dsn(settings)
     retries = [0]
 
-    async def attempt() -> asyncpg.Pool:
+    async def attempt() -> BoundedPool:
         try:
-            return await asyncpg.create_pool(
+            pool = await asyncpg.create_pool(
                 dsn,
                 min_size=1,
                 max_size=max(1, size),
@@ -112,6 +136,7 @@ async def create_pool(
                 init=_init_connection,
                 server_settings=server_settings or session_settings(),
             )
+            return BoundedPool(pool)
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
 

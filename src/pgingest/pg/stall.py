@@ -48,6 +48,10 @@ FROM pg_stat_activity a WHERE a.pid = ANY($1::int[])
 """
 
 
+_REFUSED: dict[int, tuple[Any, ...]] = {}
+"""What :meth:`StallMonitor._sample` returns when the server refused to answer."""
+
+
 @dataclass(slots=True)
 class _Watched:
     """One guarded unit: its backend, what it does, when it last moved."""
@@ -73,7 +77,6 @@ class StallMonitor:
     _watched: dict[int, _Watched] = field(default_factory=dict)
     _conn: Any = None
     _task: asyncio.Task[None] | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def interval(self) -> float:
@@ -135,6 +138,9 @@ class StallMonitor:
             for watched in list(self._watched.values()):
                 if watched.stalled is not None:
                     continue
+                if rows is _REFUSED:  # the server answers, but not this question: no verdict
+                    watched.moved_at = now
+                    continue
                 row = rows.get(watched.pid) if rows is not None else None
                 if (row is not None and _busy(row)) or (row is not None and row != watched.last):
                     watched.moved_at = now
@@ -152,7 +158,11 @@ class StallMonitor:
                 version = self._conn.get_server_version().major
                 query = _SAMPLE if version >= 14 else _SAMPLE_OLD
                 records = await self._conn.fetch(query, pids)
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except asyncpg.PostgresError as exc:  # e.g. too many connections: it is up
+            log.debug("stall monitor refused: %s", exc)
+            return _REFUSED
+        except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
+            # Silence from the server: counts as no progress of the connections to it.
             log.debug("stall monitor cannot look: %s", exc)
             if self._conn is not None:
                 self._conn.terminate()

@@ -21,10 +21,6 @@ from pgingest.pg.stall import terminate_orphan
 
 log = logging.getLogger("pgingest.run")
 
-ACQUIRE_TIMEOUT = 300.0
-"""Seconds a worker waits for a pooled connection (the pool is sized for every worker, so a
-longer wait means connections leaked or the server stopped answering)."""
-
 
 @dataclass(slots=True)
 class FileJob:
@@ -78,7 +74,7 @@ class Lease:
         terminated so that it holds no lock and no transaction."""
         abandoned = self.pid
         await self.release(broken=True)
-        conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT)
+        conn = await self._pool.acquire()
         try:
             if abandoned is not None and self.owner is not None:
                 await terminate_orphan(conn, abandoned, self.owner)

@@ -648,22 +648,23 @@ class Loader:
 
             async def claim_it(sha: str | None) -> store.Claim:
                 began = time.perf_counter()
-                claim = await store.claim_file(
-                    conn,
-                    path=abspath,
-                    size=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
-                    sha256=sha,
-                    schema=schema,
-                    table=load_table,
-                    fmt=None,
-                    run_id=self.run_id or 0,
-                    chunking=chunking,
-                    force=force,
-                    on_changed="append" if keep_old_rows else self.options.on_changed,
-                    lineage=self.options.lineage,
-                    owner=self.application_name,
-                )
+                async with self.stalls.guard(conn, f"the claim of {path}"):
+                    claim = await store.claim_file(
+                        conn,
+                        path=abspath,
+                        size=stat.st_size,
+                        mtime_ns=stat.st_mtime_ns,
+                        sha256=sha,
+                        schema=schema,
+                        table=load_table,
+                        fmt=None,
+                        run_id=self.run_id or 0,
+                        chunking=chunking,
+                        force=force,
+                        on_changed="append" if keep_old_rows else self.options.on_changed,
+                        lineage=self.options.lineage,
+                        owner=self.application_name,
+                    )
                 self.stage("manifest", began)
                 return claim
 
@@ -741,21 +742,22 @@ class Loader:
                 began = time.perf_counter()
                 if sha256 is None:  # (the hash was started above when there was none yet)
                     sha256 = await (hashing or BackgroundHash(path)).sha256()
-                if replacing:  # loaded only by the swap, which marks it so
-                    rows = await replacement.stage_file(
-                        lease.conn, job.file_id, sha256, source.info.format
-                    )
-                    done = store.Completion(rows)
-                    self.modes.replace.ready(qualified, path)
-                else:
-                    done = await store.complete_file(
-                        lease.conn,
-                        job.file_id,
-                        sha256,
-                        fmt=source.info.format,
-                        force=force,
-                        lineage=self.options.lineage,
-                    )
+                async with self.stalls.guard(lease.conn, f"the completion of {path}"):
+                    if replacing:  # loaded only by the swap, which marks it so
+                        rows = await replacement.stage_file(
+                            lease.conn, job.file_id, sha256, source.info.format
+                        )
+                        done = store.Completion(rows)
+                        self.modes.replace.ready(qualified, path)
+                    else:
+                        done = await store.complete_file(
+                            lease.conn,
+                            job.file_id,
+                            sha256,
+                            fmt=source.info.format,
+                            force=force,
+                            lineage=self.options.lineage,
+                        )
                 self.stage("manifest", began)
                 if done.again is not None:  # its table changed under it: nothing of it stays
                     raise TableChangedError(f"{path}: {done.again}")
