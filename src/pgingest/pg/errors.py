@@ -98,8 +98,27 @@ def is_connection_lost(exc: BaseException, conn: Any = None) -> bool:
     if isinstance(exc, asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError):
         return True  # the latter: the protocol left in a state a cut stream can leave it
     if isinstance(exc, asyncpg.InterfaceError):
-        return conn is not None and is_gone(conn)
+        if conn is not None and is_gone(conn):
+            return True
+        # A call refused while the connection was failing (the rollback after the server's
+        # FATAL error or a cut stream, before the driver marked it closed): what it was
+        # handling says.
+        context = _failing_context(exc)
+        return context is not None and is_retryable(context)
     return isinstance(exc, OSError | ConnectionError | TimeoutError) and not is_file_fault(exc)
+
+
+def _failing_context(exc: BaseException) -> BaseException | None:
+    """The error a driver ``InterfaceError`` was raised while handling: the server's, or the
+    loss of the connection (``None`` for anything else)."""
+    context = exc.__context__
+    failing = (
+        asyncpg.PostgresError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InternalClientError
+        | OSError
+    )
+    return context if isinstance(context, failing) and context is not exc else None
 
 
 def is_file_fault(exc: BaseException) -> bool:
@@ -204,6 +223,9 @@ def translate(
     """
     if isinstance(exc, PgIngestError):
         return exc
+    context = _failing_context(exc) if isinstance(exc, asyncpg.InterfaceError) else None
+    if context is not None:  # that error is what happened; the refusal only followed it
+        return translate(context, path=path, first_line=first_line, conn=conn)
     message = redact_dsn(str(exc).strip() or type(exc).__name__)
     if isinstance(exc, asyncpg.PostgresError):
         state = str(exc.sqlstate or "")

@@ -162,3 +162,42 @@ def test_retry_policy_waits_are_bounded():
     policy = RetryPolicy(max_retries=10, base=1.0, max_delay=5.0)
     for attempt in range(1, 11):
         assert 0 < policy.delay(attempt) <= 5.0
+
+
+def test_a_refused_rollback_after_a_server_error_is_that_error():
+    # The server's FATAL error arrives before the driver sees the socket close: the rollback
+    # that follows is refused ("another operation is in progress"); what happened is the
+    # server's error, and the connection (not yet known closed) is not asked.
+    try:
+        try:
+            raise server_error("57P01", "terminating connection due to administrator command")
+        except asyncpg.PostgresError:
+            raise asyncpg.InterfaceError(
+                "cannot perform operation: another operation is in progress"
+            ) from None
+    except asyncpg.InterfaceError as exc:
+        refused = exc
+    assert is_retryable(refused, _Open())
+    assert isinstance(translate(refused, conn=_Open()), ConnectionLostError)
+    try:
+        try:
+            raise server_error("22P02", 'invalid input syntax for type integer: "x"')
+        except asyncpg.PostgresError:
+            raise asyncpg.InterfaceError("another operation is in progress") from None
+    except asyncpg.InterfaceError as exc:
+        masked = exc
+    assert not is_retryable(masked, _Open())
+    assert isinstance(translate(masked, path="f.csv"), RowError)
+
+
+def test_a_refused_rollback_after_a_cut_stream_is_a_lost_connection():
+    try:
+        try:
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+        except asyncpg.ConnectionDoesNotExistError:
+            raise asyncpg.InterfaceError("another operation is in progress") from None
+    except asyncpg.InterfaceError as exc:
+        refused = exc
+    assert is_retryable(refused, _Open())
+    assert isinstance(translate(refused), ConnectionLostError)
+    assert not is_retryable(asyncpg.InterfaceError("another operation is in progress"), _Open())
