@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_retries import CuttingProxy, via_proxy
+
 import pgingest
 from pgingest.observability.progress import NullReporter
 
@@ -27,9 +29,22 @@ def test_an_unreadable_file_fails_at_once_named_and_recorded(tmp_path, db):
     bad = tmp_path / "secret.csv"
     bad.write_text("a\n3\n")
     bad.chmod(0)
-    done = run_unprivileged(
-        db.dsn, db.schema, str(good), str(bad), "--table", "t", "--retry-base", "0.01"
-    )
+    # Through a TCP proxy: without those capabilities the server's Unix socket (the embedded
+    # server's, in a private folder) is unreachable too.
+    proxy = CuttingProxy(db.dsn)
+    try:
+        done = run_unprivileged(
+            via_proxy(db.dsn, proxy.port),
+            db.schema,
+            str(good),
+            str(bad),
+            "--table",
+            "t",
+            "--retry-base",
+            "0.01",
+        )
+    finally:
+        proxy.close()
     assert done.returncode == 1, done.stderr
     output = done.stdout + done.stderr
     assert "retrying" not in output
