@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,7 @@ from pgingest.model import (
     LoadReport,
     SourceInfo,
 )
+from pgingest.observability.logs import bind_run
 from pgingest.observability.progress import (
     DbError,
     FilesFound,
@@ -40,8 +42,9 @@ from pgingest.observability.progress import (
     Retry,
 )
 from pgingest.pg import connect, merge
-from pgingest.pg.errors import is_driver_error, is_gone, translate
-from pgingest.pg.retry import RetryPolicy, classify, is_transient
+from pgingest.pg.errors import classify, describe, is_driver_error, is_gone, is_retryable, translate
+from pgingest.pg.retry import RetryPolicy, retry
+from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.columns import (
     read_contract,
@@ -53,6 +56,7 @@ from pgingest.pipeline.job import (
     claim_after_holder,
     is_read_fault,
     is_transient_read_fault,
+    naming,
     one_line,
     quietly,
 )
@@ -78,8 +82,9 @@ AGAIN = "again: "
 """How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
 
 
-FAILURE_RECORD_ATTEMPTS = 3
-"""Connections tried to mark a file failed before leaving it to the next run."""
+FAILURE_RECORD_POLICY = RetryPolicy(max_retries=2, base=0.2, max_delay=0.4)
+"""Connections tried to mark a file failed (any error: the one a fault cut may come first)
+before leaving it to the next run, and the short waits between."""
 TABLE_CHANGED_ATTEMPTS = 3
 """Loads of a file started again because its table changed under it, before it fails."""
 
@@ -108,6 +113,13 @@ class Loader:
         """Each retry and when it happened: recorded in the manifest with the run's end."""
         self.policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         """How transient database errors are retried."""
+        self.application_name = f"pgingest {os.getpid()} {secrets.token_hex(6)}"
+        """Every session of this run says it is this run's: a lock held by a backend with
+        this name that no connection of the run owns any more is an orphan's, freed."""
+        self.sessions = connect.session_settings(self.application_name, options.stall_timeout)
+        """The settings each of the run's sessions starts with (keepalives, name, locks)."""
+        self.stalls = StallMonitor(self._monitor_connection, options.stall_timeout)
+        """Watches each batch's progress (``--stall-timeout``)."""
         self.tables: dict[tuple[str, str], list[ColumnSpec]] = {}
         """The target tables' columns as last read or made, by (schema, name)."""
         self.not_header_only: set[tuple[str, str]] = set()
@@ -123,6 +135,11 @@ class Loader:
         """The run's own connection, holding the run's lock while it lives."""
         if options.contract:
             self.contract = read_contract(options.contract)
+
+    async def _monitor_connection(self) -> Any:
+        return await connect.open_connection(
+            self.settings, application_name=f"{self.application_name} monitor"[:63]
+        )
 
     @property
     def options(self) -> LoadOptions:
@@ -146,22 +163,30 @@ class Loader:
         path: str,
         table: str,
         batch: int | None,
+        conn: Any = None,
     ) -> None:
-        """Count, log and report a retry about to happen."""
+        """Count, log and report a retry about to happen, saying in plain words what
+        happened (``connection lost during the COPY of batch 2``), not the driver's text."""
         self._retries += 1
-        error = one_line(redact_dsn(str(exc))) or type(exc).__name__
-        error_class = classify(exc)
+        if batch is not None:
+            what = f"the COPY of batch {batch}"
+        elif path:
+            what = f"the load of {path}"
+        else:
+            what = "connecting"
+        error = describe(exc, what, conn)
+        error_class = classify(exc, conn)
         log.info(
-            "retry %d/%d in %.1f s of %s%s after %s: %s",
+            "retry %d/%d in %.1f s of %s%s: %s",
             attempt,
             self.policy.max_retries,
             delay,
             path or "connecting",
             f" batch {batch}" if batch is not None else "",
-            error_class,
             error,
             extra={"file": path or None, "table": table or None, "batch": batch},
         )
+        log.debug("the driver said: %s", one_line(redact_dsn(str(exc))))
         event = Retry(path, table, batch, attempt, delay, error_class, error)
         self._retried.append((datetime.now(UTC), event))
         self.reporter.retry(event)
@@ -177,20 +202,14 @@ class Loader:
         self.reporter.db_error(DbError(classify(cause), path))
 
     async def with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
-        """Run ``step``, again after a transient database error (a fresh connection each time:
+        """Run ``step``, again after a retryable error (a fresh connection each time:
         ``step`` acquires its own)."""
-        attempt = 0
-        while True:
-            try:
-                return await step()
-            except Exception as exc:
-                self.db_error(exc, path or None)
-                if not is_transient(exc) or attempt >= self.policy.max_retries:
-                    raise
-                attempt += 1
-                delay = self.policy.delay(attempt)
-                self.retrying(exc, attempt, delay, path, "", None)
-                await asyncio.sleep(delay)
+        return await retry(
+            step,
+            self.policy,
+            on_error=lambda exc: self.db_error(exc, path or None),
+            on_retry=lambda attempt, delay, exc: self.retrying(exc, attempt, delay, path, "", None),
+        )
 
     def stage(self, name: str, began: float) -> float:
         """Add the seconds since ``began`` to stage ``name``; return them."""
@@ -224,6 +243,7 @@ class Loader:
             size,
             self.policy,
             lambda attempt, delay, exc: self.retrying(exc, attempt, delay, "", "", None),
+            self.sessions,
         )
         files_at_once = await self._fit_pool(size, files_at_once)
         try:
@@ -251,6 +271,7 @@ class Loader:
                     return run_id
 
                 self.run_id = await self.with_retries(start)
+                bind_run(self.run_id)
                 crash_point("run-started")
                 self.reporter.run_started(self.run_id)
             sizes = tuple((path, _found_size(path)) for path in files)
@@ -370,6 +391,7 @@ class Loader:
                     await asyncio.shield(self._finish_run(status, report))
         finally:
             await asyncio.shield(self.modes.close())
+            await self.stalls.close()
             if self.run_lock is not None:
                 await self.run_lock.release()
             await self.pool.close()
@@ -423,7 +445,9 @@ class Loader:
         log.warning(message)
         self.reporter.message(f"warning: {message}")
         await self.pool.close()
-        self.pool = await connect.create_pool(self.settings, new_size, self.policy)
+        self.pool = await connect.create_pool(
+            self.settings, new_size, self.policy, server_settings=self.sessions
+        )
         return files_at_once
 
     async def _keyed_plan(self, plan: FilePlan, conn: Any, job: FileJob, routes: int) -> None:
@@ -494,11 +518,11 @@ class Loader:
         except LeaseLostError as exc:
             result = FileResult(path, qualified, "skipped", message=one_line(str(exc)))
         except PgIngestError as exc:
-            result = FileResult(path, qualified, "failed", error=one_line(str(exc)))
+            result = FileResult(path, qualified, "failed", error=naming(path, str(exc)))
         except Exception as exc:
             if is_driver_error(exc):
                 error = translate(exc, path=path)
-                result = FileResult(path, qualified, "failed", error=one_line(str(error)))
+                result = FileResult(path, qualified, "failed", error=naming(path, str(error)))
             else:
                 log.exception("unexpected error loading %s", path)
                 result = FileResult(
@@ -515,14 +539,11 @@ class Loader:
         """Load one file; after a transient error outside a batch (claiming, planning,
         completing) or one its batches ran out of retries on, claim it again: the manifest
         resumes it after its committed batches."""
-        attempt = 0
         changed = 0
         parse = False
         while True:
             try:
-                return await self._load_claimed(
-                    path, table_name, FileJob(path, parse=parse), started
-                )
+                return await self._load_retried(path, table_name, started, parse)
             except TableChangedError as exc:
                 # Its table was truncated or recreated under it: claimed again, it starts over.
                 changed += 1
@@ -537,16 +558,27 @@ class Loader:
                 # blank line, a ragged row): nothing of the file was kept; parse it ourselves.
                 log.info("%s: %s; loading it again, parsed client-side", path, exc)
                 parse = True
-            except Exception as exc:
-                self.db_error(exc, path)
-                transient = is_transient(exc) or is_transient_read_fault(exc)
-                if not transient or attempt >= self.policy.max_retries:
-                    raise
-                attempt += 1
-                delay = self.policy.delay(attempt)
-                table = f"{self.options.schema}.{table_name}"
-                self.retrying(exc, attempt, delay, path, table, None)
-                await asyncio.sleep(delay)
+
+    async def _load_retried(
+        self, path: str, table_name: str, started: float, parse: bool
+    ) -> FileResult:
+        """Load one file, claimed again after a retryable error (the manifest resumes it
+        after its committed batches)."""
+        table = f"{self.options.schema}.{table_name}"
+        return await retry(
+            lambda: self._load_claimed(path, table_name, FileJob(path, parse=parse), started),
+            self.policy,
+            on_error=lambda exc: self.db_error(exc, path),
+            # Its table changed, or the server's CSV parser refused its records: not the
+            # connection's fault (the caller starts it over).
+            retryable=lambda exc: (
+                not isinstance(exc, TableChangedError | RecordFormatError)
+                and (is_retryable(exc) or is_transient_read_fault(exc))
+            ),
+            on_retry=lambda attempt, delay, exc: self.retrying(
+                exc, attempt, delay, path, table, None
+            ),
+        )
 
     async def _open(self, path: str) -> Source:
         csv = csv_options(self.options)
@@ -615,28 +647,34 @@ class Loader:
         if hashing is not None:
             sha256 = hashing.ready()
         elif small:
-            sha256 = fingerprint(path).sha256
-        lease = Lease(self.pool, await self.pool.acquire(), holds_lock=True)
+            # An unreadable file is claimed all the same: its opening fails, recorded.
+            with contextlib.suppress(OSError):
+                sha256 = fingerprint(path).sha256
+        lease = Lease(
+            self.pool, await self.pool.acquire(), holds_lock=True, owner=self.application_name
+        )
         try:
             conn = lease.conn
 
             async def claim_it(sha: str | None) -> store.Claim:
                 began = time.perf_counter()
-                claim = await store.claim_file(
-                    conn,
-                    path=abspath,
-                    size=stat.st_size,
-                    mtime_ns=stat.st_mtime_ns,
-                    sha256=sha,
-                    schema=schema,
-                    table=load_table,
-                    fmt=None,
-                    run_id=self.run_id or 0,
-                    chunking=chunking,
-                    force=force,
-                    on_changed="append" if keep_old_rows else self.options.on_changed,
-                    lineage=self.options.lineage,
-                )
+                async with self.stalls.guard(conn, f"the claim of {path}"):
+                    claim = await store.claim_file(
+                        conn,
+                        path=abspath,
+                        size=stat.st_size,
+                        mtime_ns=stat.st_mtime_ns,
+                        sha256=sha,
+                        schema=schema,
+                        table=load_table,
+                        fmt=None,
+                        run_id=self.run_id or 0,
+                        chunking=chunking,
+                        force=force,
+                        on_changed="append" if keep_old_rows else self.options.on_changed,
+                        lineage=self.options.lineage,
+                        owner=self.application_name,
+                    )
                 self.stage("manifest", began)
                 return claim
 
@@ -720,21 +758,22 @@ class Loader:
                 began = time.perf_counter()
                 if sha256 is None:  # (the hash was started above when there was none yet)
                     sha256 = await (hashing or BackgroundHash(path)).sha256()
-                if replacing:  # loaded only by the swap, which marks it so
-                    rows = await replacement.stage_file(
-                        lease.conn, job.file_id, sha256, source.info.format
-                    )
-                    done = store.Completion(rows)
-                    self.modes.replace.ready(qualified, path)
-                else:
-                    done = await store.complete_file(
-                        lease.conn,
-                        job.file_id,
-                        sha256,
-                        fmt=source.info.format,
-                        force=force,
-                        lineage=self.options.lineage,
-                    )
+                async with self.stalls.guard(lease.conn, f"the completion of {path}"):
+                    if replacing:  # loaded only by the swap, which marks it so
+                        rows = await replacement.stage_file(
+                            lease.conn, job.file_id, sha256, source.info.format
+                        )
+                        done = store.Completion(rows)
+                        self.modes.replace.ready(qualified, path)
+                    else:
+                        done = await store.complete_file(
+                            lease.conn,
+                            job.file_id,
+                            sha256,
+                            fmt=source.info.format,
+                            force=force,
+                            lineage=self.options.lineage,
+                        )
                 self.stage("manifest", began)
                 if done.again is not None:  # its table changed under it: nothing of it stays
                     raise TableChangedError(f"{path}: {done.again}")
@@ -753,6 +792,10 @@ class Loader:
                 await asyncio.shield(self._record_failure(lease.conn, job, message, discard))
                 if lease.conn is not None:
                     await quietly(store.release_file(lease.conn, job.file_id))
+                if is_driver_error(exc) and is_retryable(exc, lease.conn):
+                    # Asked here, where the connection is known: a call refused because it
+                    # is closed is a lost connection.
+                    raise translate(exc, path=path, conn=lease.conn) from exc
                 raise
             finally:
                 if source is not None:
@@ -797,16 +840,16 @@ class Loader:
             return
         # A pooled connection may have been cut by the same fault without the driver knowing
         # yet: a few attempts get a live one.
-        for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
-            try:
-                async with self.pool.acquire(timeout=30) as fresh:
-                    await store.fail_file(fresh, job.file_id, error, discard=discard)
-                break
-            except Exception as exc:  # the server may be gone: the next run resumes the file
-                if attempt == FAILURE_RECORD_ATTEMPTS:
-                    log.warning("could not record the failure of %s: %s", job.path, exc)
-                else:
-                    await asyncio.sleep(0.2 * attempt)
+        file_id = job.file_id
+
+        async def record() -> None:
+            async with self.pool.acquire(timeout=30) as fresh:
+                await store.fail_file(fresh, file_id, error, discard=discard)
+
+        try:
+            await retry(record, FAILURE_RECORD_POLICY, retryable=lambda exc: True)
+        except Exception as exc:  # the server may be gone: the next run resumes the file
+            log.warning("could not record the failure of %s: %s", job.path, exc)
         if conn is not None and not is_gone(conn) and conn.is_in_transaction():
             await quietly(conn.execute("ROLLBACK"))
 
