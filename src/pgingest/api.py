@@ -131,6 +131,31 @@ async def status_async(
         return await status(conn, table=table, limit=limit, files=files)
 
 
+async def run_report_async(
+    run_id: int | None = None, *, dsn: str | None = None, home: str | Path | None = None
+) -> dict[str, Any]:
+    """What the manifest recorded of one run, for its report: the run, its files with their
+    times, schema changes, rejected rows and retries.
+
+    Args:
+        run_id: the run; default the latest.
+        dsn: the server (default: environment, else the embedded server).
+        home: data directory of the embedded server.
+
+    Returns:
+        JSON-ready data (see :func:`pgingest.manifest.runreport.run_report`).
+
+    Raises:
+        ManifestError: no such run.
+    """
+    from pgingest.manifest.runreport import run_report
+    from pgingest.pg.connect import connection
+
+    async with connection(connection_from_env(dsn, home)) as conn:
+        await _upgrade_manifest(conn)
+        return await run_report(conn, run_id)
+
+
 async def _upgrade_manifest(conn: Any) -> bool:
     """Bring an existing manifest up to this version (as a load would); False when this
     database has none."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 
 import click
 
-from pgingest.cli.manifest import prune, rejects, revert, status
+from pgingest.cli.manifest import prune, rejects, report, revert, status
 from pgingest.cli.options import (
     SectionedCommand,
     SectionedOption,
@@ -31,7 +32,9 @@ from pgingest.cli.render import (
     EXIT_UNEXPECTED,
     EXIT_USAGE,
     LineReporter,
+    error_json,
     exit_code,
+    report_json,
     stages_line,
     summary,
     table_changes,
@@ -97,6 +100,16 @@ def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 help="Print only errors and the summary.",
             ),
             click.option(
+                "--json",
+                "json_out",
+                cls=SectionedOption,
+                is_flag=True,
+                envvar=option_env("--json"),
+                help="At the end, print one JSON document on stdout (each file's path, table,"
+                " status, rows, rejects, seconds, error; the run's id, counts, exit code);"
+                " progress and messages go to stderr.",
+            ),
+            click.option(
                 "--verbose",
                 "-v",
                 cls=SectionedOption,
@@ -158,6 +171,7 @@ class Output:
         self,
         *,
         quiet: bool = False,
+        json_out: bool = False,
         verbose: bool = False,
         no_progress: bool = False,
         log_format: str | None = None,
@@ -168,17 +182,23 @@ class Output:
         self.metrics_file = metrics_file
         self._devnull: TextIO | None = None
         self.json_on_stderr = log_format == "json" and log_file is None
+        self.json_out = json_out
+        """``--json``: stdout carries only the closing JSON document; the rest goes to stderr."""
         logging_on = log_format is not None or log_file is not None or verbose
         reporters: list[Reporter] = []
-        if not quiet and not no_progress and sys.stdout.isatty() and not self.json_on_stderr:
+        terminal = (sys.stderr if json_out else sys.stdout).isatty()
+        if not quiet and not no_progress and terminal and not self.json_on_stderr:
+            from rich.console import Console
+
             from pgingest.cli.progress_bars import BarReporter
 
-            self.lines: LineReporter = BarReporter()
+            self.lines: LineReporter = BarReporter(Console(stderr=json_out))
         else:
             # JSON logs on stderr: stderr carries only JSON (failures are log lines too).
             err = open(os.devnull, "w") if self.json_on_stderr else None  # noqa: SIM115
             self._devnull = err
-            self.lines = LineReporter(quiet=quiet, err=err)
+            out = (err or sys.stderr) if json_out else None
+            self.lines = LineReporter(quiet=quiet, err=err, out=out)
         reporters.append(self.lines)
         if logging_on:
             from pgingest.observability.logs import LogReporter, configure
@@ -196,22 +216,44 @@ class Output:
             reporters.append(self.metrics)
         self.reporter = FanOut(reporters)
 
+    def echo(self, text: str, *, err: bool = False) -> None:
+        """A line of the run's output: on stderr with ``--json`` (stdout is the document's),
+        and nowhere when the JSON log has stderr too (each stream carries only JSON)."""
+        if self.json_out:
+            if self.json_on_stderr:
+                return
+            err = True
+        click.echo(text, err=err)
+
+    def failed(self, exc: BaseException) -> None:
+        """With ``--json``: the document for a run that ended on an error, not per file."""
+        if self.json_out:
+            code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+            error = error_json(redact_dsn(str(exc)), code, self.lines.run_id)
+            click.echo(json.dumps(error, indent=2))
+
     def close(self, report: Any = None) -> None:
-        """Write the metrics file, stop serving, print the summary and stage timings."""
-        if self._devnull is not None:
-            self._devnull.close()
+        """Write the metrics file, stop serving, print the stage timings, the table changes
+        and last the line that says how the run ended; with ``--json``, then the document."""
         if self.metrics is not None:
             if self.metrics_file is not None:
                 self.metrics.write(self.metrics_file)
             self.metrics.stop()
+        close_bars = getattr(self.lines, "close", None)
+        if close_bars is not None:
+            close_bars()  # the bars are gone before the closing lines are printed
         if report is not None:
             to_err = bool(report.failed) and not self.json_on_stderr
-            click.echo(summary(report), err=to_err)
+            if report.stages and not report.dry_run:
+                self.echo(stages_line(report), err=to_err)
             changes = table_changes(report) if not report.dry_run else []
             if len(changes) > 1 or (changes and len(report.files) > 1):
-                click.echo("per table:\n" + "\n".join(changes), err=to_err)
-            if report.stages and not report.dry_run:
-                click.echo(stages_line(report), err=to_err)
+                self.echo("per table:\n" + "\n".join(changes), err=to_err)
+            self.echo(summary(report), err=to_err)
+            if self.json_out:
+                click.echo(json.dumps(report_json(report, exit_code(report)), indent=2))
+        if self._devnull is not None:
+            self._devnull.close()  # after the bars and lines that could write to it
 
 
 @cli.command(cls=SectionedCommand)
@@ -237,6 +279,7 @@ def load(
     config_file: str | None,
     disable_internal_parallelism: bool,
     quiet: bool,
+    json_out: bool,
     verbose: bool,
     no_progress: bool,
     log_format: str | None,
@@ -270,6 +313,7 @@ def load(
         options["internal_concurrency"] = 1
     output = Output(
         quiet=quiet,
+        json_out=json_out,
         verbose=verbose,
         no_progress=no_progress or bool(options.get("dry_run")),
         log_format=log_format,
@@ -285,8 +329,11 @@ def load(
         )
         if report.dry_run:
             for plan in report.plans:
-                click.echo(plan)
-            click.echo("dry run: nothing was written")
+                output.echo(plan)
+            output.echo("dry run: nothing was written")
+    except PgIngestError as exc:
+        output.failed(exc)
+        raise
     finally:
         output.close(report)
     sys.exit(exit_code(report))
@@ -336,12 +383,16 @@ def resume(run_id: int | None, dsn: str | None, **output_options: Any) -> None:
     report = None
     try:
         report = _run_interruptible(resume_async(run_id, dsn=dsn, reporter=output.reporter), output)
+    except PgIngestError as exc:
+        output.failed(exc)
+        raise
     finally:
         output.close(report)
     sys.exit(exit_code(report))
 
 
 cli.add_command(status)
+cli.add_command(report)
 cli.add_command(revert)
 cli.add_command(rejects)
 cli.add_command(prune)

@@ -1,17 +1,18 @@
-"""The commands over what the manifest recorded: ``status``, ``revert``, ``rejects`` and
-``prune``."""
+"""The commands over what the manifest recorded: ``status``, ``report``, ``revert``,
+``rejects`` and ``prune``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import click
 
 from pgingest.cli.options import dsn_option
 from pgingest.cli.render import render_status
 
-__all__ = ["prune", "rejects", "revert", "status"]
+__all__ = ["prune", "rejects", "report", "revert", "status"]
 
 
 @click.command()
@@ -34,12 +35,18 @@ __all__ = ["prune", "rejects", "revert", "status"]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(dsn: str | None, table: str | None, limit: int, per_file: bool, as_json: bool) -> None:
     """Recent runs, files and rows per table (loaded, and in the table now), interrupted and
-    failed files, schema changes and rejects."""
+    failed files, schema changes and rejects: as tables on a terminal (failed files first,
+    with the command that retries them), as plain text otherwise."""
     from pgingest.api import status_async
 
     data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit, files=per_file))
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
+        return
+    if sys.stdout.isatty():
+        from pgingest.cli.status_view import print_status
+
+        print_status(data, dsn)
         return
     click.echo(render_status(data))
 
@@ -152,3 +159,27 @@ def prune(dsn: str | None, older_than: str, dry_run: bool) -> None:
         f" batch record(s) and {report.rejects:,} rejected row(s) older than"
         f" {report.cutoff:%Y-%m-%d %H:%M:%S %Z}".rstrip()
     )
+
+
+@click.command()
+@click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@dsn_option
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Write the report to this HTML file (one page, nothing fetched when opened).",
+)
+def report(run_id: int | None, dsn: str | None, html_path: str) -> None:
+    """Write a run's report (default: the latest run) as one self-contained HTML page: a
+    timeline of its files (start, end, rows/s, status), the slowest files, schema changes,
+    rejected rows with their lines, and the retries."""
+    from pgingest.api import run_report_async
+    from pgingest.cli.report_page import render_report
+
+    data = asyncio.run(run_report_async(run_id, dsn=dsn))
+    with open(html_path, "w", encoding="utf-8") as out:
+        out.write(render_report(data))
+    run = data["run"]
+    click.echo(f"wrote the report of run {run['id']} ({run['status']}) to {html_path}")

@@ -6,7 +6,7 @@ import sys
 from typing import Any, TextIO
 
 from pgingest.model import FileResult, LoadReport
-from pgingest.observability.progress import BatchDone, DbError, FileStarted, Retry
+from pgingest.observability.progress import BatchDone, DbError, FilesFound, FileStarted, Retry
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -30,6 +30,9 @@ class LineReporter:
     def run_started(self, run_id: int) -> None:
         """Remember the run id, to say how to resume it."""
         self.run_id = run_id
+
+    def files_found(self, event: FilesFound) -> None:
+        """Nothing to print: each file says when it is done."""
 
     def file_started(self, event: FileStarted) -> None:
         """Nothing to print until the file is done."""
@@ -88,22 +91,103 @@ class LineReporter:
 
 
 def summary(report: LoadReport) -> str:
-    """The closing line of a load."""
+    """The closing line of a load: how it ended (files loaded, and skipped or failed when
+    any; rows and time) and, for a failure, the file and the reason (the first one, and how
+    many more)."""
     loaded = sum(1 for f in report.files if f.status == "loaded")
-    failed = len(report.failed)
+    failed = report.failed
     skipped = sum(1 for f in report.files if f.status == "skipped")
     rate = report.rows / report.seconds if report.seconds > 0 else 0.0
+    counts = [f"{loaded} file(s) loaded"]
+    if skipped:
+        counts.append(f"{skipped} skipped")
+    if failed:
+        counts.append(f"{len(failed)} failed")
     text = (
-        f"{loaded} file(s) loaded, {report.rows:,} rows in {report.seconds:.2f} s ({_rate(rate)})"
+        f"{'FAILED' if failed else 'done'}: {', '.join(counts)};"
+        f" {report.rows:,} rows in {report.seconds:.2f} s ({_rate(rate)})"
     )
     rejected = sum(f.rejects for f in report.files if f.status == "loaded")
     if rejected:
         text += f", {rejected:,} rows rejected"
-    if skipped:
-        text += f", {skipped} skipped"
     if failed:
-        text += f", {failed} FAILED"
+        first = failed[0]
+        reason = _reason(first)
+        text += f"; {first.path}: {reason}"
+        if len(failed) > 1:
+            text += f" (and {len(failed) - 1} more failed file(s), listed above)"
     return text
+
+
+def _reason(result: FileResult) -> str:
+    """A failed file's error on one line, without its path repeated in front."""
+    return without_path(result.error or "failed", result.path)
+
+
+def without_path(error: str, path: str) -> str:
+    """``error`` on one line, without the file's path (or its name) in front of it: where
+    the file is shown beside it."""
+    error = " ".join(error.split())
+    for prefix in (f"{path}: ", f"{path.rsplit('/', 1)[-1]}: "):
+        if error.startswith(prefix):
+            return error[len(prefix) :]
+    return error
+
+
+def report_json(report: LoadReport, code: int) -> dict[str, Any]:
+    """``pgingest load --json``: per file path, table, status, rows, rejects, seconds, error;
+    per run its id, counts and exit code."""
+    files = [
+        {
+            "path": f.path,
+            "table": f.table,
+            "status": f.status,
+            "rows": f.rows,
+            "rejects": f.rejects,
+            "seconds": round(f.seconds, 3),
+            "error": f.error,
+            "message": f.message,
+            "warnings": list(f.warnings),
+            "schema_changes": list(f.schema_changes),
+        }
+        for f in report.files
+    ]
+    counts = {
+        status: sum(1 for f in report.files if f.status == status)
+        for status in ("loaded", "skipped", "failed")
+    }
+    return {
+        "run": {
+            "id": report.run_id,
+            "dry_run": report.dry_run,
+            "files": len(report.files),
+            **counts,
+            "rows": report.rows,
+            "rejects": sum(f.rejects for f in report.files if f.status == "loaded"),
+            "seconds": round(report.seconds, 3),
+            "retries": report.retries,
+            "exit_code": code,
+        },
+        "files": files,
+    }
+
+
+def error_json(error: str, code: int, run_id: int | None = None) -> dict[str, Any]:
+    """``pgingest load --json`` when the run could not start or stopped on an error of its
+    own (no file results): the run's id if it had one, its exit code and the error."""
+    return {
+        "run": {
+            "id": run_id,
+            "files": 0,
+            "loaded": 0,
+            "skipped": 0,
+            "failed": 0,
+            "rows": 0,
+            "exit_code": code,
+            "error": error,
+        },
+        "files": [],
+    }
 
 
 def table_changes(report: LoadReport) -> list[str]:

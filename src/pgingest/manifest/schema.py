@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -19,7 +19,8 @@ the table it loaded into (``table_oid``, ``table_node``, ``lineage``), and ``cla
 ``complete`` check it; ``complete`` returns why a file must be loaded again. 4: ``--mode
 replace`` records its new table in ``pgingest.replacements`` and its files as ``staged``
 until the swap. 5: ``rejects.raw_bytes``, a rejected record's bytes as in the file when its
-text (``raw``) cannot hold them (bytes not in the file's encoding, a NUL byte)."""
+text (``raw``) cannot hold them (bytes not in the file's encoding, a NUL byte). 6:
+``pgingest.retries``, the transient errors a run retried (the run's report shows them)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
@@ -124,6 +125,19 @@ _BOOTSTRAP = [
         PRIMARY KEY (table_schema, table_name))""",
     # Version 5.
     "ALTER TABLE pgingest.rejects ADD COLUMN IF NOT EXISTS raw_bytes bytea",
+    # Version 6: each retry of a run, written with the run's end (``pgingest report``).
+    """CREATE TABLE IF NOT EXISTS pgingest.retries (
+        id bigserial PRIMARY KEY,
+        run_id bigint NOT NULL REFERENCES pgingest.runs (id) ON DELETE CASCADE,
+        at timestamptz NOT NULL,
+        path text,
+        table_name text,
+        batch integer,
+        attempt integer NOT NULL,
+        delay double precision NOT NULL,
+        error_class text NOT NULL,
+        error text NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS retries_run ON pgingest.retries (run_id)",
 ]
 
 _MIGRATIONS: dict[int, list[str]] = {

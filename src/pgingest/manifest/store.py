@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pgingest.manifest.functions import FILE_ID_SETTING, LINEAGE_FILE_DEFAULT
@@ -24,6 +25,7 @@ from pgingest.manifest.model import (
 )
 from pgingest.manifest.schema import SCHEMA_VERSION, STATUSES, ensure_manifest
 from pgingest.model import Reject
+from pgingest.observability.progress import Retry
 from pgingest.pg.ddl import qualified_name, quote_ident
 from pgingest.pg.stall import terminate_orphan
 
@@ -57,6 +59,7 @@ __all__ = [
     "lock_key",
     "record_batch",
     "record_rejects",
+    "record_retries",
     "record_schema_change",
     "record_sha256",
     "release_file",
@@ -131,6 +134,30 @@ async def finish_run(conn: Any, run_id: int, status: str, counts: Mapping[str, i
         counts.get("skipped", 0),
         counts.get("failed", 0),
         counts.get("rows", 0),
+    )
+
+
+async def record_retries(conn: Any, run_id: int, retries: Sequence[tuple[datetime, Retry]]) -> None:
+    """Keep a run's retries (when each happened, and what), for its report."""
+    if not retries:
+        return
+    await conn.executemany(
+        "INSERT INTO pgingest.retries (run_id, at, path, table_name, batch, attempt, delay,"
+        " error_class, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+            (
+                run_id,
+                at,
+                r.path or None,
+                r.table or None,
+                r.batch,
+                r.attempt,
+                r.delay,
+                r.error_class,
+                r.error,
+            )
+            for at, r in retries
+        ],
     )
 
 

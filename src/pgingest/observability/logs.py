@@ -18,7 +18,7 @@ from typing import Any, Literal, TextIO
 
 from pgingest.config import redact_dsn
 from pgingest.model import FileResult, LoadReport
-from pgingest.observability.progress import BatchDone, DbError, FileStarted, Retry
+from pgingest.observability.progress import BatchDone, DbError, FilesFound, FileStarted, Retry
 
 LogFormat = Literal["text", "json"]
 FIELDS = ("run_id", "file", "table", "batch", "rows", "latency_ms", "status", "error")
@@ -119,6 +119,9 @@ class LogReporter:
         """Remember the run id for every later line."""
         self.run_id = run_id
         self.log.info("run %s started", run_id, extra={"run_id": run_id, "status": "started"})
+
+    def files_found(self, event: FilesFound) -> None:
+        """Nothing to log: each file's start and end are."""
 
     def file_started(self, event: FileStarted) -> None:
         """A DEBUG line."""

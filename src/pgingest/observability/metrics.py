@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, writ
 from prometheus_client.exposition import MetricsHandler
 
 from pgingest.model import FileResult, LoadReport
-from pgingest.observability.progress import BatchDone, DbError, FileStarted, Retry
+from pgingest.observability.progress import BatchDone, DbError, FilesFound, FileStarted, Retry
 
 SERVE_POLL_SECONDS = 0.05
 """How often the metrics server's loop checks for shutdown. ``prometheus_client``'s own
@@ -98,6 +98,9 @@ class MetricsReporter:
     # -- reporter events ----------------------------------------------------------------------
 
     def run_started(self, run_id: int) -> None:
+        """Nothing to count."""
+
+    def files_found(self, event: FilesFound) -> None:
         """Nothing to count."""
 
     def file_started(self, event: FileStarted) -> None:

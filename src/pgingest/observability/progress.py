@@ -19,7 +19,21 @@ class FileStarted:
     table: str
     format: str
     size: int
-    """Bytes of the file as stored (the progress bar's total)."""
+    """Bytes of the file as stored (the progress bar's total when ``rows`` is unknown)."""
+    rows: int | None = None
+    """Rows in the file when its format says so before reading (Parquet's metadata): then
+    the file's progress counts rows against it, not bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilesFound:
+    """What the run is about to load: the files discovered (one per sheet of a workbook)."""
+
+    files: int
+    nbytes: int
+    """Their bytes as stored, summed: the whole run's progress total."""
+    sizes: tuple[tuple[str, int], ...] = ()
+    """Each file's path and bytes, in the order found."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,9 @@ class Reporter(Protocol):
     def run_started(self, run_id: int) -> None:
         """The manifest recorded a new run."""
 
+    def files_found(self, event: FilesFound) -> None:
+        """The files to load are known (before the first one starts)."""
+
     def file_started(self, event: FileStarted) -> None:
         """A file starts loading."""
 
@@ -95,6 +112,9 @@ class NullReporter:
     """A reporter that says nothing."""
 
     def run_started(self, run_id: int) -> None:
+        """Ignore."""
+
+    def files_found(self, event: FilesFound) -> None:
         """Ignore."""
 
     def file_started(self, event: FileStarted) -> None:
@@ -130,6 +150,11 @@ class FanOut:
         """Forward."""
         for r in self.reporters:
             r.run_started(run_id)
+
+    def files_found(self, event: FilesFound) -> None:
+        """Forward."""
+        for r in self.reporters:
+            r.files_found(event)
 
     def file_started(self, event: FileStarted) -> None:
         """Forward."""

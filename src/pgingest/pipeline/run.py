@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point, redact_dsn
@@ -34,6 +35,7 @@ from pgingest.model import (
 from pgingest.observability.logs import bind_run
 from pgingest.observability.progress import (
     DbError,
+    FilesFound,
     FileStarted,
     NullReporter,
     Reporter,
@@ -107,6 +109,8 @@ class Loader:
         """The manifest's id of this run (``None`` before it starts and for a dry run)."""
         self._stages: dict[str, float] = {}
         self._retries = 0
+        self._retried: list[tuple[datetime, Retry]] = []
+        """Each retry and when it happened: recorded in the manifest with the run's end."""
         self.policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
         """How transient database errors are retried."""
         self.application_name = f"pgingest {os.getpid()} {secrets.token_hex(6)}"
@@ -183,7 +187,9 @@ class Loader:
             extra={"file": path or None, "table": table or None, "batch": batch},
         )
         log.debug("the driver said: %s", one_line(redact_dsn(str(exc))))
-        self.reporter.retry(Retry(path, table, batch, attempt, delay, error_class, error))
+        event = Retry(path, table, batch, attempt, delay, error_class, error)
+        self._retried.append((datetime.now(UTC), event))
+        self.reporter.retry(event)
 
     def db_error(self, exc: BaseException, path: str | None) -> None:
         """Report a database error once, where it is first caught."""
@@ -268,6 +274,8 @@ class Loader:
                 bind_run(self.run_id)
                 crash_point("run-started")
                 self.reporter.run_started(self.run_id)
+            sizes = tuple((path, _found_size(path)) for path in files)
+            self.reporter.files_found(FilesFound(len(files), sum(n for _, n in sizes), sizes))
             limit = asyncio.Semaphore(files_at_once)
             results: list[FileResult | None] = [None] * len(files)
             try:
@@ -473,7 +481,9 @@ class Loader:
         async def finish() -> None:
             async with self.pool.acquire() as conn:
                 began = time.perf_counter()
-                await store.finish_run(conn, run_id, status, counts)
+                async with conn.transaction():
+                    await store.finish_run(conn, run_id, status, counts)
+                    await store.record_retries(conn, run_id, self._retried)
                 self.stage("manifest", began)
 
         try:
@@ -728,7 +738,13 @@ class Loader:
                 routes = int(claim.chunking.get("routes", chunking.get("routes", 1)))
                 await self._keyed_plan(plan, conn, job, routes)
                 self.reporter.file_started(
-                    FileStarted(path, qualified, source.info.format, stat.st_size)
+                    FileStarted(
+                        path,
+                        qualified,
+                        source.info.format,
+                        stat.st_size,
+                        getattr(source, "total_rows", None),
+                    )
                 )
                 workers = 1 if small else self.modes.workers(path, self.workers_per_file)
                 if plan.target is not None:
@@ -841,6 +857,14 @@ class Loader:
 def reader_warnings(source: Source) -> list[str]:
     """What the file's reader decided that the user should know (CSV: the encoding)."""
     return list(getattr(source, "warnings", ()))
+
+
+def _found_size(path: str) -> int:
+    """A found file's bytes for the progress total (0 when it cannot be read: it fails)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _size(path: str) -> int:

@@ -38,6 +38,11 @@ class ParquetSource:
                 f"{info.path}: corrupt Parquet file: {one_line(exc)}", path=info.path
             ) from exc
 
+    @property
+    def total_rows(self) -> int:
+        """Rows in the file, from its footer (progress counts rows against it)."""
+        return int(self._file.metadata.num_rows)
+
     def __enter__(self) -> ParquetSource:
         return self
 
