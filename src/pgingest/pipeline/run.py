@@ -40,10 +40,14 @@ from pgingest.observability.progress import (
 from pgingest.pg import connect, merge
 from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
-from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan, csv_options
-from pgingest.pipeline.columns import (
-    read_contract,
+from pgingest.pipeline.discover import (
+    Target,
+    default_table_name,
+    expand_sheets,
+    options_for,
+    plan_targets,
 )
+from pgingest.pipeline.evolve.table import describe_plan, plan_table
 from pgingest.pipeline.job import (
     FileJob,
     Lease,
@@ -54,18 +58,14 @@ from pgingest.pipeline.job import (
     one_line,
     quietly,
 )
+from pgingest.pipeline.keyed.modes import Modes, fit_pool
 from pgingest.pipeline.memory import limit_resident_memory
-from pgingest.pipeline.modes import Modes, fit_pool
-from pgingest.pipeline.plan import (
-    Target,
-    default_table_name,
-    expand_sheets,
-    options_for,
-    plan_targets,
+from pgingest.pipeline.prepare.columns import (
+    read_contract,
 )
 from pgingest.pipeline.readahead import ReadAhead, excel_options
-from pgingest.pipeline.table import describe_plan, plan_table
-from pgingest.pipeline.write import write_file
+from pgingest.pipeline.write.batches import SMALL_FILE_BYTES, FilePlan, csv_options
+from pgingest.pipeline.write.file import write_file
 from pgingest.schema.contract import Contract
 from pgingest.sources import Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform

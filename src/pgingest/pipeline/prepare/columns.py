@@ -13,7 +13,7 @@ from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError
 from pgingest.model import ARROW_FORMATS, ColumnSpec
 from pgingest.schema.contract import Contract, TableContract, check_contract, parse_contract
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
 from pgingest.schema.validate import typed_majority

@@ -11,17 +11,17 @@ from pgingest.config import LoadOptions, crash_point
 from pgingest.manifest import store
 from pgingest.model import ARROW_FORMATS, TableSpec
 from pgingest.pg import ddl
-from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan
-from pgingest.pipeline.columns import (
+from pgingest.pipeline.evolve.change import evolve_table, policy_for, retype_empty_table
+from pgingest.pipeline.job import FileJob
+from pgingest.pipeline.prepare.columns import (
     check_file,
     declared_table,
     existing_columns,
     infer_columns,
     options_for_contract,
 )
-from pgingest.pipeline.evolve import evolve_table, policy_for, retype_empty_table
-from pgingest.pipeline.job import FileJob
-from pgingest.schema.evolve import plan_evolution
+from pgingest.pipeline.write.batches import SMALL_FILE_BYTES, FilePlan
+from pgingest.schema.evolution import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, lineage_renames, normalize_names
 from pgingest.schema.pgtypes import TEXT
 from pgingest.sources import Source

@@ -16,13 +16,13 @@ from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
 from pgingest.pg.errors import copy_position, is_driver_error, is_gone, translate
 from pgingest.pg.retry import classify, is_transient
-from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
 from pgingest.pipeline.job import FileJob, Lease, first_error
-from pgingest.pipeline.modes import apply_staged
-from pgingest.pipeline.payload import Payload
-from pgingest.pipeline.recover import Recovery, TooManyErrorsError
-from pgingest.pipeline.refusal import file_line
-from pgingest.pipeline.route import routed_batches
+from pgingest.pipeline.keyed.modes import apply_staged
+from pgingest.pipeline.keyed.route import routed_batches
+from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
+from pgingest.pipeline.write.payload import Payload
+from pgingest.pipeline.write.recover import Recovery, TooManyErrorsError
+from pgingest.pipeline.write.refusal import file_line
 from pgingest.sources import Source
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pgingest.errors import RowError
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import is_json_type, normalize_arrow_type
 from pgingest.sources.celltext import to_text
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.model import CsvDialect, Reject
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import TEXT
 from pgingest.schema.validate import invalid_values, markers_in
 from pgingest.sources.refused import copy_lines, decode_line, parse_refused, record_at

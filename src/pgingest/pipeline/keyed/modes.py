@@ -17,10 +17,10 @@ from pgingest.errors import PgIngestError
 from pgingest.model import ARROW_FORMATS, CsvChunk, CsvDialect, FileResult, LoadReport
 from pgingest.pg import connect, copy, ddl, merge
 from pgingest.pg.errors import copy_position, is_driver_error, translate
-from pgingest.pipeline import route, schedule
-from pgingest.pipeline.payload import Payload
-from pgingest.pipeline.plan import default_table_name
-from pgingest.pipeline.replace import Replacer
+from pgingest.pipeline.discover import default_table_name
+from pgingest.pipeline.keyed import route, schedule
+from pgingest.pipeline.keyed.replace import Replacer
+from pgingest.pipeline.write.payload import Payload
 from pgingest.schema.infer import infer_pg_types
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.schema.pgtypes import pg_type_for_arrow

@@ -23,8 +23,8 @@ from pgingest.model import (
     TableSpec,
 )
 from pgingest.pg import copy, merge
-from pgingest.pipeline.payload import Payload, encode_shaped
-from pgingest.pipeline.shape import align_batch, batch_to_csv, normalize_batch
+from pgingest.pipeline.write.payload import Payload, encode_shaped
+from pgingest.pipeline.write.shape import align_batch, batch_to_csv, normalize_batch
 from pgingest.sources import CsvOptions, Source
 from pgingest.sources.adapt import AdaptedSource
 

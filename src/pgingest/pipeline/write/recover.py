@@ -26,10 +26,10 @@ from pgingest.pg.copy import (
     copy_csv,
     copy_csv_skipping,
 )
-from pgingest.pipeline.evolve import evolve_table, policy_for
-from pgingest.pipeline.refusal import Filtered, filter_csv, null_markers
-from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv
-from pgingest.schema.evolve import canonical_type
+from pgingest.pipeline.evolve.change import evolve_table, policy_for
+from pgingest.pipeline.write.refusal import Filtered, filter_csv, null_markers
+from pgingest.pipeline.write.shape import Shaped, align_batch, batch_to_csv
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
 from pgingest.schema.validate import NULL_MARKERS, invalid_values, markers_in, text_by_nature

@@ -20,14 +20,14 @@ from pgingest.errors import RowError
 from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDialect, Reject
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
-from pgingest.pipeline.payload import Payload, encode_shaped
-from pgingest.pipeline.shape import (
+from pgingest.pipeline.write.payload import Payload, encode_shaped
+from pgingest.pipeline.write.shape import (
     Shaped,
     align_batch,
     batch_to_csv,
     normalize_batch,
 )
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.validate import markers_in
 
 if TYPE_CHECKING:
