@@ -14,7 +14,11 @@ from typing import Any
 from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError
 from pgingest.schema.names import normalize_identifier
+from pgingest.sources import CsvOptions
 
+# Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
+# more than the work, and with thousands of small files the hops add up.
+SMALL_FILE_BYTES = 1 << 20
 # Files a folder scan picks up (an explicitly named file is always taken, whatever its name).
 DATA_SUFFIXES = {
     ".csv",
@@ -226,3 +230,17 @@ def expand_sheets(target: Target, options: LoadOptions, is_workbook: bool) -> li
         table = normalize_identifier(f"{base}_{suffix}")
         out.append(Target(target.path, {**target.overrides, "sheet": name, "table": table}))
     return out
+
+
+def csv_options(options: LoadOptions) -> CsvOptions:
+    """The CSV reading options of ``options`` (flags left unset are sniffed)."""
+    return CsvOptions(
+        header=options.header,
+        names=options.headers,
+        null_strings=options.null_strings,
+        delimiter=options.delimiter,
+        quotechar=options.quote,
+        escape=options.escape,
+        encoding=options.encoding,
+        skip_bad_rows=options.on_error == "skip",
+    )

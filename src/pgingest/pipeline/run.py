@@ -41,7 +41,9 @@ from pgingest.pg import connect, merge
 from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import RetryPolicy, classify, is_transient
 from pgingest.pipeline.discover import (
+    SMALL_FILE_BYTES,
     Target,
+    csv_options,
     default_table_name,
     expand_sheets,
     options_for,
@@ -63,8 +65,8 @@ from pgingest.pipeline.memory import limit_resident_memory
 from pgingest.pipeline.prepare.columns import (
     read_contract,
 )
+from pgingest.pipeline.prepare.plan import FilePlan
 from pgingest.pipeline.readahead import ReadAhead, excel_options
-from pgingest.pipeline.write.batches import SMALL_FILE_BYTES, FilePlan, csv_options
 from pgingest.pipeline.write.file import write_file
 from pgingest.schema.contract import Contract
 from pgingest.sources import Source, detect, open_source

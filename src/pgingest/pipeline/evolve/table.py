@@ -11,6 +11,7 @@ from pgingest.config import LoadOptions, crash_point
 from pgingest.manifest import store
 from pgingest.model import ARROW_FORMATS, TableSpec
 from pgingest.pg import ddl
+from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.evolve.change import evolve_table, policy_for, retype_empty_table
 from pgingest.pipeline.job import FileJob
 from pgingest.pipeline.prepare.columns import (
@@ -20,7 +21,7 @@ from pgingest.pipeline.prepare.columns import (
     infer_columns,
     options_for_contract,
 )
-from pgingest.pipeline.write.batches import SMALL_FILE_BYTES, FilePlan
+from pgingest.pipeline.prepare.plan import FilePlan
 from pgingest.schema.evolution import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, lineage_renames, normalize_names
 from pgingest.schema.pgtypes import TEXT

@@ -16,10 +16,12 @@ from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
 from pgingest.pg.errors import copy_position, is_driver_error, is_gone, translate
 from pgingest.pg.retry import classify, is_transient
+from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
 from pgingest.pipeline.keyed.modes import apply_staged
 from pgingest.pipeline.keyed.route import routed_batches
-from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
+from pgingest.pipeline.prepare.plan import FilePlan
+from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, payloads
 from pgingest.pipeline.write.payload import Payload
 from pgingest.pipeline.write.recover import Recovery, TooManyErrorsError
 from pgingest.pipeline.write.refusal import file_line
