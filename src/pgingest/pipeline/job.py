@@ -8,8 +8,6 @@ import asyncio
 import errno
 import gzip
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,25 +173,6 @@ async def quietly(awaitable: Any) -> None:
         await awaitable
     except Exception as exc:
         log.debug("ignored: %s", exc)
-
-
-async def claim_after_holder(
-    claim_again: Callable[[], Awaitable[store.Claim]],
-    claim: store.Claim,
-    conn: Any,
-    seconds: float,
-) -> store.Claim | None:
-    """A file another process is loading (``claim`` skipped it) that must be loaded before
-    files after it: wait for that process (its lock on the file), at most ``seconds`` in all,
-    then claim the file again: loaded by then, it is skipped; failed, or its process dead, it
-    is this one's to load. ``None``: the other process still holds it after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while claim.held_elsewhere and claim.file_id is not None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not await store.wait_for_file(conn, claim.file_id, remaining):
-            return None
-        claim = await claim_again()
-    return claim
 
 
 def first_error(error: BaseException) -> BaseException:

@@ -191,10 +191,10 @@ def infer_columns(source: Source, names: list[str], options: LoadOptions) -> Inc
     )
 
 
-def existing_columns(
+def incoming_columns(
     source: Source, names: list[str], have: dict[str, ColumnSpec], options: LoadOptions
 ) -> Incoming:
-    """The columns of a file bound for an existing table.
+    """The incoming columns of a file bound for an existing table.
 
     Parquet: the table's types for the columns it has (a value that does not fit widens
     its column when its batch is encoded), the schema's for new ones. CSV: typed from a small

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import PgIngestError, RowError
@@ -16,19 +16,15 @@ from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
 from pgingest.pg.errors import copy_position, is_driver_error, is_gone, translate
 from pgingest.pg.retry import classify, is_transient
+from pgingest.pipeline.context import RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
-from pgingest.pipeline.keyed.modes import apply_staged
-from pgingest.pipeline.keyed.route import routed_batches
 from pgingest.pipeline.prepare.plan import FilePlan
-from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, payloads
 from pgingest.pipeline.write.payload import Payload
 from pgingest.pipeline.write.recover import Recovery, TooManyErrorsError
 from pgingest.pipeline.write.refusal import file_line
+from pgingest.pipeline.write.staged import apply_staged
 from pgingest.sources import Source
-
-if TYPE_CHECKING:
-    from pgingest.pipeline.run import Loader
 
 SAME_CONNECTION_CLASSES = frozenset({"serialization_failure", "deadlock", "lock_not_available"})
 """Transient errors after which a batch is retried on the same connection."""
@@ -37,19 +33,26 @@ SKIP_VERSION = 170000
 """First PostgreSQL with ``COPY ... ON_ERROR ignore``: bad values are skipped server-side."""
 
 
+Batches = Iterator[tuple[int, int, "Payload | Callable[[], Payload]"]]
+"""A file's batches, numbered, each with the worker (route) it goes to, ready or with the
+function that encodes it."""
+
+
 async def write_file(
-    loader: Loader,
+    ctx: RunContext,
     source: Source,
     plan: FilePlan,
     job: FileJob,
     options: LoadOptions,
     lease: Lease,
     workers: int,
+    batches: Batches,
 ) -> None:
-    """COPY the file's batches: the first worker on the file's own connection ``lease``,
-    the others on connections of their own. A batch cut by a transient error is retried
-    (on a new connection when its own is gone), never applied twice: the manifest records
-    each batch in its own transaction, and is asked before a retry."""
+    """COPY the file's ``batches`` (read in a worker thread): the first worker on the file's
+    own connection ``lease``, the others on connections of their own. A batch cut by a
+    transient error is retried (on a new connection when its own is gone), never applied
+    twice: the manifest records each batch in its own transaction, and is asked before a
+    retry."""
     if options.txn == "file":
         workers = 1
     keyed = plan.target is not None
@@ -75,43 +78,18 @@ async def write_file(
         plan,
         options,
         file_id,
-        loader.run_id,
+        ctx.run_id,
         plan.fixed,
         source=source,
-        pool=loader.pool,
-        server_skips=options.on_error == "skip" and loader.server_version >= SKIP_VERSION,
+        pool=ctx.pool,
+        server_skips=options.on_error == "skip" and ctx.server_version >= SKIP_VERSION,
         active=plan.target is None,
     )
     if options.on_error == "skip" and job.done_batches:
         recovery.committed_rejects = await store.count_rejects(lease.conn, file_id)
 
     async def produce() -> None:
-        iterator: Iterator[Any]
-        if plan.target is not None:
-            target = plan.target
-            # Each worker's share of a chunk is about one Arrow batch.
-            routes = plan.routes
-            iterator = (
-                # A route always goes to the same worker, so its batches stay in order.
-                (index, route % workers, make)
-                for index, route, make in routed_batches(
-                    source,
-                    plan.columns,
-                    plan.target_types,
-                    target.key,
-                    routes,
-                    batch_rows=options.batch_size * routes,
-                    batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
-                    done=job.done_batches,
-                    warn=plan.warn,
-                    markers=frozenset(plan.marker_columns),
-                )
-            )
-        else:
-            iterator = (
-                (index, 0, make)
-                for index, make in payloads(source, plan, options, job.done_batches, job.parse)
-            )
+        iterator: Iterator[Any] = batches
         sentinel = object()
         while True:
             began = time.perf_counter()
@@ -119,7 +97,7 @@ async def write_file(
                 item = next(iterator, sentinel)
             else:
                 item = await asyncio.to_thread(next, iterator, sentinel)
-            loader.stage("read", began)
+            ctx.events.stage("read", began)
             if item is sentinel:
                 break
             index, worker, make = cast("tuple[int, int, Payload | Callable[[], Payload]]", item)
@@ -159,7 +137,7 @@ async def write_file(
                 await store.record_rejects(conn, file_id, rejects)
             began = time.perf_counter()
             await store.record_batch(conn, file_id, index, payload.first_line, rows)
-            loader.stage("manifest", began)
+            ctx.events.stage("manifest", began)
             crash_point("batch-copied")
         except BaseException as exc:
             if replaced is not None:  # rolled back: the next batch removes them
@@ -175,20 +153,20 @@ async def write_file(
         # Encode in a thread, before the transaction opens: transactions stay short.
         began = time.perf_counter()
         payload = await asyncio.to_thread(item)
-        loader.stage("encode", began)
+        ctx.events.stage("encode", began)
         return payload
 
     async def next_item(worker: int) -> tuple[int, Payload | Callable[[], Payload]] | None:
         began = time.perf_counter()
         item = await queues[worker].get()
-        loader.stage("wait", began)
+        ctx.events.stage("wait", began)
         return item
 
     def done(index: int, payload: Payload, rows: int, began: float) -> None:
         if sha_pending[0] is not None:  # committed with a batch
             job.sha256 = sha_pending[0]
-        latency = loader.stage("write", began)
-        loader.reporter.batch_done(
+        latency = ctx.events.stage("write", began)
+        ctx.reporter.batch_done(
             BatchDone(
                 path, qualified, fmt, index, rows, payload.nbytes, latency, payload.first_line
             )
@@ -214,8 +192,8 @@ async def write_file(
                     rows = await apply(lease.conn, index, payload)
                 crash_point("batch-committed")
             except Exception as exc:
-                loader.db_error(exc, path)
-                if not is_transient(exc) or attempt >= loader.policy.max_retries:
+                ctx.events.db_error(exc, path)
+                if not is_transient(exc) or attempt >= ctx.events.policy.max_retries:
                     error = exc
                     if is_driver_error(exc):
                         error = translate(exc, path=path, first_line=_first_line(exc, payload))
@@ -234,8 +212,8 @@ async def write_file(
                 # A server-side conflict (deadlock, serialization) leaves the connection
                 # usable; anything else may leave it open but in an unknown state.
                 fresh_connection = classify(exc) not in SAME_CONNECTION_CLASSES
-                delay = loader.policy.delay(attempt)
-                loader.retrying(exc, attempt, delay, path, qualified, index)
+                delay = ctx.events.policy.delay(attempt)
+                ctx.events.retrying(exc, attempt, delay, path, qualified, index)
                 await asyncio.sleep(delay)
                 continue
             done(index, payload, rows, began)
@@ -246,9 +224,9 @@ async def write_file(
             # The file id stamped on every row (column default) lives in a session
             # setting, set once per connection and file (the claim set it on the file's
             # own connection).
-            own = Lease(loader.pool, None, file_id=file_id)
+            own = Lease(ctx.pool, None, file_id=file_id)
             try:
-                await loader.with_retries(own.renew, path)
+                await ctx.events.with_retries(own.renew, path)
                 await consume(own, worker)
             finally:
                 await own.release()
