@@ -11,7 +11,7 @@ from typing import Any, cast
 from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import PgIngestError, RowError
 from pgingest.manifest import store
-from pgingest.model import WORKBOOK_FORMATS
+from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
 from pgingest.pg.errors import copy_position, is_driver_error, is_gone, translate
@@ -131,8 +131,19 @@ async def write_file(
                     conn, schema, table, plan.columns, payload.batch, encoder
                 )
                 rejects = payload.rejects
+            elif recovery.server_skips:
+                rows, rejects = await recovery.copy_skipping(conn, index, payload)
             else:
-                rows, rejects = await recovery.copy(conn, index, payload)
+                rows = await copy.copy_csv(
+                    conn,
+                    schema,
+                    table,
+                    plan.columns,
+                    CsvChunk(payload.data, payload.first_line, payload.encoding),
+                    payload.dialect or CsvDialect(),
+                    plan.datestyle,
+                )
+                rejects = payload.rejects
             if rejects:
                 await store.record_rejects(conn, file_id, rejects)
             began = time.perf_counter()

@@ -23,14 +23,12 @@ from pgingest.model import ColumnSpec, CsvChunk, CsvDialect, Reject
 from pgingest.pg.copy import (
     BinaryEncoder,
     UnreadableNoticeError,
-    copy_csv,
     copy_csv_skipping,
 )
 from pgingest.pipeline.evolve.change import evolve_table, policy_for
-from pgingest.pipeline.write.refusal import Filtered, filter_csv, null_markers
+from pgingest.pipeline.write.refusal import Filtered, filter_csv, incoming_types, null_markers
 from pgingest.pipeline.write.shape import Shaped, align_batch, batch_to_csv
 from pgingest.schema.evolution import canonical_type
-from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
 from pgingest.schema.validate import NULL_MARKERS, invalid_values, markers_in, text_by_nature
 from pgingest.sources.records import split_records
@@ -68,17 +66,6 @@ class _WidenFirstError(RowError):
     def __init__(self, message: str, misfits: dict[str, list[str]]) -> None:
         super().__init__(message)
         self.misfits = misfits
-
-
-def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
-    """The types a batch of text needs, column by column; a column without values (all
-    NULL) needs nothing new."""
-    tracker = TypeTracker()
-    tracker.update(table)
-    return [
-        cur if column.null_count == len(column) else inferred
-        for cur, inferred, column in zip(current, tracker.types(), table.columns, strict=True)
-    ]
 
 
 @dataclass(slots=True)
@@ -255,18 +242,16 @@ class Recovery:
             validate=not self.server_skips,
         )
 
-    async def copy(self, conn: Any, index: int, payload: Any) -> tuple[int, tuple[Reject, ...]]:
-        """Inside the batch's transaction: COPY a CSV batch, and return its rows and its bad
-        rows. With ``server_skips`` (PostgreSQL 17+) the server skips the values it cannot
-        read (``ON_ERROR ignore``) and says which; else plain COPY, whose refusal the caller
-        hands to :meth:`recover`."""
+    async def copy_skipping(
+        self, conn: Any, index: int, payload: Any
+    ) -> tuple[int, tuple[Reject, ...]]:
+        """Inside the batch's transaction, with ``server_skips`` (``--on-error skip`` on
+        PostgreSQL 17+): COPY a CSV batch, the server skipping the values it cannot read
+        (``ON_ERROR ignore``) and saying which; return its rows and its bad rows."""
         dialect = payload.dialect or CsvDialect()
         chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
         schema, table, columns = self.schema, self.table, self.plan.columns
         datestyle = self.plan.datestyle
-        if not self.server_skips:
-            rows = await copy_csv(conn, schema, table, columns, chunk, dialect, datestyle)
-            return rows, payload.rejects
         try:
             rows, skipped = await copy_csv_skipping(
                 conn, schema, table, columns, chunk, dialect, datestyle

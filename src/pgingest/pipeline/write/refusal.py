@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from pgingest.model import CsvDialect, Reject
 from pgingest.schema.evolution import canonical_type
+from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT
 from pgingest.schema.validate import invalid_values, markers_in
 from pgingest.sources.refused import copy_lines, decode_line, parse_refused, record_at
@@ -166,3 +167,14 @@ def null_markers(
         payload, data=data, encoding="UTF8", lines=lines, record_ends=None, first_line=first
     )
     return changed, found
+
+
+def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
+    """The types a batch of text needs, column by column; a column without values (all
+    NULL) needs nothing new."""
+    tracker = TypeTracker()
+    tracker.update(table)
+    return [
+        cur if column.null_count == len(column) else inferred
+        for cur, inferred, column in zip(current, tracker.types(), table.columns, strict=True)
+    ]
