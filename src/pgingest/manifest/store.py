@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pgingest.manifest.functions import FILE_ID_SETTING, LINEAGE_FILE_DEFAULT
 from pgingest.manifest.model import (
@@ -106,6 +106,21 @@ async def start_run(
         json.dumps(dict(options), default=str),
     )
     return int(run_id)
+
+
+async def run_to_resume(conn: Any, run_id: int | None) -> Mapping[str, Any] | None:
+    """The run ``run_id`` (``None``: the latest that did not succeed), with its ``paths``
+    and ``options`` as recorded; ``None`` when there is none."""
+    if run_id is None:
+        row = await conn.fetchrow(
+            "SELECT id, paths, options FROM pgingest.runs WHERE status <> 'success'"
+            " ORDER BY id DESC LIMIT 1"
+        )
+    else:
+        row = await conn.fetchrow(
+            "SELECT id, paths, options FROM pgingest.runs WHERE id = $1", run_id
+        )
+    return cast("Mapping[str, Any] | None", row)
 
 
 async def relock_run(conn: Any, run_id: int) -> bool:

@@ -16,7 +16,7 @@ from pgingest.manifest import replacement, store
 from pgingest.manifest.hashing import BackgroundHash
 from pgingest.model import FileResult, LoadReport
 from pgingest.observability.progress import FileStarted
-from pgingest.pg import merge
+from pgingest.pg import connect, merge
 from pgingest.pg.errors import is_driver_error, is_gone, translate
 from pgingest.pg.retry import is_transient
 from pgingest.pipeline.context import FileTask, RunContext, workers_per_file
@@ -313,4 +313,4 @@ async def _record_failure(
             else:
                 await asyncio.sleep(0.2 * attempt)
     if conn is not None and not is_gone(conn) and conn.is_in_transaction():
-        await quietly(conn.execute("ROLLBACK"))
+        await quietly(connect.rollback(conn))
