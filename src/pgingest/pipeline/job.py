@@ -14,6 +14,7 @@ from typing import Any
 from pgingest.errors import LeaseLostError, RowError, SourceError
 from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash
+from pgingest.manifest.record import FileRecord
 from pgingest.pg.errors import is_gone
 
 log = logging.getLogger("pgingest.run")
@@ -60,12 +61,13 @@ class Lease:
         conn = await self._pool.acquire()
         try:
             if self.file_id is not None:
-                if self.holds_lock and not await store.relock_file(conn, self.file_id):
+                record = FileRecord(self.file_id)
+                if self.holds_lock and not await record.relock(conn):
                     raise LeaseLostError(
                         f"file id {self.file_id}: another pgingest process took the file over"
                         " while this one reconnected"
                     )
-                await store.set_file_id(conn, self.file_id)
+                await record.stamp(conn)
         except BaseException:
             await quietly(self._pool.release(conn))
             raise

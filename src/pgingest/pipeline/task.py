@@ -12,8 +12,9 @@ from typing import Any
 
 from pgingest.config import crash_point
 from pgingest.errors import LeaseLostError, PgIngestError, RecordFormatError, TableChangedError
-from pgingest.manifest import replacement, store
+from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash
+from pgingest.manifest.record import FileRecord
 from pgingest.model import FileResult, LoadReport
 from pgingest.observability.progress import FileStarted
 from pgingest.pg import connect, merge
@@ -181,6 +182,7 @@ async def _load_claimed(
             raise PgIngestError(f"{path}: the manifest returned no file id")
         crash_point("claimed")
         job.file_id = lease.file_id = claim.file_id
+        record = FileRecord(claim.file_id)
         if sha256 is None and hashing is None:
             hashing = BackgroundHash(path)  # while the file is opened, planned, written
         job.done_batches = frozenset(claim.done_batches)
@@ -223,15 +225,11 @@ async def _load_claimed(
             if sha256 is None:  # (the hash was started above when there was none yet)
                 sha256 = await (hashing or BackgroundHash(path)).sha256()
             if replacing:  # loaded only by the swap, which marks it so
-                rows = await replacement.stage_file(
-                    lease.conn, job.file_id, sha256, source.info.format
-                )
-                done = store.Completion(rows)
+                done = await record.stage(lease.conn, sha256, source.info.format)
                 modes.replace.ready(qualified, path)
             else:
-                done = await store.complete_file(
+                done = await record.complete(
                     lease.conn,
-                    job.file_id,
                     sha256,
                     fmt=source.info.format,
                     force=force,
@@ -254,7 +252,7 @@ async def _load_claimed(
                 message = "interrupted"
             await asyncio.shield(_record_failure(ctx, lease.conn, job, message, discard))
             if lease.conn is not None:
-                await quietly(store.release_file(lease.conn, job.file_id))
+                await quietly(record.release(lease.conn))
             raise
         finally:
             if source is not None:
@@ -305,7 +303,7 @@ async def _record_failure(
     for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
         try:
             async with ctx.pool.acquire(timeout=30) as fresh:
-                await store.fail_file(fresh, job.file_id, error, discard=discard)
+                await FileRecord(job.file_id).fail(fresh, error, discard=discard)
             break
         except Exception as exc:  # the server may be gone: the next run resumes the file
             if attempt == FAILURE_RECORD_ATTEMPTS:

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import PgIngestError, RowError
-from pgingest.manifest import store
+from pgingest.manifest.record import FileRecord
 from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
@@ -66,6 +66,7 @@ async def write_file(
     file_id = job.file_id
     if file_id is None:
         raise PgIngestError(f"{source.info.path}: writing before the file was claimed")
+    record = FileRecord(file_id)
     replace_pending = [job.replaces]
     whole_file = options.txn == "file"
     qualified = plan.table.qualified
@@ -86,7 +87,7 @@ async def write_file(
         active=plan.target is None,
     )
     if options.on_error == "skip" and job.done_batches:
-        recovery.committed_rejects = await store.count_rejects(lease.conn, file_id)
+        recovery.committed_rejects = await record.rejects(lease.conn)
 
     async def produce() -> None:
         iterator: Iterator[Any] = batches
@@ -113,15 +114,12 @@ async def write_file(
         replaced = replace_pending[0]
         replace_pending[0] = None
         try:
-            if replaced is not None:
-                await store.remove_replaced(conn, replaced, file_id)
+            sha = None
             if job.sha256 is None and job.hashing is not None:
-                # Known now: recorded with this batch, so that an interrupted file can be
-                # found (and reverted) by its content hash.
-                sha = job.hashing.ready()
-                if sha is not None:
-                    await store.record_sha256(conn, file_id, sha)
-                    sha_pending[0] = sha
+                sha = job.hashing.ready()  # known now: recorded with this batch
+            await record.begin_batch(conn, replaced, sha)
+            if sha is not None:
+                sha_pending[0] = sha
             if plan.target is not None:
                 rows = await apply_staged(conn, plan.target, payload, path, plan.seen, whole_file)
                 rejects = payload.rejects
@@ -144,10 +142,8 @@ async def write_file(
                     plan.datestyle,
                 )
                 rejects = payload.rejects
-            if rejects:
-                await store.record_rejects(conn, file_id, rejects)
             began = time.perf_counter()
-            await store.record_batch(conn, file_id, index, payload.first_line, rows)
+            await record.record_batch(conn, index, payload.first_line, rows, rejects)
             ctx.events.stage("manifest", began)
             crash_point("batch-copied")
         except BaseException as exc:
@@ -193,7 +189,7 @@ async def write_file(
                 if attempt:
                     if fresh_connection or lease.conn is None or is_gone(lease.conn):
                         await lease.renew()
-                    committed = await store.committed_batch_rows(lease.conn, file_id, index)
+                    committed = await record.committed_rows(lease.conn, index)
                     if committed is not None:  # it did commit: the reply was lost
                         done(index, payload, committed, began)
                         return
@@ -268,9 +264,9 @@ async def write_file(
     job.rejects = recovery.rejects
     if fmt in WORKBOOK_FORMATS:
         # Error cells are kept as rejects by the reader's batches: the count is the file's.
-        job.rejects = await store.count_rejects(lease.conn, file_id)
+        job.rejects = await record.rejects(lease.conn)
     if job.rejects and options.max_errors is not None:
-        rows = await store.file_rows(lease.conn, file_id)
+        rows = await record.rows(lease.conn)
         recovery.check_share(path, rows)
 
 
