@@ -34,6 +34,7 @@ from pgingest.pipeline.job import (
 from pgingest.pipeline.keyed.modes import Modes
 from pgingest.pipeline.keyed.route import file_batches
 from pgingest.pipeline.prepare.claim import AGAIN, claim_file, claimed_options
+from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.prepare.source import open_file, reader_warnings
 from pgingest.pipeline.write.file import write_file
 from pgingest.sources import Source
@@ -216,8 +217,10 @@ async def _load_claimed(
                 workers = max(1, min(plan.routes, workers if not small else plan.routes))
             if options.txn == "file":
                 workers = 1
-            batches = file_batches(source, plan, options, job, workers)
-            await write_file(ctx, source, plan, job, options, lease, workers, batches)
+            live = LivePlan(plan)
+            batches = file_batches(source, live, options, job, workers)
+            await write_file(ctx, source, live, job, options, lease, workers, batches)
+            plan = live.current  # with what writing learned (wider columns)
             if plan.target is not None and plan.seen is not None:
                 await merge.delete_missing(lease.conn, plan.target, job.file_id)
             crash_point("before-complete")
@@ -274,7 +277,7 @@ async def _load_claimed(
         format=fmt,
         seconds=time.perf_counter() - started,
         rejects=job.rejects,
-        schema_changes=plan.changes,
+        schema_changes=list(plan.changes),
         warnings=[*plan.warnings, *reader_warnings(source)],
     )
     if claim.reason == "resume":

@@ -22,7 +22,7 @@ from pgingest.pipeline.prepare.columns import (
     infer_columns,
     options_for_contract,
 )
-from pgingest.pipeline.prepare.plan import FilePlan
+from pgingest.pipeline.prepare.plan import FilePlan, Notes
 from pgingest.schema.evolution import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, lineage_renames, normalize_names
 from pgingest.schema.pgtypes import TEXT
@@ -165,14 +165,14 @@ async def fit_table(
         source.info,
         table,
         create,
-        loaded,
-        [by_name[n] for n in loaded],
-        read_columns=names if ignored else None,
+        tuple(loaded),
+        tuple(by_name[n] for n in loaded),
+        read_columns=tuple(names) if ignored else None,
         fixed=fixed,
-        changes=[*retyped, *changes],
+        changes=(*retyped, *changes),
         datestyle=found.datestyle,
-        warnings=[*renamed, *found.notes],
-        marker_columns=set(found.marker_columns) & set(loaded),
+        notes=Notes([*renamed, *found.notes]),
+        marker_columns=frozenset(found.marker_columns) & frozenset(loaded),
     )
 
 

@@ -22,7 +22,7 @@ from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDiale
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.job import FileJob
-from pgingest.pipeline.prepare.plan import FilePlan
+from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, payloads
 from pgingest.pipeline.write.payload import Payload, encode_shaped
 from pgingest.pipeline.write.shape import (
@@ -292,7 +292,7 @@ def _annotated(payload: Payload, lines: np.ndarray, dedup: bool) -> Payload:
 
 def file_batches(
     source: Source,
-    plan: FilePlan,
+    live: LivePlan,
     options: LoadOptions,
     job: FileJob,
     workers: int,
@@ -300,11 +300,12 @@ def file_batches(
     """A file's batches for :func:`~pgingest.pipeline.write.file.write_file`, numbered, each
     with its worker: keyed (upsert, merge), routed by key, a route always to the same worker
     so that its batches stay in order; else all to one shared queue (worker 0)."""
+    plan = live.current  # keyed: never widened while written (its errors are kept)
     target = plan.target
     if target is None:
         return (
             (index, 0, make)
-            for index, make in payloads(source, plan, options, job.done_batches, job.parse)
+            for index, make in payloads(source, live, options, job.done_batches, job.parse)
         )
     # Each worker's share of a chunk is about one Arrow batch.
     routes = plan.routes

@@ -20,7 +20,7 @@ from pgingest.model import (
     CsvDialect,
 )
 from pgingest.pg import copy
-from pgingest.pipeline.prepare.plan import FilePlan
+from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.payload import Payload, encode_shaped
 from pgingest.pipeline.write.shape import align_batch, batch_to_csv, normalize_batch
 from pgingest.sources import Source
@@ -38,7 +38,7 @@ ARROW_BATCH_BYTES = 4 << 20
 
 def payloads(
     source: Source,
-    plan: FilePlan,
+    live: LivePlan,
     options: LoadOptions,
     done: frozenset[int],
     parse: bool = False,
@@ -46,16 +46,18 @@ def payloads(
     """Read the file's batches, numbered, skipping those already committed (runs in a worker
     thread). Each comes with the function that encodes it, which the batch workers call in
     threads of their own: pgpq releases the GIL, so two workers encode on two cores."""
-    for index, make in enumerate(batches(source, plan, options, parse)):
+    for index, make in enumerate(batches(source, live, options, parse)):
         if index not in done:
             yield index, make
 
 
 def batches(
-    source: Source, plan: FilePlan, options: LoadOptions, parse: bool = False
+    source: Source, live: LivePlan, options: LoadOptions, parse: bool = False
 ) -> Iterator[Payload | Callable[[], Payload]]:
     """The file's batches in order: ready payloads (raw CSV), or functions that encode them
-    (skipped batches never are)."""
+    (skipped batches never are) with the plan current when they do (a column may have
+    widened meanwhile)."""
+    plan = live.current  # (its columns stay; their types may widen)
     info = source.info
     path = info.path
     if info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
@@ -70,6 +72,7 @@ def batches(
             chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
 
             def encode(chunk: ArrowChunk = chunk) -> Payload:
+                plan = live.current
                 batch = chunk.batch
                 if plan.read_columns is not None:
                     batch = batch.rename_columns(plan.read_columns).select(plan.columns)

@@ -19,7 +19,7 @@ from pgingest.pg.retry import classify, is_transient
 from pgingest.pipeline.context import RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
-from pgingest.pipeline.prepare.plan import FilePlan
+from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.payload import Payload
 from pgingest.pipeline.write.recover import Recovery, TooManyErrorsError
 from pgingest.pipeline.write.refusal import file_line
@@ -41,7 +41,7 @@ function that encodes it."""
 async def write_file(
     ctx: RunContext,
     source: Source,
-    plan: FilePlan,
+    live: LivePlan,
     job: FileJob,
     options: LoadOptions,
     lease: Lease,
@@ -55,6 +55,7 @@ async def write_file(
     retry."""
     if options.txn == "file":
         workers = 1
+    plan = live.current  # what stays: the table, the columns, the target
     keyed = plan.target is not None
     # Keyed loads: one queue per worker (its keys only); else one shared queue. Two batches
     # per routed queue keep every worker fed while the producer serves the others.
@@ -76,7 +77,7 @@ async def write_file(
     recovery = Recovery(
         schema,
         table,
-        plan,
+        live,
         options,
         file_id,
         ctx.run_id,

@@ -26,6 +26,7 @@ from pgingest.pg.copy import (
     copy_csv_skipping,
 )
 from pgingest.pipeline.evolve.change import evolve_table, policy_for
+from pgingest.pipeline.prepare.plan import FilePlan, LivePlan
 from pgingest.pipeline.write.refusal import Filtered, filter_csv, incoming_types, null_markers
 from pgingest.pipeline.write.shape import Shaped, align_batch, batch_to_csv
 from pgingest.schema.evolution import canonical_type
@@ -74,8 +75,8 @@ class Recovery:
 
     schema: str
     table: str
-    plan: Any
-    """The file's ``FilePlan``: its ``columns`` and ``target_types`` are updated in place."""
+    live: LivePlan
+    """The file's plan: what recovery learns (wider types, marker columns) makes a new one."""
     options: LoadOptions
     file_id: int | None
     run_id: int | None
@@ -100,6 +101,11 @@ class Recovery:
     _batch_text: frozenset[str] = frozenset()
     """Columns a refused batch holds words in (half its values or more): may turn text."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def plan(self) -> FilePlan:
+        """The file's current plan."""
+        return self.live.current
 
     @property
     def rejects(self) -> int:
@@ -176,9 +182,9 @@ class Recovery:
         return sorted(found)
 
     def _note_markers(self, found: dict[str, set[str]]) -> None:
+        self.live.learn(marker_columns=self.plan.marker_columns | frozenset(found))
         for name, values in sorted(found.items()):
-            self.plan.marker_columns.add(name)
-            self.plan.warnings.append(
+            self.plan.warn(
                 f"column {name}: {', '.join(sorted(values))} read as NULL (missing-value"
                 " markers in a column of another type than text)"
             )
@@ -439,7 +445,7 @@ class Recovery:
 
     async def _evolve(self, conn: Any, types: Sequence[str]) -> bool:
         incoming = [ColumnSpec(n, t) for n, t in zip(self.plan.columns, types, strict=True)]
-        before = list(self.plan.target_types)
+        before = self.plan.target_types
         async with self._lock:
             evolution = await evolve_table(
                 conn,
@@ -452,9 +458,11 @@ class Recovery:
                 run_id=self.run_id,
             )
         by_name = {c.name: c.pg_type for c in evolution.columns}
-        self.plan.target_types[:] = [by_name.get(n, TEXT) for n in self.plan.columns]
-        self.plan.changes.extend(evolution.changes)
-        return self.plan.target_types != before or bool(evolution.changes)
+        plan = self.live.learn(
+            target_types=tuple(by_name.get(n, TEXT) for n in self.plan.columns),
+            changes=(*self.plan.changes, *evolution.changes),
+        )
+        return plan.target_types != before or bool(evolution.changes)
 
     async def _recover_arrow(self, conn: Any, payload: Any, error: RowError) -> Any | None:
         """An Arrow batch does not fit: widen the column its value needs (by its Arrow
@@ -465,7 +473,7 @@ class Recovery:
         if payload.error is not None and error.column in self.plan.columns:
             position = self.plan.columns.index(error.column)
             types[position] = pg_type_for_arrow(batch.schema.field(position).type)
-        before = list(self.plan.target_types)
+        before = self.plan.target_types
         changed = await self._evolve(conn, types)
         if not changed and self.plan.target_types == before:
             return None

@@ -6,6 +6,7 @@ the types of the values are checked here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -130,7 +131,7 @@ def file_line(payload: Any, stream_line: int) -> int:
 
 
 def null_markers(
-    payload: Any, columns: Sequence[str], marked: set[str]
+    payload: Any, columns: Sequence[str], marked: AbstractSet[str]
 ) -> tuple[Any, dict[str, set[str]]]:
     """A CSV payload with the missing-value markers (``NA``...) of the ``marked`` columns made
     NULL, written again for COPY; and the markers found per column. The payload as it was when
