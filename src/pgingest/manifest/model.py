@@ -1,5 +1,4 @@
-"""Manifest value types: a file's manifest entry, the identity of a target table, and the
-statuses of files and runs."""
+"""Manifest value types: the identity of a target table, and the statuses of files and runs."""
 
 from __future__ import annotations
 
@@ -13,22 +12,6 @@ LINEAGE_FILE = "_pgingest_file_id"
 """The lineage column holding the manifest id of the file each row came from."""
 LINEAGE_TIME = "_pgingest_loaded_at"
 """The lineage column holding when each row was loaded."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One row of ``pgingest.files``."""
-
-    id: int
-    path: str
-    sha256: str
-    size: int
-    table_schema: str
-    table_name: str
-    status: ManifestStatus
-    rows: int
-    run_id: int | None
-    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

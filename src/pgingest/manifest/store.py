@@ -19,7 +19,6 @@ from pgingest.manifest.model import (
     LINEAGE_FILE,
     LINEAGE_TIME,
     NO_TABLE,
-    FileEntry,
     TableIdentity,
 )
 from pgingest.manifest.schema import SCHEMA_VERSION, STATUSES, ensure_manifest
@@ -47,7 +46,6 @@ __all__ = [
     "count_rejects",
     "ensure_lineage",
     "ensure_manifest",
-    "entry",
     "fail_file",
     "file_rejects",
     "file_rows",
@@ -64,6 +62,7 @@ __all__ = [
     "relock_run",
     "remove_replaced",
     "restamp_table",
+    "run_to_resume",
     "set_file_id",
     "start_run",
     "table_identity",
@@ -432,22 +431,6 @@ def lineage_columns_sql() -> str:
     return (
         f"{quote_ident(LINEAGE_FILE)} bigint DEFAULT {LINEAGE_FILE_DEFAULT},\n"
         f"  {quote_ident(LINEAGE_TIME)} timestamptz DEFAULT now()"
-    )
-
-
-def entry(row: Mapping[str, Any]) -> FileEntry:
-    """A ``pgingest.files`` row as a :class:`FileEntry`."""
-    return FileEntry(
-        id=row["id"],
-        path=row["path"],
-        sha256=row["sha256"],
-        size=row["size"],
-        table_schema=row["table_schema"],
-        table_name=row["table_name"],
-        status=row["status"],
-        rows=row["rows"],
-        run_id=row["run_id"],
-        error=row["error"],
     )
 
 
