@@ -27,11 +27,17 @@ from pgingest.pg.copy import (
 )
 from pgingest.pipeline.evolve.change import evolve_table, policy_for
 from pgingest.pipeline.prepare.plan import FilePlan, LivePlan
-from pgingest.pipeline.write.refusal import Filtered, filter_csv, incoming_types, null_markers
+from pgingest.pipeline.write.refusal import (
+    Filtered,
+    filter_csv,
+    incoming_types,
+    null_markers,
+    wider_types,
+)
 from pgingest.pipeline.write.shape import Shaped, align_batch, batch_to_csv
 from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
-from pgingest.schema.validate import NULL_MARKERS, invalid_values, markers_in, text_by_nature
+from pgingest.schema.validate import NULL_MARKERS, markers_in, text_by_nature
 from pgingest.sources.records import split_records
 from pgingest.sources.refused import copy_lines, decode_line, record_at, text_table
 from pgingest.sources.repair import join_records
@@ -39,16 +45,6 @@ from pgingest.sources.repair import join_records
 log = logging.getLogger("pgingest.recover")
 
 
-_NUMBER_FAMILY = "double precision"
-_FAMILY = {
-    "smallint": _NUMBER_FAMILY,
-    "integer": _NUMBER_FAMILY,
-    "bigint": _NUMBER_FAMILY,
-    "real": _NUMBER_FAMILY,
-    "date": "timestamptz",
-    "timestamp": "timestamptz",
-}
-"""A column type -> the widest type of its family: refused values that fit it may widen it."""
 TEXT_SAMPLE_ROWS = 5_000
 """Rows sampled to tell whether a column's values are words by nature (on the failure path)."""
 
@@ -205,27 +201,8 @@ class Recovery:
         return found
 
     def _wider_types(self, misfits: dict[str, list[str]]) -> tuple[list[str], bool]:
-        """The column types widened for values their type refused that fit its family
-        (``3.5`` among integers, a time after a date): only those values are inferred."""
-        types = list(self.plan.target_types)
-        wider = False
-        for name, values in misfits.items():
-            if name in self.fixed or name not in self.plan.columns:
-                continue
-            position = self.plan.columns.index(name)
-            family = _FAMILY.get(canonical_type(types[position]).split("(", 1)[0])
-            if family is None:
-                continue
-            array = pa.array(values, pa.string())
-            invalid = invalid_values(array, family)
-            candidates = array.filter(pc.invert(invalid)) if invalid is not None else array
-            if not len(candidates):
-                continue
-            (inferred,) = incoming_types(pa.table({name: candidates}), [types[position]])
-            if inferred not in (TEXT, types[position]):
-                types[position] = inferred
-                wider = True
-        return types, wider
+        plan = self.plan
+        return wider_types(plan.columns, plan.target_types, self.fixed, misfits)
 
     async def _widen_misfits(self, misfits: dict[str, list[str]], conn: Any = None) -> bool:
         """Widen the table for refused values that only needed a wider type; True if it did."""

@@ -179,3 +179,44 @@ def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
         cur if column.null_count == len(column) else inferred
         for cur, inferred, column in zip(current, tracker.types(), table.columns, strict=True)
     ]
+
+
+_NUMBER_FAMILY = "double precision"
+_FAMILY = {
+    "smallint": _NUMBER_FAMILY,
+    "integer": _NUMBER_FAMILY,
+    "bigint": _NUMBER_FAMILY,
+    "real": _NUMBER_FAMILY,
+    "date": "timestamptz",
+    "timestamp": "timestamptz",
+}
+"""A column type -> the widest type of its family: refused values that fit it may widen it."""
+
+
+def wider_types(
+    columns: Sequence[str],
+    current: Sequence[str],
+    fixed: AbstractSet[str],
+    misfits: dict[str, list[str]],
+) -> tuple[list[str], bool]:
+    """The column types widened for values their type refused that fit its family
+    (``3.5`` among integers, a time after a date): only those values are inferred."""
+    types = list(current)
+    wider = False
+    for name, values in misfits.items():
+        if name in fixed or name not in columns:
+            continue
+        position = list(columns).index(name)
+        family = _FAMILY.get(canonical_type(types[position]).split("(", 1)[0])
+        if family is None:
+            continue
+        array = pa.array(values, pa.string())
+        invalid = invalid_values(array, family)
+        candidates = array.filter(pc.invert(invalid)) if invalid is not None else array
+        if not len(candidates):
+            continue
+        (inferred,) = incoming_types(pa.table({name: candidates}), [types[position]])
+        if inferred not in (TEXT, types[position]):
+            types[position] = inferred
+            wider = True
+    return types, wider
