@@ -3,7 +3,6 @@
 from pgingest.api import load, load_async
 from pgingest.config import ConnectionSettings, LoadOptions
 from pgingest.errors import (
-    AlreadyLoadedError,
     ConcurrentLoadError,
     ConfigError,
     ConnectionLostError,
@@ -11,7 +10,6 @@ from pgingest.errors import (
     ContractError,
     DatabaseError,
     ManifestError,
-    MissingDependencyError,
     PgIngestError,
     RowError,
     SchemaDriftError,
@@ -24,7 +22,6 @@ from pgingest.model import FileResult, LoadReport
 __version__ = "0.1.0"
 
 __all__ = [
-    "AlreadyLoadedError",
     "ConcurrentLoadError",
     "ConfigError",
     "ConnectionLostError",
@@ -36,7 +33,6 @@ __all__ = [
     "LoadOptions",
     "LoadReport",
     "ManifestError",
-    "MissingDependencyError",
     "PgIngestError",
     "RowError",
     "SchemaDriftError",

@@ -39,7 +39,8 @@ async def load_async(
         there (``report.ok`` is False), not raised, so one bad file never stops the others.
 
     Raises:
-        ConfigError: invalid options or DSN.
+        ConfigError: invalid options or DSN, or a ``transform`` that cannot be imported
+            (refused before anything is loaded).
         ConnectionLostError: the server cannot be reached.
         ConcurrentLoadError: ``mode="replace"`` of a table another run is replacing (the
             message names that run); nothing was loaded.
@@ -56,6 +57,11 @@ async def load_async(
     if "pk" in option_values and isinstance(option_values["pk"], str):
         option_values["pk"] = tuple(k.strip() for k in option_values["pk"].split(","))
     load_options = options_with(options or LoadOptions(), option_values)
+    if isinstance(load_options.transform, str):
+        # Refused before anything starts, not failed file by file.
+        from pgingest.sources.adapt import resolve_transform
+
+        resolve_transform(load_options.transform)
     # Plan the targets and start parsing a large first workbook before the loader (the driver,
     # the encoder) is imported: that parse is most of such a load, and overlaps the start-up.
     from pgingest.pipeline.readahead import start_read_ahead

@@ -1,9 +1,12 @@
 """Settings and load options: frozen dataclasses, merged once at the edge.
 
-Flags win over the environment, the environment over defaults.
+Flags win over ``PGINGEST_*`` variables, those over a config file, that over the defaults. The
+command line merges them in one place, click's (each :class:`LoadOptions` field's metadata
+makes its option: see :mod:`pgingest.cli.options`); the library takes keyword arguments over
+the defaults, and the DSN and server home from the environment.
 
-Code below this module never reads ``os.environ``; :func:`settings_from_env` is called by the CLI
-and by :func:`pgingest.load` only.
+Code below this module never reads ``os.environ``; :func:`connection_from_env` is called by the
+CLI and by the library's entry points only.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ OnError = Literal["stop", "skip"]
 DateFormat = Literal["dmy", "mdy"]
 
 ENV_PREFIX = "PGINGEST_"
+MANIFEST_SCHEMA = "pgingest"
+"""The tool's own schema (runs, files, rejects...): never a target."""
 
 
 def redact_dsn(dsn: str) -> str:
@@ -59,6 +64,51 @@ _KEY_PASSWORD_QUERY = re.compile(r"(?i)((?:^|[?&])password=)[^&\s]*")
 _KEY_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
+def dsn_url(dsn: str) -> str:
+    """A libpq connection string as a URL: ``host=h dbname=d user=u`` becomes
+    ``postgresql://u@/d?host=h`` (the driver reads URLs only); a URL is returned as it is.
+
+    Args:
+        dsn: a ``postgresql://`` URL or a libpq ``key=value`` string (values may be
+            single-quoted, with ``\\'`` and ``\\\\`` inside).
+
+    Returns:
+        The URL.
+
+    Raises:
+        ConfigError: a key=value string that does not parse.
+    """
+    text = dsn.strip()
+    if "://" in text or "=" not in text:
+        return dsn
+    from urllib.parse import quote, urlencode
+
+    pairs: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = _KEY_VALUE.match(text, position)
+        if match is None:
+            raise ConfigError(
+                redact_dsn(f"invalid DSN {dsn!r}: expected key=value at {text[position:]!r}")
+            )
+        value = match.group(3)
+        if value is None:
+            value = re.sub(r"\\(.)", r"\1", match.group(2))
+        pairs[match.group(1)] = value
+        position = match.end()
+    user = quote(pairs.pop("user", ""), safe="")
+    password = pairs.pop("password", None)
+    auth = f"{user}:{quote(password, safe='')}@" if password is not None else f"{user}@"
+    database = quote(pairs.pop("dbname", ""), safe="")
+    query = urlencode(pairs)
+    return f"postgresql://{auth if auth != '@' else ''}/{database}" + (f"?{query}" if query else "")
+
+
+# One libpq key=value pair: a key, "=", then a single-quoted value (backslash escapes) or a bare
+# word; whitespace around "=" and between pairs.
+_KEY_VALUE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|([^\s']*))\s*")
+
+
 def default_home() -> Path:
     """Per-user data directory of the embedded server (``PGINGEST_HOME`` overrides it)."""
     return Path(platformdirs.user_data_dir("pgingest", appauthor=False))
@@ -75,6 +125,10 @@ class ConnectionSettings:
     connect_timeout: float = 30.0
     """Seconds to wait for a connection."""
 
+    def __post_init__(self) -> None:
+        if self.dsn is not None:
+            object.__setattr__(self, "dsn", dsn_url(self.dsn))
+
     def __repr__(self) -> str:
         dsn = redact_dsn(self.dsn) if self.dsn else None
         return f"ConnectionSettings(dsn={dsn!r}, home={str(self.home)!r})"
@@ -85,152 +139,405 @@ class ConnectionSettings:
         return self.dsn is None
 
 
+Section = Literal[
+    "input",
+    "target",
+    "types and schema",
+    "modes and keys",
+    "bad rows",
+    "performance",
+    "reliability",
+    "output",
+]
+"""The groups ``pgingest load --help`` and the option reference list options in."""
+SECTIONS: tuple[Section, ...] = get_args(Section)
+
+ENCODINGS = ("utf-8", "cp1252", "latin-1", "cp1250", "cp1251", "iso8859-2", "iso8859-15", "koi8-r")
+"""The encodings ``--encoding`` may force (those detection itself may choose)."""
+
+
+def _option(
+    default: Any = None,
+    *,
+    help: str,
+    section: Section,
+    factory: Callable[[], Any] | None = None,
+    flags: tuple[str, ...] = (),
+    shown: str | None = None,
+    minimum: float | None = None,
+    above: bool = False,
+    choices: tuple[str, ...] | None = None,
+    existing_file: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A :class:`LoadOptions` field whose metadata describes its command-line option.
+
+    Args:
+        default: the default value (or ``factory`` for a mutable one).
+        help: the option's help text, without its default (click shows that).
+        section: where ``--help`` and the reference list it.
+        factory: builds the default instead of ``default``.
+        flags: the option's names when not ``--<field-name>``: the first names the
+            ``PGINGEST_`` variable; for a boolean, ``("--on", "--off")`` names both switches.
+        shown: what the default means, shown instead of a default of ``None`` or ``()``.
+        minimum: the smallest value a number may take; ``above``: it must be above it.
+        choices: the values a text option may take (a ``Literal`` gives its own).
+        existing_file: the value is the path of a file that must exist.
+        cli: False for options only a config file or the library can set.
+    """
+    metadata = {
+        "help": help,
+        "section": section,
+        "flags": flags,
+        "shown": shown,
+        "minimum": minimum,
+        "above": above,
+        "choices": choices,
+        "existing_file": existing_file,
+        "cli": cli,
+    }
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """How files are loaded. Every field has a CLI flag and a ``PGINGEST_<FIELD>`` variable."""
+    """How files are loaded.
 
-    table: str | None = None
-    """Target table; default: the file's stem, normalized."""
-    schema: str = "public"
-    """Target schema (created when missing)."""
-    format: FormatOption = "auto"
-    """``auto`` detects each file's format from its content."""
-    headers: tuple[str, ...] | None = None
-    """Column names for a headerless file, or overriding the header."""
-    header: bool | None = None
-    """Whether row 1 is a header; ``None`` sniffs it."""
-    delimiter: str | None = None
-    """Force the CSV delimiter (else sniffed)."""
-    quote: str | None = None
-    """Force the CSV quote character (else sniffed: ``"`` or ``'``)."""
-    escape: Literal["double", "backslash"] | None = None
-    """How a quote inside a quoted CSV field is written: doubled (RFC 4180) or after a
-    backslash; ``None`` sniffs it."""
-    encoding: str | None = None
-    """Force the CSV encoding (else detected)."""
-    types: Mapping[str, str] = field(default_factory=dict)
-    """Per-column type overrides, by normalized column name."""
-    text: bool = False
-    """Load every CSV column as text."""
-    null_strings: tuple[str, ...] = ()
-    """Extra NULL markers (an unquoted empty field is always NULL)."""
-    tolerant: bool = False
-    """A table column missing from a file is NULL instead of an error."""
-    on_new_column: OnNewColumn = "add"
-    """A file column the table lacks: ``add`` it to the table (logged), ``ignore`` it (its
-    values are not loaded), or ``fail`` the file."""
-    on_type_change: OnTypeChange = "widen"
-    """Values wider than their column (``3.5`` in an integer column): ``widen`` the column
-    (logged), or ``fail`` the file."""
-    on_error: OnError = "stop"
-    """A row that cannot be parsed or cast: ``stop`` the file (nothing of it is kept), or
-    ``skip`` it into ``pgingest.rejects`` and load the rest."""
-    max_errors: int | str | None = None
-    """With ``on_error="skip"``: the most bad rows a file may have, a count (``100``) or a
-    share of its rows (``"0.5%"``); more fail the file. ``None``: no limit."""
-    date_format: DateFormat | None = None
-    """How to read ``01/02/2026`` when no value of the column tells (a day above 12):
-    ``dmy`` or ``mdy``. Unset, such a column stays text, with a warning."""
-    contract: str | None = None
-    """Path of a YAML contract: per table, the columns, types, not-null, key, header aliases."""
-    batch_size: int = 50_000
-    """Rows per batch (one transaction each)."""
-    batch_bytes: int = 32 << 20
-    """Upper bound of a batch in bytes, so very wide rows cannot blow the memory."""
-    concurrency: int = 4
-    """Files loaded at the same time."""
-    internal_concurrency: int = 2
-    """Batches of one file loaded at the same time."""
-    dry_run: bool = False
-    """Detect, infer and plan; write nothing."""
-    sample_rows: int = 50_000
-    """Rows read ahead to infer CSV column types."""
-    lineage: bool = True
-    """Add ``_pgingest_file_id`` / ``_pgingest_loaded_at`` to target tables (revert needs them)."""
-    force: bool = False
-    """Load files again even when the manifest says their content is loaded."""
-    on_changed: OnChanged = "replace"
-    """A known path with new content: ``replace`` the old version's rows, or ``append``."""
-    txn: TxnScope = "batch"
-    """``batch``: one transaction per batch; ``file``: the whole file in one transaction."""
-    pause_every: int = 0
-    """Pause after every N files (0: never)."""
-    pause_seconds: float = 0.0
-    """How long each pause lasts."""
-    sectional_commit: bool = False
-    """Stop loading a folder at its first failed file (the rest of it is left for a re-run)."""
-    max_retries: int = 3
-    """Retries of a batch (or a connection, or a file's bookkeeping) after a transient database
-    error: connection lost or refused, server shutting down or starting up, too many
-    connections, serialization failure, deadlock. 0: fail at the first one."""
-    retry_base: float = 1.0
-    """Seconds before the first retry; each further retry waits twice as long (with jitter)."""
-    retry_max: float = 30.0
-    """The longest wait between two retries, in seconds."""
-    sheet: str | None = None
-    """Workbooks: the sheet to load, by name or 1-based position; ``all``: every non-empty
-    sheet, each to table ``<table>_<sheet>`` (or, with :attr:`sheet_column`, all to one
-    table). Default: the first sheet."""
-    header_row: int | None = None
-    """Workbooks: 1-based row of the header, counted from the sheet's first non-empty row;
-    default: the first row as wide as the table (title rows above it are skipped)."""
-    sheet_column: bool = False
-    """With ``sheet: all``: every sheet into one table, with a ``sheet`` column."""
-    source_file_column: bool = False
-    """Add a ``source_file`` text column holding each row's file path."""
-    table_from: TableFrom = "file"
-    """``file``: a table per file name; ``folder``: a table per folder, named from its path
-    below the folder given to load (``sales/emea/*.xlsx`` -> ``sales_emea``)."""
-    transform: TransformSpec | None = None
-    """A function ``(pyarrow.RecordBatch) -> pyarrow.RecordBatch`` applied to every batch
-    before it is written (and to the sample types are inferred from), or its
-    ``module:function`` name."""
-    folders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Per-folder option overrides (from the config file): folder path below the load root
-    (``sales/emea``) -> options (``table``, ``sheet``, ``header_row``, ...); deeper folders
-    win."""
-    sources: tuple[Mapping[str, Any], ...] = ()
-    """Extra inputs (from the config file): each a ``path`` (file, folder or glob) with
-    option overrides such as its ``table``."""
-    mode: Mode = "append"
-    """``append`` rows; ``upsert`` (INSERT ... ON CONFLICT on the key); ``merge`` (MERGE,
-    PostgreSQL 15+); ``replace`` the table's content atomically at the end of the run."""
-    pk: tuple[str, ...] | None = None
-    """Key columns for upsert/merge (normalized names); default: the table's primary key or a
-    unique constraint."""
-    delete_missing: bool = False
-    """merge: each file is a full snapshot of its key range; target rows in that range whose key
-    the file lacks are deleted."""
-    strategy: Strategy = "auto"
-    """How files upserting into one table are scheduled: ``auto`` (parallel where their keys
-    are disjoint, in order where they overlap), ``parallel``, ``ordered`` or ``sequential``."""
-    lock_wait: float = 600.0
-    """upsert/merge: the longest wait, in seconds, for a file that another pgingest process is
-    loading when later files of this run share keys with it (they must come after it); then
-    it and those files fail, to be loaded by a re-run."""
-    swap_lock_timeout: float = 3.0
-    """replace: seconds the swap waits for its lock on the old table at each try. Readers that
-    arrive meanwhile queue behind it, so this bounds their wait too."""
-    swap_tries: int = 10
-    """replace: tries of the swap (each waits ``swap_lock_timeout``, then up to as long
-    again before the next, letting readers through); then the run fails, the old table
-    untouched, the new one kept for ``pgingest resume``."""
+    Each field's metadata holds its help text and its ``--help`` section; the ``load`` command
+    makes an option of every field (``--batch-size`` for ``batch_size``, read from
+    ``PGINGEST_BATCH_SIZE`` too), a config file may set any field by its name.
+    """
+
+    table: str | None = _option(
+        help="Target table.",
+        section="target",
+        flags=("--table", "-t"),
+        shown="each file's name, normalized",
+    )
+    schema: str = _option(
+        "public",
+        help="Target schema (created when missing; not pgingest, the tool's own).",
+        section="target",
+    )
+    format: FormatOption = _option(
+        "auto",
+        help="File format; auto reads each file's content: CSV/TSV, Parquet, workbooks (xlsx,"
+        " xlsm, xls, xlsb, ods) and NDJSON. A text file named like a workbook needs --format"
+        " csv.",
+        section="input",
+        flags=("--format", "--file-type"),
+    )
+    headers: tuple[str, ...] | None = _option(
+        help="Column names a,b,c for a headerless file, or replacing the header.",
+        section="input",
+        shown="the header",
+    )
+    header: bool | None = _option(
+        help="Row 1 is (or is not) a header.",
+        section="input",
+        shown="sniffed",
+    )
+    delimiter: str | None = _option(
+        help="Force the CSV delimiter.",
+        section="input",
+        shown="sniffed among , ; tab |",
+    )
+    quote: str | None = _option(
+        help="Force the CSV quote character.",
+        section="input",
+        shown="sniffed, \" or '",
+    )
+    escape: Literal["double", "backslash"] | None = _option(
+        help="How a quote inside a quoted CSV field is written: doubled (RFC 4180) or after a"
+        " backslash.",
+        section="input",
+        shown="sniffed",
+    )
+    encoding: str | None = _option(
+        help="Force the text encoding.",
+        section="input",
+        choices=ENCODINGS,
+        shown="UTF-8 unless the content consistently is not, then the single-byte encoding of"
+        " its language",
+    )
+    types: Mapping[str, str] = _option(
+        help="Column types by normalized column name, e.g. 'zip=text,amount=numeric(12,2)' (a"
+        " mapping in a config file); text wins over any format's own types (each value's"
+        " text).",
+        section="types and schema",
+        factory=dict,
+        shown="inferred",
+    )
+    text: bool = _option(
+        False,
+        help="Load every column of a new table as text, each value as it reads (nanoseconds"
+        " included), or infer (CSV) and keep (Parquet, workbooks, NDJSON) column types.",
+        section="types and schema",
+        flags=("--text", "--preserve-types"),
+    )
+    null_strings: tuple[str, ...] = _option(
+        help="A value meaning NULL (repeatable); an unquoted empty field always is.",
+        section="input",
+        factory=tuple,
+        flags=("--null-string",),
+        shown="none",
+    )
+    tolerant: bool = _option(
+        False,
+        help="A table column missing from a file is loaded as NULL instead of an error.",
+        section="types and schema",
+    )
+    on_new_column: OnNewColumn = _option(
+        "add",
+        help="A file column the table lacks: add it to the table (logged), ignore its values,"
+        " or fail the file.",
+        section="types and schema",
+    )
+    on_type_change: OnTypeChange = _option(
+        "widen",
+        help="Values wider than their column (3.5 in an integer column): widen the column"
+        " (logged; integer -> bigint -> numeric, -> double precision, date -> timestamp ->"
+        " timestamptz, text last) or fail the file.",
+        section="types and schema",
+    )
+    on_error: OnError = _option(
+        "stop",
+        help="A row that cannot be parsed or cast: stop the file (nothing of it is kept) or"
+        " skip it into pgingest.rejects and load the rest (see `pgingest rejects`).",
+        section="bad rows",
+    )
+    max_errors: int | str | None = _option(
+        help="With --on-error skip: the most bad rows a file may have, a count (100) or a share"
+        " of its rows (0.5%); more fail the file.",
+        section="bad rows",
+        shown="no limit",
+    )
+    date_format: DateFormat | None = _option(
+        help="Read dates like 01/02/2026 as day/month or month/day when no value of the column"
+        " tells (a day above 12).",
+        section="types and schema",
+        shown="such a column stays text, with a warning",
+    )
+    contract: str | None = _option(
+        help="YAML contract: per table the columns, their types, not-null, key and header"
+        " aliases. A file that breaks it fails before any write, listing every violation.",
+        section="types and schema",
+        existing_file=True,
+    )
+    batch_size: int = _option(
+        50_000,
+        help="Rows per batch (one transaction each).",
+        section="performance",
+        flags=("--batch-size", "--chunk-size"),
+        minimum=1,
+    )
+    batch_bytes: int = _option(
+        32 << 20,
+        help="Upper bound of a batch in bytes, so that very wide rows cannot blow the memory.",
+        section="performance",
+        minimum=1024,
+    )
+    concurrency: int = _option(
+        4,
+        help="Files loaded at the same time.",
+        section="performance",
+        flags=("--concurrency", "-j"),
+        minimum=1,
+    )
+    internal_concurrency: int = _option(
+        2,
+        help="Batches of one file loaded at the same time.",
+        section="performance",
+        minimum=1,
+    )
+    dry_run: bool = _option(
+        False,
+        help="Detect, infer and show the DDL that would run; write nothing.",
+        section="output",
+    )
+    sample_rows: int = _option(
+        50_000,
+        help="Rows of a CSV file read ahead to infer its column types.",
+        section="types and schema",
+        minimum=1,
+    )
+    lineage: bool = _option(
+        True,
+        help="Add _pgingest_file_id and _pgingest_loaded_at to target tables (revert needs them).",
+        section="target",
+    )
+    force: bool = _option(
+        False,
+        help="Load files again even when the manifest says their content is loaded.",
+        section="modes and keys",
+    )
+    on_changed: OnChanged = _option(
+        "replace",
+        help="A known path with new content: replace the old version's rows, or append (keep"
+        " both).",
+        section="modes and keys",
+    )
+    txn: TxnScope = _option(
+        "batch",
+        help="One transaction per batch (resumable), or one for the whole file.",
+        section="modes and keys",
+    )
+    pause_every: int = _option(
+        0,
+        help="Pause after every N files (0: never).",
+        section="performance",
+        minimum=0,
+    )
+    pause_seconds: float = _option(
+        0.0,
+        help="How long each pause lasts, in seconds.",
+        section="performance",
+        minimum=0,
+    )
+    sectional_commit: bool = _option(
+        False,
+        help="Stop loading a folder at its first failed file (the rest of it waits for a re-run).",
+        section="reliability",
+    )
+    max_retries: int = _option(
+        3,
+        help="Retries of a batch (or a connection, or a file's bookkeeping) after a transient"
+        " database error: connection lost or refused, server shutting down or starting up, too"
+        " many connections, serialization failure, deadlock. 0: fail at the first one.",
+        section="reliability",
+        minimum=0,
+    )
+    retry_base: float = _option(
+        1.0,
+        help="Seconds before the first retry; each further retry waits twice as long (with"
+        " jitter).",
+        section="reliability",
+        minimum=0,
+    )
+    retry_max: float = _option(
+        30.0,
+        help="The longest wait between two retries, in seconds.",
+        section="reliability",
+        minimum=0,
+    )
+    sheet: str | None = _option(
+        help="Workbooks: the sheet to load, by NAME or 1-based position; all: every non-empty"
+        " sheet, each to table <table>_<sheet> (or, with --sheet-column, all to one table).",
+        section="input",
+        shown="the first sheet",
+    )
+    header_row: int | None = _option(
+        help="Workbooks: 1-based row of the header, counted from the sheet's first non-empty row.",
+        section="input",
+        minimum=1,
+        shown="the first row as wide as the table, title rows above it skipped",
+    )
+    sheet_column: bool = _option(
+        False,
+        help="With --sheet all: every sheet into one table, with a 'sheet' column.",
+        section="input",
+    )
+    source_file_column: bool = _option(
+        False,
+        help="Add a 'source_file' text column holding each row's file path.",
+        section="target",
+    )
+    table_from: TableFrom = _option(
+        "file",
+        help="file: a table per file name; folder: a table per folder, named from its path"
+        " below the folder given to load (sales/emea/*.xlsx -> sales_emea).",
+        section="target",
+    )
+    transform: TransformSpec | None = _option(
+        help="module:function (importable from the current directory or PYTHONPATH) applied"
+        " to every Arrow record batch before it is written and to the sample types are"
+        " inferred from; it returns a pyarrow.RecordBatch. The library also takes the"
+        " function itself.",
+        section="input",
+    )
+    folders: Mapping[str, Mapping[str, Any]] = _option(
+        help="Per-folder option overrides: folder path below the load root (sales/emea) ->"
+        " options (table, sheet, header_row, ...); deeper folders win.",
+        section="input",
+        factory=dict,
+        cli=False,
+    )
+    sources: tuple[Mapping[str, Any], ...] = _option(
+        help="Extra inputs: each a path (file, folder or glob) with option overrides such as"
+        " its table.",
+        section="input",
+        factory=tuple,
+        cli=False,
+    )
+    mode: Mode = _option(
+        "append",
+        help="append rows; upsert (INSERT ... ON CONFLICT on the key); merge (MERGE, PostgreSQL"
+        " 15+); replace the table's content atomically at the end of the run.",
+        section="modes and keys",
+    )
+    pk: tuple[str, ...] | None = _option(
+        help="Key columns a[,b] of upsert and merge (normalized names; `key` in a config file);"
+        " a new table is created with this primary key.",
+        section="modes and keys",
+        shown="the table's primary key or a unique constraint",
+    )
+    delete_missing: bool = _option(
+        False,
+        help="merge: each file is a full snapshot of its key range; rows of the table in that"
+        " range (smallest to largest key of the file) whose key the file lacks are deleted.",
+        section="modes and keys",
+    )
+    strategy: Strategy = _option(
+        "auto",
+        help="upsert/merge, files into one table: auto (parallel where their keys are"
+        " disjoint, in order where they overlap), parallel, ordered (one after another) or"
+        " sequential (one file, one batch at a time).",
+        section="modes and keys",
+    )
+    lock_wait: float = _option(
+        600.0,
+        help="upsert/merge: the longest wait, in seconds, for a file that another pgingest"
+        " process is loading when later files of this run share keys with it; then it and"
+        " those files fail, to be loaded by a re-run.",
+        section="reliability",
+        minimum=0,
+    )
+    swap_lock_timeout: float = _option(
+        3.0,
+        help="replace: seconds the swap waits for its lock on the old table at each try"
+        " (readers arriving meanwhile wait behind it at most this long).",
+        section="reliability",
+        minimum=0,
+        above=True,
+    )
+    swap_tries: int = _option(
+        10,
+        help="replace: tries of the swap (each waits --swap-lock-timeout, then up to as long"
+        " again, letting readers through) before the run fails, the old table untouched and"
+        " the new one kept for `pgingest resume`.",
+        section="reliability",
+        minimum=1,
+    )
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError("--batch-size must be at least 1")
-        if self.batch_bytes < 1024:
-            raise ConfigError("batch bytes must be at least 1024")
-        if self.concurrency < 1:
-            raise ConfigError("--concurrency must be at least 1")
-        if self.internal_concurrency < 1:
-            raise ConfigError("--internal-concurrency must be at least 1")
-        if self.max_retries < 0:
-            raise ConfigError("--max-retries must be 0 or more")
-        if self.retry_base < 0 or self.retry_max < 0:
-            raise ConfigError("--retry-base and --retry-max must be 0 or more")
-        if self.pause_every < 0 or self.pause_seconds < 0:
-            raise ConfigError("--pause-every and --pause-seconds cannot be negative")
+        for item in fields(self):
+            minimum = item.metadata.get("minimum")
+            value = getattr(self, item.name)
+            if minimum is None or value is None:
+                continue
+            flag = option_flag(item.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{flag} must be a number, got {value!r}")
+            if value < minimum or (item.metadata["above"] and value == minimum):
+                bound = "above" if item.metadata["above"] else "at least"
+                raise ConfigError(f"{flag} must be {bound} {minimum:g}, got {value!r}")
+        if self.schema.strip().lower() == MANIFEST_SCHEMA:
+            raise ConfigError(
+                f"--schema {self.schema}: that schema holds pgingest's own bookkeeping;"
+                " load into another one"
+            )
         if self.on_changed not in ("replace", "append"):
             raise ConfigError("--on-changed must be replace or append")
         if self.txn not in ("batch", "file"):
@@ -246,10 +553,6 @@ class LoadOptions:
             if len(set(keys)) != len(keys):
                 raise ConfigError(f"--pk names a column twice: {','.join(keys)}")
             object.__setattr__(self, "pk", keys)  # a list from a caller
-        if self.lock_wait < 0:
-            raise ConfigError("--lock-wait cannot be negative")
-        if self.swap_lock_timeout <= 0 or self.swap_tries < 1:
-            raise ConfigError("--swap-lock-timeout must be above 0 and --swap-tries at least 1")
         if self.delete_missing and self.mode != "merge":
             raise ConfigError("--delete-missing needs --mode merge")
         if self.on_new_column not in ("add", "ignore", "fail"):
@@ -266,8 +569,6 @@ class LoadOptions:
             raise ConfigError(f"unknown format {self.format!r}: use one of {choices}")
         if self.table_from not in ("file", "folder"):
             raise ConfigError("--table-from must be file or folder")
-        if self.header_row is not None and self.header_row < 1:
-            raise ConfigError("--header-row must be 1 or more")
         if self.sheet is not None and not isinstance(self.sheet, str):
             object.__setattr__(self, "sheet", str(self.sheet))  # a position from YAML
         if self.transform is not None and not (
@@ -275,6 +576,14 @@ class LoadOptions:
         ):
             raise ConfigError("--transform must be module:function or a callable")
         object.__setattr__(self, "sources", tuple(self.sources))
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of the :class:`LoadOptions` field ``name`` (``--batch-size``)."""
+    for item in fields(LoadOptions):
+        if item.name == name and item.metadata.get("flags"):
+            return str(item.metadata["flags"][0])
+    return "--" + name.replace("_", "-")
 
 
 def error_limit(value: int | str | None) -> tuple[int | None, float | None]:
@@ -345,202 +654,6 @@ def options_with(base: LoadOptions, values: Mapping[str, Any]) -> LoadOptions:
     if unknown:
         raise ConfigError(f"unknown load option(s): {', '.join(sorted(unknown))}")
     return replace(base, **{k: v for k, v in values.items() if v is not None})
-
-
-FUTURE_OPTIONS = frozenset({"mode", "key", "pk", "contract"})
-"""Config-file options this version does not have yet (upsert/merge modes and keys, contracts):
-accepted in the file's schema, passed through when :class:`LoadOptions` has them, and refused
-with a clear message otherwise (``mode: append``, today's behaviour, is always accepted)."""
-RUN_WIDE_OPTIONS = frozenset({"mode", "pk", "delete_missing", "strategy"})
-"""Options of a whole run: files of one table must share their key and how they are applied."""
-_CONNECTION_KEYS = frozenset({"dsn", "home"})
-_FILE_KEYS = frozenset({"paths", "folders", "sources"})
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigFile:
-    """What a YAML config file (``--config``) holds."""
-
-    options: Mapping[str, Any]
-    """Load options (field names of :class:`LoadOptions`), ``folders`` and ``sources`` included."""
-    dsn: str | None = None
-    home: str | None = None
-    paths: tuple[str, ...] = ()
-    """What to load when the command line names nothing."""
-
-
-def _key(name: object, where: str) -> str:
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: option names must be strings, got {name!r}")
-    return name.replace("-", "_")
-
-
-def check_overrides(values: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Validate per-folder or per-source options: LoadOptions fields, plus the future ones.
-
-    Raises:
-        ConfigError: an unknown option, or a future one this version cannot honour.
-    """
-    known = {f.name for f in fields(LoadOptions)}
-    out: dict[str, Any] = {}
-    for raw, value in values.items():
-        name = _key(raw, where)
-        if name in ("pk",) and "key" in known:
-            name = "key"
-        if name not in known:
-            if name not in FUTURE_OPTIONS:
-                raise ConfigError(f"{where}: unknown option {raw!r}")
-            if name == "mode" and value == "append":
-                continue  # what this version does anyway
-            raise ConfigError(
-                f"{where}: option {raw!r} is not supported by this version of pgingest"
-            )
-        if name in ("folders", "sources"):
-            raise ConfigError(f"{where}: {raw!r} is only allowed at the top of the file")
-        if name in RUN_WIDE_OPTIONS and not (name == "mode" and value == "append"):
-            raise ConfigError(
-                f"{where}: {name} can only be set for the whole run (top of the file or the"
-                " command line), not per folder or source"
-            )
-        out[name] = tuple(value) if isinstance(value, list) else value
-    return out
-
-
-OPTION_ALIASES = {"default_sheet": "sheet"}
-"""Config-file spellings of options: the seed design's ``default_sheet`` is ``sheet``."""
-
-
-def _split_folders(
-    body: Mapping[Any, Any], where: str, allowed: frozenset[str] = frozenset()
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a mapping into options and folders: a key that names an option (or ``allowed``)
-    is one, any other key whose value is a mapping (or empty) is a folder of that name, and
-    ``folders:`` lists folders too. An option's name always wins over a folder's.
-
-    Raises:
-        ConfigError: a key that is neither an option nor a folder (a scalar value).
-    """
-    known = {f.name for f in fields(LoadOptions)} | FUTURE_OPTIONS | allowed
-    options: dict[str, Any] = {}
-    folders: dict[str, Any] = {}
-    for raw, value in body.items():
-        name = _key(raw, where)
-        name = OPTION_ALIASES.get(name, name)
-        if name == "folders" and value is not None:
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}: 'folders' must map folder paths to options")
-            folders.update(value)
-        elif name in known or name == "folders":
-            options[name] = value
-        elif value is None or isinstance(value, Mapping):
-            folders[str(raw)] = value
-        else:
-            raise ConfigError(f"{where}: unknown option {raw!r}")
-    return options, folders
-
-
-def _flatten_folders(tree: Any, prefix: str, out: dict[str, dict[str, Any]], where: str) -> None:
-    if not isinstance(tree, Mapping):
-        raise ConfigError(f"{where}: 'folders' must map folder paths to options")
-    for raw_folder, body in tree.items():
-        folder = str(raw_folder).strip("/")
-        path = f"{prefix}/{folder}" if prefix else folder
-        if body is None:
-            body = {}
-        if not isinstance(body, Mapping):
-            raise ConfigError(f"{where}: folder {path!r} must map to options")
-        options, nested = _split_folders(body, f"{where}: folder {path!r}")
-        options.pop("folders", None)
-        out[path] = check_overrides(options, f"{where}: folder {path!r}")
-        if nested:
-            _flatten_folders(nested, path, out, where)
-
-
-def load_config(path: str | Path) -> ConfigFile:
-    """Read a YAML config file: load options, per-folder overrides, sources, paths, DSN.
-
-    The top level holds any :class:`LoadOptions` field (``schema``, ``sheet``,
-    ``header_row``, ``table_from``...; dashes or underscores; ``default_sheet`` is
-    ``sheet``), ``dsn``, ``paths`` (what to load when the command names nothing; like the
-    sources' paths, relative to the file's folder), ``folders`` (folder below the load root
-    -> options, nested with ``folders`` again) and ``sources`` (a list of ``{path: <file,
-    folder or glob>, table: ..., <options>}``). Any other key whose value is a mapping is a
-    folder too, at the top or inside a folder (the seed design's shape: ``folder_b: {nested:
-    {sheet: S}}``); a key that names an option is always the option.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The parsed file.
-
-    Raises:
-        ConfigError: the file is missing, not YAML, or names unknown options.
-    """
-    import yaml
-
-    where = str(path)
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the config file: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # Only the position and the parser's complaint: the parser's own message quotes the
-        # offending line, which may be a DSN with its password.
-        raise ConfigError(f"{where}: not valid YAML{_yaml_problem(exc)}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: the config file must be a mapping of options")
-    top, top_folders = _split_folders(data, where, _CONNECTION_KEYS | _FILE_KEYS)
-    dsn = top.pop("dsn", None)
-    home = top.pop("home", None)
-    paths = top.pop("paths", None) or ()
-    if isinstance(paths, str):
-        paths = (paths,)
-    folders: dict[str, dict[str, Any]] = {}
-    if top_folders:
-        _flatten_folders(top_folders, "", folders, where)
-    top.pop("folders", None)
-    sources: list[dict[str, Any]] = []
-    for number, item in enumerate(top.pop("sources", None) or (), start=1):
-        if isinstance(item, str):
-            item = {"path": item}
-        if not isinstance(item, Mapping) or not item.get("path"):
-            raise ConfigError(f"{where}: source {number} needs a 'path' (file, folder or glob)")
-        rest = {k: v for k, v in item.items() if k != "path"}
-        entry = check_overrides(rest, f"{where}: source {number}")
-        entry["path"] = _beside(str(item["path"]), path)
-        sources.append(entry)
-    options = check_overrides(top, where)
-    if folders:
-        options["folders"] = folders
-    if sources:
-        options["sources"] = tuple(sources)
-    return ConfigFile(
-        options,
-        dsn=str(dsn) if dsn else None,
-        home=str(home) if home else None,
-        paths=tuple(_beside(str(p), path) for p in paths),
-    )
-
-
-def _yaml_problem(exc: Exception) -> str:
-    """Where and what a YAML error is, without quoting the file's text."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{where}: {problem}" if problem else where
-
-
-def _beside(value: str, config: str | Path) -> str:
-    """A relative path of the config file is relative to the file's folder (so that a job
-    runs the same from any working directory); absolute paths and ``~`` stay as they are."""
-    if value.startswith("~") or Path(value).is_absolute():
-        return value
-    return str(Path(config).expanduser().parent / value)
 
 
 CRASH_AT_ENV = ENV_PREFIX + "CRASH_AT"

@@ -4,9 +4,10 @@
 
     PgIngestError                    base of everything pgingest raises
     ├── ConfigError                  bad flags/options, invalid DSN, unknown format
-    ├── MissingDependencyError       optional extra not installed (also an ImportError)
     ├── SourceError                  cannot open/decode a file
     │   └── RowError                 one bad row: path, line, column, value preview
+    │       ├── RecordFormatError    the records are malformed for the server's CSV parser
+    │       └── TooManyErrorsError   more bad rows than --max-errors allows
     ├── SchemaError                  table and file disagree on columns
     │   ├── SchemaDriftError         columns added/changed under a strict policy
     │   ├── TypeConflictError        a value does not fit the column's type
@@ -15,9 +16,12 @@
     │   ├── ConnectionLostError      retryable
     │   └── ConstraintError          not retryable (unique, not-null, FK)
     └── ManifestError
-        ├── AlreadyLoadedError
+        ├── LeaseLostError           another process took a file over
         ├── ConcurrentLoadError      another run holds the table's lock (retryable)
         └── TableChangedError        a file's table changed under its load (retryable)
+
+Besides the tree, two internal signals (``HashAbandonedError``, ``UnreadableNoticeError``) pass
+between pgingest's modules and never reach a caller.
 """
 
 from __future__ import annotations
@@ -31,10 +35,6 @@ class PgIngestError(Exception):
 
 class ConfigError(PgIngestError):
     """Bad flags or options, invalid DSN, unknown format."""
-
-
-class MissingDependencyError(PgIngestError, ImportError):
-    """An optional dependency is not installed."""
 
 
 class SourceError(PgIngestError):
@@ -68,6 +68,10 @@ class RecordFormatError(RowError):
     opening a field (``5" pipe``), a row with more or fewer fields, a blank line. Raw CSV
     chunks meet it; pgingest then parses the file itself (RFC 4180 rules: a quote opens a
     field only at its start; blank lines are skipped) and names the line if that fails too."""
+
+
+class TooManyErrorsError(RowError):
+    """More bad rows than ``--max-errors`` allows: the file fails."""
 
 
 class SchemaError(PgIngestError):
@@ -118,10 +122,6 @@ class ManifestError(PgIngestError):
     """The manifest refuses or cannot record a load."""
 
 
-class AlreadyLoadedError(ManifestError):
-    """The file's content is already loaded into the table."""
-
-
 class LeaseLostError(ManifestError):
     """Another process took a file over while this one reconnected; this one stops it."""
 
@@ -137,3 +137,14 @@ class TableChangedError(ManifestError):
     the file's committed rows with it: the file is loaded again from its start."""
 
     retryable = True
+
+
+# Signals between pgingest's own modules, caught where they are raised for; never a user's.
+
+
+class HashAbandonedError(Exception):
+    """A file's hash was abandoned before the end of the file (nobody needs it any more)."""
+
+
+class UnreadableNoticeError(Exception):
+    """A skipped-row notice of the server in a language pgingest cannot read."""

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgingest.config import LoadOptions, load_config, options_with, redact_dsn
+from pgingest.config import LoadOptions, options_with, redact_dsn
+from pgingest.config_file import load_config
 from pgingest.errors import ConfigError
 from pgingest.pipeline.discover import folder_table_name, plan_targets
 
@@ -49,7 +50,7 @@ def test_options_folders_sources(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("nope: 1\n", "unknown option 'nope'"),
-        ("folders:\n  a:\n    key: [id]\n", "'key' is not supported by this version"),
+        ("folders:\n  a:\n    key: [id]\n", "pk can only be set for the whole run"),
         ("folders:\n  a:\n    sources: []\n", "only allowed at the top"),
         ("sources:\n  - table: t\n", "needs a 'path'"),
         ("[1, 2]\n", "must be a mapping"),
@@ -190,3 +191,59 @@ def test_a_top_level_key_with_a_value_is_still_an_unknown_option(tmp_path: Path)
         load_config(_write(tmp_path, "shet: Data\n"))
     with pytest.raises(ConfigError, match=r"folder 'a': unknown option 'hedaer_row'"):
         load_config(_write(tmp_path, "a:\n  hedaer_row: 3\n"))
+
+
+@pytest.mark.parametrize(
+    ("dsn", "url"),
+    [
+        ("postgresql://u:p@h:5/d?sslmode=require", "postgresql://u:p@h:5/d?sslmode=require"),
+        ("host=h port=5433 dbname=d user=u", "postgresql://u@/d?host=h&port=5433"),
+        ("dbname = d   user=u", "postgresql://u@/d"),
+        ("host=/run/pg dbname='my db'", "postgresql:///my%20db?host=%2Frun%2Fpg"),
+        (r"user=u password='it\'s a \\ secret'", "postgresql://u:it%27s%20a%20%5C%20secret@/"),
+        ("dbname=d sslmode=verify-full", "postgresql:///d?sslmode=verify-full"),
+    ],
+)
+def test_key_value_dsn_becomes_a_url(dsn: str, url: str) -> None:
+    from pgingest.config import ConnectionSettings, dsn_url
+
+    assert dsn_url(dsn) == url
+    assert ConnectionSettings(dsn=dsn).dsn == url
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["host=h password=hunter2 'oops'", "host=h 'oops' password=hunter2", "password=hunter2 ="],
+)
+def test_key_value_dsn_that_does_not_parse_is_refused_without_its_password(dsn: str) -> None:
+    from pgingest.config import ConnectionSettings, dsn_url
+
+    with pytest.raises(ConfigError, match="expected key=value") as caught:
+        dsn_url(dsn)
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in repr(ConnectionSettings(dsn="host=h password=hunter2"))
+
+
+_VALUES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
+
+
+@given(user=_VALUES, password=_VALUES, dbname=_VALUES, host=_VALUES)
+def test_key_value_dsn_keeps_every_value(user: str, password: str, dbname: str, host: str) -> None:
+    """Any value, quoted as libpq wants it, reaches the URL intact (spaces, quotes, @, /...)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from pgingest.config import dsn_url
+
+    def quoted(value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    dsn = (
+        f"user={quoted(user)} password={quoted(password)}"
+        f" dbname={quoted(dbname)} host={quoted(host)}"
+    )
+    parts = urlsplit(dsn_url(dsn))
+    auth = parts.netloc.rpartition("@")[0]
+    got_user, _, got_password = auth.partition(":")
+    assert (unquote(got_user), unquote(got_password)) == (user, password)
+    assert unquote(parts.path[1:]) == dbname
+    assert parse_qs(parts.query) == {"host": [host]}

@@ -10,13 +10,22 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 from pgingest.cli.manifest import prune, rejects, revert, status
-from pgingest.cli.options import dsn_option
+from pgingest.cli.options import (
+    SectionedCommand,
+    SectionedOption,
+    config_extras,
+    config_option,
+    dsn_option,
+    load_options,
+    option_env,
+)
 from pgingest.cli.render import (
     EXIT_FAILED,
     EXIT_UNEXPECTED,
@@ -32,30 +41,23 @@ from pgingest.config import redact_dsn
 from pgingest.errors import ConfigError, PgIngestError
 from pgingest.observability.progress import FanOut, Reporter
 
-ENV = "PGINGEST_"
-
-
-def _env(name: str) -> str:
-    return ENV + name.upper().replace("-", "_")
-
-
-def _split_csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    return tuple(part.strip() for part in value.split(","))
-
 
 class Ctx:
-    """What every subcommand shares."""
+    """What every subcommand shares, and what :func:`main` needs to report an error."""
 
-    def __init__(self, debug: bool) -> None:
+    def __init__(self, debug: bool = False) -> None:
         self.debug = debug
+        self.log_format: str | None = None
+        """``json`` once a command's ``--log-format json`` is read: errors become JSON too."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pgingest")
 @click.option(
-    "--debug", is_flag=True, envvar=_env("debug"), help="Show tracebacks of unexpected errors."
+    "--debug",
+    is_flag=True,
+    envvar=option_env("--debug"),
+    help="Show tracebacks of unexpected errors (and of a failed --transform import).",
 )
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
@@ -64,54 +66,83 @@ def cli(ctx: click.Context, debug: bool) -> None:
     With no --dsn and no DATABASE_URL, pgingest uses an embedded PostgreSQL kept in its data
     directory (PGINGEST_HOME); `pgingest db uri` prints how to connect to it.
     """
-    ctx.obj = Ctx(debug)
+    state = ctx.ensure_object(Ctx)
+    state.debug = state.debug or debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
 
 
+def _remember_log_format(
+    ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    """Note ``--log-format`` before the other options are read (it is eager), so that even a
+    refused option's message comes out as JSON."""
+    state = ctx.find_object(Ctx)
+    if state is not None:
+        state.log_format = value
+    return value
+
+
 def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say how a load reports: shared by ``load`` and ``resume``."""
     for option in reversed(
         [
-            click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary."),
+            click.option(
+                "--quiet",
+                "-q",
+                cls=SectionedOption,
+                is_flag=True,
+                help="Print only errors and the summary.",
+            ),
             click.option(
                 "--verbose",
                 "-v",
+                cls=SectionedOption,
                 is_flag=True,
                 help="Log more: one line per batch (DEBUG) in the log.",
             ),
             click.option(
                 "--no-progress",
+                cls=SectionedOption,
                 is_flag=True,
-                envvar=_env("no_progress"),
-                help="No progress bars, plain lines only (the default when stdout is not a"
+                envvar=option_env("--no-progress"),
+                help="No progress bars, plain lines only (always so when stdout is not a"
                 " terminal).",
             ),
             click.option(
                 "--log-format",
+                cls=SectionedOption,
                 type=click.Choice(["text", "json"]),
-                envvar=_env("log_format"),
+                envvar=option_env("--log-format"),
+                is_eager=True,
+                callback=_remember_log_format,
+                show_default="text",
                 help="Log lines as text or JSON objects (run_id, file, table, batch, rows,"
-                " latency_ms, status, error, time).  [default: text]",
+                " latency_ms, status, error, time); with json, the final error line is JSON"
+                " too.",
             ),
             click.option(
                 "--log-file",
+                cls=SectionedOption,
                 type=click.Path(dir_okay=False),
-                envvar=_env("log_file"),
-                help="Append the log to this file instead of stderr.",
+                envvar=option_env("--log-file"),
+                show_default="stderr",
+                help="Append the log to this file.",
             ),
             click.option(
                 "--metrics-port",
+                cls=SectionedOption,
                 type=click.IntRange(1, 65535),
-                envvar=_env("metrics_port"),
+                envvar=option_env("--metrics-port"),
                 help="Serve Prometheus metrics on this port (/metrics) while the run lasts.",
             ),
             click.option(
                 "--metrics-file",
+                cls=SectionedOption,
                 type=click.Path(dir_okay=False),
-                envvar=_env("metrics_file"),
+                envvar=option_env("--metrics-file"),
                 help="Write Prometheus metrics to this file (text format) when the run ends.",
             ),
         ]
@@ -135,6 +166,7 @@ class Output:
         metrics_file: str | None = None,
     ) -> None:
         self.metrics_file = metrics_file
+        self._devnull: TextIO | None = None
         self.json_on_stderr = log_format == "json" and log_file is None
         logging_on = log_format is not None or log_file is not None or verbose
         reporters: list[Reporter] = []
@@ -145,6 +177,7 @@ class Output:
         else:
             # JSON logs on stderr: stderr carries only JSON (failures are log lines too).
             err = open(os.devnull, "w") if self.json_on_stderr else None  # noqa: SIM115
+            self._devnull = err
             self.lines = LineReporter(quiet=quiet, err=err)
         reporters.append(self.lines)
         if logging_on:
@@ -165,6 +198,8 @@ class Output:
 
     def close(self, report: Any = None) -> None:
         """Write the metrics file, stop serving, print the summary and stage timings."""
+        if self._devnull is not None:
+            self._devnull.close()
         if self.metrics is not None:
             if self.metrics_file is not None:
                 self.metrics.write(self.metrics_file)
@@ -179,352 +214,28 @@ class Output:
                 click.echo(stages_line(report), err=to_err)
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @click.argument("paths", nargs=-1)
-@click.option(
-    "--dsn",
-    envvar=["PGINGEST_DSN", "DATABASE_URL"],
-    help="Server to load into (libpq URL or key=value). Default: DATABASE_URL, else the"
-    " embedded server.",
-)
-@click.option(
-    "--table",
-    "-t",
-    envvar=_env("table"),
-    help="Target table (default: each file's name, normalized).",
-)
-@click.option(
-    "--schema",
-    envvar=_env("schema"),
-    default="public",
-    show_default=True,
-    help="Target schema (created when missing).",
-)
-@click.option(
-    "--format",
-    "--file-type",
-    "fmt",
-    envvar=_env("format"),
-    type=click.Choice(["auto", "csv", "tsv", "parquet", "excel", "ndjson"]),
-    default=None,
-    help="File format; auto (the default) reads the content: CSV/TSV, Parquet, workbooks"
-    " (xlsx, xlsm, xls, xlsb, ods) and NDJSON. A text file named like a workbook needs"
-    " --format csv.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    envvar=_env("config"),
-    help="YAML file with load options, per-folder overrides (table, sheet, header_row, ...) and"
-    " sources (glob -> table); a key that is no option is a folder. Flags and PGINGEST_*"
-    " variables win over it.",
-)
-@click.option(
-    "--table-from",
-    type=click.Choice(["file", "folder"]),
-    envvar=_env("table_from"),
-    help="Name tables after each file (default) or after each folder below the folder given"
-    " (sales/emea/*.xlsx -> sales_emea).",
-)
-@click.option(
-    "--sheet",
-    envvar=_env("sheet"),
-    help="Workbooks: sheet NAME, 1-based INDEX, or all (each sheet to <table>_<sheet>)."
-    "  [default: the first sheet]",
-)
-@click.option(
-    "--sheet-column",
-    is_flag=True,
-    default=None,
-    envvar=_env("sheet_column"),
-    help="With --sheet all: every sheet into one table, with a 'sheet' column.",
-)
-@click.option(
-    "--header-row",
-    type=click.IntRange(min=1),
-    envvar=_env("header_row"),
-    help="Workbooks: the header's row number (1-based).  [default: the first row as wide as"
-    " the table; title rows above it are skipped]",
-)
-@click.option(
-    "--source-file-column",
-    is_flag=True,
-    default=None,
-    envvar=_env("source_file_column"),
-    help="Add a 'source_file' text column with each row's file path.",
-)
-@click.option(
-    "--transform",
-    envvar=_env("transform"),
-    help="module:function applied to every Arrow record batch before it is written"
-    " (returns a pyarrow.RecordBatch).",
-)
-@click.option(
-    "--headers",
-    envvar=_env("headers"),
-    callback=_split_csv,
-    help="Column names a,b,c for a headerless file, or replacing the header.",
-)
-@click.option(
-    "--header/--no-header",
-    "header",
-    default=None,
-    envvar=_env("header"),
-    help="Row 1 is (or is not) a header. Default: sniffed.",
-)
-@click.option(
-    "--delimiter",
-    envvar=_env("delimiter"),
-    help="Force the CSV delimiter (default: sniffed among , ; tab |).",
-)
-@click.option(
-    "--quote",
-    envvar=_env("quote"),
-    help="Force the CSV quote character (default: sniffed, \" or ').",
-)
-@click.option(
-    "--escape",
-    type=click.Choice(["double", "backslash"]),
-    envvar=_env("escape"),
-    help="How a quote inside a quoted CSV field is written: doubled (RFC 4180) or after a"
-    " backslash (default: sniffed).",
-)
-@click.option(
-    "--encoding",
-    envvar=_env("encoding"),
-    type=click.Choice(
-        ["utf-8", "cp1252", "latin-1", "cp1250", "cp1251", "iso8859-2", "iso8859-15", "koi8-r"]
-    ),
-    help="Force the text encoding (default: decided on the file's content: UTF-8 unless it is"
-    " consistently not, then the single-byte encoding of its language).",
-)
-@click.option(
-    "--types",
-    envvar=_env("types"),
-    help="Column types, e.g. 'zip=text,amount=numeric(12,2)'; text wins over any format's"
-    " own types (each value's text).",
-)
-@click.option(
-    "--preserve-types/--text",
-    "preserve_types",
-    default=None,
-    envvar=_env("text"),
-    help="Infer (CSV) or keep (Parquet, workbooks, NDJSON) column types (the default), or load"
-    " every column of a new table as text, each value as it reads (nanoseconds included).",
-)
-@click.option(
-    "--on-new-column",
-    type=click.Choice(["add", "ignore", "fail"]),
-    envvar=_env("on_new_column"),
-    help="A file column the table lacks: add it to the table (default), ignore its values, or"
-    " fail the file.",
-)
-@click.option(
-    "--on-type-change",
-    type=click.Choice(["widen", "fail"]),
-    envvar=_env("on_type_change"),
-    help="Values wider than their column (3.5 in an integer column): widen the column"
-    " (default; integer -> bigint -> numeric, -> double precision, date -> timestamp ->"
-    " timestamptz, text last) or fail the file.",
-)
-@click.option(
-    "--on-error",
-    type=click.Choice(["stop", "skip"]),
-    envvar=_env("on_error"),
-    help="A row that cannot be parsed or cast: stop the file (default; nothing of it is kept)"
-    " or skip it into pgingest.rejects and load the rest (see `pgingest rejects`).",
-)
-@click.option(
-    "--max-errors",
-    envvar=_env("max_errors"),
-    help="With --on-error skip: the most bad rows per file, a count (100) or a share (0.5%);"
-    " past it the file fails.  [default: no limit]",
-)
-@click.option(
-    "--date-format",
-    type=click.Choice(["dmy", "mdy"]),
-    envvar=_env("date_format"),
-    help="Read dates like 01/02/2026 as day/month or month/day when no value of the column"
-    " tells (a day above 12). Unset, such a column stays text, with a warning.",
-)
-@click.option(
-    "--contract",
-    type=click.Path(dir_okay=False, exists=True),
-    envvar=_env("contract"),
-    help="YAML contract: per table the columns, their types, not-null, key and header"
-    " aliases. A file that breaks it fails before any write, listing every violation.",
-)
-@click.option(
-    "--null-string",
-    "null_strings",
-    multiple=True,
-    envvar=_env("null_string"),
-    help="A value meaning NULL (repeatable); an unquoted empty field always is.",
-)
-@click.option(
-    "--tolerant",
-    is_flag=True,
-    envvar=_env("tolerant"),
-    help="A table column missing from a file is loaded as NULL.",
-)
-@click.option(
-    "--batch-size",
-    "--chunk-size",
-    type=click.IntRange(min=1),
-    envvar=_env("batch_size"),
-    help="Rows per batch (one transaction each).  [default: 50000]",
-)
-@click.option(
-    "--concurrency",
-    "-j",
-    type=click.IntRange(min=1),
-    envvar=_env("concurrency"),
-    help="Files loaded at once.  [default: 4]",
-)
-@click.option(
-    "--internal-concurrency",
-    type=click.IntRange(min=1),
-    envvar=_env("internal_concurrency"),
-    help="Batches of one file loaded at once.  [default: 2]",
-)
+@config_option
+@dsn_option
+@load_options
 @click.option(
     "--disable-internal-parallelism",
+    cls=SectionedOption,
+    section="performance",
     is_flag=True,
-    envvar=_env("disable_internal_parallelism"),
-    help="Load each file's batches one at a time.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["append", "upsert", "merge", "replace"]),
-    envvar=_env("mode"),
-    help="append rows; upsert (INSERT ... ON CONFLICT on the key); merge (MERGE, PostgreSQL"
-    " 15+); replace the table's content atomically at the end.  [default: append]",
-)
-@click.option(
-    "--pk",
-    envvar=_env("pk"),
-    callback=_split_csv,
-    help="Key columns a[,b] of upsert/merge (default: the table's primary key or a unique"
-    " constraint; a new table is created with this primary key).",
-)
-@click.option(
-    "--delete-missing",
-    is_flag=True,
-    envvar=_env("delete_missing"),
-    help="merge: each file is a full snapshot of its key range; rows of the table in that"
-    " range (smallest to largest key of the file) whose key the file lacks are deleted.",
-)
-@click.option(
-    "--strategy",
-    type=click.Choice(["auto", "parallel", "ordered", "sequential"]),
-    envvar=_env("strategy"),
-    help="upsert/merge, files into one table: auto (parallel where their keys are disjoint, in"
-    " order where they overlap), parallel, ordered (one after another) or sequential (one"
-    " file, one batch at a time).  [default: auto]",
-)
-@click.option(
-    "--lock-wait",
-    type=click.FloatRange(min=0),
-    envvar=_env("lock_wait"),
-    help="upsert/merge: seconds to wait for a file another pgingest process is loading when"
-    " later files share keys with it; then they fail, for a re-run.  [default: 600]",
-)
-@click.option(
-    "--swap-lock-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    envvar=_env("swap_lock_timeout"),
-    help="replace: seconds the swap waits for its lock at each try (readers arriving"
-    " meanwhile wait behind it at most this long).  [default: 3]",
-)
-@click.option(
-    "--swap-tries",
-    type=click.IntRange(min=1),
-    envvar=_env("swap_tries"),
-    help="replace: tries of the swap before the run fails, the old table untouched and the"
-    " new one kept for `pgingest resume`.  [default: 10]",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    envvar=_env("dry_run"),
-    help="Show what was detected and the DDL that would run; write nothing.",
-)
-@click.option(
-    "--force",
-    is_flag=True,
-    envvar=_env("force"),
-    help="Load files again even when the manifest says their content is loaded.",
-)
-@click.option(
-    "--on-changed",
-    type=click.Choice(["replace", "append"]),
-    envvar=_env("on_changed"),
-    help="A known path with new content: replace the old version's rows (default) or keep both.",
-)
-@click.option(
-    "--txn",
-    type=click.Choice(["batch", "file"]),
-    envvar=_env("txn"),
-    help="One transaction per batch (default; resumable) or per whole file.",
-)
-@click.option(
-    "--lineage/--no-lineage",
-    default=None,
-    envvar=_env("lineage"),
-    help="Add _pgingest_file_id/_pgingest_loaded_at to tables (default on; revert needs them).",
-)
-@click.option(
-    "--pause-every",
-    type=click.IntRange(min=0),
-    envvar=_env("pause_every"),
-    help="Pause after every N files.",
-)
-@click.option(
-    "--pause-seconds",
-    type=click.FloatRange(min=0),
-    envvar=_env("pause_seconds"),
-    help="Length of each pause.",
-)
-@click.option(
-    "--sectional-commit",
-    is_flag=True,
-    default=None,
-    envvar=_env("sectional_commit"),
-    help="Stop loading a folder at its first failed file (the rest waits for a re-run).",
-)
-@click.option(
-    "--max-retries",
-    type=click.IntRange(min=0),
-    envvar=_env("max_retries"),
-    help="Retries of a batch or connection after a transient database error (connection lost"
-    " or refused, server restarting, too many connections, deadlock).  [default: 3]",
-)
-@click.option(
-    "--retry-base",
-    type=click.FloatRange(min=0),
-    envvar=_env("retry_base"),
-    help="Seconds before the first retry; doubled for each further one, with jitter.  [default: 1]",
-)
-@click.option(
-    "--retry-max",
-    type=click.FloatRange(min=0),
-    envvar=_env("retry_max"),
-    help="Longest wait between two retries, in seconds.  [default: 30]",
+    envvar=option_env("--disable-internal-parallelism"),
+    help="Load each file's batches one at a time (--internal-concurrency 1).",
 )
 @_output_options
-@click.pass_obj
+@click.pass_context
 def load(
-    obj: Ctx,
+    ctx: click.Context,
     /,
     paths: tuple[str, ...],
     dsn: str | None,
-    fmt: str | None,
     config_file: str | None,
-    types: str | None,
-    null_strings: tuple[str, ...],
     disable_internal_parallelism: bool,
-    preserve_types: bool | None,
     quiet: bool,
     verbose: bool,
     no_progress: bool,
@@ -540,45 +251,23 @@ def load(
     merge or replace change that). The table is created when missing, with column types
     inferred from the data (CSV), kept from the file (Parquet, NDJSON) or from the cells
     (workbooks). --table-from folder makes one table per folder; --config FILE reads
-    options, per-folder overrides and sources from YAML. Exit code 0 when every file loaded,
-    1 when any failed, 2 for a usage error.
+    options, per-folder overrides and sources from YAML. Every option can also be set by a
+    PGINGEST_<OPTION> variable (PGINGEST_BATCH_SIZE=100000). Exit code 0 when every file
+    loaded, 1 when any failed, 2 for a usage error.
     """
     from pgingest.api import load_async
-    from pgingest.config import load_config
 
-    options: dict[str, Any] = {}
-    if config_file is not None:
-        config = load_config(config_file)
-        options.update(config.options)
-        dsn = dsn or config.dsn
-        if not paths:
-            paths = config.paths
-        if not paths and not config.options.get("sources"):
-            raise click.UsageError(
-                f"nothing to load: give PATHS, or paths/sources in {config_file}"
-            )
-    elif not paths:
-        raise click.UsageError("give at least one PATH (or --config with paths or sources)")
-    # An unset on/off flag is False, not None: it must not undo the config file's True.
-    flags = ("dry_run", "text", "tolerant", "force", "delete_missing")
-    options.update({k: v for k, v in values.items() if v is not None and (v or k not in flags)})
-    if fmt is not None:
-        options["format"] = fmt
-    if types:
-        # Imported only when needed: the inference module pulls in pyarrow.compute and numpy,
-        # which a workbook's read-ahead should not wait for.
-        from pgingest.schema.infer import parse_type_overrides
-
-        options["types"] = parse_type_overrides(types)
-    if null_strings:
-        options["null_strings"] = tuple(null_strings)
+    extras, config_paths, home = config_extras(ctx)
+    if not paths:
+        paths = config_paths
+    if not paths and not extras.get("sources"):
+        where = f" or paths/sources in {config_file}" if config_file else ""
+        raise click.UsageError(f"nothing to load: give at least one PATH{where}")
+    options: dict[str, Any] = {**values, **extras}
+    if options.get("null_strings") is not None:
+        options["null_strings"] = tuple(options["null_strings"])
     if disable_internal_parallelism:
         options["internal_concurrency"] = 1
-    if preserve_types is not None:
-        options["text"] = not preserve_types
-    for flag in ("dry_run", "tolerant", "force", "sectional_commit", "delete_missing"):
-        if not options.get(flag):
-            options.pop(flag, None)
     output = Output(
         quiet=quiet,
         verbose=verbose,
@@ -591,7 +280,8 @@ def load(
     report = None
     try:
         report = _run_interruptible(
-            load_async(list(paths), dsn=dsn, reporter=output.reporter, **options), output
+            load_async(list(paths), dsn=dsn, home=home, reporter=output.reporter, **options),
+            output,
         )
         if report.dry_run:
             for plan in report.plans:
@@ -660,35 +350,52 @@ cli.add_command(db)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``pgingest`` command: maps errors to exit codes."""
-    debug = os.environ.get(_env("debug"), "") not in ("", "0") or "--debug" in (argv or sys.argv)
+    debug = os.environ.get(option_env("--debug"), "") not in ("", "0") or "--debug" in (
+        argv or sys.argv
+    )
+    state = Ctx(debug)
     try:
-        cli.main(args=argv, prog_name="pgingest", standalone_mode=False)
+        cli.main(args=argv, prog_name="pgingest", standalone_mode=False, obj=state)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if state.log_format == "json":
+            _error_line(state, exc.format_message())
+        else:
+            exc.show()
         sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        _error_line(state, "aborted")
         sys.exit(EXIT_FAILED)
-    except ConfigError as exc:
-        click.echo(f"error: {redact_dsn(str(exc))}", err=True)
-        sys.exit(EXIT_USAGE)
     except PgIngestError as exc:
-        click.echo(f"error: {redact_dsn(str(exc))}", err=True)
-        sys.exit(EXIT_FAILED)
+        if debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        _error_line(state, str(exc), prefix="error: ")
+        sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        _error_line(state, "interrupted")
         sys.exit(130)
     except Exception as exc:
         if debug:
             raise
-        click.echo(
-            f"unexpected error: {type(exc).__name__}: {redact_dsn(str(exc))}"
-            " (--debug shows the traceback)",
-            err=True,
+        _error_line(
+            state,
+            f"unexpected error: {type(exc).__name__}: {exc} (--debug shows the traceback)",
         )
         sys.exit(EXIT_UNEXPECTED)
+
+
+def _error_line(state: Ctx, message: str, prefix: str = "") -> None:
+    """The final line of a failed command on stderr: ``prefix`` and the message, or a JSON
+    object (``level`` ``error``, ``message``, ``time``) under ``--log-format json``; a DSN's
+    password never."""
+    if state.log_format == "json":
+        from pgingest.observability.logs import JsonFormatter
+
+        record = logging.LogRecord("pgingest", logging.ERROR, __file__, 0, message, None, None)
+        click.echo(JsonFormatter().format(record), err=True)
+    else:
+        click.echo(redact_dsn(prefix + message), err=True)
 
 
 def run() -> None:

@@ -18,7 +18,9 @@ import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["BackgroundHash", "Fingerprint", "HashAbandonedError", "fingerprint"]
+from pgingest.errors import HashAbandonedError
+
+__all__ = ["BackgroundHash", "Fingerprint", "fingerprint"]
 
 # Read into one reused buffer: no fresh pages per block. Large blocks keep the GIL hand-overs
 # few (the read and the hash release it, and taking it back from a busy thread can take up to
@@ -33,10 +35,6 @@ class Fingerprint:
 
     sha256: str
     size: int
-
-
-class HashAbandonedError(Exception):
-    """The hash was abandoned before the end of the file (nobody needs it any more)."""
 
 
 def fingerprint(path: str, stop: threading.Event | None = None) -> Fingerprint:

@@ -17,9 +17,6 @@ from pgingest.pg.retry import RetryPolicy, is_transient
 
 log = logging.getLogger("pgingest.connect")
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
-
 
 async def resolve_dsn(settings: ConnectionSettings) -> str:
     """The DSN to connect to: the given one, or the embedded server's (started on demand)."""

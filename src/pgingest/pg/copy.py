@@ -16,6 +16,7 @@ import pgpq
 from pgpq import encoders as pgpq_encoders
 from pgpq import schema as pgpq_schema
 
+from pgingest.errors import UnreadableNoticeError
 from pgingest.model import CsvChunk, CsvDialect
 from pgingest.schema.names import quote_ident
 
@@ -135,10 +136,6 @@ async def copy_csv_skipping(
         reason = f"invalid input for column {column}: {value!r} (skipped by the server)"
         skipped.append(SkippedRow(line, column, value, reason))
     return _rows(status), skipped
-
-
-class UnreadableNoticeError(Exception):
-    """A skipped-row notice in a language pgingest cannot read."""
 
 
 # Encoded bytes per piece of a binary COPY stream: small enough that a batch is never held

@@ -7,6 +7,8 @@ needs no change for it; a CSV file is then read into Arrow (its raw bytes cannot
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -27,16 +29,23 @@ Transform = Callable[[pa.RecordBatch], Any]
 def resolve_transform(spec: Callable[..., Any] | str) -> Transform:
     """Return the transform function named ``module:function`` (or the callable itself).
 
+    The module is looked for on ``sys.path``, then in the current directory (as ``python -m``
+    would find it there).
+
     Raises:
-        ConfigError: the module or function cannot be found.
+        ConfigError: the module cannot be found or fails while it is imported (the error
+            chained), or it has no such function.
     """
     if callable(spec):
         return spec
     module_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"--transform {spec}: cannot import {module_name}: {exc}") from exc
+        module = _import(module_name)
+    except Exception as exc:
+        # One line for the user; the chained exception keeps the traceback for --debug.
+        raise ConfigError(
+            f"--transform {spec}: cannot import {module_name}: {type(exc).__name__}: {exc}"
+        ) from exc
     function: Any = module
     for part in attr.split("."):
         function = getattr(function, part, None)
@@ -46,6 +55,19 @@ def resolve_transform(spec: Callable[..., Any] | str) -> Transform:
         raise ConfigError(f"--transform {spec}: {attr} is not callable")
     transform: Transform = function
     return transform
+
+
+def _import(name: str) -> Any:
+    """Import ``name``; when its top package is nowhere on ``sys.path``, from the current
+    directory too (appended, so that an installed package of that name still wins)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != name.partition(".")[0] or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)
+        return importlib.import_module(name)
 
 
 class AdaptedSource:

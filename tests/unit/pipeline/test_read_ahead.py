@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pgingest.config import LoadOptions
-from pgingest.errors import SourceError
-from pgingest.manifest.hashing import HashAbandonedError, fingerprint
+from pgingest.errors import HashAbandonedError, SourceError
+from pgingest.manifest.hashing import fingerprint
 from pgingest.pipeline.readahead import READ_AHEAD_MIN_BYTES, start_read_ahead
 from workbooks import shared_big_xlsx, simple_xlsx
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from pgingest.config import LoadOptions, crash_point
-from pgingest.errors import PgIngestError, RowError
+from pgingest.errors import PgIngestError, RowError, TooManyErrorsError
 from pgingest.manifest.record import FileRecord
 from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
@@ -21,7 +21,7 @@ from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.payload import Payload
-from pgingest.pipeline.write.recover import Recovery, TooManyErrorsError
+from pgingest.pipeline.write.recover import Recovery
 from pgingest.pipeline.write.refusal import file_line
 from pgingest.pipeline.write.staged import apply_staged
 from pgingest.sources import Source

@@ -18,11 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.config import LoadOptions, error_limit
-from pgingest.errors import RecordFormatError, RowError, TypeConflictError
+from pgingest.errors import (
+    RecordFormatError,
+    RowError,
+    TooManyErrorsError,
+    TypeConflictError,
+    UnreadableNoticeError,
+)
 from pgingest.model import ColumnSpec, CsvChunk, CsvDialect, Reject
 from pgingest.pg.copy import (
     BinaryEncoder,
-    UnreadableNoticeError,
     copy_csv_skipping,
 )
 from pgingest.pipeline.evolve.change import evolve_table, policy_for
@@ -47,10 +52,6 @@ log = logging.getLogger("pgingest.recover")
 
 TEXT_SAMPLE_ROWS = 5_000
 """Rows sampled to tell whether a column's values are words by nature (on the failure path)."""
-
-
-class TooManyErrorsError(RowError):
-    """More bad rows than ``--max-errors`` allows: the file fails."""
 
 
 class _MarkersFirstError(RowError):
