@@ -5,6 +5,7 @@ from pgingest.config import ConnectionSettings, LoadOptions
 from pgingest.errors import (
     ConcurrentLoadError,
     ConfigError,
+    ConflictError,
     ConnectionLostError,
     ConstraintError,
     ContractError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConcurrentLoadError",
     "ConfigError",
+    "ConflictError",
     "ConnectionLostError",
     "ConnectionSettings",
     "ConstraintError",

@@ -422,6 +422,16 @@ class LoadOptions:
         section="reliability",
         minimum=0,
     )
+    stall_timeout: float = _option(
+        60.0,
+        help="Seconds a batch's connection may go without progress (no bytes of its COPY"
+        " arriving, its server process waiting for a client that sends nothing, or gone) before"
+        " it counts as lost: its server process is terminated and the batch retried on a fresh"
+        " connection. A statement the server is busy with (a long ALTER COLUMN TYPE) is"
+        " progress. Also the longest wait for any lock. 0: no bound (not recommended).",
+        section="reliability",
+        minimum=0,
+    )
     sheet: str | None = _option(
         help="Workbooks: the sheet to load, by NAME or 1-based position; all: every non-empty"
         " sheet, each to table <table>_<sheet> (or, with --sheet-column, all to one table).",

@@ -13,7 +13,8 @@
     │   ├── TypeConflictError        a value does not fit the column's type
     │   └── ContractError            a file breaks its table's contract (every violation)
     ├── DatabaseError                translated driver error: .sqlstate, chained with ``from``
-    │   ├── ConnectionLostError      retryable
+    │   ├── ConnectionLostError      retryable: lost, refused, server restarting, stalled
+    │   ├── ConflictError            retryable: deadlock, serialization failure, lock timeout
     │   └── ConstraintError          not retryable (unique, not-null, FK)
     └── ManifestError
         ├── LeaseLostError           another process took a file over
@@ -110,6 +111,13 @@ class DatabaseError(PgIngestError):
 
 class ConnectionLostError(DatabaseError):
     """The connection failed or was lost; the batch can be retried."""
+
+    retryable = True
+
+
+class ConflictError(DatabaseError):
+    """A deadlock, a serialization failure or a lock wait cut by ``lock_timeout``: another
+    try (on the same connection) may succeed."""
 
     retryable = True
 

@@ -21,8 +21,7 @@ import asyncpg
 import pytest
 
 from pgingest.errors import ConnectionLostError
-from pgingest.pg.errors import is_gone, translate
-from pgingest.pg.retry import is_transient
+from pgingest.pg.errors import is_gone, is_retryable, translate
 
 ROWS = 120_000
 BATCH = 1_000
@@ -309,7 +308,7 @@ def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
     # raises "connection has been released back to the pool". That is the fault, not bad
     # data: retried, and the file's committed batches kept (it was once taken for a data
     # error, and they were deleted).
-    async def cut() -> BaseException:
+    async def cut() -> tuple[BaseException, object]:
         pool = await asyncpg.create_pool(db.dsn, min_size=1, max_size=1)
         try:
             conn = await pool.acquire()
@@ -327,12 +326,14 @@ def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
                 async with conn.transaction():
                     pass
             except asyncpg.InterfaceError as exc:
-                return exc
+                return exc, conn
             raise AssertionError("a cut connection was usable")
         finally:
             pool.terminate()
 
-    exc = asyncio.run(cut())
+    exc, conn = asyncio.run(cut())
     assert "released back to the pool" in str(exc)
-    assert is_transient(exc)
-    assert isinstance(translate(exc), ConnectionLostError)
+    # The connection is asked, not the message read.
+    assert is_retryable(exc, conn)
+    assert isinstance(translate(exc, conn=conn), ConnectionLostError)
+    assert not is_retryable(exc)

@@ -21,10 +21,10 @@ class FileRecord:
 
     file_id: int
 
-    async def relock(self, conn: Any) -> bool:
-        """Take the file's lock again on a new connection ``conn``; False when another
-        process took the file meanwhile."""
-        return await store.relock_file(conn, self.file_id)
+    async def relock(self, conn: Any, owner: str | None = None) -> bool:
+        """Take the file's lock again on a new connection ``conn`` (recorded as ``owner``'s,
+        the run's application name); False when another process took the file meanwhile."""
+        return await store.relock_file(conn, self.file_id, owner)
 
     async def stamp(self, conn: Any) -> None:
         """Stamp the rows ``conn`` writes with the file's id (its lineage column default)."""

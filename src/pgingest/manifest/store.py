@@ -10,6 +10,7 @@ pass the quoting helper.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -24,6 +25,7 @@ from pgingest.manifest.model import (
 from pgingest.manifest.schema import SCHEMA_VERSION, STATUSES, ensure_manifest
 from pgingest.model import Reject
 from pgingest.pg.ddl import qualified_name, quote_ident
+from pgingest.pg.stall import terminate_orphan
 
 __all__ = [
     "FILE_ID_SETTING",
@@ -68,6 +70,8 @@ __all__ = [
     "table_identity",
     "wait_for_file",
 ]
+log = logging.getLogger("pgingest.manifest")
+
 HELD_ELSEWHERE = "being loaded by another pgingest process"
 """The reason :func:`claim_file` gives for skipping a file another process holds (the same
 text as in ``pgingest.claim``)."""
@@ -179,6 +183,7 @@ async def claim_file(
     force: bool,
     on_changed: str,
     lineage: bool = True,
+    owner: str | None = None,
 ) -> Claim:
     """Decide what to do with one file and, to load it, hold its lock on ``conn``.
 
@@ -200,10 +205,12 @@ async def claim_file(
     second process skips the file instead of loading it twice, and a crashed process's file is
     free to resume; :func:`complete_file` releases it (:func:`release_file` after a failure).
     The claiming connection's rows are stamped with the file id (see :func:`set_file_id`).
-    Runs server-side (``pgingest.claim``) in one round trip.
+    Runs server-side (``pgingest.claim``) in one round trip. When the lock is held by a
+    backend of this very run (``owner``, its ``application_name``) whose connection the run
+    lost (a half-open connection: the server still keeps its session), that backend is
+    terminated and the file claimed again.
     """
-    row = await conn.fetchrow(
-        "SELECT * FROM pgingest.claim($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
+    args = (
         path,
         size,
         mtime_ns,
@@ -217,6 +224,14 @@ async def claim_file(
         on_changed == "replace",
         lineage,
     )
+    row = await _claim(conn, args)
+    if (
+        owner is not None
+        and row["action"] == "skip"
+        and row["reason"] == HELD_ELSEWHERE
+        and await free_orphaned_file(conn, int(row["file_id"]), owner)
+    ):
+        row = await _claim(conn, args)
     stored = row["chunking"]
     if isinstance(stored, str):
         stored = json.loads(stored)
@@ -229,6 +244,38 @@ async def claim_file(
         row["replaces"],
         dict(stored or {}),
     )
+
+
+async def _claim(conn: Any, args: tuple[Any, ...]) -> Any:
+    return await conn.fetchrow(
+        "SELECT * FROM pgingest.claim($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
+        *args,
+    )
+
+
+async def free_orphaned_file(conn: Any, file_id: int, owner: str) -> bool:
+    """Terminate the backend holding the file's lock if it is ``owner``'s (this run's
+    ``application_name``) and not ``conn``'s: a connection the run lost whose session the
+    server still keeps. True when one was terminated (the lock is free, or about to be).
+    A live other process's lock is left alone."""
+    holder = await conn.fetchval(
+        "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+        " AND l.objsubid = 1 AND l.pid <> pg_backend_pid()"
+        " AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())"
+        " AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)",
+        lock_key("file", str(file_id)),
+    )
+    if holder is None:
+        return False
+    freed = await terminate_orphan(conn, int(holder), owner)
+    if freed:
+        log.warning(
+            "file id %s: its lock was held by backend %s of this run's lost connection:"
+            " terminated it",
+            file_id,
+            holder,
+        )
+    return freed
 
 
 async def release_file(conn: Any, file_id: int) -> None:
@@ -257,15 +304,17 @@ async def wait_for_file(conn: Any, file_id: int, seconds: float) -> bool:
     return True
 
 
-async def relock_file(conn: Any, file_id: int) -> bool:
+async def relock_file(conn: Any, file_id: int, owner: str | None = None) -> bool:
     """Take the file's session lock again on a new connection, after the claiming one was
-    lost; False when another process took the file meanwhile."""
-    return bool(
-        await conn.fetchval(
-            "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-            lock_key("file", str(file_id)),
-        )
-    )
+    lost; False when another process took the file meanwhile. A lock still held by the lost
+    connection's session (``owner``'s: see :func:`free_orphaned_file`) is freed first."""
+    key = lock_key("file", str(file_id))
+    sql = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
+    if await conn.fetchval(sql, key):
+        return True
+    if owner is None or not await free_orphaned_file(conn, file_id, owner):
+        return False
+    return bool(await conn.fetchval(sql, key))
 
 
 async def committed_batch_rows(conn: Any, file_id: int, batch: int) -> int | None:

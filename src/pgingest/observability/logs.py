@@ -1,13 +1,15 @@
 """Logs: text or JSON lines, and the reporter that writes one line per batch and per file.
 
 JSON lines carry ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message`` and, when they
-apply, ``run_id``, ``file``, ``table``, ``batch``, ``rows``, ``latency_ms``, ``status`` and
-``error``. Every message passes through :func:`pgingest.config.redact_dsn`, so a DSN's password
-cannot reach a log however it got into a message.
+apply, ``file``, ``table``, ``batch``, ``rows``, ``latency_ms``, ``status`` and ``error``;
+every line carries ``run_id`` (``null`` before the run is recorded, e.g. while connecting).
+Every message passes through :func:`pgingest.config.redact_dsn`, so a DSN's password cannot
+reach a log however it got into a message.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -24,6 +26,15 @@ FIELDS = ("run_id", "file", "table", "batch", "rows", "latency_ms", "status", "e
 
 log = logging.getLogger("pgingest.load")
 
+_RUN_ID: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "pgingest_run_id", default=None
+)
+
+
+def bind_run(run_id: int | None) -> None:
+    """Stamp every log line of the current task (and the tasks it starts) with ``run_id``."""
+    _RUN_ID.set(run_id)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
@@ -38,6 +49,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact_dsn(record.getMessage()),
         }
+        line["run_id"] = getattr(record, "run_id", None) or _RUN_ID.get()
         for name in FIELDS:
             value = getattr(record, name, None)
             if value is not None:

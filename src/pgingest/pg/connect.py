@@ -13,7 +13,7 @@ from pgingest.config import ConnectionSettings, redact_dsn
 from pgingest.errors import ConfigError
 from pgingest.pg import embedded
 from pgingest.pg.errors import is_driver_error, translate
-from pgingest.pg.retry import RetryPolicy, is_transient
+from pgingest.pg.retry import RetryPolicy, retry
 
 log = logging.getLogger("pgingest.connect")
 
@@ -25,6 +25,44 @@ async def resolve_dsn(settings: ConnectionSettings) -> str:
     return await asyncio.to_thread(embedded.start, settings.home)
 
 
+KEEPALIVE_SETTINGS = {
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+"""Server-side TCP keepalives of every session (asyncpg has no client-side ones): after 30 s
+of silence the server probes every 10 s and gives up after 3 unanswered probes, or when data
+it sent stays unacknowledged for 60 s, so a loader machine that died (or a network that
+dropped its connections) no longer holds its backends, their locks and their transactions
+open. Ignored on Unix sockets."""
+
+
+def session_settings(
+    application_name: str | None = None, lock_timeout: float | None = None
+) -> dict[str, str]:
+    """The settings every session of a run starts with (sent when it connects, so the pool's
+    reset keeps them): the keepalives, the run's ``application_name`` (which tells its
+    backends from anyone else's), and the longest wait for any lock, in seconds (a wait cut
+    by it is retried like a lost connection)."""
+    settings = dict(KEEPALIVE_SETTINGS)
+    if application_name:
+        settings["application_name"] = application_name[:63]
+    if lock_timeout is not None and lock_timeout > 0:
+        settings["lock_timeout"] = f"{max(1, round(lock_timeout * 1000))}ms"
+    return settings
+
+
+async def open_connection(settings: ConnectionSettings, **server_settings: str) -> Any:
+    """One connection outside any pool, with the keepalives (and ``server_settings``)."""
+    dsn = await resolve_dsn(settings)
+    return await asyncpg.connect(
+        dsn,
+        timeout=settings.connect_timeout,
+        server_settings={**KEEPALIVE_SETTINGS, **server_settings},
+    )
+
+
 async def _init_connection(conn: Any) -> None:
     # COPY streams are large; a statement timeout set by the server's defaults would cut them.
     await conn.execute("SET statement_timeout = 0")
@@ -34,12 +72,36 @@ async def _init_connection(conn: Any) -> None:
     await conn.execute("SET temp_buffers = '64MB'")
 
 
+ACQUIRE_TIMEOUT = 300.0
+"""Seconds a task waits for a pooled connection when it says nothing else. The pool is sized
+for every worker, so a wait this long means connections leaked or the server stopped
+answering: a bound, not a tuning knob."""
+
+
+class BoundedPool:
+    """An ``asyncpg.Pool`` whose :meth:`acquire` never waits without a bound; everything else
+    is the pool's."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float = ACQUIRE_TIMEOUT) -> None:
+        self._pool = pool
+        self.timeout = timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection (``await`` it, or ``async with``), within ``timeout`` seconds
+        (default :attr:`timeout`)."""
+        return self._pool.acquire(timeout=self.timeout if timeout is None else timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 async def create_pool(
     settings: ConnectionSettings,
     size: int,
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, float, BaseException], None] | None = None,
-) -> asyncpg.Pool:
+    server_settings: dict[str, str] | None = None,
+) -> BoundedPool:
     """Open a pool of at most ``size`` connections, waiting for a server that refuses them.
 
     Args:
@@ -48,40 +110,46 @@ async def create_pool(
         policy: retries of a transient failure to connect (refused, starting up, too many
             connections); ``None``: no retry.
         on_retry: called with (attempt, delay, error) before each wait.
+        server_settings: each session's settings (default: :func:`session_settings`).
 
     Returns:
-        An open ``asyncpg.Pool``.
+        An open pool (an ``asyncpg.Pool`` whose acquire waits at most
+        :data:`ACQUIRE_TIMEOUT` unless told otherwise).
 
     Raises:
         ConfigError: the DSN is malformed.
         ConnectionLostError: the server cannot be reached (after the retries).
     """
     dsn = await resolve_dsn(settings)
-    attempt = 0
-    while True:
+    retries = [0]
+
+    async def attempt() -> BoundedPool:
         try:
-            return await asyncpg.create_pool(
+            pool = await asyncpg.create_pool(
                 dsn,
                 min_size=1,
                 max_size=max(1, size),
                 timeout=settings.connect_timeout,
                 init=_init_connection,
+                server_settings=server_settings or session_settings(),
             )
+            return BoundedPool(pool)
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
-        except Exception as exc:
-            if not is_driver_error(exc):
-                raise
-            if policy is not None and is_transient(exc) and attempt < policy.max_retries:
-                attempt += 1
-                delay = policy.delay(attempt)
-                if on_retry is not None:
-                    on_retry(attempt, delay, exc)
-                await asyncio.sleep(delay)
-                continue
-            error = translate(exc)
-            tries = f" (after {attempt} retries)" if attempt else ""
-            raise type(error)(f"cannot connect to {redact_dsn(dsn)}{tries}: {error}") from exc
+
+    def retrying(number: int, delay: float, exc: BaseException) -> None:
+        retries[0] = number
+        if on_retry is not None:
+            on_retry(number, delay, exc)
+
+    try:
+        return await retry(attempt, policy or RetryPolicy(max_retries=0), on_retry=retrying)
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
+        error = translate(exc)
+        tries = f" (after {retries[0]} retries)" if retries[0] else ""
+        raise type(error)(f"cannot connect to {redact_dsn(dsn)}{tries}: {error}") from exc
 
 
 async def server_version(conn: Any) -> int:
@@ -136,7 +204,9 @@ class connection:  # noqa: N801  (used as a context manager, like a function)
     async def __aenter__(self) -> Any:
         dsn = await resolve_dsn(self.settings)
         try:
-            self._conn = await asyncpg.connect(dsn, timeout=self.settings.connect_timeout)
+            self._conn = await asyncpg.connect(
+                dsn, timeout=self.settings.connect_timeout, server_settings=KEEPALIVE_SETTINGS
+            )
         except (ValueError, asyncpg.ClientConfigurationError) as exc:
             raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
         except Exception as exc:

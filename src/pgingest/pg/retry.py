@@ -1,81 +1,21 @@
-"""Which database errors are worth another try, and how long to wait before it.
+"""The one retry helper: every retry of pgingest goes through :func:`retry`.
 
-Errors are classified once, by SQLSTATE for server errors and by exception type for the
-socket and the driver. A transient error (the connection, the server's state, a lock
-conflict) is retried with exponential backoff and full jitter; anything else fails at once.
+Whether an error is worth another try is its ``retryable`` flag (a driver error's, by the
+SQLSTATE table of :mod:`pgingest.pg.errors`); how often and how long to wait is the
+:class:`RetryPolicy`: exponential backoff with full jitter, every wait bounded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-import asyncpg
+from pgingest.pg.errors import is_retryable
 
-from pgingest.errors import ConnectionLostError, PgIngestError
-from pgingest.pg.errors import connection_gone
-
-# SQLSTATE -> error class of the transient server errors.
-_TRANSIENT_STATES = {
-    "57P01": "admin_shutdown",
-    "57P02": "crash_shutdown",
-    "57P03": "cannot_connect_now",
-    "53300": "too_many_connections",
-    "53400": "configuration_limit_exceeded",
-    "40001": "serialization_failure",
-    "40P01": "deadlock",
-    "55P03": "lock_not_available",
-}
-# SQLSTATE class (first two characters) -> error class, for the errors that are not retried.
-_STATE_CLASSES = {
-    "08": "connection",
-    "22": "data",
-    "23": "constraint",
-    "42": "schema",
-    "53": "resources",
-    "57": "operator_intervention",
-    "XX": "internal",
-}
-_CONSTRAINTS = {
-    "23505": "unique_violation",
-    "23502": "not_null_violation",
-    "23503": "foreign_key_violation",
-    "23514": "check_violation",
-}
-
-
-def classify(exc: BaseException) -> str:
-    """A short, stable name for the kind of error (a metric label: no message text in it)."""
-    if isinstance(exc, asyncpg.PostgresError):
-        state = str(getattr(exc, "sqlstate", "") or "")
-        if state in _TRANSIENT_STATES:
-            return _TRANSIENT_STATES[state]
-        if state in _CONSTRAINTS:
-            return _CONSTRAINTS[state]
-        return _STATE_CLASSES.get(state[:2], "other")
-    if isinstance(exc, ConnectionLostError):
-        return "connection"
-    if isinstance(exc, PgIngestError):
-        return "other"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if connection_gone(exc) or isinstance(exc, OSError | ConnectionError):
-        return "connection"
-    return "other"
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when trying again may succeed: the connection or the server's state, not the data.
-
-    ``08*`` (connection exceptions) are transient; a driver ``InterfaceError`` is only when it
-    says the connection is gone (using a closed connection), never for misuse of the API.
-    """
-    if isinstance(exc, asyncpg.PostgresError):
-        state = str(getattr(exc, "sqlstate", "") or "")
-        return state.startswith("08") or state in _TRANSIENT_STATES
-    if isinstance(exc, PgIngestError):
-        return exc.retryable
-    return connection_gone(exc) or isinstance(exc, OSError | ConnectionError | TimeoutError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +32,48 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (1 for the first)."""
         ceiling = min(self.max_delay, self.base * 2.0 ** max(0, attempt - 1))
         return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+async def retry(
+    step: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    retryable: Callable[[BaseException], bool] | None = None,
+    connection: Callable[[], Any] | None = None,
+) -> T:
+    """Run ``step``; after a retryable error, wait and run it again, at most
+    ``policy.max_retries`` times; then (or after any other error) raise what it raised.
+
+    Args:
+        step: one try (it takes a fresh connection, or checks its own, as it needs).
+        policy: how many retries and how long each wait.
+        on_retry: called with (retry number, seconds to wait, error) before each wait.
+        on_error: called with every error ``step`` raises (counted, reported), before the
+            decision.
+        retryable: which errors are retried (default: :func:`~pgingest.pg.errors.is_retryable`
+            asking ``connection()`` whether it is closed).
+        connection: the connection ``step`` used, asked after an error.
+
+    Returns:
+        What ``step`` returned.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            if on_error is not None:
+                on_error(exc)
+            if retryable is not None:
+                again = retryable(exc)
+            else:
+                again = is_retryable(exc, connection() if connection is not None else None)
+            if not again or attempt >= policy.max_retries:
+                raise
+            attempt += 1
+            delay = policy.delay(attempt)
+            if on_retry is not None:
+                on_retry(attempt, delay, exc)
+            await asyncio.sleep(delay)

@@ -4,7 +4,6 @@ database errors reported), and the task of one file with its resolved options.""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -16,8 +15,9 @@ from pgingest.config import LoadOptions, redact_dsn
 from pgingest.errors import PgIngestError
 from pgingest.model import ColumnSpec
 from pgingest.observability.progress import DbError, Reporter, Retry
-from pgingest.pg.errors import is_driver_error
-from pgingest.pg.retry import RetryPolicy, classify, is_transient
+from pgingest.pg.errors import classify, describe, is_driver_error
+from pgingest.pg.retry import RetryPolicy, retry
+from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.discover import default_table_name
 from pgingest.pipeline.job import RunLock, one_line
 from pgingest.pipeline.readahead import ReadAhead
@@ -52,22 +52,30 @@ class RunEvents:
         path: str,
         table: str,
         batch: int | None,
+        conn: Any = None,
     ) -> None:
-        """Count, log and report a retry about to happen."""
+        """Count, log and report a retry about to happen, saying in plain words what
+        happened (``connection lost during the COPY of batch 2``), not the driver's text."""
         self.retries += 1
-        error = one_line(redact_dsn(str(exc))) or type(exc).__name__
-        error_class = classify(exc)
+        if batch is not None:
+            what = f"the COPY of batch {batch}"
+        elif path:
+            what = f"the load of {path}"
+        else:
+            what = "connecting"
+        error = describe(exc, what, conn)
+        error_class = classify(exc, conn)
         log.info(
-            "retry %d/%d in %.1f s of %s%s after %s: %s",
+            "retry %d/%d in %.1f s of %s%s: %s",
             attempt,
             self.policy.max_retries,
             delay,
             path or "connecting",
             f" batch {batch}" if batch is not None else "",
-            error_class,
             error,
             extra={"file": path or None, "table": table or None, "batch": batch},
         )
+        log.debug("the driver said: %s", one_line(redact_dsn(str(exc))))
         self.reporter.retry(Retry(path, table, batch, attempt, delay, error_class, error))
 
     def db_error(self, exc: BaseException, path: str | None) -> None:
@@ -81,20 +89,14 @@ class RunEvents:
         self.reporter.db_error(DbError(classify(cause), path))
 
     async def with_retries(self, step: Callable[[], Awaitable[T]], path: str = "") -> T:
-        """Run ``step``, again after a transient database error (a fresh connection each time:
+        """Run ``step``, again after a retryable error (a fresh connection each time:
         ``step`` acquires its own)."""
-        attempt = 0
-        while True:
-            try:
-                return await step()
-            except Exception as exc:
-                self.db_error(exc, path or None)
-                if not is_transient(exc) or attempt >= self.policy.max_retries:
-                    raise
-                attempt += 1
-                delay = self.policy.delay(attempt)
-                self.retrying(exc, attempt, delay, path, "", None)
-                await asyncio.sleep(delay)
+        return await retry(
+            step,
+            self.policy,
+            on_error=lambda exc: self.db_error(exc, path or None),
+            on_retry=lambda attempt, delay, exc: self.retrying(exc, attempt, delay, path, "", None),
+        )
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ class RunContext:
     """The run's own connection, holding the run's lock while it lives."""
     read_ahead: ReadAhead | None
     """The run's first file, opened (and hashed) while the loader started."""
+    application_name: str
+    """Every session of this run says it is this run's: a lock held by a backend with this
+    name that no connection of the run owns any more is an orphan's, freed."""
+    stalls: StallMonitor
+    """Watches each batch's progress (``--stall-timeout``)."""
     tables: dict[tuple[str, str], list[ColumnSpec]] = field(default_factory=dict)
     """The target tables' columns as last read or made, by (schema, name)."""
     not_header_only: set[tuple[str, str]] = field(default_factory=set)

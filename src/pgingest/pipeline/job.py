@@ -15,7 +15,8 @@ from pgingest.errors import LeaseLostError, RowError, SourceError
 from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash
 from pgingest.manifest.record import FileRecord
-from pgingest.pg.errors import is_gone
+from pgingest.pg.errors import is_gone, server_pid
+from pgingest.pg.stall import terminate_orphan
 
 log = logging.getLogger("pgingest.run")
 
@@ -48,21 +49,37 @@ class Lease:
     """
 
     def __init__(
-        self, pool: Any, conn: Any, *, holds_lock: bool = False, file_id: int | None = None
+        self,
+        pool: Any,
+        conn: Any,
+        *,
+        holds_lock: bool = False,
+        file_id: int | None = None,
+        owner: str | None = None,
     ) -> None:
         self._pool = pool
         self.conn: Any = conn
+        self.pid = server_pid(conn)
+        """The server process of ``conn``, kept: a handle its pool detached cannot tell."""
         self.holds_lock = holds_lock
         self.file_id = file_id
+        self.owner = owner
+        """The run's ``application_name``: a backend of it still holding the file's lock is
+        the lost connection's (an orphan), terminated to take the lock again."""
 
     async def renew(self) -> None:
-        """Close the current connection and take a fresh one, set up for the file."""
+        """Close the current connection and take a fresh one, set up for the file; the old
+        one's server process, if the server still keeps it (a half-open connection), is
+        terminated so that it holds no lock and no transaction."""
+        abandoned = self.pid
         await self.release(broken=True)
         conn = await self._pool.acquire()
         try:
+            if abandoned is not None and self.owner is not None:
+                await terminate_orphan(conn, abandoned, self.owner)
             if self.file_id is not None:
                 record = FileRecord(self.file_id)
-                if self.holds_lock and not await record.relock(conn):
+                if self.holds_lock and not await record.relock(conn, self.owner):
                     raise LeaseLostError(
                         f"file id {self.file_id}: another pgingest process took the file over"
                         " while this one reconnected"
@@ -72,6 +89,7 @@ class Lease:
             await quietly(self._pool.release(conn))
             raise
         self.conn = conn
+        self.pid = server_pid(conn)
 
     async def release(self, broken: bool = False) -> None:
         """Give the connection back to the pool; a ``broken`` one is closed first (the pool
@@ -187,3 +205,9 @@ def first_error(error: BaseException) -> BaseException:
 def one_line(text: str) -> str:
     """``text`` on one line (for messages, logs and the manifest)."""
     return " ".join(text.split())
+
+
+def naming(path: str, message: str) -> str:
+    """``message`` on one line, starting with the file it is about unless it names it."""
+    text = one_line(message)
+    return text if path in text else f"{path}: {text}"

@@ -14,9 +14,14 @@ log = logging.getLogger("pgingest.run")
 
 
 async def open_pool(
-    settings: ConnectionSettings, options: LoadOptions, files: int, events: RunEvents
+    settings: ConnectionSettings,
+    options: LoadOptions,
+    files: int,
+    events: RunEvents,
+    sessions: dict[str, str],
 ) -> tuple[Any, int, int | None]:
-    """Open the run's pool for ``files`` files at once.
+    """Open the run's pool for ``files`` files at once, each session started with
+    ``sessions`` (keepalives, the run's name, the lock timeout).
 
     Each file holds one connection per batch worker (the first also holds its lock); of the
     two more, one is the run's own (holding the run's lock while it lives), one is free for
@@ -34,6 +39,7 @@ async def open_pool(
         size,
         events.policy,
         lambda attempt, delay, exc: events.retrying(exc, attempt, delay, "", "", None),
+        sessions,
     )
     async with pool.acquire() as conn:
         capacity = await connect.connection_capacity(conn)
@@ -50,7 +56,7 @@ async def open_pool(
     log.warning(message)
     events.reporter.message(f"warning: {message}")
     await pool.close()
-    pool = await connect.create_pool(settings, new_size, events.policy)
+    pool = await connect.create_pool(settings, new_size, events.policy, server_settings=sessions)
     return pool, files_at_once, cap
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Sequence
@@ -17,9 +18,11 @@ from typing import Any
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point
 from pgingest.manifest import store
 from pgingest.model import FileResult, LoadReport
+from pgingest.observability.logs import bind_run
 from pgingest.observability.progress import NullReporter, Reporter
 from pgingest.pg import connect
 from pgingest.pg.retry import RetryPolicy
+from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.context import FileTask, RunContext, RunEvents
 from pgingest.pipeline.discover import check_run_wide, options_for, plan_targets, sheet_targets
 from pgingest.pipeline.job import RunLock, quietly
@@ -71,9 +74,18 @@ async def _run(
     events = RunEvents(
         reporter, RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
     )
+    application_name = f"pgingest {os.getpid()} {secrets.token_hex(6)}"
+    sessions = connect.session_settings(application_name, options.stall_timeout)
     pool, files_at_once, workers_cap = await open_pool(
-        settings, options, min(options.concurrency, len(tasks)), events
+        settings, options, min(options.concurrency, len(tasks)), events, sessions
     )
+
+    async def monitor_connection() -> Any:
+        return await connect.open_connection(
+            settings, application_name=f"{application_name} monitor"[:63]
+        )
+
+    stalls = StallMonitor(monitor_connection, options.stall_timeout)
     modes = Modes(options, reporter.message)
     ctx: RunContext | None = None
     run_lock: RunLock | None = None
@@ -83,6 +95,7 @@ async def _run(
             run_id, server_version, run_lock = await events.with_retries(
                 lambda: _start_run(pool, paths, options, events)
             )
+            bind_run(run_id)
             crash_point("run-started")
             reporter.run_started(run_id)
         ctx = RunContext(
@@ -95,6 +108,8 @@ async def _run(
             contract,
             run_lock,
             read_ahead,
+            application_name,
+            stalls,
         )
         try:
             check_run_wide([t for t, _ in tasks], options)
@@ -139,6 +154,7 @@ async def _run(
                 await asyncio.shield(_finish_run(ctx, status, report))
     finally:
         await asyncio.shield(modes.close())
+        await stalls.close()
         if run_lock is not None:
             await run_lock.release()
         await pool.close()

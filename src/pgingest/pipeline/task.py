@@ -18,8 +18,8 @@ from pgingest.manifest.record import FileRecord
 from pgingest.model import FileResult, LoadReport
 from pgingest.observability.progress import FileStarted
 from pgingest.pg import connect, merge
-from pgingest.pg.errors import is_driver_error, is_gone, translate
-from pgingest.pg.retry import is_transient
+from pgingest.pg.errors import is_driver_error, is_gone, is_retryable, translate
+from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pipeline.context import FileTask, RunContext, workers_per_file
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.evolve.table import describe_plan, fit_table
@@ -28,6 +28,7 @@ from pgingest.pipeline.job import (
     Lease,
     is_read_fault,
     is_transient_read_fault,
+    naming,
     one_line,
     quietly,
 )
@@ -41,8 +42,9 @@ from pgingest.sources import Source
 
 log = logging.getLogger("pgingest.run")
 
-FAILURE_RECORD_ATTEMPTS = 3
-"""Connections tried to mark a file failed before leaving it to the next run."""
+FAILURE_RECORD_POLICY = RetryPolicy(max_retries=2, base=0.2, max_delay=0.4)
+"""Connections tried to mark a file failed (any error: the one a fault cut may come first)
+before leaving it to the next run, and the short waits between."""
 TABLE_CHANGED_ATTEMPTS = 3
 """Loads of a file started again because its table changed under it, before it fails."""
 
@@ -73,11 +75,11 @@ async def run_task(ctx: RunContext, modes: Modes, task: FileTask, report: LoadRe
     except LeaseLostError as exc:
         result = FileResult(path, qualified, "skipped", message=one_line(str(exc)))
     except PgIngestError as exc:
-        result = FileResult(path, qualified, "failed", error=one_line(str(exc)))
+        result = FileResult(path, qualified, "failed", error=naming(path, str(exc)))
     except Exception as exc:
         if is_driver_error(exc):
             error = translate(exc, path=path)
-            result = FileResult(path, qualified, "failed", error=one_line(str(error)))
+            result = FileResult(path, qualified, "failed", error=naming(path, str(error)))
         else:
             log.exception("unexpected error loading %s", path)
             result = FileResult(
@@ -97,13 +99,11 @@ async def _load_with_retries(
     """Load one file; after a transient error outside a batch (claiming, planning,
     completing) or one its batches ran out of retries on, claim it again: the manifest
     resumes it after its committed batches."""
-    attempt = 0
     changed = 0
     parse = False
-    events = ctx.events
     while True:
         try:
-            return await _load_claimed(ctx, modes, task, FileJob(task.path, parse=parse), started)
+            return await _load_retried(ctx, modes, task, started, parse)
         except TableChangedError as exc:
             # Its table was truncated or recreated under it: claimed again, it starts over.
             changed += 1
@@ -118,15 +118,28 @@ async def _load_with_retries(
             # blank line, a ragged row): nothing of the file was kept; parse it ourselves.
             log.info("%s: %s; loading it again, parsed client-side", task.path, exc)
             parse = True
-        except Exception as exc:
-            events.db_error(exc, task.path)
-            transient = is_transient(exc) or is_transient_read_fault(exc)
-            if not transient or attempt >= events.policy.max_retries:
-                raise
-            attempt += 1
-            delay = events.policy.delay(attempt)
-            events.retrying(exc, attempt, delay, task.path, task.qualified, None)
-            await asyncio.sleep(delay)
+
+
+async def _load_retried(
+    ctx: RunContext, modes: Modes, task: FileTask, started: float, parse: bool
+) -> FileResult:
+    """Load one file, claimed again after a retryable error (the manifest resumes it after
+    its committed batches)."""
+    events, path = ctx.events, task.path
+    return await retry(
+        lambda: _load_claimed(ctx, modes, task, FileJob(path, parse=parse), started),
+        events.policy,
+        on_error=lambda exc: events.db_error(exc, path),
+        # Its table changed, or the server's CSV parser refused its records: not the
+        # connection's fault (the caller starts it over).
+        retryable=lambda exc: (
+            not isinstance(exc, TableChangedError | RecordFormatError)
+            and (is_retryable(exc) or is_transient_read_fault(exc))
+        ),
+        on_retry=lambda attempt, delay, exc: events.retrying(
+            exc, attempt, delay, path, task.qualified, None
+        ),
+    )
 
 
 async def _load_claimed(
@@ -153,7 +166,7 @@ async def _load_claimed(
     replacing = options.mode == "replace"
     load_table = modes.load_table(task.table_name)
     force = options.force or replacing
-    lease = Lease(ctx.pool, await ctx.pool.acquire(), holds_lock=True)
+    lease = Lease(ctx.pool, await ctx.pool.acquire(), holds_lock=True, owner=ctx.application_name)
     hashing: BackgroundHash | None = None
     try:
         # A new version of a file is upserted over the table as it is: deleting the old
@@ -227,17 +240,18 @@ async def _load_claimed(
             began = time.perf_counter()
             if sha256 is None:  # (the hash was started above when there was none yet)
                 sha256 = await (hashing or BackgroundHash(path)).sha256()
-            if replacing:  # loaded only by the swap, which marks it so
-                done = await record.stage(lease.conn, sha256, source.info.format)
-                modes.replace.ready(qualified, path)
-            else:
-                done = await record.complete(
-                    lease.conn,
-                    sha256,
-                    fmt=source.info.format,
-                    force=force,
-                    lineage=options.lineage,
-                )
+            async with ctx.stalls.guard(lease.conn, f"the completion of {path}"):
+                if replacing:  # loaded only by the swap, which marks it so
+                    done = await record.stage(lease.conn, sha256, source.info.format)
+                    modes.replace.ready(qualified, path)
+                else:
+                    done = await record.complete(
+                        lease.conn,
+                        sha256,
+                        fmt=source.info.format,
+                        force=force,
+                        lineage=options.lineage,
+                    )
             ctx.events.stage("manifest", began)
             if done.again is not None:  # its table changed under it: nothing of it stays
                 raise TableChangedError(f"{path}: {done.again}")
@@ -256,6 +270,10 @@ async def _load_claimed(
             await asyncio.shield(_record_failure(ctx, lease.conn, job, message, discard))
             if lease.conn is not None:
                 await quietly(record.release(lease.conn))
+            if is_driver_error(exc) and is_retryable(exc, lease.conn):
+                # Asked here, where the connection is known: a call refused because it
+                # is closed is a lost connection.
+                raise translate(exc, path=path, conn=lease.conn) from exc
             raise
         finally:
             if source is not None:
@@ -303,15 +321,15 @@ async def _record_failure(
         return
     # A pooled connection may have been cut by the same fault without the driver knowing
     # yet: a few attempts get a live one.
-    for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
-        try:
-            async with ctx.pool.acquire(timeout=30) as fresh:
-                await FileRecord(job.file_id).fail(fresh, error, discard=discard)
-            break
-        except Exception as exc:  # the server may be gone: the next run resumes the file
-            if attempt == FAILURE_RECORD_ATTEMPTS:
-                log.warning("could not record the failure of %s: %s", job.path, exc)
-            else:
-                await asyncio.sleep(0.2 * attempt)
+    record = FileRecord(job.file_id)
+
+    async def fail() -> None:
+        async with ctx.pool.acquire(timeout=30) as fresh:
+            await record.fail(fresh, error, discard=discard)
+
+    try:
+        await retry(fail, FAILURE_RECORD_POLICY, retryable=lambda exc: True)
+    except Exception as exc:  # the server may be gone: the next run resumes the file
+        log.warning("could not record the failure of %s: %s", job.path, exc)
     if conn is not None and not is_gone(conn) and conn.is_in_transaction():
         await quietly(connect.rollback(conn))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +24,8 @@ from pgingest.errors import ConcurrentLoadError, PgIngestError
 from pgingest.manifest import replacement, store
 from pgingest.model import FileResult, LoadReport
 from pgingest.pg import merge
-from pgingest.pg.errors import is_driver_error, is_gone, translate
-from pgingest.pg.retry import classify, is_transient
+from pgingest.pg.errors import classify, is_driver_error, is_gone, is_retryable, translate
+from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pipeline.job import Lease, quietly
 
 log = logging.getLogger("pgingest.replace")
@@ -308,7 +307,13 @@ class Replacer:
         conn = await self._live_conn()
         await replacement.record(conn, schema, table, complete=True, error=None)
         blocker = ""
-        for attempt in range(1, tries + 1):
+        lost = False  # the last try lost its connection: its commit may have happened
+
+        async def swap_once() -> None:
+            nonlocal conn, blocker, lost
+            if lost and await self._swapped_meanwhile(found):
+                return
+            lost = False
             try:
                 conn = await self._live_conn()
                 async with conn.transaction():
@@ -327,33 +332,52 @@ class Replacer:
                     await replacement.swapped(conn, schema, table, new, run_id)
                     await store.restamp_table(conn, schema, table, loaded_into)
                     crash_point("swap-before-commit")
-                break
-            except ConcurrentLoadError as exc:
-                _fail(results, f"replace of {found.qualified} not swapped in: {exc}")
-                report.strategies[found.qualified] = f"replace not swapped in: {exc}"
-                return
+            except _BusyError as exc:
+                blocker = str(exc)
+                raise
+            except ConcurrentLoadError:
+                raise
             except Exception as exc:
-                if isinstance(exc, _BusyError):
-                    blocker = str(exc)
-                elif is_driver_error(exc) and classify(exc) in SWAP_RETRY_CLASSES:
+                if is_driver_error(exc) and classify(exc) in SWAP_RETRY_CLASSES:
                     holders = await merge.lock_holders(conn, schema, table)
                     blocker = "locks on it held by " + (", ".join(holders) or "another session")
-                elif is_transient(exc):  # the connection: the commit may have happened
-                    blocker = f"{classify(exc)}: {exc}"
-                    if await self._swapped_meanwhile(found):
-                        break
-                else:  # e.g. no right to drop the old table: trying again will not help
-                    error = translate(exc) if is_driver_error(exc) else exc
-                    await self._abandon(found, results, f"the swap failed: {error}", report)
-                    _fail(results, f"replace of {found.qualified} failed at the swap: {error}")
-                    report.strategies[found.qualified] = "replace failed: the old table is kept"
-                    return
-                log.info("swap of %s, try %d of %d: %s", found.qualified, attempt, tries, blocker)
-                if attempt == tries:
-                    await self._swap_failed(found, results, run_id, report, blocker)
-                    return
-                # Long enough for the readers queued behind the try to get through.
-                await asyncio.sleep(timeout * (0.5 + random.random() / 2))  # noqa: S311
+                    raise _BusyError(blocker) from exc
+                if is_retryable(exc, conn):
+                    blocker = f"{classify(exc, conn)}: {exc}"
+                    lost = True
+                raise
+
+        def retrying(attempt: int, delay: float, exc: BaseException) -> None:
+            log.info("swap of %s, try %d of %d: %s", found.qualified, attempt, tries, blocker)
+
+        try:
+            # Each wait is long enough for the readers queued behind the try to get through.
+            await retry(
+                swap_once,
+                RetryPolicy(max_retries=tries - 1, base=timeout, max_delay=timeout),
+                retryable=lambda exc: (
+                    isinstance(exc, _BusyError)
+                    or (not isinstance(exc, ConcurrentLoadError) and is_retryable(exc, conn))
+                ),
+                on_retry=retrying,
+            )
+        except ConcurrentLoadError as exc:
+            _fail(results, f"replace of {found.qualified} not swapped in: {exc}")
+            report.strategies[found.qualified] = f"replace not swapped in: {exc}"
+            return
+        except Exception as exc:
+            if lost and await self._swapped_meanwhile(found):
+                pass  # the last try's commit happened: its reply was lost
+            elif isinstance(exc, _BusyError) or is_retryable(exc, conn):
+                log.info("swap of %s, try %d of %d: %s", found.qualified, tries, tries, blocker)
+                await self._swap_failed(found, results, run_id, report, blocker)
+                return
+            else:  # e.g. no right to drop the old table: trying again will not help
+                error = translate(exc) if is_driver_error(exc) else exc
+                await self._abandon(found, results, f"the swap failed: {error}", report)
+                _fail(results, f"replace of {found.qualified} failed at the swap: {error}")
+                report.strategies[found.qualified] = "replace failed: the old table is kept"
+                return
         crash_point("swap-committed")
         report.strategies[found.qualified] = (
             f"replaced atomically by {len(found.files)} file(s) loaded into a new table"

@@ -4,6 +4,7 @@ loaded file of the same size; and the options a resumed file keeps from its firs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -65,25 +66,29 @@ async def claim_file(
     if hashing is not None:
         sha256 = hashing.ready()
     elif stat.st_size <= SMALL_FILE_BYTES:
-        sha256 = fingerprint(path).sha256
+        # An unreadable file is claimed all the same: its opening fails, recorded.
+        with contextlib.suppress(OSError):
+            sha256 = fingerprint(path).sha256
 
     async def claim_it(sha: str | None) -> store.Claim:
         began = time.perf_counter()
-        claim = await store.claim_file(
-            conn,
-            path=abspath,
-            size=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
-            sha256=sha,
-            schema=options.schema,
-            table=table,
-            fmt=None,
-            run_id=ctx.run_id or 0,
-            chunking=chunking,
-            force=force,
-            on_changed="append" if keep_old_rows else options.on_changed,
-            lineage=options.lineage,
-        )
+        async with ctx.stalls.guard(conn, f"the claim of {path}"):
+            claim = await store.claim_file(
+                conn,
+                path=abspath,
+                size=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+                sha256=sha,
+                schema=options.schema,
+                table=table,
+                fmt=None,
+                run_id=ctx.run_id or 0,
+                chunking=chunking,
+                force=force,
+                on_changed="append" if keep_old_rows else options.on_changed,
+                lineage=options.lineage,
+                owner=ctx.application_name,
+            )
         ctx.events.stage("manifest", began)
         return claim
 

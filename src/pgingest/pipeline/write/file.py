@@ -14,8 +14,15 @@ from pgingest.manifest.record import FileRecord
 from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
-from pgingest.pg.errors import copy_position, is_driver_error, is_gone, translate
-from pgingest.pg.retry import classify, is_transient
+from pgingest.pg.errors import (
+    classify,
+    copy_position,
+    is_driver_error,
+    is_gone,
+    is_retryable,
+    translate,
+)
+from pgingest.pg.retry import retry
 from pgingest.pipeline.context import RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
@@ -150,8 +157,10 @@ async def write_file(
         except BaseException as exc:
             if replaced is not None:  # rolled back: the next batch removes them
                 replace_pending[0] = replaced
-            if isinstance(exc, Exception) and is_driver_error(exc) and not is_transient(exc):
-                raise translate(exc, path=path, first_line=_first_line(exc, payload)) from exc
+            if isinstance(exc, Exception) and is_driver_error(exc) and not is_retryable(exc, conn):
+                raise translate(
+                    exc, path=path, first_line=_first_line(exc, payload), conn=conn
+                ) from exc
             raise
         return int(rows)
 
@@ -180,59 +189,78 @@ async def write_file(
             )
         )
 
-    async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
-        attempt = 0
+    async def retried_batch(lease: Lease, index: int, payload: Payload) -> None:
+        """COPY one batch in its own transaction; after a retryable error, again (on a fresh
+        connection unless a conflict left it usable), unless the lost reply hid a commit."""
+        tries = 0
         fresh_connection = False
+
+        async def once() -> None:
+            nonlocal tries
+            began = time.perf_counter()
+            tries += 1
+            if tries > 1:
+                if fresh_connection or lease.conn is None or is_gone(lease.conn):
+                    await lease.renew()
+                committed = await record.committed_rows(lease.conn, index)
+                if committed is not None:  # it did commit: the reply was lost
+                    done(index, payload, committed, began)
+                    return
+            if payload.error is not None:
+                raise payload.error
+            async with (
+                ctx.stalls.guard(lease.conn, f"the COPY of batch {index}"),
+                lease.conn.transaction(),
+            ):
+                rows = await apply(lease.conn, index, payload)
+            crash_point("batch-committed")
+            done(index, payload, rows, began)
+
+        def retrying(attempt: int, delay: float, exc: BaseException) -> None:
+            nonlocal fresh_connection
+            # A server-side conflict (deadlock, serialization) leaves the connection usable;
+            # anything else may leave it open but in an unknown state.
+            fresh_connection = classify(exc, lease.conn) not in SAME_CONNECTION_CLASSES
+            ctx.events.retrying(exc, attempt, delay, path, qualified, index, lease.conn)
+
+        await retry(
+            once,
+            ctx.events.policy,
+            on_error=lambda exc: ctx.events.db_error(exc, path),
+            on_retry=retrying,
+            connection=lambda: lease.conn,
+        )
+
+    async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
         payload = await recovery.prepare(index, payload)
         while True:
-            began = time.perf_counter()
             try:
-                if attempt:
-                    if fresh_connection or lease.conn is None or is_gone(lease.conn):
-                        await lease.renew()
-                    committed = await record.committed_rows(lease.conn, index)
-                    if committed is not None:  # it did commit: the reply was lost
-                        done(index, payload, committed, began)
-                        return
-                if payload.error is not None:
-                    raise payload.error
-                async with lease.conn.transaction():
-                    rows = await apply(lease.conn, index, payload)
-                crash_point("batch-committed")
+                await retried_batch(lease, index, payload)
+                return
             except Exception as exc:
-                ctx.events.db_error(exc, path)
-                if not is_transient(exc) or attempt >= ctx.events.policy.max_retries:
-                    error = exc
-                    if is_driver_error(exc):
-                        error = translate(exc, path=path, first_line=_first_line(exc, payload))
-                    if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
-                        # A data error: widen the table, or set the bad rows aside.
-                        if lease.conn is None or is_gone(lease.conn):
-                            await lease.renew()
-                        fixed = await recovery.recover(lease.conn, index, payload, error)
-                        if fixed is not None:
-                            payload = fixed
-                            continue
-                    if error is exc:
-                        raise
-                    raise error from exc
-                attempt += 1
-                # A server-side conflict (deadlock, serialization) leaves the connection
-                # usable; anything else may leave it open but in an unknown state.
-                fresh_connection = classify(exc) not in SAME_CONNECTION_CLASSES
-                delay = ctx.events.policy.delay(attempt)
-                ctx.events.retrying(exc, attempt, delay, path, qualified, index)
-                await asyncio.sleep(delay)
-                continue
-            done(index, payload, rows, began)
-            return
+                error = exc
+                if is_driver_error(exc):
+                    error = translate(
+                        exc, path=path, first_line=_first_line(exc, payload), conn=lease.conn
+                    )
+                if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
+                    # A data error: widen the table, or set the bad rows aside.
+                    if lease.conn is None or is_gone(lease.conn):
+                        await lease.renew()
+                    fixed = await recovery.recover(lease.conn, index, payload, error)
+                    if fixed is not None:
+                        payload = fixed
+                        continue
+                if error is exc:
+                    raise
+                raise error from exc
 
     async def consume(lease: Lease | None = None, worker: int = 0) -> None:
         if lease is None:
             # The file id stamped on every row (column default) lives in a session
             # setting, set once per connection and file (the claim set it on the file's
             # own connection).
-            own = Lease(ctx.pool, None, file_id=file_id)
+            own = Lease(ctx.pool, None, file_id=file_id, owner=ctx.application_name)
             try:
                 await ctx.events.with_retries(own.renew, path)
                 await consume(own, worker)
@@ -245,7 +273,8 @@ async def write_file(
             async with lease.conn.transaction():
                 while (item := await next_item(worker)) is not None:
                     payload = await encoded(item[1])
-                    rows = await apply(lease.conn, item[0], payload)
+                    async with ctx.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
+                        rows = await apply(lease.conn, item[0], payload)
                     finished.append((item[0], payload, rows))
             crash_point("batch-committed")
             for index, payload, rows in finished:  # committed only now

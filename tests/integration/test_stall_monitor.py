@@ -1,0 +1,101 @@
+"""The stall monitor judges a connection by its backend, not by a clock: a statement the server
+is busy with is progress however long it takes; a backend waiting for a client that sends
+nothing is a stall, terminated."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from pgingest.errors import ConnectionLostError
+from pgingest.pg.stall import StallMonitor
+
+
+def monitor(dsn: str, seconds: float) -> StallMonitor:
+    return StallMonitor(lambda: asyncpg.connect(dsn), seconds)
+
+
+def test_a_long_statement_is_progress(db):
+    async def go() -> None:
+        stalls = monitor(db.dsn, 1.0)
+        conn = await asyncpg.connect(db.dsn)
+        try:
+            async with stalls.guard(conn, "a long statement"):
+                await conn.execute("SELECT pg_sleep(3)")  # three times the bound
+            assert not conn.is_closed()
+        finally:
+            await stalls.close()
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def test_a_backend_waiting_for_a_silent_client_is_terminated(db):
+    async def go() -> None:
+        stalls = monitor(db.dsn, 1.0)
+        conn = await asyncpg.connect(db.dsn)
+        pid = conn.get_server_pid()
+        try:
+
+            async def silent() -> None:
+                async with stalls.guard(conn, "the COPY of batch 7"), conn.transaction():
+                    await conn.execute("SELECT 1")
+                    await asyncio.sleep(30)  # the client sends nothing: bounded by the monitor
+
+            with pytest.raises(ConnectionLostError, match="during the COPY of batch 7"):
+                await silent()
+            assert conn.is_closed()
+            other = await asyncpg.connect(db.dsn)
+            try:
+                for _ in range(50):
+                    if not await other.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid
+                    ):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the stalled backend was not terminated")
+            finally:
+                await other.close()
+        finally:
+            await stalls.close()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_a_moving_copy_is_progress(db):
+    async def go() -> None:
+        stalls = monitor(db.dsn, 1.0)
+        conn = await asyncpg.connect(db.dsn)
+        await conn.execute(f'CREATE TABLE "{db.schema}".slow (v text)')
+
+        async def rows():  # a slow but steady client: a chunk every 0.3 s for 3 s
+            for i in range(10):
+                await asyncio.sleep(0.3)
+                yield f"{i}\n".encode() * 1000
+
+        try:
+            async with stalls.guard(conn, "a slow COPY"):
+                await conn.copy_to_table("slow", schema_name=db.schema, source=rows())
+        finally:
+            await stalls.close()
+            await conn.close()
+
+    asyncio.run(go())
+    assert db.count("slow") == 10_000
+
+
+def test_no_bound_when_switched_off(db):
+    async def go() -> None:
+        stalls = monitor(db.dsn, 0)
+        conn = await asyncpg.connect(db.dsn)
+        try:
+            async with stalls.guard(conn, "anything"), conn.transaction():
+                await asyncio.sleep(0.5)
+        finally:
+            await stalls.close()
+            await conn.close()
+
+    asyncio.run(go())
