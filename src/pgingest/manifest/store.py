@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
+from pgingest.config import LoadOptions
 from pgingest.manifest.functions import FILE_ID_SETTING, LINEAGE_FILE_DEFAULT
 from pgingest.manifest.model import (
     LINEAGE_FILE,
@@ -55,6 +56,7 @@ __all__ = [
     "header_only_table",
     "lineage_columns_sql",
     "lock_key",
+    "options_record",
     "record_batch",
     "record_rejects",
     "record_schema_change",
@@ -87,6 +89,20 @@ def lock_key(kind: str, value: str) -> str:
     ``file`` (a file being loaded, session-level), ``run`` (a live run, session-level),
     ``size`` and ``table`` (the manifest's decisions about a table, transaction-level)."""
     return f"pgingest.{kind}:{value}"
+
+
+def options_record(options: LoadOptions) -> dict[str, Any]:
+    """The run's options as the manifest records them (``pgingest resume`` reads them back):
+    JSON values, a callable transform by its import name."""
+    transform = options.transform
+    record = asdict(replace(options, transform=None))
+    record["types"] = dict(options.types)
+    if callable(transform):  # recorded by name, so that a resumed run can import it again
+        transform = f"{transform.__module__}:{transform.__qualname__}"
+    record["transform"] = transform
+    record["folders"] = {k: dict(v) for k, v in options.folders.items()}
+    record["sources"] = [dict(v) for v in options.sources]
+    return record
 
 
 async def start_run(

@@ -12,7 +12,6 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
 from typing import Any
 
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point
@@ -261,7 +260,7 @@ async def _start_run(
         run_id: int = await store.start_run(
             conn,
             [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
-            _options_record(options),
+            store.options_record(options),
             socket.gethostname(),
             os.getpid(),
         )
@@ -293,15 +292,3 @@ async def _finish_run(ctx: RunContext | None, status: str, report: LoadReport) -
         await ctx.events.with_retries(finish)
     except Exception as exc:  # the server may be gone: the run row stays 'running'
         log.warning("could not record the end of run %s: %s", run_id, exc)
-
-
-def _options_record(options: LoadOptions) -> dict[str, Any]:
-    transform = options.transform
-    record = asdict(replace(options, transform=None))
-    record["types"] = dict(options.types)
-    if callable(transform):  # recorded by name, so that a resumed run can import it again
-        transform = f"{transform.__module__}:{transform.__qualname__}"
-    record["transform"] = transform
-    record["folders"] = {k: dict(v) for k, v in options.folders.items()}
-    record["sources"] = [dict(v) for v in options.sources]
-    return record
