@@ -159,9 +159,9 @@ async def run_report_async(
 async def _upgrade_manifest(conn: Any) -> bool:
     """Bring an existing manifest up to this version (as a load would); False when this
     database has none."""
-    from pgingest.manifest.schema import ensure_manifest
+    from pgingest.manifest.schema import ensure_manifest, manifest_exists
 
-    if not await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+    if not await manifest_exists(conn):
         return False
     await ensure_manifest(conn)
     return True
@@ -316,21 +316,15 @@ async def resume_async(
     import json
 
     from pgingest.errors import ManifestError
+    from pgingest.manifest import store
+    from pgingest.manifest.schema import manifest_exists
     from pgingest.pg.connect import connection
 
     settings = connection_from_env(dsn, home)
     async with connection(settings) as conn:
-        if not await conn.fetchval("SELECT to_regclass('pgingest.runs') IS NOT NULL"):
+        if not await manifest_exists(conn):
             raise ManifestError("no run to resume: nothing was ever loaded into this database")
-        if run_id is None:
-            row = await conn.fetchrow(
-                "SELECT id, paths, options FROM pgingest.runs WHERE status <> 'success'"
-                " ORDER BY id DESC LIMIT 1"
-            )
-        else:
-            row = await conn.fetchrow(
-                "SELECT id, paths, options FROM pgingest.runs WHERE id = $1", run_id
-            )
+        row = await store.run_to_resume(conn, run_id)
     if row is None:
         raise ManifestError("no run to resume" if run_id is None else f"there is no run {run_id}")
     paths = json.loads(row["paths"]) if isinstance(row["paths"], str) else row["paths"]

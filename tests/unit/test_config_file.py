@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pgingest.config import LoadOptions, options_with, redact_dsn
 from pgingest.config_file import load_config
 from pgingest.errors import ConfigError
-from pgingest.pipeline.plan import folder_table_name, plan_targets
+from pgingest.pipeline.discover import folder_table_name, plan_targets
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -185,6 +185,11 @@ async def ensure_manifest(conn: Any) -> None:
             await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
 
 
+async def manifest_exists(conn: Any) -> bool:
+    """Whether this database has a manifest (anything was ever loaded into it)."""
+    return bool(await conn.fetchval("SELECT to_regclass('pgingest.files') IS NOT NULL"))
+
+
 async def schema_version(conn: Any) -> int:
     """The version of the bookkeeping schema in this database (0: none)."""
     if not await conn.fetchval("SELECT to_regclass('pgingest.version') IS NOT NULL"):

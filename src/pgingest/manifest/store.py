@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from pgingest.config import LoadOptions
 from pgingest.manifest.functions import FILE_ID_SETTING, LINEAGE_FILE_DEFAULT
 from pgingest.manifest.model import (
     LINEAGE_FILE,
@@ -57,6 +58,7 @@ __all__ = [
     "header_only_table",
     "lineage_columns_sql",
     "lock_key",
+    "options_record",
     "record_batch",
     "record_rejects",
     "record_retries",
@@ -67,6 +69,7 @@ __all__ = [
     "relock_run",
     "remove_replaced",
     "restamp_table",
+    "run_to_resume",
     "set_file_id",
     "start_run",
     "table_identity",
@@ -91,6 +94,20 @@ def lock_key(kind: str, value: str) -> str:
     return f"pgingest.{kind}:{value}"
 
 
+def options_record(options: LoadOptions) -> dict[str, Any]:
+    """The run's options as the manifest records them (``pgingest resume`` reads them back):
+    JSON values, a callable transform by its import name."""
+    transform = options.transform
+    record = asdict(replace(options, transform=None))
+    record["types"] = dict(options.types)
+    if callable(transform):  # recorded by name, so that a resumed run can import it again
+        transform = f"{transform.__module__}:{transform.__qualname__}"
+    record["transform"] = transform
+    record["folders"] = {k: dict(v) for k, v in options.folders.items()}
+    record["sources"] = [dict(v) for v in options.sources]
+    return record
+
+
 async def start_run(
     conn: Any, paths: Sequence[str], options: Mapping[str, Any], host: str, pid: int
 ) -> int:
@@ -111,6 +128,21 @@ async def start_run(
         json.dumps(dict(options), default=str),
     )
     return int(run_id)
+
+
+async def run_to_resume(conn: Any, run_id: int | None) -> Mapping[str, Any] | None:
+    """The run ``run_id`` (``None``: the latest that did not succeed), with its ``paths``
+    and ``options`` as recorded; ``None`` when there is none."""
+    if run_id is None:
+        row = await conn.fetchrow(
+            "SELECT id, paths, options FROM pgingest.runs WHERE status <> 'success'"
+            " ORDER BY id DESC LIMIT 1"
+        )
+    else:
+        row = await conn.fetchrow(
+            "SELECT id, paths, options FROM pgingest.runs WHERE id = $1", run_id
+        )
+    return cast("Mapping[str, Any] | None", row)
 
 
 async def relock_run(conn: Any, run_id: int) -> bool:

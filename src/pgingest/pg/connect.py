@@ -219,3 +219,9 @@ class connection:  # noqa: N801  (used as a context manager, like a function)
     async def __aexit__(self, *exc: object) -> None:
         if self._conn is not None:
             await self._conn.close()
+
+
+async def rollback(conn: Any) -> None:
+    """End the open transaction of ``conn`` (one its ``async with`` did not end: a batch cut
+    by an interruption)."""
+    await conn.execute("ROLLBACK")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgingest.model import ColumnSpec, TableSpec
-from pgingest.schema.evolve import AddColumn, Operation
+from pgingest.schema.evolution import AddColumn, Operation
 from pgingest.schema.names import quote_ident
 
 __all__ = [
@@ -140,7 +140,7 @@ def alter_table_sql(schema: str, table: str, operation: Operation) -> str:
 
     Types come from inference, the Arrow type map, the widening rules or validated
     overrides; names are quoted. A widened column converts its values with a plain cast
-    (every rule of :mod:`pgingest.schema.evolve` is a cast that keeps the value).
+    (every rule of :mod:`pgingest.schema.evolution` is a cast that keeps the value).
     """
     name = qualified_name(schema, table)
     column = quote_ident(operation.name)

@@ -8,14 +8,13 @@ import asyncio
 import errno
 import gzip
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pgingest.errors import LeaseLostError, RowError, SourceError
 from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash
+from pgingest.manifest.record import FileRecord
 from pgingest.pg.errors import is_gone, server_pid
 from pgingest.pg.stall import terminate_orphan
 
@@ -79,12 +78,13 @@ class Lease:
             if abandoned is not None and self.owner is not None:
                 await terminate_orphan(conn, abandoned, self.owner)
             if self.file_id is not None:
-                if self.holds_lock and not await store.relock_file(conn, self.file_id, self.owner):
+                record = FileRecord(self.file_id)
+                if self.holds_lock and not await record.relock(conn, self.owner):
                     raise LeaseLostError(
                         f"file id {self.file_id}: another pgingest process took the file over"
                         " while this one reconnected"
                     )
-                await store.set_file_id(conn, self.file_id)
+                await record.stamp(conn)
         except BaseException:
             await quietly(self._pool.release(conn))
             raise
@@ -193,25 +193,6 @@ async def quietly(awaitable: Any) -> None:
         await awaitable
     except Exception as exc:
         log.debug("ignored: %s", exc)
-
-
-async def claim_after_holder(
-    claim_again: Callable[[], Awaitable[store.Claim]],
-    claim: store.Claim,
-    conn: Any,
-    seconds: float,
-) -> store.Claim | None:
-    """A file another process is loading (``claim`` skipped it) that must be loaded before
-    files after it: wait for that process (its lock on the file), at most ``seconds`` in all,
-    then claim the file again: loaded by then, it is skipped; failed, or its process dead, it
-    is this one's to load. ``None``: the other process still holds it after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while claim.held_elsewhere and claim.file_id is not None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not await store.wait_for_file(conn, claim.file_id, remaining):
-            return None
-        claim = await claim_again()
-    return claim
 
 
 def first_error(error: BaseException) -> BaseException:

@@ -27,7 +27,7 @@ from typing import Any
 from pgingest.config import LoadOptions
 from pgingest.manifest.hashing import BackgroundHash
 from pgingest.model import WORKBOOK_FORMATS
-from pgingest.pipeline.plan import Discovered, Target, options_for, plan_targets
+from pgingest.pipeline.discover import Discovered, Target, options_for, plan_targets
 from pgingest.sources.base import CsvOptions, ExcelOptions, Source
 
 __all__ = ["ReadAhead", "excel_options", "start_read_ahead"]

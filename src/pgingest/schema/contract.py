@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.errors import ConfigError, ContractError
-from pgingest.schema.evolve import canonical_type, widened_type
+from pgingest.schema.evolution import canonical_type, widened_type
 from pgingest.schema.infer import parse_type_overrides
 from pgingest.schema.names import normalize_names, validate_identifier
 from pgingest.schema.pgtypes import pg_type_for_arrow

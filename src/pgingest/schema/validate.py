@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 
 _WS = r"[ \t\n\r\f\v]*"
 _INTEGER_LIKE = rf"^{_WS}[+-]?(?:[0-9_]+|0[xXoObB][0-9a-fA-F_]+){_WS}$"
@@ -192,7 +192,7 @@ def text_by_nature(table: pa.Table, types: dict[str, str]) -> frozenset[str]:
     """Columns of ``table`` (text) whose values are mostly not of the given types.
 
     ``A12``, ``B34`` in an integer column are codes: the column may become text. A few
-    misfits among numbers are bad rows instead (see :mod:`pgingest.schema.evolve`).
+    misfits among numbers are bad rows instead (see :mod:`pgingest.schema.evolution`).
 
     Args:
         table: a sample of the file, string columns.

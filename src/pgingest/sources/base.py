@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from pgingest.errors import ConfigError, RowError, SourceError
-from pgingest.model import WORKBOOK_FORMATS, Chunk, Compression, SourceInfo
+from pgingest.model import Chunk, Compression, SourceInfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,7 +36,6 @@ __all__ = [
     "line_at",
     "normalize_encoding",
     "one_line",
-    "open_source",
     "open_stream",
     "read_block",
     "read_errors",
@@ -202,40 +201,6 @@ class Source(Protocol):
     def close(self) -> None:
         """Release the file handles."""
         ...
-
-
-def open_source(
-    info: SourceInfo, csv: CsvOptions | None = None, excel: ExcelOptions | None = None
-) -> Source:
-    """Open a detected file for reading: one reader module per format.
-
-    Args:
-        info: what :func:`pgingest.sources.detect` found.
-        csv: reading options for CSV/TSV (ignored for other formats). ``header`` given here
-            overrides the detected one.
-        excel: which sheet of a workbook, and its header row (ignored for other formats).
-
-    Returns:
-        A :class:`Source` for the file's format.
-
-    Raises:
-        SourceError: the file cannot be opened or its first record read.
-    """
-    if info.format == "parquet":
-        from pgingest.sources.parquet import ParquetSource
-
-        return ParquetSource(info)
-    if info.format in WORKBOOK_FORMATS:
-        from pgingest.sources.excel import ExcelSource
-
-        return ExcelSource(info, excel)
-    if info.format == "ndjson":
-        from pgingest.sources.ndjson import NdjsonSource
-
-        return NdjsonSource(info)
-    from pgingest.sources.csv import CsvSource
-
-    return CsvSource(info, csv if csv is not None else CsvOptions())
 
 
 def one_line(exc: BaseException) -> str:

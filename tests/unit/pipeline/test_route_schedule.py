@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from pgingest.errors import ConfigError, RowError
 from pgingest.pg.merge import Target, check_merge_supported, merge_sql, upsert_sql
-from pgingest.pipeline.route import has_duplicates, key_hashes, partition
-from pgingest.pipeline.schedule import FileKeys, KeySummary, overlap, plan_schedule
+from pgingest.pipeline.keyed.route import has_duplicates, key_hashes, partition
+from pgingest.pipeline.keyed.schedule import FileKeys, KeySummary, overlap, plan_schedule
 
 
 def hashes(values: list[object], kind: str, arrow_type: pa.DataType | None = None) -> np.ndarray:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from pgingest.errors import SchemaDriftError, SchemaError, TypeConflictError
 from pgingest.model import ColumnSpec
-from pgingest.schema.evolve import (
+from pgingest.schema.evolution import (
     AddColumn,
     AlterType,
     Policy,

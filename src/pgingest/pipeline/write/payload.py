@@ -9,7 +9,7 @@ from typing import Any
 from pgingest.errors import PgIngestError, RowError
 from pgingest.model import CsvDialect, Reject
 from pgingest.pg import copy
-from pgingest.pipeline.shape import Shaped, batch_to_csv
+from pgingest.pipeline.write.shape import Shaped, batch_to_csv
 
 log = logging.getLogger("pgingest.run")
 

@@ -6,6 +6,7 @@ the types of the values are checked here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.model import CsvDialect, Reject
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
+from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT
 from pgingest.schema.validate import invalid_values, markers_in
 from pgingest.sources.refused import copy_lines, decode_line, parse_refused, record_at
@@ -129,7 +131,7 @@ def file_line(payload: Any, stream_line: int) -> int:
 
 
 def null_markers(
-    payload: Any, columns: Sequence[str], marked: set[str]
+    payload: Any, columns: Sequence[str], marked: AbstractSet[str]
 ) -> tuple[Any, dict[str, set[str]]]:
     """A CSV payload with the missing-value markers (``NA``...) of the ``marked`` columns made
     NULL, written again for COPY; and the markers found per column. The payload as it was when
@@ -166,3 +168,55 @@ def null_markers(
         payload, data=data, encoding="UTF8", lines=lines, record_ends=None, first_line=first
     )
     return changed, found
+
+
+def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
+    """The types a batch of text needs, column by column; a column without values (all
+    NULL) needs nothing new."""
+    tracker = TypeTracker()
+    tracker.update(table)
+    return [
+        cur if column.null_count == len(column) else inferred
+        for cur, inferred, column in zip(current, tracker.types(), table.columns, strict=True)
+    ]
+
+
+_NUMBER_FAMILY = "double precision"
+_FAMILY = {
+    "smallint": _NUMBER_FAMILY,
+    "integer": _NUMBER_FAMILY,
+    "bigint": _NUMBER_FAMILY,
+    "real": _NUMBER_FAMILY,
+    "date": "timestamptz",
+    "timestamp": "timestamptz",
+}
+"""A column type -> the widest type of its family: refused values that fit it may widen it."""
+
+
+def wider_types(
+    columns: Sequence[str],
+    current: Sequence[str],
+    fixed: AbstractSet[str],
+    misfits: dict[str, list[str]],
+) -> tuple[list[str], bool]:
+    """The column types widened for values their type refused that fit its family
+    (``3.5`` among integers, a time after a date): only those values are inferred."""
+    types = list(current)
+    wider = False
+    for name, values in misfits.items():
+        if name in fixed or name not in columns:
+            continue
+        position = list(columns).index(name)
+        family = _FAMILY.get(canonical_type(types[position]).split("(", 1)[0])
+        if family is None:
+            continue
+        array = pa.array(values, pa.string())
+        invalid = invalid_values(array, family)
+        candidates = array.filter(pc.invert(invalid)) if invalid is not None else array
+        if not len(candidates):
+            continue
+        (inferred,) = incoming_types(pa.table({name: candidates}), [types[position]])
+        if inferred not in (TEXT, types[position]):
+            types[position] = inferred
+            wider = True
+    return types, wider

@@ -5,90 +5,96 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pgingest.config import LoadOptions, crash_point
 from pgingest.manifest import store
 from pgingest.model import ARROW_FORMATS, TableSpec
 from pgingest.pg import ddl
-from pgingest.pipeline.batches import SMALL_FILE_BYTES, FilePlan
-from pgingest.pipeline.columns import (
+from pgingest.pipeline.context import RunContext
+from pgingest.pipeline.discover import SMALL_FILE_BYTES
+from pgingest.pipeline.evolve.change import evolve_table, policy_for, retype_empty_table
+from pgingest.pipeline.job import FileJob
+from pgingest.pipeline.prepare.columns import (
     check_file,
     declared_table,
-    existing_columns,
+    incoming_columns,
     infer_columns,
     options_for_contract,
 )
-from pgingest.pipeline.evolve import evolve_table, policy_for, retype_empty_table
-from pgingest.pipeline.job import FileJob
-from pgingest.schema.evolve import plan_evolution
+from pgingest.pipeline.prepare.plan import FilePlan, Notes
+from pgingest.schema.evolution import plan_evolution
 from pgingest.schema.names import LINEAGE_COLUMNS, lineage_renames, normalize_names
 from pgingest.schema.pgtypes import TEXT
 from pgingest.sources import Source
 
-if TYPE_CHECKING:
-    from pgingest.pipeline.run import Loader
-
-__all__ = ["describe_plan", "plan_table"]
+__all__ = ["describe_plan", "fit_table"]
 
 log = logging.getLogger("pgingest.run")
 
 
-async def plan_table(
-    loader: Loader, source: Source, table_name: str, job: FileJob | None = None, conn: Any = None
+async def fit_table(
+    ctx: RunContext,
+    source: Source,
+    table_name: str,
+    options: LoadOptions,
+    job: FileJob | None = None,
+    conn: Any = None,
+    extras: str = "",
 ) -> FilePlan:
-    """The table ``source`` loads into: its columns, read off the table when it exists (the
-    table evolved where the file brings new columns or wider values), inferred from the file
-    when it does not (the table created, unless it is a dry run). ``conn`` is the file's
-    connection (a pooled one when ``None``); ``job`` its manifest entry (``None``: dry run).
+    """Fit the table ``source`` loads into to the file, and plan the file: the table's
+    columns read off it when it exists (the table evolved where the file brings new columns
+    or wider values), inferred from the file when it does not (the table created, unless it
+    is a dry run). ``options`` are the file's; ``conn`` is the file's connection (a pooled one
+    when ``None``); ``job`` its manifest entry (``None``: dry run); ``extras`` more clauses
+    of a new table's ``CREATE TABLE`` (the key of an upsert target).
 
     Raises:
         ContractError: the file breaks the table's contract.
         SchemaDriftError: the file's columns or types are refused by the evolution policy.
     """
     if conn is None:
-        async with loader.pool.acquire() as own:
-            return await plan_table(loader, source, table_name, job, own)
+        async with ctx.pool.acquire() as own:
+            return await fit_table(ctx, source, table_name, options, job, own, extras)
     raw_names = source.column_names()
     names = normalize_names(raw_names)
     renamed = lineage_renames(raw_names, names)
-    schema = loader.options.schema
+    schema = options.schema
     key = (schema, table_name)
-    options = loader.options
-    contract = loader.contract.for_table(schema, table_name) if loader.contract else None
+    contract = ctx.contract.for_table(schema, table_name) if ctx.contract else None
     if contract is not None:
         names = contract.rename(names)
         await asyncio.to_thread(check_file, contract, source, names, options)
         options = options_for_contract(contract, names, options)
     fixed = frozenset(options.types)
     file_id = job.file_id if job is not None else None
-    dry = loader.options.dry_run
-    existing = loader.tables.get(key)
+    dry = options.dry_run
+    existing = ctx.tables.get(key)
     retyped: list[str] = []
     if existing is None:
         existing = await ddl.table_columns(conn, schema, table_name)
     if existing:
-        if loader.options.lineage and not dry:
+        if options.lineage and not dry:
             names_now = [c.name for c in existing]
             if await store.ensure_lineage(conn, schema, table_name, names_now):
                 existing = await ddl.table_columns(conn, schema, table_name) or []
-        loader.tables[key] = existing
+        ctx.tables[key] = existing
         data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
         have = {c.name: c for c in data}
         if not dry and data and all(c.pg_type == TEXT for c in data) and not options.text:
             # A table a header-only file made: the first file with data types its columns.
             retyped = await _retype_header_only(
-                loader, source, (schema, table_name), names, options, job, conn
+                ctx, source, (schema, table_name), names, options, job, conn
             )
             if retyped:
                 existing = await ddl.table_columns(conn, schema, table_name) or []
-                loader.tables[key] = existing
+                ctx.tables[key] = existing
                 data = [c for c in existing if c.name not in LINEAGE_COLUMNS]
                 have = {c.name: c for c in data}
         if source.info.size <= SMALL_FILE_BYTES:  # less work than a thread hop
-            found = existing_columns(source, names, have, options)
+            found = incoming_columns(source, names, have, options)
         else:
-            found = await asyncio.to_thread(existing_columns, source, names, have, options)
+            found = await asyncio.to_thread(incoming_columns, source, names, have, options)
         create = False
     else:
         found = await asyncio.to_thread(infer_columns, source, names, options)
@@ -99,8 +105,7 @@ async def plan_table(
             table_key = ()
         if not dry:
             table = TableSpec(schema, table_name, tuple(found.columns), table_key)
-            lineage = store.lineage_columns_sql() if loader.options.lineage else ""
-            extras = loader.modes.create_extras(table_name)
+            lineage = store.lineage_columns_sql() if options.lineage else ""
             lineage = ",\n  ".join(x for x in (lineage, extras) if x)
             actual, created = await ddl.create_table(conn, table, lineage)
             if created and job is not None:
@@ -115,13 +120,13 @@ async def plan_table(
                     change="create_table",
                     new_type=store.HEADER_ONLY if found.no_rows else None,
                     file_id=job.file_id,
-                    run_id=loader.run_id,
+                    run_id=ctx.run_id,
                 )
-            loader.tables[key] = actual
+            ctx.tables[key] = actual
     incoming, text_ok = found.columns, found.text_ok
     for warning in found.warnings:
         log.warning("%s", warning, extra={"file": source.info.path})
-        loader.reporter.message(f"warning: {warning}")
+        ctx.reporter.message(f"warning: {warning}")
     ignored: tuple[str, ...] = ()
     changes: list[str] = []
     known = None if create else [c for c in existing or () if c.name not in LINEAGE_COLUMNS]
@@ -149,7 +154,7 @@ async def plan_table(
             policy_for(options, fixed),
             text_ok=text_ok,
             file_id=file_id,
-            run_id=loader.run_id,
+            run_id=ctx.run_id,
             dry_run=dry,
         )
         columns, ignored, changes = evolution.columns, evolution.plan.ignored, evolution.changes
@@ -160,19 +165,19 @@ async def plan_table(
         source.info,
         table,
         create,
-        loaded,
-        [by_name[n] for n in loaded],
-        read_columns=names if ignored else None,
+        tuple(loaded),
+        tuple(by_name[n] for n in loaded),
+        read_columns=tuple(names) if ignored else None,
         fixed=fixed,
-        changes=[*retyped, *changes],
+        changes=(*retyped, *changes),
         datestyle=found.datestyle,
-        warnings=[*renamed, *found.notes],
-        marker_columns=set(found.marker_columns) & set(loaded),
+        notes=Notes([*renamed, *found.notes]),
+        marker_columns=frozenset(found.marker_columns) & frozenset(loaded),
     )
 
 
 async def _retype_header_only(
-    loader: Loader,
+    ctx: RunContext,
     source: Source,
     target: tuple[str, str],
     names: list[str],
@@ -182,10 +187,10 @@ async def _retype_header_only(
 ) -> list[str]:
     """Give the text columns of a table a header-only file made, still empty, the types this
     file's values need; the changes, for the file's result."""
-    if source.info.format in ARROW_FORMATS or target in loader.not_header_only:
+    if source.info.format in ARROW_FORMATS or target in ctx.not_header_only:
         return []  # only a CSV file without rows makes such a table
     if await store.header_only_table(conn, *target) is None:
-        loader.not_header_only.add(target)  # (a table's making does not change in a run)
+        ctx.not_header_only.add(target)  # (a table's making does not change in a run)
         return []
     found = await asyncio.to_thread(infer_columns, source, names, options)
     changes = await retype_empty_table(
@@ -193,7 +198,7 @@ async def _retype_header_only(
         *target,
         found.columns,
         file_id=job.file_id if job is not None else None,
-        run_id=loader.run_id,
+        run_id=ctx.run_id,
     )
     return list(changes or ())
 

@@ -1,4 +1,4 @@
-"""A file's plan and its batches: what is loaded where, read and encoded batch by batch.
+"""A file's batches: read and encoded batch by batch, as its plan says.
 
 The batch functions run in a worker thread (reading) and hand each batch over with the function
 that encodes it, which the batch workers call in threads of their own.
@@ -6,9 +6,8 @@ that encodes it, which the batch workers call in threads of their own.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import cast
 
 from pgingest.config import LoadOptions
@@ -19,18 +18,14 @@ from pgingest.model import (
     ArrowChunk,
     CsvChunk,
     CsvDialect,
-    SourceInfo,
-    TableSpec,
 )
-from pgingest.pg import copy, merge
-from pgingest.pipeline.payload import Payload, encode_shaped
-from pgingest.pipeline.shape import align_batch, batch_to_csv, normalize_batch
-from pgingest.sources import CsvOptions, Source
+from pgingest.pg import copy
+from pgingest.pipeline.prepare.plan import LivePlan
+from pgingest.pipeline.write.payload import Payload, encode_shaped
+from pgingest.pipeline.write.shape import align_batch, batch_to_csv, normalize_batch
+from pgingest.sources import Source
 from pgingest.sources.adapt import AdaptedSource
 
-# Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
-# more than the work, and with thousands of small files the hops add up.
-SMALL_FILE_BYTES = 1 << 20
 # Raw CSV chunks of this size keep two COPY streams busy without holding much memory
 # (4 MiB measured best for two streams on a 2-core machine; 16 MiB was 10% slower).
 RAW_CHUNK_BYTES = 4 << 20
@@ -41,64 +36,9 @@ RAW_CHUNK_BYTES = 4 << 20
 ARROW_BATCH_BYTES = 4 << 20
 
 
-@dataclass(slots=True)
-class FilePlan:
-    """What will happen to one file."""
-
-    info: SourceInfo
-    table: TableSpec
-    create: bool
-    columns: list[str]
-    """The file's columns that are loaded, in file order."""
-    target_types: list[str]
-    """Their types in the table (updated when the table widens during the load)."""
-    read_columns: list[str] | None = None
-    """All the file's columns, when some are left out (``--on-new-column ignore``)."""
-    fixed: frozenset[str] = frozenset()
-    """Columns with declared types (never widened)."""
-    changes: list[str] = field(default_factory=list)
-    """Schema changes this file caused."""
-    datestyle: str | None = None
-    """``DateStyle`` the server reads the file's dates with (``ISO, DMY``), if not the default."""
-    target: merge.Target | None = None
-    """upsert/merge: where the staged batches go, and how."""
-    routes: int = 1
-    """upsert/merge: workers the rows are routed to by key."""
-    seen: str | None = None
-    """merge --delete-missing: the file's key table."""
-    warnings: list[str] = field(default_factory=list)
-    """What planning and loading decided that the user should know (for the file's result)."""
-    marker_columns: set[str] = field(default_factory=set)
-    """Typed columns whose missing-value markers (``NA``, ``NULL``...) load as NULL: their
-    batches are read client-side before COPY (found in the sample, or in a refused batch)."""
-
-    def warn(self, text: str) -> None:
-        """Note a warning once (batch workers call it from their threads)."""
-        with _WARNINGS_LOCK:
-            if text not in self.warnings:
-                self.warnings.append(text)
-
-
-_WARNINGS_LOCK = threading.Lock()
-
-
-def csv_options(options: LoadOptions) -> CsvOptions:
-    """The CSV reading options of ``options`` (flags left unset are sniffed)."""
-    return CsvOptions(
-        header=options.header,
-        names=options.headers,
-        null_strings=options.null_strings,
-        delimiter=options.delimiter,
-        quotechar=options.quote,
-        escape=options.escape,
-        encoding=options.encoding,
-        skip_bad_rows=options.on_error == "skip",
-    )
-
-
 def payloads(
     source: Source,
-    plan: FilePlan,
+    live: LivePlan,
     options: LoadOptions,
     done: frozenset[int],
     parse: bool = False,
@@ -106,16 +46,18 @@ def payloads(
     """Read the file's batches, numbered, skipping those already committed (runs in a worker
     thread). Each comes with the function that encodes it, which the batch workers call in
     threads of their own: pgpq releases the GIL, so two workers encode on two cores."""
-    for index, make in enumerate(batches(source, plan, options, parse)):
+    for index, make in enumerate(batches(source, live, options, parse)):
         if index not in done:
             yield index, make
 
 
 def batches(
-    source: Source, plan: FilePlan, options: LoadOptions, parse: bool = False
+    source: Source, live: LivePlan, options: LoadOptions, parse: bool = False
 ) -> Iterator[Payload | Callable[[], Payload]]:
     """The file's batches in order: ready payloads (raw CSV), or functions that encode them
-    (skipped batches never are)."""
+    (skipped batches never are) with the plan current when they do (a column may have
+    widened meanwhile)."""
+    plan = live.current  # (its columns stay; their types may widen)
     info = source.info
     path = info.path
     if info.format in ARROW_FORMATS or isinstance(source, AdaptedSource):
@@ -130,6 +72,7 @@ def batches(
             chunk = cast("ArrowChunk", chunk)  # the Parquet reader yields Arrow chunks
 
             def encode(chunk: ArrowChunk = chunk) -> Payload:
+                plan = live.current
                 batch = chunk.batch
                 if plan.read_columns is not None:
                     batch = batch.rename_columns(plan.read_columns).select(plan.columns)

@@ -16,18 +16,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pgingest.config import LoadOptions
 from pgingest.errors import RowError
 from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDialect, Reject
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
-from pgingest.pipeline.payload import Payload, encode_shaped
-from pgingest.pipeline.shape import (
+from pgingest.pipeline.job import FileJob
+from pgingest.pipeline.prepare.plan import LivePlan
+from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, payloads
+from pgingest.pipeline.write.payload import Payload, encode_shaped
+from pgingest.pipeline.write.shape import (
     Shaped,
     align_batch,
     batch_to_csv,
     normalize_batch,
 )
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.validate import markers_in
 
 if TYPE_CHECKING:
@@ -284,3 +288,39 @@ def _is_text(source: Source) -> bool:
 
 def _annotated(payload: Payload, lines: np.ndarray, dedup: bool) -> Payload:
     return replace(payload, lines=lines, dedup=dedup)
+
+
+def file_batches(
+    source: Source,
+    live: LivePlan,
+    options: LoadOptions,
+    job: FileJob,
+    workers: int,
+) -> Iterator[tuple[int, int, Payload | Callable[[], Payload]]]:
+    """A file's batches for :func:`~pgingest.pipeline.write.file.write_file`, numbered, each
+    with its worker: keyed (upsert, merge), routed by key, a route always to the same worker
+    so that its batches stay in order; else all to one shared queue (worker 0)."""
+    plan = live.current  # keyed: never widened while written (its errors are kept)
+    target = plan.target
+    if target is None:
+        return (
+            (index, 0, make)
+            for index, make in payloads(source, live, options, job.done_batches, job.parse)
+        )
+    # Each worker's share of a chunk is about one Arrow batch.
+    routes = plan.routes
+    return (
+        (index, route % workers, make)
+        for index, route, make in routed_batches(
+            source,
+            plan.columns,
+            plan.target_types,
+            target.key,
+            routes,
+            batch_rows=options.batch_size * routes,
+            batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
+            done=job.done_batches,
+            warn=plan.warn,
+            markers=frozenset(plan.marker_columns),
+        )
+    )

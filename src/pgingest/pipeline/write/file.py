@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import PgIngestError, RowError, TooManyErrorsError
-from pgingest.manifest import store
-from pgingest.model import WORKBOOK_FORMATS
+from pgingest.manifest.record import FileRecord
+from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
 from pgingest.pg.errors import (
@@ -23,17 +23,15 @@ from pgingest.pg.errors import (
     translate,
 )
 from pgingest.pg.retry import retry
-from pgingest.pipeline.batches import ARROW_BATCH_BYTES, SMALL_FILE_BYTES, FilePlan, payloads
+from pgingest.pipeline.context import RunContext
+from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
-from pgingest.pipeline.modes import apply_staged
-from pgingest.pipeline.payload import Payload
-from pgingest.pipeline.recover import Recovery
-from pgingest.pipeline.refusal import file_line
-from pgingest.pipeline.route import routed_batches
+from pgingest.pipeline.prepare.plan import LivePlan
+from pgingest.pipeline.write.payload import Payload
+from pgingest.pipeline.write.recover import Recovery
+from pgingest.pipeline.write.refusal import file_line
+from pgingest.pipeline.write.staged import apply_staged
 from pgingest.sources import Source
-
-if TYPE_CHECKING:
-    from pgingest.pipeline.run import Loader
 
 SAME_CONNECTION_CLASSES = frozenset({"serialization_failure", "deadlock", "lock_not_available"})
 """Transient errors after which a batch is retried on the same connection."""
@@ -42,21 +40,29 @@ SKIP_VERSION = 170000
 """First PostgreSQL with ``COPY ... ON_ERROR ignore``: bad values are skipped server-side."""
 
 
+Batches = Iterator[tuple[int, int, "Payload | Callable[[], Payload]"]]
+"""A file's batches, numbered, each with the worker (route) it goes to, ready or with the
+function that encodes it."""
+
+
 async def write_file(
-    loader: Loader,
+    ctx: RunContext,
     source: Source,
-    plan: FilePlan,
+    live: LivePlan,
     job: FileJob,
     options: LoadOptions,
     lease: Lease,
     workers: int,
+    batches: Batches,
 ) -> None:
-    """COPY the file's batches: the first worker on the file's own connection ``lease``,
-    the others on connections of their own. A batch cut by a transient error is retried
-    (on a new connection when its own is gone), never applied twice: the manifest records
-    each batch in its own transaction, and is asked before a retry."""
+    """COPY the file's ``batches`` (read in a worker thread): the first worker on the file's
+    own connection ``lease``, the others on connections of their own. A batch cut by a
+    transient error is retried (on a new connection when its own is gone), never applied
+    twice: the manifest records each batch in its own transaction, and is asked before a
+    retry."""
     if options.txn == "file":
         workers = 1
+    plan = live.current  # what stays: the table, the columns, the target
     keyed = plan.target is not None
     # Keyed loads: one queue per worker (its keys only); else one shared queue. Two batches
     # per routed queue keep every worker fed while the producer serves the others.
@@ -68,6 +74,7 @@ async def write_file(
     file_id = job.file_id
     if file_id is None:
         raise PgIngestError(f"{source.info.path}: writing before the file was claimed")
+    record = FileRecord(file_id)
     replace_pending = [job.replaces]
     whole_file = options.txn == "file"
     qualified = plan.table.qualified
@@ -77,46 +84,21 @@ async def write_file(
     recovery = Recovery(
         schema,
         table,
-        plan,
+        live,
         options,
         file_id,
-        loader.run_id,
+        ctx.run_id,
         plan.fixed,
         source=source,
-        pool=loader.pool,
-        server_skips=options.on_error == "skip" and loader.server_version >= SKIP_VERSION,
+        pool=ctx.pool,
+        server_skips=options.on_error == "skip" and ctx.server_version >= SKIP_VERSION,
         active=plan.target is None,
     )
     if options.on_error == "skip" and job.done_batches:
-        recovery.committed_rejects = await store.count_rejects(lease.conn, file_id)
+        recovery.committed_rejects = await record.rejects(lease.conn)
 
     async def produce() -> None:
-        iterator: Iterator[Any]
-        if plan.target is not None:
-            target = plan.target
-            # Each worker's share of a chunk is about one Arrow batch.
-            routes = plan.routes
-            iterator = (
-                # A route always goes to the same worker, so its batches stay in order.
-                (index, route % workers, make)
-                for index, route, make in routed_batches(
-                    source,
-                    plan.columns,
-                    plan.target_types,
-                    target.key,
-                    routes,
-                    batch_rows=options.batch_size * routes,
-                    batch_bytes=min(options.batch_bytes, ARROW_BATCH_BYTES) * routes,
-                    done=job.done_batches,
-                    warn=plan.warn,
-                    markers=frozenset(plan.marker_columns),
-                )
-            )
-        else:
-            iterator = (
-                (index, 0, make)
-                for index, make in payloads(source, plan, options, job.done_batches, job.parse)
-            )
+        iterator: Iterator[Any] = batches
         sentinel = object()
         while True:
             began = time.perf_counter()
@@ -124,7 +106,7 @@ async def write_file(
                 item = next(iterator, sentinel)
             else:
                 item = await asyncio.to_thread(next, iterator, sentinel)
-            loader.stage("read", began)
+            ctx.events.stage("read", began)
             if item is sentinel:
                 break
             index, worker, make = cast("tuple[int, int, Payload | Callable[[], Payload]]", item)
@@ -140,15 +122,12 @@ async def write_file(
         replaced = replace_pending[0]
         replace_pending[0] = None
         try:
-            if replaced is not None:
-                await store.remove_replaced(conn, replaced, file_id)
+            sha = None
             if job.sha256 is None and job.hashing is not None:
-                # Known now: recorded with this batch, so that an interrupted file can be
-                # found (and reverted) by its content hash.
-                sha = job.hashing.ready()
-                if sha is not None:
-                    await store.record_sha256(conn, file_id, sha)
-                    sha_pending[0] = sha
+                sha = job.hashing.ready()  # known now: recorded with this batch
+            await record.begin_batch(conn, replaced, sha)
+            if sha is not None:
+                sha_pending[0] = sha
             if plan.target is not None:
                 rows = await apply_staged(conn, plan.target, payload, path, plan.seen, whole_file)
                 rejects = payload.rejects
@@ -158,13 +137,22 @@ async def write_file(
                     conn, schema, table, plan.columns, payload.batch, encoder
                 )
                 rejects = payload.rejects
+            elif recovery.server_skips:
+                rows, rejects = await recovery.copy_skipping(conn, index, payload)
             else:
-                rows, rejects = await recovery.copy(conn, index, payload)
-            if rejects:
-                await store.record_rejects(conn, file_id, rejects)
+                rows = await copy.copy_csv(
+                    conn,
+                    schema,
+                    table,
+                    plan.columns,
+                    CsvChunk(payload.data, payload.first_line, payload.encoding),
+                    payload.dialect or CsvDialect(),
+                    plan.datestyle,
+                )
+                rejects = payload.rejects
             began = time.perf_counter()
-            await store.record_batch(conn, file_id, index, payload.first_line, rows)
-            loader.stage("manifest", began)
+            await record.record_batch(conn, index, payload.first_line, rows, rejects)
+            ctx.events.stage("manifest", began)
             crash_point("batch-copied")
         except BaseException as exc:
             if replaced is not None:  # rolled back: the next batch removes them
@@ -182,20 +170,20 @@ async def write_file(
         # Encode in a thread, before the transaction opens: transactions stay short.
         began = time.perf_counter()
         payload = await asyncio.to_thread(item)
-        loader.stage("encode", began)
+        ctx.events.stage("encode", began)
         return payload
 
     async def next_item(worker: int) -> tuple[int, Payload | Callable[[], Payload]] | None:
         began = time.perf_counter()
         item = await queues[worker].get()
-        loader.stage("wait", began)
+        ctx.events.stage("wait", began)
         return item
 
     def done(index: int, payload: Payload, rows: int, began: float) -> None:
         if sha_pending[0] is not None:  # committed with a batch
             job.sha256 = sha_pending[0]
-        latency = loader.stage("write", began)
-        loader.reporter.batch_done(
+        latency = ctx.events.stage("write", began)
+        ctx.reporter.batch_done(
             BatchDone(
                 path, qualified, fmt, index, rows, payload.nbytes, latency, payload.first_line
             )
@@ -214,14 +202,14 @@ async def write_file(
             if tries > 1:
                 if fresh_connection or lease.conn is None or is_gone(lease.conn):
                     await lease.renew()
-                committed = await store.committed_batch_rows(lease.conn, file_id, index)
+                committed = await record.committed_rows(lease.conn, index)
                 if committed is not None:  # it did commit: the reply was lost
                     done(index, payload, committed, began)
                     return
             if payload.error is not None:
                 raise payload.error
             async with (
-                loader.stalls.guard(lease.conn, f"the COPY of batch {index}"),
+                ctx.stalls.guard(lease.conn, f"the COPY of batch {index}"),
                 lease.conn.transaction(),
             ):
                 rows = await apply(lease.conn, index, payload)
@@ -233,12 +221,12 @@ async def write_file(
             # A server-side conflict (deadlock, serialization) leaves the connection usable;
             # anything else may leave it open but in an unknown state.
             fresh_connection = classify(exc, lease.conn) not in SAME_CONNECTION_CLASSES
-            loader.retrying(exc, attempt, delay, path, qualified, index, lease.conn)
+            ctx.events.retrying(exc, attempt, delay, path, qualified, index, lease.conn)
 
         await retry(
             once,
-            loader.policy,
-            on_error=lambda exc: loader.db_error(exc, path),
+            ctx.events.policy,
+            on_error=lambda exc: ctx.events.db_error(exc, path),
             on_retry=retrying,
             connection=lambda: lease.conn,
         )
@@ -272,9 +260,9 @@ async def write_file(
             # The file id stamped on every row (column default) lives in a session
             # setting, set once per connection and file (the claim set it on the file's
             # own connection).
-            own = Lease(loader.pool, None, file_id=file_id, owner=loader.application_name)
+            own = Lease(ctx.pool, None, file_id=file_id, owner=ctx.application_name)
             try:
-                await loader.with_retries(own.renew, path)
+                await ctx.events.with_retries(own.renew, path)
                 await consume(own, worker)
             finally:
                 await own.release()
@@ -285,7 +273,7 @@ async def write_file(
             async with lease.conn.transaction():
                 while (item := await next_item(worker)) is not None:
                     payload = await encoded(item[1])
-                    async with loader.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
+                    async with ctx.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
                         rows = await apply(lease.conn, item[0], payload)
                     finished.append((item[0], payload, rows))
             crash_point("batch-committed")
@@ -306,9 +294,9 @@ async def write_file(
     job.rejects = recovery.rejects
     if fmt in WORKBOOK_FORMATS:
         # Error cells are kept as rejects by the reader's batches: the count is the file's.
-        job.rejects = await store.count_rejects(lease.conn, file_id)
+        job.rejects = await record.rejects(lease.conn)
     if job.rejects and options.max_errors is not None:
-        rows = await store.file_rows(lease.conn, file_id)
+        rows = await record.rows(lease.conn)
         recovery.check_share(path, rows)
 
 

@@ -13,7 +13,7 @@ from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError
 from pgingest.model import ARROW_FORMATS, ColumnSpec
 from pgingest.schema.contract import Contract, TableContract, check_contract, parse_contract
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.infer import TypeTracker
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
 from pgingest.schema.validate import typed_majority
@@ -191,10 +191,10 @@ def infer_columns(source: Source, names: list[str], options: LoadOptions) -> Inc
     )
 
 
-def existing_columns(
+def incoming_columns(
     source: Source, names: list[str], have: dict[str, ColumnSpec], options: LoadOptions
 ) -> Incoming:
-    """The columns of a file bound for an existing table.
+    """The incoming columns of a file bound for an existing table.
 
     Parquet: the table's types for the columns it has (a value that does not fit widens
     its column when its batch is encoded), the schema's for new ones. CSV: typed from a small

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pgingest.model import ArrowChunk
-from pgingest.pipeline.route import key_hashes, key_kind
+from pgingest.pipeline.keyed.route import key_hashes, key_kind
 
 if TYPE_CHECKING:
     from pgingest.sources import Source

@@ -1,8 +1,8 @@
 """What the load modes add to a run: keys and the schedule for upsert and merge, the staging
 target of each file, ``--delete-missing``, and the table swap of ``replace``.
 
-The :class:`~pgingest.pipeline.run.Loader` asks this object at a few points of a run (before
-the files start, when a file is planned and written, when the run ends); append needs none of it.
+The run asks this object at a few points (before the files start, when a file is planned and
+written, when the run ends); append needs none of it.
 """
 
 from __future__ import annotations
@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from pgingest.config import LoadOptions
 from pgingest.errors import PgIngestError
-from pgingest.model import ARROW_FORMATS, CsvChunk, CsvDialect, FileResult, LoadReport
-from pgingest.pg import connect, copy, ddl, merge
-from pgingest.pg.errors import copy_position, is_driver_error, translate
-from pgingest.pipeline import route, schedule
-from pgingest.pipeline.payload import Payload
-from pgingest.pipeline.plan import default_table_name
-from pgingest.pipeline.replace import Replacer
+from pgingest.model import ARROW_FORMATS, FileResult, LoadReport
+from pgingest.pg import connect, ddl, merge
+from pgingest.pipeline.discover import default_table_name
+from pgingest.pipeline.job import FileJob
+from pgingest.pipeline.keyed import route, schedule
+from pgingest.pipeline.keyed.replace import Replacer
+from pgingest.pipeline.prepare.plan import FilePlan
 from pgingest.schema.infer import infer_pg_types
 from pgingest.schema.names import LINEAGE_COLUMNS, normalize_names
 from pgingest.schema.pgtypes import pg_type_for_arrow
@@ -44,49 +45,6 @@ def infer_types(source: Source, options: LoadOptions) -> list[str]:
         types = infer_pg_types(source.sample(options.sample_rows))
     names = normalize_names(source.column_names())
     return [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
-
-
-def fit_pool(capacity: int, size: int, files: int, workers: int) -> tuple[int, int, int]:
-    """Fit ``files x workers + 2`` connections into ``capacity``: fewer batch workers per file
-    first, then fewer files at once. Returns (files, workers, pool size)."""
-    while files * workers + 2 > capacity and workers > 1:
-        workers -= 1
-    while files * workers + 2 > capacity and files > 1:
-        files -= 1
-    return files, workers, max(1, min(size, files * workers + 2, capacity))
-
-
-async def apply_staged(
-    conn: Any, target: merge.Target, payload: Payload, path: str, seen: str | None, more: bool
-) -> int:
-    """upsert/merge, inside the batch's transaction: COPY the batch into the connection's
-    staging table and apply it to the target. Returns the rows staged (the file's rows).
-    ``more``: other batches follow in the same transaction (``--txn file``), so the staging
-    table is emptied here rather than by the commit."""
-    await merge.ensure_stage(conn, target)
-    try:
-        if payload.kind == "arrow":
-            encoder = cast("copy.BinaryEncoder", payload.encoder)
-            rows = await copy.copy_arrow(
-                conn, "pg_temp", target.stage, target.copy_columns, payload.batch, encoder
-            )
-        else:
-            chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
-            dialect = cast("CsvDialect", payload.dialect)
-            rows = await copy.copy_csv(
-                conn, "pg_temp", target.stage, target.copy_columns, chunk, dialect
-            )
-    except Exception as exc:
-        # A routed batch's rows are not consecutive lines: name the file's line.
-        position = copy_position(exc) if is_driver_error(exc) else None
-        if position is not None and payload.lines is not None:
-            line = int(payload.lines[min(position.line, len(payload.lines)) - 1])
-            raise translate(exc, path=path, first_line=line - position.line + 1) from exc
-        raise
-    await merge.apply_stage(conn, target, payload.dedup, seen)
-    if more:
-        await merge.clear_stage(conn, target)
-    return int(rows)
 
 
 class Modes:
@@ -385,6 +343,33 @@ class Modes:
         if estimate is not None:
             lines.append(f"  rows: ~{estimate:,} (estimated)")
         return lines
+
+    async def keyed_plan(
+        self,
+        plan: FilePlan,
+        conn: Any,
+        job: FileJob,
+        routes: int,
+        existing: Sequence[str],
+    ) -> FilePlan:
+        """upsert/merge: ``plan`` with the file's staging target and routing (the key was
+        checked before the run started); merge --delete-missing: with its key table too.
+        ``existing``: the table's columns. Append and replace: ``plan`` as it is."""
+        table = plan.table
+        target = self.target(
+            table.schema,
+            table.name,
+            plan.columns,
+            plan.target_types,
+            self.has_lineage(existing),
+        )
+        if target is None:
+            return plan
+        merge.check_key_columns(job.path, target.key, plan.columns, table.qualified)
+        seen = None
+        if self.options.delete_missing and job.file_id is not None:
+            seen = await merge.prepare_seen(conn, target, job.file_id, not job.done_batches)
+        return replace(plan, target=target, routes=self.routes(target, routes), seen=seen)
 
     @staticmethod
     def has_lineage(columns: Sequence[str]) -> bool:

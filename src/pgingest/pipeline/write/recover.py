@@ -28,16 +28,21 @@ from pgingest.errors import (
 from pgingest.model import ColumnSpec, CsvChunk, CsvDialect, Reject
 from pgingest.pg.copy import (
     BinaryEncoder,
-    copy_csv,
     copy_csv_skipping,
 )
-from pgingest.pipeline.evolve import evolve_table, policy_for
-from pgingest.pipeline.refusal import Filtered, filter_csv, null_markers
-from pgingest.pipeline.shape import Shaped, align_batch, batch_to_csv
-from pgingest.schema.evolve import canonical_type
-from pgingest.schema.infer import TypeTracker
+from pgingest.pipeline.evolve.change import evolve_table, policy_for
+from pgingest.pipeline.prepare.plan import FilePlan, LivePlan
+from pgingest.pipeline.write.refusal import (
+    Filtered,
+    filter_csv,
+    incoming_types,
+    null_markers,
+    wider_types,
+)
+from pgingest.pipeline.write.shape import Shaped, align_batch, batch_to_csv
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
-from pgingest.schema.validate import NULL_MARKERS, invalid_values, markers_in, text_by_nature
+from pgingest.schema.validate import NULL_MARKERS, markers_in, text_by_nature
 from pgingest.sources.records import split_records
 from pgingest.sources.refused import copy_lines, decode_line, record_at, text_table
 from pgingest.sources.repair import join_records
@@ -45,16 +50,6 @@ from pgingest.sources.repair import join_records
 log = logging.getLogger("pgingest.recover")
 
 
-_NUMBER_FAMILY = "double precision"
-_FAMILY = {
-    "smallint": _NUMBER_FAMILY,
-    "integer": _NUMBER_FAMILY,
-    "bigint": _NUMBER_FAMILY,
-    "real": _NUMBER_FAMILY,
-    "date": "timestamptz",
-    "timestamp": "timestamptz",
-}
-"""A column type -> the widest type of its family: refused values that fit it may widen it."""
 TEXT_SAMPLE_ROWS = 5_000
 """Rows sampled to tell whether a column's values are words by nature (on the failure path)."""
 
@@ -71,25 +66,14 @@ class _WidenFirstError(RowError):
         self.misfits = misfits
 
 
-def incoming_types(table: pa.Table, current: Sequence[str]) -> list[str]:
-    """The types a batch of text needs, column by column; a column without values (all
-    NULL) needs nothing new."""
-    tracker = TypeTracker()
-    tracker.update(table)
-    return [
-        cur if column.null_count == len(column) else inferred
-        for cur, inferred, column in zip(current, tracker.types(), table.columns, strict=True)
-    ]
-
-
 @dataclass(slots=True)
 class Recovery:
     """The failure path of one file's batches (shared by its batch workers)."""
 
     schema: str
     table: str
-    plan: Any
-    """The file's ``FilePlan``: its ``columns`` and ``target_types`` are updated in place."""
+    live: LivePlan
+    """The file's plan: what recovery learns (wider types, marker columns) makes a new one."""
     options: LoadOptions
     file_id: int | None
     run_id: int | None
@@ -114,6 +98,11 @@ class Recovery:
     _batch_text: frozenset[str] = frozenset()
     """Columns a refused batch holds words in (half its values or more): may turn text."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def plan(self) -> FilePlan:
+        """The file's current plan."""
+        return self.live.current
 
     @property
     def rejects(self) -> int:
@@ -190,9 +179,9 @@ class Recovery:
         return sorted(found)
 
     def _note_markers(self, found: dict[str, set[str]]) -> None:
+        self.live.learn(marker_columns=self.plan.marker_columns | frozenset(found))
         for name, values in sorted(found.items()):
-            self.plan.marker_columns.add(name)
-            self.plan.warnings.append(
+            self.plan.warn(
                 f"column {name}: {', '.join(sorted(values))} read as NULL (missing-value"
                 " markers in a column of another type than text)"
             )
@@ -213,27 +202,8 @@ class Recovery:
         return found
 
     def _wider_types(self, misfits: dict[str, list[str]]) -> tuple[list[str], bool]:
-        """The column types widened for values their type refused that fit its family
-        (``3.5`` among integers, a time after a date): only those values are inferred."""
-        types = list(self.plan.target_types)
-        wider = False
-        for name, values in misfits.items():
-            if name in self.fixed or name not in self.plan.columns:
-                continue
-            position = self.plan.columns.index(name)
-            family = _FAMILY.get(canonical_type(types[position]).split("(", 1)[0])
-            if family is None:
-                continue
-            array = pa.array(values, pa.string())
-            invalid = invalid_values(array, family)
-            candidates = array.filter(pc.invert(invalid)) if invalid is not None else array
-            if not len(candidates):
-                continue
-            (inferred,) = incoming_types(pa.table({name: candidates}), [types[position]])
-            if inferred not in (TEXT, types[position]):
-                types[position] = inferred
-                wider = True
-        return types, wider
+        plan = self.plan
+        return wider_types(plan.columns, plan.target_types, self.fixed, misfits)
 
     async def _widen_misfits(self, misfits: dict[str, list[str]], conn: Any = None) -> bool:
         """Widen the table for refused values that only needed a wider type; True if it did."""
@@ -256,18 +226,16 @@ class Recovery:
             validate=not self.server_skips,
         )
 
-    async def copy(self, conn: Any, index: int, payload: Any) -> tuple[int, tuple[Reject, ...]]:
-        """Inside the batch's transaction: COPY a CSV batch, and return its rows and its bad
-        rows. With ``server_skips`` (PostgreSQL 17+) the server skips the values it cannot
-        read (``ON_ERROR ignore``) and says which; else plain COPY, whose refusal the caller
-        hands to :meth:`recover`."""
+    async def copy_skipping(
+        self, conn: Any, index: int, payload: Any
+    ) -> tuple[int, tuple[Reject, ...]]:
+        """Inside the batch's transaction, with ``server_skips`` (``--on-error skip`` on
+        PostgreSQL 17+): COPY a CSV batch, the server skipping the values it cannot read
+        (``ON_ERROR ignore``) and saying which; return its rows and its bad rows."""
         dialect = payload.dialect or CsvDialect()
         chunk = CsvChunk(payload.data, payload.first_line, payload.encoding)
         schema, table, columns = self.schema, self.table, self.plan.columns
         datestyle = self.plan.datestyle
-        if not self.server_skips:
-            rows = await copy_csv(conn, schema, table, columns, chunk, dialect, datestyle)
-            return rows, payload.rejects
         try:
             rows, skipped = await copy_csv_skipping(
                 conn, schema, table, columns, chunk, dialect, datestyle
@@ -455,7 +423,7 @@ class Recovery:
 
     async def _evolve(self, conn: Any, types: Sequence[str]) -> bool:
         incoming = [ColumnSpec(n, t) for n, t in zip(self.plan.columns, types, strict=True)]
-        before = list(self.plan.target_types)
+        before = self.plan.target_types
         async with self._lock:
             evolution = await evolve_table(
                 conn,
@@ -468,9 +436,11 @@ class Recovery:
                 run_id=self.run_id,
             )
         by_name = {c.name: c.pg_type for c in evolution.columns}
-        self.plan.target_types[:] = [by_name.get(n, TEXT) for n in self.plan.columns]
-        self.plan.changes.extend(evolution.changes)
-        return self.plan.target_types != before or bool(evolution.changes)
+        plan = self.live.learn(
+            target_types=tuple(by_name.get(n, TEXT) for n in self.plan.columns),
+            changes=(*self.plan.changes, *evolution.changes),
+        )
+        return plan.target_types != before or bool(evolution.changes)
 
     async def _recover_arrow(self, conn: Any, payload: Any, error: RowError) -> Any | None:
         """An Arrow batch does not fit: widen the column its value needs (by its Arrow
@@ -481,7 +451,7 @@ class Recovery:
         if payload.error is not None and error.column in self.plan.columns:
             position = self.plan.columns.index(error.column)
             types[position] = pg_type_for_arrow(batch.schema.field(position).type)
-        before = list(self.plan.target_types)
+        before = self.plan.target_types
         changed = await self._evolve(conn, types)
         if not changed and self.plan.target_types == before:
             return None

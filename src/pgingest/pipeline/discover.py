@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from pgingest.config import LoadOptions
-from pgingest.errors import ConfigError
+from pgingest.errors import ConfigError, PgIngestError
+from pgingest.model import WORKBOOK_FORMATS
 from pgingest.schema.names import normalize_identifier
+from pgingest.sources.base import CsvOptions
 
+# Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
+# more than the work, and with thousands of small files the hops add up.
+SMALL_FILE_BYTES = 1 << 20
 # Files a folder scan picks up (an explicitly named file is always taken, whatever its name).
 DATA_SUFFIXES = {
     ".csv",
@@ -226,3 +231,65 @@ def expand_sheets(target: Target, options: LoadOptions, is_workbook: bool) -> li
         table = normalize_identifier(f"{base}_{suffix}")
         out.append(Target(target.path, {**target.overrides, "sheet": name, "table": table}))
     return out
+
+
+def csv_options(options: LoadOptions) -> CsvOptions:
+    """The CSV reading options of ``options`` (flags left unset are sniffed)."""
+    return CsvOptions(
+        header=options.header,
+        names=options.headers,
+        null_strings=options.null_strings,
+        delimiter=options.delimiter,
+        quotechar=options.quote,
+        escape=options.escape,
+        encoding=options.encoding,
+        skip_bad_rows=options.on_error == "skip",
+    )
+
+
+def sheet_targets(
+    targets: Sequence[Target], options: LoadOptions
+) -> tuple[list[Target], list[tuple[str, str]]]:
+    """The run's targets with each workbook whose sheets each go to their own table
+    (``sheet: all``) expanded to one target per sheet (reads workbooks: call in a thread).
+
+    Returns:
+        The targets, and the files that could not be read as (path, error).
+    """
+
+    from pgingest.sources.detect import detect  # reads the file: pyarrow only now
+
+    out: list[Target] = []
+    failed: list[tuple[str, str]] = []
+    for target in targets:
+        own = options_for(options, target.overrides)
+        if own.sheet != "all" or own.sheet_column:
+            out.append(target)
+            continue
+        try:
+            info = detect(target.path, own.format, csv_options(own))
+            out.extend(expand_sheets(target, own, info.format in WORKBOOK_FORMATS))
+        except PgIngestError as exc:
+            failed.append((target.path, " ".join(str(exc).split())))
+    return out, failed
+
+
+RUN_WIDE = ("mode", "pk", "delete_missing", "strategy")
+"""Options that only the whole run can set (its files are scheduled together)."""
+
+
+def check_run_wide(targets: Sequence[Target], options: LoadOptions) -> None:
+    """Refuse a folder or source that sets an option only the whole run can set.
+
+    Raises:
+        ConfigError: naming the file and the options.
+    """
+    for target in targets:
+        own = options_for(options, target.overrides)
+        per_target = {name for name in RUN_WIDE if getattr(own, name) != getattr(options, name)}
+        if per_target:
+            raise ConfigError(
+                f"{target.path}: {', '.join(sorted(per_target))} can only be set for"
+                " the whole run (top of the config file or the command line), not"
+                " per folder or source"
+            )

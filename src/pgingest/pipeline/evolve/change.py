@@ -1,4 +1,4 @@
-"""Evolve a target table while it loads: plan with :mod:`pgingest.schema.evolve`, run the DDL
+"""Evolve a target table while it loads: plan with :mod:`pgingest.schema.evolution`, run the DDL
 with :mod:`pgingest.pg.ddl` under the table's DDL lock, log each change in the manifest.
 
 Planning happens again under the lock, against the table as it is then: when two workers need
@@ -16,7 +16,7 @@ from pgingest.config import LoadOptions, crash_point
 from pgingest.manifest import store
 from pgingest.model import ColumnSpec
 from pgingest.pg import ddl
-from pgingest.schema.evolve import (
+from pgingest.schema.evolution import (
     AddColumn,
     AlterType,
     Policy,

@@ -13,11 +13,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pgingest.errors import RowError
-from pgingest.schema.evolve import canonical_type
+from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import is_json_type, normalize_arrow_type
 from pgingest.sources.celltext import to_text
 
-# PostgreSQL types (in schema.evolve's canonical spelling) whose binary COPY form pgpq
+# PostgreSQL types (in schema.evolution's canonical spelling) whose binary COPY form pgpq
 # produces from the given Arrow type.
 _ARROW_FOR_PG: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
