@@ -67,6 +67,9 @@ _DATE = re.compile(
 )
 _BOOLEANS = frozenset({"true", "false"})
 _CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b")
+_CONTROLS_MIN = 16
+"""Fewer control characters than this do not make a sample binary (a short line of text
+can hold a few, and 5% of a tiny file is one or two)."""
 
 
 def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None) -> SourceInfo:
@@ -341,12 +344,15 @@ def sniff_dialect(
 
 
 def _check_text(sample: bytes, path: str) -> None:
-    """Refuse a sample that is binary: NUL bytes in numbers or mostly control characters."""
+    """Refuse a sample that is binary: NUL bytes in numbers, or control characters making
+    more than 5% of what lies outside quoted fields (inside them they are a field's text,
+    however many: a tiny CSV of one such field is still CSV), at least ``_CONTROLS_MIN``."""
     nul = sample.find(b"\x00")
     binary = sample.count(b"\x00") * 1000 > len(sample)
     if not binary:
-        controls = len(sample) - len(sample.translate(None, _CONTROL))
-        binary = controls * 20 > len(sample)
+        outside = b"".join(sample.split(b'"')[0::2])  # (random bytes: about half of them)
+        controls = len(outside) - len(outside.translate(None, _CONTROL))
+        binary = controls >= _CONTROLS_MIN and controls * 20 > len(outside)
     if binary:
         where = ""
         if nul >= 0:

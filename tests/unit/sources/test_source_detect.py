@@ -248,6 +248,23 @@ def test_mostly_control_characters_is_binary(write: Write) -> None:
         detect(write(b"\x01\x02\x03\x04,\x05\x06\n" * 100))
 
 
+def test_control_characters_inside_a_quoted_field_are_text(write: Write) -> None:
+    # Found by hypothesis (the round-trip property): a tiny file whose one text field is two
+    # unit separators was "binary content" (2 of 30 bytes are control characters).
+    info = detect(write(b'rn,big_1,text_2\n0,,"x\x1f\x1f"\n'))
+    assert info.format == "csv"
+
+
+def test_a_few_control_characters_in_a_short_file_are_text(write: Write) -> None:
+    assert detect(write(b"a,b\n1,\x1f\x1e\n")).format == "csv"
+
+
+def test_control_characters_outside_quotes_of_random_bytes_are_binary(write: Write) -> None:
+    data = bytes(b for b in range(1, 256) if b != 0x22) * 8 + b'"' * 3
+    with pytest.raises(SourceError, match="binary"):
+        detect(write(data))
+
+
 def test_nul_in_small_file_names_line(write: Write) -> None:
     with pytest.raises(SourceError, match="line 3"):
         detect(write(b"a,b\n1,2\n3,\x00\n"))
