@@ -279,15 +279,17 @@ BEGIN
                 CONTINUE;
             END IF;
             -- --mode replace: this file is in the run's new table already (continued after a
-            -- crash); another file of the same content is loaded too (replace implies --force).
+            -- crash), or another file of the same content is.
+            -- Another file of the same content is in it too: the new table holds what an
+            -- append of the run's files into an empty table would, each content once.
             IF r.status = 'staged' THEN
-                IF coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false) THEN
-                    RETURN QUERY SELECT 'skip'::text, r.id,
-                        'already in the new table of the replace'::text,
-                        NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
-                    RETURN;
-                END IF;
-                CONTINUE;
+                RETURN QUERY SELECT 'skip'::text, r.id,
+                    CASE WHEN coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false)
+                         THEN 'already in the new table of the replace'
+                         ELSE 'same content already in the new table of the replace, from '
+                              || r.path END,
+                    NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
+                RETURN;
             END IF;
             IF r.status = 'success' THEN
                 IF NOT v_checked AND (v.table_oid = 0 OR r.table_oid IS DISTINCT FROM v.table_oid
@@ -352,13 +354,14 @@ BEGIN
     END LOOP;
     -- The content may be a loaded file's (same size): say so before loading it, unless it is
     -- to be loaded again anyway (--force).
-    IF p_sha IS NULL AND v_replaces IS NULL AND NOT p_force THEN
+    -- A replace (which implies --force) loads each content once into its new table too.
+    IF p_sha IS NULL AND v_replaces IS NULL THEN
         v_any_success := EXISTS (
             SELECT 1 FROM pgingest.files f
             WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
-              AND f.status = 'success');
+              AND ((f.status = 'success' AND NOT p_force) OR f.status = 'staged'));
     END IF;
-    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success AND NOT p_force THEN
+    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success THEN
         RETURN QUERY SELECT 'hash'::text, NULL::bigint,
             coalesce('again: ' || v_again, ''), NULL::integer[], 0::bigint,
             NULL::bigint, NULL::jsonb;

@@ -33,6 +33,7 @@ __all__ = [
     "IN_REPLACEMENT",
     "LINEAGE_FILE",
     "LINEAGE_FILE_DEFAULT",
+    "SAME_CONTENT",
     "LINEAGE_TIME",
     "LOCK_NOT_AVAILABLE",
     "NO_TABLE",
@@ -75,6 +76,9 @@ text as in ``pgingest.claim``)."""
 IN_REPLACEMENT = "already in the new table of the replace"
 """The reason :func:`claim_file` gives for skipping a file ``staged`` in a replacement (the
 same text as in ``pgingest.claim``)."""
+SAME_CONTENT = "same content "
+"""How the reasons :func:`claim_file` gives for skipping a file whose content another file of
+the table holds (loaded, staged or loading) begin."""
 LOCK_NOT_AVAILABLE = "55P03"
 """SQLSTATE of a lock wait cut by ``lock_timeout``."""
 

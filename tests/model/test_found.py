@@ -1,0 +1,31 @@
+"""Examples the model-based test (``test_tool_model.py``) found, each kept as a plain test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from processes import pgingest
+
+
+def load(db, *args: str) -> tuple[int, str]:
+    done = pgingest("load", "--dsn", db.dsn, "--schema", db.schema, "--no-progress", *args)
+    return done.returncode, done.stdout + done.stderr
+
+
+def rows(db, table: str) -> list[tuple[int, str]]:
+    return sorted((r[0], r[1]) for r in db.fetch(f'SELECT id, v FROM "{db.schema}"."{table}"'))
+
+
+def test_a_replace_of_two_copies_holds_their_content_once(tmp_path: Path, db) -> None:
+    # Found: the second copy was skipped as "being loaded from" the first, and the replace
+    # refused to swap ("not in it"); its resume then loaded the copy as well (rows twice).
+    a = tmp_path / "a.csv"
+    a.write_text("id,v\n1,x\n2,y\n")
+    shutil.copyfile(a, tmp_path / "b.csv")
+    (tmp_path / "c.csv").write_text("id,v\n3,z\n")
+    paths = [str(tmp_path / n) for n in ("a.csv", "b.csv", "c.csv")]
+    for _ in range(2):
+        code, out = load(db, *paths, "--table", "t", "--mode", "replace")
+        assert code == 0, out
+        assert rows(db, "t") == [(1, "x"), (2, "y"), (3, "z")]
