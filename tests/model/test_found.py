@@ -29,3 +29,24 @@ def test_a_replace_of_two_copies_holds_their_content_once(tmp_path: Path, db) ->
         code, out = load(db, *paths, "--table", "t", "--mode", "replace")
         assert code == 0, out
         assert rows(db, "t") == [(1, "x"), (2, "y"), (3, "z")]
+
+
+def test_a_copy_keeps_its_content_when_the_original_changes(tmp_path: Path, db) -> None:
+    # Found (log rotation): the copy was skipped as "same content already loaded", then the
+    # original's new version replaced the old version's rows: the copy's content was gone.
+    log, rotated = tmp_path / "app.csv", tmp_path / "app.1.csv"
+    log.write_text("id,v\n1,old\n")
+    assert load(db, str(log), "--table", "t")[0] == 0
+    shutil.copyfile(log, rotated)
+    log.write_text("id,v\n2,new\n")
+    code, out = load(db, str(rotated), str(log), "--table", "t")
+    assert code == 0, out
+    assert rows(db, "t") == [(1, "old"), (2, "new")]
+    log.write_text("id,v\n3,newer\n")
+    assert load(db, str(rotated), str(log), "--table", "t")[0] == 0
+    assert rows(db, "t") == [(1, "old"), (3, "newer")]
+    # Reverting the copy takes its content out, whichever name loaded it.
+    assert pgingest("revert", "--dsn", db.dsn, "--file", str(rotated)).returncode == 0
+    assert rows(db, "t") == [(3, "newer")]
+    assert load(db, str(rotated), "--table", "t")[0] == 0
+    assert rows(db, "t") == [(1, "old"), (3, "newer")]

@@ -235,6 +235,7 @@ DECLARE
     v_whys text[] := '{}';
     v_again text;
     v_note text;
+    v_force_sha text;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(
         'pgingest.size:' || p_schema || '.' || p_table || ':' || p_size, 0));
@@ -298,6 +299,20 @@ BEGIN
                     EXIT;
                 END IF;
                 IF NOT p_force THEN
+                    IF r.path IS DISTINCT FROM p_path THEN
+                        -- Another name of a loaded content (a copy, a rename, a rotated
+                        -- log): recorded as loaded too, without rows of its own, so that the
+                        -- content stays when the file that loaded it gets a new version
+                        -- (``store.remove_replaced`` hands the rows over) and goes with it
+                        -- on a revert.
+                        INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns,
+                            table_schema, table_name, format, status, rows, finished_at,
+                            table_oid, table_node, lineage)
+                        SELECT o.run_id, p_path, o.sha256, p_size, p_mtime, p_schema, p_table,
+                               o.format, 'success', 0, now(), v.table_oid, v.table_node,
+                               v.lineage
+                          FROM pgingest.files o WHERE o.id = r.id;
+                    END IF;
                     RETURN QUERY SELECT 'skip'::text, r.id,
                         CASE WHEN r.path = p_path THEN 'already loaded'
                              ELSE 'same content already loaded from ' || r.path END,
@@ -306,6 +321,9 @@ BEGIN
                 END IF;
                 IF p_replace THEN
                     v_replaces := r.id;
+                    -- Loaded again as it is: the new record has that content (known before
+                    -- its hash is), so that the old one's rows go, not to another name.
+                    v_force_sha := r.sha256;
                 END IF;
                 EXIT;
             END IF;
@@ -391,7 +409,8 @@ BEGIN
     END IF;
     INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns, table_schema, table_name,
                                 format, status, chunking, replaces, table_oid, table_node)
-    VALUES (p_run, p_path, p_sha, p_size, p_mtime, p_schema, p_table, p_fmt, 'running',
+    VALUES (p_run, p_path, coalesce(p_sha, v_force_sha), p_size, p_mtime, p_schema, p_table,
+            p_fmt, 'running',
             p_chunking, v_replaces, v.table_oid, v.table_node)
     RETURNING id INTO v_id;
     PERFORM pg_advisory_lock(hashtextextended('pgingest.file:' || v_id, 0));
@@ -443,7 +462,8 @@ BEGIN
         END IF;
     END IF;
     -- Two names of one content loaded at once: the later to finish is the duplicate, and its
-    -- rows go again (only rows that carry its id can; without lineage both stay loaded).
+    -- rows go again (only rows that carry its id can; without lineage both stay loaded). It
+    -- stays recorded as loaded, without rows, as a name of that content (see claim).
     IF NOT p_force AND v.lineage THEN
         SELECT o.id, o.path INTO twin FROM pgingest.files o
         WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
@@ -452,9 +472,11 @@ BEGIN
         IF FOUND THEN
             EXECUTE format('DELETE FROM %I.%I WHERE _pgingest_file_id = $1',
                            f.table_schema, f.table_name) USING p_id;
-            UPDATE pgingest.files SET status = 'reverted', sha256 = p_sha, rows = 0,
-                   finished_at = now(),
-                   error = 'same content as file ' || twin.id || ', loaded meanwhile'
+            DELETE FROM pgingest.file_batches b WHERE b.file_id = p_id;
+            UPDATE pgingest.files SET status = 'success', sha256 = p_sha, rows = 0,
+                   finished_at = now(), error = NULL, format = coalesce(p_fmt, format),
+                   table_oid = v.table_oid, table_node = v.table_node, lineage = v.lineage,
+                   run_id = (SELECT o.run_id FROM pgingest.files o WHERE o.id = twin.id)
              WHERE id = p_id;
             PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || p_id, 0));
             RETURN QUERY SELECT 0::bigint, twin.id, twin.path, NULL::text;

@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -20,7 +20,9 @@ the table it loaded into (``table_oid``, ``table_node``, ``lineage``), and ``cla
 replace`` records its new table in ``pgingest.replacements`` and its files as ``staged``
 until the swap. 5: ``rejects.raw_bytes``, a rejected record's bytes as in the file when its
 text (``raw``) cannot hold them (bytes not in the file's encoding, a NUL byte). 6: ``claim``
-loads each content once into a replace's new table (a copy of a staged file is skipped)."""
+loads each content once into a replace's new table (a copy of a staged file is skipped). 7:
+a file skipped as the same content as a loaded one is recorded loaded, without rows (the
+rows stay when the other file changes)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",

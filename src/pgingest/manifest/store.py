@@ -33,10 +33,10 @@ __all__ = [
     "IN_REPLACEMENT",
     "LINEAGE_FILE",
     "LINEAGE_FILE_DEFAULT",
-    "SAME_CONTENT",
     "LINEAGE_TIME",
     "LOCK_NOT_AVAILABLE",
     "NO_TABLE",
+    "SAME_CONTENT",
     "SCHEMA_VERSION",
     "STATUSES",
     "Claim",
@@ -299,24 +299,65 @@ async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> 
 
 
 async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:
-    """Inside the new version's first batch transaction: delete the old version's rows."""
+    """Inside the new version's first batch transaction: the old version's rows go.
+
+    Another name of the old content (a copy, a rename, a rotated log: recorded loaded by
+    ``pgingest.claim`` without rows) keeps them: they are handed over to it, and only the old
+    version is marked replaced. A file loaded again as it is (``--force``) replaces every name
+    of its content.
+
+    Returns:
+        The rows deleted.
+    """
     row = await conn.fetchrow(
-        "SELECT table_schema, table_name, status FROM pgingest.files WHERE id = $1", replaced_id
+        "SELECT o.table_schema, o.table_name, o.status, o.sha256, o.path, n.sha256 AS new_sha"
+        " FROM pgingest.files o, pgingest.files n WHERE o.id = $1 AND n.id = $2",
+        replaced_id,
+        new_id,
     )
     if row is None or row["status"] != "success":
         return 0
-    status = await conn.execute(
-        f"DELETE FROM {qualified_name(row['table_schema'], row['table_name'])}"
-        f" WHERE {quote_ident(LINEAGE_FILE)} = $1",
-        replaced_id,
+    table = qualified_name(row["table_schema"], row["table_name"])
+    lineage = quote_ident(LINEAGE_FILE)
+    names = await conn.fetch(
+        "SELECT id FROM pgingest.files WHERE sha256 = $1 AND table_schema = $2"
+        " AND table_name = $3 AND status = 'success' AND id <> ALL($4::bigint[])"
+        " AND path IS DISTINCT FROM $5 ORDER BY id",
+        row["sha256"],
+        row["table_schema"],
+        row["table_name"],
+        [replaced_id, new_id],
+        row["path"],
     )
+    same = row["sha256"] is not None and row["new_sha"] == row["sha256"]
+    if names and not same:
+        heir = names[0]["id"]
+        await conn.execute(
+            f"UPDATE {table} SET {lineage} = $2 WHERE {lineage} = $1", replaced_id, heir
+        )
+        await conn.execute(
+            "UPDATE pgingest.files h SET rows = o.rows FROM pgingest.files o"
+            " WHERE h.id = $2 AND o.id = $1",
+            replaced_id,
+            heir,
+        )
+        gone = [replaced_id]
+        deleted = 0
+        why = f"replaced by file {new_id}; its rows stay, as file {heir}'s (same content)"
+    else:
+        gone = [replaced_id, *(n["id"] for n in names)] if same else [replaced_id]
+        status = await conn.execute(
+            f"DELETE FROM {table} WHERE {lineage} = ANY($1::bigint[])", gone
+        )
+        deleted = int(status.split()[-1])
+        why = f"replaced by file {new_id}"
     await conn.execute(
         "UPDATE pgingest.files SET status = 'reverted', finished_at = now(),"
-        " error = $2 WHERE id = $1",
-        replaced_id,
-        f"replaced by file {new_id}",
+        " error = $2 WHERE id = ANY($1::bigint[])",
+        gone,
+        why,
     )
-    return int(status.split()[-1])
+    return deleted
 
 
 @dataclass(frozen=True, slots=True)

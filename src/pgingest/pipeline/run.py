@@ -662,7 +662,8 @@ class Loader:
                 result = FileResult(path, qualified, "skipped")
                 result.message = claim.reason
                 if replacing and (
-                    claim.reason == store.IN_REPLACEMENT or claim.reason.startswith(store.SAME_CONTENT)
+                    claim.reason == store.IN_REPLACEMENT
+                    or claim.reason.startswith(store.SAME_CONTENT)
                 ):
                     # Loaded before a crash, or its content is (being) loaded from another
                     # file of the run: the new table holds each content once, as an append
