@@ -12,7 +12,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
-
 from tool_model import Settings, ToolMachine
 
 PROFILES = {
