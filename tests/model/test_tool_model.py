@@ -1,8 +1,11 @@
 """The model-based test of the whole tool (issue 12): :class:`tool_model.ToolMachine` drives
 real ``pgingest`` processes against the model of DESIGN.md's semantics.
 
-``PGINGEST_MODEL_PROFILE`` picks the profile: ``ci`` (the default: about 250 steps, a few
-minutes per server) or ``soak`` (2,000 steps or more, run by hand)."""
+``PGINGEST_MODEL_PROFILE`` picks the profile: ``ci`` (the default: about 300 steps, a few
+minutes per server, derandomized so that every run replays the same examples; kills only at
+crash points) or ``soak`` (3,000 steps, run by hand; also SIGKILLs at random moments).
+``PGINGEST_MODEL_EXAMPLES`` overrides the number of examples; ``PGINGEST_MODEL_SHRINK=1``
+shrinks a failure (slow: every replay runs real processes)."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ def test_the_tool_behaves_as_its_model(pg_dsn: str, tmp_path: Path) -> None:
     Settings.dsn = pg_dsn
     Settings.tmp = tmp_path
     Settings.steps = 0
+    Settings.timed_kills = PROFILE == "soak"
     started = time.monotonic()
     chosen = PROFILES[PROFILE]
     run_state_machine_as_test(

@@ -390,6 +390,40 @@ class ToolMachine(RuleBasedStateMachine):
         table.load([(p, self.files[p]) for p in paths], force, None)
         table.touched = False
 
+    @precondition(lambda self: self.files and Settings.timed_kills)
+    @rule(
+        data=st.data(),
+        mode=st.sampled_from(sorted(TABLES)),
+        force=st.booleans(),
+        delay=st.floats(0.0, 1.0),
+    )
+    def killed_at_random(self, data: st.DataObject, mode: str, force: bool, delay: float) -> None:
+        """Soak only: SIGKILL after ``delay`` seconds, wherever the load is (not replayable)."""
+        paths = data.draw(
+            st.lists(st.sampled_from(sorted(self.files)), min_size=1, max_size=4, unique=True)
+        )
+        paths.sort()
+        args = self._command(mode, paths, force)
+        self.log.append(
+            f"load {mode} force={force} {[Path(p).name for p in paths]} killed at {delay:.2f} s"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgingest", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment(),
+        )
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        again = self._run(args)
+        assert again.returncode == 0, again.stdout + again.stderr
+        table = self.tables[mode]
+        table.load([(p, self.files[p]) for p in paths], force, None)
+        table.touched = False
+
     # ---- revert --------------------------------------------------------------------------
 
     @rule(data=st.data())
@@ -501,7 +535,7 @@ class ToolMachine(RuleBasedStateMachine):
                     loaded.setdefault(r["sha256"], []).append(r["rows"])
             expected = {sha256(c): c for c in table.holders}
             assert set(loaded) == set(expected), self._explain(
-                f"manifest of {name}", Counter(loaded), Counter(expected)
+                f"manifest of {name}", Counter(set(loaded)), Counter(set(expected))
             )
             for sha, rows in loaded.items():
                 # One record of a content holds its rows; its other names hold none (upsert:
