@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 from processes import pgingest
@@ -50,3 +51,27 @@ def test_a_copy_keeps_its_content_when_the_original_changes(tmp_path: Path, db) 
     assert rows(db, "t") == [(3, "newer")]
     assert load(db, str(rotated), "--table", "t")[0] == 0
     assert rows(db, "t") == [(1, "old"), (3, "newer")]
+
+
+def test_an_interrupted_upsert_whose_file_changed_keeps_the_keys(tmp_path: Path, db) -> None:
+    # Known from an earlier try: the interrupted attempt's rows were deleted when its file
+    # changed, and with them the keys earlier files had loaded (1 and 2 here).
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,a1\n2,a2\n3,a3\n4,a4\n")
+    b.write_text("id,v\n1,b1\n2,b2\n3,b3\n4,b4\n")
+    upsert = ("--table", "t", "--mode", "upsert", "--pk", "id", "--batch-size", "2")
+    assert load(db, str(a), *upsert)[0] == 0
+    killed = pgingest(
+        "load",
+        str(b),
+        "--dsn",
+        db.dsn,
+        "--schema",
+        db.schema,
+        *upsert,
+        crash="batch-committed:1",
+    )
+    assert killed.returncode == -signal.SIGKILL
+    b.write_text("id,v\n5,c5\n6,c6\n")
+    assert load(db, str(b), *upsert)[0] == 0
+    assert rows(db, "t") == [(1, "b1"), (2, "b2"), (3, "a3"), (4, "a4"), (5, "c5"), (6, "c6")]

@@ -385,14 +385,24 @@ BEGIN
             NULL::bigint, NULL::jsonb;
         RETURN;
     END IF;
-    -- Unfinished attempts at this path whose file changed since: their rows go.
+    -- Unfinished attempts at this path whose file changed since: their rows go. An upsert's
+    -- or merge's stay, as a changed file's loaded version's do: they overwrote rows of
+    -- earlier files in place, and deleting them would lose those keys.
     FOR r IN
-        SELECT f.id FROM pgingest.files f
+        SELECT f.id, coalesce((SELECT ru.options->>'mode' FROM pgingest.runs ru
+                               WHERE ru.id = f.run_id) IN ('upsert', 'merge'), false) AS keyed
+        FROM pgingest.files f
         WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
           AND f.status IN ('running', 'pending', 'failed')
           AND EXISTS (SELECT 1 FROM pgingest.file_batches b WHERE b.file_id = f.id)
     LOOP
-        IF pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+        IF r.keyed AND pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+            UPDATE pgingest.files SET status = 'failed', finished_at = now(),
+                   error = 'abandoned: the file changed before it was resumed (the rows its'
+                           ' committed batches upserted stay)'
+             WHERE id = r.id AND coalesce(error, '') NOT LIKE 'abandoned%';
+            PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
+        ELSIF pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
             PERFORM pgingest.discard_rows(p_schema, p_table, r.id);
             UPDATE pgingest.files SET status = 'failed', rows = 0, finished_at = now(),
                    error = 'abandoned: the file changed before it was resumed'

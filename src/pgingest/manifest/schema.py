@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -22,7 +22,8 @@ until the swap. 5: ``rejects.raw_bytes``, a rejected record's bytes as in the fi
 text (``raw``) cannot hold them (bytes not in the file's encoding, a NUL byte). 6: ``claim``
 loads each content once into a replace's new table (a copy of a staged file is skipped). 7:
 a file skipped as the same content as a loaded one is recorded loaded, without rows (the
-rows stay when the other file changes)."""
+rows stay when the other file changes). 8: an interrupted upsert or merge whose file changed
+keeps the rows its committed batches wrote (deleting them lost earlier files' keys)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
