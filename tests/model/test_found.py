@@ -75,3 +75,18 @@ def test_an_interrupted_upsert_whose_file_changed_keeps_the_keys(tmp_path: Path,
     b.write_text("id,v\n5,c5\n6,c6\n")
     assert load(db, str(b), *upsert)[0] == 0
     assert rows(db, "t") == [(1, "b1"), (2, "b2"), (3, "a3"), (4, "a4"), (5, "c5"), (6, "c6")]
+
+
+def test_a_changed_file_loaded_with_its_copy_replaces_its_old_version(tmp_path: Path, db) -> None:
+    # Found: the new version was skipped as "same content being loaded from" its copy (or
+    # "already loaded from" it), so the old version's rows stayed beside the new ones.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,old\n")
+    assert load(db, str(a), "--table", "t")[0] == 0
+    for n in range(3):
+        a.write_text(f"id,v\n2,new{n}\n3,new{n}\n")
+        shutil.copyfile(a, b)
+        # b first: its content loads (or is loaded) under b's name while a is claimed.
+        code, out = load(db, str(b), str(a), "--table", "t")
+        assert code == 0, out
+        assert rows(db, "t") == [(2, f"new{n}"), (3, f"new{n}")], out

@@ -369,8 +369,11 @@ class ToolMachine(RuleBasedStateMachine):
         mode=st.sampled_from(sorted(TABLES)),
         force=st.booleans(),
         nth=st.integers(1, 3),
+        resume=st.booleans(),
     )
-    def crash_then_again(self, data: st.DataObject, mode: str, force: bool, nth: int) -> None:
+    def crash_then_again(
+        self, data: st.DataObject, mode: str, force: bool, nth: int, resume: bool
+    ) -> None:
         paths = data.draw(
             st.lists(st.sampled_from(sorted(self.files)), min_size=1, max_size=3, unique=True)
         )
@@ -382,7 +385,12 @@ class ToolMachine(RuleBasedStateMachine):
         )
         crashed = self._run(args, crash=f"{point}:{nth}")
         assert crashed.returncode in (0, -signal.SIGKILL), crashed.stdout + crashed.stderr
-        again = self._run(args)
+        if crashed.returncode and resume:
+            # The killed run, continued with its own options (its id: the latest run).
+            self.log.append("resume")
+            again = self._run(["resume", "--dsn", self.dsn, "--no-progress"])
+        else:
+            again = self._run(args)
         assert again.returncode == 0, again.stdout + again.stderr
         table = self.tables[mode]
         if crashed.returncode == 0:  # the point was not reached that often: a plain load

@@ -236,10 +236,15 @@ DECLARE
     v_again text;
     v_note text;
     v_force_sha text;
+    v_old_version boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(
         'pgingest.size:' || p_schema || '.' || p_table || ':' || p_size, 0));
     SELECT * INTO v FROM pgingest.table_identity(p_schema, p_table);
+    v_old_version := p_replace AND EXISTS (
+        SELECT 1 FROM pgingest.files f
+        WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
+          AND f.status = 'success' AND f.sha256 IS DISTINCT FROM p_sha);
     -- The table's latest loaded file says which table the manifest knew: when that is not
     -- the table there now, find out first which files' rows are still in it.
     SELECT f.table_oid, f.table_node INTO v_known FROM pgingest.files f
@@ -299,6 +304,11 @@ BEGIN
                     EXIT;
                 END IF;
                 IF NOT p_force THEN
+                    IF r.path IS DISTINCT FROM p_path AND v_old_version THEN
+                        -- This path's earlier version must go: loaded, this file replaces
+                        -- it (and ``complete`` keeps it as a name of the content, rowless).
+                        CONTINUE;
+                    END IF;
                     IF r.path IS DISTINCT FROM p_path THEN
                         -- Another name of a loaded content (a copy, a rename, a rotated
                         -- log): recorded as loaded too, without rows of its own, so that the
@@ -329,6 +339,13 @@ BEGIN
             END IF;
             -- pending / running / failed: an attempt that did not finish.
             IF NOT pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+                IF p_replace AND r.path IS DISTINCT FROM p_path THEN
+                    -- Another name of the content loading now: loaded too, and ``complete``
+                    -- keeps the later to finish as a name of it (rowless), so that the
+                    -- content stays while either name holds it, and this path's earlier
+                    -- version is replaced.
+                    CONTINUE;
+                END IF;
                 RETURN QUERY SELECT 'skip'::text, r.id,
                     CASE WHEN r.path = p_path THEN 'being loaded by another pgingest process'
                          ELSE 'same content being loaded from ' || r.path END,

@@ -86,7 +86,8 @@ LOCK_NOT_AVAILABLE = "55P03"
 def lock_key(kind: str, value: str) -> str:
     """The text of an advisory lock's key (hashed server-side with ``hashtextextended``):
     ``file`` (a file being loaded, session-level), ``run`` (a live run, session-level),
-    ``size`` and ``table`` (the manifest's decisions about a table, transaction-level)."""
+    ``size`` and ``table`` (the manifest's decisions about a table, transaction-level),
+    ``content`` (a content's rows changing hands, transaction-level)."""
     return f"pgingest.{kind}:{value}"
 
 
@@ -309,12 +310,20 @@ async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:
     Returns:
         The rows deleted.
     """
-    row = await conn.fetchrow(
+    query = (
         "SELECT o.table_schema, o.table_name, o.status, o.sha256, o.path, n.sha256 AS new_sha"
-        " FROM pgingest.files o, pgingest.files n WHERE o.id = $1 AND n.id = $2",
-        replaced_id,
-        new_id,
+        " FROM pgingest.files o, pgingest.files n WHERE o.id = $1 AND n.id = $2"
     )
+    row = await conn.fetchrow(query, replaced_id, new_id)
+    if row is None or row["status"] != "success":
+        return 0
+    # Two names of one content replaced at once (both changed) would each hand the rows to
+    # the other: one at a time, each deciding on what the other committed.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        lock_key("content", f"{row['table_schema']}.{row['table_name']}:{row['sha256']}"),
+    )
+    row = await conn.fetchrow(query, replaced_id, new_id)
     if row is None or row["status"] != "success":
         return 0
     table = qualified_name(row["table_schema"], row["table_name"])
