@@ -90,3 +90,15 @@ def test_a_changed_file_loaded_with_its_copy_replaces_its_old_version(tmp_path: 
         code, out = load(db, str(b), str(a), "--table", "t")
         assert code == 0, out
         assert rows(db, "t") == [(2, f"new{n}"), (3, f"new{n}")], out
+
+
+def test_two_copies_loaded_with_force_hold_their_content_once(tmp_path: Path, db) -> None:
+    # Found: with --force the later of two copies loading at once was not taken as the same
+    # content, and the table held it twice.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,x\n2,y\n")
+    shutil.copyfile(a, b)
+    for _ in range(2):
+        code, out = load(db, str(a), str(b), "--table", "t", "--force")
+        assert code == 0, out
+        assert rows(db, "t") == [(1, "x"), (2, "y")], out

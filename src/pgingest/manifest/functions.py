@@ -491,7 +491,11 @@ BEGIN
     -- Two names of one content loaded at once: the later to finish is the duplicate, and its
     -- rows go again (only rows that carry its id can; without lineage both stay loaded). It
     -- stays recorded as loaded, without rows, as a name of that content (see claim).
-    IF NOT p_force AND v.lineage THEN
+    -- With --force too, but for an upsert or merge: a file loaded again, as it is, replaced
+    -- its earlier record and the other names of its content with its first batch; a copy
+    -- loaded beside it in the same run is such a twin.
+    SELECT ru.options->>'mode' INTO v_mode FROM pgingest.runs ru WHERE ru.id = f.run_id;
+    IF (NOT p_force OR coalesce(v_mode, 'append') NOT IN ('upsert', 'merge')) AND v.lineage THEN
         SELECT o.id, o.path INTO twin FROM pgingest.files o
         WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
           AND o.table_name = f.table_name AND o.status = 'success' AND o.id <> p_id
