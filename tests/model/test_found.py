@@ -102,3 +102,18 @@ def test_two_copies_loaded_with_force_hold_their_content_once(tmp_path: Path, db
         code, out = load(db, str(a), str(b), "--table", "t", "--force")
         assert code == 0, out
         assert rows(db, "t") == [(1, "x"), (2, "y")], out
+
+
+def test_a_resumed_forced_upsert_file_wins_over_the_files_before_it(tmp_path: Path, db) -> None:
+    # Found (known from an earlier try): killed after b's batches committed, before b was
+    # marked loaded; the re-run with --force wrote a again and only completed b, so a's value
+    # of key 6 won although b comes after a.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n5,a5\n6,a6\n")
+    b.write_text("id,v\n9,b9\n0,b0\n7,b7\n6,b6\n")
+    upsert = ("--table", "t", "--mode", "upsert", "--pk", "id", "--batch-size", "2", "--force")
+    args = ("load", str(a), str(b), "--dsn", db.dsn, "--schema", db.schema, *upsert)
+    killed = pgingest(*args, crash="before-complete:2")
+    assert killed.returncode == -signal.SIGKILL
+    assert pgingest(*args).returncode == 0
+    assert dict(rows(db, "t"))[6] == "b6"

@@ -354,6 +354,16 @@ BEGIN
             END IF;
             SELECT coalesce(array_agg(b.batch), '{}'), coalesce(sum(b.rows), 0)::bigint
               INTO v_done, v_rows FROM pgingest.file_batches b WHERE b.file_id = r.id;
+            IF p_force AND cardinality(v_done) > 0 AND EXISTS (
+                    SELECT 1 FROM pgingest.runs ru
+                    WHERE ru.id = p_run AND ru.options->>'mode' IN ('upsert', 'merge')) THEN
+                -- An upsert with --force writes the files before this one again: its own
+                -- committed batches are written again after them (upserting a row twice
+                -- changes nothing), or the earlier files would win over it.
+                DELETE FROM pgingest.file_batches b WHERE b.file_id = r.id;
+                v_done := '{}';
+                v_rows := 0;
+            END IF;
             IF cardinality(v_done) > 0 AND (r.table_oid IS DISTINCT FROM v.table_oid
                                             OR r.table_node IS DISTINCT FROM v.table_node) THEN
                 -- Its table changed since its batches committed: are their rows still there?
