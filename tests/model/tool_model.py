@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import os
 import shutil
 import signal
 import subprocess
@@ -565,7 +566,12 @@ class ToolMachine(RuleBasedStateMachine):
         assert [r[0] for r in left] == []
 
     def _explain(self, what: str, actual: Counter[Any], expected: Counter[Any]) -> str:
-        return (
+        text = (
             f"{what}: extra {dict(actual - expected)}, missing {dict(expected - actual)}\n"
             + "\n".join(self.log)
         )
+        trace = os.environ.get("PGINGEST_MODEL_TRACE")
+        if trace:  # a failure that does not replay (timing) is still told
+            with open(trace, "a") as out:
+                out.write(text + "\n\n")
+        return text

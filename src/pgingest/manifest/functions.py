@@ -310,6 +310,14 @@ BEGIN
                         CONTINUE;
                     END IF;
                     IF r.path IS DISTINCT FROM p_path THEN
+                        -- (After the hand-over of the content's rows that a new version of
+                        -- r's file may be committing: r may be replaced by then.)
+                        PERFORM pg_advisory_xact_lock(hashtextextended('pgingest.content:'
+                            || p_schema || '.' || p_table || ':' || r.sha256, 0));
+                        IF NOT EXISTS (SELECT 1 FROM pgingest.files o
+                                       WHERE o.id = r.id AND o.status = 'success') THEN
+                            CONTINUE;
+                        END IF;
                         -- Another name of a loaded content (a copy, a rename, a rotated
                         -- log): recorded as loaded too, without rows of its own, so that the
                         -- content stays when the file that loaded it gets a new version
