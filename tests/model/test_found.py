@@ -117,3 +117,19 @@ def test_a_resumed_forced_upsert_file_wins_over_the_files_before_it(tmp_path: Pa
     assert killed.returncode == -signal.SIGKILL
     assert pgingest(*args).returncode == 0
     assert dict(rows(db, "t"))[6] == "b6"
+
+
+def test_a_changed_file_forced_beside_its_loaded_copy_replaces_its_old_version(
+    tmp_path: Path, db
+) -> None:
+    # Found: with --force, the changed file replaced its copy's record (same content) instead
+    # of its own old version, whose rows stayed.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,old\n")
+    assert load(db, str(a), "--table", "t")[0] == 0
+    a.write_text("id,v\n2,new\n")
+    shutil.copyfile(a, b)
+    assert load(db, str(b), "--table", "t")[0] == 0
+    code, out = load(db, str(a), str(b), "--table", "t", "--force")
+    assert code == 0, out
+    assert rows(db, "t") == [(2, "new")], out

@@ -303,12 +303,12 @@ BEGIN
                     v_stale := true;  -- recorded in another table: check the table, then again
                     EXIT;
                 END IF;
+                IF r.path IS DISTINCT FROM p_path AND v_old_version THEN
+                    -- This path's earlier version must go (with --force too): loaded, this
+                    -- file replaces it, and ``complete`` keeps it as a name of the content.
+                    CONTINUE;
+                END IF;
                 IF NOT p_force THEN
-                    IF r.path IS DISTINCT FROM p_path AND v_old_version THEN
-                        -- This path's earlier version must go: loaded, this file replaces
-                        -- it (and ``complete`` keeps it as a name of the content, rowless).
-                        CONTINUE;
-                    END IF;
                     IF r.path IS DISTINCT FROM p_path THEN
                         -- (After the hand-over of the content's rows that a new version of
                         -- r's file may be committing: r may be replaced by then.)

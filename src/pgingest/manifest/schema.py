@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -28,7 +28,9 @@ file whose content another name holds or is loading is loaded too when that is n
 replace its own earlier version or to be recorded as a name of the content. 10: ``complete``
 keeps one of two copies loaded at once with ``--force`` too (but for upsert and merge). 11:
 an upsert or merge with ``--force`` writes an interrupted file's committed batches again. 12:
-a file recorded as another name of a content waits for a hand-over of that content's rows."""
+a file recorded as another name of a content waits for a hand-over of that content's rows.
+13: with ``--force`` too, a changed file whose content another name holds replaces its own
+earlier version."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
