@@ -517,6 +517,7 @@ BEGIN
         SELECT o.id, o.path INTO twin FROM pgingest.files o
         WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
           AND o.table_name = f.table_name AND o.status = 'success' AND o.id <> p_id
+          AND o.rows > 0  -- (a rowless name of the content holds none of its rows)
         ORDER BY o.id LIMIT 1;
         IF FOUND THEN
             EXECUTE format('DELETE FROM %I.%I WHERE _pgingest_file_id = $1',

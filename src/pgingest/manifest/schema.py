@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -30,7 +30,8 @@ keeps one of two copies loaded at once with ``--force`` too (but for upsert and 
 an upsert or merge with ``--force`` writes an interrupted file's committed batches again. 12:
 a file recorded as another name of a content waits for a hand-over of that content's rows.
 13: with ``--force`` too, a changed file whose content another name holds replaces its own
-earlier version."""
+earlier version. 14: ``complete`` takes a file for a duplicate only of a file that holds rows
+(two copies loaded at once each took the other for the original, and both rows went)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
