@@ -235,10 +235,16 @@ DECLARE
     v_whys text[] := '{}';
     v_again text;
     v_note text;
+    v_force_sha text;
+    v_old_version boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(
         'pgingest.size:' || p_schema || '.' || p_table || ':' || p_size, 0));
     SELECT * INTO v FROM pgingest.table_identity(p_schema, p_table);
+    v_old_version := p_replace AND EXISTS (
+        SELECT 1 FROM pgingest.files f
+        WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
+          AND f.status = 'success' AND f.sha256 IS DISTINCT FROM p_sha);
     -- The table's latest loaded file says which table the manifest knew: when that is not
     -- the table there now, find out first which files' rows are still in it.
     SELECT f.table_oid, f.table_node INTO v_known FROM pgingest.files f
@@ -279,15 +285,17 @@ BEGIN
                 CONTINUE;
             END IF;
             -- --mode replace: this file is in the run's new table already (continued after a
-            -- crash); another file of the same content is loaded too (replace implies --force).
+            -- crash), or another file of the same content is.
+            -- Another file of the same content is in it too: the new table holds what an
+            -- append of the run's files into an empty table would, each content once.
             IF r.status = 'staged' THEN
-                IF coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false) THEN
-                    RETURN QUERY SELECT 'skip'::text, r.id,
-                        'already in the new table of the replace'::text,
-                        NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
-                    RETURN;
-                END IF;
-                CONTINUE;
+                RETURN QUERY SELECT 'skip'::text, r.id,
+                    CASE WHEN coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false)
+                         THEN 'already in the new table of the replace'
+                         ELSE 'same content already in the new table of the replace, from '
+                              || r.path END,
+                    NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
+                RETURN;
             END IF;
             IF r.status = 'success' THEN
                 IF NOT v_checked AND (v.table_oid = 0 OR r.table_oid IS DISTINCT FROM v.table_oid
@@ -295,7 +303,34 @@ BEGIN
                     v_stale := true;  -- recorded in another table: check the table, then again
                     EXIT;
                 END IF;
+                IF r.path IS DISTINCT FROM p_path AND v_old_version THEN
+                    -- This path's earlier version must go (with --force too): loaded, this
+                    -- file replaces it, and ``complete`` keeps it as a name of the content.
+                    CONTINUE;
+                END IF;
                 IF NOT p_force THEN
+                    IF r.path IS DISTINCT FROM p_path THEN
+                        -- (After the hand-over of the content's rows that a new version of
+                        -- r's file may be committing: r may be replaced by then.)
+                        PERFORM pg_advisory_xact_lock(hashtextextended('pgingest.content:'
+                            || p_schema || '.' || p_table || ':' || r.sha256, 0));
+                        IF NOT EXISTS (SELECT 1 FROM pgingest.files o
+                                       WHERE o.id = r.id AND o.status = 'success') THEN
+                            CONTINUE;
+                        END IF;
+                        -- Another name of a loaded content (a copy, a rename, a rotated
+                        -- log): recorded as loaded too, without rows of its own, so that the
+                        -- content stays when the file that loaded it gets a new version
+                        -- (``store.remove_replaced`` hands the rows over) and goes with it
+                        -- on a revert.
+                        INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns,
+                            table_schema, table_name, format, status, rows, finished_at,
+                            table_oid, table_node, lineage)
+                        SELECT o.run_id, p_path, o.sha256, p_size, p_mtime, p_schema, p_table,
+                               o.format, 'success', 0, now(), v.table_oid, v.table_node,
+                               v.lineage
+                          FROM pgingest.files o WHERE o.id = r.id;
+                    END IF;
                     RETURN QUERY SELECT 'skip'::text, r.id,
                         CASE WHEN r.path = p_path THEN 'already loaded'
                              ELSE 'same content already loaded from ' || r.path END,
@@ -304,11 +339,21 @@ BEGIN
                 END IF;
                 IF p_replace THEN
                     v_replaces := r.id;
+                    -- Loaded again as it is: the new record has that content (known before
+                    -- its hash is), so that the old one's rows go, not to another name.
+                    v_force_sha := r.sha256;
                 END IF;
                 EXIT;
             END IF;
             -- pending / running / failed: an attempt that did not finish.
             IF NOT pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+                IF p_replace AND r.path IS DISTINCT FROM p_path THEN
+                    -- Another name of the content loading now: loaded too, and ``complete``
+                    -- keeps the later to finish as a name of it (rowless), so that the
+                    -- content stays while either name holds it, and this path's earlier
+                    -- version is replaced.
+                    CONTINUE;
+                END IF;
                 RETURN QUERY SELECT 'skip'::text, r.id,
                     CASE WHEN r.path = p_path THEN 'being loaded by another pgingest process'
                          ELSE 'same content being loaded from ' || r.path END,
@@ -317,6 +362,16 @@ BEGIN
             END IF;
             SELECT coalesce(array_agg(b.batch), '{}'), coalesce(sum(b.rows), 0)::bigint
               INTO v_done, v_rows FROM pgingest.file_batches b WHERE b.file_id = r.id;
+            IF p_force AND cardinality(v_done) > 0 AND EXISTS (
+                    SELECT 1 FROM pgingest.runs ru
+                    WHERE ru.id = p_run AND ru.options->>'mode' IN ('upsert', 'merge')) THEN
+                -- An upsert with --force writes the files before this one again: its own
+                -- committed batches are written again after them (upserting a row twice
+                -- changes nothing), or the earlier files would win over it.
+                DELETE FROM pgingest.file_batches b WHERE b.file_id = r.id;
+                v_done := '{}';
+                v_rows := 0;
+            END IF;
             IF cardinality(v_done) > 0 AND (r.table_oid IS DISTINCT FROM v.table_oid
                                             OR r.table_node IS DISTINCT FROM v.table_node) THEN
                 -- Its table changed since its batches committed: are their rows still there?
@@ -352,26 +407,37 @@ BEGIN
     END LOOP;
     -- The content may be a loaded file's (same size): say so before loading it, unless it is
     -- to be loaded again anyway (--force).
-    IF p_sha IS NULL AND v_replaces IS NULL AND NOT p_force THEN
+    -- A replace (which implies --force) loads each content once into its new table too.
+    IF p_sha IS NULL AND v_replaces IS NULL THEN
         v_any_success := EXISTS (
             SELECT 1 FROM pgingest.files f
             WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
-              AND f.status = 'success');
+              AND ((f.status = 'success' AND NOT p_force) OR f.status = 'staged'));
     END IF;
-    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success AND NOT p_force THEN
+    IF p_sha IS NULL AND v_replaces IS NULL AND v_any_success THEN
         RETURN QUERY SELECT 'hash'::text, NULL::bigint,
             coalesce('again: ' || v_again, ''), NULL::integer[], 0::bigint,
             NULL::bigint, NULL::jsonb;
         RETURN;
     END IF;
-    -- Unfinished attempts at this path whose file changed since: their rows go.
+    -- Unfinished attempts at this path whose file changed since: their rows go. An upsert's
+    -- or merge's stay, as a changed file's loaded version's do: they overwrote rows of
+    -- earlier files in place, and deleting them would lose those keys.
     FOR r IN
-        SELECT f.id FROM pgingest.files f
+        SELECT f.id, coalesce((SELECT ru.options->>'mode' FROM pgingest.runs ru
+                               WHERE ru.id = f.run_id) IN ('upsert', 'merge'), false) AS keyed
+        FROM pgingest.files f
         WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
           AND f.status IN ('running', 'pending', 'failed')
           AND EXISTS (SELECT 1 FROM pgingest.file_batches b WHERE b.file_id = f.id)
     LOOP
-        IF pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+        IF r.keyed AND pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+            UPDATE pgingest.files SET status = 'failed', finished_at = now(),
+                   error = 'abandoned: the file changed before it was resumed (the rows its'
+                           ' committed batches upserted stay)'
+             WHERE id = r.id AND coalesce(error, '') NOT LIKE 'abandoned%';
+            PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
+        ELSIF pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
             PERFORM pgingest.discard_rows(p_schema, p_table, r.id);
             UPDATE pgingest.files SET status = 'failed', rows = 0, finished_at = now(),
                    error = 'abandoned: the file changed before it was resumed'
@@ -388,7 +454,8 @@ BEGIN
     END IF;
     INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns, table_schema, table_name,
                                 format, status, chunking, replaces, table_oid, table_node)
-    VALUES (p_run, p_path, p_sha, p_size, p_mtime, p_schema, p_table, p_fmt, 'running',
+    VALUES (p_run, p_path, coalesce(p_sha, v_force_sha), p_size, p_mtime, p_schema, p_table,
+            p_fmt, 'running',
             p_chunking, v_replaces, v.table_oid, v.table_node)
     RETURNING id INTO v_id;
     PERFORM pg_advisory_lock(hashtextextended('pgingest.file:' || v_id, 0));
@@ -440,18 +507,26 @@ BEGIN
         END IF;
     END IF;
     -- Two names of one content loaded at once: the later to finish is the duplicate, and its
-    -- rows go again (only rows that carry its id can; without lineage both stay loaded).
-    IF NOT p_force AND v.lineage THEN
+    -- rows go again (only rows that carry its id can; without lineage both stay loaded). It
+    -- stays recorded as loaded, without rows, as a name of that content (see claim).
+    -- With --force too, but for an upsert or merge: a file loaded again, as it is, replaced
+    -- its earlier record and the other names of its content with its first batch; a copy
+    -- loaded beside it in the same run is such a twin.
+    SELECT ru.options->>'mode' INTO v_mode FROM pgingest.runs ru WHERE ru.id = f.run_id;
+    IF (NOT p_force OR coalesce(v_mode, 'append') NOT IN ('upsert', 'merge')) AND v.lineage THEN
         SELECT o.id, o.path INTO twin FROM pgingest.files o
         WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
           AND o.table_name = f.table_name AND o.status = 'success' AND o.id <> p_id
+          AND o.rows > 0  -- (a rowless name of the content holds none of its rows)
         ORDER BY o.id LIMIT 1;
         IF FOUND THEN
             EXECUTE format('DELETE FROM %I.%I WHERE _pgingest_file_id = $1',
                            f.table_schema, f.table_name) USING p_id;
-            UPDATE pgingest.files SET status = 'reverted', sha256 = p_sha, rows = 0,
-                   finished_at = now(),
-                   error = 'same content as file ' || twin.id || ', loaded meanwhile'
+            DELETE FROM pgingest.file_batches b WHERE b.file_id = p_id;
+            UPDATE pgingest.files SET status = 'success', sha256 = p_sha, rows = 0,
+                   finished_at = now(), error = NULL, format = coalesce(p_fmt, format),
+                   table_oid = v.table_oid, table_node = v.table_node, lineage = v.lineage,
+                   run_id = (SELECT o.run_id FROM pgingest.files o WHERE o.id = twin.id)
              WHERE id = p_id;
             PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || p_id, 0));
             RETURN QUERY SELECT 0::bigint, twin.id, twin.path, NULL::text;

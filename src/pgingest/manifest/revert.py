@@ -73,7 +73,15 @@ async def select_files(
         rows = await conn.fetch(query + "sha256 LIKE $1 || '%' ORDER BY id", sha256.lower())
     else:
         rows = await conn.fetch(query + "run_id = $1 ORDER BY id", run_id)
-    return list(rows)
+    # The other names of a loaded content (copies skipped as the same content) go with it.
+    names = await conn.fetch(
+        query + "status = 'success' AND NOT (id = ANY($1::bigint[]))"
+        " AND (sha256, table_schema, table_name) IN (SELECT f.sha256, f.table_schema,"
+        " f.table_name FROM pgingest.files f WHERE f.id = ANY($1::bigint[])"
+        " AND f.status = 'success') ORDER BY id",
+        [r["id"] for r in rows],
+    )
+    return [*rows, *names]
 
 
 async def revert(

@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -20,7 +20,17 @@ the table it loaded into (``table_oid``, ``table_node``, ``lineage``), and ``cla
 replace`` records its new table in ``pgingest.replacements`` and its files as ``staged``
 until the swap. 5: ``rejects.raw_bytes``, a rejected record's bytes as in the file when its
 text (``raw``) cannot hold them (bytes not in the file's encoding, a NUL byte). 6:
-``pgingest.retries``, the transient errors a run retried (the run's report shows them)."""
+``pgingest.retries``, the transient errors a run retried (the run's report shows them). 7:
+what the model-based test found in ``claim`` and ``complete``: a replace's new table gets each
+content once (a copy of a staged file is skipped); a file skipped as the same content as a
+loaded one is recorded loaded, without rows, and keeps the content when the other file changes
+(log rotation); an interrupted upsert or merge whose file changed keeps the rows its committed
+batches wrote; a file whose content another name holds or is loading is loaded too when it
+must replace its own earlier version (with ``--force`` too) or be recorded as a name of the
+content, which waits for a hand-over of that content's rows in flight; ``complete`` keeps one
+of two copies loaded at once with ``--force`` too (but for upsert and merge) and takes a file
+for a duplicate only of one that holds rows; an upsert or merge with ``--force`` writes an
+interrupted file's committed batches again."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",

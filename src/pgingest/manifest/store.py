@@ -40,6 +40,7 @@ __all__ = [
     "LINEAGE_TIME",
     "LOCK_NOT_AVAILABLE",
     "NO_TABLE",
+    "SAME_CONTENT",
     "SCHEMA_VERSION",
     "STATUSES",
     "Claim",
@@ -83,6 +84,9 @@ text as in ``pgingest.claim``)."""
 IN_REPLACEMENT = "already in the new table of the replace"
 """The reason :func:`claim_file` gives for skipping a file ``staged`` in a replacement (the
 same text as in ``pgingest.claim``)."""
+SAME_CONTENT = "same content "
+"""How the reasons :func:`claim_file` gives for skipping a file whose content another file of
+the table holds (loaded, staged or loading) begin."""
 LOCK_NOT_AVAILABLE = "55P03"
 """SQLSTATE of a lock wait cut by ``lock_timeout``."""
 
@@ -90,7 +94,8 @@ LOCK_NOT_AVAILABLE = "55P03"
 def lock_key(kind: str, value: str) -> str:
     """The text of an advisory lock's key (hashed server-side with ``hashtextextended``):
     ``file`` (a file being loaded, session-level), ``run`` (a live run, session-level),
-    ``size`` and ``table`` (the manifest's decisions about a table, transaction-level)."""
+    ``size`` and ``table`` (the manifest's decisions about a table, transaction-level),
+    ``content`` (a content's rows changing hands, transaction-level)."""
     return f"pgingest.{kind}:{value}"
 
 
@@ -401,24 +406,73 @@ async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> 
 
 
 async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:
-    """Inside the new version's first batch transaction: delete the old version's rows."""
-    row = await conn.fetchrow(
-        "SELECT table_schema, table_name, status FROM pgingest.files WHERE id = $1", replaced_id
+    """Inside the new version's first batch transaction: the old version's rows go.
+
+    Another name of the old content (a copy, a rename, a rotated log: recorded loaded by
+    ``pgingest.claim`` without rows) keeps them: they are handed over to it, and only the old
+    version is marked replaced. A file loaded again as it is (``--force``) replaces every name
+    of its content.
+
+    Returns:
+        The rows deleted.
+    """
+    query = (
+        "SELECT o.table_schema, o.table_name, o.status, o.sha256, o.path, n.sha256 AS new_sha"
+        " FROM pgingest.files o, pgingest.files n WHERE o.id = $1 AND n.id = $2"
     )
+    row = await conn.fetchrow(query, replaced_id, new_id)
     if row is None or row["status"] != "success":
         return 0
-    status = await conn.execute(
-        f"DELETE FROM {qualified_name(row['table_schema'], row['table_name'])}"
-        f" WHERE {quote_ident(LINEAGE_FILE)} = $1",
-        replaced_id,
+    # Two names of one content replaced at once (both changed) would each hand the rows to
+    # the other: one at a time, each deciding on what the other committed.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        lock_key("content", f"{row['table_schema']}.{row['table_name']}:{row['sha256']}"),
     )
+    row = await conn.fetchrow(query, replaced_id, new_id)
+    if row is None or row["status"] != "success":
+        return 0
+    table = qualified_name(row["table_schema"], row["table_name"])
+    lineage = quote_ident(LINEAGE_FILE)
+    names = await conn.fetch(
+        "SELECT id FROM pgingest.files WHERE sha256 = $1 AND table_schema = $2"
+        " AND table_name = $3 AND status = 'success' AND id <> ALL($4::bigint[])"
+        " AND path IS DISTINCT FROM $5 ORDER BY id",
+        row["sha256"],
+        row["table_schema"],
+        row["table_name"],
+        [replaced_id, new_id],
+        row["path"],
+    )
+    same = row["sha256"] is not None and row["new_sha"] == row["sha256"]
+    if names and not same:
+        heir = names[0]["id"]
+        await conn.execute(
+            f"UPDATE {table} SET {lineage} = $2 WHERE {lineage} = $1", replaced_id, heir
+        )
+        await conn.execute(
+            "UPDATE pgingest.files h SET rows = o.rows FROM pgingest.files o"
+            " WHERE h.id = $2 AND o.id = $1",
+            replaced_id,
+            heir,
+        )
+        gone = [replaced_id]
+        deleted = 0
+        why = f"replaced by file {new_id}; its rows stay, as file {heir}'s (same content)"
+    else:
+        gone = [replaced_id, *(n["id"] for n in names)] if same else [replaced_id]
+        status = await conn.execute(
+            f"DELETE FROM {table} WHERE {lineage} = ANY($1::bigint[])", gone
+        )
+        deleted = int(status.split()[-1])
+        why = f"replaced by file {new_id}"
     await conn.execute(
         "UPDATE pgingest.files SET status = 'reverted', finished_at = now(),"
-        " error = $2 WHERE id = $1",
-        replaced_id,
-        f"replaced by file {new_id}",
+        " error = $2 WHERE id = ANY($1::bigint[])",
+        gone,
+        why,
     )
-    return int(status.split()[-1])
+    return deleted
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,8 +189,13 @@ async def _load_claimed(
         if claim.action == "skip":
             result = FileResult(path, qualified, "skipped")
             result.message = claim.reason
-            if replacing and claim.reason == store.IN_REPLACEMENT:
-                modes.replace.ready(qualified, path)  # loaded before a crash
+            if replacing and (
+                claim.reason == store.IN_REPLACEMENT or claim.reason.startswith(store.SAME_CONTENT)
+            ):
+                # Loaded before a crash, or its content is (being) loaded from another file of
+                # the run: the new table holds each content once, as an append of the run's
+                # files into an empty table would (a failure of that file fails the replace).
+                modes.replace.ready(qualified, path)
             return result
         if claim.file_id is None:
             raise PgIngestError(f"{path}: the manifest returned no file id")

@@ -1,0 +1,135 @@
+"""Examples the model-based test (``test_tool_model.py``) found, each kept as a plain test."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+from processes import pgingest
+
+
+def load(db, *args: str) -> tuple[int, str]:
+    done = pgingest("load", "--dsn", db.dsn, "--schema", db.schema, "--no-progress", *args)
+    return done.returncode, done.stdout + done.stderr
+
+
+def rows(db, table: str) -> list[tuple[int, str]]:
+    return sorted((r[0], r[1]) for r in db.fetch(f'SELECT id, v FROM "{db.schema}"."{table}"'))
+
+
+def test_a_replace_of_two_copies_holds_their_content_once(tmp_path: Path, db) -> None:
+    # Found: the second copy was skipped as "being loaded from" the first, and the replace
+    # refused to swap ("not in it"); its resume then loaded the copy as well (rows twice).
+    a = tmp_path / "a.csv"
+    a.write_text("id,v\n1,x\n2,y\n")
+    shutil.copyfile(a, tmp_path / "b.csv")
+    (tmp_path / "c.csv").write_text("id,v\n3,z\n")
+    paths = [str(tmp_path / n) for n in ("a.csv", "b.csv", "c.csv")]
+    for _ in range(2):
+        code, out = load(db, *paths, "--table", "t", "--mode", "replace")
+        assert code == 0, out
+        assert rows(db, "t") == [(1, "x"), (2, "y"), (3, "z")]
+
+
+def test_a_copy_keeps_its_content_when_the_original_changes(tmp_path: Path, db) -> None:
+    # Found (log rotation): the copy was skipped as "same content already loaded", then the
+    # original's new version replaced the old version's rows: the copy's content was gone.
+    log, rotated = tmp_path / "app.csv", tmp_path / "app.1.csv"
+    log.write_text("id,v\n1,old\n")
+    assert load(db, str(log), "--table", "t")[0] == 0
+    shutil.copyfile(log, rotated)
+    log.write_text("id,v\n2,new\n")
+    code, out = load(db, str(rotated), str(log), "--table", "t")
+    assert code == 0, out
+    assert rows(db, "t") == [(1, "old"), (2, "new")]
+    log.write_text("id,v\n3,newer\n")
+    assert load(db, str(rotated), str(log), "--table", "t")[0] == 0
+    assert rows(db, "t") == [(1, "old"), (3, "newer")]
+    # Reverting the copy takes its content out, whichever name loaded it.
+    assert pgingest("revert", "--dsn", db.dsn, "--file", str(rotated)).returncode == 0
+    assert rows(db, "t") == [(3, "newer")]
+    assert load(db, str(rotated), "--table", "t")[0] == 0
+    assert rows(db, "t") == [(1, "old"), (3, "newer")]
+
+
+def test_an_interrupted_upsert_whose_file_changed_keeps_the_keys(tmp_path: Path, db) -> None:
+    # Known from an earlier try: the interrupted attempt's rows were deleted when its file
+    # changed, and with them the keys earlier files had loaded (1 and 2 here).
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,a1\n2,a2\n3,a3\n4,a4\n")
+    b.write_text("id,v\n1,b1\n2,b2\n3,b3\n4,b4\n")
+    upsert = ("--table", "t", "--mode", "upsert", "--pk", "id", "--batch-size", "2")
+    assert load(db, str(a), *upsert)[0] == 0
+    killed = pgingest(
+        "load",
+        str(b),
+        "--dsn",
+        db.dsn,
+        "--schema",
+        db.schema,
+        *upsert,
+        crash="batch-committed:1",
+    )
+    assert killed.returncode == -signal.SIGKILL
+    b.write_text("id,v\n5,c5\n6,c6\n")
+    assert load(db, str(b), *upsert)[0] == 0
+    assert rows(db, "t") == [(1, "b1"), (2, "b2"), (3, "a3"), (4, "a4"), (5, "c5"), (6, "c6")]
+
+
+def test_a_changed_file_loaded_with_its_copy_replaces_its_old_version(tmp_path: Path, db) -> None:
+    # Found: the new version was skipped as "same content being loaded from" its copy (or
+    # "already loaded from" it), so the old version's rows stayed beside the new ones.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,old\n")
+    assert load(db, str(a), "--table", "t")[0] == 0
+    for n in range(3):
+        a.write_text(f"id,v\n2,new{n}\n3,new{n}\n")
+        shutil.copyfile(a, b)
+        # b first: its content loads (or is loaded) under b's name while a is claimed.
+        code, out = load(db, str(b), str(a), "--table", "t")
+        assert code == 0, out
+        assert rows(db, "t") == [(2, f"new{n}"), (3, f"new{n}")], out
+
+
+def test_two_copies_loaded_with_force_hold_their_content_once(tmp_path: Path, db) -> None:
+    # Found: with --force the later of two copies loading at once was not taken as the same
+    # content, and the table held it twice.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,x\n2,y\n")
+    shutil.copyfile(a, b)
+    for _ in range(2):
+        code, out = load(db, str(a), str(b), "--table", "t", "--force")
+        assert code == 0, out
+        assert rows(db, "t") == [(1, "x"), (2, "y")], out
+
+
+def test_a_resumed_forced_upsert_file_wins_over_the_files_before_it(tmp_path: Path, db) -> None:
+    # Found (known from an earlier try): killed after b's batches committed, before b was
+    # marked loaded; the re-run with --force wrote a again and only completed b, so a's value
+    # of key 6 won although b comes after a.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n5,a5\n6,a6\n")
+    b.write_text("id,v\n9,b9\n0,b0\n7,b7\n6,b6\n")
+    upsert = ("--table", "t", "--mode", "upsert", "--pk", "id", "--batch-size", "2", "--force")
+    args = ("load", str(a), str(b), "--dsn", db.dsn, "--schema", db.schema, *upsert)
+    killed = pgingest(*args, crash="before-complete:2")
+    assert killed.returncode == -signal.SIGKILL
+    assert pgingest(*args).returncode == 0
+    assert dict(rows(db, "t"))[6] == "b6"
+
+
+def test_a_changed_file_forced_beside_its_loaded_copy_replaces_its_old_version(
+    tmp_path: Path, db
+) -> None:
+    # Found: with --force, the changed file replaced its copy's record (same content) instead
+    # of its own old version, whose rows stayed.
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,old\n")
+    assert load(db, str(a), "--table", "t")[0] == 0
+    a.write_text("id,v\n2,new\n")
+    shutil.copyfile(a, b)
+    assert load(db, str(b), "--table", "t")[0] == 0
+    code, out = load(db, str(a), str(b), "--table", "t", "--force")
+    assert code == 0, out
+    assert rows(db, "t") == [(2, "new")], out
