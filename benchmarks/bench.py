@@ -43,6 +43,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -699,6 +701,67 @@ def case_raw_csv_2streams(ctx: Context) -> Measurement:
     return run_measured([sys.executable, script, str(ctx.dataset.csv), ctx.dsn, TABLE])
 
 
+# -- DuckDB ----------------------------------------------------------------------------------
+# The peer a user would pick instead: DuckDB with its postgres extension (multi-threaded CSV
+# reading, binary COPY to the server), a whole process like pgingest's. Installed by the
+# optional ``bench`` extra (``duckdb-ext-postgres``, which pins the ``duckdb`` it was built
+# for); the extension is loaded from that package, never downloaded at run time.
+
+_DUCKDB_LOAD = """
+import importlib.util, sys
+from pathlib import Path
+import duckdb
+dsn, reader, path, table = sys.argv[1:5]
+# duckdb-ext-postgres ships the built extension under duckdb_ext/extensions (its README's
+# "manual" set-up): point the extension directory there and forbid any download.
+[home] = importlib.util.find_spec("duckdb_ext").submodule_search_locations
+con = duckdb.connect()
+con.execute("SET autoinstall_known_extensions = false")
+con.execute("SET extension_directory = ?", [str(Path(home) / "extensions")])
+con.execute("LOAD postgres")
+def literal(text):
+    return "'" + text.replace("'", "''") + "'"
+con.execute(f"ATTACH {literal(dsn)} AS pg (TYPE postgres)")
+con.execute(f"CREATE TABLE pg.public.{table} AS SELECT * FROM {reader}({literal(path)})")
+"""
+"""The DuckDB case's process: ``dsn reader path table`` as arguments."""
+
+
+def _duckdb(ctx: Context, reader: str, path: Path) -> Measurement:
+    """``CREATE TABLE pg.public.bench_t AS SELECT * FROM reader('path')`` in a DuckDB process
+    attached to the server; DuckDB creates the table with the types it infers."""
+    if importlib.util.find_spec("duckdb") is None or (
+        importlib.util.find_spec("duckdb_ext") is None
+    ):
+        raise CaseError("DuckDB is not installed: pip install -e '.[bench]'")
+    ctx.db.execute(f"DROP TABLE {TABLE}")  # DuckDB makes its own (CREATE TABLE AS)
+    return run_measured([sys.executable, "-c", _DUCKDB_LOAD, ctx.dsn, reader, str(path), TABLE])
+
+
+def case_duckdb_csv(ctx: Context) -> Measurement:
+    """DuckDB reading the CSV file (``read_csv``) into a new table on the server."""
+    return _duckdb(ctx, "read_csv", ctx.dataset.csv)
+
+
+def case_duckdb_parquet(ctx: Context) -> Measurement:
+    """DuckDB reading the Parquet file (``read_parquet``) into a new table on the server."""
+    return _duckdb(ctx, "read_parquet", ctx.dataset.parquet)
+
+
+DUCKDB_PEERS = {"pgingest_csv": "duckdb_csv", "pgingest_parquet": "duckdb_parquet"}
+"""The DuckDB case each pgingest case is compared with (``x duckdb``): same file."""
+
+
+def duckdb_peer(name: str) -> str | None:
+    """The DuckDB case of pgingest case ``name`` (its variants too: ``pgingest_csv_*``,
+    ``CASE@compare``), if any."""
+    base = name.removesuffix(COMPARE_SUFFIX)
+    for prefix, peer in DUCKDB_PEERS.items():
+        if base == prefix or base.startswith(prefix + "_"):
+            return peer
+    return None
+
+
 CaseFn = Callable[[Context], Measurement]
 COMPARE_SUFFIX = "@compare"
 """``CASE@compare``: ``CASE`` run with the sources of ``--compare-src`` (an A/B in one run)."""
@@ -815,6 +878,8 @@ CASES: dict[str, CaseFn] = {
     "xlsx_load_timed": case_xlsx_load_timed,
     "xlsx_read_timed": case_xlsx_read_timed,
     "pgingest_csv_bad_skip": case_pgingest_csv_bad_skip,
+    "duckdb_csv": case_duckdb_csv,
+    "duckdb_parquet": case_duckdb_parquet,
     **UPSERT_CASES,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
@@ -831,8 +896,11 @@ XLSX_CASES = frozenset(
 """Cases on the workbook (``Dataset.xlsx_rows`` rows, not ``--rows``)."""
 READ_ONLY_CASES = frozenset({"xlsx_read_fastexcel", "xlsx_read_openpyxl", "xlsx_read_timed"})
 """Cases that read without loading: the table stays empty (the script checks its row count)."""
-DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"]
-"""What runs without --cases; the manifest-cost cases are asked for by name."""
+DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"] + (
+    ["duckdb_csv", "duckdb_parquet"] if importlib.util.find_spec("duckdb_ext") is not None else []
+)
+"""What runs without --cases (the DuckDB peers when the ``bench`` extra is installed); the
+manifest-cost cases are asked for by name."""
 
 
 @dataclass
@@ -854,6 +922,9 @@ class RunResult:
     """CPU time the hypervisor gave to other guests (all cores)."""
     ratio_upsert_sql: float | None = None
     """Upsert cases: rows/s over ``upsert_sql``'s in the same round."""
+    ratio_duckdb: float | None = None
+    """pgingest cases: rows/s over their DuckDB peer's (``duckdb_csv``/``duckdb_parquet``) in
+    the same round."""
     manifest_s: float | None = None
     """pgingest cases: seconds in the manifest's statements and hash waits, summed over the
     file's workers (pgingest's ``manifest`` stage)."""
@@ -981,6 +1052,7 @@ def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str,
             "max_rows_per_s": max(rates) if rates else None,
             "median_ratio": median_of([r.ratio for r in ok]),
             "median_ratio_upsert_sql": median_of([r.ratio_upsert_sql for r in ok]),
+            "median_ratio_duckdb": median_of([r.ratio_duckdb for r in ok]),
             "max_client_peak_rss_mb": max(rss) if rss else None,
             "median_client_cpu_s": median_of([r.client_cpu_s for r in ok]),
             "median_server_cpu_s": median_of([r.server_cpu_s for r in ok]),
@@ -1069,9 +1141,12 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
     header = (
         f"{'case':<24} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
         f"{'client RSS MB':>13} {'client CPU s':>12} {'server CPU s':>12} {'other CPU s':>11}"
-        f" {'x upsert_sql':>12}"
+        f" {'x upsert_sql':>12} {'x duckdb':>8}"
     )
-    print(f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median")
+    print(
+        f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median;"
+        " x duckdb: per-round rows/s / the DuckDB case of the same file, median"
+    )
     print(header)
     print("-" * len(header))
     for name, s in summary.items():
@@ -1084,7 +1159,8 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
             f"{_fmt(s['median_client_cpu_s'], '.2f'):>12} "
             f"{_fmt(s['median_server_cpu_s'], '.2f'):>12} "
             f"{_fmt(s['median_other_cpu_s'], '.2f'):>11} "
-            f"{_fmt(s.get('median_ratio_upsert_sql'), '.2f'):>12}{failed}"
+            f"{_fmt(s.get('median_ratio_upsert_sql'), '.2f'):>12} "
+            f"{_fmt(s.get('median_ratio_duckdb'), '.2f'):>8}{failed}"
         )
 
 
@@ -1118,7 +1194,17 @@ def machine_info(db: Database, psql: str | None) -> dict[str, Any]:
         "postgresql": db.fetchval("SHOW server_version"),
         "postgresql_full": db.fetchval("SELECT version()"),
         "psql": _command_output([psql, "--version"]) if psql else None,
+        "duckdb": _version("duckdb"),
+        "duckdb_ext_postgres": _version("duckdb-ext-postgres"),
     }
+
+
+def _version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (``None``: not installed)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def pgingest_revision() -> dict[str, Any]:
@@ -1213,6 +1299,8 @@ def main(argv: list[str] | None = None) -> int:
     psql = find_psql(args.psql)
     machine = machine_info(db, psql)
     print(f"PostgreSQL {machine['postgresql']}, {machine['nproc']} cores, psql {psql}")
+    if machine["duckdb"]:
+        print(f"DuckDB {machine['duckdb']}, duckdb-ext-postgres {machine['duckdb_ext_postgres']}")
 
     ctx = Context(dsn, db, dataset, psql, shlex.split(args.extra_args))
     if args.compare_src is not None:
@@ -1257,6 +1345,9 @@ def main(argv: list[str] | None = None) -> int:
                     and upsert_base.rows_per_s
                 ):
                     result.ratio_upsert_sql = result.rows_per_s / upsert_base.rows_per_s
+                peer = round_results.get(duckdb_peer(name) or "")
+                if result.rows_per_s is not None and peer is not None and peer.rows_per_s:
+                    result.ratio_duckdb = result.rows_per_s / peer.rows_per_s
             results.extend(round_results.values())
         db.execute(f"DROP TABLE IF EXISTS {TABLE}")
         db.execute(f"DROP TABLE IF EXISTS {SEED_TABLE}")
