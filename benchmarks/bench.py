@@ -62,7 +62,7 @@ import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import numpy as np
@@ -114,6 +114,8 @@ SCHEMA = pa.schema(
 )
 
 T = TypeVar("T")
+DatasetKind = Literal["easy", "hard"]
+DATASET_KINDS: tuple[DatasetKind, ...] = ("easy", "hard")
 
 
 # --------------------------------------------------------------------------- dataset
@@ -131,6 +133,8 @@ class Dataset:
     xlsx: Path | None = None
     """The first ``xlsx_rows`` rows as a workbook (made when an xlsx case runs)."""
     xlsx_rows: int = 0
+    kind: DatasetKind = "easy"
+    """``--dataset``: BASELINE.md's rows, or the same columns with hard text."""
 
 
 def _random_words(rng: np.random.Generator, count: int, low: int, high: int) -> pa.StringArray:
@@ -149,11 +153,32 @@ def _vocabulary() -> pa.StringArray:
     return pa.concat_arrays([words, quoted])
 
 
-def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArray) -> pa.Table:
-    """Rows ``start_id .. start_id + n - 1`` of the dataset, vectorized."""
+HARD_WORDS = [
+    "café", "naïve", "Zürich", "Kraków", "São Paulo", "Москва", "東京", "Ωmega", "😀", "señor",
+    "5\" pipe", "\"quoted, with a comma\"", "it's", "a\\b", "x,y", "50%", "\"\"", "tab\there",
+]  # fmt: skip
+"""``--dataset hard``: words put into ``descr`` (non-ASCII, quotes, inch marks, commas,
+backslashes, a tab), each CSV-quoted by the writer (``"`` doubled)."""
+HARD_NAMES = [" Müller", " Ødegaard", " Nguyễn", " O'Brien", ", Jr.", ' "the Rock"', " 李"]
+"""``--dataset hard``: what a fifth of ``name`` values end with."""
+HARD_SEPARATORS = [" ", ", ", "\n", "\t", "\r\n", " ; "]
+HARD_SEPARATOR_P = [0.55, 0.2, 0.1, 0.1, 0.03, 0.02]
+"""``--dataset hard``: the separators between ``descr``'s words and how often: quoted commas,
+embedded newlines (LF and CRLF) and tabs."""
+
+
+def _chunk(
+    rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArray, hard: bool = False
+) -> pa.Table:
+    """Rows ``start_id .. start_id + n - 1`` of the dataset, vectorized; ``hard``: the text
+    columns hold non-ASCII, quotes, commas, embedded newlines and tabs too."""
     names = _random_words(rng, n, 10, 30)
     first = pc.utf8_upper(pc.utf8_slice_codeunits(names, 0, 1))
     names = pc.binary_join_element_wise(first, pc.utf8_slice_codeunits(names, 1), "")
+    if hard:
+        suffix = np.where(rng.random(n) < 0.2, rng.integers(0, len(HARD_NAMES), n), -1)
+        tails = pa.array([*HARD_NAMES, ""]).take(pa.array(suffix % (len(HARD_NAMES) + 1)))
+        names = pc.binary_join_element_wise(names, tails, "")
 
     # descr: 9 words; a quarter of the 8 separators are ", "; 30% of rows quote one word.
     n_words = len(vocab) // 2
@@ -161,10 +186,21 @@ def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArra
     quoted_pos = np.where(rng.random(n) < 0.30, rng.integers(0, 9, n), -1)
     separators = pa.array([" ", ", "])
     pieces: list[pa.Array] = []
+    # hard: 60% of rows put one hard word in place of a plain one (drawn only when hard, so
+    # the easy dataset stays what it was).
+    hard_pos = np.where(rng.random(n) < 0.6, rng.integers(0, 9, n), -1) if hard else None
+    hard_words = pa.array(HARD_WORDS)
     for w in range(9):
         idx = word_idx[w] + np.where(quoted_pos == w, n_words, 0)
-        pieces.append(vocab.take(pa.array(idx)))
-        if w < 8:
+        word = vocab.take(pa.array(idx))
+        if hard_pos is not None:
+            which = rng.integers(0, len(HARD_WORDS), n)
+            word = pc.if_else(pa.array(hard_pos == w), hard_words.take(pa.array(which)), word)
+        pieces.append(word)
+        if w < 8 and hard:
+            kinds = rng.choice(len(HARD_SEPARATORS), n, p=HARD_SEPARATOR_P)
+            pieces.append(pa.array(HARD_SEPARATORS).take(pa.array(kinds)))
+        elif w < 8:
             pieces.append(separators.take(pa.array((rng.random(n) < 0.25).astype(np.int8))))
     descr = pc.binary_join_element_wise(*pieces, "")
 
@@ -193,7 +229,7 @@ def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArra
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def _write_dataset(rows: int, csv_path: Path, parquet_path: Path) -> None:
+def _write_dataset(rows: int, csv_path: Path, parquet_path: Path, hard: bool = False) -> None:
     """Write both files under temporary names, then rename, so a crash leaves no half file."""
     csv_tmp = csv_path.with_suffix(".csv.tmp")
     parquet_tmp = parquet_path.with_suffix(".parquet.tmp")
@@ -206,8 +242,8 @@ def _write_dataset(rows: int, csv_path: Path, parquet_path: Path) -> None:
         pq.ParquetWriter(parquet_tmp, SCHEMA, compression="snappy") as parquet_writer,
     ):
         for chunk_no, start in enumerate(range(0, rows, CHUNK_ROWS)):
-            rng = np.random.default_rng([SEED, 2, chunk_no])
-            table = _chunk(rng, start + 1, min(CHUNK_ROWS, rows - start), vocab)
+            rng = np.random.default_rng([SEED, 3 if hard else 2, chunk_no])
+            table = _chunk(rng, start + 1, min(CHUNK_ROWS, rows - start), vocab, hard)
             csv_writer.write_table(table)
             parquet_writer.write_table(table, row_group_size=CHUNK_ROWS)
     csv_tmp.replace(csv_path)
@@ -254,7 +290,7 @@ def write_xlsx(table: pa.Table, path: Path) -> None:
 def prepare_xlsx(dataset: Dataset, workdir: Path) -> Dataset:
     """Return ``dataset`` with its workbook: the first rows of the Parquet file, cached."""
     rows = min(XLSX_ROWS, dataset.rows)
-    path = workdir / f"bench-v{DATASET_VERSION}-{rows}.xlsx"
+    path = workdir / f"{_stem(dataset.kind)}-{rows}.xlsx"
     if not path.exists():
         print(f"writing {rows:,} rows to {path} ...", flush=True)
         started = time.perf_counter()
@@ -265,28 +301,34 @@ def prepare_xlsx(dataset: Dataset, workdir: Path) -> Dataset:
     return replace(dataset, xlsx=path, xlsx_rows=rows)
 
 
-def prepare_dataset(workdir: Path, rows: int) -> Dataset:
+def _stem(kind: DatasetKind) -> str:
+    """The cached files' name before the row count: ``bench-v1`` (easy), ``bench-hard-v1``."""
+    return f"bench-v{DATASET_VERSION}" if kind == "easy" else f"bench-{kind}-v{DATASET_VERSION}"
+
+
+def prepare_dataset(workdir: Path, rows: int, kind: DatasetKind = "easy") -> Dataset:
     """Return the cached files for ``rows`` rows, generating them when one is missing.
 
     Args:
         workdir: directory of the cache (made world-readable).
         rows: number of data rows.
+        kind: ``easy`` (BASELINE.md's) or ``hard`` (the same columns, hard text).
 
     Returns:
         The dataset.
     """
-    stem = f"bench-v{DATASET_VERSION}-{rows}"
+    stem = f"{_stem(kind)}-{rows}"
     csv_path, parquet_path = workdir / f"{stem}.csv", workdir / f"{stem}.parquet"
     generated_s = None
     if not (csv_path.exists() and parquet_path.exists()):
         print(f"generating {rows:,} rows in {workdir} ...", flush=True)
         started = time.perf_counter()
-        _write_dataset(rows, csv_path, parquet_path)
+        _write_dataset(rows, csv_path, parquet_path, hard=kind == "hard")
         generated_s = time.perf_counter() - started
         os.sync()  # else the kernel writes the new files back during the first round
     for path in (csv_path, parquet_path):
         path.chmod(0o644)
-    return Dataset(rows, csv_path, parquet_path, generated_s)
+    return Dataset(rows, csv_path, parquet_path, generated_s, kind=kind)
 
 
 BAD_EVERY = 100
@@ -686,6 +728,8 @@ def case_pgingest_csv_bad_skip(ctx: Context) -> Measurement:
     """pgingest loading the CSV with 1% bad rows, ``--on-error skip``: against
     ``pgingest_csv``, the price of setting bad rows aside (rows/s counts every row of the
     file, bad ones included, so the two compare directly)."""
+    if ctx.dataset.kind != "easy":  # its rows are cut at newlines, which hard text holds
+        raise CaseError("the bad-rows case runs on the easy dataset only")
     path = bad_rows_csv(ctx.dataset)
     extra = [*ctx.extra_args, "--on-error", "skip"]
     measured = _pgingest(replace(ctx, extra_args=extra), path)
@@ -1136,7 +1180,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> None:
+def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int, kind: str) -> None:
     """Print the summary as an aligned text table."""
     header = (
         f"{'case':<24} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
@@ -1144,7 +1188,8 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
         f" {'x upsert_sql':>12} {'x duckdb':>8}"
     )
     print(
-        f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median;"
+        f"\n{rows:,} rows ({kind} dataset), {rounds} round(s); ratio = per-round rows/s"
+        f" / {BASELINE_CASE}, median;"
         " x duckdb: per-round rows/s / the DuckDB case of the same file, median"
     )
     print(header)
@@ -1234,6 +1279,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the dataset")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all cases")
+    parser.add_argument(
+        "--dataset",
+        choices=DATASET_KINDS,
+        default="easy",
+        help="easy: BASELINE.md's rows; hard: the same columns whose text holds quoted commas"
+        " and quotes, embedded newlines, tabs and non-ASCII (fixed seed too)",
+    )
     parser.add_argument("--dsn", help="a PostgreSQL server on this machine (default: embedded)")
     parser.add_argument(
         "--workdir", type=Path, default=Path("/tmp/pgingest-bench"), help="data and pgdata cache"
@@ -1280,14 +1332,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 1 when any case failed in any round, else 0."""
     args = parse_args(argv)
     ensure_workdir(args.workdir)
-    dataset = prepare_dataset(args.workdir, args.rows)
+    dataset = prepare_dataset(args.workdir, args.rows, args.dataset)
     base_cases = {c.removesuffix(COMPARE_SUFFIX) for c in args.cases}
     if XLSX_CASES & base_cases:
         dataset = prepare_xlsx(dataset, args.workdir)
     csv_mb, parquet_mb = (p.stat().st_size / 1e6 for p in (dataset.csv, dataset.parquet))
     how = "cached" if dataset.generated_s is None else f"generated in {dataset.generated_s:.1f} s"
     print(
-        f"dataset ({how}): {dataset.csv} {csv_mb:,.0f} MB, {dataset.parquet} {parquet_mb:,.0f} MB"
+        f"{dataset.kind} dataset ({how}): {dataset.csv} {csv_mb:,.0f} MB, {dataset.parquet}"
+        f" {parquet_mb:,.0f} MB"
     )
 
     server = None
@@ -1359,7 +1412,7 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_before"] = load_before
     machine["loadavg_after"] = os.getloadavg()
     summary = summarize(results, args.cases)
-    print_table(summary, args.rows, args.rounds)
+    print_table(summary, args.rows, args.rounds, dataset.kind)
     shares = {
         n: v["median_manifest_share"] for n, v in summary.items() if v["median_manifest_share"]
     }
@@ -1385,6 +1438,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint_before_each_case": checkpoint[0],
         "warmup": not args.no_warmup,
         "dataset": {
+            "kind": dataset.kind,
             "seed": SEED,
             "version": DATASET_VERSION,
             "csv": str(dataset.csv),
@@ -1401,7 +1455,8 @@ def main(argv: list[str] | None = None) -> int:
         "xlsx_ratios": xlsx_bar,
         "recommendation": recommend(summary, machine),
     }
-    json_path = args.json or args.workdir / f"report-{args.rows}.json"
+    kind = "" if dataset.kind == "easy" else f"{dataset.kind}-"
+    json_path = args.json or args.workdir / f"report-{kind}{args.rows}.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nreport: {json_path}")
     failures = [r for r in results if not r.ok]
