@@ -1,4 +1,6 @@
-"""Load benchmark: pgingest against PostgreSQL's own COPY, on the dataset of BASELINE.md.
+"""Load benchmark: pgingest against PostgreSQL's own COPY and against DuckDB's postgres
+extension (the ``bench`` extra), on the dataset of BASELINE.md or a hard one
+(``--dataset hard``: quoted commas and quotes, embedded newlines, tabs, non-ASCII).
 
 Run it from the repository root (pgingest is run from ``src/`` of this checkout)::
 
@@ -6,6 +8,7 @@ Run it from the repository root (pgingest is run from ``src/`` of this checkout)
     python benchmarks/bench.py --rows 200000 --rounds 1 --cases server_copy,psql_copy
     python benchmarks/bench.py --cases server_copy,pgingest_csv --extra-args "--batch-size 100000"
     python benchmarks/bench.py --dsn postgresql://me@localhost/scratch --json /tmp/report.json
+    python benchmarks/bench.py --dataset hard --cases server_copy,pgingest_csv,duckdb_csv
 
 What it does:
 
