@@ -3,8 +3,10 @@ data get sane plans (``--no-analyze`` skips it).
 
 "Much": the rows the run wrote into the table are at least :data:`SHARE` of the rows the
 planner last counted in it, or the planner never counted them (a new table, or replace's new
-one). A tiny append to a big table is left to autovacuum. ANALYZE is an optimization: a
-failure (its lock held too long, the server gone) is a warning, never a failed load.
+one). A tiny append to a big table is left to autovacuum, and so is a table this role may
+not ANALYZE (a least-privileged loader appending to a table it does not own). ANALYZE is an
+optimization: a failure (its lock held too long, the server gone) is a warning, never a
+failed load.
 """
 
 from __future__ import annotations
@@ -60,10 +62,13 @@ async def analyze_tables(ctx: RunContext, report: LoadReport) -> list[str]:
     try:
         for (schema, name), rows in sorted(tables.items()):
             try:
-                if await pg_analyze.analyze_if(
+                outcome = await pg_analyze.analyze_if(
                     ctx.pool, schema, name, partial(needs_analyze, rows), LOCK_WAIT
-                ):
+                )
+                if outcome == "analyzed":
                     done.append(f"{schema}.{name}")
+                elif outcome == "not allowed":  # a loader that does not own the table
+                    log.info("%s.%s: not analyzed: only its owner (or MAINTAIN) may", schema, name)
             except PgIngestError as exc:
                 _warn(ctx, f"{schema}.{name}", exc)
     finally:
