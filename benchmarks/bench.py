@@ -490,6 +490,8 @@ class Measurement:
     client_cpu_s: float | None = None
     expected_rows: int | None = None
     """Rows the table must hold afterwards, when not all of the dataset's (bad rows)."""
+    rows: int | None = None
+    """Rows the case's file holds, when not the dataset's (rows/s counts these)."""
     manifest_s: float | None = None
     """pgingest cases: the ``manifest`` stage of the run (its "stages" line)."""
 
@@ -748,6 +750,39 @@ def case_raw_csv_2streams(ctx: Context) -> Measurement:
     return run_measured([sys.executable, script, str(ctx.dataset.csv), ctx.dsn, TABLE])
 
 
+# -- the fixed cost -------------------------------------------------------------------------
+# A one-row CSV, whole command: what a load costs before any data moves (start-up, imports,
+# connection, detection, the manifest). rows/s is then 1 / seconds.
+
+
+def one_row_csv(dataset: Dataset) -> Path:
+    """The dataset's first row as a CSV of its own (header included), cached next to it."""
+    path = dataset.csv.with_name(f"{_stem(dataset.kind)}-1row.csv")
+    if not path.exists():
+        first = pq.ParquetFile(dataset.parquet).read_row_group(0).slice(0, 1)
+        tmp = path.with_suffix(".tmp")
+        pacsv.write_csv(first, tmp, pacsv.WriteOptions(quoting_header="none"))
+        tmp.replace(path)
+        path.chmod(0o644)
+    return path
+
+
+def case_pgingest_1row(ctx: Context) -> Measurement:
+    """pgingest loading a one-row CSV: its fixed cost."""
+    measured = _pgingest(ctx, one_row_csv(ctx.dataset))
+    measured.rows = measured.expected_rows = 1
+    return measured
+
+
+def case_psql_1row(ctx: Context) -> Measurement:
+    """psql ``\\copy`` of the one-row CSV: the fixed cost of the lightest client."""
+    measured = case_psql_copy(
+        replace(ctx, dataset=replace(ctx.dataset, csv=one_row_csv(ctx.dataset)))
+    )
+    measured.rows = measured.expected_rows = 1
+    return measured
+
+
 # -- DuckDB ----------------------------------------------------------------------------------
 # The peer a user would pick instead: DuckDB with its postgres extension (multi-threaded CSV
 # reading, binary COPY to the server), a whole process like pgingest's. Installed by the
@@ -925,6 +960,8 @@ CASES: dict[str, CaseFn] = {
     "xlsx_load_timed": case_xlsx_load_timed,
     "xlsx_read_timed": case_xlsx_read_timed,
     "pgingest_csv_bad_skip": case_pgingest_csv_bad_skip,
+    "pgingest_1row": case_pgingest_1row,
+    "psql_1row": case_psql_1row,
     "duckdb_csv": case_duckdb_csv,
     "duckdb_parquet": case_duckdb_parquet,
     **UPSERT_CASES,
@@ -1035,12 +1072,13 @@ def run_case(
         expected = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
         if name in READ_ONLY_CASES:
             expected = 0
-        if measured.expected_rows is not None:  # bad rows set aside
+        if measured.expected_rows is not None:  # bad rows set aside, a one-row file
             expected = measured.expected_rows
         if loaded != expected:
             hint = " (was the file skipped?)" if loaded == 0 else ""
             raise CaseError(f"ROW COUNT MISMATCH: {loaded:,} rows, expected {expected:,}{hint}")
         rows = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
+        rows = measured.rows or rows
     except (CaseError, asyncpg.PostgresError, OSError) as exc:
         message = str(exc) if isinstance(exc, CaseError) else f"{type(exc).__name__}: {exc}"
         print(f"  {label:<18} FAILED: {message}", flush=True)
@@ -1095,6 +1133,7 @@ def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str,
             "ok_rounds": len(ok),
             "failed_rounds": len(runs) - len(ok),
             "median_rows_per_s": median_of(list(rates)),
+            "median_seconds": median_of([r.seconds for r in ok]),
             "min_rows_per_s": min(rates) if rates else None,
             "max_rows_per_s": max(rates) if rates else None,
             "median_ratio": median_of([r.ratio for r in ok]),
@@ -1186,7 +1225,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int, kind: str) -> None:
     """Print the summary as an aligned text table."""
     header = (
-        f"{'case':<24} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
+        f"{'case':<24} {'rows/s (median)':>15} {'s':>7} {'ratio':>6} {'min..max rows/s':>21} "
         f"{'client RSS MB':>13} {'client CPU s':>12} {'server CPU s':>12} {'other CPU s':>11}"
         f" {'x upsert_sql':>12} {'x duckdb':>8}"
     )
@@ -1202,6 +1241,7 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int, kind
         failed = f"  FAILED {s['failed_rounds']}x" if s["failed_rounds"] else ""
         print(
             f"{name:<24} {_fmt(s['median_rows_per_s'], ',.0f'):>15} "
+            f"{_fmt(s['median_seconds'], '.3f'):>7} "
             f"{_fmt(s['median_ratio'], '.2f'):>6} {span:>21} "
             f"{_fmt(s['max_client_peak_rss_mb'], '.0f'):>13} "
             f"{_fmt(s['median_client_cpu_s'], '.2f'):>12} "
