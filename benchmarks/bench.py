@@ -1,4 +1,6 @@
-"""Load benchmark: pgingest against PostgreSQL's own COPY, on the dataset of BASELINE.md.
+"""Load benchmark: pgingest against PostgreSQL's own COPY and against DuckDB's postgres
+extension (the ``bench`` extra), on the dataset of BASELINE.md or a hard one
+(``--dataset hard``: quoted commas and quotes, embedded newlines, tabs, non-ASCII).
 
 Run it from the repository root (pgingest is run from ``src/`` of this checkout)::
 
@@ -6,6 +8,7 @@ Run it from the repository root (pgingest is run from ``src/`` of this checkout)
     python benchmarks/bench.py --rows 200000 --rounds 1 --cases server_copy,psql_copy
     python benchmarks/bench.py --cases server_copy,pgingest_csv --extra-args "--batch-size 100000"
     python benchmarks/bench.py --dsn postgresql://me@localhost/scratch --json /tmp/report.json
+    python benchmarks/bench.py --dataset hard --cases server_copy,pgingest_csv,duckdb_csv
 
 What it does:
 
@@ -43,6 +46,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -60,7 +65,7 @@ import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import numpy as np
@@ -112,6 +117,8 @@ SCHEMA = pa.schema(
 )
 
 T = TypeVar("T")
+DatasetKind = Literal["easy", "hard"]
+DATASET_KINDS: tuple[DatasetKind, ...] = ("easy", "hard")
 
 
 # --------------------------------------------------------------------------- dataset
@@ -129,6 +136,8 @@ class Dataset:
     xlsx: Path | None = None
     """The first ``xlsx_rows`` rows as a workbook (made when an xlsx case runs)."""
     xlsx_rows: int = 0
+    kind: DatasetKind = "easy"
+    """``--dataset``: BASELINE.md's rows, or the same columns with hard text."""
 
 
 def _random_words(rng: np.random.Generator, count: int, low: int, high: int) -> pa.StringArray:
@@ -147,11 +156,32 @@ def _vocabulary() -> pa.StringArray:
     return pa.concat_arrays([words, quoted])
 
 
-def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArray) -> pa.Table:
-    """Rows ``start_id .. start_id + n - 1`` of the dataset, vectorized."""
+HARD_WORDS = [
+    "café", "naïve", "Zürich", "Kraków", "São Paulo", "Москва", "東京", "Ωmega", "😀", "señor",
+    "5\" pipe", "\"quoted, with a comma\"", "it's", "a\\b", "x,y", "50%", "\"\"", "tab\there",
+]  # fmt: skip
+"""``--dataset hard``: words put into ``descr`` (non-ASCII, quotes, inch marks, commas,
+backslashes, a tab), each CSV-quoted by the writer (``"`` doubled)."""
+HARD_NAMES = [" Müller", " Ødegaard", " Nguyễn", " O'Brien", ", Jr.", ' "the Rock"', " 李"]
+"""``--dataset hard``: what a fifth of ``name`` values end with."""
+HARD_SEPARATORS = [" ", ", ", "\n", "\t", "\r\n", " ; "]
+HARD_SEPARATOR_P = [0.55, 0.2, 0.1, 0.1, 0.03, 0.02]
+"""``--dataset hard``: the separators between ``descr``'s words and how often: quoted commas,
+embedded newlines (LF and CRLF) and tabs."""
+
+
+def _chunk(
+    rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArray, hard: bool = False
+) -> pa.Table:
+    """Rows ``start_id .. start_id + n - 1`` of the dataset, vectorized; ``hard``: the text
+    columns hold non-ASCII, quotes, commas, embedded newlines and tabs too."""
     names = _random_words(rng, n, 10, 30)
     first = pc.utf8_upper(pc.utf8_slice_codeunits(names, 0, 1))
     names = pc.binary_join_element_wise(first, pc.utf8_slice_codeunits(names, 1), "")
+    if hard:
+        suffix = np.where(rng.random(n) < 0.2, rng.integers(0, len(HARD_NAMES), n), -1)
+        tails = pa.array([*HARD_NAMES, ""]).take(pa.array(suffix % (len(HARD_NAMES) + 1)))
+        names = pc.binary_join_element_wise(names, tails, "")
 
     # descr: 9 words; a quarter of the 8 separators are ", "; 30% of rows quote one word.
     n_words = len(vocab) // 2
@@ -159,10 +189,21 @@ def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArra
     quoted_pos = np.where(rng.random(n) < 0.30, rng.integers(0, 9, n), -1)
     separators = pa.array([" ", ", "])
     pieces: list[pa.Array] = []
+    # hard: 60% of rows put one hard word in place of a plain one (drawn only when hard, so
+    # the easy dataset stays what it was).
+    hard_pos = np.where(rng.random(n) < 0.6, rng.integers(0, 9, n), -1) if hard else None
+    hard_words = pa.array(HARD_WORDS)
     for w in range(9):
         idx = word_idx[w] + np.where(quoted_pos == w, n_words, 0)
-        pieces.append(vocab.take(pa.array(idx)))
-        if w < 8:
+        word = vocab.take(pa.array(idx))
+        if hard_pos is not None:
+            which = rng.integers(0, len(HARD_WORDS), n)
+            word = pc.if_else(pa.array(hard_pos == w), hard_words.take(pa.array(which)), word)
+        pieces.append(word)
+        if w < 8 and hard:
+            kinds = rng.choice(len(HARD_SEPARATORS), n, p=HARD_SEPARATOR_P)
+            pieces.append(pa.array(HARD_SEPARATORS).take(pa.array(kinds)))
+        elif w < 8:
             pieces.append(separators.take(pa.array((rng.random(n) < 0.25).astype(np.int8))))
     descr = pc.binary_join_element_wise(*pieces, "")
 
@@ -191,7 +232,7 @@ def _chunk(rng: np.random.Generator, start_id: int, n: int, vocab: pa.StringArra
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def _write_dataset(rows: int, csv_path: Path, parquet_path: Path) -> None:
+def _write_dataset(rows: int, csv_path: Path, parquet_path: Path, hard: bool = False) -> None:
     """Write both files under temporary names, then rename, so a crash leaves no half file."""
     csv_tmp = csv_path.with_suffix(".csv.tmp")
     parquet_tmp = parquet_path.with_suffix(".parquet.tmp")
@@ -204,8 +245,8 @@ def _write_dataset(rows: int, csv_path: Path, parquet_path: Path) -> None:
         pq.ParquetWriter(parquet_tmp, SCHEMA, compression="snappy") as parquet_writer,
     ):
         for chunk_no, start in enumerate(range(0, rows, CHUNK_ROWS)):
-            rng = np.random.default_rng([SEED, 2, chunk_no])
-            table = _chunk(rng, start + 1, min(CHUNK_ROWS, rows - start), vocab)
+            rng = np.random.default_rng([SEED, 3 if hard else 2, chunk_no])
+            table = _chunk(rng, start + 1, min(CHUNK_ROWS, rows - start), vocab, hard)
             csv_writer.write_table(table)
             parquet_writer.write_table(table, row_group_size=CHUNK_ROWS)
     csv_tmp.replace(csv_path)
@@ -252,7 +293,7 @@ def write_xlsx(table: pa.Table, path: Path) -> None:
 def prepare_xlsx(dataset: Dataset, workdir: Path) -> Dataset:
     """Return ``dataset`` with its workbook: the first rows of the Parquet file, cached."""
     rows = min(XLSX_ROWS, dataset.rows)
-    path = workdir / f"bench-v{DATASET_VERSION}-{rows}.xlsx"
+    path = workdir / f"{_stem(dataset.kind)}-{rows}.xlsx"
     if not path.exists():
         print(f"writing {rows:,} rows to {path} ...", flush=True)
         started = time.perf_counter()
@@ -263,28 +304,34 @@ def prepare_xlsx(dataset: Dataset, workdir: Path) -> Dataset:
     return replace(dataset, xlsx=path, xlsx_rows=rows)
 
 
-def prepare_dataset(workdir: Path, rows: int) -> Dataset:
+def _stem(kind: DatasetKind) -> str:
+    """The cached files' name before the row count: ``bench-v1`` (easy), ``bench-hard-v1``."""
+    return f"bench-v{DATASET_VERSION}" if kind == "easy" else f"bench-{kind}-v{DATASET_VERSION}"
+
+
+def prepare_dataset(workdir: Path, rows: int, kind: DatasetKind = "easy") -> Dataset:
     """Return the cached files for ``rows`` rows, generating them when one is missing.
 
     Args:
         workdir: directory of the cache (made world-readable).
         rows: number of data rows.
+        kind: ``easy`` (BASELINE.md's) or ``hard`` (the same columns, hard text).
 
     Returns:
         The dataset.
     """
-    stem = f"bench-v{DATASET_VERSION}-{rows}"
+    stem = f"{_stem(kind)}-{rows}"
     csv_path, parquet_path = workdir / f"{stem}.csv", workdir / f"{stem}.parquet"
     generated_s = None
     if not (csv_path.exists() and parquet_path.exists()):
         print(f"generating {rows:,} rows in {workdir} ...", flush=True)
         started = time.perf_counter()
-        _write_dataset(rows, csv_path, parquet_path)
+        _write_dataset(rows, csv_path, parquet_path, hard=kind == "hard")
         generated_s = time.perf_counter() - started
         os.sync()  # else the kernel writes the new files back during the first round
     for path in (csv_path, parquet_path):
         path.chmod(0o644)
-    return Dataset(rows, csv_path, parquet_path, generated_s)
+    return Dataset(rows, csv_path, parquet_path, generated_s, kind=kind)
 
 
 BAD_EVERY = 100
@@ -443,6 +490,8 @@ class Measurement:
     client_cpu_s: float | None = None
     expected_rows: int | None = None
     """Rows the table must hold afterwards, when not all of the dataset's (bad rows)."""
+    rows: int | None = None
+    """Rows the case's file holds, when not the dataset's (rows/s counts these)."""
     manifest_s: float | None = None
     """pgingest cases: the ``manifest`` stage of the run (its "stages" line)."""
 
@@ -684,6 +733,8 @@ def case_pgingest_csv_bad_skip(ctx: Context) -> Measurement:
     """pgingest loading the CSV with 1% bad rows, ``--on-error skip``: against
     ``pgingest_csv``, the price of setting bad rows aside (rows/s counts every row of the
     file, bad ones included, so the two compare directly)."""
+    if ctx.dataset.kind != "easy":  # its rows are cut at newlines, which hard text holds
+        raise CaseError("the bad-rows case runs on the easy dataset only")
     path = bad_rows_csv(ctx.dataset)
     extra = [*ctx.extra_args, "--on-error", "skip"]
     measured = _pgingest(replace(ctx, extra_args=extra), path)
@@ -697,6 +748,100 @@ def case_raw_csv_2streams(ctx: Context) -> Measurement:
     ``pgingest_csv_no_lineage`` is the price of detection, hashing and the bookkeeping."""
     script = str(REPO_ROOT / "benchmarks" / "raw_streams.py")
     return run_measured([sys.executable, script, str(ctx.dataset.csv), ctx.dsn, TABLE])
+
+
+# -- the fixed cost -------------------------------------------------------------------------
+# A one-row CSV, whole command: what a load costs before any data moves (start-up, imports,
+# connection, detection, the manifest). rows/s is then 1 / seconds.
+
+
+def one_row_csv(dataset: Dataset) -> Path:
+    """The dataset's first row as a CSV of its own (header included), cached next to it."""
+    path = dataset.csv.with_name(f"{_stem(dataset.kind)}-1row.csv")
+    if not path.exists():
+        first = pq.ParquetFile(dataset.parquet).read_row_group(0).slice(0, 1)
+        tmp = path.with_suffix(".tmp")
+        pacsv.write_csv(first, tmp, pacsv.WriteOptions(quoting_header="none"))
+        tmp.replace(path)
+        path.chmod(0o644)
+    return path
+
+
+def case_pgingest_1row(ctx: Context) -> Measurement:
+    """pgingest loading a one-row CSV: its fixed cost."""
+    measured = _pgingest(ctx, one_row_csv(ctx.dataset))
+    measured.rows = measured.expected_rows = 1
+    return measured
+
+
+def case_psql_1row(ctx: Context) -> Measurement:
+    """psql ``\\copy`` of the one-row CSV: the fixed cost of the lightest client."""
+    measured = case_psql_copy(
+        replace(ctx, dataset=replace(ctx.dataset, csv=one_row_csv(ctx.dataset)))
+    )
+    measured.rows = measured.expected_rows = 1
+    return measured
+
+
+# -- DuckDB ----------------------------------------------------------------------------------
+# The peer a user would pick instead: DuckDB with its postgres extension (multi-threaded CSV
+# reading, binary COPY to the server), a whole process like pgingest's. Installed by the
+# optional ``bench`` extra (``duckdb-ext-postgres``, which pins the ``duckdb`` it was built
+# for); the extension is loaded from that package, never downloaded at run time.
+
+_DUCKDB_LOAD = """
+import importlib.util, sys
+from pathlib import Path
+import duckdb
+dsn, reader, path, table = sys.argv[1:5]
+# duckdb-ext-postgres ships the built extension under duckdb_ext/extensions (its README's
+# "manual" set-up): point the extension directory there and forbid any download.
+[home] = importlib.util.find_spec("duckdb_ext").submodule_search_locations
+con = duckdb.connect()
+con.execute("SET autoinstall_known_extensions = false")
+con.execute("SET extension_directory = ?", [str(Path(home) / "extensions")])
+con.execute("LOAD postgres")
+def literal(text):
+    return "'" + text.replace("'", "''") + "'"
+con.execute(f"ATTACH {literal(dsn)} AS pg (TYPE postgres)")
+con.execute(f"CREATE TABLE pg.public.{table} AS SELECT * FROM {reader}({literal(path)})")
+"""
+"""The DuckDB case's process: ``dsn reader path table`` as arguments."""
+
+
+def _duckdb(ctx: Context, reader: str, path: Path) -> Measurement:
+    """``CREATE TABLE pg.public.bench_t AS SELECT * FROM reader('path')`` in a DuckDB process
+    attached to the server; DuckDB creates the table with the types it infers."""
+    if importlib.util.find_spec("duckdb") is None or (
+        importlib.util.find_spec("duckdb_ext") is None
+    ):
+        raise CaseError("DuckDB is not installed: pip install -e '.[bench]'")
+    ctx.db.execute(f"DROP TABLE {TABLE}")  # DuckDB makes its own (CREATE TABLE AS)
+    return run_measured([sys.executable, "-c", _DUCKDB_LOAD, ctx.dsn, reader, str(path), TABLE])
+
+
+def case_duckdb_csv(ctx: Context) -> Measurement:
+    """DuckDB reading the CSV file (``read_csv``) into a new table on the server."""
+    return _duckdb(ctx, "read_csv", ctx.dataset.csv)
+
+
+def case_duckdb_parquet(ctx: Context) -> Measurement:
+    """DuckDB reading the Parquet file (``read_parquet``) into a new table on the server."""
+    return _duckdb(ctx, "read_parquet", ctx.dataset.parquet)
+
+
+DUCKDB_PEERS = {"pgingest_csv": "duckdb_csv", "pgingest_parquet": "duckdb_parquet"}
+"""The DuckDB case each pgingest case is compared with (``x duckdb``): same file."""
+
+
+def duckdb_peer(name: str) -> str | None:
+    """The DuckDB case of pgingest case ``name`` (its variants too: ``pgingest_csv_*``,
+    ``CASE@compare``), if any."""
+    base = name.removesuffix(COMPARE_SUFFIX)
+    for prefix, peer in DUCKDB_PEERS.items():
+        if base == prefix or base.startswith(prefix + "_"):
+            return peer
+    return None
 
 
 CaseFn = Callable[[Context], Measurement]
@@ -815,6 +960,10 @@ CASES: dict[str, CaseFn] = {
     "xlsx_load_timed": case_xlsx_load_timed,
     "xlsx_read_timed": case_xlsx_read_timed,
     "pgingest_csv_bad_skip": case_pgingest_csv_bad_skip,
+    "pgingest_1row": case_pgingest_1row,
+    "psql_1row": case_psql_1row,
+    "duckdb_csv": case_duckdb_csv,
+    "duckdb_parquet": case_duckdb_parquet,
     **UPSERT_CASES,
 }
 """Every case, by name. A case loads ``ctx.dataset`` into the empty table ``bench_t``."""
@@ -831,8 +980,11 @@ XLSX_CASES = frozenset(
 """Cases on the workbook (``Dataset.xlsx_rows`` rows, not ``--rows``)."""
 READ_ONLY_CASES = frozenset({"xlsx_read_fastexcel", "xlsx_read_openpyxl", "xlsx_read_timed"})
 """Cases that read without loading: the table stays empty (the script checks its row count)."""
-DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"]
-"""What runs without --cases; the manifest-cost cases are asked for by name."""
+DEFAULT_CASES = ["server_copy", "psql_copy", "pgingest_csv", "pgingest_parquet"] + (
+    ["duckdb_csv", "duckdb_parquet"] if importlib.util.find_spec("duckdb_ext") is not None else []
+)
+"""What runs without --cases (the DuckDB peers when the ``bench`` extra is installed); the
+manifest-cost cases are asked for by name."""
 
 
 @dataclass
@@ -854,6 +1006,9 @@ class RunResult:
     """CPU time the hypervisor gave to other guests (all cores)."""
     ratio_upsert_sql: float | None = None
     """Upsert cases: rows/s over ``upsert_sql``'s in the same round."""
+    ratio_duckdb: float | None = None
+    """pgingest cases: rows/s over their DuckDB peer's (``duckdb_csv``/``duckdb_parquet``) in
+    the same round."""
     manifest_s: float | None = None
     """pgingest cases: seconds in the manifest's statements and hash waits, summed over the
     file's workers (pgingest's ``manifest`` stage)."""
@@ -917,12 +1072,13 @@ def run_case(
         expected = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
         if name in READ_ONLY_CASES:
             expected = 0
-        if measured.expected_rows is not None:  # bad rows set aside
+        if measured.expected_rows is not None:  # bad rows set aside, a one-row file
             expected = measured.expected_rows
         if loaded != expected:
             hint = " (was the file skipped?)" if loaded == 0 else ""
             raise CaseError(f"ROW COUNT MISMATCH: {loaded:,} rows, expected {expected:,}{hint}")
         rows = ctx.dataset.xlsx_rows if name in XLSX_CASES else ctx.dataset.rows
+        rows = measured.rows or rows
     except (CaseError, asyncpg.PostgresError, OSError) as exc:
         message = str(exc) if isinstance(exc, CaseError) else f"{type(exc).__name__}: {exc}"
         print(f"  {label:<18} FAILED: {message}", flush=True)
@@ -977,10 +1133,12 @@ def summarize(results: list[RunResult], cases: list[str]) -> dict[str, dict[str,
             "ok_rounds": len(ok),
             "failed_rounds": len(runs) - len(ok),
             "median_rows_per_s": median_of(list(rates)),
+            "median_seconds": median_of([r.seconds for r in ok]),
             "min_rows_per_s": min(rates) if rates else None,
             "max_rows_per_s": max(rates) if rates else None,
             "median_ratio": median_of([r.ratio for r in ok]),
             "median_ratio_upsert_sql": median_of([r.ratio_upsert_sql for r in ok]),
+            "median_ratio_duckdb": median_of([r.ratio_duckdb for r in ok]),
             "max_client_peak_rss_mb": max(rss) if rss else None,
             "median_client_cpu_s": median_of([r.client_cpu_s for r in ok]),
             "median_server_cpu_s": median_of([r.server_cpu_s for r in ok]),
@@ -1064,14 +1222,18 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> None:
+def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int, kind: str) -> None:
     """Print the summary as an aligned text table."""
     header = (
-        f"{'case':<24} {'rows/s (median)':>15} {'ratio':>6} {'min..max rows/s':>21} "
+        f"{'case':<24} {'rows/s (median)':>15} {'s':>7} {'ratio':>6} {'min..max rows/s':>21} "
         f"{'client RSS MB':>13} {'client CPU s':>12} {'server CPU s':>12} {'other CPU s':>11}"
-        f" {'x upsert_sql':>12}"
+        f" {'x upsert_sql':>12} {'x duckdb':>8}"
     )
-    print(f"\n{rows:,} rows, {rounds} round(s); ratio = per-round rows/s / {BASELINE_CASE}, median")
+    print(
+        f"\n{rows:,} rows ({kind} dataset), {rounds} round(s); ratio = per-round rows/s"
+        f" / {BASELINE_CASE}, median;"
+        " x duckdb: per-round rows/s / the DuckDB case of the same file, median"
+    )
     print(header)
     print("-" * len(header))
     for name, s in summary.items():
@@ -1079,12 +1241,14 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, rounds: int) -> N
         failed = f"  FAILED {s['failed_rounds']}x" if s["failed_rounds"] else ""
         print(
             f"{name:<24} {_fmt(s['median_rows_per_s'], ',.0f'):>15} "
+            f"{_fmt(s['median_seconds'], '.3f'):>7} "
             f"{_fmt(s['median_ratio'], '.2f'):>6} {span:>21} "
             f"{_fmt(s['max_client_peak_rss_mb'], '.0f'):>13} "
             f"{_fmt(s['median_client_cpu_s'], '.2f'):>12} "
             f"{_fmt(s['median_server_cpu_s'], '.2f'):>12} "
             f"{_fmt(s['median_other_cpu_s'], '.2f'):>11} "
-            f"{_fmt(s.get('median_ratio_upsert_sql'), '.2f'):>12}{failed}"
+            f"{_fmt(s.get('median_ratio_upsert_sql'), '.2f'):>12} "
+            f"{_fmt(s.get('median_ratio_duckdb'), '.2f'):>8}{failed}"
         )
 
 
@@ -1118,7 +1282,17 @@ def machine_info(db: Database, psql: str | None) -> dict[str, Any]:
         "postgresql": db.fetchval("SHOW server_version"),
         "postgresql_full": db.fetchval("SELECT version()"),
         "psql": _command_output([psql, "--version"]) if psql else None,
+        "duckdb": _version("duckdb"),
+        "duckdb_ext_postgres": _version("duckdb-ext-postgres"),
     }
+
+
+def _version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (``None``: not installed)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def pgingest_revision() -> dict[str, Any]:
@@ -1148,6 +1322,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the dataset")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all cases")
+    parser.add_argument(
+        "--dataset",
+        choices=DATASET_KINDS,
+        default="easy",
+        help="easy: BASELINE.md's rows; hard: the same columns whose text holds quoted commas"
+        " and quotes, embedded newlines, tabs and non-ASCII (fixed seed too)",
+    )
     parser.add_argument("--dsn", help="a PostgreSQL server on this machine (default: embedded)")
     parser.add_argument(
         "--workdir", type=Path, default=Path("/tmp/pgingest-bench"), help="data and pgdata cache"
@@ -1194,14 +1375,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 1 when any case failed in any round, else 0."""
     args = parse_args(argv)
     ensure_workdir(args.workdir)
-    dataset = prepare_dataset(args.workdir, args.rows)
+    dataset = prepare_dataset(args.workdir, args.rows, args.dataset)
     base_cases = {c.removesuffix(COMPARE_SUFFIX) for c in args.cases}
     if XLSX_CASES & base_cases:
         dataset = prepare_xlsx(dataset, args.workdir)
     csv_mb, parquet_mb = (p.stat().st_size / 1e6 for p in (dataset.csv, dataset.parquet))
     how = "cached" if dataset.generated_s is None else f"generated in {dataset.generated_s:.1f} s"
     print(
-        f"dataset ({how}): {dataset.csv} {csv_mb:,.0f} MB, {dataset.parquet} {parquet_mb:,.0f} MB"
+        f"{dataset.kind} dataset ({how}): {dataset.csv} {csv_mb:,.0f} MB, {dataset.parquet}"
+        f" {parquet_mb:,.0f} MB"
     )
 
     server = None
@@ -1213,6 +1395,8 @@ def main(argv: list[str] | None = None) -> int:
     psql = find_psql(args.psql)
     machine = machine_info(db, psql)
     print(f"PostgreSQL {machine['postgresql']}, {machine['nproc']} cores, psql {psql}")
+    if machine["duckdb"]:
+        print(f"DuckDB {machine['duckdb']}, duckdb-ext-postgres {machine['duckdb_ext_postgres']}")
 
     ctx = Context(dsn, db, dataset, psql, shlex.split(args.extra_args))
     if args.compare_src is not None:
@@ -1257,6 +1441,9 @@ def main(argv: list[str] | None = None) -> int:
                     and upsert_base.rows_per_s
                 ):
                     result.ratio_upsert_sql = result.rows_per_s / upsert_base.rows_per_s
+                peer = round_results.get(duckdb_peer(name) or "")
+                if result.rows_per_s is not None and peer is not None and peer.rows_per_s:
+                    result.ratio_duckdb = result.rows_per_s / peer.rows_per_s
             results.extend(round_results.values())
         db.execute(f"DROP TABLE IF EXISTS {TABLE}")
         db.execute(f"DROP TABLE IF EXISTS {SEED_TABLE}")
@@ -1268,7 +1455,7 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_before"] = load_before
     machine["loadavg_after"] = os.getloadavg()
     summary = summarize(results, args.cases)
-    print_table(summary, args.rows, args.rounds)
+    print_table(summary, args.rows, args.rounds, dataset.kind)
     shares = {
         n: v["median_manifest_share"] for n, v in summary.items() if v["median_manifest_share"]
     }
@@ -1294,6 +1481,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint_before_each_case": checkpoint[0],
         "warmup": not args.no_warmup,
         "dataset": {
+            "kind": dataset.kind,
             "seed": SEED,
             "version": DATASET_VERSION,
             "csv": str(dataset.csv),
@@ -1310,7 +1498,8 @@ def main(argv: list[str] | None = None) -> int:
         "xlsx_ratios": xlsx_bar,
         "recommendation": recommend(summary, machine),
     }
-    json_path = args.json or args.workdir / f"report-{args.rows}.json"
+    kind = "" if dataset.kind == "easy" else f"{dataset.kind}-"
+    json_path = args.json or args.workdir / f"report-{kind}{args.rows}.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nreport: {json_path}")
     failures = [r for r in results if not r.ok]

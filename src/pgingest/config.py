@@ -368,6 +368,13 @@ class LoadOptions:
         help="Add _pgingest_file_id and _pgingest_loaded_at to target tables (revert needs them).",
         section="target",
     )
+    analyze: bool = _option(
+        True,
+        help="After the run, ANALYZE each table it changed much: rows written at least 10% of"
+        " the rows the planner last counted in it, or a new (or replaced) table; a failure is a"
+        " warning. --no-analyze leaves it to autovacuum.",
+        section="performance",
+    )
     force: bool = _option(
         False,
         help="Load files again even when the manifest says their content is loaded.",

@@ -15,7 +15,7 @@ from typing import Any
 from pgingest.config import MANIFEST_SCHEMA, LoadOptions
 from pgingest.errors import ConfigError
 
-RUN_WIDE_OPTIONS = frozenset({"mode", "pk", "delete_missing", "strategy"})
+RUN_WIDE_OPTIONS = frozenset({"mode", "pk", "delete_missing", "strategy", "analyze"})
 """Options of a whole run: files of one table must share their key and how they are applied."""
 _CONNECTION_KEYS = frozenset({"dsn", "home"})
 _FILE_KEYS = frozenset({"paths", "folders", "sources"})

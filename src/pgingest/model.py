@@ -179,7 +179,8 @@ class LoadReport:
     ``encode`` (shaping and encoding batches), ``write`` (COPY and commit on the server),
     ``wait`` (workers idle, waiting for the next batch), ``manifest`` (the bookkeeping's
     statements: the run's start and end, each file's claim and completion, each batch's
-    progress row, which ``write`` includes too; and any wait for a file's content hash)."""
+    progress row, which ``write`` includes too; and any wait for a file's content hash),
+    ``analyze`` (the ANALYZE of the tables the run changed much, after its files)."""
     retries: int = 0
     """Transient errors retried during the run."""
     strategies: dict[str, str] = field(default_factory=dict)

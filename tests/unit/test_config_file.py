@@ -51,6 +51,7 @@ def test_options_folders_sources(tmp_path: Path) -> None:
     [
         ("nope: 1\n", "unknown option 'nope'"),
         ("folders:\n  a:\n    key: [id]\n", "pk can only be set for the whole run"),
+        ("folders:\n  a:\n    analyze: false\n", "analyze can only be set for the whole run"),
         ("folders:\n  a:\n    sources: []\n", "only allowed at the top"),
         ("sources:\n  - table: t\n", "needs a 'path'"),
         ("[1, 2]\n", "must be a mapping"),

@@ -274,7 +274,7 @@ def sheet_targets(
     return out, failed
 
 
-RUN_WIDE = ("mode", "pk", "delete_missing", "strategy")
+RUN_WIDE = ("mode", "pk", "delete_missing", "strategy", "analyze")
 """Options that only the whole run can set (its files are scheduled together)."""
 
 

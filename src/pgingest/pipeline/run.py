@@ -1,7 +1,7 @@
 """Run a load: discover the targets, open the pool, record the run, let the modes prepare
 (keys, schedule, replaced tables), then one task per file, at most ``--concurrency`` at once
-and in the order the schedule asks, and record the run's end. Only orchestration: each stage
-lives in its own module (see ``docs/architecture.md``)."""
+and in the order the schedule asks, ANALYZE the tables it changed much, and record the run's
+end. Only orchestration: each stage lives in its own module (``docs/architecture.md``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from pgingest.config import ConnectionSettings, LoadOptions, crash_point
@@ -22,6 +23,7 @@ from pgingest.observability.progress import NullReporter, Reporter
 from pgingest.pg import connect
 from pgingest.pg.retry import RetryPolicy
 from pgingest.pg.stall import StallMonitor
+from pgingest.pipeline.analyze import analyze_tables
 from pgingest.pipeline.context import FileTask, RunContext, RunEvents
 from pgingest.pipeline.discover import check_run_wide, options_for, plan_targets, sheet_targets
 from pgingest.pipeline.job import RunLock, quietly
@@ -79,12 +81,9 @@ async def _run(
         settings, options, min(options.concurrency, len(tasks)), events, sessions
     )
 
-    async def monitor_connection() -> Any:
-        return await connect.open_connection(
-            settings, application_name=f"{application_name} monitor"[:63]
-        )
-
-    stalls = StallMonitor(monitor_connection, options.stall_timeout)
+    monitor_name = f"{application_name} monitor"[:63]
+    monitor = partial(connect.open_connection, settings, application_name=monitor_name)
+    stalls = StallMonitor(monitor, options.stall_timeout)
     modes = Modes(options, reporter.message)
     ctx: RunContext | None = None
     run_lock: RunLock | None = None
@@ -150,6 +149,8 @@ async def _run(
                 await asyncio.shield(modes.finish_run(report, run_id, status))
             if status == "success" and report.failed:
                 status = "failed"
+            if status != "interrupted" and run_id is not None and options.analyze:
+                await analyze_tables(ctx, report)
             if run_id is not None:
                 await asyncio.shield(_finish_run(ctx, status, report))
     finally:
