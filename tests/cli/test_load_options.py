@@ -104,8 +104,27 @@ def test_help_is_in_sections() -> None:
         check=True,
     )
     titles = [line for line in result.stdout.splitlines() if line.endswith(" options:")]
-    assert titles == [f"{s.capitalize()} options:" for s in SECTIONS] + ["Other options:"]
-    assert "[default: 50000; x>=1]" in " ".join(result.stdout.split())
+    assert titles == (
+        ["Common options:"] + [f"{s.capitalize()} options:" for s in SECTIONS] + ["Other options:"]
+    )
+    # one line of help per option: a line that is not an option's is the help of an option
+    # whose names filled their column, and never a second line of help
+    listed = result.stdout.split("Common options:")[1].split("Each option's whole help")[0]
+    previous = ""
+    for line in listed.splitlines():
+        if line and not line.endswith(" options:") and not line.lstrip().startswith("-"):
+            assert previous.lstrip().startswith("-"), line
+            assert "  " not in previous.strip(), line
+        previous = line
+    whole = subprocess.run(
+        [sys.executable, "-m", "pgingest", "load", "--help-all"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "[default: 50000; x>=1]" in " ".join(whole.split())
+    assert "Common options:" not in whole
 
 
 def test_the_committed_option_reference_is_current() -> None:

@@ -38,12 +38,51 @@ class SectionedOption(click.Option):
         self.section = section
 
 
+COMMON_OPTIONS = (
+    "config_file",
+    "dsn",
+    "table",
+    "format",
+    "mode",
+    "pk",
+    "on_error",
+    "concurrency",
+    "dry_run",
+)
+"""What most runs set: listed first in ``--help``, under their own title."""
+
+
 class SectionedCommand(click.Command):
-    """A command whose ``--help`` lists its options in :data:`~pgingest.config.SECTIONS`."""
+    """A command whose ``--help`` lists its options in :data:`~pgingest.config.SECTIONS`,
+    the common ones first, one line each (their first sentence); ``--help-all`` prints every
+    option's whole text with its default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Add ``--help-all`` to click's own parameters."""
+        super().__init__(*args, **kwargs)
+        self.params.append(
+            click.Option(
+                ["--help-all"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=self._help_all,
+                help="Show every option's whole help, with its default, and exit.",
+            )
+        )
+        self._whole = False
+
+    def _help_all(self, ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            self._whole = True
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit()
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """Write one titled list of options per section, in the sections' order."""
+        """Write one titled list of options per section, in the sections' order, the common
+        options in a first list of their own."""
         groups: dict[str, list[tuple[str, str]]] = {}
+        width = max(30, formatter.width - 42)
         for param in self.get_params(ctx):
             if not isinstance(param, click.Option):
                 continue  # the arguments are in the usage line
@@ -51,11 +90,35 @@ class SectionedCommand(click.Command):
             if record is None:
                 continue
             section = getattr(param, "section", "other")
+            if not self._whole:
+                record = (record[0], _first_sentence(param.help or "", width))
+                if param.name in COMMON_OPTIONS:
+                    section = "common"
             groups.setdefault(section, []).append(record)
-        for section in (*SECTIONS, "other"):
+        for section in ("common", *SECTIONS, "other"):
             if section in groups:
                 with formatter.section(f"{section.capitalize()} options"):
-                    formatter.write_dl(groups[section])
+                    formatter.write_dl(groups[section], col_max=36)
+        if not self._whole:
+            formatter.write_paragraph()
+            formatter.write_text(
+                "Each option's whole help and default: --help-all (or docs/options.md)."
+            )
+
+
+def _first_sentence(text: str, width: int) -> str:
+    """``text``'s first sentence, cut at a word to ``width`` characters (``...`` then)."""
+    words: list[str] = []
+    depth = 0
+    for word in text.split():
+        words.append(word)
+        depth += word.count("(") - word.count(")")
+        if depth <= 0 and word.endswith(".") and not word.endswith(("..", "e.g.", "i.e.")):
+            break
+    line = " ".join(words).removesuffix(".")
+    if len(line) <= width:
+        return line
+    return line[: line.rfind(" ", 0, width - 3)].rstrip(",;:") + "..."
 
 
 def option_env(flag: str) -> str:
