@@ -12,7 +12,7 @@ from importlib.metadata import version
 from string import Template
 from typing import Any
 
-from pgingest.cli.status_view import duration, parse_time
+from pgingest.cli.status_view import duration, parse_time, rate
 
 SLOWEST = 10
 """Files listed under "Slowest files"."""
@@ -31,10 +31,6 @@ def _e(value: Any) -> str:
 
 def _local(moment: datetime | None) -> str:
     return "" if moment is None else f"{moment.astimezone():%Y-%m-%d %H:%M:%S %Z}"
-
-
-def _rate(rows: int, seconds: float | None) -> str:
-    return f"{rows / seconds:,.0f}" if seconds and rows else ""
 
 
 def _badge(status: str) -> str:
@@ -116,8 +112,8 @@ def _timeline(
         name = str(f["path"]).rsplit("/", 1)[-1]
         if len(name) > 40:
             name = "…" + name[-39:]
-        rate = _rate(int(f["rows"]), seconds)
-        label = f"{int(f['rows']):,} rows" + (f", {rate} rows/s" if rate else "")
+        speed = rate(int(f["rows"]), seconds)
+        label = f"{int(f['rows']):,} rows" + (f", {speed} rows/s" if speed else "")
         tip = (
             f"{f['path']} -> {f['table_schema']}.{f['table_name']}: {f['status']},"
             f" {_local(start)} to {_local(end)}, {duration(seconds)}, {label}"
@@ -152,7 +148,7 @@ def render_report(data: dict[str, Any]) -> str:
         ("skipped", f"{run['files_skipped']:,}"),
         ("failed", f"{run['files_failed']:,}"),
         ("rows", f"{run['rows']:,}"),
-        ("rows/s", _rate(run["rows"], seconds) or "-"),
+        ("rows/s", rate(run["rows"], seconds) or "-"),
         ("rejected rows", f"{rejects_total:,}"),
         ("retries", f"{len(data['retries']):,}"),
     ]
@@ -178,7 +174,7 @@ def render_report(data: dict[str, Any]) -> str:
                 _e(_local(e)),
                 _e(f"{sec:.2f}" if sec is not None else ""),
                 _e(f"{int(f['rows']):,}"),
-                _e(_rate(int(f["rows"]), sec)),
+                _e(rate(int(f["rows"]), sec)),
                 _e(f"{int(f['rejects']):,}"),
                 f'<span class="error">{_e(f["error"])}</span>' if f["error"] else "",
             ]
@@ -195,7 +191,7 @@ def render_report(data: dict[str, Any]) -> str:
                 _e(f"{f['table_schema']}.{f['table_name']}"),
                 _e(f"{sec:.2f}"),
                 _e(f"{int(f['rows']):,}"),
-                _e(_rate(int(f["rows"]), sec)),
+                _e(rate(int(f["rows"]), sec)),
                 _badge(f["status"]),
             ]
             for f, _, _, sec in slow[:SLOWEST]

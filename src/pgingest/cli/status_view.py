@@ -66,6 +66,19 @@ def duration(seconds: float | None) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
+def rate(rows: int, seconds: float | None) -> str:
+    """Rows per second, ``12,345``; empty when there is nothing to divide."""
+    return f"{rows / seconds:,.0f}" if seconds and rows else ""
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = (), **options: Any) -> Table:
+    """A titled table of ``columns`` (those in ``right`` aligned right), long cells folded."""
+    table = Table(title=title, title_justify="left", **options)
+    for name in columns:
+        table.add_column(name, justify="right" if name in right else "left", overflow="fold")
+    return table
+
+
 def retry_command(run_id: Any, dsn: str | None) -> str:
     """The command that loads a run's failed files again, with the run's options (its
     password masked)."""
@@ -76,17 +89,12 @@ def retry_command(run_id: Any, dsn: str | None) -> str:
 
 
 def _runs(runs: list[dict[str, Any]], now: datetime) -> Table:
-    table = Table(title="Recent runs", title_justify="left", expand=False)
-    for name, justify in (
-        ("run", "right"),
-        ("started", "left"),
-        ("duration", "right"),
-        ("files", "right"),
-        ("rows", "right"),
-        ("rows/s", "right"),
-        ("status", "left"),
-    ):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table = _table(
+        "Recent runs",
+        *("run", "started", "duration", "files", "rows", "rows/s", "status"),
+        right=("run", "duration", "files", "rows", "rows/s"),
+        expand=False,
+    )
     for r in runs:
         started, finished = parse_time(r["started_at"]), parse_time(r.get("finished_at"))
         seconds = (finished - started).total_seconds() if started and finished else None
@@ -95,7 +103,6 @@ def _runs(runs: list[dict[str, Any]], now: datetime) -> Table:
             files += f", {r['files_skipped']} skipped"
         if r["files_failed"]:
             files += f", {r['files_failed']} failed"
-        rate = f"{r['rows'] / seconds:,.0f}" if seconds and r["rows"] else ""
         status = r["status"]
         shown = status
         if status == "interrupted":
@@ -106,17 +113,14 @@ def _runs(runs: list[dict[str, Any]], now: datetime) -> Table:
             duration(seconds),
             files,
             f"{r['rows']:,}",
-            rate,
+            rate(r["rows"], seconds),
             Text(shown, style=STATUS_STYLE.get(status, "")),
         )
     return table
 
 
 def _failed(failed: list[dict[str, Any]], dsn: str | None, now: datetime) -> RenderableType:
-    table = Table(title="Failed files", title_justify="left", show_lines=True)
-    table.add_column("file", overflow="fold")
-    table.add_column("table", overflow="fold")
-    table.add_column("failed", overflow="fold")
+    table = _table("Failed files", "file", "table", "failed", show_lines=True)
     table.add_column("error", style="red", overflow="fold")
     runs: list[Any] = []
     for f in failed:
@@ -141,16 +145,11 @@ def _failed(failed: list[dict[str, Any]], dsn: str | None, now: datetime) -> Ren
 
 
 def _tables(tables: list[dict[str, Any]], now: datetime) -> Table:
-    table = Table(title="Tables", title_justify="left")
-    for name, justify in (
-        ("table", "left"),
-        ("files", "right"),
-        ("rows loaded", "right"),
-        ("rows now", "right"),
-        ("last load", "left"),
-        ("note", "left"),
-    ):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table = _table(
+        "Tables",
+        *("table", "files", "rows loaded", "rows now", "last load", "note"),
+        right=("files", "rows loaded", "rows now"),
+    )
     for t in tables:
         notes = []
         for key, word in (
@@ -184,9 +183,7 @@ def _tables(tables: list[dict[str, Any]], now: datetime) -> Table:
 
 
 def _changes(changes: list[dict[str, Any]], now: datetime) -> Table:
-    table = Table(title="Schema changes", title_justify="left")
-    for name in ("when", "table", "change", "column", "type", "by file"):
-        table.add_column(name, overflow="fold")
+    table = _table("Schema changes", "when", "table", "change", "column", "type", "by file")
     for c in changes:
         types = ""
         if c["old_type"] or c["new_type"]:
@@ -203,10 +200,9 @@ def _changes(changes: list[dict[str, Any]], now: datetime) -> Table:
 
 
 def _rejects(rejects: list[dict[str, Any]]) -> Table:
-    table = Table(title="Rejected rows (pgingest rejects FILE shows them)", title_justify="left")
-    table.add_column("file", overflow="fold")
-    table.add_column("table", overflow="fold")
-    table.add_column("rows", justify="right")
+    table = _table(
+        "Rejected rows (pgingest rejects FILE shows them)", "file", "table", "rows", right=("rows",)
+    )
     for r in rejects:
         table.add_row(
             f"{r['path']} (file {r['file_id']})",
@@ -217,13 +213,11 @@ def _rejects(rejects: list[dict[str, Any]]) -> Table:
 
 
 def _interrupted(files: list[dict[str, Any]]) -> Table:
-    table = Table(
-        title="Interrupted files (`pgingest resume` continues them, `pgingest revert` takes"
-        " their rows out)",
-        title_justify="left",
+    table = _table(
+        "Interrupted files (`pgingest resume` continues them, `pgingest revert` takes their"
+        " rows out)",
+        *("file", "run", "table", "committed"),
     )
-    for name in ("file", "run", "table", "committed"):
-        table.add_column(name, overflow="fold")
     for f in files:
         table.add_row(
             f"{f['path']} (file {f['id']})",
@@ -235,10 +229,11 @@ def _interrupted(files: list[dict[str, Any]]) -> Table:
 
 
 def _files(files: list[dict[str, Any]]) -> Table:
-    table = Table(title="Files (rows loaded / rows in the table now)", title_justify="left")
-    for name, justify in (("table", "left"), ("file", "left"), ("loaded", "right")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    table.add_column("now", justify="right", overflow="fold")
+    table = _table(
+        "Files (rows loaded / rows in the table now)",
+        *("table", "file", "loaded", "now"),
+        right=("loaded", "now"),
+    )
     for f in files:
         state = "" if f["status"] == "success" else f" ({f['status']}, interrupted)"
         now = "?" if f["rows_in_table"] is None else f"{f['rows_in_table']:,}"
