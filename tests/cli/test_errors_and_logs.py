@@ -4,6 +4,7 @@ against the test server."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import uuid
@@ -127,6 +128,23 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def test_the_commands_log_handlers_go_with_it(
+    cli: Any, db: Db, tmp_path: Path, caplog: Any
+) -> None:
+    """A process that goes on after a command (a test suite, a notebook) must not log to the
+    stream that command wrote to and closed, nor lose its records to our handler: CI's
+    shuffled order once sent a later test's warnings there, and its caplog saw nothing."""
+    src = _csv(tmp_path)
+    for flags in (("--log-format", "json"), ("--verbose",), ("--log-file", str(tmp_path / "l"))):
+        assert cli("load", str(src), "--mode", "replace", *flags)[0] == 0, flags
+        ours = logging.getLogger("pgingest")
+        assert [h for h in ours.handlers if h.get_name() == "pgingest"] == [], flags
+        assert ours.propagate, flags
+        with caplog.at_level(logging.WARNING, logger="pgingest.run"):
+            logging.getLogger("pgingest.run").warning("after %s", flags[0])
+        assert f"after {flags[0]}" in caplog.text
 
 
 def test_transform_module_in_the_current_directory(db: Db, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TextIO
 
 import click
@@ -71,10 +72,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     state = ctx.ensure_object(Ctx)
     state.debug = state.debug or debug
+    root = logging.getLogger()
+    before = list(root.handlers)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    added = [handler for handler in root.handlers if handler not in before]
+    # Bound to this command's stderr: gone with the command (a caller's process goes on).
+    for handler in added:
+        ctx.call_on_close(partial(root.removeHandler, handler))
 
 
 def _remember_log_format(
@@ -201,10 +208,11 @@ class Output:
             self.lines = LineReporter(quiet=quiet, err=err, out=out)
         reporters.append(self.lines)
         if logging_on:
-            from pgingest.observability.logs import LogReporter, configure
+            from pgingest.observability.logs import LogReporter, configure, release
 
             level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-            configure("json" if log_format == "json" else "text", level, log_file)
+            handler = configure("json" if log_format == "json" else "text", level, log_file)
+            click.get_current_context().call_on_close(lambda: release(handler))
             reporters.append(LogReporter())
         self.metrics: Any = None
         if metrics_port is not None or metrics_file is not None:

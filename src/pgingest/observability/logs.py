@@ -106,6 +106,18 @@ def configure(
     return handler
 
 
+def release(handler: logging.Handler) -> None:
+    """Undo :func:`configure`: remove and close ``handler`` and let pgingest's records reach the
+    root logger again, so a process that goes on after a command (a test, a notebook) does not
+    write to a stream that command has closed."""
+    root = logging.getLogger("pgingest")
+    if handler in root.handlers:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(logging.NOTSET)
+        root.propagate = True
+
+
 class LogReporter:
     """Logs the load's events: batches at DEBUG, files and the run at INFO, retries at
     WARNING. Cheap when DEBUG is off: a batch costs one level check."""
