@@ -544,12 +544,13 @@ class LoadOptions:
             value = getattr(self, item.name)
             if minimum is None or value is None:
                 continue
-            flag = option_flag(item.name)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{flag} must be a number, got {value!r}")
+                raise ConfigError(f"{option_flag(item.name)} must be a number, got {value!r}")
             if value < minimum or (item.metadata["above"] and value == minimum):
                 bound = "above" if item.metadata["above"] else "at least"
-                raise ConfigError(f"{flag} must be {bound} {minimum:g}, got {value!r}")
+                raise ConfigError(
+                    f"{option_flag(item.name)} must be {bound} {minimum:g}, got {value!r}"
+                )
         if self.schema.strip().lower() == MANIFEST_SCHEMA:
             raise ConfigError(
                 f"--schema {self.schema}: that schema holds pgingest's own bookkeeping;"

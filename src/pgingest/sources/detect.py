@@ -66,6 +66,8 @@ _DATE = re.compile(
     re.ASCII,
 )
 _BOOLEANS = frozenset({"true", "false"})
+_TYPED_STARTS = frozenset("0123456789+-.,eEtTfF")
+"""The first characters of what ``_NUMBER``, ``_DATE`` or ``_BOOLEANS`` can match."""
 _CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b")
 _CONTROLS_MIN = 16
 """Fewer control characters than this do not make a sample binary (a short line of text
@@ -413,7 +415,7 @@ def _records(
     text: str, delimiter: str, quotechar: str, escapechar: str | None
 ) -> Iterator[list[str]]:
     """Non-blank records of the text."""
-    return (row for row in reader_for(text, delimiter, quotechar, escapechar) if row)
+    return filter(None, reader_for(text, delimiter, quotechar, escapechar))
 
 
 def _allow_large_fields() -> None:
@@ -430,13 +432,20 @@ def _sniff_delimiter(
     quotes: tuple[str, ...] = ('"', "'") if "'" in text else ('"',)
     if quote is not None:
         quotes = (quote,)
+    candidates = [(d, q) for q in quotes for d in delimiters]
+    splits = [_split(text, d, q, None, truncated=truncated) for d, q in candidates]
+    # Most samples split into columns one way only: the others score 0 whatever their cells.
+    if sum(split is not None for split in splits) <= 1:
+        return next(
+            (c for c, split in zip(candidates, splits, strict=True) if split), candidates[0]
+        )
     best: tuple[float, int] = (-1.0, 0)
-    choice = (delimiters[0], '"')
-    for rank, (quotechar, delimiter) in enumerate((q, d) for q in quotes for d in delimiters):
-        score = _score(text, delimiter, quotechar, None, truncated=truncated)
+    choice = candidates[0]
+    for rank, (candidate, split) in enumerate(zip(candidates, splits, strict=True)):
+        score = _weigh(split, candidate[0]) if split is not None else 0.0
         if (score, -rank) > best:
             best = (score, -rank)
-            choice = (delimiter, quotechar)
+            choice = candidate
     return choice
 
 
@@ -444,19 +453,34 @@ def _score(
     text: str, delimiter: str, quotechar: str, escapechar: str | None, *, truncated: bool
 ) -> float:
     """Consistency of field counts, weighted by how clean the resulting cells look."""
+    split = _split(text, delimiter, quotechar, escapechar, truncated=truncated)
+    return _weigh(split, delimiter) if split is not None else 0.0
+
+
+def _split(
+    text: str, delimiter: str, quotechar: str, escapechar: str | None, *, truncated: bool
+) -> tuple[list[list[str]], float] | None:
+    """The sample's first records split this way and the share of them of the commonest
+    width; ``None`` when that width is under two columns (or the split fails): no score."""
     try:
         rows = list(islice(_records(text, delimiter, quotechar, escapechar), _SNIFF_ROWS + 1))
     except pycsv.Error:
-        return 0.0
+        return None
     if truncated and len(rows) > 1:
         rows.pop()
     if not rows:
-        return 0.0
-    counts = Counter(len(row) for row in rows)
+        return None
+    counts = Counter(map(len, rows))
     width, frequency = max(counts.items(), key=lambda item: (item[1], item[0]))
     if width < 2:
-        return 0.0
-    consistency = frequency / len(rows)
+        return None
+    return rows, frequency / len(rows)
+
+
+def _weigh(split: tuple[list[list[str]], float], delimiter: str) -> float:
+    """The consistency of a split, weighted by how clean its cells look: typed, or free of
+    the other delimiters."""
+    rows, consistency = split
     others = [d for d in _DELIMITERS if d != delimiter]
     cells = [cell for row in rows[:_TYPE_ROWS] for cell in row]
     clean = sum(1 for cell in cells if _kind(cell) != "text" or not any(o in cell for o in others))
@@ -482,6 +506,8 @@ def _kind(value: str) -> Literal["empty", "typed", "text"]:
     value = value.strip()
     if not value:
         return "empty"
+    if value[0] not in _TYPED_STARTS:  # (cheap: most text cells end here)
+        return "text"
     if (
         (_NUMBER.fullmatch(value) and any(c.isdigit() for c in value))
         or _DATE.fullmatch(value)

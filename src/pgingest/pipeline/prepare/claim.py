@@ -147,10 +147,8 @@ async def claim_after_holder(
 def claimed_options(options: LoadOptions, chunking: dict[str, Any]) -> LoadOptions:
     """The file's options with the batch sizes of its first claim (a resumed file is cut into
     the same batches as before, whatever the options say now)."""
-    if not chunking:
-        return options
-    return replace(
-        options,
-        batch_size=int(chunking.get("batch_size", options.batch_size)),
-        batch_bytes=int(chunking.get("batch_bytes", options.batch_bytes)),
-    )
+    batch_size = int(chunking.get("batch_size", options.batch_size))
+    batch_bytes = int(chunking.get("batch_bytes", options.batch_bytes))
+    if (batch_size, batch_bytes) == (options.batch_size, options.batch_bytes):
+        return options  # (the common case: a copy would check every option again)
+    return replace(options, batch_size=batch_size, batch_bytes=batch_bytes)
