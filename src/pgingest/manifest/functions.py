@@ -210,6 +210,15 @@ BEGIN
 END
 $fn$"""
 
+# ASYNC_COMMIT: ``claim`` and ``complete`` commit without waiting for their WAL to reach
+# disk (``synchronous_commit`` off for their own transaction; a small file paid three flushes,
+# one per commit). Safe because what they record is made durable by the next synchronous
+# commit of the server, which flushes the WAL before it (the file's batches, the run's end),
+# and losing them to a server crash before that is harmless: a lost claim is a file not
+# claimed yet (its rows cannot have committed: their batches commit synchronously, after it),
+# a lost completion leaves the file ``running`` with every batch recorded, which the next run
+# resumes to a completion that loads nothing again.
+
 _CLAIM = r"""
 CREATE OR REPLACE FUNCTION pgingest.claim(
     p_path text, p_size bigint, p_mtime bigint, p_sha text, p_schema text, p_table text,
@@ -238,6 +247,7 @@ DECLARE
     v_force_sha text;
     v_old_version boolean;
 BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);  -- (see ASYNC_COMMIT above)
     PERFORM pg_advisory_xact_lock(hashtextextended(
         'pgingest.size:' || p_schema || '.' || p_table || ':' || p_size, 0));
     SELECT * INTO v FROM pgingest.table_identity(p_schema, p_table);
@@ -482,6 +492,7 @@ DECLARE
 BEGIN
     SELECT fi.size, fi.table_schema, fi.table_name, fi.table_oid, fi.table_node, fi.run_id
       INTO f FROM pgingest.files fi WHERE fi.id = p_id;
+    PERFORM set_config('synchronous_commit', 'off', true);  -- (see ASYNC_COMMIT above)
     PERFORM pg_advisory_xact_lock(hashtextextended(
         'pgingest.size:' || f.table_schema || '.' || f.table_name || ':' || f.size, 0));
     SELECT * INTO v FROM pgingest.table_identity(f.table_schema, f.table_name);
@@ -529,6 +540,7 @@ BEGIN
                    run_id = (SELECT o.run_id FROM pgingest.files o WHERE o.id = twin.id)
              WHERE id = p_id;
             PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || p_id, 0));
+            PERFORM set_config('pgingest.file_id', '', false);
             RETURN QUERY SELECT 0::bigint, twin.id, twin.path, NULL::text;
             RETURN;
         END IF;
@@ -538,6 +550,8 @@ BEGIN
            table_oid = v.table_oid, table_node = v.table_node, lineage = v.lineage
      WHERE id = p_id;
     PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || p_id, 0));
+    -- The session holds nothing of the file now: its pool may hand it on without a reset.
+    PERFORM set_config('pgingest.file_id', '', false);
     RETURN QUERY SELECT v_rows, NULL::bigint, NULL::text, NULL::text;
 END
 $fn$"""

@@ -11,7 +11,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -30,7 +30,9 @@ must replace its own earlier version (with ``--force`` too) or be recorded as a 
 content, which waits for a hand-over of that content's rows in flight; ``complete`` keeps one
 of two copies loaded at once with ``--force`` too (but for upsert and merge) and takes a file
 for a duplicate only of one that holds rows; an upsert or merge with ``--force`` writes an
-interrupted file's committed batches again."""
+interrupted file's committed batches again. 8: ``claim`` and ``complete`` commit
+asynchronously, and ``complete`` clears the session's file id (a small file's connection goes
+back to the pool without a reset)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",

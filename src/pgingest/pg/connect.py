@@ -38,6 +38,19 @@ dropped its connections) no longer holds its backends, their locks and their tra
 open. Ignored on Unix sockets."""
 
 
+_SESSION_DEFAULTS = {
+    # COPY streams are large; a statement timeout set by the server's defaults would cut them.
+    "statement_timeout": "0",
+    # Upsert and merge stage each batch in a temporary table: local buffers of this size hold
+    # a batch without spilling to disk (allocated only when a temporary table is used; it can
+    # only be set before the session's first one).
+    "temp_buffers": "64MB",
+}
+"""Sent when a pooled session connects, so that they are its defaults: set afterwards, the
+pool's reset (``RESET ALL``) undid them at the first release, and a role's
+``statement_timeout`` then cut the next long COPY."""
+
+
 def session_settings(
     application_name: str | None = None, lock_timeout: float | None = None
 ) -> dict[str, str]:
@@ -45,7 +58,7 @@ def session_settings(
     reset keeps them): the keepalives, the run's ``application_name`` (which tells its
     backends from anyone else's), and the longest wait for any lock, in seconds (a wait cut
     by it is retried like a lost connection)."""
-    settings = dict(KEEPALIVE_SETTINGS)
+    settings = {**KEEPALIVE_SETTINGS, **_SESSION_DEFAULTS}
     if application_name:
         settings["application_name"] = application_name[:63]
     if lock_timeout is not None and lock_timeout > 0:
@@ -63,13 +76,36 @@ async def open_connection(settings: ConnectionSettings, **server_settings: str) 
     )
 
 
-async def _init_connection(conn: Any) -> None:
-    # COPY streams are large; a statement timeout set by the server's defaults would cut them.
-    await conn.execute("SET statement_timeout = 0")
-    # Upsert and merge stage each batch in a temporary table: local buffers of this size hold
-    # a batch without spilling to disk (allocated only when a temporary table is used; it can
-    # only be set before the session's first one).
-    await conn.execute("SET temp_buffers = '64MB'")
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that can say its session is as a new one's, so that its release
+    skips the reset's round trip (every small file's connection went through it)."""
+
+    _pristine = False
+
+    def release_as_new(self) -> None:
+        """Declare the session as it was: no advisory lock held, no transaction, no setting
+        changed since it connected. Its next release then sends no reset; any release after
+        that resets again."""
+        self._pristine = True
+
+
+async def _reset(conn: Any) -> None:
+    """The pool's reset: asyncpg's (locks released, settings reset), unless the connection was
+    declared as new (:meth:`_Connection.release_as_new`)."""
+    if getattr(conn, "_pristine", False):
+        conn._pristine = False
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
+def release_as_new(conn: Any) -> None:
+    """Tell the pool that ``conn`` (pooled) holds nothing of the caller's any more, so that
+    its release costs no round trip; a connection from elsewhere is left alone."""
+    declare = getattr(conn, "release_as_new", None)
+    if declare is not None:
+        declare()
 
 
 ACQUIRE_TIMEOUT = 300.0
@@ -130,7 +166,8 @@ async def create_pool(
                 min_size=1,
                 max_size=max(1, size),
                 timeout=settings.connect_timeout,
-                init=_init_connection,
+                connection_class=_Connection,
+                reset=_reset,
                 server_settings=server_settings or session_settings(),
             )
             return BoundedPool(pool)

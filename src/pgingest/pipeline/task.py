@@ -266,6 +266,10 @@ async def _load_claimed(
             ctx.events.stage("manifest", began)
             if done.again is not None:  # its table changed under it: nothing of it stays
                 raise TableChangedError(f"{path}: {done.again}")
+            if not replacing:
+                # ``complete`` let go of the file's lock and id: nothing of it is left in the
+                # session for the pool's reset to undo.
+                connect.release_as_new(lease.conn)
             crash_point("completed")
         except LeaseLostError:
             raise  # another process loads the file now: its manifest row is not ours
