@@ -115,3 +115,33 @@ def test_widening_killed_before_its_commit_then_run_again(tmp_path, db):
     )
     assert recorded
     assert leftovers(db) == []
+
+
+def test_append_killed_then_replaced_then_appended_again(tmp_path, db):
+    """An append killed with batches committed, then a ``--mode replace`` of the same file
+    (its new table does not resume the append's attempt: it loads the file whole), then the
+    append again: the file's rows once, and the last run skips it as loaded."""
+    src = write_csv(tmp_path / "f.csv")
+    args = (str(src), "--table", "t", "--batch-size", str(BATCH), "--internal-concurrency", "1")
+    crashed = run_load(db, *args, crash="batch-committed:2")
+    assert crashed.returncode == -signal.SIGKILL
+    assert 0 < db.val(f'SELECT count(*) FROM "{db.schema}".t') < ROWS
+    replaced = run_load(db, *args, "--mode", "replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert db.val(f'SELECT count(*) FROM "{db.schema}".t') == ROWS
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == ROWS
+    again = run_load(db, *args)
+    assert again.returncode == 0, again.stderr
+    assert "already loaded" in again.stdout + again.stderr
+    assert db.val(f'SELECT count(*) FROM "{db.schema}".t') == ROWS
+    loaded = db.fetch(
+        "SELECT status, rows FROM pgingest.files WHERE path = $1 AND status = 'success'",
+        str(src),
+    )
+    assert [(r["status"], r["rows"]) for r in loaded] == [("success", ROWS)]
+    [attempt] = db.fetch(
+        "SELECT status, error FROM pgingest.files WHERE path = $1 AND status <> 'success'", str(src)
+    )
+    assert attempt["status"] == "reverted"  # the killed append's: its rows went with the table
+    assert "went with the table" in attempt["error"]
+    assert leftovers(db) == []
