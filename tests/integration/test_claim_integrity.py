@@ -8,7 +8,15 @@ process". Two copies of one content loaded at once stay reconciled by ``complete
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+
+import asyncpg
 
 from integrity import finish, same_size_csvs, start, together
 
@@ -109,3 +117,90 @@ def test_two_copies_of_one_file_two_processes_load_once(tmp_path, db):
         str(paths[0]),
         str(tmp_path / "copies" / "twin.csv"),
     }
+
+
+def test_a_claim_does_not_resume_an_attempt_another_claim_is_abandoning(tmp_path, db):
+    """Issue 12 named the race untested: file p was interrupted with a batch committed; p
+    then changed (another size), and the claim of its new version abandons the old attempt
+    (its rows removed, marked failed) while a copy of p's old content (another path, the same
+    hash) is claimed. The abandoning claim releases the attempt's lock before it commits, so
+    the other claim took it and resumed after batches whose rows were being removed: it must
+    see the abandonment and load its file whole instead."""
+
+    p = tmp_path / "p.csv"
+    p.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(5_000)))
+    old_content = p.read_bytes()
+    env = {**os.environ, "PGINGEST_CRASH_AT": "batch-committed:1"}
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgingest",
+            "load",
+            str(p),
+            "--dsn",
+            db.dsn,
+            "--schema",
+            db.schema,
+            "--table",
+            "t",
+            "--batch-size",
+            "1000",
+            "--internal-concurrency",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    sha = hashlib.sha256(old_content).hexdigest()
+    [attempt] = db.fetch("SELECT id, run_id FROM pgingest.files WHERE path = $1", str(p))
+    db.execute(f"UPDATE pgingest.files SET sha256 = '{sha}' WHERE id = {attempt['id']}")
+    copy = tmp_path / "copy.csv"
+    shutil.copy(p, copy)
+    with p.open("a") as handle:
+        handle.write("5000,n5000\n")
+
+    claim = (
+        "SELECT * FROM pgingest.claim($1, $2, $3, $4, $5, 't', 'csv', $6, '{}', false, false, true)"
+    )
+
+    async def race():
+        a = await asyncpg.connect(db.dsn)
+        b = await asyncpg.connect(db.dsn)
+        try:
+            await a.execute("BEGIN")
+            st = p.stat()
+            mine = await a.fetchrow(
+                claim, str(p), st.st_size, st.st_mtime_ns, None, db.schema, attempt["run_id"]
+            )
+            assert mine["action"] == "load"
+            assert mine["file_id"] != attempt["id"]
+            st = copy.stat()
+            other = asyncio.ensure_future(
+                b.fetchrow(
+                    claim, str(copy), st.st_size, st.st_mtime_ns, sha, db.schema, attempt["run_id"]
+                )
+            )
+            b_pid = b.get_server_pid()
+            for _ in range(200):  # until b waits for a's transaction (10 s at most)
+                waiting = await a.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", b_pid
+                )
+                if waiting or other.done():
+                    break
+                await asyncio.sleep(0.05)
+            await a.execute("COMMIT")
+            return await asyncio.wait_for(other, 30)
+        finally:
+            await a.close()
+            await b.close()
+
+    theirs = asyncio.run(race())
+    assert theirs["action"] == "load"
+    assert list(theirs["done_batches"]) == [], dict(theirs)  # not a resume of removed rows
+    assert theirs["file_id"] != attempt["id"]
+    assert db.count("t") == 0  # the abandoned attempt's rows are gone, none resumed

@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from tests.conftest import Db
 
 from pgingest.config import ConnectionSettings
 from pgingest.manifest import store
 from pgingest.pg import connect
-from tests.conftest import Db
 
 HELD = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
@@ -114,7 +114,8 @@ def test_a_completed_file_leaves_nothing_in_its_session(db: Db, load: Any, tmp_p
                 force=other_loading,
                 on_changed="append",
             )
-            assert claim.action == "load" and claim.file_id is not None, claim
+            assert claim.action == "load", claim
+            assert claim.file_id is not None
             async with conn.transaction():
                 await conn.execute(f'INSERT INTO "{db.schema}".s (id, name) VALUES (3, $1)', "x")
                 await store.record_batch(conn, claim.file_id, 0, 2, 1)

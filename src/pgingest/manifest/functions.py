@@ -370,6 +370,17 @@ BEGIN
                     NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
                 RETURN;
             END IF;
+            -- Still an attempt to resume? Another claim may be abandoning it (the file at its
+            -- path changed: its rows are being removed), and let go of its lock before that
+            -- commits: wait for the row, then look again (its batches too, below).
+            PERFORM 1 FROM pgingest.files o
+             WHERE o.id = r.id AND o.status IN ('pending', 'running', 'failed')
+               AND coalesce(o.error, '') NOT LIKE 'abandoned%'
+               FOR UPDATE;
+            IF NOT FOUND THEN
+                PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
+                CONTINUE;
+            END IF;
             SELECT coalesce(array_agg(b.batch), '{}'), coalesce(sum(b.rows), 0)::bigint
               INTO v_done, v_rows FROM pgingest.file_batches b WHERE b.file_id = r.id;
             IF p_force AND cardinality(v_done) > 0 AND EXISTS (
