@@ -131,10 +131,10 @@ def classify(exc: BaseException, conn: Any = None) -> str:
     """A short, stable name for the kind of error (a metric label: no message text in it)."""
     if isinstance(exc, asyncpg.PostgresError):
         return kind_of(exc.sqlstate).name
+    if isinstance(exc, DatabaseError) and exc.sqlstate:  # translated: the same name
+        return kind_of(exc.sqlstate).name
     if isinstance(exc, ConnectionLostError) or is_connection_lost(exc, conn):
         return CONNECTION.name
-    if isinstance(exc, DatabaseError) and exc.sqlstate:
-        return kind_of(exc.sqlstate).name
     if isinstance(exc, TimeoutError):
         return "timeout"
     return OTHER.name
