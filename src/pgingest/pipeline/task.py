@@ -76,10 +76,10 @@ async def run_task(ctx: RunContext, modes: Modes, task: FileTask, report: LoadRe
 
 async def _bounded(path: str, lease: Lease | None, step: Awaitable[T]) -> T:
     """The task's error boundary: what the driver raised while a file was claimed, planned,
-    written or recorded becomes a pgingest error here (the batch writer's own boundary has
-    made its row errors ones already), the file's connection ``lease`` asked whether it is
-    closed before it goes back to the pool. Above it, retries, restarts and the result see
-    only pgingest errors."""
+    written or recorded becomes a pgingest error here (what a batch raised, the batch
+    writer's own boundary has translated already), the file's connection ``lease`` asked
+    whether it is closed before it goes back to the pool. Above it, retries, restarts and
+    the result see only pgingest errors."""
     try:
         return await step
     except Exception as exc:
