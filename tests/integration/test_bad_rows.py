@@ -164,3 +164,29 @@ def test_parquet_values_that_fit_no_declared_type_are_rejects_under_skip(tmp_pat
     assert [(r[0], r[1], r[2]) for r in rejects(db, tmp_path / "p.parquet")] == [
         (2, "id", '"1099511627776","b"')  # Parquet counts rows from 1
     ]
+
+
+@pytest.mark.parametrize(
+    ("how", "kind"),
+    [
+        (how, kind)
+        for how in ("txn_file", "upsert", "upsert_txn_file")
+        for kind in ("abc_integer", "bad_date")
+    ],
+)
+def test_every_writer_names_the_file_line_of_a_bad_value(tmp_path, load, db, how, kind):
+    """The batch writer's one error boundary: a whole-file transaction and an upsert's routed
+    batches (records not consecutive lines) name the file's line as a plain append does."""
+    raw, column = BAD_ROWS[kind]
+    src = make(tmp_path / f"{how}-{kind}.csv", {1200: raw})
+    options = dict(OPTIONS)
+    if how != "upsert":
+        options["txn"] = "file"
+    if how.startswith("upsert"):
+        options.update(mode="upsert", pk=["s"])
+    report = load(src, table="t", **options)
+    assert not report.ok
+    error = report.failed[0].error
+    assert error.startswith(f"{src}: line 1202, column {column}: "), error
+    if db.val("SELECT to_regclass('t')") is not None:
+        assert db.count("t") == 0

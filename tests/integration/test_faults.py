@@ -157,7 +157,7 @@ def test_terminated_backend_mid_copy_is_retried(tmp_path, db):
     )
     killed = terminate_copy_when(db, src, proc, "retried", 10)
     _out, err = proc.communicate(timeout=120)
-    assert killed, "no COPY was caught in flight"
+    assert killed, f"no COPY was caught in flight: {proc.returncode} {err[-3000:]}"
     assert proc.returncode == 0, err
     assert "retrying" in err
     assert "admin_shutdown" in err or "connection" in err
@@ -181,7 +181,7 @@ def test_terminated_backend_mid_copy_then_rerun(tmp_path, db):
     )
     killed = terminate_copy_when(db, src, proc, "term", 10)
     _out, err = proc.communicate(timeout=120)
-    assert killed, "no COPY was caught in flight"
+    assert killed, f"no COPY was caught in flight: {proc.returncode} {err[-3000:]}"
     assert proc.returncode == 1, err
     status, rows = file_rows(db, src)[-1]
     assert status == "failed", err

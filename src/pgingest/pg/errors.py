@@ -5,6 +5,10 @@ a short stable name (a metric label) and the pgingest class it becomes, whose ``
 flag says whether another try may succeed. Socket errors and a connection the driver lost
 are connection losses; a driver ``InterfaceError`` (a call on a closed connection) is one
 only when the connection says it is closed (:func:`is_gone`): never from its message text.
+
+The pipeline calls :func:`translate` at its two boundaries only, the file's task and the
+batch writer (see docs/architecture.md); retries ask :func:`is_retryable` of what they meet,
+a driver's error or a translated one alike.
 """
 
 from __future__ import annotations
@@ -131,10 +135,10 @@ def classify(exc: BaseException, conn: Any = None) -> str:
     """A short, stable name for the kind of error (a metric label: no message text in it)."""
     if isinstance(exc, asyncpg.PostgresError):
         return kind_of(exc.sqlstate).name
+    if isinstance(exc, DatabaseError) and exc.sqlstate:  # translated: the same name
+        return kind_of(exc.sqlstate).name
     if isinstance(exc, ConnectionLostError) or is_connection_lost(exc, conn):
         return CONNECTION.name
-    if isinstance(exc, DatabaseError) and exc.sqlstate:
-        return kind_of(exc.sqlstate).name
     if isinstance(exc, TimeoutError):
         return "timeout"
     return OTHER.name

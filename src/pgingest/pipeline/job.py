@@ -67,6 +67,11 @@ class Lease:
         """The run's ``application_name``: a backend of it still holding the file's lock is
         the lost connection's (an orphan), terminated to take the lock again."""
 
+    async def take(self) -> None:
+        """Take a pooled connection (a lease made without one)."""
+        self.conn = await self._pool.acquire()
+        self.pid = server_pid(self.conn)
+
     async def renew(self) -> None:
         """Close the current connection and take a fresh one, set up for the file; the old
         one's server process, if the server still keeps it (a half-open connection), is

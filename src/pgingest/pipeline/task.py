@@ -8,7 +8,8 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from pgingest.config import crash_point
 from pgingest.errors import LeaseLostError, PgIngestError, RecordFormatError, TableChangedError
@@ -37,87 +38,113 @@ from pgingest.pipeline.keyed.route import file_batches
 from pgingest.pipeline.prepare.claim import AGAIN, claim_file, claimed_options
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.prepare.source import open_file, reader_warnings
+from pgingest.pipeline.restart import CLIENT_PARSE, TABLE_CHANGED, Restart, restarting
 from pgingest.pipeline.write.file import write_file
 from pgingest.sources import Source
 
 log = logging.getLogger("pgingest.run")
 
+T = TypeVar("T")
+
 FAILURE_RECORD_POLICY = RetryPolicy(max_retries=2, base=0.2, max_delay=0.4)
 """Connections tried to mark a file failed (any error: the one a fault cut may come first)
 before leaving it to the next run, and the short waits between."""
-TABLE_CHANGED_ATTEMPTS = 3
-"""Loads of a file started again because its table changed under it, before it fails."""
 
 
 async def run_task(ctx: RunContext, modes: Modes, task: FileTask, report: LoadReport) -> FileResult:
     """Load (or, in a dry run, plan) one file; its result, reported. Failures are in the
     result, not raised (but for an interruption)."""
     started = time.perf_counter()
-    path, options = task.path, task.options
-    qualified = ""
+    path, qualified = task.path, task.qualified
     result: FileResult
-    source: Source | None = None
     try:
-        table_name = task.table_name
-        qualified = task.qualified
-        if options.dry_run:
-            source = await open_file(ctx, path, options)
-            table = modes.load_table(table_name)
-            extras = modes.create_extras(table)
-            plan = await fit_table(ctx, source, table, options, extras=extras)
-            described = [describe_plan(plan, options.lineage), *modes.describe(path, qualified)]
-            report.plans.append("\n".join(described))
-            result = FileResult(path, plan.table.qualified, "skipped", format=source.info.format)
-            result.message = "dry run"
-            result.warnings = [*plan.warnings, *reader_warnings(source)]
+        if task.options.dry_run:
+            result = await _bounded(path, None, _plan_only(ctx, modes, task, report))
         else:
-            result = await _load_with_retries(ctx, modes, task, started)
+            result = await _load_with_restarts(ctx, modes, task, started)
     except LeaseLostError as exc:
         result = FileResult(path, qualified, "skipped", message=one_line(str(exc)))
     except PgIngestError as exc:
         result = FileResult(path, qualified, "failed", error=naming(path, str(exc)))
     except Exception as exc:
-        if is_driver_error(exc):
-            error = translate(exc, path=path)
-            result = FileResult(path, qualified, "failed", error=naming(path, str(error)))
-        else:
-            log.exception("unexpected error loading %s", path)
-            result = FileResult(
-                path, qualified, "failed", error=f"{path}: {type(exc).__name__}: {exc}"
-            )
-    finally:
-        if source is not None:
-            source.close()
+        log.exception("unexpected error loading %s", path)
+        result = FileResult(path, qualified, "failed", error=f"{path}: {type(exc).__name__}: {exc}")
     result.seconds = time.perf_counter() - started
     ctx.reporter.file_done(result)
     return result
 
 
-async def _load_with_retries(
+async def _bounded(path: str, lease: Lease | None, step: Awaitable[T]) -> T:
+    """The task's error boundary: what the driver raised while a file was claimed, planned,
+    written or recorded becomes a pgingest error here (what a batch raised, the batch
+    writer's own boundary has translated already), the file's connection ``lease`` asked
+    whether it is closed before it goes back to the pool. Above it, retries, restarts and
+    the result see only pgingest errors."""
+    try:
+        return await step
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
+        raise translate(exc, path=path, conn=lease.conn if lease else None) from exc
+
+
+async def _plan_only(
+    ctx: RunContext, modes: Modes, task: FileTask, report: LoadReport
+) -> FileResult:
+    """The dry run of a file: its plan, described in the report; nothing written."""
+    path, options = task.path, task.options
+    source = await open_file(ctx, path, options)
+    try:
+        table = modes.load_table(task.table_name)
+        extras = modes.create_extras(table)
+        plan = await fit_table(ctx, source, table, options, extras=extras)
+        described = [describe_plan(plan, options.lineage), *modes.describe(path, task.qualified)]
+        report.plans.append("\n".join(described))
+        result = FileResult(path, plan.table.qualified, "skipped", format=source.info.format)
+        result.message = "dry run"
+        result.warnings = [*plan.warnings, *reader_warnings(source)]
+        return result
+    finally:
+        source.close()
+
+
+async def _load_with_restarts(
     ctx: RunContext, modes: Modes, task: FileTask, started: float
 ) -> FileResult:
-    """Load one file; after a transient error outside a batch (claiming, planning,
-    completing) or one its batches ran out of retries on, claim it again: the manifest
-    resumes it after its committed batches."""
-    changed = 0
-    parse = False
-    while True:
-        try:
-            return await _load_retried(ctx, modes, task, started, parse)
-        except TableChangedError as exc:
-            # Its table was truncated or recreated under it: claimed again, it starts over.
-            changed += 1
-            if changed >= TABLE_CHANGED_ATTEMPTS:
-                raise
-            log.warning("%s", exc)
-            ctx.reporter.message(f"warning: {exc}")
-        except RecordFormatError as exc:
-            if parse:
-                raise
-            # The server's CSV parser refused the records (a quote inside a field, a
-            # blank line, a ragged row): nothing of the file was kept; parse it ourselves.
-            log.info("%s: %s; loading it again, parsed client-side", task.path, exc)
-            parse = True
+    """Load one file (retried after transient errors); when it learns that it must start
+    over (its table changed, or its records need parsing client-side), again from the start
+    the :class:`~pgingest.pipeline.restart.Restart` says."""
+
+    async def decide(exc: Exception, parse: bool) -> Restart[bool] | None:
+        return _restart_for(exc, parse, task.path)
+
+    def say(restart: Restart[bool]) -> None:
+        if restart.reason is TABLE_CHANGED:  # rows the user saw may be gone: a warning
+            log.warning("%s", restart.note)
+            ctx.reporter.message(f"warning: {restart.note}")
+        else:
+            log.info("%s", restart.note)
+
+    return await restarting(
+        lambda parse: _load_retried(ctx, modes, task, started, parse),
+        False,
+        decide,
+        on_restart=say,
+    )
+
+
+def _restart_for(exc: BaseException, parse: bool, path: str) -> Restart[bool] | None:
+    """Whether ``exc`` starts the file over, and from which start (whether it parses its
+    records client-side): ``None`` for an error that stands or is retried."""
+    if isinstance(exc, TableChangedError):
+        # Its table was truncated or recreated under it: claimed again, it starts over.
+        return Restart(TABLE_CHANGED, parse, note=str(exc))
+    if isinstance(exc, RecordFormatError):
+        # The server's CSV parser refused the records (a quote inside a field, a blank
+        # line, a ragged row): nothing of the file was kept; it parses them itself.
+        note = f"{path}: {exc}; loading it again, parsed client-side"
+        return Restart(CLIENT_PARSE, True, note=note)
+    return None
 
 
 async def _load_retried(
@@ -130,10 +157,10 @@ async def _load_retried(
         lambda: _load_claimed(ctx, modes, task, FileJob(path, parse=parse), started),
         events.policy,
         on_error=lambda exc: events.db_error(exc, path),
-        # Its table changed, or the server's CSV parser refused its records: not the
-        # connection's fault (the caller starts it over).
+        # An error that starts the file over is not the connection's fault: the caller
+        # restarts it.
         retryable=lambda exc: (
-            not isinstance(exc, TableChangedError | RecordFormatError)
+            _restart_for(exc, parse, path) is None
             and (is_retryable(exc) or is_transient_read_fault(exc))
         ),
         on_retry=lambda attempt, delay, exc: events.retrying(
@@ -145,10 +172,22 @@ async def _load_retried(
 async def _load_claimed(
     ctx: RunContext, modes: Modes, task: FileTask, job: FileJob, started: float
 ) -> FileResult:
+    """One try at a file, inside the task's error boundary, on the file's own connection
+    (given back after the boundary has asked it)."""
+    lease = Lease(ctx.pool, None, holds_lock=True, owner=ctx.application_name)
+    try:
+        return await _bounded(task.path, lease, _load_leased(ctx, modes, task, job, started, lease))
+    finally:
+        await lease.release()
+
+
+async def _load_leased(
+    ctx: RunContext, modes: Modes, task: FileTask, job: FileJob, started: float, lease: Lease
+) -> FileResult:
     """Claim in the manifest, read, load, record: the life of one file.
 
-    The file's connection holds its manifest lock and also writes its first batch stream,
-    so a small file costs one connection and a handful of round trips.
+    The file's connection (``lease``) holds its manifest lock and also writes its first
+    batch stream, so a small file costs one connection and a handful of round trips.
     """
     path, options, qualified = task.path, task.options, task.qualified
     stat = os.stat(path)
@@ -166,7 +205,7 @@ async def _load_claimed(
     replacing = options.mode == "replace"
     load_table = modes.load_table(task.table_name)
     force = options.force or replacing
-    lease = Lease(ctx.pool, await ctx.pool.acquire(), holds_lock=True, owner=ctx.application_name)
+    await lease.take()
     hashing: BackgroundHash | None = None
     try:
         # A new version of a file is upserted over the table as it is: deleting the old
@@ -285,16 +324,11 @@ async def _load_claimed(
             await asyncio.shield(_record_failure(ctx, lease.conn, job, message, discard))
             if lease.conn is not None:
                 await quietly(record.release(lease.conn))
-            if is_driver_error(exc) and is_retryable(exc, lease.conn):
-                # Asked here, where the connection is known: a call refused because it
-                # is closed is a lost connection.
-                raise translate(exc, path=path, conn=lease.conn) from exc
             raise
         finally:
             if source is not None:
                 source.close()
     finally:
-        await lease.release()
         if hashing is not None:
             hashing.abandon()  # skipped or failed: nobody waits for it (done: no effect)
     fmt = source.info.format

@@ -75,6 +75,9 @@ def test_each_sqlstate_has_one_meaning(state, name, error, retryable):
     translated = translate(exc, path="f.csv")
     assert type(translated) is error
     assert translated.retryable is retryable
+    if retryable:  # retried after the task's boundary translated it: said the same way
+        assert classify(translated) == name
+        assert describe(translated, "the load of f.csv") == describe(exc, "the load of f.csv")
 
 
 def test_the_table_keys_are_sqlstates_or_classes():

@@ -24,7 +24,7 @@ from pgingest.errors import ConcurrentLoadError, PgIngestError
 from pgingest.manifest import replacement, store
 from pgingest.model import FileResult, LoadReport
 from pgingest.pg import merge
-from pgingest.pg.errors import classify, is_driver_error, is_gone, is_retryable, translate
+from pgingest.pg.errors import classify, describe, is_driver_error, is_gone, is_retryable
 from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pipeline.job import Lease, quietly
 
@@ -373,7 +373,7 @@ class Replacer:
                 await self._swap_failed(found, results, run_id, report, blocker)
                 return
             else:  # e.g. no right to drop the old table: trying again will not help
-                error = translate(exc) if is_driver_error(exc) else exc
+                error = describe(exc, "the swap", conn)  # (in the pg layer's words)
                 await self._abandon(found, results, f"the swap failed: {error}", report)
                 _fail(results, f"replace of {found.qualified} failed at the swap: {error}")
                 report.strategies[found.qualified] = "replace failed: the old table is kept"

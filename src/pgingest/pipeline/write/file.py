@@ -14,19 +14,13 @@ from pgingest.manifest.record import FileRecord
 from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
 from pgingest.pg import copy
-from pgingest.pg.errors import (
-    classify,
-    copy_position,
-    is_driver_error,
-    is_gone,
-    is_retryable,
-    translate,
-)
+from pgingest.pg.errors import classify, copy_position, is_driver_error, is_gone, translate
 from pgingest.pg.retry import retry
 from pgingest.pipeline.context import RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
 from pgingest.pipeline.prepare.plan import LivePlan
+from pgingest.pipeline.restart import BATCH_RECOVERED, Restart, restarting
 from pgingest.pipeline.write.payload import Payload
 from pgingest.pipeline.write.recover import Recovery
 from pgingest.pipeline.write.refusal import file_line
@@ -129,7 +123,7 @@ async def write_file(
             if sha is not None:
                 sha_pending[0] = sha
             if plan.target is not None:
-                rows = await apply_staged(conn, plan.target, payload, path, plan.seen, whole_file)
+                rows = await apply_staged(conn, plan.target, payload, plan.seen, whole_file)
                 rejects = payload.rejects
             elif payload.kind == "arrow":
                 encoder = cast("copy.BinaryEncoder", payload.encoder)
@@ -154,13 +148,9 @@ async def write_file(
             await record.record_batch(conn, index, payload.first_line, rows, rejects)
             ctx.events.stage("manifest", began)
             crash_point("batch-copied")
-        except BaseException as exc:
+        except BaseException:
             if replaced is not None:  # rolled back: the next batch removes them
                 replace_pending[0] = replaced
-            if isinstance(exc, Exception) and is_driver_error(exc) and not is_retryable(exc, conn):
-                raise translate(
-                    exc, path=path, first_line=_first_line(exc, payload), conn=conn
-                ) from exc
             raise
         return int(rows)
 
@@ -232,28 +222,21 @@ async def write_file(
         )
 
     async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
-        payload = await recovery.prepare(index, payload)
-        while True:
-            try:
-                await retried_batch(lease, index, payload)
-                return
-            except Exception as exc:
-                error = exc
-                if is_driver_error(exc):
-                    error = translate(
-                        exc, path=path, first_line=_first_line(exc, payload), conn=lease.conn
-                    )
-                if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
-                    # A data error: widen the table, or set the bad rows aside.
-                    if lease.conn is None or is_gone(lease.conn):
-                        await lease.renew()
-                    fixed = await recovery.recover(lease.conn, index, payload, error)
-                    if fixed is not None:
-                        payload = fixed
-                        continue
-                if error is exc:
-                    raise
-                raise error from exc
+        async def decide(exc: Exception, payload: Payload) -> Restart[Payload] | None:
+            error = batch_error(exc, payload, path, lease.conn, routed=keyed)
+            if isinstance(error, RowError) and not isinstance(error, TooManyErrorsError):
+                # A data error: widen the table, or set the bad rows aside.
+                if lease.conn is None or is_gone(lease.conn):
+                    await lease.renew()
+                fixed = await recovery.recover(lease.conn, index, payload, error)
+                if fixed is not None:
+                    return Restart(BATCH_RECOVERED, fixed)
+            if error is exc:
+                return None
+            raise error from exc
+
+        start = await recovery.prepare(index, payload)
+        await restarting(lambda payload: retried_batch(lease, index, payload), start, decide)
 
     async def consume(lease: Lease | None = None, worker: int = 0) -> None:
         if lease is None:
@@ -270,12 +253,23 @@ async def write_file(
         if whole_file:  # one transaction: a fault retries the whole file, not a batch
             finished: list[tuple[int, Payload, int]] = []
             began = time.perf_counter()
-            async with lease.conn.transaction():
-                while (item := await next_item(worker)) is not None:
-                    payload = await encoded(item[1])
-                    async with ctx.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
-                        rows = await apply(lease.conn, item[0], payload)
-                    finished.append((item[0], payload, rows))
+            payload: Payload | None = None
+            try:
+                async with lease.conn.transaction():
+                    while (item := await next_item(worker)) is not None:
+                        payload = await encoded(item[1])
+                        async with ctx.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
+                            rows = await apply(lease.conn, item[0], payload)
+                        finished.append((item[0], payload, rows))
+            except Exception as exc:
+                error = (
+                    exc
+                    if payload is None
+                    else batch_error(exc, payload, path, lease.conn, routed=keyed)
+                )
+                if error is exc:
+                    raise
+                raise error from exc
             crash_point("batch-committed")
             for index, payload, rows in finished:  # committed only now
                 done(index, payload, rows, began)
@@ -300,9 +294,32 @@ async def write_file(
         recovery.check_share(path, rows)
 
 
-def _first_line(exc: BaseException, payload: Payload) -> int:
+def batch_error(
+    exc: BaseException, payload: Payload, path: str, conn: Any, *, routed: bool = False
+) -> BaseException:
+    """The batch writer's error boundary: what writing ``payload`` raised, a driver error
+    made a pgingest error (a row error names the file's line), once the batch's transaction
+    and its retries are over; anything else as it is.
+
+    Args:
+        exc: what the batch's try raised.
+        payload: the batch it was writing.
+        path: the file.
+        conn: the connection it was raised on, asked whether it is closed.
+        routed: a keyed batch (its records routed by key: not consecutive lines).
+    """
+    if not is_driver_error(exc):
+        return exc
+    return translate(exc, path=path, first_line=_first_line(exc, payload, routed), conn=conn)
+
+
+def _first_line(exc: BaseException, payload: Payload, routed: bool) -> int:
     """The ``first_line`` that makes the server's "line N" of a batch the file's line."""
-    position = copy_position(exc) if payload.kind == "csv" else None
-    if position is None:
+    position = copy_position(exc)
+    if routed and position is not None and payload.lines is not None:
+        # The routed records are not consecutive lines: the file's line, record by record.
+        line = int(payload.lines[min(position.line, len(payload.lines)) - 1])
+        return line - position.line + 1
+    if position is None or payload.kind != "csv":
         return payload.first_line
     return file_line(payload, position.line) - position.line + 1
