@@ -226,6 +226,7 @@ async def rejects_async(
     if not file.strip().isdigit():
         path = str(Path(file).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
     async with connection(connection_from_env(dsn, home)) as conn:
+        await _upgrade_manifest(conn)
         entry, rows = await file_rejects(conn, path)
     header = None
     if entry is not None:
@@ -324,6 +325,7 @@ async def resume_async(
     async with connection(settings) as conn:
         if not await manifest_exists(conn):
             raise ManifestError("no run to resume: nothing was ever loaded into this database")
+        await store.ensure_manifest(conn)  # refuses a newer manifest before reading it
         row = await store.run_to_resume(conn, run_id)
     if row is None:
         raise ManifestError("no run to resume" if run_id is None else f"there is no run {run_id}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgingest.errors import ManifestVersionError
 from pgingest.manifest.functions import FUNCTIONS
 
 STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -30,7 +31,9 @@ must replace its own earlier version (with ``--force`` too) or be recorded as a 
 content, which waits for a hand-over of that content's rows in flight; ``complete`` keeps one
 of two copies loaded at once with ``--force`` too (but for upsert and merge) and takes a file
 for a duplicate only of one that holds rows; an upsert or merge with ``--force`` writes an
-interrupted file's committed batches again."""
+interrupted file's committed batches again. 8: each file records the host and process id of the
+loader that claimed it last (``host``, ``pid``: several loaders share a load, ``pgingest
+status`` names which loaded what and who is loading now)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
@@ -148,6 +151,10 @@ _BOOTSTRAP = [
         error_class text NOT NULL,
         error text NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS retries_run ON pgingest.retries (run_id)",
+    # Version 8: the loader (host, process) that claimed the file last; ``claim`` reads them
+    # from the session's ``pgingest.host`` and ``pgingest.pid`` settings.
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS host text",
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS pid integer",
 ]
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -175,7 +182,7 @@ async def ensure_manifest(conn: Any) -> None:
         " to_regprocedure('pgingest.complete(bigint, text, text, boolean, boolean)') IS NOT NULL"
         " AND to_regprocedure('pgingest.current_file_id()') IS NOT NULL"
     )
-    if exists and await schema_version(conn) >= SCHEMA_VERSION:
+    if exists and check_version(await schema_version(conn)):
         return
     async with conn.transaction():
         # One global lock: two processes starting together create the schema once.
@@ -183,7 +190,7 @@ async def ensure_manifest(conn: Any) -> None:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pgingest.bootstrap"
         )
         found = await schema_version(conn)
-        if exists and found >= SCHEMA_VERSION:  # another process upgraded it meanwhile
+        if check_version(found) and exists:  # another process upgraded it meanwhile
             return
         for statement in [*_BOOTSTRAP, *FUNCTIONS]:
             await conn.execute(statement)
@@ -193,6 +200,20 @@ async def ensure_manifest(conn: Any) -> None:
                     await conn.execute(statement)
         if found < SCHEMA_VERSION:  # a row per migration
             await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
+
+
+def check_version(found: int) -> bool:
+    """Whether a manifest of version ``found`` is this loader's own (True) or older (False:
+    to migrate).
+
+    Raises:
+        ManifestVersionError: it is newer than :data:`SCHEMA_VERSION`: a newer pgingest
+            migrated it, and an older loader must neither claim files in it (its functions
+            are the newer ones) nor migrate it back.
+    """
+    if found > SCHEMA_VERSION:
+        raise ManifestVersionError(found, SCHEMA_VERSION)
+    return found == SCHEMA_VERSION
 
 
 async def manifest_exists(conn: Any) -> bool:

@@ -76,7 +76,9 @@ async def _run(
         reporter, RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
     )
     application_name = f"pgingest {os.getpid()} {secrets.token_hex(6)}"
-    sessions = connect.session_settings(application_name, options.stall_timeout)
+    sessions = connect.session_settings(
+        application_name, options.stall_timeout, (socket.gethostname(), os.getpid())
+    )
     pool, files_at_once, workers_cap = await open_pool(
         settings, options, min(options.concurrency, len(tasks)), events, sessions
     )
