@@ -123,7 +123,8 @@ def test_three_loaders_one_killed_then_a_rerun_load_every_row_once(db, tmp_path)
         assert item["host"] == socket.gethostname(), item
     # Each file's loader is one of the three, or the re-run.
     others = {item["pid"] for item in files} - pids  # type: ignore[union-attr]
-    assert len(others) <= 1 and None not in others, others
+    assert len(others) <= 1, others
+    assert None not in others
     loaders = {(p["host"], p["pid"]): p for p in data["loaders"]}  # type: ignore[union-attr]
     for p in procs:
         assert loaders[(socket.gethostname(), p.pid)]["files_loaded"] == loaded_by(db, p.pid)
