@@ -58,7 +58,8 @@ def test_an_older_loader_refuses_a_newer_manifest_and_writes_nothing(
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1, (verb, done.stderr)
             assert lines[0].startswith("error: the manifest"), (verb, lines)
-            assert expected in lines[0] and "upgrade pgingest" in lines[0], lines
+            assert expected in lines[0], lines
+            assert "upgrade pgingest" in lines[0], lines
             assert "Traceback" not in done.stderr
             if "--json" in args and verb == "load":
                 assert json.loads(done.stdout)["run"]["exit_code"] == EXIT_MANIFEST_NEWER

@@ -91,7 +91,7 @@ def retry_command(run_id: Any, dsn: str | None) -> str:
 def _runs(runs: list[dict[str, Any]], now: datetime) -> Table:
     table = _table(
         "Recent runs",
-        *("run", "started", "duration", "files", "rows", "rows/s", "status", "loader"),
+        *("run", "started", "duration", "files", "rows", "rows/s", "status"),
         right=("run", "duration", "files", "rows", "rows/s"),
         expand=False,
     )
@@ -115,7 +115,6 @@ def _runs(runs: list[dict[str, Any]], now: datetime) -> Table:
             f"{r['rows']:,}",
             rate(r["rows"], seconds),
             Text(shown, style=STATUS_STYLE.get(status, "")),
-            loader(r),
         )
     return table
 
