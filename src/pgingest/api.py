@@ -67,6 +67,10 @@ async def load_async(
     from pgingest.pipeline.readahead import start_read_ahead
 
     names = [str(p) for p in paths]
+    if load_options.workers > 1 and not load_options.dry_run:
+        from pgingest.pipeline import workers
+
+        return await workers.load_async(names, settings, load_options, reporter)
     ahead = await asyncio.to_thread(start_read_ahead, names, load_options)
     # Imported here so that `import pgingest` (and `pgingest --help`) stays light.
     from pgingest.pipeline import run
@@ -340,6 +344,10 @@ async def resume_async(
             values[key] = tuple(values[key])
     values["dry_run"] = False
     options = LoadOptions(**values)
+    if options.workers > 1:
+        from pgingest.pipeline import workers
+
+        return await workers.load_async(paths, settings, options, reporter)
     from pgingest.pipeline import run
 
     return await run.load_async(paths, settings, options, reporter)

@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_UNEXPECTED)
 
 
-def error_exit_code(exc: PgIngestError) -> int:
+def error_exit_code(exc: BaseException) -> int:
     """The exit code of a command that ended on ``exc``: 2 a usage error, 3 a manifest newer
     than this pgingest, 1 anything else."""
     if isinstance(exc, ConfigError):
