@@ -3,8 +3,12 @@
 Generates ``--files`` CSV files of ``--rows`` rows each (deterministic), then loads the folder
 with ``pgingest load`` into a fresh table ``--rounds`` times (the manifest is cleared between
 rounds so every round loads every file) and prints files/s and rows/s, median of the rounds.
+``--workers 1,2`` loads with each of those ``--workers`` counts in every round, alternating
+their order from round to round (a shared machine's drift hits both alike), and prints each
+one's median.
 
     python benchmarks/small_files.py --files 2000 --rows 100 --rounds 3 [--dsn DSN]
+    python benchmarks/small_files.py --files 2000 --workers 1,2 --rounds 3 --dsn DSN
 
 Without ``--dsn`` it starts an embedded PostgreSQL 18 in ``--workdir``/pgdata.
 """
@@ -54,6 +58,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/pgingest-bench"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--extra-args", default="", help="extra pgingest load arguments")
+    parser.add_argument(
+        "--workers", default="1", help="--workers counts to compare, comma-separated (1,2)"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(args.workdir, 0o755)  # noqa: S103  (the server runs as another user)
@@ -72,49 +79,56 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH")) if p
     )
-    seconds: list[float] = []
+    counts = [int(w) for w in args.workers.split(",")]
+    seconds: dict[int, list[float]] = {w: [] for w in counts}
     for round_no in range(1, args.rounds + 1):
-        psql(dsn, "DROP TABLE IF EXISTS bench_small; DROP SCHEMA IF EXISTS pgingest CASCADE")
-        started = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pgingest",
-                "load",
-                str(folder),
-                "--dsn",
-                dsn,
-                "--table",
-                "bench_small",
-                "-q",
-                *args.extra_args.split(),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            print(done.stderr[-2000:])
-            return 1
-        seconds.append(elapsed)
+        order = counts if round_no % 2 else counts[::-1]
+        for workers in order:
+            psql(dsn, "DROP TABLE IF EXISTS bench_small; DROP SCHEMA IF EXISTS pgingest CASCADE")
+            started = time.perf_counter()
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pgingest",
+                    "load",
+                    str(folder),
+                    "--dsn",
+                    dsn,
+                    "--table",
+                    "bench_small",
+                    "-q",
+                    "--workers",
+                    str(workers),
+                    *args.extra_args.split(),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            elapsed = time.perf_counter() - started
+            if done.returncode != 0:
+                print(done.stderr[-2000:])
+                return 1
+            seconds[workers].append(elapsed)
+            print(
+                f"round {round_no}, --workers {workers}: {elapsed:.2f} s,"
+                f" {args.files / elapsed:,.0f} files/s, {args.files * args.rows / elapsed:,.0f}"
+                " rows/s"
+            )
+    report: dict[str, object] = {"files": args.files, "rows_per_file": args.rows, "workers": {}}
+    for workers in counts:
+        best = statistics.median(seconds[workers])
+        report["workers"][str(workers)] = {  # type: ignore[index]
+            "seconds": seconds[workers],
+            "median_files_per_s": args.files / best,
+            "median_rows_per_s": args.files * args.rows / best,
+        }
         print(
-            f"round {round_no}: {elapsed:.2f} s, {args.files / elapsed:,.0f} files/s, "
-            f"{args.files * args.rows / elapsed:,.0f} rows/s"
+            f"median, --workers {workers}: {args.files / best:,.0f} files/s"
+            f" ({best:.2f} s for {args.files} files)"
         )
-    best = statistics.median(seconds)
-    report = {
-        "files": args.files,
-        "rows_per_file": args.rows,
-        "seconds": seconds,
-        "median_files_per_s": args.files / best,
-        "median_rows_per_s": args.files * args.rows / best,
-    }
-    print(
-        f"median: {report['median_files_per_s']:,.0f} files/s ({best:.2f} s for {args.files} files)"
-    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if server is not None:
