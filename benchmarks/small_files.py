@@ -28,8 +28,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def generate(folder: Path, files: int, rows: int) -> None:
-    """Write the files unless a previous run left them complete."""
+def generate(folder: Path, files: int, rows: int, distinct_sizes: bool = False) -> None:
+    """Write the files unless a previous run left them complete. With ``distinct_sizes`` the
+    first two rows' names are padded so that no two files have one size (the manifest takes
+    one lock per table and file size for its same-content check: files of one size are
+    claimed and completed one at a time)."""
     folder.mkdir(parents=True, exist_ok=True)
     if len(list(folder.glob("*.csv"))) == files:
         return
@@ -40,6 +43,9 @@ def generate(folder: Path, files: int, rows: int) -> None:
             f"{base + r},name {base + r},{(base + r) % 997}.{r % 100:02d},2026-01-{1 + r % 28:02d}"
             for r in range(rows)
         ]
+        if distinct_sizes:
+            lines[1] = lines[1].replace(",name ", ",name " + "x" * (f % 100), 1)
+            lines[2] = lines[2].replace(",name ", ",name " + "y" * (f // 100 * 100), 1)
         (folder / f"part-{f:05d}.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -61,11 +67,15 @@ def main() -> int:
     parser.add_argument(
         "--workers", default="1", help="--workers counts to compare, comma-separated (1,2)"
     )
+    parser.add_argument(
+        "--distinct-sizes", action="store_true", help="no two files of one size (see generate)"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(args.workdir, 0o755)  # noqa: S103  (the server runs as another user)
-    folder = args.workdir / f"small-{args.files}x{args.rows}"
-    generate(folder, args.files, args.rows)
+    sized = "-sized" if args.distinct_sizes else ""
+    folder = args.workdir / f"small-{args.files}x{args.rows}{sized}"
+    generate(folder, args.files, args.rows, args.distinct_sizes)
     server = None
     dsn = args.dsn
     if dsn is None:
