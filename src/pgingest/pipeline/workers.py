@@ -84,6 +84,9 @@ async def load_async(
             reports = await _run_workers(paths, settings, options, run_id, reporter)
             _merge(report, reports, reporter)
             status = "failed" if report.failed else "success"
+        except Exception:
+            status = "failed"  # an error of the run; a cancel stays "interrupted"
+            raise
         finally:
             report.seconds = time.perf_counter() - began
             counts = {
@@ -150,7 +153,7 @@ async def _run_workers(
             else:
                 relay.event(kind, value)
     except BaseException:
-        await asyncio.shield(asyncio.to_thread(_stop, procs))
+        await asyncio.shield(asyncio.to_thread(_stop, procs, events))
         raise
     finally:
         await asyncio.to_thread(_join, procs)
@@ -206,16 +209,22 @@ def _merge(report: LoadReport, reports: Sequence[LoadReport], reporter: Reporter
             reporter.file_done(result)
 
 
-def _stop(procs: Sequence[Any]) -> None:
+def _stop(procs: Sequence[Any], events: Any) -> None:
     """SIGTERM every live worker (each rolls back its batches in flight and records where it
-    stopped), then kill those still alive after :data:`STOP_SECONDS`."""
+    stopped), then kill those still alive after :data:`STOP_SECONDS`. Their last events are
+    read meanwhile and dropped: a worker cannot end while what it sent fills the pipe."""
     for proc in procs:
         if proc.is_alive() and proc.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_SECONDS
+    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                events.get_nowait()
+        for proc in procs:
+            proc.join(0.05)
     for proc in procs:
-        proc.join(max(0.0, deadline - time.monotonic()))
         if proc.is_alive():
             log.warning("%s did not stop within %g s: killed", proc.name, STOP_SECONDS)
             proc.kill()
