@@ -348,9 +348,9 @@ class LoadOptions:
     )
     workers: int = _option(
         1,
-        help="Loader processes for this load, on this machine: one run, N workers that share"
-        " the files through the manifest as separate loaders do (for many files or CPU-heavy"
-        " formats, where one process's Python is the limit). Not with --mode replace.",
+        help="Loader processes on this machine, as one run. They share the files through the"
+        " manifest as separate loaders do: for many files or CPU-heavy formats, where one"
+        " process's Python is the limit. Not with --mode replace.",
         section="performance",
         minimum=1,
     )
