@@ -67,12 +67,24 @@ def test_three_loaders_one_killed_then_a_rerun_load_every_row_once(db, tmp_path)
     folder = tmp_path / "drop"
     ids = write_files(folder)
     procs = [loader(db, folder) for _ in range(3)]
-    victim, survivors = procs[0], procs[1:]
     try:
-        # Killed mid-way: once it has loaded some files, while the others still load.
-        wait_for(lambda: loaded_by(db, victim.pid) >= 5, 90, "the first loader's files")
+        # One killed mid-way: the first to have loaded some files, while the others still load.
+        wait_for(
+            lambda: any(loaded_by(db, p.pid) >= 5 for p in procs), 90, "a loader's first files"
+        )
+        victim = next(p for p in procs if loaded_by(db, p.pid) >= 5)
+        survivors = [p for p in procs if p is not victim]
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=10)
+        # Its server sessions end (and free its locks) once the server sees the sockets close.
+        wait_for(
+            lambda: not db.val(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                f"pgingest {victim.pid} %",
+            ),
+            30,
+            "the killed loader's sessions to end",
+        )
         # What is loading now: files held by a live loader, each named by its host and pid.
         seen_running: set[int] = set()
 
