@@ -78,9 +78,11 @@ def test_three_loaders_one_killed_then_a_rerun_load_every_row_once(db, tmp_path)
         victim.communicate(timeout=10)
         # Its server sessions end (and free its locks) once the server sees the sockets close.
         wait_for(
-            lambda: not db.val(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
-                f"pgingest {victim.pid} %",
+            lambda: (
+                not db.val(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                    f"pgingest {victim.pid} %",
+                )
             ),
             30,
             "the killed loader's sessions to end",
