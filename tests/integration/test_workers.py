@@ -152,3 +152,56 @@ def test_workers_refuse_replace(db, tmp_path):
     done = pgingest(*command(db, folder, "--workers", "2", "--mode", "replace"))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--workers does not go with --mode replace" in done.stderr
+
+
+def test_a_lost_worker_is_taken_over_or_fails_its_file(db, tmp_path):
+    """A worker killed (SIGKILL, as the OOM killer would): the other takes its unfinished
+    file over if it has not passed it yet, else the command fails that file, saying why; a
+    re-run loads every row once either way."""
+    folder = tmp_path / "drop"
+    ids = write_files(folder, 300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgingest", *command(db, folder, "--workers", "2")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    try:
+
+        def a_worker() -> int | None:
+            if not db.val("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+                return None
+            return db.val(
+                "SELECT pid FROM pgingest.files WHERE table_schema = $1 AND status = 'success'"
+                " GROUP BY pid HAVING count(*) >= 5 LIMIT 1",
+                db.schema,
+            )
+
+        wait_for(lambda: a_worker() is not None, 90, "a worker's first files")
+        victim = a_worker()
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    output = out + err
+    assert "a worker stopped: worker " in output, output
+    assert "died (exit code -9)" in output, output
+    (run,) = runs_of(db)
+    loaded = db.val(
+        "SELECT count(*) FROM pgingest.files WHERE table_schema = $1 AND status = 'success'",
+        db.schema,
+    )
+    if loaded == 300:  # the other worker took the killed one's file over
+        assert (proc.returncode, run["status"]) == (0, "success"), output
+    else:
+        assert (proc.returncode, run["status"]) == (1, "failed"), output
+        assert "a worker of this run was lost while the file was held" in output, output
+    rerun = pgingest(*command(db, folder))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = db.fetch(f'SELECT id FROM "{db.schema}".t')
+    assert len(rows) == 300 * ROWS
+    assert {r["id"] for r in rows} == ids

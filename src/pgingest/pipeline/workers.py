@@ -81,8 +81,8 @@ async def load_async(
         report = LoadReport(run_id=run_id)
         status = "interrupted"
         try:
-            reports = await _run_workers(paths, settings, options, run_id, reporter)
-            _merge(report, reports, reporter)
+            reports, lost = await _run_workers(paths, settings, options, run_id, reporter)
+            _merge(report, reports, reporter, lost)
             status = "failed" if report.failed else "success"
         except Exception:
             status = "failed"  # an error of the run; a cancel stays "interrupted"
@@ -110,9 +110,10 @@ async def _run_workers(
     options: LoadOptions,
     run_id: int,
     reporter: Reporter,
-) -> list[LoadReport]:
+) -> tuple[list[LoadReport], bool]:
     """Start the workers, pass their events on, and wait for their reports; on a cancel (or
-    any error here) stop them all, at most :data:`STOP_SECONDS`."""
+    any error here) stop them all, at most :data:`STOP_SECONDS`. Returns the reports, and
+    whether a worker was lost (died, or stopped on an error of its own)."""
     spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
     events: Any = spawn.Queue()
     count = options.workers
@@ -162,7 +163,7 @@ async def _run_workers(
         raise errors[0]
     for error in errors:
         reporter.message(f"a worker stopped: {error}")
-    return [reports[i] for i in sorted(reports)]
+    return [reports[i] for i in sorted(reports)], bool(errors)
 
 
 class _Relay:
@@ -189,9 +190,13 @@ class _Relay:
             getattr(self.reporter, kind)(value)
 
 
-def _merge(report: LoadReport, reports: Sequence[LoadReport], reporter: Reporter) -> None:
+def _merge(
+    report: LoadReport, reports: Sequence[LoadReport], reporter: Reporter, lost: bool = False
+) -> None:
     """The run's report from its workers': one result per file (see :data:`_RANK`), in the
-    first worker's order; a file every worker skipped is reported done here."""
+    first worker's order; a file every worker skipped is reported done here. When a worker
+    was ``lost``, a file the others skipped because another process held it is failed: it
+    may be the lost worker's, left unfinished (the next run resumes it)."""
     best: dict[tuple[str, str], FileResult] = {}
     for part in reports:
         for result in part.files:
@@ -205,8 +210,15 @@ def _merge(report: LoadReport, reports: Sequence[LoadReport], reporter: Reporter
         report.strategies.update(part.strategies)
     report.files.extend(best.values())
     for result in report.files:
-        if result.status == "skipped":
-            reporter.file_done(result)
+        if result.status != "skipped":
+            continue  # reported as it happened
+        if lost and result.message == store.HELD_ELSEWHERE:
+            result.status = "failed"
+            result.error = (
+                "not loaded: a worker of this run was lost while the file was held (by it, or"
+                " by another loader); the next run loads or resumes it"
+            )
+        reporter.file_done(result)
 
 
 def _stop(procs: Sequence[Any], events: Any) -> None:
