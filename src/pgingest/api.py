@@ -67,6 +67,10 @@ async def load_async(
     from pgingest.pipeline.readahead import start_read_ahead
 
     names = [str(p) for p in paths]
+    if load_options.workers > 1 and not load_options.dry_run:
+        from pgingest.pipeline import workers
+
+        return await workers.load_async(names, settings, load_options, reporter)
     ahead = await asyncio.to_thread(start_read_ahead, names, load_options)
     # Imported here so that `import pgingest` (and `pgingest --help`) stays light.
     from pgingest.pipeline import run
@@ -226,6 +230,7 @@ async def rejects_async(
     if not file.strip().isdigit():
         path = str(Path(file).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
     async with connection(connection_from_env(dsn, home)) as conn:
+        await _upgrade_manifest(conn)
         entry, rows = await file_rejects(conn, path)
     header = None
     if entry is not None:
@@ -324,6 +329,7 @@ async def resume_async(
     async with connection(settings) as conn:
         if not await manifest_exists(conn):
             raise ManifestError("no run to resume: nothing was ever loaded into this database")
+        await store.ensure_manifest(conn)  # refuses a newer manifest before reading it
         row = await store.run_to_resume(conn, run_id)
     if row is None:
         raise ManifestError("no run to resume" if run_id is None else f"there is no run {run_id}")
@@ -338,6 +344,10 @@ async def resume_async(
             values[key] = tuple(values[key])
     values["dry_run"] = False
     options = LoadOptions(**values)
+    if options.workers > 1:
+        from pgingest.pipeline import workers
+
+        return await workers.load_async(paths, settings, options, reporter)
     from pgingest.pipeline import run
 
     return await run.load_async(paths, settings, options, reporter)

@@ -346,6 +346,14 @@ class LoadOptions:
         flags=("--concurrency", "-j"),
         minimum=1,
     )
+    workers: int = _option(
+        1,
+        help="Loader processes on this machine, as one run. They share the files through the"
+        " manifest as separate loaders do: for many files or CPU-heavy formats, where one"
+        " process's Python is the limit. Not with --mode replace.",
+        section="performance",
+        minimum=1,
+    )
     internal_concurrency: int = _option(
         2,
         help="Batches of one file loaded at the same time.",
@@ -571,6 +579,11 @@ class LoadOptions:
             if len(set(keys)) != len(keys):
                 raise ConfigError(f"--pk names a column twice: {','.join(keys)}")
             object.__setattr__(self, "pk", keys)  # a list from a caller
+        if self.workers > 1 and self.mode == "replace":
+            raise ConfigError(
+                "--workers does not go with --mode replace: a replace builds each table's new"
+                " table in one run's process and swaps it in once"
+            )
         if self.delete_missing and self.mode != "merge":
             raise ConfigError("--delete-missing needs --mode merge")
         if self.on_new_column not in ("add", "ignore", "fail"):

@@ -18,6 +18,7 @@
     │   └── ConstraintError          not retryable (unique, not-null, FK)
     └── ManifestError
         ├── LeaseLostError           another process took a file over
+        ├── ManifestVersionError     the manifest is newer than this pgingest knows
         ├── ConcurrentLoadError      another run holds the table's lock (retryable)
         └── TableChangedError        a file's table changed under its load (retryable)
 
@@ -132,6 +133,20 @@ class ManifestError(PgIngestError):
 
 class LeaseLostError(ManifestError):
     """Another process took a file over while this one reconnected; this one stops it."""
+
+
+class ManifestVersionError(ManifestError):
+    """The database's manifest was made by a newer pgingest than this one: refused, never
+    written or read with an older loader's idea of it."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the manifest (schema pgingest) in this database is version {found}, newer than"
+            f" this pgingest knows (version {known}): a newer pgingest migrated it; upgrade"
+            " pgingest (pip install -U pgingest) to load into, or read, this database"
+        )
+        self.found = found
+        self.known = known
 
 
 class ConcurrentLoadError(ManifestError):

@@ -69,6 +69,7 @@ def test_status_on_a_terminal(tmp_path, db):
     assert [t for t in titles if t in order] == order, titles
     assert any(t.startswith("Rejected rows") for t in titles), titles
     assert any(t.startswith("Interrupted files") for t in titles), titles
+    assert any(t.startswith("Loaders (what each process loaded)") for t in titles), titles
 
     # The failed file's row (its cells folded over lines): the file, how long ago, the error.
     first = next(i for i, line in enumerate(lines) if line.startswith("┡"))

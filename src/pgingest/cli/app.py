@@ -30,6 +30,7 @@ from pgingest.cli.options import (
 )
 from pgingest.cli.render import (
     EXIT_FAILED,
+    EXIT_MANIFEST_NEWER,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
     LineReporter,
@@ -42,7 +43,7 @@ from pgingest.cli.render import (
 )
 from pgingest.cli.server import db
 from pgingest.config import redact_dsn
-from pgingest.errors import ConfigError, PgIngestError
+from pgingest.errors import ConfigError, ManifestVersionError, PgIngestError
 from pgingest.observability.progress import FanOut, Reporter
 
 
@@ -236,7 +237,7 @@ class Output:
     def failed(self, exc: BaseException) -> None:
         """With ``--json``: the document for a run that ended on an error, not per file."""
         if self.json_out:
-            code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+            code = error_exit_code(exc)
             error = error_json(redact_dsn(str(exc)), code, self.lines.run_id)
             click.echo(json.dumps(error, indent=2))
 
@@ -430,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__)
         _error_line(state, str(exc), prefix="error: ")
-        sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+        sys.exit(error_exit_code(exc))
     except KeyboardInterrupt:
         _error_line(state, "interrupted")
         sys.exit(130)
@@ -442,6 +443,16 @@ def main(argv: list[str] | None = None) -> None:
             f"unexpected error: {type(exc).__name__}: {exc} (--debug shows the traceback)",
         )
         sys.exit(EXIT_UNEXPECTED)
+
+
+def error_exit_code(exc: BaseException) -> int:
+    """The exit code of a command that ended on ``exc``: 2 a usage error, 3 a manifest newer
+    than this pgingest, 1 anything else."""
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE
+    if isinstance(exc, ManifestVersionError):
+        return EXIT_MANIFEST_NEWER
+    return EXIT_FAILED
 
 
 def _error_line(state: Ctx, message: str, prefix: str = "") -> None:

@@ -11,6 +11,8 @@ from pgingest.observability.progress import BatchDone, DbError, FilesFound, File
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_MANIFEST_NEWER = 3
+"""The database's manifest is newer than this pgingest: upgrade pgingest."""
 EXIT_UNEXPECTED = 70
 
 
@@ -233,6 +235,15 @@ def exit_code(report: LoadReport) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def loader(item: dict[str, Any]) -> str:
+    """The loader of a run or file of the status data: ``host pid 1234`` (``?`` unknown:
+    recorded before the manifest kept it)."""
+    host, pid = item.get("host"), item.get("pid")
+    if host is None and pid is None:
+        return "?"
+    return f"{host or '?'} pid {pid if pid is not None else '?'}"
+
+
 def render_status(data: dict[str, Any]) -> str:
     """``pgingest status`` as text."""
     out: list[str] = []
@@ -243,8 +254,25 @@ def render_status(data: dict[str, Any]) -> str:
         out.append(
             f"  run {r['id']}  {r['status']:<11}  started {r['started_at']}  "
             f"loaded {r['files_loaded']}, skipped {r['files_skipped']}, failed {r['files_failed']}"
-            f", {r['rows']:,} rows"
+            f", {r['rows']:,} rows  on {loader(r)}"
         )
+    if data.get("running"):
+        out.append("Loading now:")
+        for f in data["running"]:
+            out.append(
+                f"  {f['path']} (file {f['id']}, run {f['run_id']}) into"
+                f" {f['table_schema']}.{f['table_name']} by {loader(f)}:"
+                f" {f['committed_batches']} batch(es), {f['committed_rows']:,} rows committed"
+            )
+    if data.get("loaders"):
+        out.append("Loaders (host, process: what each loaded):")
+        for p in data["loaders"]:
+            failed = f", {p['files_failed']} failed" if p["files_failed"] else ""
+            runs = ", ".join(str(r) for r in p["runs"] or ())
+            out.append(
+                f"  {loader(p)}: {p['files_loaded']} file(s), {p['rows']:,} rows{failed}"
+                f" (run {runs})"
+            )
     out.append("Tables:")
     if not data["tables"]:
         out.append("  (none)")
@@ -281,8 +309,8 @@ def render_status(data: dict[str, Any]) -> str:
         )
         for f in data["interrupted"]:
             out.append(
-                f"  {f['path']} (file {f['id']}, run {f['run_id']}): {f['committed_batches']}"
-                f" committed batch(es), {f['committed_rows']:,} rows in"
+                f"  {f['path']} (file {f['id']}, run {f['run_id']}, by {loader(f)}):"
+                f" {f['committed_batches']} committed batch(es), {f['committed_rows']:,} rows in"
                 f" {f['table_schema']}.{f['table_name']}"
             )
     if data.get("files"):
@@ -292,7 +320,7 @@ def render_status(data: dict[str, Any]) -> str:
             state = "" if f["status"] == "success" else f" ({f['status']}, interrupted)"
             out.append(
                 f"  {f['table_schema']}.{f['table_name']}  {f['path']} (file {f['id']}){state}:"
-                f" {f['rows']:,} / {now}"
+                f" {f['rows']:,} / {now}  by {loader(f)}"
             )
     if data["failed"]:
         out.append("Failed files:")

@@ -13,7 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from pgingest.cli.render import without_path
+from pgingest.cli.render import loader, without_path
 from pgingest.config import redact_dsn
 
 STATUS_STYLE = {
@@ -119,6 +119,36 @@ def _runs(runs: list[dict[str, Any]], now: datetime) -> Table:
     return table
 
 
+def _running(files: list[dict[str, Any]]) -> Table:
+    table = _table("Loading now", *("file", "run", "table", "loader", "committed"))
+    for f in files:
+        table.add_row(
+            f"{f['path']} (file {f['id']})",
+            str(f["run_id"]),
+            f"{f['table_schema']}.{f['table_name']}",
+            loader(f),
+            f"{f['committed_batches']} batch(es), {f['committed_rows']:,} rows",
+        )
+    return table
+
+
+def _loaders(loaders: list[dict[str, Any]]) -> Table:
+    table = _table(
+        "Loaders (what each process loaded)",
+        *("loader", "files", "rows", "failed", "runs"),
+        right=("files", "rows", "failed"),
+    )
+    for p in loaders:
+        table.add_row(
+            loader(p),
+            str(p["files_loaded"]),
+            f"{p['rows']:,}",
+            str(p["files_failed"] or ""),
+            ", ".join(str(r) for r in p["runs"] or ()),
+        )
+    return table
+
+
 def _failed(failed: list[dict[str, Any]], dsn: str | None, now: datetime) -> RenderableType:
     table = _table("Failed files", "file", "table", "failed", show_lines=True)
     table.add_column("error", style="red", overflow="fold")
@@ -216,12 +246,13 @@ def _interrupted(files: list[dict[str, Any]]) -> Table:
     table = _table(
         "Interrupted files (`pgingest resume` continues them, `pgingest revert` takes their"
         " rows out)",
-        *("file", "run", "table", "committed"),
+        *("file", "run", "loader", "table", "committed"),
     )
     for f in files:
         table.add_row(
             f"{f['path']} (file {f['id']})",
             str(f["run_id"]),
+            loader(f),
             f"{f['table_schema']}.{f['table_name']}",
             f"{f['committed_batches']} batch(es), {f['committed_rows']:,} rows",
         )
@@ -231,7 +262,7 @@ def _interrupted(files: list[dict[str, Any]]) -> Table:
 def _files(files: list[dict[str, Any]]) -> Table:
     table = _table(
         "Files (rows loaded / rows in the table now)",
-        *("table", "file", "loaded", "now"),
+        *("table", "file", "loaded", "now", "loader"),
         right=("loaded", "now"),
     )
     for f in files:
@@ -242,6 +273,7 @@ def _files(files: list[dict[str, Any]]) -> Table:
             f"{f['path']} (file {f['id']}){state}",
             f"{f['rows']:,}",
             now,
+            loader(f),
         )
     return table
 
@@ -265,7 +297,11 @@ def status_tables(
         parts.append(_failed(data["failed"], dsn, now))
     if data.get("interrupted"):
         parts.append(_interrupted(data["interrupted"]))
+    if data.get("running"):
+        parts.append(_running(data["running"]))
     parts.append(_runs(data["runs"], now) if data["runs"] else Text("No runs yet."))
+    if data.get("loaders"):
+        parts.append(_loaders(data["loaders"]))
     if data["tables"]:
         parts.append(_tables(data["tables"], now))
     if data.get("files"):

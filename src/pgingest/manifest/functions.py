@@ -410,7 +410,9 @@ BEGIN
             END IF;
             UPDATE pgingest.files SET status = 'running', run_id = p_run, path = p_path,
                    error = NULL, finished_at = NULL, table_oid = v.table_oid,
-                   table_node = v.table_node
+                   table_node = v.table_node,
+                   host = nullif(current_setting('pgingest.host', true), ''),
+                   pid = nullif(current_setting('pgingest.pid', true), '')::integer
              WHERE id = r.id;
             PERFORM set_config('pgingest.file_id', r.id::text, false);
             RETURN QUERY SELECT 'load'::text, r.id,
@@ -474,10 +476,13 @@ BEGIN
         ORDER BY f.id DESC LIMIT 1;
     END IF;
     INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns, table_schema, table_name,
-                                format, status, chunking, replaces, table_oid, table_node)
+                                format, status, chunking, replaces, table_oid, table_node,
+                                host, pid)
     VALUES (p_run, p_path, coalesce(p_sha, v_force_sha), p_size, p_mtime, p_schema, p_table,
             p_fmt, 'running',
-            p_chunking, v_replaces, v.table_oid, v.table_node)
+            p_chunking, v_replaces, v.table_oid, v.table_node,
+            nullif(current_setting('pgingest.host', true), ''),
+            nullif(current_setting('pgingest.pid', true), '')::integer)
     RETURNING id INTO v_id;
     PERFORM pg_advisory_lock(hashtextextended('pgingest.file:' || v_id, 0));
     -- The claiming connection writes the file's first batches: stamp its rows already.

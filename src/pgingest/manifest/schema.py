@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgingest.errors import ManifestVersionError
 from pgingest.manifest.functions import FUNCTIONS
 
 STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
@@ -30,9 +31,12 @@ must replace its own earlier version (with ``--force`` too) or be recorded as a 
 content, which waits for a hand-over of that content's rows in flight; ``complete`` keeps one
 of two copies loaded at once with ``--force`` too (but for upsert and merge) and takes a file
 for a duplicate only of one that holds rows; an upsert or merge with ``--force`` writes an
-interrupted file's committed batches again. 8: ``claim`` and ``complete`` commit
-asynchronously, and ``complete`` clears the session's file id (a small file's connection goes
-back to the pool without a reset)."""
+interrupted file's committed batches again. 8: each file records the host and process id of the
+loader that claimed it last (``host``, ``pid``: several loaders share a load, ``pgingest
+status`` names which loaded what and who is loading now); ``claim`` and ``complete`` commit
+asynchronously, ``complete`` clears the session's file id (a small file's connection goes back
+to the pool without a reset), and ``claim`` resumes an attempt only if it still is one once its
+row is locked."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
@@ -150,6 +154,10 @@ _BOOTSTRAP = [
         error_class text NOT NULL,
         error text NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS retries_run ON pgingest.retries (run_id)",
+    # Version 8: the loader (host, process) that claimed the file last; ``claim`` reads them
+    # from the session's ``pgingest.host`` and ``pgingest.pid`` settings.
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS host text",
+    "ALTER TABLE pgingest.files ADD COLUMN IF NOT EXISTS pid integer",
 ]
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -177,7 +185,7 @@ async def ensure_manifest(conn: Any) -> None:
         " to_regprocedure('pgingest.complete(bigint, text, text, boolean, boolean)') IS NOT NULL"
         " AND to_regprocedure('pgingest.current_file_id()') IS NOT NULL"
     )
-    if exists and await schema_version(conn) >= SCHEMA_VERSION:
+    if exists and check_version(await schema_version(conn)):
         return
     async with conn.transaction():
         # One global lock: two processes starting together create the schema once.
@@ -185,7 +193,7 @@ async def ensure_manifest(conn: Any) -> None:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pgingest.bootstrap"
         )
         found = await schema_version(conn)
-        if exists and found >= SCHEMA_VERSION:  # another process upgraded it meanwhile
+        if check_version(found) and exists:  # another process upgraded it meanwhile
             return
         for statement in [*_BOOTSTRAP, *FUNCTIONS]:
             await conn.execute(statement)
@@ -195,6 +203,20 @@ async def ensure_manifest(conn: Any) -> None:
                     await conn.execute(statement)
         if found < SCHEMA_VERSION:  # a row per migration
             await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
+
+
+def check_version(found: int) -> bool:
+    """Whether a manifest of version ``found`` is this loader's own (True) or older (False:
+    to migrate).
+
+    Raises:
+        ManifestVersionError: it is newer than :data:`SCHEMA_VERSION`: a newer pgingest
+            migrated it, and an older loader must neither claim files in it (its functions
+            are the newer ones) nor migrate it back.
+    """
+    if found > SCHEMA_VERSION:
+        raise ManifestVersionError(found, SCHEMA_VERSION)
+    return found == SCHEMA_VERSION
 
 
 async def manifest_exists(conn: Any) -> bool:

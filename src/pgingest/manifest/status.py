@@ -15,6 +15,10 @@ HELD = "SELECT pgingest.held_locks() AS k"
 """The advisory locks held now (one snapshot of the lock table per query)."""
 
 
+_LOADER = "f.host, f.pid,"
+"""The loader (host, process id) that claimed a file last (manifest version 8)."""
+
+
 def _key(kind: str, id_sql: str) -> str:
     """The SQL of a session lock's key (see ``store.lock_key``) of the id in ``id_sql``."""
     return f"hashtextextended('pgingest.{kind}:' || {id_sql}, 0)"
@@ -47,9 +51,12 @@ async def status(
 
     Returns:
         ``{"runs": [...], "tables": [...], "failed": [...], "schema_changes": [...],
-        "rejects": [...], "interrupted": [...], "replacements": [...]}`` (``replacements``:
-        ``--mode replace`` runs not swapped in yet) and, with ``files``, ``"files": [...]``;
-        empty lists when pgingest never ran on this database.
+        "rejects": [...], "interrupted": [...], "replacements": [...], "running": [...],
+        "loaders": [...]}`` (``replacements``: ``--mode replace`` runs not swapped in yet;
+        ``running``: files a live loader holds now, with its ``host`` and ``pid``;
+        ``loaders``: per loader process (``host``, ``pid``) the files and rows it loaded and
+        its runs) and, with ``files``, ``"files": [...]`` (each with its loader's ``host``
+        and ``pid``); empty lists when pgingest never ran on this database.
     """
     empty: dict[str, Any] = {
         "runs": [],
@@ -59,6 +66,8 @@ async def status(
         "rejects": [],
         "interrupted": [],
         "replacements": [],
+        "running": [],
+        "loaders": [],
     }
     if files:
         empty["files"] = []
@@ -76,7 +85,7 @@ async def status(
         " CASE WHEN status = 'running' AND NOT"
         f" {_key('run', 'id')} IN (SELECT k FROM held)"
         " THEN 'interrupted' ELSE status END AS status, status AS recorded_status,"
-        " host, files_loaded, files_skipped, files_failed, rows, paths FROM pgingest.runs"
+        " host, pid, files_loaded, files_skipped, files_failed, rows, paths FROM pgingest.runs"
         " WHERE ($1::text IS NULL AND $2::text IS NULL) OR id IN (SELECT run_id FROM"
         f" pgingest.files WHERE {cond}) ORDER BY id DESC LIMIT $3",
         *args,
@@ -104,13 +113,38 @@ async def status(
     interrupted = await conn.fetch(
         f"WITH held AS MATERIALIZED ({HELD})"
         " SELECT f.id, f.path, f.table_schema, f.table_name, f.run_id, f.status,"
-        " f.started_at, count(b.batch) AS committed_batches,"
+        f" f.started_at, {_LOADER} count(b.batch) AS committed_batches,"
         " coalesce(sum(b.rows), 0)::bigint AS committed_rows"
         " FROM pgingest.files f LEFT JOIN pgingest.file_batches b ON b.file_id = f.id"
         " WHERE f.status IN ('running', 'pending')"
         f" AND NOT {_key('file', 'f.id')} IN (SELECT k FROM held)"
         " AND ($1::text IS NULL OR f.table_schema = $1) AND ($2::text IS NULL OR"
         " f.table_name = $2) GROUP BY f.id ORDER BY f.id DESC LIMIT $3",
+        *args,
+        limit,
+    )
+    # The files whose loader holds their lock now, and who loaded what (host, process).
+    running = await conn.fetch(
+        f"WITH held AS MATERIALIZED ({HELD})"
+        " SELECT f.id, f.path, f.table_schema, f.table_name, f.run_id, f.started_at,"
+        f" {_LOADER} count(b.batch) AS committed_batches,"
+        " coalesce(sum(b.rows), 0)::bigint AS committed_rows"
+        " FROM pgingest.files f LEFT JOIN pgingest.file_batches b ON b.file_id = f.id"
+        " WHERE f.status IN ('running', 'pending')"
+        f" AND {_key('file', 'f.id')} IN (SELECT k FROM held)"
+        " AND ($1::text IS NULL OR f.table_schema = $1) AND ($2::text IS NULL OR"
+        " f.table_name = $2) GROUP BY f.id ORDER BY f.id",
+        *args,
+    )
+    # Files recorded before version 8 (and rowless names of a loaded content) have no loader.
+    loaders = await conn.fetch(
+        f"SELECT {_LOADER} count(*) FILTER (WHERE status = 'success') AS files_loaded,"
+        " coalesce(sum(rows) FILTER (WHERE status = 'success'), 0)::bigint AS rows,"
+        " count(*) FILTER (WHERE status = 'failed') AS files_failed,"
+        " array_agg(DISTINCT run_id ORDER BY run_id) AS runs, max(finished_at) AS last_finished"
+        f" FROM pgingest.files f WHERE {cond} AND host IS NOT NULL"
+        " AND status IN ('success', 'failed')"
+        " GROUP BY f.host, f.pid ORDER BY max(f.id) DESC LIMIT $3",
         *args,
         limit,
     )
@@ -151,6 +185,8 @@ async def status(
         "rejects": [_plain(r) for r in rejects],
         "interrupted": [_plain(r) for r in interrupted],
         "replacements": [_plain(r) for r in replacements],
+        "running": [_plain(r) for r in running],
+        "loaders": [_plain(r) for r in loaders],
     }
     for run in result["runs"]:
         if isinstance(run.get("paths"), str):
@@ -185,7 +221,7 @@ async def _files_now(
     """Every loaded or interrupted file of the tables, with its rows in its table now."""
     rows = await conn.fetch(
         "SELECT f.id, f.path, f.table_schema, f.table_name, f.status, f.rows, f.run_id,"
-        " (SELECT coalesce(sum(b.rows), 0) FROM pgingest.file_batches b"
+        f" {_LOADER} (SELECT coalesce(sum(b.rows), 0) FROM pgingest.file_batches b"
         "  WHERE b.file_id = f.id)::bigint AS committed_rows"
         " FROM pgingest.files f WHERE (f.status = 'success' OR (f.status IN ('running',"
         " 'pending', 'failed') AND EXISTS (SELECT 1 FROM pgingest.file_batches b"

@@ -52,15 +52,21 @@ pool's reset (``RESET ALL``) undid them at the first release, and a role's
 
 
 def session_settings(
-    application_name: str | None = None, lock_timeout: float | None = None
+    application_name: str | None = None,
+    lock_timeout: float | None = None,
+    loader: tuple[str, int] | None = None,
 ) -> dict[str, str]:
     """The settings every session of a run starts with (sent when it connects, so the pool's
     reset keeps them): the keepalives, the run's ``application_name`` (which tells its
-    backends from anyone else's), and the longest wait for any lock, in seconds (a wait cut
-    by it is retried like a lost connection)."""
+    backends from anyone else's), the longest wait for any lock, in seconds (a wait cut
+    by it is retried like a lost connection), and the loader's host and process id
+    (``pgingest.host``, ``pgingest.pid``: the manifest's ``claim`` records them with each
+    file it hands out)."""
     settings = {**KEEPALIVE_SETTINGS, **_SESSION_DEFAULTS}
     if application_name:
         settings["application_name"] = application_name[:63]
+    if loader is not None:
+        settings["pgingest.host"], settings["pgingest.pid"] = loader[0], str(loader[1])
     if lock_timeout is not None and lock_timeout > 0:
         settings["lock_timeout"] = f"{max(1, round(lock_timeout * 1000))}ms"
     return settings

@@ -172,3 +172,13 @@ def workers_per_file(options: LoadOptions, cap: int | None = None) -> int:
         return 1
     workers = max(1, options.internal_concurrency)
     return min(workers, cap) if cap else workers
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedRun:
+    """A worker's part in a run another process recorded (``--workers``): the run's id, and
+    which of how many workers this one is (it starts at its own share of the files)."""
+
+    run_id: int
+    index: int
+    count: int

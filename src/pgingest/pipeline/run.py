@@ -24,7 +24,7 @@ from pgingest.pg import connect
 from pgingest.pg.retry import RetryPolicy
 from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.analyze import analyze_tables
-from pgingest.pipeline.context import FileTask, RunContext, RunEvents
+from pgingest.pipeline.context import FileTask, JoinedRun, RunContext, RunEvents
 from pgingest.pipeline.discover import check_run_wide, options_for, plan_targets, sheet_targets
 from pgingest.pipeline.job import RunLock, quietly
 from pgingest.pipeline.keyed.modes import Modes
@@ -45,12 +45,15 @@ async def load_async(
     options: LoadOptions,
     reporter: Reporter | None = None,
     read_ahead: ReadAhead | None = None,
+    joined: JoinedRun | None = None,
 ) -> LoadReport:
     """Load ``paths`` with ``options``; see :func:`pgingest.load`. ``read_ahead`` holds the
-    targets planned (and the first workbook opening) before the loader was imported. Returns
-    the report (failures are in it, not raised)."""
+    targets planned (and the first workbook opening) before the loader was imported;
+    ``joined``: load as a worker of that run (which another process records, starts and
+    ends) instead of recording a run of its own. Returns the report (failures are in it,
+    not raised)."""
     try:
-        return await _run(paths, settings, options, reporter or NullReporter(), read_ahead)
+        return await _run(paths, settings, options, reporter or NullReporter(), read_ahead, joined)
     finally:
         if read_ahead is not None:
             read_ahead.close()
@@ -62,6 +65,7 @@ async def _run(
     options: LoadOptions,
     reporter: Reporter,
     read_ahead: ReadAhead | None,
+    joined: JoinedRun | None,
 ) -> LoadReport:
     started = time.perf_counter()
     contract = read_contract(options.contract) if options.contract else None
@@ -76,7 +80,9 @@ async def _run(
         reporter, RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
     )
     application_name = f"pgingest {os.getpid()} {secrets.token_hex(6)}"
-    sessions = connect.session_settings(application_name, options.stall_timeout)
+    sessions = connect.session_settings(
+        application_name, options.stall_timeout, (socket.gethostname(), os.getpid())
+    )
     pool, files_at_once, workers_cap = await open_pool(
         settings, options, min(options.concurrency, len(tasks)), events, sessions
     )
@@ -88,14 +94,20 @@ async def _run(
     ctx: RunContext | None = None
     run_lock: RunLock | None = None
     try:
-        run_id, server_version = None, 0
-        if not options.dry_run:
-            run_id, server_version, run_lock = await events.with_retries(
+        run_id: int | None = None
+        server_version = 0
+        if joined is not None and not options.dry_run:
+            run_id = joined.run_id
+            server_version = await events.with_retries(lambda: _server_version(pool))
+            bind_run(run_id)
+        elif not options.dry_run:
+            new_id, server_version, run_lock = await events.with_retries(
                 lambda: _start_run(pool, paths, options, events)
             )
-            bind_run(run_id)
+            run_id = new_id
+            bind_run(new_id)
             crash_point("run-started")
-            reporter.run_started(run_id)
+            reporter.run_started(new_id)
         ctx = RunContext(
             options,
             pool,
@@ -125,7 +137,7 @@ async def _run(
                 lambda index: tasks[index][1].table_name,
             )
         except BaseException:
-            if run_id is not None:  # e.g. merge on a server without MERGE
+            if run_id is not None and joined is None:  # e.g. merge on a server without MERGE
                 await asyncio.shield(_finish_run(ctx, "failed", report))
             raise
         for table_name, message in modes.schedule.strategies.items():
@@ -136,8 +148,14 @@ async def _run(
         status = "failed"
         results: list[FileResult | None] = [None] * len(tasks)
         try:
+            # A worker of a shared append starts at its own share of the files (the others
+            # at theirs), so that workers claim different files instead of racing for each;
+            # a keyed mode keeps the given order, as separate processes do.
+            first = 0
+            if joined is not None and options.mode == "append":
+                first = len(tasks) * joined.index // joined.count
             await _run_tasks(
-                ctx, modes, [t for _, t in tasks], refused, files_at_once, results, report
+                ctx, modes, [t for _, t in tasks], refused, files_at_once, results, report, first
             )
             status = "success"
         except BaseException:
@@ -151,7 +169,7 @@ async def _run(
                 status = "failed"
             if status != "interrupted" and run_id is not None and options.analyze:
                 await analyze_tables(ctx, report)
-            if run_id is not None:
+            if run_id is not None and joined is None:
                 await asyncio.shield(_finish_run(ctx, status, report))
     finally:
         await asyncio.shield(modes.close())
@@ -198,10 +216,12 @@ async def _run_tasks(
     files_at_once: int,
     results: list[FileResult | None],
     report: LoadReport,
+    first: int = 0,
 ) -> None:
     """Run the tasks, at most ``files_at_once`` at a time, each after the files it waits for
-    (shared keys); ``--sectional-commit`` stops a folder at its first failure, ``--pause-every``
-    pauses between files. Results go to ``results`` as they come."""
+    (shared keys), starting at task ``first`` (then on round to those before it);
+    ``--sectional-commit`` stops a folder at its first failure, ``--pause-every`` pauses
+    between files. Results go to ``results`` as they come."""
     limit = asyncio.Semaphore(files_at_once)
     finished_files = [asyncio.Event() for _ in tasks]
     stopped_folders: dict[str, str] = {}
@@ -245,8 +265,8 @@ async def _run_tasks(
                 await asyncio.sleep(seconds)
 
     async with asyncio.TaskGroup() as group:
-        for index, task in enumerate(tasks):
-            group.create_task(one(index, task))
+        for index in [*range(first, len(tasks)), *range(first)]:
+            group.create_task(one(index, tasks[index]))
 
 
 async def _start_run(
@@ -271,6 +291,11 @@ async def _start_run(
         await quietly(pool.release(conn))
         raise
     return run_id, server_version, RunLock(pool, conn, run_id)
+
+
+async def _server_version(pool: Any) -> int:
+    async with pool.acquire() as conn:
+        return int(await connect.server_version(conn))
 
 
 async def _finish_run(ctx: RunContext | None, status: str, report: LoadReport) -> None:

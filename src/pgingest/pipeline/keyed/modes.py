@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pgingest.config import LoadOptions
 from pgingest.errors import PgIngestError
 from pgingest.model import ARROW_FORMATS, FileResult, LoadReport
-from pgingest.pg import connect, ddl, merge
+from pgingest.pg import citus, connect, ddl, merge
 from pgingest.pipeline.discover import default_table_name
 from pgingest.pipeline.job import FileJob
 from pgingest.pipeline.keyed import route, schedule
@@ -57,6 +57,9 @@ class Modes:
         """Qualified table -> its key (upsert, merge)."""
         self.unindexed: set[str] = set()
         """Tables whose key no unique index covers (merge with --pk): joined without one."""
+        self.distributed: dict[str, citus.Distribution | None] = {}
+        """Per existing target table of upsert/merge: how Citus distributes it (``None``:
+        a plain table, or no Citus)."""
         self.schedule = schedule.Schedule()
         self.index_of: dict[str, int] = {}
         self.replace = Replacer(options, say)
@@ -142,6 +145,12 @@ class Modes:
                         ):
                             self.unindexed.add(qualified)
                     merge.check_key_columns(path, key, names, qualified)
+                    if existing is not None:
+                        if qualified not in self.distributed:
+                            self.distributed[qualified] = await citus.table_distribution(
+                                conn, schema, table
+                            )
+                        citus.check_key(self.distributed[qualified], key, qualified, options.mode)
                     entry = schedule.FileKeys(index, path, qualified)
                     entries.append(entry)
                     types = self._types(existing, names)

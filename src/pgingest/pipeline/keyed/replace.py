@@ -23,7 +23,7 @@ from pgingest.config import LoadOptions, crash_point
 from pgingest.errors import ConcurrentLoadError, PgIngestError
 from pgingest.manifest import replacement, store
 from pgingest.model import FileResult, LoadReport
-from pgingest.pg import merge
+from pgingest.pg import citus, merge
 from pgingest.pg.errors import classify, describe, is_driver_error, is_gone, is_retryable
 from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pipeline.job import Lease, quietly
@@ -135,6 +135,7 @@ class Replacer:
     async def _take(self, run_id: int, schema: str, table: str, paths: list[str]) -> Replacement:
         conn = self._conn()
         qualified = f"{schema}.{table}"
+        citus.check_replace(await citus.table_distribution(conn, schema, table), qualified)
         if not await replacement.lock_table(conn, schema, table):
             who = await replacement.holder(conn, schema, table)
             raise ConcurrentLoadError(

@@ -1,0 +1,317 @@
+"""``--workers N``: one run, N loader processes on this machine. This process records the run
+(and holds its lock while it lives), starts the workers, passes their progress events on to
+its reporter, stops them all on a cancel (bounded), and records the run's end from their
+reports merged. The workers share the files through the manifest exactly as separate loaders
+do: each claims a file under its lock, skips one another holds, and takes over one whose
+loader died."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from pgingest.config import ConnectionSettings, LoadOptions
+from pgingest.errors import PgIngestError
+from pgingest.manifest import store
+from pgingest.model import FileResult, LoadReport
+from pgingest.observability.progress import NullReporter, Reporter
+from pgingest.pg import connect
+from pgingest.pipeline import run
+from pgingest.pipeline.context import JoinedRun
+
+log = logging.getLogger("pgingest.workers")
+
+STOP_SECONDS = 30.0
+"""How long stopped workers get to roll back their batches in flight and record where they
+stopped (SIGTERM) before they are killed: a killed worker's files are taken over by the next
+run all the same (their locks die with their connections)."""
+
+POLL_SECONDS = 0.2
+"""How often the queue of the workers' events is looked at when it is quiet (seconds): also
+how soon a worker that died without a word is noticed."""
+
+_RANK = {"loaded": 0, "failed": 1, "skipped": 2}
+"""Which of the workers' results for one file the run reports: the one that loaded it, else
+the one that failed it, else a skip (every other worker skips a file one worker loads)."""
+
+
+async def load_async(
+    paths: Sequence[str],
+    settings: ConnectionSettings,
+    options: LoadOptions,
+    reporter: Reporter | None = None,
+) -> LoadReport:
+    """Load ``paths`` with ``options.workers`` worker processes as one run.
+
+    Returns:
+        One report: per file the result of the worker that loaded it (or failed it, or, when
+        none did, a skip), the stage times summed; the run recorded in the manifest with it.
+
+    Raises:
+        PgIngestError: a worker stopped on an error of the run (not of a file): the first.
+    """
+    reporter = reporter or NullReporter()
+    began = time.perf_counter()
+    sessions = connect.session_settings(
+        f"pgingest {os.getpid()} workers", None, (socket.gethostname(), os.getpid())
+    )
+    conn = await connect.open_connection(settings, **sessions)
+    try:
+        await store.ensure_manifest(conn)
+        run_id = await store.start_run(
+            conn,
+            [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
+            store.options_record(options),
+            socket.gethostname(),
+            os.getpid(),
+        )
+        reporter.run_started(run_id)
+        report = LoadReport(run_id=run_id)
+        status = "interrupted"
+        try:
+            reports, lost = await _run_workers(paths, settings, options, run_id, reporter)
+            _merge(report, reports, reporter, lost)
+            status = "failed" if report.failed else "success"
+        except Exception:
+            status = "failed"  # an error of the run; a cancel stays "interrupted"
+            raise
+        finally:
+            report.seconds = time.perf_counter() - began
+            counts = {
+                "loaded": sum(1 for f in report.files if f.status == "loaded"),
+                "skipped": sum(1 for f in report.files if f.status == "skipped"),
+                "failed": len(report.failed),
+                "rows": report.rows,
+            }
+            with contextlib.suppress(Exception):  # the server may be gone: stays 'running'
+                await asyncio.shield(store.finish_run(conn, run_id, status, counts))
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(conn.close(timeout=10))
+    reporter.run_done(report)
+    return report
+
+
+async def _run_workers(
+    paths: Sequence[str],
+    settings: ConnectionSettings,
+    options: LoadOptions,
+    run_id: int,
+    reporter: Reporter,
+) -> tuple[list[LoadReport], bool]:
+    """Start the workers, pass their events on, and wait for their reports; on a cancel (or
+    any error here) stop them all, at most :data:`STOP_SECONDS`. Returns the reports, and
+    whether a worker was lost (died, or stopped on an error of its own)."""
+    spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
+    events: Any = spawn.Queue()
+    count = options.workers
+    alone = replace(options, workers=1)
+    procs = [
+        spawn.Process(
+            target=_worker,
+            args=(list(paths), settings, alone, JoinedRun(run_id, i, count), events, os.getpid()),
+            name=f"pgingest worker {i + 1}/{count}",
+            daemon=True,
+        )
+        for i in range(count)
+    ]
+    for proc in procs:
+        proc.start()
+    relay = _Relay(reporter)
+    reports: dict[int, LoadReport] = {}
+    errors: list[BaseException] = []
+    try:
+        while len(reports) + len(relay.ended) < count:
+            try:
+                item = await asyncio.to_thread(events.get, True, POLL_SECONDS)
+            except queue.Empty:
+                for i, proc in enumerate(procs):
+                    if i not in reports and i not in relay.ended and not proc.is_alive():
+                        # Died without a word (killed): its files are the next run's.
+                        relay.ended.add(i)
+                        errors.append(
+                            PgIngestError(f"worker {i + 1} died (exit code {proc.exitcode})")
+                        )
+                continue
+            kind, index, value = item
+            if kind == "report":
+                reports[index] = value
+            elif kind == "error":
+                relay.ended.add(index)
+                errors.append(value)
+            else:
+                relay.event(kind, value)
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(_stop, procs, events))
+        raise
+    finally:
+        await asyncio.to_thread(_join, procs)
+        events.close()
+    if errors and not reports:
+        raise errors[0]
+    for error in errors:
+        reporter.message(f"a worker stopped: {error}")
+    return [reports[i] for i in sorted(reports)], bool(errors)
+
+
+class _Relay:
+    """The workers' events, passed on to the run's reporter: the files found once (every
+    worker finds them all), a file's end only for the worker that loaded or failed it (the
+    skips of the others are the run's end's to sort out)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.found = False
+        self.done: set[tuple[str, str]] = set()
+        self.ended: set[int] = set()
+
+    def event(self, kind: str, value: Any) -> None:
+        if kind == "files_found":
+            if not self.found:
+                self.found = True
+                self.reporter.files_found(value)
+        elif kind == "file_done":
+            if value.status != "skipped":
+                self.done.add((value.path, value.table))
+                self.reporter.file_done(value)
+        elif kind not in ("run_started", "run_done"):
+            getattr(self.reporter, kind)(value)
+
+
+def _merge(
+    report: LoadReport, reports: Sequence[LoadReport], reporter: Reporter, lost: bool = False
+) -> None:
+    """The run's report from its workers': one result per file (see :data:`_RANK`), in the
+    first worker's order; a file every worker skipped is reported done here. When a worker
+    was ``lost``, a file the others skipped because another process held it is failed: it
+    may be the lost worker's, left unfinished (the next run resumes it)."""
+    best: dict[tuple[str, str], FileResult] = {}
+    for part in reports:
+        for result in part.files:
+            key = (result.path, result.table)
+            held = best.get(key)
+            if held is None or _RANK[result.status] < _RANK[held.status]:
+                best[key] = result
+        for stage, seconds in part.stages.items():
+            report.stages[stage] = round(report.stages.get(stage, 0.0) + seconds, 3)
+        report.retries += part.retries
+        report.strategies.update(part.strategies)
+    report.files.extend(best.values())
+    for result in report.files:
+        if result.status != "skipped":
+            continue  # reported as it happened
+        if lost and result.message == store.HELD_ELSEWHERE:
+            result.status = "failed"
+            result.error = (
+                "not loaded: a worker of this run was lost while the file was held (by it, or"
+                " by another loader); the next run loads or resumes it"
+            )
+        reporter.file_done(result)
+
+
+def _stop(procs: Sequence[Any], events: Any) -> None:
+    """SIGTERM every live worker (each rolls back its batches in flight and records where it
+    stopped), then kill those still alive after :data:`STOP_SECONDS`. Their last events are
+    read meanwhile and dropped: a worker cannot end while what it sent fills the pipe."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                events.get_nowait()
+        for proc in procs:
+            proc.join(0.05)
+    for proc in procs:
+        if proc.is_alive():
+            log.warning("%s did not stop within %g s: killed", proc.name, STOP_SECONDS)
+            proc.kill()
+
+
+def _join(procs: Sequence[Any]) -> None:
+    for proc in procs:
+        proc.join(STOP_SECONDS)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
+class _Forward:
+    """A worker's reporter: each event goes to the run's process through the queue."""
+
+    def __init__(self, events: Any, index: int) -> None:
+        self._events = events
+        self._index = index
+
+    def __getattr__(self, kind: str) -> Any:
+        def send(value: Any) -> None:
+            self._events.put((kind, self._index, value))
+
+        return send
+
+
+def _worker(
+    paths: list[str],
+    settings: ConnectionSettings,
+    options: LoadOptions,
+    joined: JoinedRun,
+    events: Any,
+    parent: int,
+) -> None:
+    """A worker process: load as part of the run, send the report (or the error) back.
+    SIGINT and SIGTERM stop it as they stop a load (batches in flight rolled back); it dies
+    with the run's process (Linux: the parent-death signal)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the run's process died before this one started
+        return
+    try:
+        report = asyncio.run(_work(paths, settings, options, joined, events))
+    except BaseException as exc:  # the run's error (its files' are in its report)
+        events.put(("error", joined.index, _portable(exc)))
+        return
+    events.put(("report", joined.index, report))
+
+
+async def _work(
+    paths: list[str],
+    settings: ConnectionSettings,
+    options: LoadOptions,
+    joined: JoinedRun,
+    events: Any,
+) -> LoadReport:
+    loop = asyncio.get_running_loop()
+    reporter: Any = _Forward(events, joined.index)
+    task = asyncio.ensure_future(run.load_async(paths, settings, options, reporter, None, joined))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    return await task
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` as it can cross to the run's process (pickled): itself when it can, else a
+    :class:`PgIngestError` with its message."""
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return PgIngestError("stopped")
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object, in our own process
+    except Exception:
+        return PgIngestError(str(exc))
+    return exc

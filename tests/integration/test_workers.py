@@ -1,0 +1,207 @@
+"""``pgingest load --workers N``: one run, N loader processes sharing the files through the
+manifest; one exit code and closing line for them all; SIGTERM stops them all, bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.processes import environment, pgingest, wait_for
+
+ROWS = 30
+
+
+def write_files(folder: Path, count: int) -> set[int]:
+    folder.mkdir()
+    ids: set[int] = set()
+    for n in range(count):
+        rows = range(n * ROWS, (n + 1) * ROWS)
+        ids.update(rows)
+        body = "".join(f"{i},{i % 97},f{n}\n" for i in rows)
+        (folder / f"part-{n:03d}.csv").write_text("id,v,src\n" + body)
+    return ids
+
+
+def command(db, folder: Path, *extra: str) -> list[str]:
+    return ["load", str(folder), "--dsn", db.dsn, "--schema", db.schema, "--table", "t", *extra]
+
+
+def runs_of(db) -> list[dict[str, object]]:
+    return [
+        dict(r)
+        for r in db.fetch(
+            "SELECT id, status, pid, files_loaded, files_failed, rows FROM pgingest.runs"
+            " WHERE options->>'schema' = $1 ORDER BY id",
+            db.schema,
+        )
+    ]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_load_every_file_once_as_one_run(db, tmp_path, workers):
+    folder = tmp_path / "drop"
+    ids = write_files(folder, 120)
+    done = pgingest(*command(db, folder, "--workers", str(workers), "--batch-size", "10"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("done: 120 file(s) loaded;"), done.stdout
+    rows = db.fetch(f'SELECT id, src FROM "{db.schema}".t')
+    assert len(rows) == 120 * ROWS
+    assert {r["id"] for r in rows} == ids
+    (run,) = runs_of(db)
+    assert run["status"] == "success"
+    assert (run["files_loaded"], run["files_failed"], run["rows"]) == (120, 0, 120 * ROWS)
+    files = db.fetch(
+        "SELECT run_id, pid, status FROM pgingest.files WHERE table_schema = $1", db.schema
+    )
+    assert len(files) == 120
+    assert {f["run_id"] for f in files} == {run["id"]}
+    assert {f["status"] for f in files} == {"success"}
+    loaders = {f["pid"] for f in files}
+    # The workers' processes loaded them, not the one that recorded the run.
+    assert run["pid"] not in loaders
+    assert 1 <= len(loaders) <= workers
+    # Again: every file skipped, nothing loaded twice.
+    again = pgingest(*command(db, folder, "--workers", str(workers)))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "120 skipped" in again.stdout.strip().splitlines()[-1], again.stdout
+    assert db.count("t") == 120 * ROWS
+
+
+def test_a_failed_file_fails_the_command_once(db, tmp_path):
+    folder = tmp_path / "drop"
+    write_files(folder, 40)
+    (folder / "part-017.csv").write_text("id,v,src\n1,2,x\n2,3,y,z\n")
+    done = pgingest(*command(db, folder, "--workers", "2"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    closing = (done.stdout + done.stderr).strip().splitlines()[-1]
+    assert "39 file(s) loaded" in closing, closing
+    assert "1 failed" in closing, closing
+    (run,) = runs_of(db)
+    assert (run["status"], run["files_loaded"], run["files_failed"]) == ("failed", 39, 1)
+
+
+def test_sigterm_stops_every_worker_and_a_rerun_finishes(db, tmp_path):
+    folder = tmp_path / "drop"
+    ids = write_files(folder, 300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgingest", *command(db, folder, "--workers", "3", "-q")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        start_new_session=True,  # the signal reaches the command only, as from a supervisor
+    )
+    try:
+
+        def some_loaded() -> bool:
+            if not db.val("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+                return False
+            return bool(
+                db.val(
+                    "SELECT count(*) >= 10 FROM pgingest.files WHERE table_schema = $1"
+                    " AND status = 'success'",
+                    db.schema,
+                )
+            )
+
+        wait_for(some_loaded, 90, "the workers' first files")
+        workers = {
+            r["pid"]
+            for r in db.fetch(
+                "SELECT DISTINCT pid FROM pgingest.files WHERE table_schema = $1", db.schema
+            )
+        }
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 130, out + err
+    assert time.monotonic() - stopped < 40
+    assert "interrupted by SIGTERM" in err
+    assert not [pid for pid in workers if alive(pid)], workers
+    (run,) = runs_of(db)
+    if run["files_loaded"] == 300:
+        pytest.fail("the load ended before the signal: nothing was stopped")
+    assert run["status"] == "interrupted"
+    rerun = pgingest(*command(db, folder))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = db.fetch(f'SELECT id FROM "{db.schema}".t')
+    assert len(rows) == 300 * ROWS
+    assert {r["id"] for r in rows} == ids
+
+
+def test_workers_refuse_replace(db, tmp_path):
+    folder = tmp_path / "drop"
+    write_files(folder, 2)
+    done = pgingest(*command(db, folder, "--workers", "2", "--mode", "replace"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--workers does not go with --mode replace" in done.stderr
+
+
+def test_a_lost_worker_is_taken_over_or_fails_its_file(db, tmp_path):
+    """A worker killed (SIGKILL, as the OOM killer would): the other takes its unfinished
+    file over if it has not passed it yet, else the command fails that file, saying why; a
+    re-run loads every row once either way."""
+    folder = tmp_path / "drop"
+    ids = write_files(folder, 300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgingest", *command(db, folder, "--workers", "2")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    try:
+
+        def a_worker() -> int | None:
+            if not db.val("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+                return None
+            return db.val(
+                "SELECT pid FROM pgingest.files WHERE table_schema = $1 AND status = 'success'"
+                " GROUP BY pid HAVING count(*) >= 5 LIMIT 1",
+                db.schema,
+            )
+
+        wait_for(lambda: a_worker() is not None, 90, "a worker's first files")
+        victim = a_worker()
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    output = out + err
+    assert "a worker stopped: worker " in output, output
+    assert "died (exit code -9)" in output, output
+    (run,) = runs_of(db)
+    loaded = db.val(
+        "SELECT count(*) FROM pgingest.files WHERE table_schema = $1 AND status = 'success'",
+        db.schema,
+    )
+    if loaded == 300:  # the other worker took the killed one's file over
+        assert (proc.returncode, run["status"]) == (0, "success"), output
+    else:
+        assert (proc.returncode, run["status"]) == (1, "failed"), output
+        assert "a worker of this run was lost while the file was held" in output, output
+    rerun = pgingest(*command(db, folder))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = db.fetch(f'SELECT id FROM "{db.schema}".t')
+    assert len(rows) == 300 * ROWS
+    assert {r["id"] for r in rows} == ids
