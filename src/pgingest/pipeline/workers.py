@@ -13,14 +13,15 @@ import logging
 import multiprocessing
 import os
 import pickle
-import queue
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
 
 from pgingest.config import ConnectionSettings, LoadOptions
 from pgingest.errors import PgIngestError
@@ -39,8 +40,7 @@ stopped (SIGTERM) before they are killed: a killed worker's files are taken over
 run all the same (their locks die with their connections)."""
 
 POLL_SECONDS = 0.2
-"""How often the queue of the workers' events is looked at when it is quiet (seconds): also
-how soon a worker that died without a word is noticed."""
+"""How long the workers' pipes are waited on at a time when they are quiet (seconds)."""
 
 _RANK = {"loaded": 0, "failed": 1, "skipped": 2}
 """Which of the workers' results for one file the run reports: the one that loaded it, else
@@ -115,50 +115,59 @@ async def _run_workers(
     any error here) stop them all, at most :data:`STOP_SECONDS`. Returns the reports, and
     whether a worker was lost (died, or stopped on an error of its own)."""
     spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
-    events: Any = spawn.Queue()
+    # A pipe each, not one queue: a queue's writers share a lock, and a worker killed while
+    # holding it (SIGKILL, the OOM killer) left the others unable to report, the run waiting
+    # on them for ever. A killed worker's pipe just ends (a message cut short included).
+    pipes = [spawn.Pipe(duplex=False) for _ in range(options.workers)]
     count = options.workers
     alone = replace(options, workers=1)
     procs = [
         spawn.Process(
             target=_worker,
-            args=(list(paths), settings, alone, JoinedRun(run_id, i, count), events, os.getpid()),
+            args=(list(paths), settings, alone, JoinedRun(run_id, i, count), writer, os.getpid()),
             name=f"pgingest worker {i + 1}/{count}",
             daemon=True,
         )
-        for i in range(count)
+        for i, (_reader, writer) in enumerate(pipes)
     ]
     for proc in procs:
         proc.start()
+    for _reader, writer in pipes:
+        writer.close()  # the worker's copy is the only one left: its end is the pipe's
+    readers: dict[Connection, int] = {reader: i for i, (reader, _writer) in enumerate(pipes)}
     relay = _Relay(reporter)
     reports: dict[int, LoadReport] = {}
     errors: list[BaseException] = []
     try:
-        while len(reports) + len(relay.ended) < count:
-            try:
-                item = await asyncio.to_thread(events.get, True, POLL_SECONDS)
-            except queue.Empty:
-                for i, proc in enumerate(procs):
-                    if i not in reports and i not in relay.ended and not proc.is_alive():
+        while readers:
+            ready = await asyncio.to_thread(wait, list(readers), POLL_SECONDS)
+            for reader in cast("list[Connection]", ready):
+                index = readers[reader]
+                try:
+                    kind, _index, value = reader.recv()
+                except (EOFError, OSError):  # the worker ended
+                    del readers[reader]
+                    reader.close()
+                    if index not in reports and index not in relay.ended:
                         # Died without a word (killed): its files are the next run's.
-                        relay.ended.add(i)
-                        errors.append(
-                            PgIngestError(f"worker {i + 1} died (exit code {proc.exitcode})")
-                        )
-                continue
-            kind, index, value = item
-            if kind == "report":
-                reports[index] = value
-            elif kind == "error":
-                relay.ended.add(index)
-                errors.append(value)
-            else:
-                relay.event(kind, value)
+                        relay.ended.add(index)
+                        code = await asyncio.to_thread(_exit_code, procs[index])
+                        errors.append(PgIngestError(f"worker {index + 1} died (exit code {code})"))
+                    continue
+                if kind == "report":
+                    reports[index] = value
+                elif kind == "error":
+                    relay.ended.add(index)
+                    errors.append(value)
+                else:
+                    relay.event(kind, value)
     except BaseException:
-        await asyncio.shield(asyncio.to_thread(_stop, procs, events))
+        await asyncio.shield(asyncio.to_thread(_stop, procs, list(readers)))
         raise
     finally:
         await asyncio.to_thread(_join, procs)
-        events.close()
+        for reader in readers:
+            reader.close()
     if errors and not reports:
         raise errors[0]
     for error in errors:
@@ -221,7 +230,13 @@ def _merge(
         reporter.file_done(result)
 
 
-def _stop(procs: Sequence[Any], events: Any) -> None:
+def _exit_code(proc: Any) -> int | None:
+    """A worker's exit code, once its pipe ended (it may take a moment to be reaped)."""
+    proc.join(5)
+    return cast("int | None", proc.exitcode)
+
+
+def _stop(procs: Sequence[Any], readers: Sequence[Connection]) -> None:
     """SIGTERM every live worker (each rolls back its batches in flight and records where it
     stopped), then kill those still alive after :data:`STOP_SECONDS`. Their last events are
     read meanwhile and dropped: a worker cannot end while what it sent fills the pipe."""
@@ -231,9 +246,9 @@ def _stop(procs: Sequence[Any], events: Any) -> None:
                 os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_SECONDS
     while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
-        with contextlib.suppress(queue.Empty):
-            while True:
-                events.get_nowait()
+        for reader in wait(list(readers), 0):
+            with contextlib.suppress(EOFError, OSError):
+                cast("Connection", reader).recv()
         for proc in procs:
             proc.join(0.05)
     for proc in procs:
@@ -251,17 +266,24 @@ def _join(procs: Sequence[Any]) -> None:
 
 
 class _Forward:
-    """A worker's reporter: each event goes to the run's process through the queue."""
+    """A worker's reporter: each event goes to the run's process through the worker's pipe
+    (one message at a time: a pipe's messages must not interleave)."""
 
-    def __init__(self, events: Any, index: int) -> None:
+    def __init__(self, events: Connection, index: int) -> None:
         self._events = events
         self._index = index
+        self._lock = threading.Lock()
 
     def __getattr__(self, kind: str) -> Any:
         def send(value: Any) -> None:
-            self._events.put((kind, self._index, value))
+            self.put((kind, self._index, value))
 
         return send
+
+    def put(self, item: tuple[str, int, Any]) -> None:
+        """Send one message to the run's process."""
+        with self._lock:
+            self._events.send(item)
 
 
 def _worker(
@@ -269,7 +291,7 @@ def _worker(
     settings: ConnectionSettings,
     options: LoadOptions,
     joined: JoinedRun,
-    events: Any,
+    events: Connection,
     parent: int,
 ) -> None:
     """A worker process: load as part of the run, send the report (or the error) back.
@@ -282,12 +304,13 @@ def _worker(
             ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the run's process died before this one started
         return
+    forward = _Forward(events, joined.index)
     try:
-        report = asyncio.run(_work(paths, settings, options, joined, events))
+        report = asyncio.run(_work(paths, settings, options, joined, forward))
     except BaseException as exc:  # the run's error (its files' are in its report)
-        events.put(("error", joined.index, _portable(exc)))
+        forward.put(("error", joined.index, _portable(exc)))
         return
-    events.put(("report", joined.index, report))
+    forward.put(("report", joined.index, report))
 
 
 async def _work(
@@ -295,10 +318,9 @@ async def _work(
     settings: ConnectionSettings,
     options: LoadOptions,
     joined: JoinedRun,
-    events: Any,
+    reporter: Any,
 ) -> LoadReport:
     loop = asyncio.get_running_loop()
-    reporter: Any = _Forward(events, joined.index)
     task = asyncio.ensure_future(run.load_async(paths, settings, options, reporter, None, joined))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
