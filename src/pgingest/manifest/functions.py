@@ -219,6 +219,19 @@ $fn$"""
 # a lost completion leaves the file ``running`` with every batch recorded, which the next run
 # resumes to a completion that loads nothing again.
 
+# LOCKS: what orders the manifest's functions. ``claim`` holds, until it commits, a lock on the
+# file's path in its table (two claims of one file: the second sees the first's attempt) and,
+# when the file's content hash is known, one on that content in its table (two names of one
+# content: the second sees the first's); ``complete``, the recording of another name of a
+# loaded content (below) and the hand-over of a content's rows (``store.remove_replaced``)
+# take that content's lock too. Files that merely have one size no longer wait for each other
+# (they did: 2,000 small files of two sizes were claimed and completed one at a time, however
+# many loaders). A claim whose hash is not known yet cannot be ordered against another name of
+# its content: both load, and ``complete`` keeps one (as when two names load at once). What a
+# lock cannot order is the end of an attempt: ``complete`` (a replace's staging, a failure, an
+# abandonment) lets go of the file's session lock before it commits, so a claim that takes
+# that lock locks the attempt's row too and looks again once whatever ended it committed.
+
 _CLAIM = r"""
 CREATE OR REPLACE FUNCTION pgingest.claim(
     p_path text, p_size bigint, p_mtime bigint, p_sha text, p_schema text, p_table text,
@@ -246,10 +259,18 @@ DECLARE
     v_note text;
     v_force_sha text;
     v_old_version boolean;
+    v_now record;
+    v_rescan boolean;
+    v_passed bigint[] := '{}';
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);  -- (see ASYNC_COMMIT above)
+    -- (See LOCKS above.)
     PERFORM pg_advisory_xact_lock(hashtextextended(
-        'pgingest.size:' || p_schema || '.' || p_table || ':' || p_size, 0));
+        'pgingest.path:' || p_schema || '.' || p_table || ':' || p_path, 0));
+    IF p_sha IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended(
+            'pgingest.content:' || p_schema || '.' || p_table || ':' || p_sha, 0));
+    END IF;
     SELECT * INTO v FROM pgingest.table_identity(p_schema, p_table);
     v_old_version := p_replace AND EXISTS (
         SELECT 1 FROM pgingest.files f
@@ -268,6 +289,7 @@ BEGIN
     END IF;
     LOOP
         v_stale := false;
+        v_rescan := false;
         -- The same file: same path and mtime, or same content. An unknown hash (a file still
         -- loading, or this one not hashed yet) is no match. Filtered here, not in the loop:
         -- a table may hold thousands of files of one size (fixed-width exports).
@@ -278,6 +300,7 @@ BEGIN
             WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
               AND ((f.path = p_path AND f.mtime_ns = p_mtime) OR f.sha256 = p_sha)
               AND (f.status <> 'reverted' OR f.id = ANY(v_gone) OR f.path = p_path)
+              AND NOT f.id = ANY(v_passed)
             ORDER BY f.id DESC
         LOOP
             v_match := coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false)
@@ -370,16 +393,20 @@ BEGIN
                     NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
                 RETURN;
             END IF;
-            -- Still an attempt to resume? Another claim may be abandoning it (the file at its
-            -- path changed: its rows are being removed), and let go of its lock before that
-            -- commits: wait for the row, then look again (its batches too, below).
-            PERFORM 1 FROM pgingest.files o
-             WHERE o.id = r.id AND o.status IN ('pending', 'running', 'failed')
-               AND coalesce(o.error, '') NOT LIKE 'abandoned%'
-               FOR UPDATE;
-            IF NOT FOUND THEN
+            -- Still an attempt to resume? Its lock is let go of before the commit of what
+            -- ended it (``complete``, a replace's staging, another claim abandoning it because
+            -- the file at its path changed): wait for its row, then look again (at its
+            -- batches too, below), from the start if it ended meanwhile.
+            SELECT o.status, coalesce(o.error, '') LIKE 'abandoned%' AS abandoned INTO v_now
+              FROM pgingest.files o WHERE o.id = r.id FOR NO KEY UPDATE;
+            IF v_now.status IS NULL OR v_now.status NOT IN ('pending', 'running', 'failed')
+               OR v_now.abandoned THEN
                 PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
-                CONTINUE;
+                IF v_now.status IS NULL OR v_now.abandoned THEN
+                    v_passed := v_passed || r.id;  -- gone or closed: not to be taken again
+                END IF;
+                v_rescan := true;
+                EXIT;
             END IF;
             SELECT coalesce(array_agg(b.batch), '{}'), coalesce(sum(b.rows), 0)::bigint
               INTO v_done, v_rows FROM pgingest.file_batches b WHERE b.file_id = r.id;
@@ -422,6 +449,7 @@ BEGIN
                 v_done, v_rows, r.replaces, r.chunking;
             RETURN;
         END LOOP;
+        CONTINUE WHEN v_rescan;
         EXIT WHEN NOT v_stale;
         SELECT v_gone || coalesce(array_agg(g.gone_id), '{}'),
                v_whys || coalesce(array_agg(g.gone_reason), '{}')
@@ -454,13 +482,24 @@ BEGIN
           AND f.status IN ('running', 'pending', 'failed')
           AND EXISTS (SELECT 1 FROM pgingest.file_batches b WHERE b.file_id = f.id)
     LOOP
-        IF r.keyed AND pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+        IF NOT pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+            CONTINUE;  -- being loaded (resumed) by another process
+        END IF;
+        -- Unfinished still? (``complete`` lets go of a file's lock before it commits.)
+        PERFORM 1 FROM pgingest.files o
+         WHERE o.id = r.id AND o.status IN ('running', 'pending', 'failed')
+           FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
+            CONTINUE;
+        END IF;
+        IF r.keyed THEN
             UPDATE pgingest.files SET status = 'failed', finished_at = now(),
                    error = 'abandoned: the file changed before it was resumed (the rows its'
                            ' committed batches upserted stay)'
              WHERE id = r.id AND coalesce(error, '') NOT LIKE 'abandoned%';
             PERFORM pg_advisory_unlock(hashtextextended('pgingest.file:' || r.id, 0));
-        ELSIF pg_try_advisory_lock(hashtextextended('pgingest.file:' || r.id, 0)) THEN
+        ELSE
             PERFORM pgingest.discard_rows(p_schema, p_table, r.id);
             UPDATE pgingest.files SET status = 'failed', rows = 0, finished_at = now(),
                    error = 'abandoned: the file changed before it was resumed'
@@ -509,8 +548,9 @@ BEGIN
     SELECT fi.size, fi.table_schema, fi.table_name, fi.table_oid, fi.table_node, fi.run_id
       INTO f FROM pgingest.files fi WHERE fi.id = p_id;
     PERFORM set_config('synchronous_commit', 'off', true);  -- (see ASYNC_COMMIT above)
+    -- Two names of one content completing at once decide one after the other (see LOCKS).
     PERFORM pg_advisory_xact_lock(hashtextextended(
-        'pgingest.size:' || f.table_schema || '.' || f.table_name || ':' || f.size, 0));
+        'pgingest.content:' || f.table_schema || '.' || f.table_name || ':' || p_sha, 0));
     SELECT * INTO v FROM pgingest.table_identity(f.table_schema, f.table_name);
     SELECT coalesce(sum(b.rows), 0)::bigint INTO v_rows
       FROM pgingest.file_batches b WHERE b.file_id = p_id;
