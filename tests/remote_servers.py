@@ -53,9 +53,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if faults.reset > 0:
             faults.reset -= 1
             # RST instead of FIN: the client sees "connection reset by peer".
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
             return True

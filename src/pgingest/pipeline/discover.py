@@ -8,6 +8,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from glob import has_magic
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pgingest.errors import ConfigError, PgIngestError
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.schema.names import normalize_identifier
 from pgingest.sources.base import CsvOptions
+from pgingest.sources.remote import is_remote, list_objects, real, register
 
 # Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
 # more than the work, and with thousands of small files the hops add up.
@@ -85,6 +87,12 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
             out.append(Discovered(str(p), root=str(root) if root is not None else None))
 
     for raw in paths:
+        if is_remote(raw):
+            for item in _discover_remote(raw):
+                if item.error is not None or item.path not in seen:
+                    seen.add(item.path)
+                    out.append(item)
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and _is_data_file(p))
@@ -105,6 +113,34 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
         else:
             out.append(Discovered(raw, f"{raw}: no such file or folder"))
     return out
+
+
+def _discover_remote(raw: str) -> list[Discovered]:
+    """The objects behind a URL: one object, or the data files under a prefix or matching a
+    glob (sources.remote). Paths are display URLs (no user info, query string, fragment)."""
+    shown = register(raw)
+    try:
+        listed = list_objects(raw)
+    except OSError as exc:
+        return [Discovered(shown, f"{shown}: cannot list: {exc.strerror or exc}")]
+    if listed is None:
+        return [Discovered(shown)]
+    root = shown if shown.endswith("/") and not has_magic(shown) else _remote_root(shown)
+    files = [o.path for o in listed if has_magic(shown) or _is_data_file(Path(o.path))]
+    if not files:
+        what = "pattern" if has_magic(shown) else "prefix"
+        return [Discovered(shown, f"{shown}: no data objects under this {what}")]
+    return [Discovered(f, root=root) for f in files]
+
+
+def _remote_root(url: str) -> str:
+    """The prefix of a remote glob or folder named without its slash."""
+    cut = url.find("*")
+    for mark in "?[":
+        at = url.find(mark)
+        if at != -1 and (cut == -1 or at < cut):
+            cut = at
+    return url[: url.rfind("/", 0, cut) + 1] if cut != -1 else url.rstrip("/") + "/"
 
 
 def default_table_name(path: str) -> str:
@@ -133,6 +169,9 @@ def folder_of(path: str, root: str | None) -> str:
     """The file's folder below ``root`` as ``a/b`` (``""`` at the root or without one)."""
     if root is None:
         return ""
+    if is_remote(path):
+        folder = path[len(root) :].rsplit("/", 1)[0] if path.startswith(root) else ""
+        return folder if "/" in path[len(root) :] else ""
     try:
         relative = Path(path).parent.resolve().relative_to(Path(root).resolve())
     except ValueError:
@@ -145,7 +184,9 @@ def folder_table_name(path: str, root: str | None) -> str:
     normalized (``sales/emea/q1.xlsx`` -> ``sales_emea``); a file at the root, or named
     directly, takes its root folder's own name."""
     folder = folder_of(path, root)
-    if not folder:
+    if not folder and is_remote(path):
+        folder = (root or path).rstrip("/").rsplit("/", 2)[-2 if root is None else -1]
+    elif not folder:
         folder = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
     parts = []
     for part in folder.split("/"):
@@ -202,7 +243,7 @@ def plan_targets(
             table_from = overrides.get("table_from", options.table_from)
             if "table" not in overrides and table_from == "folder" and options.table is None:
                 overrides["table"] = folder_table_name(found.path, found.root)
-            key = (os.path.realpath(found.path), overrides.get("table"))
+            key = (real(found.path), overrides.get("table"))
             if key in seen:
                 continue
             seen.add(key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any
 
@@ -39,6 +38,7 @@ from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.prepare.source import open_file, reader_warnings
 from pgingest.pipeline.write.file import write_file
 from pgingest.sources import Source
+from pgingest.sources.remote import is_remote, stat_input, streamed_sha256
 
 log = logging.getLogger("pgingest.run")
 
@@ -151,7 +151,8 @@ async def _load_claimed(
     so a small file costs one connection and a handful of round trips.
     """
     path, options, qualified = task.path, task.options, task.qualified
-    stat = os.stat(path)
+    stat = stat_input(path)  # a remote object: its size and ETag (sources.remote)
+    remote = is_remote(path)
     small = stat.st_size <= SMALL_FILE_BYTES
     per_file = workers_per_file(options, ctx.workers_cap)
     chunking: dict[str, int] = {
@@ -202,7 +203,8 @@ async def _load_claimed(
         crash_point("claimed")
         job.file_id = lease.file_id = claim.file_id
         record = FileRecord(claim.file_id)
-        if sha256 is None and hashing is None:
+        if sha256 is None and hashing is None and not remote:
+            # (A remote object is hashed by the stream that loads it: streamed_sha256.)
             hashing = BackgroundHash(path)  # while the file is opened, planned, written
         job.done_batches = frozenset(claim.done_batches)
         job.done_rows = claim.done_rows
@@ -249,7 +251,10 @@ async def _load_claimed(
                 await merge.delete_missing(lease.conn, plan.target, job.file_id)
             crash_point("before-complete")
             began = time.perf_counter()
-            if sha256 is None:  # (the hash was started above when there was none yet)
+            if sha256 is None and remote:
+                # Its stream's hash; unknown (None) when it was read by ranges (Parquet).
+                sha256 = streamed_sha256(path)
+            elif sha256 is None:  # (the hash was started above when there was none yet)
                 sha256 = await (hashing or BackgroundHash(path)).sha256()
             async with ctx.stalls.guard(lease.conn, f"the completion of {path}"):
                 if replacing:  # loaded only by the swap, which marks it so

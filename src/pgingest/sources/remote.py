@@ -47,6 +47,8 @@ _STREAM_CHUNK = 8 << 20
 _lock = threading.Lock()
 _given: dict[str, str] = {}
 """Display URL -> the URL as given (with its query string): this process only."""
+_streamed: dict[str, str] = {}
+"""Display URL -> the sha256 of the object's bytes, once a read passed all of them in order."""
 _copies: dict[str, str] = {}
 """Display URL -> a temporary local copy (workbooks), removed at exit or by :func:`release`."""
 
@@ -107,7 +109,7 @@ def _store_and_key(url: str) -> tuple[Any, str]:
         client["allow_http"] = True
         from obstore.store import HTTPStore
 
-        return HTTPStore.from_url(url, client_options=client, retry_config=no_retry), ""
+        return HTTPStore.from_url(url, client_options=client, retry_config=no_retry), ""  # type: ignore[arg-type]
     if os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true") or os.environ.get(
         "AWS_ENDPOINT_URL", ""
     ).startswith("http://"):
@@ -249,8 +251,15 @@ def _matches(path: str, pattern: str) -> bool:
     """Glob match as for local paths: ``*`` and ``?`` within a segment, ``**`` across."""
     parts = re.split(r"(\*\*/?|\*|\?)", pattern)
     regex = "".join(
-        ".*" if p in ("**", "**/") else "[^/]*" if p == "*" else "[^/]" if p == "?" else
-        fnmatch.translate(p)[4:-3] if "[" in p else re.escape(p)
+        ".*"
+        if p in ("**", "**/")
+        else "[^/]*"
+        if p == "*"
+        else "[^/]"
+        if p == "?"
+        else fnmatch.translate(p)[4:-3]
+        if "[" in p
+        else re.escape(p)
         for p in parts
     )
     return re.fullmatch(regex, path) is not None
@@ -269,6 +278,8 @@ class _RemoteRaw(io.RawIOBase):
         self._stream: Iterator[Any] | None = None
         self._stream_pos = -1
         self._pending = b""
+        self._digest = hashlib.sha256()
+        self._hashed_to = 0
 
     def readable(self) -> bool:
         return True
@@ -306,13 +317,17 @@ class _RemoteRaw(io.RawIOBase):
                 self._pending = b""
             elif want >= _STREAM_CHUNK or self._pos == 0:
                 # From here to the end, streamed.
-                result = obstore.get(self._store, self._key, options={"range": {"offset": self._pos}})
+                result = obstore.get(
+                    self._store, self._key, options={"range": {"offset": self._pos}}
+                )
                 self._stream = iter(result.stream(min_chunk_size=1 << 20))
                 self._stream_pos = self._pos
                 data = bytes(next(self._stream, b""))
             else:
                 length = min(want, self.size - self._pos)
-                data = bytes(obstore.get_range(self._store, self._key, start=self._pos, length=length))
+                data = bytes(
+                    obstore.get_range(self._store, self._key, start=self._pos, length=length)
+                )
                 self._stream = None
         except StopIteration:
             data = b""
@@ -324,6 +339,12 @@ class _RemoteRaw(io.RawIOBase):
             data = data[:want]
         n = len(data)
         buffer[:n] = data
+        if self._pos == self._hashed_to and n:  # the bytes pass in order: hashed as they do
+            self._digest.update(data)
+            self._hashed_to += n
+            if self._hashed_to == self.size:
+                with _lock:
+                    _streamed[self._path] = self._digest.hexdigest()
         self._pos += n
         if self._stream is not None:
             self._stream_pos = self._pos
@@ -336,6 +357,14 @@ class _RemoteRaw(io.RawIOBase):
     def close(self) -> None:
         self._stream = None
         super().close()
+
+
+def streamed_sha256(path: str) -> str | None:
+    """The sha256 of the remote object's bytes when a read in this process passed all of them
+    in order (a CSV or NDJSON stream, a workbook's copy); ``None`` when it was read by ranges
+    only (Parquet) or not at all. Taken once: the next load of the path reads it again."""
+    with _lock:
+        return _streamed.pop(path, None)
 
 
 def open_remote(path: str, size: int | None = None) -> IO[bytes]:
@@ -351,12 +380,45 @@ def open_input(path: str) -> IO[bytes]:
     """A local file or a remote object opened for binary reading."""
     if is_remote(path):
         return open_remote(path)
-    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    return open(path, "rb")
 
 
 def stat_input(path: str) -> os.stat_result:
-    """``os.stat`` of a local file, :func:`stat` of a remote object."""
-    return stat(path) if is_remote(path) else os.stat(path)
+    """``os.stat`` of a local file, :func:`stat` of a remote object.
+
+    Raises:
+        OSError: a local file cannot be read.
+        SourceError: a remote object cannot be reached (caused by the OSError: a transient
+            one is retried by the loader).
+    """
+    if not is_remote(path):
+        return os.stat(path)
+    try:
+        return stat(path)
+    except OSError as exc:
+        from pgingest.errors import SourceError
+
+        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
+
+
+def getsize(path: str) -> int:
+    """The size of a local file or a remote object.
+
+    Raises:
+        OSError: it cannot be read or reached.
+    """
+    return head(path).size if is_remote(path) else os.path.getsize(path)
+
+
+def absolute(path: str) -> str:
+    """The path as the manifest records it: a local file's absolute path, a remote object's
+    display URL."""
+    return redact(path) if is_remote(path) else os.path.abspath(path)
+
+
+def real(path: str) -> str:
+    """A key that is the same for two names of one input (symlinks resolved)."""
+    return redact(path) if is_remote(path) else os.path.realpath(path)
 
 
 def local_copy(path: str) -> str:

@@ -16,6 +16,7 @@ from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
 from pgingest.pipeline.context import FileTask, RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
+from pgingest.sources.remote import absolute
 
 AGAIN = "again: "
 """How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
@@ -56,7 +57,7 @@ async def claim_file(
             (at most ``--lock-wait``).
     """
     path, options = task.path, task.options
-    abspath = os.path.abspath(path)  # noqa: ASYNC240 - getcwd, no disk I/O
+    abspath = absolute(path)  # a remote object: its display URL
     # A large file's hash is computed in the background: started before the loader was
     # (the read-ahead's, for the run's first file) or from its claim on, and waited for
     # only where the manifest needs it. Hashing a small file costs less than a second
