@@ -22,6 +22,9 @@ class Faults:
 
     status_503: int = 0
     reset: int = 0
+    methods: tuple[str, ...] = ("GET",)
+    """The requests that meet them (a HEAD is asked before a file is loaded, outside the
+    file's retries: a GET is what a load's read meets)."""
     requests: list[str] = field(default_factory=list)
     """Every request line seen (method, path, Range header)."""
 
@@ -44,6 +47,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _fault(self) -> bool:
         faults = self.faults
         faults.requests.append(f"{self.command} {self.path} {self.headers.get('Range', '')}")
+        if self.command not in faults.methods:
+            return False
         if faults.status_503 > 0:
             faults.status_503 -= 1
             self.send_response(503)

@@ -49,7 +49,7 @@ def fingerprint(path: str, stop: threading.Event | None = None) -> Fingerprint:
     """
     digest = hashlib.sha256()
     size = 0
-    with cast("io.BufferedReader", open_input(path)) as handle:
+    with cast("io.BufferedReader", open_input(path, sequential=True)) as handle:
         buffer = bytearray(min(_HASH_BLOCK, max(1, stat_input(path).st_size)))
         view = memoryview(buffer)
         while n := handle.readinto(buffer):

@@ -258,7 +258,7 @@ def open_stream(path: str, compression: Compression) -> IO[bytes]:
     """
     try:
         if is_remote(path):  # streamed from the server (sources.remote)
-            raw = open_input(path)
+            raw = open_input(path, sequential=True)
             if compression == "gzip":
                 return cast(
                     "IO[bytes]",
@@ -278,12 +278,12 @@ def open_stream(path: str, compression: Compression) -> IO[bytes]:
             import zstandard
 
             reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
-                open_input(path),
+                open_input(path, sequential=True),
                 read_across_frames=True,
                 closefd=True,
             )
             return reader
-        return open_input(path)
+        return open_input(path, sequential=True)
     except OSError as exc:
         raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
 

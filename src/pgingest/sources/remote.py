@@ -266,12 +266,14 @@ def _matches(path: str, pattern: str) -> bool:
 
 
 class _RemoteRaw(io.RawIOBase):
-    """A remote object as a seekable raw file: a sequential read streams one GET from the
-    position on; a read after a seek (Parquet's column chunks, a zip's directory) asks for
-    that range only."""
+    """A remote object as a seekable raw file. Opened ``sequential`` (CSV, NDJSON, a hash, a
+    workbook's copy), a read streams one GET from the position on; otherwise (Parquet's
+    footer and column chunks, a zip's directory, a format's first bytes) each read asks for
+    its range only."""
 
-    def __init__(self, path: str, size: int | None = None) -> None:
+    def __init__(self, path: str, size: int | None = None, *, sequential: bool = False) -> None:
         self._path = path
+        self._sequential = sequential
         self._store, self._key = _store_and_key(_real(path))
         self._size = size
         self._pos = 0
@@ -315,7 +317,7 @@ class _RemoteRaw(io.RawIOBase):
             if self._stream is not None and self._stream_pos == self._pos:
                 data = self._pending or bytes(next(self._stream, b""))
                 self._pending = b""
-            elif want >= _STREAM_CHUNK or self._pos == 0:
+            elif self._sequential:
                 # From here to the end, streamed.
                 result = obstore.get(
                     self._store, self._key, options={"range": {"offset": self._pos}}
@@ -367,19 +369,21 @@ def streamed_sha256(path: str) -> str | None:
         return _streamed.pop(path, None)
 
 
-def open_remote(path: str, size: int | None = None) -> IO[bytes]:
-    """The object at ``path`` opened for reading (binary, buffered, seekable).
+def open_remote(path: str, size: int | None = None, *, sequential: bool = False) -> IO[bytes]:
+    """The object at ``path`` opened for reading (binary, buffered, seekable): streamed when
+    ``sequential``, else read by ranges.
 
     Raises:
         OSError: it cannot be reached.
     """
-    return io.BufferedReader(_RemoteRaw(path, size), buffer_size=1 << 20)
+    return io.BufferedReader(_RemoteRaw(path, size, sequential=sequential), buffer_size=1 << 20)
 
 
-def open_input(path: str) -> IO[bytes]:
-    """A local file or a remote object opened for binary reading."""
+def open_input(path: str, *, sequential: bool = False) -> IO[bytes]:
+    """A local file or a remote object opened for binary reading (a remote one streamed
+    from its start when ``sequential``, else read by ranges)."""
     if is_remote(path):
-        return open_remote(path)
+        return open_remote(path, sequential=sequential)
     return open(path, "rb")
 
 
@@ -433,7 +437,7 @@ def local_copy(path: str) -> str:
     suffix = os.path.splitext(urlsplit(path).path)[1]
     handle, copy = tempfile.mkstemp(prefix="pgingest-remote-", suffix=suffix)
     try:
-        with os.fdopen(handle, "wb") as out, open_remote(path) as src:
+        with os.fdopen(handle, "wb") as out, open_remote(path, sequential=True) as src:
             while block := src.read(_STREAM_CHUNK):
                 out.write(block)
     except BaseException:

@@ -16,7 +16,7 @@ from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
 from pgingest.pipeline.context import FileTask, RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
-from pgingest.sources.remote import absolute
+from pgingest.sources.remote import absolute, is_remote
 
 AGAIN = "again: "
 """How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
@@ -66,7 +66,8 @@ async def claim_file(
     sha256: str | None = None
     if hashing is not None:
         sha256 = hashing.ready()
-    elif stat.st_size <= SMALL_FILE_BYTES:
+    elif stat.st_size <= SMALL_FILE_BYTES and not is_remote(path):
+        # (A remote object is known by its ETag and size: an unchanged one is not read.)
         # An unreadable file is claimed all the same: its opening fails, recorded.
         with contextlib.suppress(OSError):
             sha256 = fingerprint(path).sha256
