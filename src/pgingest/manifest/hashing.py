@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from pgingest.errors import HashAbandonedError
-from pgingest.sources.remote import open_input, stat_input
+from pgingest.sources.inputs import open_input, stat_input
 
 __all__ = ["BackgroundHash", "Fingerprint", "fingerprint"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from glob import has_magic
@@ -17,7 +18,16 @@ from pgingest.errors import ConfigError, PgIngestError
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.schema.names import normalize_identifier
 from pgingest.sources.base import CsvOptions
-from pgingest.sources.remote import is_remote, list_objects, real, register
+from pgingest.sources.inputs import (
+    MEMBER_MARK,
+    archive_members,
+    is_archive,
+    is_member,
+    is_remote,
+    is_virtual,
+    real,
+)
+from pgingest.sources.remote import list_objects, register
 
 # Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
 # more than the work, and with thousands of small files the hops add up.
@@ -87,6 +97,9 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
             out.append(Discovered(str(p), root=str(root) if root is not None else None))
 
     for raw in paths:
+        if is_member(raw):  # one member of an archive, named: opened (or failed) at load
+            out.append(Discovered(register(raw) if is_remote(raw) else raw))
+            continue
         if is_remote(raw):
             for item in _discover_remote(raw):
                 if item.error is not None or item.path not in seen:
@@ -112,6 +125,27 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
                 add(p, root)
         else:
             out.append(Discovered(raw, f"{raw}: no such file or folder"))
+    return _expand_archives(out)
+
+
+def _expand_archives(found: list[Discovered]) -> list[Discovered]:
+    """Each zip archive among the inputs replaced by its data-file members, each a file of
+    its own (``<archive>!/<member>``, sources.inputs); an archive that cannot be read is an
+    input that named nothing loadable."""
+    out: list[Discovered] = []
+    for item in found:
+        if item.error is not None or not is_archive(item.path):
+            out.append(item)
+            continue
+        try:
+            members = [m for m in archive_members(item.path) if _is_data_file(Path(m))]
+        except (OSError, zipfile.BadZipFile) as exc:
+            text = getattr(exc, "strerror", None) or exc
+            out.append(Discovered(item.path, f"{item.path}: cannot read the archive: {text}"))
+            continue
+        if not members:
+            out.append(Discovered(item.path, f"{item.path}: no data files in this archive"))
+        out.extend(Discovered(m, root=item.path + MEMBER_MARK) for m in members)
     return out
 
 
@@ -169,9 +203,9 @@ def folder_of(path: str, root: str | None) -> str:
     """The file's folder below ``root`` as ``a/b`` (``""`` at the root or without one)."""
     if root is None:
         return ""
-    if is_remote(path):
-        folder = path[len(root) :].rsplit("/", 1)[0] if path.startswith(root) else ""
-        return folder if "/" in path[len(root) :] else ""
+    if is_virtual(path):  # (a remote object's or a member's folder, by its name)
+        below = path[len(root) :] if path.startswith(root) else ""
+        return below.rsplit("/", 1)[0] if "/" in below else ""
     try:
         relative = Path(path).parent.resolve().relative_to(Path(root).resolve())
     except ValueError:
@@ -184,8 +218,11 @@ def folder_table_name(path: str, root: str | None) -> str:
     normalized (``sales/emea/q1.xlsx`` -> ``sales_emea``); a file at the root, or named
     directly, takes its root folder's own name."""
     folder = folder_of(path, root)
-    if not folder and is_remote(path):
-        folder = (root or path).rstrip("/").rsplit("/", 2)[-2 if root is None else -1]
+    if not folder and is_virtual(path):
+        base = (root or path).removesuffix(MEMBER_MARK).rstrip("/")
+        folder = base.rsplit("/", 2)[-2 if root is None else -1]
+        if is_archive(folder):
+            folder = folder[: -len(".zip")]
     elif not folder:
         folder = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
     parts = []

@@ -29,7 +29,7 @@ from pgingest.manifest.hashing import BackgroundHash
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.pipeline.discover import Discovered, Target, options_for, plan_targets
 from pgingest.sources.base import CsvOptions, ExcelOptions, Source
-from pgingest.sources.remote import is_remote, real
+from pgingest.sources.inputs import is_virtual, real
 
 __all__ = ["ReadAhead", "excel_options", "start_read_ahead"]
 
@@ -158,7 +158,7 @@ def start_read_ahead(paths: Sequence[str], options: LoadOptions) -> ReadAhead:
     if target_options.sheet == "all" and not target_options.sheet_column:
         return ahead
     try:
-        if is_remote(first.path):  # its hash is what its stream gives, or none (README)
+        if is_virtual(first.path):  # remote: hashed by its stream, or not (README)
             return ahead
         size = os.path.getsize(first.path)
         if size >= READ_AHEAD_MIN_BYTES:

@@ -35,7 +35,7 @@ from pgingest.pipeline.prepare.source import files_found, open_file
 from pgingest.pipeline.readahead import ReadAhead
 from pgingest.pipeline.task import run_task
 from pgingest.sources import Source
-from pgingest.sources.remote import absolute
+from pgingest.sources.inputs import absolute
 
 log = logging.getLogger("pgingest.run")
 

@@ -38,7 +38,7 @@ from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.prepare.source import open_file, reader_warnings
 from pgingest.pipeline.write.file import write_file
 from pgingest.sources import Source
-from pgingest.sources.remote import is_remote, stat_input, streamed_sha256
+from pgingest.sources.inputs import is_remote, release, stat_input, streamed_sha256
 
 log = logging.getLogger("pgingest.run")
 
@@ -294,6 +294,7 @@ async def _load_claimed(
         finally:
             if source is not None:
                 source.close()
+            release(path)  # a remote or archived workbook's temporary copy
     finally:
         await lease.release()
         if hashing is not None:

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from pgingest.errors import ConfigError, RowError, SourceError
 from pgingest.model import Chunk, Compression, SourceInfo
-from pgingest.sources.remote import is_remote, open_input
+from pgingest.sources.inputs import is_virtual, open_input
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -257,7 +257,7 @@ def open_stream(path: str, compression: Compression) -> IO[bytes]:
         SourceError: the file cannot be opened.
     """
     try:
-        if is_remote(path):  # streamed from the server (sources.remote)
+        if is_virtual(path):  # a remote object (streamed) or an archive's member (sources.inputs)
             raw = open_input(path, sequential=True)
             if compression == "gzip":
                 return cast(

@@ -31,7 +31,7 @@ from pgingest.sources.base import (
     read_block,
 )
 from pgingest.sources.encoding import decide, describe, evidence, scan_file
-from pgingest.sources.remote import open_input, stat_input
+from pgingest.sources.inputs import open_input, stat_input
 
 __all__ = ["decode_sample", "detect", "reader_for", "sniff_dialect"]
 

@@ -23,15 +23,12 @@ batches).
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import errno
 import fnmatch
 import hashlib
 import io
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,8 +46,6 @@ _given: dict[str, str] = {}
 """Display URL -> the URL as given (with its query string): this process only."""
 _streamed: dict[str, str] = {}
 """Display URL -> the sha256 of the object's bytes, once a read passed all of them in order."""
-_copies: dict[str, str] = {}
-"""Display URL -> a temporary local copy (workbooks), removed at exit or by :func:`release`."""
 
 
 def is_remote(path: str) -> bool:
@@ -345,8 +340,7 @@ class _RemoteRaw(io.RawIOBase):
             self._digest.update(data)
             self._hashed_to += n
             if self._hashed_to == self.size:
-                with _lock:
-                    _streamed[self._path] = self._digest.hexdigest()
+                record_streamed(self._path, self._digest.hexdigest())
         self._pos += n
         if self._stream is not None:
             self._stream_pos = self._pos
@@ -359,6 +353,12 @@ class _RemoteRaw(io.RawIOBase):
     def close(self) -> None:
         self._stream = None
         super().close()
+
+
+def record_streamed(path: str, sha256: str) -> None:
+    """Remember the sha256 of an input whose bytes a read passed all of, in order."""
+    with _lock:
+        _streamed[path] = sha256
 
 
 def streamed_sha256(path: str) -> str | None:
@@ -377,88 +377,3 @@ def open_remote(path: str, size: int | None = None, *, sequential: bool = False)
         OSError: it cannot be reached.
     """
     return io.BufferedReader(_RemoteRaw(path, size, sequential=sequential), buffer_size=1 << 20)
-
-
-def open_input(path: str, *, sequential: bool = False) -> IO[bytes]:
-    """A local file or a remote object opened for binary reading (a remote one streamed
-    from its start when ``sequential``, else read by ranges)."""
-    if is_remote(path):
-        return open_remote(path, sequential=sequential)
-    return open(path, "rb")
-
-
-def stat_input(path: str) -> os.stat_result:
-    """``os.stat`` of a local file, :func:`stat` of a remote object.
-
-    Raises:
-        OSError: a local file cannot be read.
-        SourceError: a remote object cannot be reached (caused by the OSError: a transient
-            one is retried by the loader).
-    """
-    if not is_remote(path):
-        return os.stat(path)
-    try:
-        return stat(path)
-    except OSError as exc:
-        from pgingest.errors import SourceError
-
-        raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
-
-
-def getsize(path: str) -> int:
-    """The size of a local file or a remote object.
-
-    Raises:
-        OSError: it cannot be read or reached.
-    """
-    return head(path).size if is_remote(path) else os.path.getsize(path)
-
-
-def absolute(path: str) -> str:
-    """The path as the manifest records it: a local file's absolute path, a remote object's
-    display URL."""
-    return redact(path) if is_remote(path) else os.path.abspath(path)
-
-
-def real(path: str) -> str:
-    """A key that is the same for two names of one input (symlinks resolved)."""
-    return redact(path) if is_remote(path) else os.path.realpath(path)
-
-
-def local_copy(path: str) -> str:
-    """A local path holding the object's bytes (for readers that need a file: workbooks). The
-    copy is made once and removed by :func:`release` or at exit."""
-    if not is_remote(path):
-        return path
-    with _lock:
-        copy = _copies.get(path)
-    if copy is not None and os.path.exists(copy):
-        return copy
-    suffix = os.path.splitext(urlsplit(path).path)[1]
-    handle, copy = tempfile.mkstemp(prefix="pgingest-remote-", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as out, open_remote(path, sequential=True) as src:
-            while block := src.read(_STREAM_CHUNK):
-                out.write(block)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(copy)
-        raise
-    with _lock:
-        _copies[path] = copy
-    return copy
-
-
-def release(path: str) -> None:
-    """Remove the local copy of ``path`` made for a reader, if any."""
-    with _lock:
-        copy = _copies.pop(path, None)
-    if copy is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(copy)
-
-
-@atexit.register
-def _remove_copies() -> None:
-    for path in list(_copies):
-        release(path)

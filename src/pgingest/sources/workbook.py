@@ -21,7 +21,7 @@ from defusedxml import ElementTree
 
 from pgingest.errors import ConfigError, SourceError
 from pgingest.sources.base import ExcelOptions, one_line
-from pgingest.sources.remote import local_copy
+from pgingest.sources.inputs import local_copy
 
 if TYPE_CHECKING:
     import fastexcel

@@ -26,7 +26,7 @@ from pgingest.pg import merge
 from pgingest.pg.errors import classify, is_driver_error, is_gone, is_retryable, translate
 from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pipeline.job import Lease, quietly
-from pgingest.sources.remote import absolute, stat_input
+from pgingest.sources.inputs import absolute, stat_input
 
 log = logging.getLogger("pgingest.replace")
 

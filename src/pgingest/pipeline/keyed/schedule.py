@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from pgingest.model import ArrowChunk
 from pgingest.pipeline.keyed.route import key_hashes, key_kind
-from pgingest.sources.remote import is_remote, open_input
+from pgingest.sources.inputs import is_virtual, open_input
 
 if TYPE_CHECKING:
     from pgingest.sources import Source
@@ -139,7 +139,7 @@ def summarize_keys(
             if not want_hashes:
                 with open_input(path) as handle:
                     return KeySummary(int(pq.read_metadata(handle).num_rows), low, high, None)
-        parquet = pq.ParquetFile(open_input(path) if is_remote(path) else path)
+        parquet = pq.ParquetFile(open_input(path) if is_virtual(path) else path)
         batches = (
             (b.rename_columns(list(key)), line)
             for b, line in _numbered(

@@ -16,7 +16,7 @@ from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
 from pgingest.pipeline.context import FileTask, RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
-from pgingest.sources.remote import absolute, is_remote
+from pgingest.sources.inputs import absolute, is_remote
 
 AGAIN = "again: "
 """How a claim's reason starts when a file loaded before loads again (its rows were gone)."""

@@ -16,7 +16,7 @@ from pgingest.pipeline.discover import SMALL_FILE_BYTES, csv_options
 from pgingest.pipeline.readahead import excel_options
 from pgingest.sources import Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform
-from pgingest.sources.remote import getsize
+from pgingest.sources.inputs import getsize
 
 
 async def open_file(ctx: RunContext, path: str, options: LoadOptions) -> Source:
