@@ -62,8 +62,12 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:  # IPv6
         host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # not a port: nothing of it is shown
+        port = None
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme.lower(), host, parts.path, "", ""))
 
 
