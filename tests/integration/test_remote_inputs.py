@@ -271,6 +271,17 @@ def test_a_presigned_url_leaves_no_query_string_or_user_info_anywhere(served, db
         db.val("SELECT path FROM pgingest.files WHERE table_schema = $1", db.schema)
         == f"{base}/s.csv"
     )
+    # revert --file takes the URL as given (its query string and user info dropped too).
+    reverted = subprocess.run(
+        [sys.executable, "-m", "pgingest", "revert", "--dsn", db.dsn, "--file", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reverted.returncode == 0, reverted.stdout + reverted.stderr
+    assert "5ecre7516na7ure" not in reverted.stdout + reverted.stderr
+    assert db.count("t") == 0
 
 
 @pytest.mark.parametrize("fault", ["status_503", "reset"])
