@@ -40,6 +40,9 @@ REMOTE_SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "http", "https")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 # Sequential reads ask for this much at a time (a Parquet column chunk is read by ranges).
 _STREAM_CHUNK = 8 << 20
+# A stream is one GET per window of this many bytes: a request's whole-response timeout
+# (obstore's ``timeout``) then bounds one window, not a whole object loading for an hour.
+_WINDOW = 64 << 20
 
 _lock = threading.Lock()
 _given: dict[str, str] = {}
@@ -101,7 +104,8 @@ def _store_and_key(url: str) -> tuple[Any, str]:
 
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    client: dict[str, Any] = {"timeout": "60s", "connect_timeout": "10s"}
+    # A whole request (a range, a stream's window) within 300 s; a connection within 10 s.
+    client: dict[str, Any] = {"timeout": "300s", "connect_timeout": "10s"}
     # pgingest retries (pg.retry, the database's bounds): none inside obstore.
     no_retry = {"max_retries": 0, "retry_timeout": timedelta(seconds=1)}
     if scheme in ("http", "https"):
@@ -313,18 +317,18 @@ class _RemoteRaw(io.RawIOBase):
         if want == 0 or self._pos >= self.size:
             return 0
         try:
+            data = b""
             if self._stream is not None and self._stream_pos == self._pos:
                 data = self._pending or bytes(next(self._stream, b""))
                 self._pending = b""
-            elif self._sequential:
-                # From here to the end, streamed.
-                result = obstore.get(
-                    self._store, self._key, options={"range": {"offset": self._pos}}
-                )
+            if not data and self._sequential:
+                # The next window from here, streamed (the last one ended where it should).
+                end = min(self.size, self._pos + _WINDOW)
+                result = obstore.get(self._store, self._key, options={"range": (self._pos, end)})
                 self._stream = iter(result.stream(min_chunk_size=1 << 20))
                 self._stream_pos = self._pos
                 data = bytes(next(self._stream, b""))
-            else:
+            elif not self._sequential:
                 length = min(want, self.size - self._pos)
                 data = bytes(
                     obstore.get_range(self._store, self._key, start=self._pos, length=length)
