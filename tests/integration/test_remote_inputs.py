@@ -6,6 +6,7 @@ a bad object named in one line, and no credential or query string anywhere."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -391,3 +392,20 @@ def test_a_corrupt_archive_is_named_and_the_other_inputs_load(tmp_path, db):
     assert done.returncode != 0
     assert str(bad) in done.stdout + done.stderr
     assert db.count("t") == 3
+
+
+def test_a_stream_is_read_in_windows_and_hashed_whole(served, load, db, monkeypatch):
+    from pgingest.sources import remote
+
+    monkeypatch.setattr(remote, "_WINDOW", (64 << 10) + 7)  # an odd size: windows cut lines
+    root, base, faults = served
+    body = csv_bytes(0, 30_000)
+    (root / "w.csv").write_bytes(body)
+    report = load([f"{base}/w.csv"], table="t")
+    assert report.ok, [f.error for f in report.files]
+    assert db.count("t") == 30_000
+    assert db.val("SELECT count(DISTINCT id) FROM t") == 30_000
+    windows = [r for r in faults.requests if r.startswith("GET /w.csv")]
+    assert len(windows) >= len(body) // ((64 << 10) + 7)
+    sha = db.val("SELECT sha256 FROM pgingest.files WHERE table_schema = $1", db.schema)
+    assert sha == hashlib.sha256(body).hexdigest()
