@@ -409,3 +409,38 @@ def test_a_stream_is_read_in_windows_and_hashed_whole(served, load, db, monkeypa
     assert len(windows) >= len(body) // ((64 << 10) + 7)
     sha = db.val("SELECT sha256 FROM pgingest.files WHERE table_schema = $1", db.schema)
     assert sha == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("fault", ["missing", "status_503"])
+def test_a_failing_presigned_url_is_named_without_its_signature(served, db, fault):
+    root, base, faults = served
+    (root / "f.csv").write_bytes(csv_bytes(0, 3))
+    name = "none.csv" if fault == "missing" else "f.csv"
+    if fault == "status_503":
+        faults.status_503 = 1_000
+    url = f"{base}/{name}?X-Amz-Credential=AKIAEXAMPLE&{SIGNATURE}"
+    done = run_cli(
+        db,
+        url,
+        "--table",
+        "t",
+        "--retry-base",
+        "0.01",
+        "--max-retries",
+        "1",
+        "--log-format",
+        "json",
+        "-v",
+    )
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert f"{base}/{name}" in output
+    assert "5ecre7516na7ure" not in output
+    assert "AKIAEXAMPLE" not in output
+    recorded = db.fetch(
+        "SELECT row_to_json(f)::text FROM pgingest.files f WHERE table_schema = $1", db.schema
+    )
+    if fault == "status_503":  # claimed, then failed after its retries: recorded so
+        assert len(recorded) == 1
+        assert f"{base}/{name}" in recorded[0][0]
+    assert "5ecre7516na7ure" not in " ".join(r[0] for r in recorded)
