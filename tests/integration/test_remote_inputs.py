@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -444,3 +445,28 @@ def test_a_failing_presigned_url_is_named_without_its_signature(served, db, faul
         assert len(recorded) == 1
         assert f"{base}/{name}" in recorded[0][0]
     assert "5ecre7516na7ure" not in " ".join(r[0] for r in recorded)
+
+
+def test_a_listing_cut_mid_request_is_retried_with_the_runs_bounds(
+    bucket, s3, load, db, monkeypatch
+):
+    from test_retries import CuttingProxy
+
+    bucket("cut/a.csv", csv_bytes(0, 7))
+    moto = urlsplit(s3["AWS_ENDPOINT_URL"])
+    proxy = CuttingProxy(f"postgresql://x@127.0.0.1:{moto.port}/x")  # (any TCP server)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+        prefix = f"s3://{bucket.name}/cut/"
+        proxy.cut_after(1)  # the listing's request: its connection cut as it arrives
+        failed = load([prefix], table="t", max_retries=0)
+        assert proxy.cuts == 1
+        assert [f.status for f in failed.files] == ["failed"]
+        assert prefix in (failed.files[0].error or "")
+        proxy.cut_after(proxy.sent + 1)
+        report = load([prefix], table="t", max_retries=2, retry_base=0.01)
+        assert proxy.cuts == 2
+        assert report.ok, [f.error for f in report.files]
+        assert db.count("t") == 7
+    finally:
+        proxy.close()

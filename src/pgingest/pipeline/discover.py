@@ -3,8 +3,10 @@ by folder (``--table-from folder``), by config-file overrides, and one per workb
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import hashlib
+import logging
 import os
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +29,9 @@ from pgingest.sources.inputs import (
     is_virtual,
     real,
 )
-from pgingest.sources.remote import list_objects, register
+from pgingest.sources.remote import ObjectInfo, list_objects, register
+
+log = logging.getLogger("pgingest.discover")
 
 # Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
 # more than the work, and with thousands of small files the hops add up.
@@ -74,7 +78,7 @@ def _is_data_file(path: Path) -> bool:
     return bool(suffixes) and suffixes[-1] in DATA_SUFFIXES
 
 
-def discover(paths: Iterable[str]) -> list[Discovered]:
+def discover(paths: Iterable[str], options: LoadOptions | None = None) -> list[Discovered]:
     """Expand files, folders (recursively) and glob patterns into files, in a stable order.
 
     A folder contributes the data files under it (by suffix, hidden files skipped); a glob
@@ -83,6 +87,7 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
 
     Args:
         paths: what the user gave.
+        options: the run's options (the retry bounds of a remote listing's transient fault).
 
     Returns:
         The files, each once, in the order given (folders and globs sorted).
@@ -101,7 +106,7 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
             out.append(Discovered(register(raw) if is_remote(raw) else raw))
             continue
         if is_remote(raw):
-            for item in _discover_remote(raw):
+            for item in _discover_remote(raw, options or LoadOptions()):
                 if item.error is not None or item.path not in seen:
                     seen.add(item.path)
                     out.append(item)
@@ -149,12 +154,12 @@ def _expand_archives(found: list[Discovered]) -> list[Discovered]:
     return out
 
 
-def _discover_remote(raw: str) -> list[Discovered]:
+def _discover_remote(raw: str, options: LoadOptions) -> list[Discovered]:
     """The objects behind a URL: one object, or the data files under a prefix or matching a
     glob (sources.remote). Paths are display URLs (no user info, query string, fragment)."""
     shown = register(raw)
     try:
-        listed = list_objects(raw)
+        listed = _list_retried(raw, shown, options)
     except OSError as exc:
         return [Discovered(shown, f"{shown}: cannot list: {exc.strerror or exc}")]
     if listed is None:
@@ -165,6 +170,35 @@ def _discover_remote(raw: str) -> list[Discovered]:
         what = "pattern" if has_magic(shown) else "prefix"
         return [Discovered(shown, f"{shown}: no data objects under this {what}")]
     return [Discovered(f, root=root) for f in files]
+
+
+def _list_retried(raw: str, shown: str, options: LoadOptions) -> list[ObjectInfo] | None:
+    """:func:`list_objects`, a transient fault (timeout, 5xx, reset) retried with the run's
+    bounds by the one retry helper. Discovery runs in a worker thread (``plan_targets``): the
+    retry's waits run on a loop of its own there."""
+
+    from pgingest.pg.retry import RetryPolicy, retry  # (the driver: only for a URL)
+
+    policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
+
+    async def attempt() -> list[ObjectInfo] | None:
+        return list_objects(raw)
+
+    def retrying(attempt_no: int, delay: float, exc: BaseException) -> None:
+        log.warning("%s: listing failed (%s); retry %d in %.1f s", shown, exc, attempt_no, delay)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(
+            retry(
+                attempt,
+                policy,
+                on_retry=retrying,
+                retryable=lambda exc: isinstance(exc, ConnectionError | TimeoutError),
+            )
+        )
+    return list_objects(raw)  # (in an event loop's thread: one try, never a blocking wait)
 
 
 def _remote_root(url: str) -> str:
@@ -267,7 +301,7 @@ def plan_targets(
     missing: list[Discovered] = []
     seen: set[tuple[str, str | None]] = set()
     for raw, source_overrides in inputs:
-        for found in discover([raw]):
+        for found in discover([raw], options):
             if found.error is not None:
                 missing.append(found)
                 continue
