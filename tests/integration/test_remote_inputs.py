@@ -470,3 +470,46 @@ def test_a_listing_cut_mid_request_is_retried_with_the_runs_bounds(
         assert db.count("t") == 7
     finally:
         proxy.close()
+
+
+def test_credentials_from_an_aws_profile(bucket, s3, db, tmp_path):
+    url = bucket("prof/a.csv", csv_bytes(0, 4))
+    (tmp_path / "credentials").write_text(
+        f"[loader]\naws_access_key_id = AKIAPROFILEKEY\naws_secret_access_key = {SECRET}\n"
+    )
+    (tmp_path / "config").write_text("[profile loader]\nregion = us-east-1\n")
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PGINGEST_CRASH_AT"
+    }
+    environ.update(
+        AWS_ENDPOINT_URL=s3["AWS_ENDPOINT_URL"],
+        AWS_PROFILE="loader",
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"),
+        AWS_CONFIG_FILE=str(tmp_path / "config"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema, url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=environ,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert db.count("a") == 4
+    assert SECRET not in done.stdout + done.stderr
+    assert "AKIAPROFILEKEY" not in done.stdout + done.stderr + manifest_text(db)
+    # Another profile: none such, and nothing loads (so the first one's keys were used).
+    environ["AWS_PROFILE"] = "nobody"
+    wrong = subprocess.run(
+        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema, url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=environ,
+        check=False,
+    )
+    assert wrong.returncode == 1
+    assert "nobody" in wrong.stdout + wrong.stderr
+    assert "Traceback" not in wrong.stderr

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import hashlib
 import io
 import os
@@ -121,7 +122,9 @@ def _store_and_key(url: str) -> tuple[Any, str]:
     key = parts.path.lstrip("/")
     kwargs: dict[str, Any] = {"client_options": client, "retry_config": no_retry}
     if scheme == "s3":
-        provider = _aws_profile_provider()
+        provider = _aws_profile_provider(
+            os.environ.get("AWS_PROFILE"), bool(os.environ.get("AWS_ACCESS_KEY_ID"))
+        )
         if provider is not None:
             kwargs["credential_provider"] = provider
         # The SDKs' AWS_ENDPOINT_URL (an S3-compatible server) and region variables.
@@ -134,20 +137,26 @@ def _store_and_key(url: str) -> tuple[Any, str]:
     return from_url(bucket_url, **kwargs), key
 
 
-def _aws_profile_provider() -> Any | None:
+@functools.cache
+def _aws_profile_provider(profile: str | None, keys_in_env: bool) -> Any | None:
     """A boto3 credential provider when a profile is asked for (``AWS_PROFILE``) or no key is
     in the environment and boto3 is installed: it reads ``~/.aws/config`` and
     ``~/.aws/credentials`` as the AWS CLI does. ``None``: obstore's own chain (environment,
-    web identity, instance metadata)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
+    web identity, instance metadata). Found once per process and profile: boto3's chain may
+    ask the instance metadata service, which takes seconds where there is none."""
+    if keys_in_env and not profile:
         return None
     try:
         import boto3
         from obstore.auth.boto3 import Boto3CredentialProvider
     except ImportError:
         return None
-    session = boto3.Session()
-    if session.get_credentials() is None:
+    try:
+        session = boto3.Session(profile_name=profile)
+        found = session.get_credentials()
+    except Exception as exc:  # botocore's ProfileNotFound, a broken config file
+        raise PermissionError(errno.EACCES, f"AWS profile {profile!r}: {exc}") from None
+    if found is None:
         return None
     return Boto3CredentialProvider(session)
 
