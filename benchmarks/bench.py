@@ -612,7 +612,7 @@ def case_psql_copy(ctx: Context) -> Measurement:
     return run_measured([ctx.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", ctx.dsn, "-c", command])
 
 
-def _pgingest(ctx: Context, path: Path) -> Measurement:
+def _pgingest(ctx: Context, path: Path | str) -> Measurement:
     """``python -m pgingest load`` of this checkout's ``src`` into the pre-created table."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ctx.src), env.get("PYTHONPATH")) if p)
@@ -630,6 +630,28 @@ def case_pgingest_csv(ctx: Context) -> Measurement:
 def case_pgingest_parquet(ctx: Context) -> Measurement:
     """pgingest loading the Parquet file."""
     return _pgingest(ctx, ctx.dataset.parquet)
+
+
+def _over_http(ctx: Context, path: Path) -> Measurement:
+    """pgingest loading ``path`` from a Range- and ETag-capable HTTP server on loopback (the
+    tests' own, serving from this process's threads: its CPU is not the client's)."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    try:
+        from remote_servers import http_file_server
+    finally:
+        sys.path.pop(0)
+    with http_file_server(path.parent) as (base, _faults):
+        return _pgingest(ctx, f"{base}/{path.name}")
+
+
+def case_pgingest_csv_http(ctx: Context) -> Measurement:
+    """pgingest streaming the CSV file from a loopback HTTP server (remote inputs)."""
+    return _over_http(ctx, ctx.dataset.csv)
+
+
+def case_pgingest_parquet_http(ctx: Context) -> Measurement:
+    """pgingest reading the Parquet file by range requests from a loopback HTTP server."""
+    return _over_http(ctx, ctx.dataset.parquet)
 
 
 def case_pgingest_csv_no_lineage(ctx: Context) -> Measurement:
@@ -952,6 +974,8 @@ CASES: dict[str, CaseFn] = {
     "pgingest_csv": case_pgingest_csv,
     "pgingest_parquet": case_pgingest_parquet,
     "pgingest_csv_no_lineage": case_pgingest_csv_no_lineage,
+    "pgingest_csv_http": case_pgingest_csv_http,
+    "pgingest_parquet_http": case_pgingest_parquet_http,
     "raw_csv_2streams": case_raw_csv_2streams,
     "pgingest_csv_observed": case_pgingest_csv_observed,
     "pgingest_xlsx": case_pgingest_xlsx,

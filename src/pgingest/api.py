@@ -228,7 +228,7 @@ async def rejects_async(
 
     path = file
     if not file.strip().isdigit():
-        path = str(Path(file).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
+        path = _manifest_path(file)
     async with connection(connection_from_env(dsn, home)) as conn:
         await _upgrade_manifest(conn)
         entry, rows = await file_rejects(conn, path)
@@ -278,7 +278,7 @@ async def revert_async(
     from pgingest.pg.connect import connection
 
     if path is not None:
-        path = str(Path(path).expanduser().absolute())  # noqa: ASYNC240 - no I/O but getcwd
+        path = _manifest_path(path)
     async with connection(connection_from_env(dsn, home)) as conn:
         if not await _upgrade_manifest(conn):
             from pgingest.errors import ManifestError
@@ -351,3 +351,14 @@ async def resume_async(
     from pgingest.pipeline import run
 
     return await run.load_async(paths, settings, options, reporter)
+
+
+def _manifest_path(path: str) -> str:
+    """A path given to status or revert as the manifest records it: a local file's absolute
+    path; a URL without user info or query string (an archive member: its archive's, with the
+    member's name)."""
+    from pgingest.sources.inputs import absolute, is_virtual
+
+    if is_virtual(path):
+        return absolute(path)
+    return str(Path(path).expanduser().absolute())

@@ -299,6 +299,10 @@ def load(
 ) -> None:
     """Load files, folders (recursive) or glob patterns into PostgreSQL tables.
 
+    A path may also be a URL: s3://bucket/prefix/ (or a glob, s3://bucket/p/*.parquet),
+    gs://, az://, https:// or http://; a .zip archive (local or remote) loads each data file
+    in it as a file of its own, named ARCHIVE.zip!/MEMBER (README: "Remote inputs").
+
     Each file is appended to its table in batches, one transaction per batch (--mode upsert,
     merge or replace change that). The table is created when missing, with column types
     inferred from the data (CSV), kept from the file (Parquet, NDJSON) or from the cells

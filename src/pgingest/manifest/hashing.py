@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import io
 import os
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from pgingest.errors import HashAbandonedError
+from pgingest.sources.inputs import open_input, stat_input
 
 __all__ = ["BackgroundHash", "Fingerprint", "fingerprint"]
 
@@ -46,8 +49,8 @@ def fingerprint(path: str, stop: threading.Event | None = None) -> Fingerprint:
     """
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as handle:
-        buffer = bytearray(min(_HASH_BLOCK, max(1, os.fstat(handle.fileno()).st_size)))
+    with cast("io.BufferedReader", open_input(path, sequential=True)) as handle:
+        buffer = bytearray(min(_HASH_BLOCK, max(1, stat_input(path).st_size)))
         view = memoryview(buffer)
         while n := handle.readinto(buffer):
             if stop is not None and stop.is_set():
@@ -65,7 +68,7 @@ class BackgroundHash:
     """
 
     def __init__(self, path: str) -> None:
-        st = os.stat(path)
+        st = stat_input(path)
         self.path = path
         self.stat = (st.st_size, st.st_mtime_ns, st.st_ino)
         """(size, mtime in ns, inode) when the hash started: the file it is the hash of."""

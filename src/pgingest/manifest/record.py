@@ -62,14 +62,14 @@ class FileRecord:
         return await store.file_rows(conn, self.file_id)
 
     async def complete(
-        self, conn: Any, sha256: str, *, fmt: str | None, force: bool, lineage: bool
+        self, conn: Any, sha256: str | None, *, fmt: str | None, force: bool, lineage: bool
     ) -> store.Completion:
         """Mark the file loaded (see :func:`store.complete_file`) and release its lock."""
         return await store.complete_file(
             conn, self.file_id, sha256, fmt=fmt, force=force, lineage=lineage
         )
 
-    async def stage(self, conn: Any, sha256: str, fmt: str | None) -> store.Completion:
+    async def stage(self, conn: Any, sha256: str | None, fmt: str | None) -> store.Completion:
         """``replace``: mark the file staged in the run's new table (loaded only by the swap)
         and release its lock."""
         return store.Completion(await replacement.stage_file(conn, self.file_id, sha256, fmt))

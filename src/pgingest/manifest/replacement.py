@@ -183,7 +183,7 @@ async def record(conn: Any, schema: str, table: str, *, complete: bool, error: s
     )
 
 
-async def stage_file(conn: Any, file_id: int, sha256: str, fmt: str | None) -> int:
+async def stage_file(conn: Any, file_id: int, sha256: str | None, fmt: str | None) -> int:
     """Every batch of a file is in the replacement's new table: mark it ``staged`` (not
     ``success``: it is loaded only when the new table is swapped in) and release its lock.
 

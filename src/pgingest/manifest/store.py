@@ -488,7 +488,13 @@ class Completion:
 
 
 async def complete_file(
-    conn: Any, file_id: int, sha256: str, *, fmt: str | None = None, force: bool, lineage: bool
+    conn: Any,
+    file_id: int,
+    sha256: str | None,
+    *,
+    fmt: str | None = None,
+    force: bool,
+    lineage: bool,
 ) -> Completion:
     """Mark a file loaded, with its content hash, in one transaction (``pgingest.complete``),
     and release the file's lock.

@@ -3,11 +3,15 @@ by folder (``--table-from folder``), by config-file overrides, and one per workb
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import hashlib
+import logging
 import os
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from glob import has_magic
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,18 @@ from pgingest.errors import ConfigError, PgIngestError
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.schema.names import normalize_identifier
 from pgingest.sources.base import CsvOptions
+from pgingest.sources.inputs import (
+    MEMBER_MARK,
+    archive_members,
+    is_archive,
+    is_member,
+    is_remote,
+    is_virtual,
+    real,
+)
+from pgingest.sources.remote import ObjectInfo, list_objects, register
+
+log = logging.getLogger("pgingest.discover")
 
 # Below this size a file is detected and hashed in the event loop's thread: a thread hop costs
 # more than the work, and with thousands of small files the hops add up.
@@ -62,7 +78,7 @@ def _is_data_file(path: Path) -> bool:
     return bool(suffixes) and suffixes[-1] in DATA_SUFFIXES
 
 
-def discover(paths: Iterable[str]) -> list[Discovered]:
+def discover(paths: Iterable[str], options: LoadOptions | None = None) -> list[Discovered]:
     """Expand files, folders (recursively) and glob patterns into files, in a stable order.
 
     A folder contributes the data files under it (by suffix, hidden files skipped); a glob
@@ -71,6 +87,7 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
 
     Args:
         paths: what the user gave.
+        options: the run's options (the retry bounds of a remote listing's transient fault).
 
     Returns:
         The files, each once, in the order given (folders and globs sorted).
@@ -85,6 +102,15 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
             out.append(Discovered(str(p), root=str(root) if root is not None else None))
 
     for raw in paths:
+        if is_member(raw):  # one member of an archive, named: opened (or failed) at load
+            out.append(Discovered(register(raw) if is_remote(raw) else raw))
+            continue
+        if is_remote(raw):
+            for item in _discover_remote(raw, options or LoadOptions()):
+                if item.error is not None or item.path not in seen:
+                    seen.add(item.path)
+                    out.append(item)
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and _is_data_file(p))
@@ -104,7 +130,85 @@ def discover(paths: Iterable[str]) -> list[Discovered]:
                 add(p, root)
         else:
             out.append(Discovered(raw, f"{raw}: no such file or folder"))
+    return _expand_archives(out)
+
+
+def _expand_archives(found: list[Discovered]) -> list[Discovered]:
+    """Each zip archive among the inputs replaced by its data-file members, each a file of
+    its own (``<archive>!/<member>``, sources.inputs); an archive that cannot be read is an
+    input that named nothing loadable."""
+    out: list[Discovered] = []
+    for item in found:
+        if item.error is not None or not is_archive(item.path):
+            out.append(item)
+            continue
+        try:
+            members = [m for m in archive_members(item.path) if _is_data_file(Path(m))]
+        except (OSError, zipfile.BadZipFile) as exc:
+            text = getattr(exc, "strerror", None) or exc
+            out.append(Discovered(item.path, f"{item.path}: cannot read the archive: {text}"))
+            continue
+        if not members:
+            out.append(Discovered(item.path, f"{item.path}: no data files in this archive"))
+        out.extend(Discovered(m, root=item.path + MEMBER_MARK) for m in members)
     return out
+
+
+def _discover_remote(raw: str, options: LoadOptions) -> list[Discovered]:
+    """The objects behind a URL: one object, or the data files under a prefix or matching a
+    glob (sources.remote). Paths are display URLs (no user info, query string, fragment)."""
+    shown = register(raw)
+    try:
+        listed = _list_retried(raw, shown, options)
+    except OSError as exc:
+        return [Discovered(shown, f"{shown}: cannot list: {exc.strerror or exc}")]
+    if listed is None:
+        return [Discovered(shown)]
+    root = shown if shown.endswith("/") and not has_magic(shown) else _remote_root(shown)
+    files = [o.path for o in listed if has_magic(shown) or _is_data_file(Path(o.path))]
+    if not files:
+        what = "pattern" if has_magic(shown) else "prefix"
+        return [Discovered(shown, f"{shown}: no data objects under this {what}")]
+    return [Discovered(f, root=root) for f in files]
+
+
+def _list_retried(raw: str, shown: str, options: LoadOptions) -> list[ObjectInfo] | None:
+    """:func:`list_objects`, a transient fault (timeout, 5xx, reset) retried with the run's
+    bounds by the one retry helper. Discovery runs in a worker thread (``plan_targets``): the
+    retry's waits run on a loop of its own there."""
+
+    from pgingest.pg.retry import RetryPolicy, retry  # (the driver: only for a URL)
+
+    policy = RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
+
+    async def attempt() -> list[ObjectInfo] | None:
+        return list_objects(raw)
+
+    def retrying(attempt_no: int, delay: float, exc: BaseException) -> None:
+        log.warning("%s: listing failed (%s); retry %d in %.1f s", shown, exc, attempt_no, delay)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(
+            retry(
+                attempt,
+                policy,
+                on_retry=retrying,
+                retryable=lambda exc: isinstance(exc, ConnectionError | TimeoutError),
+            )
+        )
+    return list_objects(raw)  # (in an event loop's thread: one try, never a blocking wait)
+
+
+def _remote_root(url: str) -> str:
+    """The prefix of a remote glob or folder named without its slash."""
+    cut = url.find("*")
+    for mark in "?[":
+        at = url.find(mark)
+        if at != -1 and (cut == -1 or at < cut):
+            cut = at
+    return url[: url.rfind("/", 0, cut) + 1] if cut != -1 else url.rstrip("/") + "/"
 
 
 def default_table_name(path: str) -> str:
@@ -133,6 +237,9 @@ def folder_of(path: str, root: str | None) -> str:
     """The file's folder below ``root`` as ``a/b`` (``""`` at the root or without one)."""
     if root is None:
         return ""
+    if is_virtual(path):  # (a remote object's or a member's folder, by its name)
+        below = path[len(root) :] if path.startswith(root) else ""
+        return below.rsplit("/", 1)[0] if "/" in below else ""
     try:
         relative = Path(path).parent.resolve().relative_to(Path(root).resolve())
     except ValueError:
@@ -145,7 +252,12 @@ def folder_table_name(path: str, root: str | None) -> str:
     normalized (``sales/emea/q1.xlsx`` -> ``sales_emea``); a file at the root, or named
     directly, takes its root folder's own name."""
     folder = folder_of(path, root)
-    if not folder:
+    if not folder and is_virtual(path):
+        base = (root or path).removesuffix(MEMBER_MARK).rstrip("/")
+        folder = base.rsplit("/", 2)[-2 if root is None else -1]
+        if is_archive(folder):
+            folder = folder[: -len(".zip")]
+    elif not folder:
         folder = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
     parts = []
     for part in folder.split("/"):
@@ -189,7 +301,7 @@ def plan_targets(
     missing: list[Discovered] = []
     seen: set[tuple[str, str | None]] = set()
     for raw, source_overrides in inputs:
-        for found in discover([raw]):
+        for found in discover([raw], options):
             if found.error is not None:
                 missing.append(found)
                 continue
@@ -202,7 +314,7 @@ def plan_targets(
             table_from = overrides.get("table_from", options.table_from)
             if "table" not in overrides and table_from == "folder" and options.table is None:
                 overrides["table"] = folder_table_name(found.path, found.root)
-            key = (os.path.realpath(found.path), overrides.get("table"))
+            key = (real(found.path), overrides.get("table"))
             if key in seen:
                 continue
             seen.add(key)

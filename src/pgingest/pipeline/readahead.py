@@ -29,6 +29,7 @@ from pgingest.manifest.hashing import BackgroundHash
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.pipeline.discover import Discovered, Target, options_for, plan_targets
 from pgingest.sources.base import CsvOptions, ExcelOptions, Source
+from pgingest.sources.inputs import is_virtual, real
 
 __all__ = ["ReadAhead", "excel_options", "start_read_ahead"]
 
@@ -112,7 +113,7 @@ class ReadAhead:
         """The hash started for ``path``, once, if the file is still as it was then (else the
         hash is abandoned); ``None`` when no hash of it was started."""
         hashing = self.hash
-        if hashing is None or os.path.realpath(hashing.path) != os.path.realpath(path):
+        if hashing is None or real(hashing.path) != real(path):
             return None
         self.hash = None
         if not hashing.of(st):  # the file changed since: the hash is of other bytes
@@ -132,7 +133,7 @@ class ReadAhead:
 
 
 def _key(path: str, options: LoadOptions) -> tuple[Any, ...]:
-    return (os.path.realpath(path), options.format, excel_options(options))
+    return (real(path), options.format, excel_options(options))
 
 
 def start_read_ahead(paths: Sequence[str], options: LoadOptions) -> ReadAhead:
@@ -157,6 +158,8 @@ def start_read_ahead(paths: Sequence[str], options: LoadOptions) -> ReadAhead:
     if target_options.sheet == "all" and not target_options.sheet_column:
         return ahead
     try:
+        if is_virtual(first.path):  # remote: hashed by its stream, or not (README)
+            return ahead
         size = os.path.getsize(first.path)
         if size >= READ_AHEAD_MIN_BYTES:
             ahead.hash = BackgroundHash(first.path)

@@ -35,6 +35,7 @@ from pgingest.pipeline.prepare.source import files_found, open_file
 from pgingest.pipeline.readahead import ReadAhead
 from pgingest.pipeline.task import run_task
 from pgingest.sources import Source
+from pgingest.sources.inputs import absolute
 
 log = logging.getLogger("pgingest.run")
 
@@ -248,7 +249,7 @@ async def _run_tasks(
             finished_files[index].set()
 
     async def one_file(index: int, task: FileTask) -> None:
-        folder = os.path.dirname(os.path.abspath(task.path))  # noqa: ASYNC240
+        folder = absolute(task.path).rsplit("/", 1)[0]
         if task.options.sectional_commit and folder in stopped_folders:
             result = FileResult(task.path, "", "skipped")
             result.message = f"not started: {stopped_folders[folder]} failed first"
@@ -281,7 +282,7 @@ async def _start_run(
         await store.ensure_manifest(conn)
         run_id: int = await store.start_run(
             conn,
-            [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
+            [absolute(p) for p in paths],  # (a URL without its query string)
             store.options_record(options),
             socket.gethostname(),
             os.getpid(),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -41,6 +40,7 @@ from pgingest.pipeline.prepare.source import open_file, reader_warnings
 from pgingest.pipeline.restart import CLIENT_PARSE, TABLE_CHANGED, Restart, restarting
 from pgingest.pipeline.write.file import write_file
 from pgingest.sources import Source
+from pgingest.sources.inputs import is_remote, release, stat_input, streamed_sha256
 
 log = logging.getLogger("pgingest.run")
 
@@ -190,7 +190,8 @@ async def _load_leased(
     batch stream, so a small file costs one connection and a handful of round trips.
     """
     path, options, qualified = task.path, task.options, task.qualified
-    stat = os.stat(path)
+    stat = stat_input(path)  # a remote object: its size and ETag (sources.remote)
+    remote = is_remote(path)
     small = stat.st_size <= SMALL_FILE_BYTES
     per_file = workers_per_file(options, ctx.workers_cap)
     chunking: dict[str, int] = {
@@ -241,7 +242,8 @@ async def _load_leased(
         crash_point("claimed")
         job.file_id = lease.file_id = claim.file_id
         record = FileRecord(claim.file_id)
-        if sha256 is None and hashing is None:
+        if sha256 is None and hashing is None and not remote:
+            # (A remote object is hashed by the stream that loads it: streamed_sha256.)
             hashing = BackgroundHash(path)  # while the file is opened, planned, written
         job.done_batches = frozenset(claim.done_batches)
         job.done_rows = claim.done_rows
@@ -288,7 +290,10 @@ async def _load_leased(
                 await merge.delete_missing(lease.conn, plan.target, job.file_id)
             crash_point("before-complete")
             began = time.perf_counter()
-            if sha256 is None:  # (the hash was started above when there was none yet)
+            if sha256 is None and remote:
+                # Its stream's hash; unknown (None) when it was read by ranges (Parquet).
+                sha256 = streamed_sha256(path)
+            elif sha256 is None:  # (the hash was started above when there was none yet)
                 sha256 = await (hashing or BackgroundHash(path)).sha256()
             async with ctx.stalls.guard(lease.conn, f"the completion of {path}"):
                 if replacing:  # loaded only by the swap, which marks it so
@@ -328,6 +333,7 @@ async def _load_leased(
         finally:
             if source is not None:
                 source.close()
+            release(path)  # a remote or archived workbook's temporary copy
     finally:
         if hashing is not None:
             hashing.abandon()  # skipped or failed: nobody waits for it (done: no effect)

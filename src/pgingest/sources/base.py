@@ -15,10 +15,11 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from pgingest.errors import ConfigError, RowError, SourceError
 from pgingest.model import Chunk, Compression, SourceInfo
+from pgingest.sources.inputs import is_virtual, open_input
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -215,6 +216,33 @@ def read_errors() -> tuple[type[Exception], ...]:
     return (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
 
+class _Closing(io.RawIOBase):
+    """A decompressing reader over a stream it closes with itself (``GzipFile(fileobj=)``
+    leaves its file open)."""
+
+    def __init__(self, reader: IO[bytes], under: IO[bytes]) -> None:
+        self._reader = reader
+        self._under = under
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._reader.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._reader.read(size)
+
+    def close(self) -> None:
+        try:
+            self._reader.close()
+        finally:
+            self._under.close()
+            super().close()
+
+
 def open_stream(path: str, compression: Compression) -> IO[bytes]:
     """Open a file for binary reading, decompressing it on the fly.
 
@@ -229,6 +257,17 @@ def open_stream(path: str, compression: Compression) -> IO[bytes]:
         SourceError: the file cannot be opened.
     """
     try:
+        if is_virtual(path):  # a remote object (streamed) or an archive's member (sources.inputs)
+            raw = open_input(path, sequential=True)
+            if compression == "gzip":
+                return cast(
+                    "IO[bytes]",
+                    _Closing(cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb")), raw),
+                )
+            if compression == "bz2":
+                return cast("IO[bytes]", _Closing(cast("IO[bytes]", bz2.BZ2File(raw, "rb")), raw))
+            if compression == "xz":
+                return cast("IO[bytes]", _Closing(cast("IO[bytes]", lzma.LZMAFile(raw, "rb")), raw))
         if compression == "gzip":
             return cast("IO[bytes]", gzip.open(path, "rb"))
         if compression == "bz2":
@@ -239,12 +278,12 @@ def open_stream(path: str, compression: Compression) -> IO[bytes]:
             import zstandard
 
             reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
-                open(path, "rb"),  # noqa: SIM115 - closed by the reader (closefd)
+                open_input(path, sequential=True),
                 read_across_frames=True,
                 closefd=True,
             )
             return reader
-        return open(path, "rb")
+        return open_input(path, sequential=True)
     except OSError as exc:
         raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
 

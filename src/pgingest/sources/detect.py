@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv as pycsv
 import io
 import json
-import os
 import re
 import sys
 import zipfile
@@ -32,6 +31,7 @@ from pgingest.sources.base import (
     read_block,
 )
 from pgingest.sources.encoding import decide, describe, evidence, scan_file
+from pgingest.sources.inputs import open_input, stat_input
 
 __all__ = ["decode_sample", "detect", "reader_for", "sniff_dialect"]
 
@@ -98,8 +98,8 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
     if fmt == "tsv" and options.delimiter not in (None, "\t"):
         raise ConfigError(f"format tsv means a tab delimiter, not {options.delimiter!r}")
     try:
-        size = os.stat(path).st_size
-        with open(path, "rb") as fh:
+        size = stat_input(path).st_size
+        with open_input(path) as fh:
             head = fh.read(8)
     except OSError as exc:
         raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
@@ -199,7 +199,7 @@ def _workbook_format(path: str, head: bytes) -> Format | None:
     """
     if head.startswith(_OLE_MAGIC):
         try:
-            with open(path, "rb") as fh:
+            with open_input(path) as fh:
                 directory = fh.read(1 << 20)
         except OSError as exc:
             raise SourceError(f"{path}: cannot open: {exc.strerror or exc}", path=path) from exc
@@ -211,7 +211,7 @@ def _workbook_format(path: str, head: bytes) -> Format | None:
             )
         return "xls"
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_input(path) as fh, zipfile.ZipFile(fh) as archive:
             names = set(archive.namelist())
             mimetype = archive.read("mimetype")[:64] if "mimetype" in names else b""
     except (zipfile.BadZipFile, OSError, KeyError) as exc:
@@ -235,7 +235,7 @@ _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 def _what_text_is(path: str) -> str:
     """What a file that is no workbook holds, in a few words, from its first bytes."""
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             head = fh.read(4096)
     except OSError:
         return "something else"
@@ -271,7 +271,8 @@ def _check_parquet(path: str) -> None:
     import pyarrow.parquet as pq
 
     try:
-        pq.read_metadata(path)
+        with open_input(path) as fh:
+            pq.read_metadata(fh)
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"{path}: corrupt Parquet file: {one_line(exc)}", path=path) from exc
 

@@ -21,6 +21,7 @@ from defusedxml import ElementTree
 
 from pgingest.errors import ConfigError, SourceError
 from pgingest.sources.base import ExcelOptions, one_line
+from pgingest.sources.inputs import local_copy
 
 if TYPE_CHECKING:
     import fastexcel
@@ -186,7 +187,7 @@ def open_workbook(path: str) -> fastexcel.ExcelReader:
     import fastexcel
 
     try:
-        return fastexcel.read_excel(path)
+        return fastexcel.read_excel(local_copy(path))
     except (fastexcel.FastExcelError, OSError, ValueError) as exc:
         raise SourceError(
             f"{path}: cannot read the workbook (corrupt, or password-protected?): {one_line(exc)}",
@@ -236,7 +237,7 @@ def _xlsx_peek(path: str, index: int, max_rows: int) -> list[int] | None:
     """Non-empty cells per row of the sheet's first ``max_rows`` rows, from its XML (a few KB
     read, where fastexcel would parse the whole sheet); ``None`` when that fails."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(local_copy(path)) as archive:
             part = _xlsx_sheet_part(archive, index)
             if part is None:
                 return None
@@ -270,7 +271,7 @@ def xlsx_merged_headers(path: str, index: int, row: int) -> dict[int, int]:
     0-based, relative to the first used column). Read only when the header has blank cells."""
     out: dict[int, int] = {}
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(local_copy(path)) as archive:
             part = _xlsx_sheet_part(archive, index)
             if part is None:
                 return out

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pgingest.config import LoadOptions, crash_point
-from pgingest.errors import ConcurrentLoadError, PgIngestError
+from pgingest.errors import ConcurrentLoadError, PgIngestError, SourceError
 from pgingest.manifest import replacement, store
 from pgingest.model import FileResult, LoadReport
 from pgingest.pg import citus, merge
 from pgingest.pg.errors import classify, describe, is_driver_error, is_gone, is_retryable
 from pgingest.pg.retry import RetryPolicy, retry
 from pgingest.pipeline.job import Lease, quietly
+from pgingest.sources.inputs import absolute, stat_input
 
 log = logging.getLogger("pgingest.replace")
 
@@ -459,13 +459,13 @@ def _changed(
     recorded: list[replacement.RecordedFile], paths: list[str], run_id: int | None
 ) -> str | None:
     """The first recorded file not given now, gone or changed (runs in a thread: stats)."""
-    listed = {os.path.abspath(p) for p in paths}
+    listed = {absolute(p) for p in paths}
     for f in recorded:
         if f.path not in listed:
             return f"{f.path} is not among the files given now"
         try:
-            stat = os.stat(f.path)
-        except OSError:
+            stat = stat_input(f.path)
+        except (OSError, SourceError):
             return f"{f.path} is gone"
         if stat.st_size != f.size or stat.st_mtime_ns != f.mtime_ns:
             return f"{f.path} changed since run {run_id} loaded it"

@@ -10,7 +10,6 @@ one after another in the order given.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 
 from pgingest.model import ArrowChunk
 from pgingest.pipeline.keyed.route import key_hashes, key_kind
+from pgingest.sources.inputs import is_virtual, open_input
 
 if TYPE_CHECKING:
     from pgingest.sources import Source
@@ -84,7 +84,8 @@ def _parquet_range(path: str, column: str, kind: str) -> tuple[Any, Any] | None:
     """The first key column's range from the row groups' statistics, without reading data."""
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(path)
+    with open_input(path) as handle:
+        meta = pq.read_metadata(handle)
     names = meta.schema.to_arrow_schema().names
     if column not in names:
         return None
@@ -136,8 +137,9 @@ def summarize_keys(
         if stats is not None:
             low, high = stats
             if not want_hashes:
-                return KeySummary(int(pq.read_metadata(path).num_rows), low, high, None)
-        parquet = pq.ParquetFile(path)
+                with open_input(path) as handle:
+                    return KeySummary(int(pq.read_metadata(handle).num_rows), low, high, None)
+        parquet = pq.ParquetFile(open_input(path) if is_virtual(path) else path)
         batches = (
             (b.rename_columns(list(key)), line)
             for b, line in _numbered(
@@ -292,12 +294,13 @@ def estimate_rows(source: Source) -> int | None:
     if info.format == "parquet":
         import pyarrow.parquet as pq
 
-        return int(pq.read_metadata(info.path).num_rows)
+        with open_input(info.path) as handle:
+            return int(pq.read_metadata(handle).num_rows)
     if info.compression != "none":
         return None
-    with open(info.path, "rb") as handle:
+    with open_input(info.path) as handle:
         head = handle.read(1 << 20)
     lines = head.count(b"\n") or 1
     if len(head) >= info.size:
         return max(0, lines - (1 if info.dialect and info.dialect.has_header else 0))
-    return int(os.path.getsize(info.path) * lines / len(head))
+    return int(info.size * lines / len(head))

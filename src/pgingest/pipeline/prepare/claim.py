@@ -16,6 +16,7 @@ from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash, fingerprint
 from pgingest.pipeline.context import FileTask, RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
+from pgingest.sources.inputs import absolute, is_remote
 
 AGAIN = "again: "
 """How a claim's reason starts when a file loaded before loads again (its rows were gone)."""
@@ -56,7 +57,7 @@ async def claim_file(
             (at most ``--lock-wait``).
     """
     path, options = task.path, task.options
-    abspath = os.path.abspath(path)  # noqa: ASYNC240 - getcwd, no disk I/O
+    abspath = absolute(path)  # a remote object: its display URL
     # A large file's hash is computed in the background: started before the loader was
     # (the read-ahead's, for the run's first file) or from its claim on, and waited for
     # only where the manifest needs it. Hashing a small file costs less than a second
@@ -65,7 +66,8 @@ async def claim_file(
     sha256: str | None = None
     if hashing is not None:
         sha256 = hashing.ready()
-    elif stat.st_size <= SMALL_FILE_BYTES:
+    elif stat.st_size <= SMALL_FILE_BYTES and not is_remote(path):
+        # (A remote object is known by its ETag and size: an unchanged one is not read.)
         # An unreadable file is claimed all the same: its opening fails, recorded.
         with contextlib.suppress(OSError):
             sha256 = fingerprint(path).sha256

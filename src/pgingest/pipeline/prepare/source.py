@@ -5,7 +5,6 @@ column)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ from pgingest.pipeline.discover import SMALL_FILE_BYTES, csv_options
 from pgingest.pipeline.readahead import excel_options
 from pgingest.sources import Source, detect, open_source
 from pgingest.sources.adapt import AdaptedSource, resolve_transform
+from pgingest.sources.inputs import getsize
 
 
 async def open_file(ctx: RunContext, path: str, options: LoadOptions) -> Source:
@@ -65,7 +65,7 @@ def small_enough(info: SourceInfo) -> bool:
 
 def _size(path: str) -> int:
     try:
-        return os.path.getsize(path)
+        return getsize(path)
     except OSError:
         return SMALL_FILE_BYTES + 1  # let detection report the problem
 
@@ -76,7 +76,7 @@ def files_found(paths: Sequence[str]) -> FilesFound:
     sizes = []
     for path in paths:
         try:
-            sizes.append((path, os.path.getsize(path)))
+            sizes.append((path, getsize(path)))
         except OSError:
             sizes.append((path, 0))
     return FilesFound(len(sizes), sum(n for _, n in sizes), tuple(sizes))
