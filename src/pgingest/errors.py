@@ -162,6 +162,12 @@ class TableChangedError(ManifestError):
     retryable = True
 
 
+class ColumnsChangedError(TableChangedError):
+    """Another load changed the types of the table's columns (widened them) after this file
+    was planned: its batches, encoded for the old types, are refused. Not retried as it is:
+    the file is claimed again (resumed after its committed batches) and planned anew."""
+
+
 # Signals between pgingest's own modules, caught where they are raised for; never a user's.
 
 

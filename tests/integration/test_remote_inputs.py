@@ -106,9 +106,8 @@ def run_cli(
 def total_rows(db: Any, tables: str = "abcde") -> int:
     """Rows in the per-file tables ``a`` .. ``e``, each id once across them.
 
-    Each format loads into its own table: files of several formats loading into one table at
-    once meet a loader race of their own (a binary COPY refused with 08P01 "insufficient data
-    left in message", about 1 run in 10 with local files too; see the branch's report)."""
+    Each format loads into its own table, so that a count tells which one lost rows (files of
+    several formats loading into one table at once: ``test_columns_changed.py``)."""
     union = " UNION ALL ".join(f"SELECT id::bigint AS id FROM {t}" for t in tables)
     assert db.val(f"SELECT count(*) - count(DISTINCT id) FROM ({union}) u") == 0
     return int(db.val(f"SELECT count(*) FROM ({union}) u"))

@@ -79,6 +79,20 @@ async def table_columns(conn: Any, schema: str, table: str) -> list[ColumnSpec] 
     return [ColumnSpec(name=r["attname"], pg_type=r["type"]) for r in rows]
 
 
+async def changed_types(
+    conn: Any, schema: str, table: str, columns: Sequence[str], types: Sequence[str]
+) -> list[str]:
+    """The ``columns`` whose type in the table is no longer the one in ``types`` (``"id:
+    integer -> bigint"``; a column gone: ``-> gone``): what a binary COPY encoded for
+    ``types`` needs to know after the server refused its stream."""
+    now = {c.name: c.pg_type for c in await table_columns(conn, schema, table) or []}
+    return [
+        f"{name}: {was} -> {now.get(name, 'gone')}"
+        for name, was in zip(columns, types, strict=True)
+        if now.get(name) != was
+    ]
+
+
 async def create_table(
     conn: Any, spec: TableSpec, extra_columns: str = ""
 ) -> tuple[list[ColumnSpec], bool]:

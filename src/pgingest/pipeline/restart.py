@@ -33,8 +33,10 @@ class Reason:
 
 
 TABLE_CHANGED = Reason("table_changed", tries=3)
-"""The file's table was truncated or recreated under it, taking its committed rows: the file
-is claimed again and loaded from its start."""
+"""The file's table was truncated or recreated under it, taking its committed rows, or
+another load changed its columns' types after the file was planned: the file is claimed
+again, from its start or after its committed batches, and planned against the table as it
+is."""
 CLIENT_PARSE = Reason("client_parse", tries=2)
 """The server's CSV parser refused the file's records (a quote inside a field, a blank line, a
 ragged row); nothing of it was kept: it is loaded again, parsed client-side."""

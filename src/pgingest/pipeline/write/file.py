@@ -9,12 +9,25 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from pgingest.config import LoadOptions, crash_point
-from pgingest.errors import PgIngestError, RowError, TooManyErrorsError
+from pgingest.errors import (
+    ColumnsChangedError,
+    PgIngestError,
+    RowError,
+    TableChangedError,
+    TooManyErrorsError,
+)
 from pgingest.manifest.record import FileRecord
 from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
 from pgingest.observability.progress import BatchDone
-from pgingest.pg import copy
-from pgingest.pg.errors import classify, copy_position, is_driver_error, is_gone, translate
+from pgingest.pg import copy, ddl
+from pgingest.pg.errors import (
+    classify,
+    copy_position,
+    is_driver_error,
+    is_gone,
+    is_retryable,
+    translate,
+)
 from pgingest.pg.retry import retry
 from pgingest.pipeline.context import RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
@@ -179,6 +192,25 @@ async def write_file(
             )
         )
 
+    async def refused_binary(exc: Exception, payload: Payload, conn: Any) -> None:
+        """A binary stream the server found malformed (08P01) is one encoded for types the
+        table no longer has (another load widened a column after this file's plan): raise
+        that, for the file to be planned again; else nothing (the error stands)."""
+        if payload.kind != "arrow" or getattr(exc, "sqlstate", None) != "08P01":
+            return
+        if conn is None or is_gone(conn):
+            return
+        current = live.current
+        changed = await ddl.changed_types(
+            conn, schema, table, current.columns, current.target_types
+        )
+        if changed:
+            ctx.tables.pop((schema, table), None)  # what the run knew of it: no longer true
+            raise ColumnsChangedError(
+                f"{path}: the columns of {qualified} changed while it loaded"
+                f" ({', '.join(changed)}): planned again"
+            ) from exc
+
     async def retried_batch(lease: Lease, index: int, payload: Payload) -> None:
         """COPY one batch in its own transaction; after a retryable error, again (on a fresh
         connection unless a conflict left it usable), unless the lost reply hid a commit."""
@@ -198,11 +230,15 @@ async def write_file(
                     return
             if payload.error is not None:
                 raise payload.error
-            async with (
-                ctx.stalls.guard(lease.conn, f"the COPY of batch {index}"),
-                lease.conn.transaction(),
-            ):
-                rows = await apply(lease.conn, index, payload)
+            try:
+                async with (
+                    ctx.stalls.guard(lease.conn, f"the COPY of batch {index}"),
+                    lease.conn.transaction(),
+                ):
+                    rows = await apply(lease.conn, index, payload)
+            except Exception as exc:
+                await refused_binary(exc, payload, lease.conn)
+                raise
             crash_point("batch-committed")
             done(index, payload, rows, began)
 
@@ -218,7 +254,10 @@ async def write_file(
             ctx.events.policy,
             on_error=lambda exc: ctx.events.db_error(exc, path),
             on_retry=retrying,
-            connection=lambda: lease.conn,
+            # A changed table is the file's to start over (planned anew), not the batch's.
+            retryable=lambda exc: (
+                not isinstance(exc, TableChangedError) and is_retryable(exc, lease.conn)
+            ),
         )
 
     async def attempt_batch(lease: Lease, index: int, payload: Payload) -> None:
