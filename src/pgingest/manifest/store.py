@@ -381,6 +381,16 @@ async def set_file_id(conn: Any, file_id: int) -> None:
     await conn.execute("SELECT set_config($1, $2, false)", FILE_ID_SETTING, str(file_id))
 
 
+async def loaded_paths(conn: Any, run_id: int | None) -> set[str]:
+    """The paths run ``run_id`` has loaded so far (as the manifest records them)."""
+    if run_id is None:
+        return set()
+    rows = await conn.fetch(
+        "SELECT path FROM pgingest.files WHERE run_id = $1 AND status = 'success'", run_id
+    )
+    return {r["path"] for r in rows}
+
+
 async def record_batch(conn: Any, file_id: int, batch: int, first_line: int, rows: int) -> None:
     """Inside a batch's transaction: record it; its primary key refuses a second application."""
     await conn.execute(

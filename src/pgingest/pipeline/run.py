@@ -152,11 +152,20 @@ async def _run(
             # A worker of a shared append starts at its own share of the files (the others
             # at theirs), so that workers claim different files instead of racing for each;
             # a keyed mode keeps the given order, as separate processes do.
-            first = 0
+            first, share = 0, None
             if joined is not None and options.mode == "append":
                 first = len(tasks) * joined.index // joined.count
+                share = len(tasks) * (joined.index + 1) // joined.count - first
             await _run_tasks(
-                ctx, modes, [t for _, t in tasks], refused, files_at_once, results, report, first
+                ctx,
+                modes,
+                [t for _, t in tasks],
+                refused,
+                files_at_once,
+                results,
+                report,
+                first,
+                share,
             )
             status = "success"
         except BaseException:
@@ -218,12 +227,32 @@ async def _run_tasks(
     results: list[FileResult | None],
     report: LoadReport,
     first: int = 0,
+    share: int | None = None,
 ) -> None:
     """Run the tasks, at most ``files_at_once`` at a time, each after the files it waits for
     (shared keys), starting at task ``first`` (then on round to those before it);
     ``--sectional-commit`` stops a folder at its first failure, ``--pause-every`` pauses
-    between files. Results go to ``results`` as they come."""
+    between files. Results go to ``results`` as they come.
+
+    ``share``: a worker of a shared run loads its ``share`` of tasks from ``first`` first;
+    then of the others only those the run has not loaded yet (one query, not a claim each:
+    the others' workers loaded most of them meanwhile), to take over a lost worker's."""
     limit = asyncio.Semaphore(files_at_once)
+    own = set(range(first, first + share)) if share is not None else None
+    own_left = [len(own or ())]
+    own_done = asyncio.Event()
+    if not own_left[0]:
+        own_done.set()
+    loaded: list[set[str]] = []
+    loaded_lock = asyncio.Lock()
+
+    async def loaded_by_the_run() -> set[str]:
+        async with loaded_lock:
+            if not loaded:
+                async with ctx.pool.acquire() as conn:
+                    loaded.append(await store.loaded_paths(conn, ctx.run_id))
+        return loaded[0]
+
     finished_files = [asyncio.Event() for _ in tasks]
     stopped_folders: dict[str, str] = {}
     finished = [0]
@@ -235,6 +264,10 @@ async def _run_tasks(
 
     async def one(index: int, task: FileTask) -> None:
         try:
+            if own is not None and index not in own:
+                await own_done.wait()
+                if absolute(task.path) in await loaded_by_the_run():
+                    return None  # another worker's: its result is the run's
             if index in refused:
                 return done(index, refused[index])
             # Wait outside the semaphore: a waiting file holds no slot.
@@ -247,6 +280,10 @@ async def _run_tasks(
                 await one_file(index, task)
         finally:
             finished_files[index].set()
+            if own is not None and index in own:
+                own_left[0] -= 1
+                if not own_left[0]:
+                    own_done.set()
 
     async def one_file(index: int, task: FileTask) -> None:
         folder = absolute(task.path).rsplit("/", 1)[0]
