@@ -294,11 +294,20 @@ BEGIN
         -- loading, or this one not hashed yet) is no match. Filtered here, not in the loop:
         -- a table may hold thousands of files of one size (fixed-width exports).
         FOR r IN
+            -- Two index lookups (by path, by content), not every file of this size: a table
+            -- of fixed-width exports holds thousands of one size, and each claim read them all.
             SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
                    f.table_oid, f.table_node, f.error
             FROM pgingest.files f
-            WHERE f.table_schema = p_schema AND f.table_name = p_table AND f.size = p_size
-              AND ((f.path = p_path AND f.mtime_ns = p_mtime) OR f.sha256 = p_sha)
+            WHERE f.id IN (
+                SELECT p.id FROM pgingest.files p
+                 WHERE p.path = p_path AND p.table_schema = p_schema
+                   AND p.table_name = p_table AND p.mtime_ns = p_mtime
+                UNION ALL
+                SELECT c.id FROM pgingest.files c
+                 WHERE c.sha256 = p_sha AND c.table_schema = p_schema
+                   AND c.table_name = p_table)
+              AND f.size = p_size
               AND (f.status <> 'reverted' OR f.id = ANY(v_gone) OR f.path = p_path)
               AND NOT f.id = ANY(v_passed)
             ORDER BY f.id DESC

@@ -36,7 +36,8 @@ loader that claimed it last (``host``, ``pid``: several loaders share a load, ``
 status`` names which loaded what and who is loading now); ``claim`` and ``complete`` commit
 asynchronously, ``complete`` clears the session's file id (a small file's connection goes back
 to the pool without a reset), and ``claim`` resumes an attempt only if it still is one once its
-row is locked."""
+row is locked; ``files_size_first`` replaces ``files_size``, and ``claim`` finds a file by its
+path and its content, no longer among every file of its size."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
@@ -76,7 +77,13 @@ _BOOTSTRAP = [
         finished_at timestamptz,
         error text)""",
     "CREATE INDEX IF NOT EXISTS files_content ON pgingest.files (sha256, table_schema, table_name)",
-    "CREATE INDEX IF NOT EXISTS files_size ON pgingest.files (table_schema, table_name, size)",
+    # The size first: every query of the manifest can take one index only, the one that leads
+    # with the column it looks for (path, content, size), even when planned on a manifest not
+    # analyzed yet (every equality guessed alike: an index on table and size, taken for a
+    # path's lookup, had each claim read every file of the table).
+    "CREATE INDEX IF NOT EXISTS files_size_first ON pgingest.files"
+    " (size, table_schema, table_name)",
+    "DROP INDEX IF EXISTS pgingest.files_size",
     "CREATE INDEX IF NOT EXISTS files_path ON pgingest.files (path)",
     "CREATE INDEX IF NOT EXISTS files_run ON pgingest.files (run_id)",
     """CREATE TABLE IF NOT EXISTS pgingest.file_batches (
