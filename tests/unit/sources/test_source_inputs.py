@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pgingest.pipeline.discover import discover, folder_table_name
@@ -41,6 +41,16 @@ SECRETISH = st.text(
     signature=SECRETISH,
     fragment=st.none() | SECRETISH,
 )
+@example(  # the password is also a path segment (what the check once misread)
+    scheme="http",
+    host="0",
+    port=None,
+    path=["0", "11111111"],
+    user="0",
+    password="11111111",
+    signature="00000000",
+    fragment=None,
+)
 def test_a_urls_user_info_query_and_fragment_never_survive_redaction(
     scheme, host, port, path, user, password, signature, fragment
 ):
@@ -51,7 +61,11 @@ def test_a_urls_user_info_query_and_fragment_never_survive_redaction(
         url += "#" + fragment
     shown = redact(url)
     assert shown == clean
-    assert password not in shown.split("://", 1)[1].replace(host, "").replace("/".join(path), "")
+    # (A password that is also a host or path segment is visible as that, rightly: the
+    # exact comparison above says the user info is gone; hypothesis found a password equal
+    # to a path segment, which the check below misread.)
+    if password not in clean:
+        assert password not in shown
     assert "?" not in shown
     assert "@" not in shown
     assert register(url) == shown
