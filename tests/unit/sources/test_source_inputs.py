@@ -47,7 +47,7 @@ SECRETISH = st.text(
     port=None,
     path=["0", "11111111"],
     user="0",
-    password="11111111",
+    password="11111111",  # noqa: S106 - a generated test value
     signature="00000000",
     fragment=None,
 )
