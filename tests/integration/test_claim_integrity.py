@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import asyncpg
 
 from integrity import finish, same_size_csvs, start, together
+from processes import pgingest
 
 FILES = 8
 ROWS = 52_000  # 21 bytes a row: each file over 1 MiB, hashed in the background
@@ -130,31 +128,11 @@ def test_a_claim_does_not_resume_an_attempt_another_claim_is_abandoning(tmp_path
     p = tmp_path / "p.csv"
     p.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(5_000)))
     old_content = p.read_bytes()
-    env = {**os.environ, "PGINGEST_CRASH_AT": "batch-committed:1"}
-    killed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pgingest",
-            "load",
-            str(p),
-            "--dsn",
-            db.dsn,
-            "--schema",
-            db.schema,
-            "--table",
-            "t",
-            "--batch-size",
-            "1000",
-            "--internal-concurrency",
-            "1",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    killed = pgingest(
+        "load", str(p), "--dsn", db.dsn, "--schema", db.schema, "--table", "t",
+        "--batch-size", "1000", "--internal-concurrency", "1",
+        crash="batch-committed:1",
+    )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     sha = hashlib.sha256(old_content).hexdigest()
     [attempt] = db.fetch("SELECT id, run_id FROM pgingest.files WHERE path = $1", str(p))
