@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ main(sys.argv[3:])
 """
 
 
-def environment(crash: str | None = None) -> dict[str, str]:
-    """The test process's environment, with ``PGINGEST_CRASH_AT`` set only when asked."""
-    env = dict(os.environ)
+def environment(crash: str | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment (or ``base``), with ``PGINGEST_CRASH_AT`` set only when
+    asked."""
+    env = dict(os.environ if base is None else base)
     env.pop("PGINGEST_CRASH_AT", None)
     if crash is not None:
         env["PGINGEST_CRASH_AT"] = crash
@@ -37,15 +38,19 @@ def environment(crash: str | None = None) -> dict[str, str]:
 
 
 def pgingest(
-    *args: str, crash: str | None = None, timeout: float = 120
+    *args: str,
+    crash: str | None = None,
+    timeout: float = 120,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``pgingest ARGS`` to its end (or its crash point) and return what it did."""
+    """Run ``pgingest ARGS`` to its end (or its crash point) and return what it did; ``env``:
+    the whole environment to run it in (default: the test process's)."""
     return subprocess.run(
         [sys.executable, "-m", "pgingest", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=environment(crash),
+        env=environment(crash, env),
         check=False,
     )
 

@@ -5,15 +5,14 @@ that many rows, and nothing of the tool's own (staging tables) may be left behin
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pgingest.config import CRASH_POINTS
+from processes import pgingest
 
 ROWS = 5_000
 BATCH = 1_000
@@ -25,18 +24,7 @@ def write_csv(path: Path, rows: int = ROWS) -> Path:
 
 
 def run_load(db, *args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("PGINGEST_CRASH_AT", None)
-    if crash is not None:
-        env["PGINGEST_CRASH_AT"] = crash
-    return subprocess.run(
-        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    return pgingest("load", "--dsn", db.dsn, "--schema", db.schema, *args, crash=crash)
 
 
 def leftovers(db) -> list[str]:

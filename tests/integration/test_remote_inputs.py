@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import xlsxwriter
 
+from processes import pgingest
 from remote_servers import env_for_s3, http_file_server, moto_server
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - moto's test key
@@ -89,18 +89,10 @@ def bucket(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: Any) ->
 def run_cli(
     db: Any, *args: str, env: dict[str, str] | None = None, crash: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, **(env or {})}
-    environ.pop("PGINGEST_CRASH_AT", None)
-    if crash is not None:
-        environ["PGINGEST_CRASH_AT"] = crash
-    return subprocess.run(
-        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema, *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=environ,
-        check=False,
-    )
+    return pgingest(
+        "load", "--dsn", db.dsn, "--schema", db.schema, *args,
+        crash=crash, timeout=180, env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def total_rows(db: Any, tables: str = "abcde") -> int:
@@ -273,13 +265,7 @@ def test_a_presigned_url_leaves_no_query_string_or_user_info_anywhere(served, db
         == f"{base}/s.csv"
     )
     # revert --file takes the URL as given (its query string and user info dropped too).
-    reverted = subprocess.run(
-        [sys.executable, "-m", "pgingest", "revert", "--dsn", db.dsn, "--file", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    reverted = pgingest("revert", "--dsn", db.dsn, "--file", url)
     assert reverted.returncode == 0, reverted.stdout + reverted.stderr
     assert "5ecre7516na7ure" not in reverted.stdout + reverted.stderr
     assert db.count("t") == 0
@@ -487,28 +473,14 @@ def test_credentials_from_an_aws_profile(bucket, s3, db, tmp_path):
         AWS_CONFIG_FILE=str(tmp_path / "config"),
         AWS_EC2_METADATA_DISABLED="true",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema, url],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=environ,
-        check=False,
-    )
+    done = pgingest("load", "--dsn", db.dsn, "--schema", db.schema, url, timeout=180, env=environ)
     assert done.returncode == 0, done.stdout + done.stderr
     assert db.count("a") == 4
     assert SECRET not in done.stdout + done.stderr
     assert "AKIAPROFILEKEY" not in done.stdout + done.stderr + manifest_text(db)
     # Another profile: none such, and nothing loads (so the first one's keys were used).
     environ["AWS_PROFILE"] = "nobody"
-    wrong = subprocess.run(
-        [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema, url],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=environ,
-        check=False,
-    )
+    wrong = pgingest("load", "--dsn", db.dsn, "--schema", db.schema, url, timeout=180, env=environ)
     assert wrong.returncode == 1
     assert "nobody" in wrong.stdout + wrong.stderr
     assert "Traceback" not in wrong.stderr

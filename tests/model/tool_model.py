@@ -54,7 +54,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from processes import environment, race
+from processes import environment, pgingest, race
 
 TIMEOUT = 120
 """Seconds one pgingest process may take before the step fails."""
@@ -311,14 +311,7 @@ class ToolMachine(RuleBasedStateMachine):
         return args
 
     def _run(self, args: list[str], crash: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pgingest", *args],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            env=environment(crash),
-            check=False,
-        )
+        return pgingest(*args, crash=crash, timeout=TIMEOUT)
 
     def _last_run(self) -> int:
         return int(fetch(self.dsn, "SELECT max(id) FROM pgingest.runs")[0][0])
