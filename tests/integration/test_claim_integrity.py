@@ -117,6 +117,101 @@ def test_two_copies_of_one_file_two_processes_load_once(tmp_path, db):
     }
 
 
+CLAIM = "SELECT * FROM pgingest.claim($1, $2, $3, $4, $5, 't', 'csv', $6, '{}', false, false, true)"
+
+
+async def behind_an_open_transaction(dsn, first, second):
+    """``first(a)`` in a transaction left open on connection a; ``second(b)`` started on
+    connection b; once b waits for a lock (10 s at most) or is done, a commits; what
+    ``second`` returned. The interleaving where one manifest call ends what another reads."""
+    a = await asyncpg.connect(dsn)
+    b = await asyncpg.connect(dsn)
+    try:
+        await a.execute("BEGIN")
+        await first(a)
+        other = asyncio.ensure_future(second(b))
+        for _ in range(200):
+            waiting = await a.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                b.get_server_pid(),
+            )
+            if waiting or other.done():
+                break
+            await asyncio.sleep(0.05)
+        await a.execute("COMMIT")
+        return await asyncio.wait_for(other, 30)
+    finally:
+        await a.close()
+        await b.close()
+
+
+def killed_before_complete(db, path):
+    """``path`` loaded into t with every batch committed, its process killed before it was
+    recorded complete: its attempt's id, run and rows."""
+    killed = pgingest(
+        "load", str(path), "--dsn", db.dsn, "--schema", db.schema, "--table", "t",
+        crash="before-complete",
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [attempt] = db.fetch("SELECT id, run_id, status FROM pgingest.files WHERE path = $1", str(path))
+    assert attempt["status"] == "running"
+    return attempt
+
+
+def test_a_claim_does_not_resume_a_file_whose_completion_is_committing(tmp_path, db):
+    """``complete`` lets go of the file's lock before it commits: a claim of the same file
+    in between took the lock, saw it running and resumed it, loading it a second time (the
+    per-size lock kept them apart before; now the attempt's row does). It must wait, then
+    skip the file as loaded."""
+    p = tmp_path / "p.csv"
+    p.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(100)))
+    attempt = killed_before_complete(db, p)
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+
+    async def complete(a):
+        await a.fetchrow(
+            "SELECT * FROM pgingest.complete($1, $2, 'csv', false, true)", attempt["id"], sha
+        )
+
+    async def claim(b):
+        st = p.stat()
+        return await b.fetchrow(
+            CLAIM, str(p), st.st_size, st.st_mtime_ns, None, db.schema, attempt["run_id"]
+        )
+
+    theirs = asyncio.run(behind_an_open_transaction(db.dsn, complete, claim))
+    assert (theirs["action"], theirs["reason"]) == ("skip", "already loaded"), dict(theirs)
+    assert db.count("t") == 100
+
+
+def test_two_names_of_one_content_completing_at_once_keep_it_once(tmp_path, db):
+    """Two copies of one content, both loaded, completed at the same moment: the second
+    must see the first's completion (both take the content's lock) and hand its rows back,
+    or the content is in the table twice."""
+    p = tmp_path / "p.csv"
+    p.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(100)))
+    q = tmp_path / "q.csv"
+    shutil.copy(p, q)
+    first = killed_before_complete(db, p)
+    # Its hash not known yet (as while a large file still loads): q is not taken for it.
+    db.execute(f"UPDATE pgingest.files SET sha256 = NULL WHERE id = {first['id']}")
+    second = killed_before_complete(db, q)
+    assert db.count("t") == 200  # each loaded its rows; neither is recorded yet
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    complete = "SELECT * FROM pgingest.complete($1, $2, 'csv', false, true)"
+
+    async def complete_first(a):
+        await a.fetchrow(complete, first["id"], sha)
+
+    async def complete_second(b):
+        return await b.fetchrow(complete, second["id"], sha)
+
+    theirs = asyncio.run(behind_an_open_transaction(db.dsn, complete_first, complete_second))
+    assert theirs["duplicate_of"] == first["id"], dict(theirs)
+    assert db.count("t") == 100
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == 100
+
+
 def test_a_claim_does_not_resume_an_attempt_another_claim_is_abandoning(tmp_path, db):
     """Issue 12 named the race untested: file p was interrupted with a batch committed; p
     then changed (another size), and the claim of its new version abandons the old attempt
@@ -142,43 +237,54 @@ def test_a_claim_does_not_resume_an_attempt_another_claim_is_abandoning(tmp_path
     with p.open("a") as handle:
         handle.write("5000,n5000\n")
 
-    claim = (
-        "SELECT * FROM pgingest.claim($1, $2, $3, $4, $5, 't', 'csv', $6, '{}', false, false, true)"
-    )
+    claim = CLAIM
 
-    async def race():
-        a = await asyncpg.connect(db.dsn)
-        b = await asyncpg.connect(db.dsn)
-        try:
-            await a.execute("BEGIN")
-            st = p.stat()
-            mine = await a.fetchrow(
-                claim, str(p), st.st_size, st.st_mtime_ns, None, db.schema, attempt["run_id"]
-            )
-            assert mine["action"] == "load"
-            assert mine["file_id"] != attempt["id"]
-            st = copy.stat()
-            other = asyncio.ensure_future(
-                b.fetchrow(
-                    claim, str(copy), st.st_size, st.st_mtime_ns, sha, db.schema, attempt["run_id"]
-                )
-            )
-            b_pid = b.get_server_pid()
-            for _ in range(200):  # until b waits for a's transaction (10 s at most)
-                waiting = await a.fetchval(
-                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", b_pid
-                )
-                if waiting or other.done():
-                    break
-                await asyncio.sleep(0.05)
-            await a.execute("COMMIT")
-            return await asyncio.wait_for(other, 30)
-        finally:
-            await a.close()
-            await b.close()
+    async def mine(a):
+        st = p.stat()
+        row = await a.fetchrow(
+            claim, str(p), st.st_size, st.st_mtime_ns, None, db.schema, attempt["run_id"]
+        )
+        assert row["action"] == "load"
+        assert row["file_id"] != attempt["id"]
 
-    theirs = asyncio.run(race())
+    async def theirs_(b):
+        st = copy.stat()
+        return await b.fetchrow(
+            claim, str(copy), st.st_size, st.st_mtime_ns, sha, db.schema, attempt["run_id"]
+        )
+
+    theirs = asyncio.run(behind_an_open_transaction(db.dsn, mine, theirs_))
     assert theirs["action"] == "load"
     assert list(theirs["done_batches"]) == [], dict(theirs)  # not a resume of removed rows
     assert theirs["file_id"] != attempt["id"]
     assert db.count("t") == 0  # the abandoned attempt's rows are gone, none resumed
+
+
+def test_a_changed_file_does_not_abandon_its_old_version_while_that_completes(tmp_path, db):
+    """The claim of a changed file abandons its path's unfinished attempt (rows removed,
+    marked failed); an attempt whose ``complete`` is committing is not unfinished: its rows
+    and its record as loaded stay (the new version then replaces it as a loaded one)."""
+    p = tmp_path / "p.csv"
+    p.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(100)))
+    attempt = killed_before_complete(db, p)
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    with p.open("a") as handle:
+        handle.write("100,n100\n")
+
+    async def complete(a):
+        await a.fetchrow(
+            "SELECT * FROM pgingest.complete($1, $2, 'csv', false, true)", attempt["id"], sha
+        )
+
+    async def claim(b):
+        st = p.stat()
+        return await b.fetchrow(
+            CLAIM, str(p), st.st_size, st.st_mtime_ns, None, db.schema, attempt["run_id"]
+        )
+
+    theirs = asyncio.run(behind_an_open_transaction(db.dsn, complete, claim))
+    assert theirs["action"] == "load"
+    assert theirs["file_id"] != attempt["id"]
+    [old] = db.fetch("SELECT status, rows, error FROM pgingest.files WHERE id = $1", attempt["id"])
+    assert (old["status"], old["rows"], old["error"]) == ("success", 100, None)
+    assert db.count("t") == 100
