@@ -273,9 +273,11 @@ BEGIN
     END IF;
     SELECT * INTO v FROM pgingest.table_identity(p_schema, p_table);
     v_old_version := p_replace AND EXISTS (
-        SELECT 1 FROM pgingest.files f
-        WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
-          AND f.status = 'success' AND f.sha256 IS DISTINCT FROM p_sha);
+        WITH at_path AS MATERIALIZED (  -- (by path first: see the twin lookup in complete)
+            SELECT f.status, f.sha256 FROM pgingest.files f
+             WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table)
+        SELECT 1 FROM at_path
+         WHERE at_path.status = 'success' AND at_path.sha256 IS DISTINCT FROM p_sha);
     -- The table's latest loaded file says which table the manifest knew: when that is not
     -- the table there now, find out first which files' rows are still in it.
     SELECT f.table_oid, f.table_node INTO v_known FROM pgingest.files f
@@ -295,19 +297,23 @@ BEGIN
         -- a table may hold thousands of files of one size (fixed-width exports).
         FOR r IN
             -- Two index lookups (by path, by content), not every file of this size: a table
-            -- of fixed-width exports holds thousands of one size, and each claim read them all.
-            SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
-                   f.table_oid, f.table_node, f.error
-            FROM pgingest.files f
-            WHERE f.id IN (
-                SELECT p.id FROM pgingest.files p
-                 WHERE p.path = p_path AND p.table_schema = p_schema
-                   AND p.table_name = p_table AND p.mtime_ns = p_mtime
+            -- of fixed-width exports holds thousands of one size. Run first (MATERIALIZED):
+            -- left to the planner (no statistics on a new manifest), they ran once per file
+            -- of this size.
+            WITH found AS MATERIALIZED (
+                SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
+                       f.table_oid, f.table_node, f.error, f.size
+                  FROM pgingest.files f
+                 WHERE f.path = p_path AND f.table_schema = p_schema
+                   AND f.table_name = p_table AND f.mtime_ns = p_mtime
                 UNION ALL
-                SELECT c.id FROM pgingest.files c
-                 WHERE c.sha256 = p_sha AND c.table_schema = p_schema
-                   AND c.table_name = p_table)
-              AND f.size = p_size
+                SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
+                       f.table_oid, f.table_node, f.error, f.size
+                  FROM pgingest.files f
+                 WHERE f.sha256 = p_sha AND f.table_schema = p_schema
+                   AND f.table_name = p_table)
+            SELECT DISTINCT ON (f.id) f.* FROM found f
+            WHERE f.size = p_size
               AND (f.status <> 'reverted' OR f.id = ANY(v_gone) OR f.path = p_path)
               AND NOT f.id = ANY(v_passed)
             ORDER BY f.id DESC
@@ -517,11 +523,13 @@ BEGIN
         END IF;
     END LOOP;
     IF v_replaces IS NULL AND p_replace THEN
-        SELECT f.id INTO v_replaces FROM pgingest.files f
-        WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table
-          AND f.status = 'success'
-          AND (f.sha256 IS DISTINCT FROM p_sha OR f.mtime_ns IS DISTINCT FROM p_mtime)
-        ORDER BY f.id DESC LIMIT 1;
+        WITH at_path AS MATERIALIZED (  -- (by path first: see the twin lookup in complete)
+            SELECT f.id, f.status, f.sha256, f.mtime_ns FROM pgingest.files f
+             WHERE f.path = p_path AND f.table_schema = p_schema AND f.table_name = p_table)
+        SELECT at_path.id INTO v_replaces FROM at_path
+        WHERE at_path.status = 'success'
+          AND (at_path.sha256 IS DISTINCT FROM p_sha OR at_path.mtime_ns IS DISTINCT FROM p_mtime)
+        ORDER BY at_path.id DESC LIMIT 1;
     END IF;
     INSERT INTO pgingest.files (run_id, path, sha256, size, mtime_ns, table_schema, table_name,
                                 format, status, chunking, replaces, table_oid, table_node,
@@ -590,11 +598,17 @@ BEGIN
     -- loaded beside it in the same run is such a twin.
     SELECT ru.options->>'mode' INTO v_mode FROM pgingest.runs ru WHERE ru.id = f.run_id;
     IF (NOT p_force OR coalesce(v_mode, 'append') NOT IN ('upsert', 'merge')) AND v.lineage THEN
-        SELECT o.id, o.path INTO twin FROM pgingest.files o
-        WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
-          AND o.table_name = f.table_name AND o.status = 'success' AND o.id <> p_id
-          AND o.rows > 0  -- (a rowless name of the content holds none of its rows)
-        ORDER BY o.id LIMIT 1;
+        -- The content's files first (MATERIALIZED): ordered by id and left to the planner,
+        -- the lookup walked every loaded file of the table in id order (files_loaded), a
+        -- cost growing with the table's files at every completion.
+        WITH same AS MATERIALIZED (
+            SELECT o.id, o.path, o.status, o.rows FROM pgingest.files o
+             WHERE o.sha256 = p_sha AND o.table_schema = f.table_schema
+               AND o.table_name = f.table_name)
+        SELECT same.id, same.path INTO twin FROM same
+        WHERE same.status = 'success' AND same.id <> p_id
+          AND same.rows > 0  -- (a rowless name of the content holds none of its rows)
+        ORDER BY same.id LIMIT 1;
         IF FOUND THEN
             EXECUTE format('DELETE FROM %I.%I WHERE _pgingest_file_id = $1',
                            f.table_schema, f.table_name) USING p_id;

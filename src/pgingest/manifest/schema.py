@@ -12,7 +12,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -37,7 +37,10 @@ status`` names which loaded what and who is loading now); ``claim`` and ``comple
 asynchronously, ``complete`` clears the session's file id (a small file's connection goes back
 to the pool without a reset), and ``claim`` resumes an attempt only if it still is one once its
 row is locked; ``files_size_first`` replaces ``files_size``, and ``claim`` finds a file by its
-path and its content, no longer among every file of its size."""
+path and its content, no longer among every file of its size. 9: ``claim`` and ``complete``
+run their lookups by path and by content first: on a manifest without statistics the planner
+ran them once per file of a size, or walked every loaded file of the table per completion
+(server time growing with the table's files)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
