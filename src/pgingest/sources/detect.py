@@ -463,6 +463,8 @@ def _split(
 ) -> tuple[list[list[str]], float] | None:
     """The sample's first records split this way and the share of them of the commonest
     width; ``None`` when that width is under two columns (or the split fails): no score."""
+    if delimiter not in text:  # every record one field wide (and no need to parse it)
+        return None
     try:
         rows = list(islice(_records(text, delimiter, quotechar, escapechar), _SNIFF_ROWS + 1))
     except pycsv.Error:
@@ -518,25 +520,33 @@ def _kind(value: str) -> Literal["empty", "typed", "text"]:
     return "text"
 
 
+def _mostly_typed(column: list[str]) -> bool:
+    """Whether at least 90% of the (non-empty) values look typed; stops at the 10% that
+    do not."""
+    untyped = 0
+    for value in column:
+        if _kind(value) != "typed":
+            untyped += 1
+            if untyped * 10 > len(column):
+                return False
+    return True
+
+
 def _sniff_header(rows: list[list[str]]) -> bool:
     """Is row 1 a header? Text above typed columns says yes, typed values say no."""
     if not rows:
         return True
     first, data = rows[0], rows[1:]
     first_kinds = [_kind(value) for value in first]
-    header_votes = data_votes = 0
+    data_votes = 0
     for j, kind in enumerate(first_kinds):
-        column = [row[j] for row in data if j < len(row) and row[j].strip()]
-        if not column:
+        if kind == "empty":  # no vote either way
             continue
-        typed = sum(1 for value in column if _kind(value) == "typed")
-        if typed * 10 >= len(column) * 9:
+        column = [row[j] for row in data if j < len(row) and row[j].strip()]
+        if column and _mostly_typed(column):
             if kind == "text":
-                header_votes += 1
-            elif kind == "typed":
-                data_votes += 1
-    if header_votes:
-        return True
+                return True  # one header vote decides
+            data_votes += 1
     if data_votes:
         return False
     # No typed column to compare against: a number or date in row 1 means data,
