@@ -132,8 +132,9 @@ def terminate_copy_when(db, src: Path, proc, table: str, after_batches: int) -> 
             return True
         if committed_batches(db, src) < after_batches:
             return False
+        # (A batch's COPY opens its transaction: its query is "BEGIN; COPY ...".)
         pids = db.fetch(
-            f"SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY %{table}%'"
+            f"SELECT pid FROM pg_stat_activity WHERE query LIKE '%COPY %{table}%'"
             " AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()"
         )
         for row in pids:

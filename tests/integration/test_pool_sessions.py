@@ -17,6 +17,7 @@ from tests.conftest import Db
 from pgingest.config import ConnectionSettings
 from pgingest.manifest import store
 from pgingest.pg import connect
+from pgingest.pg.transaction import Transaction
 
 HELD = (
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
@@ -116,9 +117,10 @@ def test_a_completed_file_leaves_nothing_in_its_session(db: Db, load: Any, tmp_p
             )
             assert claim.action == "load", claim
             assert claim.file_id is not None
-            async with conn.transaction():
+            async with Transaction(conn) as txn:
+                await txn.begin()
                 await conn.execute(f'INSERT INTO "{db.schema}".s (id, name) VALUES (3, $1)', "x")
-                await store.record_batch(conn, claim.file_id, 0, 2, 1)
+                store.record_batch(txn, claim.file_id, 0, 2, 1)
             done = await store.complete_file(
                 conn, claim.file_id, "f" * 64, fmt="csv", force=False, lineage=True
             )

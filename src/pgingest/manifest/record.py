@@ -13,6 +13,7 @@ from typing import Any
 
 from pgingest.manifest import replacement, store
 from pgingest.model import Reject
+from pgingest.pg.transaction import Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +41,19 @@ class FileRecord:
             await store.record_sha256(conn, self.file_id, sha256)
 
     async def record_batch(
-        self, conn: Any, batch: int, first_line: int, rows: int, rejects: Sequence[Reject]
+        self,
+        conn: Any,
+        txn: Transaction,
+        batch: int,
+        first_line: int,
+        rows: int,
+        rejects: Sequence[Reject],
     ) -> None:
-        """In the batch's transaction, after its rows: the batch committed with it, and its
-        bad rows set aside."""
+        """In the batch's transaction ``txn`` on ``conn``, after its rows: its bad rows set
+        aside, and the batch recorded as it commits."""
         if rejects:
             await store.record_rejects(conn, self.file_id, rejects)
-        await store.record_batch(conn, self.file_id, batch, first_line, rows)
+        store.record_batch(txn, self.file_id, batch, first_line, rows)
 
     async def committed_rows(self, conn: Any, batch: int) -> int | None:
         """The rows of ``batch`` when it committed (a retry asks first: the reply may have

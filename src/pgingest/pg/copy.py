@@ -27,13 +27,22 @@ if TYPE_CHECKING:
 _DATESTYLES = frozenset({"ISO, DMY", "ISO, MDY"})
 
 
-async def _set_datestyle(conn: Any, datestyle: str | None) -> None:
-    """``SET LOCAL datestyle`` for the transaction's COPY (one of ``_DATESTYLES``)."""
+def _set_datestyle(datestyle: str | None) -> str:
+    """``SET LOCAL datestyle`` for the transaction's COPY (one of ``_DATESTYLES``), to send
+    ahead of it in its query string; empty without one."""
     if datestyle is None:
-        return
+        return ""
     if datestyle not in _DATESTYLES:
         raise ValueError(f"unknown datestyle {datestyle!r}")
-    await conn.execute(f"SET LOCAL datestyle = '{datestyle}'")
+    return f"SET LOCAL datestyle = '{datestyle}'; "
+
+
+def _copy_from_stdin(schema: str, table: str, columns: Sequence[str], options: list[str]) -> str:
+    cols = ", ".join(quote_ident(c) for c in columns)
+    return (
+        f"COPY {quote_ident(schema)}.{quote_ident(table)} ({cols}) FROM STDIN"
+        f" ({', '.join(options)})"
+    )
 
 
 async def copy_csv(
@@ -44,24 +53,28 @@ async def copy_csv(
     chunk: CsvChunk,
     dialect: CsvDialect,
     datestyle: str | None = None,
+    *,
+    opening: str = "",
 ) -> int:
     """COPY one raw CSV chunk (whole records, no header) into the table; return rows copied.
 
     ``datestyle`` (``ISO, DMY`` or ``ISO, MDY``, inside a transaction) tells the server how
-    to read dates such as ``01/02/2026``, for this transaction only.
+    to read dates such as ``01/02/2026``, for this transaction only. ``opening``: statements
+    to send ahead of the COPY in its query string (a batch's ``BEGIN``: see
+    :mod:`pgingest.pg.transaction`).
     """
-    await _set_datestyle(conn, datestyle)
-    status = await conn.copy_to_table(
-        table,
-        schema_name=schema,
-        columns=list(columns),
-        source=memoryview(chunk.data),  # bytes would be taken for a path
-        format="csv",
-        delimiter=dialect.delimiter,
-        quote=dialect.quotechar,
-        escape=dialect.escapechar,
-        encoding=chunk.encoding,
-    )
+    options = [
+        "FORMAT csv",
+        f"DELIMITER {_literal(dialect.delimiter)}",
+        f"QUOTE {_literal(dialect.quotechar)}",
+    ]
+    if dialect.escapechar is not None:
+        options.append(f"ESCAPE {_literal(dialect.escapechar)}")
+    if chunk.encoding is not None:
+        options.append(f"ENCODING {_literal(chunk.encoding)}")
+    sql = opening + _set_datestyle(datestyle) + _copy_from_stdin(schema, table, columns, options)
+    # (asyncpg's copy_to_table builds its own statement: nothing can go ahead of it.)
+    status = await conn._copy_in(sql, memoryview(chunk.data), None)
     return _rows(status)
 
 
@@ -101,15 +114,17 @@ async def copy_csv_skipping(
     Returns:
         The rows copied, and the rows skipped.
     """
-    await _set_datestyle(conn, datestyle)
     if chunk.encoding not in _ENCODINGS or dialect.escapechar is not None:
         raise ValueError("copy_csv_skipping takes raw chunks of a known encoding")
-    cols = ", ".join(quote_ident(c) for c in columns)
-    sql = (
-        f"COPY {quote_ident(schema)}.{quote_ident(table)} ({cols}) FROM STDIN (FORMAT csv,"
-        f" DELIMITER {_literal(dialect.delimiter)}, QUOTE {_literal(dialect.quotechar)},"
-        f" ENCODING {_literal(chunk.encoding)}, ON_ERROR ignore, LOG_VERBOSITY verbose)"
-    )
+    options = [
+        "FORMAT csv",
+        f"DELIMITER {_literal(dialect.delimiter)}",
+        f"QUOTE {_literal(dialect.quotechar)}",
+        f"ENCODING {_literal(chunk.encoding)}",
+        "ON_ERROR ignore",
+        "LOG_VERBOSITY verbose",
+    ]
+    sql = _set_datestyle(datestyle) + _copy_from_stdin(schema, table, columns, options)
     notices: list[Any] = []
 
     def listen(_conn: Any, message: Any) -> None:
@@ -118,7 +133,7 @@ async def copy_csv_skipping(
     conn.add_log_listener(listen)
     try:
         # asyncpg's copy_to_table has no ON_ERROR option: its COPY-in primitive takes the
-        # statement (names quoted above, options from closed sets or quoted literals).
+        # statement (names quoted, options from closed sets or quoted literals).
         status = await conn._copy_in(sql, memoryview(chunk.data), None)
         await asyncio.sleep(0)  # notices are delivered through the event loop
     finally:

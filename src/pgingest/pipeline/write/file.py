@@ -29,6 +29,7 @@ from pgingest.pg.errors import (
     translate,
 )
 from pgingest.pg.retry import retry
+from pgingest.pg.transaction import Transaction
 from pgingest.pipeline.context import RunContext
 from pgingest.pipeline.discover import SMALL_FILE_BYTES
 from pgingest.pipeline.job import FileJob, Lease, first_error
@@ -125,13 +126,16 @@ async def write_file(
 
     sha_pending: list[str | None] = [None]
 
-    async def apply(conn: Any, index: int, payload: Payload) -> int:
+    async def apply(conn: Any, txn: Transaction, index: int, payload: Payload) -> int:
         replaced = replace_pending[0]
         replace_pending[0] = None
         try:
             sha = None
             if job.sha256 is None and job.hashing is not None:
                 sha = job.hashing.ready()  # known now: recorded with this batch
+            plain = plan.target is None and payload.kind != "arrow" and not recovery.server_skips
+            if replaced is not None or sha is not None or not plain:
+                await txn.begin()  # statements ahead of a plain COPY, which carries BEGIN
             await record.begin_batch(conn, replaced, sha)
             if sha is not None:
                 sha_pending[0] = sha
@@ -155,10 +159,11 @@ async def write_file(
                     CsvChunk(payload.data, payload.first_line, payload.encoding),
                     payload.dialect or CsvDialect(),
                     plan.datestyle,
+                    opening=txn.opening(),
                 )
                 rejects = payload.rejects
             began = time.perf_counter()
-            await record.record_batch(conn, index, payload.first_line, rows, rejects)
+            await record.record_batch(conn, txn, index, payload.first_line, rows, rejects)
             ctx.events.stage("manifest", began)
             crash_point("batch-copied")
         except BaseException:
@@ -233,9 +238,9 @@ async def write_file(
             try:
                 async with (
                     ctx.stalls.guard(lease.conn, f"the COPY of batch {index}"),
-                    lease.conn.transaction(),
+                    Transaction(lease.conn) as txn,
                 ):
-                    rows = await apply(lease.conn, index, payload)
+                    rows = await apply(lease.conn, txn, index, payload)
             except Exception as exc:
                 await refused_binary(exc, payload, lease.conn)
                 raise
@@ -294,11 +299,11 @@ async def write_file(
             began = time.perf_counter()
             payload: Payload | None = None
             try:
-                async with lease.conn.transaction():
+                async with Transaction(lease.conn) as txn:
                     while (item := await next_item(worker)) is not None:
                         payload = await encoded(item[1])
                         async with ctx.stalls.guard(lease.conn, f"the COPY of batch {item[0]}"):
-                            rows = await apply(lease.conn, item[0], payload)
+                            rows = await apply(lease.conn, txn, item[0], payload)
                         finished.append((item[0], payload, rows))
             except Exception as exc:
                 error = (
