@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from csv_strategies import TEXT as CSV_TEXT
 from pgingest.schema import infer
-from pgingest.schema.infer import TypeTracker, infer_pg_types
+from pgingest.schema.infer import DateOrder, TypeTracker, infer_pg_types
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -336,9 +336,9 @@ def text_columns(draw: st.DrawFn) -> list[list[str | None]]:
 
 
 def _tracked(
-    columns: list[list[str | None]], cuts: list[int], date_format: str | None, arrow: bool
-) -> tuple[list[str], list[str | None], list[int]]:
-    tracker = TypeTracker(date_format)  # type: ignore[arg-type]
+    columns: list[list[str | None]], cuts: list[int], date_format: DateOrder | None, arrow: bool
+) -> tuple[list[str], list[DateOrder | None], list[int]]:
+    tracker = TypeTracker(date_format)
     rows = len(columns[0])
     bounds = [0, *sorted(min(cut, rows) for cut in cuts), rows]
     for start, end in itertools.pairwise(bounds):
@@ -359,7 +359,10 @@ def _tracked(
     date_format=st.sampled_from([None, "dmy", "mdy"]),
 )
 def test_python_inference_decides_as_the_arrow_one(
-    head_rows: int, columns: list[list[str | None]], cuts: list[int], date_format: str | None
+    head_rows: int,
+    columns: list[list[str | None]],
+    cuts: list[int],
+    date_format: DateOrder | None,
 ) -> None:
     original = infer._HEAD_ROWS
     infer._HEAD_ROWS = head_rows  # hypothesis and function-scoped fixtures do not mix
