@@ -713,6 +713,30 @@ def infer_pg_types(table: pa.Table | pa.RecordBatch) -> list[str]:
     return tracker.types()
 
 
+def is_text_alone(values: Sequence[str], date_format: DateOrder | None = None) -> bool:
+    """Whether every value, inferred by itself, is text or a slash date.
+
+    No subset of such values infers another type than text, slash dates aside (their order is
+    the whole file's): each reason a value is text (a misfit of every pattern, a date that
+    does not exist, a number no type holds) holds for any set that includes it. A text column
+    of them is text by nature, which spares looking for a typed majority among its values.
+
+    Args:
+        values: Non-null values, as Python strings.
+        date_format: the run's date order.
+
+    Returns:
+        True when no value has a type of its own.
+    """
+    for value in values:
+        state = _ColumnState()
+        _observe(state, _PyValues([value]))
+        slash = bool(state.kinds) and state.kinds in _SLASH_TIMES
+        if not slash and state.pg_type(date_format) != TEXT:
+            return False
+    return True
+
+
 _SAFE_TYPE = re.compile(r"[a-z][a-z0-9_ ]*(\([0-9, ]+\))?(\[\])?", re.IGNORECASE)
 
 
