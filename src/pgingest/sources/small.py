@@ -76,6 +76,8 @@ class SmallCsvSource(CsvSource):
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        if text.startswith("\ufeff"):
+            return None  # pyarrow's reader would take it for a second byte order mark
         records = _records(text, d.delimiter, d.quotechar, d.newline)
         if records is None or any(len(r) != len(self._names) for r in records):
             return None

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from csv_strategies import TEXT as CSV_TEXT
 from pgingest.schema import infer
-from pgingest.schema.infer import DateOrder, TypeTracker, infer_pg_types
+from pgingest.schema.infer import DateOrder, TypeTracker, infer_pg_types, is_text_alone
+from pgingest.schema.validate import typed_majority
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -380,3 +381,23 @@ def test_unicode_case_folds_are_not_ascii_words(value: str) -> None:
     tracker = TypeTracker()
     tracker.update_columns([[value]])
     assert tracker.types() == infer_pg_types(pa.table({"c": [value]})) == ["text"]
+
+
+def _arrow_inference(values: pa.Array) -> str:
+    """The inference a sample's typed-majority search uses (columns.py's)."""
+    tracker = TypeTracker()
+    tracker.update(pa.table({"v": values}))
+    return "text" if tracker.date_orders()[0] is not None else tracker.types()[0]
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.one_of(text_values, st.sampled_from(["NA", "null", "n/a"])), max_size=12))
+def test_values_text_alone_have_no_typed_majority(values: list[str]) -> None:
+    if is_text_alone(values):
+        assert typed_majority(pa.array(values, pa.string()), _arrow_inference) is None
+
+
+def test_a_value_with_a_type_of_its_own_is_not_text_alone() -> None:
+    assert is_text_alone(["x", "", "NA", "2026-02-30", "1/2/2026"])
+    assert not is_text_alone(["x", "1"])
+    assert not is_text_alone(["x", "nan"])
