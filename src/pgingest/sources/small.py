@@ -123,6 +123,8 @@ def _records(text: str, delimiter: str, quote: str, newline: str) -> list[list[F
     byte or a backslash (COPY's ``\\.`` end marker)."""
     if "\x00" in text or "\\" in text:
         return None
+    if quote not in text:
+        return _unquoted_records(text, delimiter, newline)
     records: list[list[Field]] = []
     record: list[Field] = []
     i, n = 0, len(text)
@@ -167,3 +169,13 @@ def _records(text: str, delimiter: str, quote: str, newline: str) -> list[list[F
         record = []
         i += len(newline)
     return records
+
+
+def _unquoted_records(text: str, delimiter: str, newline: str) -> list[list[Field]] | None:
+    """:func:`_records` of a text without quotes: its lines split at the delimiter."""
+    lines = text.split(newline)
+    if lines[-1] == "":
+        lines.pop()  # the last record's line break
+    if "" in lines or any("\r" in line or "\n" in line for line in lines):
+        return None  # a blank line, or a line break of another style
+    return [[(value, False) for value in line.split(delimiter)] for line in lines]
