@@ -134,3 +134,18 @@ def test_a_completed_file_leaves_nothing_in_its_session(db: Db, load: Any, tmp_p
     third = tmp_path / "c.csv"
     third.write_text("id,name\n3,cy\n")  # the same content: ``complete`` finds it a duplicate
     assert asyncio.run(load_by_hand(third, True)) == (0, "", str(second))
+
+
+def test_the_server_version_needs_no_query_and_is_the_servers(pg_dsn):
+    from pgingest.pg import connect
+
+    async def both() -> tuple[int, int]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            asked = int(await conn.fetchval("SHOW server_version_num"))
+            return await connect.server_version(conn), asked
+        finally:
+            await conn.close()
+
+    reported, asked = asyncio.run(both())
+    assert reported == asked

@@ -196,9 +196,17 @@ async def create_pool(
 
 
 async def server_version(conn: Any) -> int:
-    """The server's ``server_version_num`` (e.g. 180004)."""
+    """The server's ``server_version_num`` (e.g. 180004): from the version it reported when
+    the connection started (no round trip), else asked."""
+    reported = conn.get_server_version()
+    if reported.major >= _TWO_PART_VERSIONS:  # "18.4": 180004 (asyncpg reads it as 18.0.4)
+        return int(reported.major * 10_000 + reported.micro)
     value = await conn.fetchval("SELECT current_setting('server_version_num')::int")
     return int(value)
+
+
+_TWO_PART_VERSIONS = 10
+"""From PostgreSQL 10 on, a version is major.minor."""
 
 
 async def connection_capacity(conn: Any) -> int | None:

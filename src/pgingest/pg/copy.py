@@ -12,10 +12,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pgpq
-from pgpq import encoders as pgpq_encoders
-from pgpq import schema as pgpq_schema
-
 from pgingest.errors import UnreadableNoticeError
 from pgingest.model import CsvChunk, CsvDialect
 from pgingest.schema.names import quote_ident
@@ -217,6 +213,10 @@ class BinaryEncoder:
 
     def __init__(self, schema: pa.Schema, json_columns: Sequence[str] = ()) -> None:
         """Build the encoder; ``json_columns`` are string columns sent as ``jsonb``."""
+        import pgpq
+        from pgpq import encoders as pgpq_encoders
+        from pgpq import schema as pgpq_schema
+
         encoders: dict[str, Any] = {}
         for field in schema:
             if field.name in json_columns:
@@ -234,6 +234,8 @@ class BinaryEncoder:
     def new_stream(self) -> Any:
         """A pgpq encoder for one COPY stream (header, batches, trailer; then it is finished):
         each batch is its own COPY, so each gets a fresh one from the cached builders."""
+        import pgpq
+
         return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(self.schema, self._encoders)
 
     def encode(self, batch: pa.RecordBatch) -> bytes:

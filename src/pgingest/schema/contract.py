@@ -19,10 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import ConfigError, ContractError
 from pgingest.schema.evolution import canonical_type, widened_type
@@ -30,6 +27,9 @@ from pgingest.schema.infer import parse_type_overrides
 from pgingest.schema.names import normalize_names, validate_identifier
 from pgingest.schema.pgtypes import pg_type_for_arrow
 from pgingest.schema.validate import invalid_values
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _EXAMPLES = 3
 """Bad values quoted per violation."""
@@ -160,6 +160,8 @@ def check_contract(
     Raises:
         ContractError: listing every violation.
     """
+    import pyarrow.compute as pc
+
     violations: list[str] = []
     present = set(names)
     for column in contract.columns:
@@ -193,6 +195,9 @@ def check_contract(
 
 
 def _type_violations(column: ColumnContract, values: Any, first_line: int) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     declared = column.pg_type or "text"
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         incoming = pg_type_for_arrow(values.type)

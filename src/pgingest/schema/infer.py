@@ -1,20 +1,26 @@
-"""Infer PostgreSQL column types from CSV text, vectorized with pyarrow.compute.
+"""Infer PostgreSQL column types from CSV text: vectorized with pyarrow.compute over Arrow
+batches, or with Python's ``re`` over a few rows held as Python strings (a small file, whose
+load then never imports pyarrow).
 
 A type is chosen only when PostgreSQL's input function accepts every value of the column and
 the value it reads back means what the text said: ``00123`` stays text, a 20-digit id is
 ``numeric``, a decimal with 16 significant digits is ``numeric`` rather than ``double
 precision``. Values are never stripped or otherwise rewritten; any doubt means ``text``.
+
+The two ways ask the same questions (:class:`_Values`) with the same patterns, and the rules
+that turn the answers into a type are written once, here.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import re
-from dataclasses import dataclass
-from typing import Literal
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pgingest.errors import ConfigError
 from pgingest.schema.pgtypes import (
@@ -29,19 +35,32 @@ from pgingest.schema.pgtypes import (
     TIMESTAMPTZ,
 )
 
-# All patterns are RE2 (pyarrow), anchored on the whole value, ASCII digits only.
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def _any_case(word: str) -> str:
+    """``word`` in either case, letter by letter (``[tT][rR]...``): ASCII letters only, as
+    PostgreSQL compares them. ``(?i)`` would fold Unicode too, in RE2 as in ``re``: both
+    read ``ye\u017f`` (long s) as ``yes``, which PostgreSQL refuses."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+# Every pattern is RE2 (pyarrow) and Python ``re`` alike (:func:`_python_pattern`): anchored
+# on the whole value, ASCII digits and letters only.
 _INTEGER = r"^[+-]?(?:0|[1-9][0-9]*)$"
-_SPECIAL_FLOAT = r"nan|[+-]?inf(?:inity)?"
-_SPECIAL = rf"^(?i:{_SPECIAL_FLOAT})$"
+_SPECIAL_FLOAT = rf"{_any_case('nan')}|[+-]?{_any_case('inf')}(?:{_any_case('inity')})?"
+_SPECIAL = rf"^(?:{_SPECIAL_FLOAT})$"
 _NUMBER = (
     r"^(?:[+-]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    rf"|(?i:{_SPECIAL_FLOAT}))$"
+    rf"|{_SPECIAL_FLOAT})$"
 )
 # Sixteen or more significant digits (trailing zeros count: they state a precision).
 _TOO_PRECISE = r"^[+-]?[0.]*[1-9](?:\.?[0-9]){15}"
 _BIG_EXPONENT = r"[eE][+-]?0*[1-9][0-9]{3,}$"
 _EXPONENT_PART = r"[eE].*$"
-_BOOLEAN = r"^(?i:true|false|t|f|yes|no)$"
+_NONZERO_DIGIT = r"[1-9]"
+_BOOLEAN = rf"^(?:{'|'.join(_any_case(w) for w in ('true', 'false', 't', 'f', 'yes', 'no'))})$"
 # Years 0001-9999: PostgreSQL has no year 0.
 _DATE_BODY = (
     r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
@@ -57,6 +76,7 @@ _ZONED_TIMESTAMP = rf"^{_DATE_BODY}[T ]{_TIME_BODY}{_OFFSET}$"
 _SLASH_DATE = r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
 _SLASH_TEMPORAL = rf"{_SLASH_DATE}(?:[T ]{_TIME_BODY})?$"
 _SLASH_PARTS = r"^(?P<a>[0-9]{1,2})/(?P<b>[0-9]{1,2})/(?P<y>[0-9]{4})"
+_TIME_SEPARATOR = ":"
 _MAX_MONTH = 12
 _TEMPORAL_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 """Cheap test that sends a column to the date and timestamp patterns."""
@@ -81,6 +101,7 @@ _MAX_BIG_EXPONENT_FREE_CHARS = 300
 the float8 range check already finds it (the mantissa would need ~700 leading zeros)."""
 
 _INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 _INT32_DIGITS = 9
 """Any integer text of at most 9 characters fits int32 without parsing it."""
 _INT64_CHARS = 20
@@ -112,6 +133,58 @@ DateOrder = Literal["dmy", "mdy"]
 _INT_TYPES = (INTEGER, BIGINT, NUMERIC)
 
 
+class _Values(Protocol):
+    """The non-null values of one column in one batch (never none), and the questions the
+    rules ask of them: :class:`_ArrowValues` answers with pyarrow.compute, :class:`_PyValues`
+    one value at a time in Python, the same answers."""
+
+    def __len__(self) -> int: ...
+
+    def byte_lengths(self) -> tuple[int, int]:
+        """The shortest and the longest value, in UTF-8 bytes."""
+        ...
+
+    def all_match(self, pattern: str, rows: int | None = None) -> bool:
+        """Whether every value (of the first ``rows``) matches ``pattern``."""
+        ...
+
+    def any_match(self, pattern: str, removing: str | None = None) -> bool:
+        """Whether a value matches ``pattern`` (once what matches ``removing`` is cut out)."""
+        ...
+
+    def count_match(self, pattern: str) -> tuple[int, _Values]:
+        """How many values match ``pattern``, and the values that do not."""
+        ...
+
+    def int64_range(self) -> tuple[int, int] | None:
+        """The smallest and largest value of integer text; ``None`` past int64's range."""
+        ...
+
+    def abnormal_floats(self) -> _Values | None:
+        """The values whose float8 is not finite and normal (NaN, infinity, overflow, below
+        the normal range, a true zero too); ``None`` when some value is no float8 text."""
+        ...
+
+    def dates_exist(self) -> bool:
+        """Whether the ``YYYY-MM-DD`` each value starts with is a day of the calendar (the
+        patterns let 2026-02-30 through)."""
+        ...
+
+    def prefix(self, chars: int) -> _Values:
+        """The first ``chars`` characters of each value."""
+        ...
+
+    def slash_bounds(self) -> tuple[int, int, int]:
+        """Of slash dates: the largest first part, the largest second part, the smallest
+        of both."""
+        ...
+
+    def slash_dates_exist(self, order: DateOrder) -> bool:
+        """Whether every slash date is a day of the calendar (31/02/2026 is not) when read
+        in ``order``."""
+        ...
+
+
 @dataclass(slots=True)
 class _ColumnState:
     """The evidence gathered about one column."""
@@ -127,7 +200,7 @@ class _ColumnState:
     """A slash date's first part is above 12: it is the day (``31/12/2026``)."""
     month_first_seen: bool = False
     """A slash date's second part is above 12: the month comes first (``12/31/2026``)."""
-    slash_dates: pa.ChunkedArray | None = None
+    slash_dates: list[_Values] = field(default_factory=list)
     """The slash dates kept while their order is open, to check them once it is known."""
 
     def date_order(self, default: DateOrder | None) -> DateOrder | None:
@@ -146,7 +219,7 @@ class _ColumnState:
         kinds = self.kinds
         if kinds and kinds in _SLASH_TIMES:
             order = self.date_order(default_order)
-            if order is None or not _slash_dates_valid(self.slash_dates, order):
+            if order is None or not all(d.slash_dates_exist(order) for d in self.slash_dates):
                 return TEXT
             return DATE if kinds == _Kind.SLASH_DATE else TIMESTAMP
         if kinds == _Kind.NONE or _Kind.TEXT in kinds:
@@ -170,101 +243,67 @@ class _ColumnState:
         return TEXT
 
 
-def _matches(values: pa.ChunkedArray, pattern: str) -> pa.ChunkedArray:
-    return pc.match_substring_regex(values, pattern)
-
-
-def _any(mask: pa.ChunkedArray) -> bool:
-    return pc.any(mask).as_py() is True
-
-
-def _head_matches(values: pa.ChunkedArray, pattern: str) -> bool:
-    """Whether the first rows all match: a cheap test that can only rule a type out."""
-    return pc.all(_matches(values.slice(0, _HEAD_ROWS), pattern)).as_py() is True
-
-
-def _all_match(values: pa.ChunkedArray, pattern: str) -> bool:
-    """Whether every (non-null) value matches; tries the first rows before all of them."""
-    if len(values) > _HEAD_ROWS and not _head_matches(values, pattern):
+def _all_match(values: _Values, pattern: str) -> bool:
+    """Whether every value matches; tries the first rows before all of them."""
+    if len(values) > _HEAD_ROWS and not values.all_match(pattern, _HEAD_ROWS):
         return False
-    return pc.all(_matches(values, pattern)).as_py() is True
+    return values.all_match(pattern)
 
 
-def _parse_int64(values: pa.ChunkedArray) -> pa.ChunkedArray | None:
-    """Integer text as int64, or None past int64's range (the regex vouched for the syntax)."""
-    try:
-        return pc.cast(values, pa.int64())
-    except pa.ArrowInvalid:
-        pass
-    try:  # Arrow refuses a leading "+", PostgreSQL does not
-        return pc.cast(pc.utf8_ltrim(values, characters="+"), pa.int64())
-    except pa.ArrowInvalid:
-        return None
-
-
-def _observe_integers(state: _ColumnState, values: pa.ChunkedArray, max_chars: int) -> None:
+def _observe_integers(state: _ColumnState, values: _Values, max_chars: int) -> None:
     if max_chars > _MAX_NUMBER_CHARS:
         state.kinds |= _Kind.TEXT
         return
     state.kinds |= _Kind.INTEGER
     if max_chars > _FLOAT_DIGITS and not state.beyond_float:
-        state.beyond_float = _any(_matches(values, _TOO_PRECISE))
+        state.beyond_float = values.any_match(_TOO_PRECISE)
     if state.int_width == len(_INT_TYPES) - 1 or max_chars <= _INT32_DIGITS:
         return
     width = len(_INT_TYPES) - 1
     if max_chars <= _INT64_CHARS:
-        parsed = _parse_int64(values)
-        if parsed is not None:
-            low, high = (pc.min_max(parsed)[key].as_py() for key in ("min", "max"))
-            width = 0 if _INT32[0] <= low and high <= _INT32[1] else 1
+        bounds = values.int64_range()
+        if bounds is not None:
+            width = 0 if _INT32[0] <= bounds[0] and bounds[1] <= _INT32[1] else 1
     state.int_width = max(state.int_width, width)
 
 
-def _observe_decimals(state: _ColumnState, values: pa.ChunkedArray, max_chars: int) -> None:
+def _observe_decimals(state: _ColumnState, values: _Values, max_chars: int) -> None:
     """Numbers, not all of them integers, maybe NaN or infinity."""
     if max_chars > _MAX_NUMBER_CHARS:
         state.kinds |= _Kind.TEXT
         return
-    try:
-        floats = pc.cast(values, pa.float64())
-    except pa.ArrowInvalid:  # pragma: no cover - Arrow reads every text the regex lets through
+    suspects = values.abnormal_floats()
+    if suspects is None:  # pragma: no cover - both read every text the pattern lets through
         # Keep what is certain: numeric reads any such text (but not NaN or infinity).
         state.kinds |= _Kind.DECIMAL
         state.beyond_float = True
-        if _any(_matches(values, _SPECIAL)):
+        if values.any_match(_SPECIAL):
             state.kinds |= _Kind.SPECIAL
-        if _any(_matches(values, _BIG_EXPONENT)):
+        if values.any_match(_BIG_EXPONENT):
             state.beyond_numeric = True
         return
-    in_range = pc.and_(pc.is_finite(floats), pc.greater_equal(pc.abs(floats), _DBL_MIN))
     specials = 0
-    if not pc.all(in_range).as_py():
-        # Rare values, so the regexes run on few: NaN and infinity, overflow, and text below
+    if len(suspects):
+        # Rare values, so the patterns run on few: NaN and infinity, overflow, and text below
         # float8's normal range, where only a true zero is safe (anything else underflows,
         # which PostgreSQL refuses, or becomes a subnormal that keeps fewer digits).
-        suspects = values.filter(pc.invert(in_range))
-        special = _matches(suspects, _SPECIAL)
-        specials = pc.sum(special).as_py() or 0
+        specials, suspects = suspects.count_match(_SPECIAL)
         if specials:
             state.kinds |= _Kind.SPECIAL
-            suspects = suspects.filter(pc.invert(special))
-        mantissas = pc.replace_substring_regex(suspects, pattern=_EXPONENT_PART, replacement="")
-        if _any(_matches(mantissas, "[1-9]")):
+        if suspects.any_match(_NONZERO_DIGIT, removing=_EXPONENT_PART):
             state.beyond_float = True
-        if _any(_matches(suspects, _BIG_EXPONENT)):
+        if suspects.any_match(_BIG_EXPONENT):
             state.beyond_numeric = True
     if specials == len(values):
         return
     state.kinds |= _Kind.DECIMAL
-    if max_chars > _MAX_BIG_EXPONENT_FREE_CHARS and _any(_matches(values, _BIG_EXPONENT)):
+    if max_chars > _MAX_BIG_EXPONENT_FREE_CHARS and values.any_match(_BIG_EXPONENT):
         state.beyond_numeric = True
     if not state.beyond_float and max_chars > _FLOAT_DIGITS:
-        state.beyond_float = _any(_matches(values, _TOO_PRECISE))
+        state.beyond_float = values.any_match(_TOO_PRECISE)
 
 
-def _observe_temporal(
-    state: _ColumnState, values: pa.ChunkedArray, min_chars: int, max_chars: int
-) -> None:
+def _observe_temporal(state: _ColumnState, values: _Values, min_chars: int, max_chars: int) -> None:
     """Dates, timestamps or timestamps with a UTC offset, never a mix of local and zoned."""
     if _all_match(values, _LOCAL_TEMPORAL):
         kinds = _Kind.NONE
@@ -277,78 +316,49 @@ def _observe_temporal(
     else:
         state.kinds |= _Kind.TEXT
         return
-    dates = values if max_chars == _DATE_CHARS else pc.utf8_slice_codeunits(values, 0, _DATE_CHARS)
-    try:
-        pc.cast(dates, pa.date32())  # the regex let 2026-02-30 and 2023-02-29 through
-    except pa.ArrowInvalid:
+    if not values.dates_exist():
         kinds = _Kind.TEXT
     state.kinds |= kinds
 
 
-def _slash_parts(values: pa.ChunkedArray) -> tuple[pa.Array, pa.Array, pa.Array]:
-    parts = pc.extract_regex(values.combine_chunks(), _SLASH_PARTS)
-    return tuple(pc.struct_field(parts, key) for key in ("a", "b", "y"))
-
-
-def _slash_dates_valid(values: pa.ChunkedArray | None, order: DateOrder) -> bool:
-    """Whether every slash date exists (31/02/2026 does not) when read in ``order``."""
-    if values is None or not len(values):
-        return True
-    first, second, year = _slash_parts(values)
-    day, month = (first, second) if order == "dmy" else (second, first)
-    iso = pc.binary_join_element_wise(
-        year, pc.utf8_lpad(month, 2, "0"), pc.utf8_lpad(day, 2, "0"), "-"
-    )
-    parsed = pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True)
-    again = pc.strftime(parsed, format="%Y-%m-%d")
-    if pc.any(pc.invert(pc.fill_null(pc.equal(again, iso), False))).as_py():
-        return False
-    return bool(pc.all(pc.not_equal(year, "0000")).as_py())
-
-
-def _observe_slash(state: _ColumnState, values: pa.ChunkedArray, max_chars: int) -> None:
+def _observe_slash(state: _ColumnState, values: _Values, max_chars: int) -> None:
     if not _all_match(values, _SLASH_TEMPORAL):
         state.kinds |= _Kind.TEXT
         return
-    first, second, _year = _slash_parts(values)
-    low_high = [pc.min_max(pc.cast(p, pa.int32())) for p in (first, second)]
-    if low_high[0]["max"].as_py() > _MAX_MONTH:
+    first_max, second_max, low = values.slash_bounds()
+    if first_max > _MAX_MONTH:
         state.day_first_seen = True
-    if low_high[1]["max"].as_py() > _MAX_MONTH:
+    if second_max > _MAX_MONTH:
         state.month_first_seen = True
-    if min(p["min"].as_py() for p in low_high) < 1:
+    if low < 1:
         state.kinds |= _Kind.TEXT
         return
-    dates = pc.utf8_slice_codeunits(values, 0, 10) if max_chars > _DATE_CHARS else values
-    kept = [] if state.slash_dates is None else list(state.slash_dates.chunks)
-    state.slash_dates = pa.chunked_array([*kept, *dates.chunks], pa.string())
-    short = pc.max(pc.binary_length(values)).as_py() <= _DATE_CHARS
-    has_time = pc.any(pc.match_substring(values, ":")).as_py()
-    if short or not has_time:
+    state.slash_dates.append(values.prefix(_DATE_CHARS) if max_chars > _DATE_CHARS else values)
+    has_time = values.any_match(_TIME_SEPARATOR)
+    if max_chars <= _DATE_CHARS or not has_time:
         state.kinds |= _Kind.SLASH_DATE
     if has_time:
         state.kinds |= _Kind.SLASH_TIMESTAMP
 
 
-def _observe(state: _ColumnState, column: pa.ChunkedArray) -> None:
-    """Fold one batch of a column into ``state``."""
-    if _Kind.TEXT in state.kinds or column.null_count == len(column):
+def _observe(state: _ColumnState, values: _Values | None) -> None:
+    """Fold one batch of a column (its non-null values, ``None`` if it has none) into
+    ``state``."""
+    if _Kind.TEXT in state.kinds or values is None:
         return
-    values = pc.drop_null(column)
-    lengths = pc.min_max(pc.binary_length(values))
-    if lengths["min"].as_py() == 0:
+    min_chars, max_chars = values.byte_lengths()
+    if min_chars == 0:
         state.kinds |= _Kind.TEXT  # a quoted empty string: no other type reads ""
         return
-    max_chars: int = lengths["max"].as_py()
     if _all_match(values, _INTEGER):
         _observe_integers(state, values, max_chars)
     elif _all_match(values, _NUMBER):
         _observe_decimals(state, values, max_chars)
     elif _all_match(values, _BOOLEAN):
         state.kinds |= _Kind.BOOLEAN
-    elif _head_matches(values, _TEMPORAL_START):  # the temporal patterns check every value
-        _observe_temporal(state, values, lengths["min"].as_py(), max_chars)
-    elif _head_matches(values, _SLASH_DATE):
+    elif values.all_match(_TEMPORAL_START, _HEAD_ROWS):  # the temporal patterns check all
+        _observe_temporal(state, values, min_chars, max_chars)
+    elif values.all_match(_SLASH_DATE, _HEAD_ROWS):
         _observe_slash(state, values, max_chars)
     else:
         state.kinds |= _Kind.TEXT
@@ -356,18 +366,240 @@ def _observe(state: _ColumnState, column: pa.ChunkedArray) -> None:
         state.kinds |= _Kind.TEXT  # final: later batches need not be looked at
 
 
-def _as_text_column(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column
+# -- Python strings ---------------------------------------------------------------------------
+
+
+@cache
+def _python_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` for Python's ``re``, searched as RE2 searches it: ``$`` is the end of the
+    value (``re``'s ``$`` also matches before a final line break)."""
+    return re.compile(pattern.replace("$", r"\Z"))
+
+
+class _PyValues:
+    """Values held as Python strings (see :class:`_Values`)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: list[str]) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def byte_lengths(self) -> tuple[int, int]:
+        lengths = [len(v) if v.isascii() else len(v.encode()) for v in self._values]
+        return min(lengths), max(lengths)
+
+    def all_match(self, pattern: str, rows: int | None = None) -> bool:
+        search = _python_pattern(pattern).search
+        return all(search(v) for v in self._values[:rows])
+
+    def any_match(self, pattern: str, removing: str | None = None) -> bool:
+        search = _python_pattern(pattern).search
+        values = self._values
+        if removing is not None:
+            values = [_python_pattern(removing).sub("", v) for v in values]
+        return any(search(v) for v in values)
+
+    def count_match(self, pattern: str) -> tuple[int, _Values]:
+        search = _python_pattern(pattern).search
+        rest = [v for v in self._values if not search(v)]
+        return len(self._values) - len(rest), _PyValues(rest)
+
+    def int64_range(self) -> tuple[int, int] | None:
+        numbers = [int(v) for v in self._values]
+        low, high = min(numbers), max(numbers)
+        return (low, high) if _INT64[0] <= low and high <= _INT64[1] else None
+
+    def abnormal_floats(self) -> _Values | None:
+        out = []
+        for value in self._values:
+            try:
+                number = float(value)
+            except ValueError:  # pragma: no cover - float() reads every number the pattern does
+                return None
+            if not (math.isfinite(number) and abs(number) >= _DBL_MIN):
+                out.append(value)
+        return _PyValues(out)
+
+    def dates_exist(self) -> bool:
+        try:
+            for v in self._values:
+                date(int(v[0:4]), int(v[5:7]), int(v[8:10]))
+        except ValueError:
+            return False
+        return True
+
+    def prefix(self, chars: int) -> _Values:
+        return _PyValues([v[:chars] for v in self._values])
+
+    def slash_bounds(self) -> tuple[int, int, int]:
+        parts = [_slash_numbers(v) for v in self._values]
+        firsts, seconds = [p[0] for p in parts], [p[1] for p in parts]
+        return max(firsts), max(seconds), min(*firsts, *seconds)
+
+    def slash_dates_exist(self, order: DateOrder) -> bool:
+        for v in self._values:
+            first, second, year = _slash_numbers(v)
+            day, month = (first, second) if order == "dmy" else (second, first)
+            try:
+                date(year, month, day)
+            except ValueError:  # year 0 too: PostgreSQL has none
+                return False
+        return True
+
+
+def _slash_numbers(value: str) -> tuple[int, int, int]:
+    """The first part, the second part and the year of a slash date."""
+    found = _python_pattern(_SLASH_PARTS).search(value)
+    if found is None:  # pragma: no cover - only values of the slash pattern are asked
+        raise ValueError(f"not a slash date: {value!r}")
+    return int(found["a"]), int(found["b"]), int(found["y"])
+
+
+# -- Arrow columns ----------------------------------------------------------------------------
+
+
+class _ArrowValues:
+    """Values held in an Arrow string column, asked with pyarrow.compute (see
+    :class:`_Values`)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: pa.ChunkedArray) -> None:
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _matches(self, pattern: str, values: pa.ChunkedArray | None = None) -> pa.ChunkedArray:
+        import pyarrow.compute as pc
+
+        return pc.match_substring_regex(self._values if values is None else values, pattern)
+
+    def byte_lengths(self) -> tuple[int, int]:
+        import pyarrow.compute as pc
+
+        lengths = pc.min_max(pc.binary_length(self._values))
+        return lengths["min"].as_py(), lengths["max"].as_py()
+
+    def all_match(self, pattern: str, rows: int | None = None) -> bool:
+        import pyarrow.compute as pc
+
+        values = self._values if rows is None else self._values.slice(0, rows)
+        return pc.all(self._matches(pattern, values)).as_py() is True
+
+    def any_match(self, pattern: str, removing: str | None = None) -> bool:
+        import pyarrow.compute as pc
+
+        values = self._values
+        if removing is not None:
+            values = pc.replace_substring_regex(values, pattern=removing, replacement="")
+        return pc.any(self._matches(pattern, values)).as_py() is True
+
+    def count_match(self, pattern: str) -> tuple[int, _Values]:
+        import pyarrow.compute as pc
+
+        found = self._matches(pattern)
+        count = pc.sum(found).as_py() or 0
+        rest = self._values.filter(pc.invert(found)) if count else self._values
+        return count, _ArrowValues(rest)
+
+    def int64_range(self) -> tuple[int, int] | None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            parsed = pc.cast(self._values, pa.int64())
+        except pa.ArrowInvalid:
+            try:  # Arrow refuses a leading "+", PostgreSQL does not
+                parsed = pc.cast(pc.utf8_ltrim(self._values, characters="+"), pa.int64())
+            except pa.ArrowInvalid:
+                return None
+        bounds = pc.min_max(parsed)
+        return bounds["min"].as_py(), bounds["max"].as_py()
+
+    def abnormal_floats(self) -> _Values | None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            floats = pc.cast(self._values, pa.float64())
+        except pa.ArrowInvalid:  # pragma: no cover - Arrow reads every text the regex lets through
+            return None
+        in_range = pc.and_(pc.is_finite(floats), pc.greater_equal(pc.abs(floats), _DBL_MIN))
+        if pc.all(in_range).as_py():
+            return _ArrowValues(self._values.slice(0, 0))
+        return _ArrowValues(self._values.filter(pc.invert(in_range)))
+
+    def dates_exist(self) -> bool:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            pc.cast(self.prefix(_DATE_CHARS)._values, pa.date32())
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    def prefix(self, chars: int) -> _ArrowValues:
+        import pyarrow.compute as pc
+
+        return _ArrowValues(pc.utf8_slice_codeunits(self._values, 0, chars))
+
+    def _slash_parts(self) -> tuple[pa.Array, pa.Array, pa.Array]:
+        import pyarrow.compute as pc
+
+        parts = pc.extract_regex(self._values.combine_chunks(), _SLASH_PARTS)
+        return tuple(pc.struct_field(parts, key) for key in ("a", "b", "y"))
+
+    def slash_bounds(self) -> tuple[int, int, int]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        first, second, _year = self._slash_parts()
+        low_high = [pc.min_max(pc.cast(p, pa.int32())) for p in (first, second)]
+        return (
+            low_high[0]["max"].as_py(),
+            low_high[1]["max"].as_py(),
+            min(p["min"].as_py() for p in low_high),
+        )
+
+    def slash_dates_exist(self, order: DateOrder) -> bool:
+        import pyarrow.compute as pc
+
+        first, second, year = self._slash_parts()
+        day, month = (first, second) if order == "dmy" else (second, first)
+        iso = pc.binary_join_element_wise(
+            year, pc.utf8_lpad(month, 2, "0"), pc.utf8_lpad(day, 2, "0"), "-"
+        )
+        parsed = pc.strptime(iso, format="%Y-%m-%d", unit="s", error_is_null=True)
+        again = pc.strftime(parsed, format="%Y-%m-%d")
+        if pc.any(pc.invert(pc.fill_null(pc.equal(again, iso), False))).as_py():
+            return False
+        return bool(pc.all(pc.not_equal(year, "0000")).as_py())
+
+
+def _arrow_values(column: pa.ChunkedArray, name: str) -> _ArrowValues | None:
+    """The non-null values of a text column (``None`` when it has none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if pa.types.is_null(column.type) or pa.types.is_string_view(column.type):
-        return column.cast(pa.string())
-    raise TypeError(f"column {name!r} is {column.type}; type inference reads string columns")
+        column = column.cast(pa.string())
+    elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise TypeError(f"column {name!r} is {column.type}; type inference reads string columns")
+    if column.null_count == len(column):
+        return None
+    return _ArrowValues(pc.drop_null(column))
 
 
 class TypeTracker:
     """Infers column types over a stream of batches of CSV text.
 
-    Feed it every batch (or a sample) with :meth:`update`; :meth:`types` then gives, per
+    Feed it every batch (or a sample) with :meth:`update` (Arrow) or :meth:`update_columns`
+    (Python strings: the same decisions, without pyarrow); :meth:`types` then gives, per
     column, the narrowest PostgreSQL type that every value seen so far fits without changing
     what it says.
     """
@@ -383,6 +615,13 @@ class TypeTracker:
         self._columns: list[_ColumnState] | None = None
         self._date_format = date_format
 
+    def _states(self, width: int) -> list[_ColumnState]:
+        if self._columns is None:
+            self._columns = [_ColumnState() for _ in range(width)]
+        elif width != len(self._columns):
+            raise ValueError(f"batch has {width} columns, earlier batches had {len(self._columns)}")
+        return self._columns
+
     def update(self, table: pa.Table | pa.RecordBatch) -> None:
         """Take one more batch into account.
 
@@ -395,17 +634,31 @@ class TypeTracker:
             TypeError: A column is not a string column.
             ValueError: The batch has a different number of columns than earlier ones.
         """
-        if self._columns is None:
-            self._columns = [_ColumnState() for _ in range(table.num_columns)]
-        elif table.num_columns != len(self._columns):
-            raise ValueError(
-                f"batch has {table.num_columns} columns, earlier batches had {len(self._columns)}"
-            )
-        for state, name, column in zip(
-            self._columns, table.column_names, table.columns, strict=True
-        ):
+        import pyarrow as pa
+
+        states = self._states(table.num_columns)
+        for state, name, column in zip(states, table.column_names, table.columns, strict=True):
+            if _Kind.TEXT in state.kinds:
+                continue
             chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
-            _observe(state, _as_text_column(chunked, name))
+            _observe(state, _arrow_values(chunked, name))
+
+    def update_columns(self, columns: Sequence[Sequence[str | None]]) -> None:
+        """Take one more batch into account, given as Python strings: what :meth:`update`
+        decides for the same values, without importing pyarrow (for a few rows).
+
+        Args:
+            columns: One sequence of values per column, ``None`` for an unquoted empty
+                field, ``""`` for a quoted one. Columns are matched by position.
+
+        Raises:
+            ValueError: The batch has a different number of columns than earlier ones.
+        """
+        for state, column in zip(self._states(len(columns)), columns, strict=True):
+            if _Kind.TEXT in state.kinds:
+                continue
+            values = [v for v in column if v is not None]
+            _observe(state, _PyValues(values) if values else None)
 
     def types(self) -> list[str]:
         """The PostgreSQL type of each column, in column order.
@@ -458,6 +711,30 @@ def infer_pg_types(table: pa.Table | pa.RecordBatch) -> list[str]:
     tracker = TypeTracker()
     tracker.update(table)
     return tracker.types()
+
+
+def is_text_alone(values: Sequence[str], date_format: DateOrder | None = None) -> bool:
+    """Whether every value, inferred by itself, is text or a slash date.
+
+    No subset of such values infers another type than text, slash dates aside (their order is
+    the whole file's): each reason a value is text (a misfit of every pattern, a date that
+    does not exist, a number no type holds) holds for any set that includes it. A text column
+    of them is text by nature, which spares looking for a typed majority among its values.
+
+    Args:
+        values: Non-null values, as Python strings.
+        date_format: the run's date order.
+
+    Returns:
+        True when no value has a type of its own.
+    """
+    for value in values:
+        state = _ColumnState()
+        _observe(state, _PyValues([value]))
+        slash = bool(state.kinds) and state.kinds in _SLASH_TIMES
+        if not slash and state.pg_type(date_format) != TEXT:
+            return False
+    return True
 
 
 _SAFE_TYPE = re.compile(r"[a-z][a-z0-9_ ]*(\([0-9, ]+\))?(\[\])?", re.IGNORECASE)

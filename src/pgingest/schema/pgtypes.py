@@ -7,11 +7,13 @@ value of it. :func:`normalize_arrow_type` then names the Arrow type the binary C
 
 from __future__ import annotations
 
-from typing import Final, Literal
-
-import pyarrow as pa
+from functools import cache
+from typing import TYPE_CHECKING, Final, Literal
 
 from pgingest.errors import TypeConflictError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PgType = Literal[
     "boolean",
@@ -90,6 +92,8 @@ def array_of(element: str) -> str:
 
 
 def _is_list(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return bool(
         pa.types.is_list(t)
         or pa.types.is_large_list(t)
@@ -118,6 +122,8 @@ def is_json_type(t: pa.DataType) -> bool:
     Returns:
         Whether the column must be converted to JSON text before it is sent.
     """
+    import pyarrow as pa
+
     if pa.types.is_dictionary(t):
         return is_json_type(t.value_type)
     if _is_list(t):
@@ -135,30 +141,36 @@ def _decimal_pg_type(t: pa.DataType) -> str:
     return f"numeric({precision},{scale})"
 
 
-_SCALAR_TYPES: dict[pa.DataType, str] = {
-    pa.bool_(): BOOLEAN,
-    pa.int8(): SMALLINT,
-    pa.int16(): SMALLINT,
-    pa.uint8(): SMALLINT,
-    pa.int32(): INTEGER,
-    pa.uint16(): INTEGER,
-    pa.int64(): BIGINT,
-    pa.uint32(): BIGINT,
-    pa.uint64(): NUMERIC,
-    pa.float16(): REAL,
-    pa.float32(): REAL,
-    pa.float64(): DOUBLE,
-    pa.date32(): DATE,
-    pa.date64(): DATE,
-    pa.string(): TEXT,
-    pa.large_string(): TEXT,
-    pa.string_view(): TEXT,
-    pa.binary(): BYTEA,
-    pa.large_binary(): BYTEA,
-    pa.binary_view(): BYTEA,
-    pa.null(): TEXT,
-    pa.month_day_nano_interval(): INTERVAL,
-}
+@cache
+def _scalar_types() -> dict[pa.DataType, str]:
+    """Arrow types that map to one PostgreSQL type (built on first use: the type names above
+    are imported by code that never touches pyarrow)."""
+    import pyarrow as pa
+
+    return {
+        pa.bool_(): BOOLEAN,
+        pa.int8(): SMALLINT,
+        pa.int16(): SMALLINT,
+        pa.uint8(): SMALLINT,
+        pa.int32(): INTEGER,
+        pa.uint16(): INTEGER,
+        pa.int64(): BIGINT,
+        pa.uint32(): BIGINT,
+        pa.uint64(): NUMERIC,
+        pa.float16(): REAL,
+        pa.float32(): REAL,
+        pa.float64(): DOUBLE,
+        pa.date32(): DATE,
+        pa.date64(): DATE,
+        pa.string(): TEXT,
+        pa.large_string(): TEXT,
+        pa.string_view(): TEXT,
+        pa.binary(): BYTEA,
+        pa.large_binary(): BYTEA,
+        pa.binary_view(): BYTEA,
+        pa.null(): TEXT,
+        pa.month_day_nano_interval(): INTERVAL,
+    }
 
 
 def pg_type_for_arrow(t: pa.DataType) -> str:
@@ -175,7 +187,9 @@ def pg_type_for_arrow(t: pa.DataType) -> str:
         TypeConflictError: No PostgreSQL type holds the values (unions, run-end encoded
             arrays and unknown extension types without a usable storage type).
     """
-    scalar = _SCALAR_TYPES.get(t)
+    import pyarrow as pa
+
+    scalar = _scalar_types().get(t)
     if scalar is not None:
         return scalar
     if isinstance(t, pa.UuidType):
@@ -227,6 +241,8 @@ def normalize_arrow_type(t: pa.DataType) -> pa.DataType:
     Returns:
         The Arrow type to cast the column to (``t`` itself when no cast is needed).
     """
+    import pyarrow as pa
+
     if pa.types.is_timestamp(t):
         return t if t.unit == "us" else pa.timestamp("us", tz=t.tz)
     if pa.types.is_time(t):

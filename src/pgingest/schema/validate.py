@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from functools import cache
+from typing import TYPE_CHECKING
 
 from pgingest.schema.evolution import canonical_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _WS = r"[ \t\n\r\f\v]*"
 _INTEGER_LIKE = rf"^{_WS}[+-]?(?:[0-9_]+|0[xXoObB][0-9a-fA-F_]+){_WS}$"
@@ -28,29 +30,43 @@ _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _HAS_DIGIT = r"[0-9]"
 _DATE_WORDS = r"^\s*(?i:epoch|infinity|-infinity|now|today|tomorrow|yesterday|allballs)\s*$"
 _RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1)}
-_FAST_CASTS: dict[str, pa.DataType] = {
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "numeric": pa.float64(),
-    "real": pa.float64(),
-    "double precision": pa.float64(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "boolean": pa.bool_(),
-}
-"""Arrow types whose parse of a text column, when it succeeds, proves every value valid."""
+
+
+@cache
+def _fast_casts() -> dict[str, pa.DataType]:
+    """Arrow types whose parse of a text column, when it succeeds, proves every value valid
+    (built on first use: importing this module does not import pyarrow)."""
+    import pyarrow as pa
+
+    return {
+        "smallint": pa.int16(),
+        "integer": pa.int32(),
+        "bigint": pa.int64(),
+        "numeric": pa.float64(),
+        "real": pa.float64(),
+        "double precision": pa.float64(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us"),
+        "boolean": pa.bool_(),
+    }
 
 
 def _all_false(values: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
     return pc.is_null(pc.fill_null(values, ""))
 
 
 def _not_matching(values: pa.Array, pattern: str) -> pa.Array:
+    import pyarrow.compute as pc
+
     return pc.invert(pc.match_substring_regex(values, pattern))
 
 
 def _integer_invalid(values: pa.Array, base: str) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     bad = _not_matching(values, _INTEGER_LIKE)
     low_high = _RANGES.get(base)
     if low_high is None:
@@ -66,6 +82,8 @@ def _integer_invalid(values: pa.Array, base: str) -> pa.Array:
 def _date_invalid(values: pa.Array) -> pa.Array:
     """ISO dates that do not exist (2026-02-30), and values without a digit that are not one
     of the special words; other forms (``Jan 5 2026``) are left to the server."""
+    import pyarrow.compute as pc
+
     iso = pc.match_substring_regex(values, _ISO_DATE)
     heads = pc.utf8_slice_codeunits(values, 0, 10)
     parsed = pc.strptime(heads, format="%Y-%m-%d", unit="s", error_is_null=True)
@@ -87,11 +105,14 @@ def invalid_values(values: pa.Array | pa.ChunkedArray, pg_type: str) -> pa.Array
         A boolean array, true where a value is invalid, or ``None`` when the type has no
         client-side check here (text, json, uuid, a domain ...): then only the server knows.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     t = canonical_type(pg_type)
     base = t.split("(", 1)[0]
-    fast = _FAST_CASTS.get(base)
+    fast = _fast_casts().get(base)
     if fast is not None:
         # Arrow's own parser accepts a subset of what the server does: when it reads the
         # whole column, no value is invalid, at a fraction of the regexes' cost.
@@ -139,6 +160,9 @@ class Majority:
 
 def markers_in(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Which values are missing-value markers (:data:`NULL_MARKERS`); nulls are not."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     lowered = pc.utf8_lower(values)
@@ -156,6 +180,9 @@ def typed_majority(
         infer: the narrowest type of values that all fit one (the inference's), ``text``
             when there is none.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = values.drop_null()
@@ -201,6 +228,9 @@ def text_by_nature(table: pa.Table, types: dict[str, str]) -> frozenset[str]:
     Returns:
         The names of the columns that may turn into text.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     out = set()
     for name, pg_type in types.items():
         if name not in table.column_names or canonical_type(pg_type) == "text":

@@ -11,19 +11,20 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import ConfigError, SourceError
 from pgingest.model import ArrowChunk, Chunk, SourceInfo
 from pgingest.sources.base import Source
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = ["SOURCE_FILE_COLUMN", "AdaptedSource", "resolve_transform"]
 
 SOURCE_FILE_COLUMN = "source_file"
 
-Transform = Callable[[pa.RecordBatch], Any]
+Transform = Callable[["pa.RecordBatch"], Any]
 
 
 def resolve_transform(spec: Callable[..., Any] | str) -> Transform:
@@ -88,6 +89,8 @@ class AdaptedSource:
         return list(getattr(self._inner, "warnings", ()))
 
     def _apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        import pyarrow as pa
+
         if self._source_file is not None:
             value = pa.array([self._source_file] * batch.num_rows, pa.string())
             if SOURCE_FILE_COLUMN not in batch.schema.names:
@@ -119,6 +122,8 @@ class AdaptedSource:
 
     def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
         """The inner sample (``skip_bad_records`` passed on), adapted."""
+        import pyarrow as pa
+
         table = self._inner.sample(max_rows, skip_bad_records=skip_bad_records)
         batch = table.combine_chunks().to_batches()
         first = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)

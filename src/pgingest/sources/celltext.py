@@ -12,8 +12,11 @@ PostgreSQL writes them (``true``/``false``). Vectorized with pyarrow, except dur
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 __all__ = ["duration_text", "to_text"]
 
@@ -36,6 +39,9 @@ def to_text(array: pa.Array | pa.ChunkedArray, *, workbook: bool = False) -> pa.
     Returns:
         A ``string`` array of the same length.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     t = array.type
@@ -61,6 +67,9 @@ def to_text(array: pa.Array | pa.ChunkedArray, *, workbook: bool = False) -> pa.
 
 
 def _float_text(array: pa.Array) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     values = array.cast(pa.float64())
     finite = pc.fill_null(pc.is_finite(values), False)
     integral = pc.and_(
@@ -87,12 +96,17 @@ def _float_text(array: pa.Array) -> pa.Array:
 
 def _trim_fraction(text: pa.Array) -> pa.Array:
     """``10:30:00.000`` -> ``10:30:00``, ``04:05:06.780`` -> ``04:05:06.78``."""
+    import pyarrow.compute as pc
+
     text = pc.replace_substring_regex(text, r"(\.\d*[1-9])0+$", r"\1")
     out: pa.Array = pc.replace_substring_regex(text, r"\.0+$", "")
     return out
 
 
 def _timestamp_text(array: pa.Array, *, workbook: bool) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not workbook:
         # Every digit of the unit (nanoseconds: nine), a time zone's instant in UTC with Z.
         out: pa.Array = array.cast(pa.string())
@@ -111,6 +125,8 @@ def _timestamp_text(array: pa.Array, *, workbook: bool) -> pa.Array:
 def duration_text(array: pa.Array) -> pa.Array:
     """Durations as ``[-]H:MM:SS[.fraction]`` (hours past 24 kept: ``49:00:05``), which
     PostgreSQL reads as an interval."""
+    import pyarrow as pa
+
     unit = array.type.unit
     per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
     digits = len(str(per_second)) - 1

@@ -40,6 +40,10 @@ def open_source(
         from pgingest.sources.ndjson import NdjsonSource
 
         return NdjsonSource(info)
+    from pgingest.sources.small import SMALL_CSV_BYTES, SmallCsvSource
+
+    if info.size <= SMALL_CSV_BYTES and info.compression == "none":
+        return SmallCsvSource(info, csv if csv is not None else CsvOptions())
     from pgingest.sources.csv import CsvSource
 
     return CsvSource(info, csv if csv is not None else CsvOptions())

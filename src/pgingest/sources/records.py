@@ -11,11 +11,14 @@ the chunks on which the two readings differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-Ints = npt.NDArray[np.int64]
+
+Ints: TypeAlias = "npt.NDArray[np.int64]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ def split_records(
     Returns:
         The records, in order.
     """
+    import numpy as np
+
     arr = np.frombuffer(data, np.uint8)
     n = len(arr)
     newlines = np.flatnonzero(arr == ord(newline)).astype(np.int64)
@@ -113,6 +118,8 @@ def _field_counts(
     arr: npt.NDArray[np.uint8], starts: Ints, ends: Ints, quotes: Ints, delimiter: int
 ) -> Ints:
     """Delimiters outside quotes per record, plus one."""
+    import numpy as np
+
     delims = np.flatnonzero(arr == delimiter).astype(np.int64)
     if not len(starts):
         return np.zeros(0, np.int64)
@@ -167,6 +174,8 @@ def python_records(
     Returns:
         The complete records and the bytes they take.
     """
+    import numpy as np
+
     cut = _python_records(data, first_line, delimiter, quote, newline, final)
     if not (final and len(cut.records) and cut.records.broken[-1]):
         return cut
@@ -215,6 +224,8 @@ def python_records(
 
 def _last_open(data: bytes, start: int, quote: str, delimiter: str) -> int:
     """Where the quoted field left open in the record at ``start`` opens."""
+    import numpy as np
+
     arr = np.frombuffer(data, np.uint8)
     opens, closes = _quoted_fields(arr, np.flatnonzero(arr == ord(quote)), ord(delimiter))
     open_at = opens[closes >= len(data)]
@@ -225,6 +236,8 @@ def _last_open(data: bytes, start: int, quote: str, delimiter: str) -> int:
 def _python_records(
     data: bytes, first_line: int, delimiter: str, quote: str, newline: str, final: bool
 ) -> Cut:
+    import numpy as np
+
     arr = np.frombuffer(data, np.uint8)
     n = len(arr)
     q_byte, d_byte = ord(quote), ord(delimiter)
@@ -275,12 +288,15 @@ def _python_records(
 
 
 _LF, _CR = 10, 13
-_NO_CLOSE = np.iinfo(np.int64).max
+_NO_CLOSE = 2**63 - 1
+"""int64's largest value: no closing quote."""
 
 
 def _quoted_fields(arr: npt.NDArray[np.uint8], quotes: Ints, delimiter: int) -> tuple[Ints, Ints]:
     """Where each quoted field opens and closes (the offsets of its two quotes; a field never
     closed closes at ``_NO_CLOSE``), in Python's reading: one step per quoted field."""
+    import numpy as np
+
     opens: list[int] = []
     closes: list[int] = []
     count = len(quotes)
@@ -323,9 +339,11 @@ def _closes_vectorized(quotes: Ints, candidates: Ints) -> tuple[Ints, Ints] | No
     After an opening quote, quotes in a row pair off (escaped quotes); the first run of an odd
     number of quotes ends with the closing one.
     """
+    import numpy as np
+
     count = len(quotes)
     if not len(candidates):
-        return _EMPTY_INTS, _EMPTY_INTS
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     starts = np.ones(count, np.bool_)
     starts[1:] = quotes[1:] != quotes[:-1] + 1
     run_of = np.cumsum(starts) - 1
@@ -351,6 +369,3 @@ def _closes_vectorized(quotes: Ints, candidates: Ints) -> tuple[Ints, Ints] | No
     if len(opens) > 1 and not (opens[1:] > closes[:-1]).all():
         return None
     return opens.astype(np.int64), closes.astype(np.int64)
-
-
-_EMPTY_INTS = np.zeros(0, np.int64)

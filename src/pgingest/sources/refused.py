@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from pgingest.model import CsvDialect
 from pgingest.sources.records import Ints, Records, split_records
 from pgingest.sources.repair import invalid_utf8_records, join_records, keep_bom
@@ -77,6 +75,7 @@ def parse_refused(
         What was found; ``None`` when the batch cannot be parsed client-side the way the
         server reads it (the caller keeps the server's error).
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -189,6 +188,8 @@ def copy_lines(data: bytes, dialect: CsvDialect) -> tuple[Records, Ints]:
     the stream's own (LF for a stream of LF line ends, CR otherwise). The count is taken when
     the whole record is read.
     """
+    import numpy as np
+
     records = split_records(
         data,
         1,
@@ -222,6 +223,8 @@ _LF, _CR = 10, 13
 def record_at(copy_line_numbers: Ints, stream_line: int) -> int:
     """The index of the record COPY names by "line ``stream_line``" (see :func:`copy_lines`);
     -1 when no record has that line."""
+    import numpy as np
+
     index = int(np.searchsorted(copy_line_numbers, stream_line))
     if index < len(copy_line_numbers) and copy_line_numbers[index] == stream_line:
         return index

@@ -13,11 +13,13 @@ byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from pgingest.sources.records import Ints, python_records
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "BadRecord",
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 _LF, _CR = 10, 13
+_NO_ARRAY: Any = ()
+"""What :class:`Marks` holds before its first chunk (its length is 0, as an empty array's)."""
 
 
 class Marks:
@@ -40,11 +44,13 @@ class Marks:
     one per reader, its buffers reused from chunk to chunk."""
 
     def __init__(self) -> None:
-        self.arr: npt.NDArray[np.uint8] = np.zeros(0, np.uint8)
-        self.quotes: Ints = _EMPTY
-        self.breaks: npt.NDArray[np.bool_] = np.zeros(0, np.bool_)
+        # Empty until the first chunk is marked: a reader made for a small file never
+        # marks one, and never imports numpy.
+        self.arr: npt.NDArray[np.uint8] = _NO_ARRAY
+        self.quotes: Ints = _NO_ARRAY
+        self.breaks: npt.NDArray[np.bool_] = _NO_ARRAY
         """True at the file's line break byte (LF, or CR in a file of CR line breaks)."""
-        self._scratch: npt.NDArray[np.bool_] = np.zeros(0, np.bool_)
+        self._scratch: npt.NDArray[np.bool_] = _NO_ARRAY
         self._line_byte = _LF
 
     def mark(self, data: bytes, quote: str, newline: bytes = b"\n") -> Marks:
@@ -58,8 +64,12 @@ class Marks:
         Returns:
             ``self``, for ``data`` now.
         """
+        import numpy as np
+
         n = len(data)
-        if len(self._scratch) < n:  # reused: fresh arrays of a few MB cost page faults
+        if (
+            self._scratch is _NO_ARRAY or len(self._scratch) < n
+        ):  # reused: fresh arrays of a few MB cost page faults
             self._scratch = np.empty(n + (n >> 2), np.bool_)
             self.breaks = np.empty(n + (n >> 2), np.bool_)
         arr = np.frombuffer(data, np.uint8)
@@ -68,33 +78,38 @@ class Marks:
         if quote_byte in data:
             self.quotes = np.flatnonzero(np.equal(arr, quote_byte[0], out=self._scratch[:n]))
         else:
-            self.quotes = _EMPTY
+            self.quotes = np.zeros(0, np.int64)
         self._line_byte = newline[-1]
         np.equal(arr, self._line_byte, out=self.breaks[:n])
         return self
 
     def scratch(self, size: int) -> npt.NDArray[np.bool_]:
         """A reusable bool array of ``size`` (the quote mask's buffer, free once marked)."""
-        if len(self._scratch) < size:
+        import numpy as np
+
+        if self._scratch is _NO_ARRAY or len(self._scratch) < size:
             self._scratch = np.empty(size, np.bool_)
         return self._scratch[:size]
 
     def lines(self, end: int) -> int:
         """Line breaks before ``end``."""
+        import numpy as np
+
         return int(np.count_nonzero(self.breaks[:end]))
 
     def parity_even(self, offset: int) -> bool:
         """Whether an even number of quotes comes before ``offset``."""
+        import numpy as np
+
         return not int(np.searchsorted(self.quotes, offset)) & 1
-
-
-_EMPTY = np.zeros(0, np.int64)
 
 
 def record_end_after(data: bytes, marks: Marks, size: int) -> int:
     """Where the first record ending at or past ``size`` bytes ends (just past a line break
     outside quotes as COPY reads them: an even number of quotes before it); else the last
     record end; -1 when no record ends in ``data``."""
+    import numpy as np
+
     line_break = bytes((marks._line_byte,))
     start = min(max(size - 1, 0), len(data))  # (the marks' buffers may be longer than data)
     at = data.find(line_break, start)
@@ -136,6 +151,8 @@ def copy_misreads(
         quote: quote character.
         newline: the file's line break: ``"\\n"``, ``"\\r\\n"`` or ``"\\r"``.
     """
+    import numpy as np
+
     if end <= 0:
         return False
     arr = marks.arr[:end]
@@ -187,6 +204,8 @@ def copy_misreads(
 
 def _blank_lines(arr: npt.NDArray[np.uint8], breaks: npt.NDArray[np.bool_], newline: str) -> Ints:
     """Line breaks ending an empty line."""
+    import numpy as np
+
     ends = np.flatnonzero(breaks)
     if not len(ends):
         return ends
@@ -202,6 +221,8 @@ def _blank_lines(arr: npt.NDArray[np.uint8], breaks: npt.NDArray[np.bool_], newl
 
 def _outside_quotes(offsets: Ints, quotes: Ints) -> bool:
     """Whether any offset lies outside quotes in COPY's reading (an even number before it)."""
+    import numpy as np
+
     if not len(offsets):
         return False
     return bool(((np.searchsorted(quotes, offsets) & 1) == 0).any())
@@ -270,6 +291,8 @@ def repair_chunk(
         The records taken (``end`` may be before the end of ``data`` when it does not end on
         a record end), rewritten, and those left out.
     """
+    import numpy as np
+
     cut = python_records(
         data, first_line, delimiter=delimiter, quote=quote, newline=newline, final=final
     )
@@ -303,6 +326,8 @@ def repair_chunk(
 
 def _records_with(data: bytes, starts: Ints, ends: Ints, needle: bytes) -> list[int]:
     """Indexes of the records holding ``needle``."""
+    import numpy as np
+
     found: list[int] = []
     at = data.find(needle)
     while at >= 0:
@@ -317,6 +342,8 @@ def _records_with(data: bytes, starts: Ints, ends: Ints, needle: bytes) -> list[
 
 def invalid_utf8_records(data: bytes, starts: Ints, ends: Ints) -> dict[int, str]:
     """Records holding bytes that are not UTF-8, with the first such byte of each."""
+    import numpy as np
+
     bad: dict[int, str] = {}
     if data.isascii():
         return bad
@@ -338,6 +365,8 @@ def invalid_utf8_records(data: bytes, starts: Ints, ends: Ints) -> dict[int, str
 
 def join_records(data: bytes, starts: Ints, ends: Ints) -> bytes:
     """The bytes of the given records, consecutive ones copied as one run."""
+    import numpy as np
+
     if not len(starts):
         return b""
     breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
@@ -383,6 +412,7 @@ def keep_bom(body: bytes) -> bytes:
 def write_records(table: object, delimiter: str, quote: str) -> bytes:
     """CSV of a table of text columns that COPY reads exactly: every value quoted (quotes
     doubled), NULL an unquoted empty field, one ``\\n`` after each record."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 

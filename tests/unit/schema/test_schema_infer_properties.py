@@ -1,8 +1,9 @@
 """Property tests: inference never picks a type that would change a value.
 
-Two checks on random columns: every value reads back with the same meaning in the inferred
-type (modelled in Python: Decimal for numbers, datetime for dates), and the vectorized
-inference agrees with a plain per-value reference written from the rules.
+Three checks on random columns: every value reads back with the same meaning in the inferred
+type (modelled in Python: Decimal for numbers, datetime for dates), the vectorized inference
+agrees with a plain per-value reference written from the rules, and the pure-Python inference
+(small files) decides as the vectorized one.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csv_strategies import TEXT as CSV_TEXT
 from pgingest.schema import infer
-from pgingest.schema.infer import TypeTracker, infer_pg_types
+from pgingest.schema.infer import DateOrder, TypeTracker, infer_pg_types, is_text_alone
+from pgingest.schema.validate import typed_majority
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -299,3 +302,102 @@ def test_short_decimals_are_double_precision(numbers: list[float]) -> None:
 @given(st.lists(st.dates(min_value=dt.date(1, 1, 1)), min_size=1))
 def test_iso_dates_are_date(days: list[dt.date]) -> None:
     assert infer_pg_types(pa.table({"c": [d.isoformat() for d in days]})) == ["date"]
+
+
+# --- the pure-Python inference (small files) decides as the vectorized one ----------------
+
+slash_texts = st.builds(
+    lambda a, b, y, sep, time: f"{a}/{b}/{y:04d}{sep}{time}",
+    st.integers(0, 40),
+    st.integers(0, 40),
+    st.integers(0, 2100),
+    st.sampled_from(["", "", " ", "T"]),
+    st.sampled_from(["", "10:30", "23:59:59.5", "24:00"]),
+)
+unicode_lookalikes = st.sampled_from(
+    # RE2's and Python's (?i) fold these into ASCII letters; PostgreSQL does not.
+    ["ye\u017f", "fal\u017fe", "\u0131nf", "\u0130NF", "na\u0274", "\u212a", "\uff11", "1\n"]
+)
+text_values = st.one_of(*families, junk_texts, slash_texts, unicode_lookalikes, CSV_TEXT)
+
+
+@st.composite
+def text_columns(draw: st.DrawFn) -> list[list[str | None]]:
+    """One to three columns of equal length, each mostly of one family."""
+    rows = draw(st.integers(0, 12))
+    out = []
+    for _ in range(draw(st.integers(1, 3))):
+        family = draw(st.sampled_from([*families, slash_texts, text_values]))
+        values = st.one_of(st.none(), family) if draw(st.booleans()) else family
+        column = draw(st.lists(values, min_size=rows, max_size=rows))
+        if rows and draw(st.integers(0, 9)) == 0:
+            column[draw(st.integers(0, rows - 1))] = draw(text_values)
+        out.append(column)
+    return out
+
+
+def _tracked(
+    columns: list[list[str | None]], cuts: list[int], date_format: DateOrder | None, arrow: bool
+) -> tuple[list[str], list[DateOrder | None], list[int]]:
+    tracker = TypeTracker(date_format)
+    rows = len(columns[0])
+    bounds = [0, *sorted(min(cut, rows) for cut in cuts), rows]
+    for start, end in itertools.pairwise(bounds):
+        batch = [column[start:end] for column in columns]
+        if arrow:
+            names = [f"c{i}" for i in range(len(batch))]
+            tracker.update(pa.table([pa.array(c, pa.string()) for c in batch], names=names))
+        else:
+            tracker.update_columns(batch)
+    return tracker.types(), tracker.date_orders(), tracker.ambiguous()
+
+
+@pytest.mark.parametrize("head_rows", [256, 1])
+@PROPERTY_SETTINGS
+@given(
+    columns=text_columns(),
+    cuts=st.lists(st.integers(0, 12), max_size=2),
+    date_format=st.sampled_from([None, "dmy", "mdy"]),
+)
+def test_python_inference_decides_as_the_arrow_one(
+    head_rows: int,
+    columns: list[list[str | None]],
+    cuts: list[int],
+    date_format: DateOrder | None,
+) -> None:
+    original = infer._HEAD_ROWS
+    infer._HEAD_ROWS = head_rows  # hypothesis and function-scoped fixtures do not mix
+    try:
+        arrow = _tracked(columns, cuts, date_format, arrow=True)
+        python = _tracked(columns, cuts, date_format, arrow=False)
+    finally:
+        infer._HEAD_ROWS = original
+    assert python == arrow
+
+
+@pytest.mark.parametrize("value", ["ye\u017f", "fal\u017fe", "\u0131nf", "\u0130nf", "1\n"])
+def test_unicode_case_folds_are_not_ascii_words(value: str) -> None:
+    # PostgreSQL compares "yes", "inf"... in ASCII only: these are text, whichever way.
+    tracker = TypeTracker()
+    tracker.update_columns([[value]])
+    assert tracker.types() == infer_pg_types(pa.table({"c": [value]})) == ["text"]
+
+
+def _arrow_inference(values: pa.Array) -> str:
+    """The inference a sample's typed-majority search uses (columns.py's)."""
+    tracker = TypeTracker()
+    tracker.update(pa.table({"v": values}))
+    return "text" if tracker.date_orders()[0] is not None else tracker.types()[0]
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.one_of(text_values, st.sampled_from(["NA", "null", "n/a"])), max_size=12))
+def test_values_text_alone_have_no_typed_majority(values: list[str]) -> None:
+    if is_text_alone(values):
+        assert typed_majority(pa.array(values, pa.string()), _arrow_inference) is None
+
+
+def test_a_value_with_a_type_of_its_own_is_not_text_alone() -> None:
+    assert is_text_alone(["x", "", "NA", "2026-02-30", "1/2/2026"])
+    assert not is_text_alone(["x", "1"])
+    assert not is_text_alone(["x", "nan"])

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from functools import cache
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from pgingest.config import LoadOptions
 from pgingest.errors import RowError
@@ -35,30 +32,51 @@ from pgingest.schema.evolution import canonical_type
 from pgingest.schema.validate import markers_in
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
     from pgingest.sources import Source
 
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 _TEXT_TYPES = ("text", "character varying", "character", "varchar", "char", "citext", "name")
 
-# splitmix64 constants: a cheap, well-mixing 64-bit finalizer.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _POSITIONS = 1024
 """Distinct per-position weights of the string hash (positions repeat after this many)."""
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
+class _Constants(NamedTuple):
+    """splitmix64's constants (a cheap, well-mixing 64-bit finalizer) and the string hash's
+    per-position weights, as numpy values."""
+
+    golden: np.uint64
+    mix1: np.uint64
+    mix2: np.uint64
+    weights: np.ndarray
+
+
+@cache
+def _constants() -> _Constants:
+    """Made on first use: importing this module (every load does) does not import numpy."""
+    import numpy as np
+
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    mix1, mix2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+    weights = _mix(np.arange(1, _POSITIONS + 1, dtype=np.uint64) * golden, mix1, mix2)
+    return _Constants(golden, mix1, mix2, weights | np.uint64(1))
+
+
+def _mix(h: np.ndarray, mix1: np.uint64 | None = None, mix2: np.uint64 | None = None) -> np.ndarray:
+    import numpy as np
+
+    if mix1 is None or mix2 is None:
+        mix1, mix2 = _constants().mix1, _constants().mix2
     with np.errstate(over="ignore"):
         h = h ^ (h >> np.uint64(30))
-        h = h * _MIX1
+        h = h * mix1
         h = h ^ (h >> np.uint64(27))
-        h = h * _MIX2
+        h = h * mix2
         mixed: np.ndarray = h ^ (h >> np.uint64(31))
         return mixed
-
-
-_WEIGHTS = _mix(np.arange(1, _POSITIONS + 1, dtype=np.uint64) * _GOLDEN) | np.uint64(1)
 
 
 def key_kind(pg_type: str) -> str | None:
@@ -79,12 +97,18 @@ def is_routable(key_types: Sequence[str]) -> bool:
 
 
 def _int_hash(values: pa.Array) -> np.ndarray:
+    import numpy as np
+
     data = values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     with np.errstate(over="ignore"):
-        return _mix(data.view(np.uint64) + _GOLDEN)
+        return _mix(data.view(np.uint64) + _constants().golden)
 
 
 def _text_hash(values: pa.Array) -> np.ndarray:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not pa.types.is_string(values.type):
         values = pc.cast(values, pa.string())
     n = len(values)
@@ -95,17 +119,17 @@ def _text_hash(values: pa.Array) -> np.ndarray:
     base, stop = int(offsets[0]), int(offsets[-1])
     lengths = np.diff(offsets).astype(np.int64)
     if stop == base:
-        return _mix(lengths.astype(np.uint64) * _GOLDEN)
+        return _mix(lengths.astype(np.uint64) * _constants().golden)
     data = np.frombuffer(buffers[2], dtype=np.uint8)[base:stop].astype(np.uint64)
     starts = (offsets[:-1] - base).astype(np.int64)
     positions = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
     with np.errstate(over="ignore"):
-        weighted = (data + np.uint64(1)) * _WEIGHTS[positions % _POSITIONS]
+        weighted = (data + np.uint64(1)) * _constants().weights[positions % _POSITIONS]
         sums = np.zeros(n, dtype=np.uint64)
         filled = lengths > 0
         # Empty strings add nothing: the non-empty ones' starts delimit every segment.
         sums[filled] = np.add.reduceat(weighted, starts[filled])
-        return _mix(sums ^ (lengths.astype(np.uint64) * _GOLDEN))
+        return _mix(sums ^ (lengths.astype(np.uint64) * _constants().golden))
 
 
 def key_hashes(
@@ -116,6 +140,10 @@ def key_hashes(
     Raises:
         RowError: a NULL in a key column, or an integer key that is not an integer.
     """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     combined: np.ndarray | None = None
     for name, kind in zip(key, kinds, strict=True):
         column = batch.column(name)
@@ -140,12 +168,15 @@ def key_hashes(
         else:
             h = _text_hash(column)
         with np.errstate(over="ignore"):
-            combined = h if combined is None else _mix(combined * _MIX1 + h)
+            combined = h if combined is None else _mix(combined * _constants().mix1 + h)
     return combined if combined is not None else np.zeros(batch.num_rows, dtype=np.uint64)
 
 
 def _parse_ints(column: pa.Array, name: str, path: str, first_line: int) -> pa.Array:
     """CSV text of an integer key column as int64 (``007`` and ``7`` are one key)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     trimmed = pc.utf8_trim_whitespace(column)
     try:
         return pc.cast(trimmed, pa.int64())
@@ -168,11 +199,15 @@ def _parse_ints(column: pa.Array, name: str, path: str, first_line: int) -> pa.A
 def has_duplicates(hashes: np.ndarray) -> bool:
     """True when some hash repeats: the batch may hold a key twice (a collision only makes
     the apply take the last-occurrence path, which is right either way)."""
+    import numpy as np
+
     return len(hashes) > 1 and len(np.unique(hashes)) < len(hashes)
 
 
 def partition(hashes: np.ndarray, workers: int) -> list[np.ndarray]:
     """Row indices per worker, each in file order."""
+    import numpy as np
+
     if workers == 1:
         return [np.arange(len(hashes))]
     part = (hashes >> np.uint64(33)) % np.uint64(workers)
@@ -182,6 +217,8 @@ def partition(hashes: np.ndarray, workers: int) -> list[np.ndarray]:
 
 
 def _with_ordinal(batch: pa.RecordBatch, lines: np.ndarray) -> pa.RecordBatch:
+    import pyarrow as pa
+
     return batch.append_column(pa.field(STAGE_ORDINAL, pa.int64()), pa.array(lines))
 
 
@@ -212,6 +249,10 @@ def routed_batches(
     Raises:
         RowError: a NULL key, or an integer key that is not an integer.
     """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     path = source.info.path
     by_name = dict(zip(columns, target_types, strict=True))
     kinds = [key_kind(by_name[k]) or "text" for k in key]

@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from pgingest.model import ArrowChunk
 from pgingest.pipeline.keyed.route import key_hashes, key_kind
 from pgingest.sources.inputs import is_virtual, open_input
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
     from pgingest.sources import Source
 
 MAX_SKETCH_KEYS = 4_000_000
@@ -72,6 +71,9 @@ class Schedule:
 
 
 def _first_key_range(values: pa.Array, kind: str) -> tuple[Any, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if kind == "int" and not pa.types.is_integer(values.type):
         values = pc.cast(pc.utf8_trim_whitespace(values), pa.int64())
     elif kind == "text" and not pa.types.is_string(values.type):
@@ -121,6 +123,8 @@ def summarize_keys(
     (neither integer nor text: its text form may vary). Without ``want_hashes``, a Parquet
     file whose statistics give the range is not read at all (its hash set stays unknown).
     """
+    import pyarrow as pa
+
     by_name = dict(zip(columns, target_types, strict=True))
     kinds = [key_kind(by_name[k]) for k in key]
     if any(kind is None for kind in kinds):
@@ -165,6 +169,8 @@ def _scan(
     batches: Any, key: Sequence[str], kinds_ok: list[str], path: str, rows: int, low: Any, high: Any
 ) -> KeySummary:
     """One pass over the key columns: row count, first key column's range, key hashes."""
+    import numpy as np
+
     parts: list[np.ndarray] = []
     too_many = False
     ranged = low is not None
@@ -197,6 +203,8 @@ def overlap(a: KeySummary | None, b: KeySummary | None, *, ranges_only: bool = F
     ``ranges_only``: compare the key ranges alone (merge ``--delete-missing`` deletes within a
     file's range, so a later file's key inside an earlier file's range conflicts with it).
     """
+    import numpy as np
+
     if a is None or b is None:
         return True
     if a.rows == 0 or b.rows == 0:

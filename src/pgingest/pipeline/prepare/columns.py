@@ -6,19 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError
 from pgingest.model import ARROW_FORMATS, ColumnSpec
 from pgingest.schema.contract import Contract, TableContract, check_contract, parse_contract
 from pgingest.schema.evolution import canonical_type
-from pgingest.schema.infer import TypeTracker
+from pgingest.schema.infer import TypeTracker, is_text_alone
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
-from pgingest.schema.validate import typed_majority
+from pgingest.schema.validate import Majority, typed_majority
 from pgingest.sources import Source
 from pgingest.sources.base import open_stream, read_block
+from pgingest.sources.small import SmallCsvSource
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EXISTING_TABLE_SAMPLE_ROWS = 5_000
 """Rows of a CSV file sampled before it loads into an existing table with date or time
@@ -59,6 +62,69 @@ class _Typed:
     no_rows: bool = False
 
 
+class _TextSample:
+    """A CSV file's sample as Python strings (a small plain file: no pyarrow), one list of
+    values per column."""
+
+    def __init__(self, columns: list[list[str | None]]) -> None:
+        self.columns = columns
+        self.num_rows = len(columns[0]) if columns else 0
+        self.num_columns = len(columns)
+
+    def select(self, keep: list[int]) -> _TextSample:
+        return _TextSample([self.columns[i] for i in keep])
+
+    def typed(self) -> dict[int, str]:
+        return {}  # no transform made a column typed: that path reads Arrow
+
+    def infer(self, tracker: TypeTracker, text: list[int]) -> None:
+        tracker.update_columns([self.columns[i] for i in text])
+
+    def majority(self, i: int, options: LoadOptions) -> Majority | None:
+        values = [v for v in self.columns[i] if v is not None]
+        if is_text_alone(values, options.date_format):
+            return None  # the usual text column: no value has a type of its own
+        import pyarrow as pa
+
+        return typed_majority(pa.array(values, pa.string()), _inference(options))
+
+
+class _ArrowSample:
+    """A file's sample as an Arrow table (string columns, or typed by a transform)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.num_rows: int = table.num_rows
+        self.num_columns: int = table.num_columns
+
+    def select(self, keep: list[int]) -> _ArrowSample:
+        return _ArrowSample(self.table.select(keep))
+
+    def typed(self) -> dict[int, str]:
+        import pyarrow as pa
+
+        return {
+            i: pg_type_for_arrow(t)
+            for i, t in enumerate(self.table.schema.types)
+            if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
+        }
+
+    def infer(self, tracker: TypeTracker, text: list[int]) -> None:
+        tracker.update(self.table.select(text))
+
+    def majority(self, i: int, options: LoadOptions) -> Majority | None:
+        return typed_majority(self.table.column(i), _inference(options))
+
+
+def _read_sample(source: Source, rows: int, options: LoadOptions) -> _TextSample | _ArrowSample:
+    """The sample as Python strings when the reader can give them so, else as Arrow."""
+    if isinstance(source, SmallCsvSource):
+        columns = source.text_sample(rows)
+        if columns is not None:
+            return _TextSample(columns)
+    return _ArrowSample(source.sample(rows, skip_bad_records=options.on_error == "skip"))
+
+
 def _text_types(
     source: Source,
     names: list[str],
@@ -69,7 +135,7 @@ def _text_types(
     """Types of a CSV file's sample, its DateStyle, warnings and the columns holding
     missing-value markers; ``only`` these columns are inferred (the others get ``text``, for
     the caller to replace)."""
-    sample = source.sample(rows, skip_bad_records=options.on_error == "skip")
+    sample = _read_sample(source, rows, options)
     if options.text:
         return _Typed([TEXT] * len(names))
     if not sample.num_rows and only is None:
@@ -85,13 +151,9 @@ def _text_types(
         sample = sample.select(keep)
         names = [names[i] for i in keep]
     # A transform may have made columns typed: those keep their type, the text is inferred.
-    typed = {
-        i: pg_type_for_arrow(t)
-        for i, t in enumerate(sample.schema.types)
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
-    }
+    typed = sample.typed()
     text = [i for i in range(sample.num_columns) if i not in typed]
-    tracker.update(sample.select(text))
+    sample.infer(tracker, text)
     inferred = dict(zip(text, tracker.types(), strict=True))
     types = [typed.get(i) or inferred[i] for i in range(sample.num_columns)]
     path = source.info.path
@@ -119,7 +181,7 @@ def _text_types(
     for i in text:
         if types[i] != TEXT or names[i] in options.types:
             continue
-        majority = typed_majority(sample.column(i), _inference(options))
+        majority = sample.majority(i, options)
         if majority is None:
             continue
         types[i] = majority.pg_type
@@ -147,6 +209,8 @@ def _inference(options: LoadOptions) -> Callable[[pa.Array], str]:
     """The type inference of one column of text, with the run's date order."""
 
     def infer(values: pa.Array) -> str:
+        import pyarrow as pa
+
         tracker = TypeTracker(options.date_format)
         tracker.update(pa.table({"v": values}))
         if tracker.date_orders()[0] is not None:

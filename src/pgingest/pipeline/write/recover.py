@@ -11,11 +11,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, cast
 
 from pgingest.config import LoadOptions, error_limit
 from pgingest.errors import (
@@ -46,6 +42,9 @@ from pgingest.schema.validate import NULL_MARKERS, markers_in, text_by_nature
 from pgingest.sources.records import split_records
 from pgingest.sources.refused import copy_lines, decode_line, record_at, text_table
 from pgingest.sources.repair import join_records
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("pgingest.recover")
 
@@ -188,6 +187,8 @@ class Recovery:
 
     def _find_markers(self, payload: Any) -> dict[str, set[str]]:
         """Typed columns of a refused batch that hold missing-value markers."""
+        import pyarrow.compute as pc
+
         table = text_table(payload.data, payload.dialect or CsvDialect(), self.plan.columns)
         if table is None:
             return {}
@@ -357,6 +358,8 @@ class Recovery:
 
     def _drop_refused_line(self, index: int, payload: Any, error: RowError) -> Any | None:
         """The server refused a record of an already filtered batch: set it aside too."""
+        import numpy as np
+
         # the error names the file line (see file_line): the record starting at or before it
         position = int(np.searchsorted(payload.lines, error.line or 0, side="right")) - 1
         if not 0 <= position < len(payload.lines):

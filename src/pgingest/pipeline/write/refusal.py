@@ -8,11 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from pgingest.model import CsvDialect, Reject
 from pgingest.schema.evolution import canonical_type
@@ -21,6 +17,9 @@ from pgingest.schema.pgtypes import TEXT
 from pgingest.schema.validate import invalid_values, markers_in
 from pgingest.sources.refused import copy_lines, decode_line, parse_refused, record_at
 from pgingest.sources.repair import join_records, write_records
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["Filtered", "file_line", "filter_csv", "null_markers"]
 
@@ -62,6 +61,8 @@ def filter_csv(
         The good records, their lines and the rejects; ``None`` when the batch cannot be
         parsed client-side the way the server reads it (the caller keeps the server's error).
     """
+    import numpy as np
+
     checked = [n for n, t in zip(columns, types, strict=True) if canonical_type(t) != TEXT]
     if not validate:
         checked = []
@@ -136,6 +137,9 @@ def null_markers(
     """A CSV payload with the missing-value markers (``NA``...) of the ``marked`` columns made
     NULL, written again for COPY; and the markers found per column. The payload as it was when
     it has none, or when it has malformed records (they go the failure path, as before)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     dialect = payload.dialect or CsvDialect()
     parsed = parse_refused(
         payload.data, payload.first_line, payload.encoding, dialect, columns, list(columns)
@@ -201,6 +205,9 @@ def wider_types(
 ) -> tuple[list[str], bool]:
     """The column types widened for values their type refused that fit its family
     (``3.5`` among integers, a time after a date): only those values are inferred."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     types = list(current)
     wider = False
     for name, values in misfits.items():

@@ -6,46 +6,53 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import RowError
 from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import is_json_type, normalize_arrow_type
 from pgingest.sources.celltext import to_text
 
-# PostgreSQL types (in schema.evolution's canonical spelling) whose binary COPY form pgpq
-# produces from the given Arrow type.
-_ARROW_FOR_PG: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "real": pa.float32(),
-    "double precision": pa.float64(),
-    "text": pa.string(),
-    "varchar": pa.string(),
-    "bytea": pa.binary(),
-    "date": pa.date32(),
-    "time": pa.time64("us"),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "interval": pa.duration("us"),
-    "jsonb": pa.string(),
-}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@cache
+def _arrow_for_pg() -> dict[str, pa.DataType]:
+    """PostgreSQL types (in schema.evolution's canonical spelling) whose binary COPY form pgpq
+    produces from the given Arrow type (made on first use: a raw CSV load needs no pyarrow)."""
+    import pyarrow as pa
+
+    return {
+        "boolean": pa.bool_(),
+        "smallint": pa.int16(),
+        "integer": pa.int32(),
+        "bigint": pa.int64(),
+        "real": pa.float32(),
+        "double precision": pa.float64(),
+        "text": pa.string(),
+        "varchar": pa.string(),
+        "bytea": pa.binary(),
+        "date": pa.date32(),
+        "time": pa.time64("us"),
+        "timestamp": pa.timestamp("us"),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "interval": pa.duration("us"),
+        "jsonb": pa.string(),
+    }
 
 
 def arrow_type_for_pg(pg_type: str) -> pa.DataType | None:
     """The Arrow type that binary COPY needs for a column of ``pg_type``; ``None`` if unknown."""
+    import pyarrow as pa
+
     t = canonical_type(pg_type)
     if t.endswith("[]"):
         element = arrow_type_for_pg(t[:-2])
         return None if element is None else pa.list_(element)
-    if t in _ARROW_FOR_PG:
-        return _ARROW_FOR_PG[t]
+    if t in _arrow_for_pg():
+        return _arrow_for_pg()[t]
     if t.startswith(("character varying", "character(")):
         return None  # length checks belong to the server: send text through CSV
     if t.startswith("numeric(") and t.endswith(")"):
@@ -60,6 +67,8 @@ def arrow_type_for_pg(pg_type: str) -> pa.DataType | None:
 
 
 def _json_column(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    import pyarrow as pa
+
     # Nested values are rare and small next to scalar columns: a Python pass here is accepted.
     values = array.to_pylist(maps_as_pydicts="lossy")  # a map is a JSON object, {} if empty
     return pa.array(
@@ -111,6 +120,8 @@ def normalize_batch(
         RowError: a timestamp or date outside PostgreSQL's range (naming the row; the
             batch's first row is ``first_line``), or a value that cannot be converted.
     """
+    import pyarrow as pa
+
     arrays: list[pa.Array] = []
     json_cols: list[str] = []
     targets = list(target_types) if target_types is not None else [None] * len(names)
@@ -159,10 +170,14 @@ def _is_text(pg_type: str) -> bool:
 
 
 def _is_string(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
 
 
 def _is_nanoseconds(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return bool(
         (pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_duration(t))
         and t.unit == "ns"
@@ -172,6 +187,9 @@ def _is_nanoseconds(t: pa.DataType) -> bool:
 def truncate_to_micros(column: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array:
     """Nanoseconds cut down to microseconds, towards the past (``23:59:59.999999999`` is
     ``23:59:59.999999`` on the same day, also before 1970), as ``target``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     nanos = column.cast(pa.int64())
@@ -198,6 +216,9 @@ def check_range(column: pa.Array | pa.ChunkedArray, name: str, path: str, first_
     Raises:
         RowError: the first such value.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     t = column.type
     if column.null_count == len(column):
         return
@@ -235,6 +256,8 @@ def check_range(column: pa.Array | pa.ChunkedArray, name: str, path: str, first_
 def _show(value: pa.Scalar) -> str:
     """A date or timestamp as Python shows it, else its count since 1970 (out of Python's
     range too)."""
+    import pyarrow as pa
+
     try:
         return str(value.as_py())
     except (ValueError, OverflowError, pa.ArrowException):
@@ -259,6 +282,8 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
     without scale, a domain ...) or the Arrow value cannot be cast exactly, the whole batch goes
     as CSV text and the server casts it, so the table's own rules decide.
     """
+    import pyarrow as pa
+
     if shaped.batch is None:  # already CSV: nothing to align
         return shaped
     batch = shaped.batch
@@ -315,6 +340,8 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
 
 def _first_bad_row(column: pa.Array, target: pa.DataType) -> tuple[int, str] | None:
     """Find the first value that a safe cast refuses (only runs on the failure path)."""
+    import pyarrow as pa
+
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
         return None
     if not (pa.types.is_integer(target) or pa.types.is_decimal(target)):
@@ -329,14 +356,14 @@ def _first_bad_row(column: pa.Array, target: pa.DataType) -> tuple[int, str] | N
     return None
 
 
-_CSV_WRITE = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-
-
 def batch_to_csv(batch: pa.RecordBatch) -> bytes:
     """CSV text of ``batch`` for ``COPY ... (FORMAT csv)``: NULL unquoted-empty, values quoted.
 
     Nested columns become JSON / array literals first; everything else is written by pyarrow.
     """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     arrays = []
     for column in batch.columns:
         if pa.types.is_nested(column.type):
@@ -349,6 +376,8 @@ def batch_to_csv(batch: pa.RecordBatch) -> bytes:
             arrays.append(column)
     table = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
     sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink, _CSV_WRITE)
+    pacsv.write_csv(
+        table, sink, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    )
     data: bytes = sink.getvalue().to_pybytes()
     return data

@@ -1,0 +1,64 @@
+"""The fixed cost of a load (issue 15): a small plain CSV file loads, into a new table and into
+an existing one, in a process that never imports pyarrow, numpy or the other heavy modules;
+a file the small reader declines still loads, through the full reader (which does import them,
+so the check below sees imports when they happen)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("pyarrow", "numpy", "pgpq", "rich", "prometheus_client", "obstore", "yaml", "fastexcel")
+
+_RUN = """
+import atexit, json, sys
+heavy, out = json.loads(sys.argv[1]), sys.argv[2]
+def dump():
+    with open(out, "w") as f:
+        json.dump(sorted(m for m in heavy if m in sys.modules), f)
+atexit.register(dump)
+from pgingest.cli.app import main
+main(sys.argv[3:])
+"""
+
+
+def heavy_imports(tmp_path: Path, db, *args: str) -> list[str]:
+    """Run ``pgingest load ARGS`` in a process of its own; the heavy modules it imported."""
+    out = tmp_path / "modules.json"
+    command = ["load", *args, "--dsn", db.dsn, "--schema", db.schema]
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, json.dumps(HEAVY), str(out), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return list(json.loads(out.read_text()))
+
+
+def test_a_small_csv_loads_without_pyarrow_or_numpy(tmp_path, db):
+    first = tmp_path / "first.csv"
+    first.write_text('id,name,day,ok\n1,"Smith, J",2026-01-02,true\n2,,2026-01-03,false\n')
+    assert heavy_imports(tmp_path, db, str(first), "--table", "t") == []
+    assert db.types("t") == {"id": "integer", "name": "text", "day": "date", "ok": "boolean"}
+    assert db.rows("t", "id") == [
+        (1, "Smith, J", dt.date(2026, 1, 2), True),
+        (2, None, dt.date(2026, 1, 3), False),
+    ]
+    second = tmp_path / "second.csv"
+    second.write_text('id,name,day,ok\n3,"",2026-01-04,t\n')
+    assert heavy_imports(tmp_path, db, str(second), "--table", "t") == []  # existing table
+    assert heavy_imports(tmp_path, db, str(second), "--table", "t", "--force") == []
+    assert db.val(f'SELECT name FROM "{db.schema}".t WHERE id = 3') == ""
+    assert db.count("t") == 3  # --force: the file's rows replaced by themselves
+
+
+def test_a_file_the_small_reader_declines_loads_through_the_full_one(tmp_path, db):
+    src = tmp_path / "stray.csv"
+    src.write_bytes(b'id,size\n1,5" pipe\n2,x\n')  # a quote COPY would open a field at
+    assert "pyarrow" in heavy_imports(tmp_path, db, str(src), "--table", "s")
+    assert db.rows("s", "id") == [(1, '5" pipe'), (2, "x")]
