@@ -102,22 +102,29 @@ class ParquetSource:
         """Rows per batch: ``batch_rows``, fewer when rows are wide (by row-group metadata)."""
         meta = self._file.metadata
         widest = 0.0
+        longest = 0
         for i in range(meta.num_row_groups):
             group = meta.row_group(i)
             if group.num_rows:
                 widest = max(widest, group.total_byte_size / group.num_rows)
+                longest = max(longest, group.num_rows)
         if widest <= 0:
             return max(1, batch_rows)
-        return max(1, min(batch_rows, int(batch_bytes / widest)))
+        size = max(1, min(batch_rows, int(batch_bytes / widest)))
+        if size < longest:  # a row group read in even batches, not big ones and a remainder
+            size = -(-longest // -(-longest // size))
+        return size
 
     def _chunks(self, size: int, batch_bytes: int) -> Iterator[ArrowChunk]:
         line = 1
         for batch in self._batches(size):
             # The footer's sizes are encoded sizes (dictionaries make them small): slice a
-            # batch that decoded larger than batch_bytes.
+            # batch that decoded larger than batch_bytes, into pieces of one size (a step
+            # with a remainder made a 300-row transaction after each of 59,800 rows).
             step = batch.num_rows
             if batch.nbytes > batch_bytes:
-                step = max(1, batch.num_rows * batch_bytes // batch.nbytes)
+                most = max(1, batch.num_rows * batch_bytes // batch.nbytes)  # rows that fit
+                step = -(-batch.num_rows // -(-batch.num_rows // most))  # as many, even
             for start in range(0, batch.num_rows, step):
                 piece = batch.slice(start, step)
                 yield ArrowChunk(batch=piece, first_line=line)

@@ -124,3 +124,13 @@ def test_context_manager(tmp_path: Path, table: pa.Table) -> None:
     assert isinstance(source, ParquetSource)
     with source as same:
         assert same.column_names()[0] == "id"
+
+
+def test_a_batch_over_the_bound_is_sliced_into_even_pieces(tmp_path: Path) -> None:
+    # Decoded a little over the bound: two pieces of half the rows each, not one of all
+    # but a few rows and one of those few (a transaction of its own each).
+    rows = pa.table({"n": pa.array(range(1000), pa.int64())})  # 8,000 bytes
+    source = write_parquet(tmp_path / "even.parquet", rows)
+    chunks = arrow_chunks(source, batch_rows=50_000, batch_bytes=7_900)
+    assert [chunk.batch.num_rows for chunk in chunks] == [500, 500]
+    source.close()
