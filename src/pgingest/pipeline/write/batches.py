@@ -6,6 +6,7 @@ that encodes it, which the batch workers call in threads of their own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import cast
@@ -23,6 +24,7 @@ from pgingest.pg import copy
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.payload import Payload, encode_shaped
 from pgingest.pipeline.write.shape import align_batch, batch_to_csv, normalize_batch
+from pgingest.pipeline.write.typed import is_typed_file, typed_payload
 from pgingest.sources import Source
 from pgingest.sources.adapt import AdaptedSource
 
@@ -34,6 +36,9 @@ RAW_CHUNK_BYTES = 4 << 20
 # MB, 20,000 rows at 230-240 MB), while the per-batch cost (a transaction, a manifest row)
 # stays small at a few MB.
 ARROW_BATCH_BYTES = 4 << 20
+BINARY_CSV = True
+"""Parse CSV client-side for binary COPY where that is exact (:mod:`pgingest.pipeline.write.typed`);
+the tests turn it off to load the same file through the text path and compare."""
 
 
 def payloads(
@@ -115,13 +120,18 @@ def batches(
         and dialect.newline != "\r"
     )
     if raw:
+        # Binary COPY where the client's parse is exact (pipeline.write.typed), chunk by
+        # chunk: a chunk read again client-side (lines set) or not in UTF-8 goes as text.
+        # The chunks are cut alike either way, so a resumed file's batches are the same.
+        typed = BINARY_CSV and is_typed_file(plan)
+        encoders: list[copy.BinaryEncoder | None] = [None]
         for chunk in source.chunks(
             batch_rows=options.batch_size,
             batch_bytes=min(options.batch_bytes, RAW_CHUNK_BYTES),
             raw=True,
         ):
             chunk = cast("CsvChunk", chunk)  # raw=True yields raw chunks
-            yield Payload(
+            text = Payload(
                 "csv",
                 chunk.data,
                 chunk.first_line,
@@ -130,6 +140,10 @@ def batches(
                 lines=chunk.lines,
                 rejects=chunk.rejects,
             )
+            if typed and chunk.lines is None and chunk.encoding == "UTF8":
+                yield functools.partial(typed_payload, text, live, encoders)
+            else:
+                yield text
         return
     for chunk in source.chunks(
         batch_rows=options.batch_size, batch_bytes=options.batch_bytes, raw=False

@@ -1,0 +1,174 @@
+"""Raw CSV chunks parsed client-side into typed Arrow batches for binary COPY, where that parse
+gives exactly the values PostgreSQL's input functions would read from the text.
+
+The server parsing CSV text is the one-core limit of a text COPY; binary input costs it about
+half the CPU. A file goes this way only when every column's type is one whose client-side
+parse is exact (:data:`ARROW_TYPES`); each chunk is then parsed with pyarrow's multi-threaded
+reader in a batch worker's thread, and any doubt sends that chunk as the text it is (the
+server decides, the failure path recovers as for any text chunk):
+
+- text: the field's bytes (UTF-8 checked), NULL only for an unquoted empty field.
+- integer, bigint: pyarrow reads decimal digits (an optional ``-``, spaces around) as the
+  server does, and refuses values out of the column's range; it also reads ``0x1F``, which
+  PostgreSQL 15 refuses and 16 reads: a chunk holding ``0x`` goes as text.
+- double precision: both round correctly; NaN and infinity must be spelled as inference
+  allows, and a zero or infinity that is an underflow or overflow (PostgreSQL refuses those)
+  sends the chunk as text.
+- date: ``YYYY-MM-DD`` only (every ``DateStyle`` reads it alike; year 0 is refused by both).
+- timestamp, timestamptz: only values of inference's own patterns (``2026-01-02 03`` is a
+  timestamp to pyarrow and an error to PostgreSQL), with a UTC offset for timestamptz.
+- boolean: only the spellings of :data:`TRUE_VALUES` and :data:`FALSE_VALUES`.
+
+numeric (pgpq would send one scale for the column, the text keeps each value's), slash dates
+(``DateStyle``), the other types, missing-value markers, upsert and merge, files not in UTF-8,
+and chunks read again client-side (:mod:`pgingest.sources.repair`) keep the text path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pgingest.model import CsvDialect
+from pgingest.pg import copy
+from pgingest.pipeline.prepare.plan import FilePlan, LivePlan
+from pgingest.pipeline.write.payload import Payload
+from pgingest.schema.evolution import canonical_type
+from pgingest.schema.infer import _LOCAL_TEMPORAL, _SPECIAL, _ZONED_TIMESTAMP
+from pgingest.schema.pgtypes import (
+    BIGINT,
+    BOOLEAN,
+    DATE,
+    DOUBLE,
+    INTEGER,
+    TEXT,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+)
+from pgingest.sources.csv import read_typed_records
+
+_READ_AS_TEXT = (DOUBLE, TIMESTAMP, TIMESTAMPTZ)
+"""Types read as strings first, checked, then cast (their parse alone accepts too much)."""
+
+ARROW_TYPES: Final[dict[str, pa.DataType]] = {
+    TEXT: pa.string(),
+    INTEGER: pa.int32(),
+    BIGINT: pa.int64(),
+    DOUBLE: pa.float64(),
+    DATE: pa.date32(),
+    TIMESTAMP: pa.timestamp("us"),
+    TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+    BOOLEAN: pa.bool_(),
+}
+"""The column types a CSV file may be parsed client-side for, and the Arrow type of each."""
+
+
+def _spellings(*words: str) -> list[str]:
+    return [v for w in words for v in dict.fromkeys((w, w.title(), w.upper()))]
+
+
+TRUE_VALUES: Final = _spellings("true", "t", "yes", "y", "on", "1")
+"""Spellings of true both pyarrow (exactly these) and PostgreSQL's ``boolin`` read as true."""
+FALSE_VALUES: Final = _spellings("false", "f", "no", "n", "off", "0")
+"""Spellings of false read as false by both."""
+
+_MANTISSA_DIGIT = r"^[^eE]*[1-9]"
+"""A nonzero digit before the exponent: the number is not zero (an underflow if read as 0)."""
+
+
+def is_typed_file(plan: FilePlan) -> bool:
+    """Whether the file's chunks may be parsed client-side for binary COPY: an append (not a
+    staged upsert or merge) of columns whose types all parse exactly (:data:`ARROW_TYPES`),
+    with no ``DateStyle`` to apply and no missing-value markers to read as NULL."""
+    return (
+        plan.target is None
+        and plan.datestyle is None
+        and not plan.marker_columns
+        and all(canonical_type(t) in ARROW_TYPES for t in plan.target_types)
+    )
+
+
+def typed_payload(text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder | None]) -> Payload:
+    """The raw CSV chunk ``text`` as a binary COPY payload, parsed with the plan current now,
+    or ``text`` itself when the parse is not certainly exact (see the module's rules).
+
+    Args:
+        text: a raw chunk's payload (whole records of the file, UTF-8, not read again).
+        live: the file's plan (its types may have widened since the file began).
+        cache: the file's binary encoder, rebuilt when the batch's schema changes.
+    """
+    plan = live.current
+    if not is_typed_file(plan):
+        return text
+    batch = _parse(text.data, text.dialect or CsvDialect(), tuple(plan.target_types))
+    if batch is None:
+        return text
+    batch = batch.rename_columns(list(plan.columns))
+    encoder = cache[0]
+    if encoder is None or encoder.schema != batch.schema:
+        encoder = copy.BinaryEncoder(batch.schema)
+        cache[0] = encoder
+    return Payload(
+        "arrow", b"", text.first_line, batch=batch, encoder=encoder, rejects=text.rejects
+    )
+
+
+def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.RecordBatch | None:
+    """The records of ``data`` as columns of the target types, or ``None`` when a value may
+    read otherwise than the server would read it."""
+    kinds = [canonical_type(t) for t in target_types]
+    if any(k in (INTEGER, BIGINT) for k in kinds) and (b"0x" in data or b"0X" in data):
+        return None
+    if not _same_line_breaks(data, dialect):
+        return None
+    read = [pa.string() if k in _READ_AS_TEXT else ARROW_TYPES[k] for k in kinds]
+    try:
+        batch = read_typed_records(
+            data, dialect, read, true_values=TRUE_VALUES, false_values=FALSE_VALUES
+        )
+        columns = list(batch.columns)
+        for i, kind in enumerate(kinds):
+            if kind in _READ_AS_TEXT:
+                cast = _checked_cast(columns[i], kind)
+                if cast is None:
+                    return None
+                columns[i] = cast
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _same_line_breaks(data: bytes, dialect: CsvDialect) -> bool:
+    """Whether every line break is the file's own style: pyarrow takes a CR, an LF and a CRLF
+    alike for a record end, where COPY refuses a line break of another style."""
+    if dialect.newline == "\n":
+        return b"\r" not in data
+    crlf = data.count(b"\r\n")
+    return data.count(b"\r") == crlf and data.count(b"\n") == crlf
+
+
+def _checked_cast(column: pa.Array, kind: str) -> pa.Array | None:
+    """A string column as ``kind`` (double precision, timestamp, timestamptz), or ``None``
+    when a value is not one the server reads alike."""
+    if kind == DOUBLE:
+        floats = pc.cast(column, pa.float64())
+        finite = pc.is_finite(floats)
+        suspect = pc.invert(pc.and_(finite, pc.not_equal(floats, 0.0)))
+        if pc.any(suspect).as_py():
+            text = pc.filter(column, suspect)
+            infinite = pc.invert(pc.filter(finite, suspect))  # NaN or infinity
+            special = pc.match_substring_regex(text, _SPECIAL)
+            zero = pc.filter(text, pc.invert(infinite))
+            if not pc.all(pc.equal(special, infinite)).as_py():
+                return None  # an overflow read as infinity, or NaN/infinity spelled oddly
+            if pc.any(pc.match_substring_regex(zero, _MANTISSA_DIGIT)).as_py():
+                return None  # an underflow read as zero
+        return floats
+    values = pc.drop_null(column)
+    pattern = _ZONED_TIMESTAMP if kind == TIMESTAMPTZ else _LOCAL_TEMPORAL
+    if len(values) and not pc.all(pc.match_substring_regex(values, pattern)).as_py():
+        return None
+    return pc.cast(column, ARROW_TYPES[kind])
