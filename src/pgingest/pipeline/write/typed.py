@@ -18,14 +18,21 @@ server decides, the failure path recovers as for any text chunk):
 - timestamp, timestamptz: only values of inference's own patterns (``2026-01-02 03`` is a
   timestamp to pyarrow and an error to PostgreSQL), with a UTC offset for timestamptz.
 - boolean: only the spellings of :data:`TRUE_VALUES` and :data:`FALSE_VALUES`.
+- numeric(p,s), p <= 38: the column's scale is every value's, so a decimal128 of that scale
+  is exact; a value with more decimals (the server would round it) and NaN or infinity are
+  refused by pyarrow, and a value of more than p digits (which pyarrow would take, where the
+  server reports an overflow) sends the chunk as text.
 
-numeric (pgpq would send one scale for the column, the text keeps each value's), slash dates
+numeric without a scale (pgpq would send one scale for the column, the text keeps each
+value's, ``1.50`` as ``1.50``), slash dates
 (``DateStyle``), the other types, missing-value markers, upsert and merge, files not in UTF-8,
 and chunks read again client-side (:mod:`pgingest.sources.repair`) keep the text path.
 """
 
 from __future__ import annotations
 
+import decimal
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -75,6 +82,11 @@ TRUE_VALUES: Final = _spellings("true", "t", "yes", "y", "on", "1")
 FALSE_VALUES: Final = _spellings("false", "f", "no", "n", "off", "0")
 """Spellings of false read as false by both."""
 
+_NUMERIC = re.compile(r"numeric\((\d+)(?:,(\d+))?\)")
+"""numeric with a precision (and a scale): its values have one scale, the column's."""
+_MAX_DECIMAL_DIGITS = 38
+"""decimal128's precision."""
+
 _MANTISSA_DIGIT = r"^[^eE]*[1-9]"
 """A nonzero digit before the exponent: the number is not zero (an underflow if read as 0)."""
 
@@ -87,8 +99,22 @@ def is_typed_file(plan: FilePlan) -> bool:
         plan.target is None
         and plan.datestyle is None
         and not plan.marker_columns
-        and all(canonical_type(t) in ARROW_TYPES for t in plan.target_types)
+        and all(_arrow_type(canonical_type(t)) is not None for t in plan.target_types)
     )
+
+
+def _arrow_type(kind: str) -> pa.DataType | None:
+    """The Arrow type a column of ``kind`` (canonical) is parsed as, ``None`` if it is not."""
+    found = ARROW_TYPES.get(kind)
+    if found is not None:
+        return found
+    match = _NUMERIC.fullmatch(kind)
+    if match is None:
+        return None
+    precision, scale = int(match.group(1)), int(match.group(2) or 0)
+    if not 0 <= scale <= precision <= _MAX_DECIMAL_DIGITS:
+        return None
+    return pa.decimal128(_MAX_DECIMAL_DIGITS, scale)  # the precision is checked after
 
 
 def typed_payload(text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder | None]) -> Payload:
@@ -124,13 +150,17 @@ def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.
         return None
     if not _same_line_breaks(data, dialect):
         return None
-    read = [pa.string() if k in _READ_AS_TEXT else ARROW_TYPES[k] for k in kinds]
+    read = [pa.string() if k in _READ_AS_TEXT else _arrow_type(k) for k in kinds]
+    if None in read:
+        return None
     try:
         batch = read_typed_records(
             data, dialect, read, true_values=TRUE_VALUES, false_values=FALSE_VALUES
         )
         columns = list(batch.columns)
         for i, kind in enumerate(kinds):
+            if pa.types.is_decimal(read[i]) and not _fits(columns[i], kind):
+                return None
             if kind in _READ_AS_TEXT:
                 cast = _checked_cast(columns[i], kind)
                 if cast is None:
@@ -148,6 +178,16 @@ def _same_line_breaks(data: bytes, dialect: CsvDialect) -> bool:
         return b"\r" not in data
     crlf = data.count(b"\r\n")
     return data.count(b"\r") == crlf and data.count(b"\n") == crlf
+
+
+def _fits(column: pa.Array, kind: str) -> bool:
+    """Whether every value of a decimal column fits numeric(p,s)'s digits before the point."""
+    match = _NUMERIC.fullmatch(kind)
+    if match is None or column.null_count == len(column):
+        return match is not None
+    precision, scale = int(match.group(1)), int(match.group(2) or 0)
+    largest = pc.max(pc.abs(column)).as_py()
+    return bool(largest < decimal.Decimal(10) ** (precision - scale))
 
 
 def _checked_cast(column: pa.Array, kind: str) -> pa.Array | None:
