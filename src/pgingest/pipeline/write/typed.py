@@ -14,7 +14,8 @@ server decides, the failure path recovers as for any text chunk):
 - double precision: both round correctly; NaN and infinity must be spelled as inference
   allows, and a zero or infinity that is an underflow or overflow (PostgreSQL refuses those)
   sends the chunk as text.
-- date: ``YYYY-MM-DD`` only (every ``DateStyle`` reads it alike; year 0 is refused by both).
+- date: ``YYYY-MM-DD`` only (every ``DateStyle`` reads it alike); pyarrow reads year 0 as 1
+  BC, PostgreSQL refuses it: a chunk holding a date before 0001-01-01 goes as text.
 - timestamp, timestamptz: only values of inference's own patterns (``2026-01-02 03`` is a
   timestamp to pyarrow and an error to PostgreSQL), with a UTC offset for timestamptz.
 - boolean: only the spellings of :data:`TRUE_VALUES` and :data:`FALSE_VALUES`.
@@ -31,6 +32,7 @@ and chunks read again client-side (:mod:`pgingest.sources.repair`) keep the text
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import re
 from collections.abc import Sequence
@@ -86,6 +88,8 @@ _NUMERIC = re.compile(r"numeric\((\d+)(?:,(\d+))?\)")
 """numeric with a precision (and a scale): its values have one scale, the column's."""
 _MAX_DECIMAL_DIGITS = 38
 """decimal128's precision."""
+
+_FIRST_DAY = datetime.date(1, 1, 1)
 
 _MANTISSA_DIGIT = r"^[^eE]*[1-9]"
 """A nonzero digit before the exponent: the number is not zero (an underflow if read as 0)."""
@@ -144,11 +148,16 @@ def typed_payload(text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder 
 
 def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.RecordBatch | None:
     """The records of ``data`` as columns of the target types, or ``None`` when a value may
-    read otherwise than the server would read it."""
+    read otherwise than the server would read it.
+
+    ``data`` is a raw chunk COPY would read as Python's ``csv`` module does
+    (:func:`pgingest.sources.repair.copy_misreads`): every quote opens or closes a field or is
+    doubled, no line is blank or ``\\.``, every line break outside quotes is the file's own
+    style. pyarrow cuts such records and fields where COPY does; a line break inside quotes is
+    data to both.
+    """
     kinds = [canonical_type(t) for t in target_types]
     if any(k in (INTEGER, BIGINT) for k in kinds) and (b"0x" in data or b"0X" in data):
-        return None
-    if not _same_line_breaks(data, dialect):
         return None
     read = [pa.string() if k in _READ_AS_TEXT else _arrow_type(k) for k in kinds]
     if None in read:
@@ -161,6 +170,8 @@ def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.
         for i, kind in enumerate(kinds):
             if pa.types.is_decimal(read[i]) and not _fits(columns[i], kind):
                 return None
+            if kind == DATE and not _after_year_zero(columns[i]):
+                return None
             if kind in _READ_AS_TEXT:
                 cast = _checked_cast(columns[i], kind)
                 if cast is None:
@@ -171,13 +182,10 @@ def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
-def _same_line_breaks(data: bytes, dialect: CsvDialect) -> bool:
-    """Whether every line break is the file's own style: pyarrow takes a CR, an LF and a CRLF
-    alike for a record end, where COPY refuses a line break of another style."""
-    if dialect.newline == "\n":
-        return b"\r" not in data
-    crlf = data.count(b"\r\n")
-    return data.count(b"\r") == crlf and data.count(b"\n") == crlf
+def _after_year_zero(column: pa.Array) -> bool:
+    """Whether every date is 0001-01-01 or later (ISO's year 0 is an error to PostgreSQL)."""
+    first = pa.scalar(_FIRST_DAY, pa.date32())
+    return pc.any(pc.less(column, first)).as_py() is not True
 
 
 def _fits(column: pa.Array, kind: str) -> bool:
