@@ -629,11 +629,13 @@ def read_typed_records(
     *,
     true_values: list[str],
     false_values: list[str],
+    threads: bool = False,
 ) -> pa.RecordBatch:
     """Parse whole CSV records (a raw chunk: no header, no BOM) into one batch of the given
-    column types, with pyarrow's reader on the calling thread: a file's batch workers parse
-    their chunks side by side, and pyarrow's own threads cost twice the CPU here (measured on
-    the benchmark file: 0.17 s against 0.07 s of CPU per 40 MB), CPU the server needs.
+    column types with pyarrow's reader, on the calling thread unless ``threads``: a file's
+    batch workers parse their chunks side by side, and pyarrow's own threads cost twice the
+    CPU (benchmark file: 0.17 s against 0.07 s of CPU per 40 MB), worth it only on cores the
+    server does not need.
 
     An unquoted empty field is NULL, a quoted one is ``""`` (an error for a column that is
     not a string), as COPY reads them. Blank lines are kept (they are rows, or errors).
@@ -644,6 +646,7 @@ def read_typed_records(
         types: the Arrow type of each column, in order.
         true_values: the spellings read as true in boolean columns (exactly these).
         false_values: the spellings read as false.
+        threads: parse blocks on pyarrow's thread pool too.
 
     Returns:
         The records as one batch (columns ``f0``, ``f1``...).
@@ -660,7 +663,7 @@ def read_typed_records(
     table = pacsv.read_csv(
         pa.py_buffer(data),
         read_options=pacsv.ReadOptions(
-            column_names=names, block_size=TYPED_BLOCK_BYTES, use_threads=False
+            column_names=names, block_size=TYPED_BLOCK_BYTES, use_threads=threads
         ),
         parse_options=pacsv.ParseOptions(
             delimiter=dialect.delimiter,

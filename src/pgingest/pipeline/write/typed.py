@@ -121,7 +121,9 @@ def _arrow_type(kind: str) -> pa.DataType | None:
     return pa.decimal128(_MAX_DECIMAL_DIGITS, scale)  # the precision is checked after
 
 
-def typed_payload(text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder | None]) -> Payload:
+def typed_payload(
+    text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder | None], *, threads: bool
+) -> Payload:
     """The raw CSV chunk ``text`` as a binary COPY payload, parsed with the plan current now,
     or ``text`` itself when the parse is not certainly exact (see the module's rules).
 
@@ -129,11 +131,12 @@ def typed_payload(text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder 
         text: a raw chunk's payload (whole records of the file, UTF-8, not read again).
         live: the file's plan (its types may have widened since the file began).
         cache: the file's binary encoder, rebuilt when the batch's schema changes.
+        threads: parse on pyarrow's threads too (cores to spare), not only the caller's.
     """
     plan = live.current
     if not is_typed_file(plan):
         return text
-    batch = _parse(text.data, text.dialect or CsvDialect(), tuple(plan.target_types))
+    batch = _parse(text.data, text.dialect or CsvDialect(), tuple(plan.target_types), threads)
     if batch is None:
         return text
     batch = batch.rename_columns(list(plan.columns))
@@ -146,7 +149,9 @@ def typed_payload(text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder 
     )
 
 
-def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.RecordBatch | None:
+def _parse(
+    data: bytes, dialect: CsvDialect, target_types: Sequence[str], threads: bool = False
+) -> pa.RecordBatch | None:
     """The records of ``data`` as columns of the target types, or ``None`` when a value may
     read otherwise than the server would read it.
 
@@ -164,7 +169,12 @@ def _parse(data: bytes, dialect: CsvDialect, target_types: Sequence[str]) -> pa.
         return None
     try:
         batch = read_typed_records(
-            data, dialect, read, true_values=TRUE_VALUES, false_values=FALSE_VALUES
+            data,
+            dialect,
+            read,
+            true_values=TRUE_VALUES,
+            false_values=FALSE_VALUES,
+            threads=threads,
         )
         columns = list(batch.columns)
         for i, kind in enumerate(kinds):
