@@ -44,9 +44,10 @@ tests load one file through both paths and compare)."""
 BINARY_CSV_MIN_CORES = 4
 """Cores this process may use for binary CSV to pay. The client's parse and encode of a row
 cost about what binary COPY saves the server (benchmark file, 1M rows: +1.1 s of client CPU,
--1.0 s of server CPU): on 2 cores shared with the server (the benchmark machine) the text
-path was faster (0.78x of its speed, easy dataset); with cores to spare, the parse runs beside
-the server's COPY instead of in its place, on pyarrow's threads too."""
+-1.0 s of server CPU): on 2 cores shared with the server (the benchmark machine) binary was
+no faster (0.98-0.99x of the text path, medians of per-round ratios; 0.78x in the quietest
+round); with cores to spare, the parse runs beside the server's COPY instead of in its place,
+on pyarrow's threads too (not measured: no such machine here)."""
 
 
 def payloads(
