@@ -1,11 +1,12 @@
 """Raw CSV chunks parsed client-side into typed Arrow batches for binary COPY, where that parse
 gives exactly the values PostgreSQL's input functions would read from the text.
 
-The server parsing CSV text is the one-core limit of a text COPY; binary input costs it about
-half the CPU. A file goes this way only when every column's type is one whose client-side
-parse is exact (:data:`ARROW_TYPES`); each chunk is then parsed with pyarrow's multi-threaded
-reader in a batch worker's thread, and any doubt sends that chunk as the text it is (the
-server decides, the failure path recovers as for any text chunk):
+The server parsing CSV text is what limits a text COPY stream; binary input costs it about
+half the CPU, and the client as much again (so it is taken only with cores to spare:
+:func:`pgingest.pipeline.write.batches.binary_csv_pays`). A file goes this way only when
+every column's type is one whose client-side parse is exact (:func:`is_typed_file`); each
+chunk is then parsed by pyarrow in the batch worker's thread, and any doubt sends that chunk
+as the text it is (the server decides, the failure path recovers as for any text chunk):
 
 - text: the field's bytes (UTF-8 checked), NULL only for an unquoted empty field.
 - integer, bigint: pyarrow reads decimal digits (an optional ``-``, spaces around) as the
@@ -25,9 +26,9 @@ server decides, the failure path recovers as for any text chunk):
   server reports an overflow) sends the chunk as text.
 
 numeric without a scale (pgpq would send one scale for the column, the text keeps each
-value's, ``1.50`` as ``1.50``), slash dates
-(``DateStyle``), the other types, missing-value markers, upsert and merge, files not in UTF-8,
-and chunks read again client-side (:mod:`pgingest.sources.repair`) keep the text path.
+value's, ``1.50`` as ``1.50``), slash dates (``DateStyle``), the other types, missing-value
+markers, upsert and merge (staged, routed by key), files not in UTF-8, and chunks read again
+client-side (:mod:`pgingest.sources.repair`) keep the text path.
 """
 
 from __future__ import annotations
