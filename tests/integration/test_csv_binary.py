@@ -246,3 +246,32 @@ def test_numeric_with_a_scale_goes_as_binary_where_its_digits_fit(tmp_path, load
         )
         assert binary == text, value
         assert sent == [], value
+
+
+def test_after_a_chunk_goes_as_text_the_rest_of_the_file_does_too(tmp_path, load, db, monkeypatch):
+    """A chunk sent as text may be refused and widen the table: a chunk encoded as binary for
+    the narrower type meanwhile (by the other batch worker) would be refused as a malformed
+    stream. So after one text chunk the rest of the file goes as text (one worker here, to
+    see the order: binary chunks, then the one with a bigint, then only text; all loaded)."""
+    rows = [f"{i},{i}" for i in range(60)]
+    rows[30] = f"30,{2**40}"  # past the sample, beyond integer: the table widens to bigint
+    data = ("rn,v\n" + "\n".join(rows) + "\n").encode()
+    kinds = []
+    real = batches.typed_payload
+
+    def recording(text, live, state):
+        payload = real(text, live, state)
+        kinds.append((payload.first_line, payload.kind))
+        return payload
+
+    monkeypatch.setattr(batches, "typed_payload", recording)
+    options = {"sample_rows": 4, "batch_size": 10, "internal_concurrency": 1}
+    text, binary, _sent = load_both(tmp_path, load, db, monkeypatch, "rest", data, **options)
+    assert binary == text
+    assert binary[0]
+    assert binary[1][0]["v"] == "bigint"
+    order = [kind for _line, kind in sorted(kinds)]
+    first_text = order.index("csv")
+    assert first_text > 0
+    assert first_text < len(order) - 1  # chunks after the one with the bigint
+    assert set(order[first_text:]) == {"csv"}

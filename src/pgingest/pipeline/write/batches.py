@@ -25,7 +25,7 @@ from pgingest.pg import copy
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.payload import Payload, encode_shaped
 from pgingest.pipeline.write.shape import align_batch, batch_to_csv, normalize_batch
-from pgingest.pipeline.write.typed import is_typed_file, typed_payload
+from pgingest.pipeline.write.typed import TypedState, is_typed_file, typed_payload
 from pgingest.sources import Source
 from pgingest.sources.adapt import AdaptedSource
 
@@ -133,8 +133,7 @@ def batches(
         # chunk: a chunk read again client-side (lines set) or not in UTF-8 goes as text.
         # The chunks are cut alike either way, so a resumed file's batches are the same.
         typed = binary_csv_pays() and is_typed_file(plan)
-        encoders: list[copy.BinaryEncoder | None] = [None]
-        typed_threads = BINARY_CSV is None  # chosen for the cores to spare: use them
+        state = TypedState(threads=BINARY_CSV is None)  # chosen for spare cores: use them
         for chunk in source.chunks(
             batch_rows=options.batch_size,
             batch_bytes=min(options.batch_bytes, RAW_CHUNK_BYTES),
@@ -151,7 +150,7 @@ def batches(
                 rejects=chunk.rejects,
             )
             if typed and chunk.lines is None and chunk.encoding == "UTF8":
-                yield functools.partial(typed_payload, text, live, encoders, threads=typed_threads)
+                yield functools.partial(typed_payload, text, live, state)
             else:
                 yield text
         return

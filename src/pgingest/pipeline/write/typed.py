@@ -37,6 +37,7 @@ import datetime
 import decimal
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
@@ -122,29 +123,42 @@ def _arrow_type(kind: str) -> pa.DataType | None:
     return pa.decimal128(_MAX_DECIMAL_DIGITS, scale)  # the precision is checked after
 
 
-def typed_payload(
-    text: Payload, live: LivePlan, cache: list[copy.BinaryEncoder | None], *, threads: bool
-) -> Payload:
+@dataclass(slots=True)
+class TypedState:
+    """What a file's typed chunks share (its batch workers' threads read and set it)."""
+
+    threads: bool = False
+    """Parse on pyarrow's threads too (cores to spare), not only the worker's."""
+    encoder: copy.BinaryEncoder | None = None
+    """The binary encoder of the last batch, rebuilt when the schema changes."""
+    text_only: bool = False
+    """A chunk went as text: the rest of the file does too. The server may refuse that chunk
+    and the table widen: a binary batch encoded for the narrower type meanwhile would be
+    refused as a malformed stream (08P01), not as a value to widen for."""
+
+
+def typed_payload(text: Payload, live: LivePlan, state: TypedState) -> Payload:
     """The raw CSV chunk ``text`` as a binary COPY payload, parsed with the plan current now,
     or ``text`` itself when the parse is not certainly exact (see the module's rules).
 
     Args:
         text: a raw chunk's payload (whole records of the file, UTF-8, not read again).
         live: the file's plan (its types may have widened since the file began).
-        cache: the file's binary encoder, rebuilt when the batch's schema changes.
-        threads: parse on pyarrow's threads too (cores to spare), not only the caller's.
+        state: what the file's typed chunks share.
     """
     plan = live.current
-    if not is_typed_file(plan):
+    if state.text_only or not is_typed_file(plan):
         return text
-    batch = _parse(text.data, text.dialect or CsvDialect(), tuple(plan.target_types), threads)
+    dialect = text.dialect or CsvDialect()
+    batch = _parse(text.data, dialect, tuple(plan.target_types), state.threads)
     if batch is None:
+        state.text_only = True
         return text
     batch = batch.rename_columns(list(plan.columns))
-    encoder = cache[0]
+    encoder = state.encoder
     if encoder is None or encoder.schema != batch.schema:
         encoder = copy.BinaryEncoder(batch.schema)
-        cache[0] = encoder
+        state.encoder = encoder
     return Payload(
         "arrow", b"", text.first_line, batch=batch, encoder=encoder, rejects=text.rejects
     )
