@@ -41,7 +41,7 @@ from pgingest.sources.repair import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["CsvSource"]
+__all__ = ["CsvSource", "read_typed_records"]
 
 READ_BYTES = 2 << 20
 """Largest single read (2 MiB): a block still in cache while it is scanned and copied runs
@@ -615,3 +615,74 @@ def _first_record_end(data: bytes, start: int, newline: bytes, quote: bytes) -> 
             return end + 1
         pos = end + 1
     return -1
+
+
+TYPED_BLOCK_BYTES = 1 << 20
+"""pyarrow's block size when a raw chunk is parsed into typed columns (1 MiB: as fast as
+larger blocks, one chunk's records held once more at most)."""
+
+
+def read_typed_records(
+    data: bytes,
+    dialect: CsvDialect,
+    types: list[pa.DataType],
+    *,
+    true_values: list[str],
+    false_values: list[str],
+    threads: bool = False,
+) -> pa.RecordBatch:
+    """Parse whole CSV records (a raw chunk: no header, no BOM) into one batch of the given
+    column types with pyarrow's reader, on the calling thread unless ``threads``: a file's
+    batch workers parse their chunks side by side, and pyarrow's own threads cost twice the
+    CPU (benchmark file: 0.17 s against 0.07 s of CPU per 40 MB), worth it only on cores the
+    server does not need.
+
+    An unquoted empty field is NULL, a quoted one is ``""`` (an error for a column that is
+    not a string), as COPY reads them. Blank lines are kept (they are rows, or errors).
+
+    Args:
+        data: the records' bytes, UTF-8.
+        dialect: delimiter and quote (quotes escaped by doubling them).
+        types: the Arrow type of each column, in order.
+        true_values: the spellings read as true in boolean columns (exactly these).
+        false_values: the spellings read as false.
+        threads: parse blocks on pyarrow's thread pool too.
+
+    Returns:
+        The records as one batch (columns ``f0``, ``f1``...).
+
+    Raises:
+        pyarrow.ArrowInvalid: a record of another field count, a value its type does not
+            read, or bytes that are not UTF-8.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"f{i}" for i in range(len(types))]
+    quote = dialect.quotechar
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(
+            column_names=names, block_size=TYPED_BLOCK_BYTES, use_threads=threads
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=dialect.delimiter,
+            quote_char=quote,
+            double_quote=True,
+            escape_char=False,
+            # Splitting blocks at any line break is faster; only valid without quoted ones.
+            newlines_in_values=quote.encode("ascii") in data,
+            ignore_empty_lines=False,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(names, types, strict=True)),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+            true_values=true_values,
+            false_values=false_values,
+        ),
+    )
+    schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
+    batches = table.to_batches()
+    return _concat(batches, schema) if batches else pa.RecordBatch.from_pylist([], schema=schema)
