@@ -1,7 +1,8 @@
-"""Remote inputs against real servers on loopback: moto's S3-compatible server and an HTTP file
-server of the tests' own (Range, ETag, an injected 503 or reset). The same checks as for local
-files: formats, gzip, skip unchanged, a changed object replaces its rows, resume after a kill,
-a bad object named in one line, and no credential or query string anywhere."""
+"""Remote inputs against real servers on loopback: moto's S3-compatible server, the emulators of
+GCS (gcp-storage-emulator) and Azure (azurite), and an HTTP file server of the tests' own
+(Range, ETag, an injected 503 or reset). The same checks as for local files: formats, gzip,
+skip unchanged, a changed object replaces its rows, resume after a kill, a bad object named in
+one line, and no credential or query string anywhere."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,15 @@ import pytest
 import xlsxwriter
 
 from processes import pgingest
-from remote_servers import env_for_s3, http_file_server, moto_server
+from remote_servers import (
+    Azurite,
+    GcsEmulator,
+    azurite,
+    env_for_s3,
+    gcs_emulator,
+    http_file_server,
+    moto_server,
+)
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - moto's test key
 SIGNATURE = "X-Amz-Signature=5ecre7516na7ure"
@@ -86,6 +96,66 @@ def bucket(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: Any) ->
     return put
 
 
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """gcp-storage-emulator on loopback (in memory)."""
+    with gcs_emulator(tmp_path_factory.mktemp("gcs")) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def azure() -> Iterator[Azurite]:
+    """azurite's Blob service on loopback (installed from npm once, then cached)."""
+    with azurite() as emulator:
+        yield emulator
+
+
+@pytest.fixture(params=["s3", "gs", "az"])
+def store(request: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh bucket (an Azure container) in S3 (moto), GCS (gcp-storage-emulator) or Azure
+    (azurite); the process's variables point at that store's server for the test. Yields
+    ``put(key, body) -> url``; ``put.base`` is the bucket's URL."""
+    scheme = request.param
+    name = "b" + uuid.uuid4().hex[:20]  # a valid bucket and container name in all three
+    if scheme == "s3":
+        import boto3
+
+        env = request.getfixturevalue("s3")
+        for key, value in env.items():  # boto3 takes the keys from them too
+            monkeypatch.setenv(key, value)
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+        client.create_bucket(Bucket=name)
+
+        def upload(key: str, body: bytes) -> None:
+            client.put_object(Bucket=name, Key=key, Body=body)
+
+    elif scheme == "gs":
+        emulator = request.getfixturevalue("gcs")
+        env = emulator.env
+        emulator.create_bucket(name)
+
+        def upload(key: str, body: bytes) -> None:
+            emulator.put(name, key, body)
+
+    else:
+        blobs = request.getfixturevalue("azure")
+        env = blobs.env
+        blobs.create_container(name)
+
+        def upload(key: str, body: bytes) -> None:
+            blobs.put(name, key, body)
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    def put(key: str, body: bytes) -> str:
+        upload(key, body)
+        return f"{scheme}://{name}/{key}"
+
+    put.base = f"{scheme}://{name}/"  # type: ignore[attr-defined]
+    return put
+
+
 def run_cli(
     db: Any, *args: str, env: dict[str, str] | None = None, crash: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -119,16 +189,14 @@ def manifest_text(db: Any) -> str:
     return "\n".join(r[0] for r in rows)
 
 
-def test_every_format_from_an_s3_prefix_loads_and_an_unchanged_rerun_reads_nothing(
-    bucket, load, db
-):
-    bucket("drop/a.csv", csv_bytes(0, 50))
-    bucket("drop/b.csv.gz", gzip.compress(csv_bytes(100, 40)))
-    bucket("drop/c.parquet", parquet_bytes(200, 30))
-    bucket("drop/d.ndjson", ndjson_bytes(300, 20))
-    bucket("drop/e.xlsx", xlsx_bytes(400, 10))
-    bucket("drop/notes.md", b"not data")  # not a data file: a prefix scan leaves it out
-    prefix = f"s3://{bucket.name}/drop/"
+def test_every_format_from_a_prefix_loads_and_an_unchanged_rerun_reads_nothing(store, load, db):
+    store("drop/a.csv", csv_bytes(0, 50))
+    store("drop/b.csv.gz", gzip.compress(csv_bytes(100, 40)))
+    store("drop/c.parquet", parquet_bytes(200, 30))
+    store("drop/d.ndjson", ndjson_bytes(300, 20))
+    store("drop/e.xlsx", xlsx_bytes(400, 10))
+    store("drop/notes.md", b"not data")  # not a data file: a prefix scan leaves it out
+    prefix = store.base + "drop/"
     report = load([prefix])
     assert report.ok, [f.error for f in report.files]
     assert sorted(f.path for f in report.files) == [
@@ -150,20 +218,20 @@ def test_every_format_from_an_s3_prefix_loads_and_an_unchanged_rerun_reads_nothi
     assert total_rows(db) == 150
 
 
-def test_an_s3_glob_takes_the_matching_objects_only(bucket, load, db):
-    bucket("day/x1.parquet", parquet_bytes(0, 10))
-    bucket("day/x2.parquet", parquet_bytes(10, 10))
-    bucket("day/x3.csv", csv_bytes(20, 10))
-    report = load([f"s3://{bucket.name}/day/*.parquet"], table="t")
+def test_a_glob_takes_the_matching_objects_only(store, load, db):
+    store("day/x1.parquet", parquet_bytes(0, 10))
+    store("day/x2.parquet", parquet_bytes(10, 10))
+    store("day/x3.csv", csv_bytes(20, 10))
+    report = load([store.base + "day/*.parquet"], table="t")
     assert report.ok
     assert len(report.files) == 2
     assert db.count("t") == 20
 
 
-def test_a_changed_object_replaces_its_rows(bucket, load, db):
-    url = bucket("v/data.csv", csv_bytes(0, 30))
+def test_a_changed_object_replaces_its_rows(store, load, db):
+    url = store("v/data.csv", csv_bytes(0, 30))
     assert load([url], table="t").ok
-    bucket("v/data.csv", csv_bytes(1000, 25))  # a new version: a new ETag
+    store("v/data.csv", csv_bytes(1000, 25))  # a new version: a new ETag
     report = load([url], table="t")
     assert report.ok
     assert [f.status for f in report.files] == ["loaded"]
@@ -171,18 +239,18 @@ def test_a_changed_object_replaces_its_rows(bucket, load, db):
     assert db.val("SELECT min(id) FROM t") == 1000
 
 
-def test_a_bad_object_is_named_in_one_line_and_the_others_load(bucket, db):
-    good = bucket("m/good.csv", csv_bytes(0, 5))
-    bad = bucket("m/bad.parquet", b"PAR1 this is no parquet file PAR1")
+def test_a_bad_object_is_named_in_one_line_and_the_others_load(store, db):
+    good = store("m/good.csv", csv_bytes(0, 5))
+    bad = store("m/bad.parquet", b"PAR1 this is no parquet file PAR1")
     done = run_cli(db, good, bad, "--table", "t")
     assert done.returncode == 1
     failed = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("✗")]
     assert len(failed) == 1, done.stdout + done.stderr
     assert bad in failed[0]
     assert db.count("t") == 5
-    missing = run_cli(db, f"s3://{bucket.name}/m/none.csv", "--table", "t")
+    missing = run_cli(db, store.base + "m/none.csv", "--table", "t")
     assert missing.returncode != 0
-    assert f"s3://{bucket.name}/m/none.csv" in missing.stdout + missing.stderr
+    assert store.base + "m/none.csv" in missing.stdout + missing.stderr
 
 
 def test_no_credential_in_output_or_manifest(bucket, db):

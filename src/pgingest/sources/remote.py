@@ -114,9 +114,12 @@ def _store_and_key(url: str) -> tuple[Any, str]:
         from obstore.store import HTTPStore
 
         return HTTPStore.from_url(url, client_options=client, retry_config=no_retry), ""  # type: ignore[arg-type]
-    if os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true") or os.environ.get(
-        "AWS_ENDPOINT_URL", ""
-    ).startswith("http://"):
+    # The client options given here replace those object_store reads from the environment:
+    # its ``<PROVIDER>_ALLOW_HTTP`` (an emulator or a server on plain HTTP) is honoured here.
+    # (Azurite's switch, ``AZURE_STORAGE_USE_EMULATOR``, allows HTTP by itself.)
+    if _is_true(os.environ.get(_ALLOW_HTTP.get(scheme, ""), "")) or (
+        scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://")
+    ):
         client["allow_http"] = True
     bucket_url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
     key = parts.path.lstrip("/")
@@ -135,6 +138,20 @@ def _store_and_key(url: str) -> tuple[Any, str]:
         if region:
             kwargs["region"] = region
     return from_url(bucket_url, **kwargs), key
+
+
+_ALLOW_HTTP = {
+    "s3": "AWS_ALLOW_HTTP",
+    "gs": "GOOGLE_ALLOW_HTTP",
+    "az": "AZURE_ALLOW_HTTP",
+    "abfs": "AZURE_ALLOW_HTTP",
+    "abfss": "AZURE_ALLOW_HTTP",
+}
+"""The variable that allows plain HTTP for a scheme's store (object_store's own names)."""
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @functools.cache
