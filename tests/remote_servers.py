@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -41,6 +42,8 @@ class Faults:
     file's retries: a GET is what a load's read meets)."""
     requests: list[str] = field(default_factory=list)
     """Every request line seen (method, path, Range header)."""
+    sent: int = 0
+    """Bytes of objects sent in all (a GET whose client stops reading sends less than asked)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -137,14 +140,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         try:
             with open(path, "rb") as handle:
-                handle.seek(start)
-                left = length
-                while left > 0:
-                    chunk = handle.read(min(left, 1 << 20))
-                    if not chunk:
+                # sendfile: the kernel copies the bytes, so the server's CPU (on the loader's
+                # machine in the benchmark) is little more than a real store's would be there.
+                self.wfile.flush()
+                offset, end = start, start + length
+                while offset < end:
+                    sent = os.sendfile(
+                        self.connection.fileno(),
+                        handle.fileno(),
+                        offset,
+                        min(end - offset, 1 << 20),
+                    )
+                    if sent == 0:
                         break
-                    self.wfile.write(chunk)
-                    left -= len(chunk)
+                    offset += sent
+                    self.faults.sent += sent
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -511,3 +521,29 @@ def azurite() -> Iterator[Azurite]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+# ------------------------------------------------------------------ a server of its own
+
+
+def _serve(root: Path) -> None:
+    """Serve ``root`` until SIGTERM or SIGINT: print the base URL (one line), then, at the
+    end, every request line seen and the bytes sent, as one JSON object (the benchmark's)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with http_file_server(root) as (base, faults):
+        print(base, flush=True)
+        while not stop.wait(0.2):
+            pass
+        print(json.dumps({"requests": faults.requests, "sent": faults.sent}), flush=True)
+
+
+if __name__ == "__main__":
+    # python tests/remote_servers.py serve ROOT: the HTTP file server in a process of its own
+    # (the benchmark's: one in the loader's process would take the loader's GIL from it).
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "serve":
+        sys.exit("usage: remote_servers.py serve ROOT")
+    _serve(Path(sys.argv[2]))

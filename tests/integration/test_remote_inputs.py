@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import uuid
@@ -552,3 +553,33 @@ def test_credentials_from_an_aws_profile(bucket, s3, db, tmp_path):
     assert wrong.returncode == 1
     assert "nobody" in wrong.stdout + wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_parquet_by_ranges_reads_ahead_so_each_get_serves_several_column_reads(served, load, db):
+    root, base, faults = served
+    rows = 300_000
+    rng = random.Random(16)
+    table = pa.table(
+        {
+            "id": list(range(rows)),
+            # Incompressible and uncompressed: a 13 MB file, its row groups' column chunks
+            # read interleaved, a row group at a time.
+            "a": [rng.getrandbits(63) for _ in range(rows)],
+            "b": [rng.random() for _ in range(rows)],
+            "c": [f"{rng.getrandbits(40):x}" for _ in range(rows)],
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=30_000, compression="none")
+    body = sink.getvalue()
+    (root / "big.parquet").write_bytes(body)
+    report = load([f"{base}/big.parquet"], table="t")
+    assert report.ok, [f.error for f in report.files]
+    assert db.count("t") == rows
+    assert db.val("SELECT sum(b) FROM t") == pytest.approx(sum(table.column("b").to_pylist()))
+    assert db.val("SELECT count(DISTINCT c) FROM t") == len(set(table.column("c").to_pylist()))
+    gets = [r for r in faults.requests if r.startswith("GET /big.parquet")]
+    # Read as asked (1 MiB at a time, a read per column chunk): 37 GETs; read ahead by 8 MiB:
+    # the footer and a few ranges for the sample and for the load.
+    assert len(gets) <= len(body) // (1 << 20), gets
+    assert faults.sent <= 2.5 * len(body)
