@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import signal
 import subprocess
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -558,15 +558,15 @@ def test_credentials_from_an_aws_profile(bucket, s3, db, tmp_path):
 def test_parquet_by_ranges_reads_ahead_so_each_get_serves_several_column_reads(served, load, db):
     root, base, faults = served
     rows = 300_000
-    rng = random.Random(16)
+    rng = np.random.default_rng(16)
     table = pa.table(
         {
-            "id": list(range(rows)),
+            "id": np.arange(rows),
             # Incompressible and uncompressed: a 13 MB file, its row groups' column chunks
             # read interleaved, a row group at a time.
-            "a": [rng.getrandbits(63) for _ in range(rows)],
-            "b": [rng.random() for _ in range(rows)],
-            "c": [f"{rng.getrandbits(40):x}" for _ in range(rows)],
+            "a": rng.integers(0, 2**62, rows),
+            "b": rng.random(rows),
+            "c": [f"{v:x}" for v in rng.integers(0, 2**40, rows)],
         }
     )
     sink = io.BytesIO()
