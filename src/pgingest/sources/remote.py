@@ -308,8 +308,9 @@ def _matches(path: str, pattern: str) -> bool:
 class _RemoteRaw(io.RawIOBase):
     """A remote object as a seekable raw file. Opened ``sequential`` (CSV, NDJSON, a hash, a
     workbook's copy), a read streams one GET from the position on; otherwise (Parquet's
-    footer and column chunks, a zip's directory, a format's first bytes) each read asks for
-    its range only."""
+    footer and column chunks, a zip's directory, a format's first bytes) by ranges: the first
+    read asks for its bytes only, a later one for ``_READ_AHEAD`` bytes from its position,
+    and the last ``_KEPT_RANGES`` ranges serve the reads that fall in them."""
 
     def __init__(self, path: str, size: int | None = None, *, sequential: bool = False) -> None:
         self._path = path
