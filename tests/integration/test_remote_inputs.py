@@ -583,3 +583,34 @@ def test_parquet_by_ranges_reads_ahead_so_each_get_serves_several_column_reads(s
     # the footer and a few ranges for the sample and for the load.
     assert len(gets) <= len(body) // (1 << 20), gets
     assert faults.sent <= 2.5 * len(body)
+
+
+@pytest.mark.parametrize("allow_http", [True, False])
+def test_an_azure_account_on_plain_http_needs_azure_allow_http(azure, db, allow_http):
+    """The account's own variables (no emulator switch) against azurite on plain HTTP: pgingest's
+    client options replace those obstore reads from the environment, so it honours
+    ``AZURE_ALLOW_HTTP`` itself; without it the HTTP endpoint is refused."""
+    from remote_servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    name = "p" + uuid.uuid4().hex[:20]
+    azure.create_container(name)
+    azure.put(name, "a.csv", csv_bytes(0, 6))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZURITE_"))}
+    environ.update(
+        AZURE_STORAGE_ACCOUNT_NAME=AZURITE_ACCOUNT,
+        AZURE_STORAGE_ACCOUNT_KEY=AZURITE_KEY,
+        AZURE_STORAGE_ENDPOINT=f"{azure.url}/{AZURITE_ACCOUNT}",
+    )
+    if allow_http:
+        environ["AZURE_ALLOW_HTTP"] = "true"
+    done = pgingest(
+        "load", "--dsn", db.dsn, "--schema", db.schema, f"az://{name}/a.csv", "--table", "t",
+        "--max-retries", "0", timeout=180, env=environ,
+    )  # fmt: skip
+    if allow_http:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert db.count("t") == 6
+    else:
+        assert done.returncode != 0
+        assert f"az://{name}/a.csv" in done.stdout + done.stderr
+        assert AZURITE_KEY not in done.stdout + done.stderr
