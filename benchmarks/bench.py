@@ -494,6 +494,8 @@ class Measurement:
     """Rows the case's file holds, when not the dataset's (rows/s counts these)."""
     manifest_s: float | None = None
     """pgingest cases: the ``manifest`` stage of the run (its "stages" line)."""
+    requests: str | None = None
+    """Remote cases: what the loader asked of the server (see ``_requests_summary``)."""
 
 
 def _sample_tree_rss(
@@ -634,14 +636,66 @@ def case_pgingest_parquet(ctx: Context) -> Measurement:
 
 def _over_http(ctx: Context, path: Path) -> Measurement:
     """pgingest loading ``path`` from a Range- and ETag-capable HTTP server on loopback (the
-    tests' own, serving from this process's threads: its CPU is not the client's)."""
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    tests' own, ``tests/remote_servers.py serve``) in a process of its own: in this process its
+    threads would not compete with the loader for a GIL, but they would for this script's, and
+    its CPU is not the client's either way. Prints what the loader asked of the server."""
+    server = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests" / "remote_servers.py"), "serve", str(path.parent)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        from remote_servers import http_file_server
+        ready = threading.Timer(SERVER_START_S, server.kill)  # a bound on the first line
+        ready.start()
+        base = server.stdout.readline().strip() if server.stdout else ""
+        ready.cancel()
+        if not base.startswith("http://"):
+            raise CaseError(f"the HTTP server did not start (printed {base!r})")
+        measured = _pgingest(ctx, f"{base}/{path.name}")
     finally:
-        sys.path.pop(0)
-    with http_file_server(path.parent) as (base, _faults):
-        return _pgingest(ctx, f"{base}/{path.name}")
+        server.terminate()
+        try:
+            out, _ = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, _ = server.communicate(timeout=10)
+    lines = out.strip().splitlines()
+    if lines:
+        seen = json.loads(lines[-1])
+        measured = replace(
+            measured, requests=_requests_summary(seen["requests"], seen["sent"], path)
+        )
+        print(f"    {path.name}: {measured.requests}", flush=True)
+    return measured
+
+
+SERVER_START_S = 30.0
+"""Seconds the benchmark's HTTP server may take to print its URL."""
+
+
+def _requests_summary(requests: list[str], sent: int, path: Path) -> str:
+    """``requests`` (the server's "METHOD PATH RANGE" lines) in one line: HEADs, GETs, the
+    sizes of the ranges asked for, and the bytes the server ``sent`` against the file's size."""
+    size = path.stat().st_size
+    heads = sum(1 for r in requests if r.startswith("HEAD "))
+    lengths = []
+    for line in requests:
+        if not line.startswith("GET "):
+            continue
+        match = re.search(r"bytes=(\d+)-(\d*)$", line)
+        if match is None:
+            lengths.append(size)
+        else:
+            end = int(match.group(2)) if match.group(2) else size - 1
+            lengths.append(min(end, size - 1) - int(match.group(1)) + 1)
+    if not lengths:
+        return f"{heads} HEAD, no GET"
+    mib = 2**20
+    return (
+        f"{heads} HEAD, {len(lengths)} GET: ranges of {min(lengths) / mib:.2f}.."
+        f"{max(lengths) / mib:.1f} MiB (median {statistics.median(lengths) / mib:.2f}),"
+        f" {sent / size:.2f}x the file's {size / mib:,.0f} MiB sent"
+    )
 
 
 def case_pgingest_csv_http(ctx: Context) -> Measurement:
@@ -1036,6 +1090,8 @@ class RunResult:
     manifest_s: float | None = None
     """pgingest cases: seconds in the manifest's statements and hash waits, summed over the
     file's workers (pgingest's ``manifest`` stage)."""
+    requests: str | None = None
+    """Remote cases: the HEADs and GETs the loader sent, the ranges' sizes and sum."""
     error: str | None = None
 
 
@@ -1128,6 +1184,7 @@ def run_case(
         ),
         steal_s=machine_after[1] - machine_before[1],
         manifest_s=measured.manifest_s,
+        requests=measured.requests,
     )
     other = f"  (other CPU {result.other_cpu_s:.1f} s)" if result.other_cpu_s is not None else ""
     print(

@@ -44,6 +44,17 @@ _STREAM_CHUNK = 8 << 20
 # A stream is one GET per window of this many bytes: a request's whole-response timeout
 # (obstore's ``timeout``) then bounds one window, not a whole object loading for an hour.
 _WINDOW = 64 << 20
+# A read by ranges that finds its bytes in none of the ranges an open object keeps asks for this
+# much from its position (its first read: only what it asks for, a footer or a format's magic).
+# Parquet's column readers ask 1 MiB at a time, interleaved over a row group's columns: each
+# was a GET of its own (701 for a 579 MiB file), where one 8 MiB range serves several
+# columns' reads (81 GETs; reading that file over loopback HTTP took 6.1 s, now 2.0-3.3 s,
+# 2.9 s from disk; 4 MiB ranges: 157 GETs, 2.5-3.7 s).
+_READ_AHEAD = 8 << 20
+# The ranges an open object keeps, newest last: 16 MiB of memory per open object. Loading that
+# file, keeping 2 sent 1.17x its bytes in 142 GETs at 254-258 MB peak RSS (240 MB from disk);
+# keeping 3: 1.04x, 126 GETs, 284 MB; 4: 1.01x, 114 GETs, 301 MB. Memory is the bound here.
+_KEPT_RANGES = 2
 
 _lock = threading.Lock()
 _given: dict[str, str] = {}
@@ -114,9 +125,12 @@ def _store_and_key(url: str) -> tuple[Any, str]:
         from obstore.store import HTTPStore
 
         return HTTPStore.from_url(url, client_options=client, retry_config=no_retry), ""  # type: ignore[arg-type]
-    if os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true") or os.environ.get(
-        "AWS_ENDPOINT_URL", ""
-    ).startswith("http://"):
+    # The client options given here replace those object_store reads from the environment:
+    # its ``<PROVIDER>_ALLOW_HTTP`` (an emulator or a server on plain HTTP) is honoured here.
+    # (Azurite's switch, ``AZURE_STORAGE_USE_EMULATOR``, allows HTTP by itself.)
+    if _is_true(os.environ.get(_ALLOW_HTTP.get(scheme, ""), "")) or (
+        scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://")
+    ):
         client["allow_http"] = True
     bucket_url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
     key = parts.path.lstrip("/")
@@ -135,6 +149,20 @@ def _store_and_key(url: str) -> tuple[Any, str]:
         if region:
             kwargs["region"] = region
     return from_url(bucket_url, **kwargs), key
+
+
+_ALLOW_HTTP = {
+    "s3": "AWS_ALLOW_HTTP",
+    "gs": "GOOGLE_ALLOW_HTTP",
+    "az": "AZURE_ALLOW_HTTP",
+    "abfs": "AZURE_ALLOW_HTTP",
+    "abfss": "AZURE_ALLOW_HTTP",
+}
+"""The variable that allows plain HTTP for a scheme's store (object_store's own names)."""
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 @functools.cache
@@ -280,8 +308,9 @@ def _matches(path: str, pattern: str) -> bool:
 class _RemoteRaw(io.RawIOBase):
     """A remote object as a seekable raw file. Opened ``sequential`` (CSV, NDJSON, a hash, a
     workbook's copy), a read streams one GET from the position on; otherwise (Parquet's
-    footer and column chunks, a zip's directory, a format's first bytes) each read asks for
-    its range only."""
+    footer and column chunks, a zip's directory, a format's first bytes) by ranges: the first
+    read asks for its bytes only, a later one for ``_READ_AHEAD`` bytes from its position,
+    and the last ``_KEPT_RANGES`` ranges serve the reads that fall in them."""
 
     def __init__(self, path: str, size: int | None = None, *, sequential: bool = False) -> None:
         self._path = path
@@ -291,9 +320,13 @@ class _RemoteRaw(io.RawIOBase):
         self._pos = 0
         self._stream: Iterator[Any] | None = None
         self._stream_pos = -1
-        self._pending = b""
+        self._pending: bytes | memoryview = b""
         self._digest = hashlib.sha256()
         self._hashed_to = 0
+        self._kept: list[tuple[int, memoryview]] = []
+        """Ranges read ahead by ``_range`` (start, bytes), newest last."""
+        self._ranged = False
+        """Whether a read by ranges was made (the first asks for what it needs only)."""
 
     def readable(self) -> bool:
         return True
@@ -326,7 +359,7 @@ class _RemoteRaw(io.RawIOBase):
         if want == 0 or self._pos >= self.size:
             return 0
         try:
-            data = b""
+            data: bytes | memoryview = b""
             if self._stream is not None and self._stream_pos == self._pos:
                 data = self._pending or bytes(next(self._stream, b""))
                 self._pending = b""
@@ -338,10 +371,7 @@ class _RemoteRaw(io.RawIOBase):
                 self._stream_pos = self._pos
                 data = bytes(next(self._stream, b""))
             elif not self._sequential:
-                length = min(want, self.size - self._pos)
-                data = bytes(
-                    obstore.get_range(self._store, self._key, start=self._pos, length=length)
-                )
+                data = self._range(want)
                 self._stream = None
         except StopIteration:
             data = b""
@@ -367,8 +397,31 @@ class _RemoteRaw(io.RawIOBase):
             )
         return n
 
+    def _range(self, want: int) -> memoryview:
+        """Up to ``want`` bytes from the position: from a kept range, else from a GET of at
+        least ``_READ_AHEAD`` bytes (``want`` only, for the object's first read), kept."""
+        import obstore
+
+        for start, block in reversed(self._kept):
+            if start <= self._pos < start + len(block):
+                return block[self._pos - start : self._pos - start + want]
+        ahead = max(want, _READ_AHEAD) if self._ranged else want
+        self._ranged = True
+        # Up to the next kept range, not into it: a column read just before one (the row
+        # group's reads interleave) asks for the gap only.
+        end = min([self.size, self._pos + ahead, *(s for s, _ in self._kept if s > self._pos)])
+        length = end - self._pos
+        # The response's own buffer (no copy): a kept range is served by slices of it.
+        block = memoryview(
+            obstore.get_range(self._store, self._key, start=self._pos, length=length)
+        )
+        if len(block) > want:
+            self._kept = [*self._kept[-(_KEPT_RANGES - 1) :], (self._pos, block)]
+        return block[:want]
+
     def close(self) -> None:
         self._stream = None
+        self._kept = []
         super().close()
 
 
