@@ -10,13 +10,15 @@ on the benchmark's 2-million-row Parquet file (peak RSS of the process):
 - Arrow's default pool (mimalloc) keeps freed pages per thread: the system allocator with at
   most two glibc arenas holds 230-240 MB, with less client CPU (1.9 s instead of 2.0 s);
 - glibc serves a large block by ``mmap`` and returns it on free, but after such a free it
-  raises that threshold (up to 32 MiB): the buffers of an upsert's or merge's routed batches
-  (1-10 MB, from several threads) then come from the heap, whose freed space stays resident.
-  A fixed 1 MiB threshold (:func:`map_large_buffers`, keyed loads only) keeps them mapped:
-  an upsert of the 2-million-row CSV held 332-345 MB, now 212-217 MB (and 268 MB of the
-  Parquet file, now 214 MB; the same at 10 million rows: the peak is the batches in flight,
-  not the file). An append holds 150-200 MB either way, and the threshold would cost it 0.4 s
-  of system time per 2 million rows (page faults of buffers mapped anew).
+  raises that threshold (up to 32 MiB): the buffers of an upsert's or merge's routed CSV
+  batches (1-10 MB: Arrow columns, then their CSV text, from several threads) then come from
+  the heap, whose freed space stays resident. A fixed 1 MiB threshold
+  (:func:`map_large_buffers`, for those loads only) keeps them mapped: an upsert of the
+  2-million-row CSV held 314-345 MB, now 204-208 MB (209 MB at 10 million rows: the peak is
+  the batches in flight, not the file), for 1.4 s more system time (page faults of buffers
+  mapped anew; 8.9 s -> 9.9 s of wall on this 2-core machine). A Parquet upsert holds
+  256 MB without it (and would pay 0.9 s), an append 150-200 MB: they keep the sliding
+  threshold.
 
 None of this changes what is loaded; each step is skipped where the platform lacks it, and an
 ``ARROW_DEFAULT_MEMORY_POOL``, ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by the
@@ -60,7 +62,7 @@ def limit_resident_memory() -> None:
 
 
 def map_large_buffers() -> None:
-    """Keyed loads (upsert, merge): allocate every block over 1 MiB by ``mmap``, returned to
+    """Upserts and merges of CSV: allocate every block over 1 MiB by ``mmap``, returned to
     the system when freed (see the module's docstring)."""
     _mallopt("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 

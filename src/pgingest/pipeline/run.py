@@ -29,7 +29,7 @@ from pgingest.pipeline.discover import check_run_wide, options_for, plan_targets
 from pgingest.pipeline.dispatch import run_tasks
 from pgingest.pipeline.job import RunLock, quietly
 from pgingest.pipeline.keyed.modes import Modes
-from pgingest.pipeline.memory import limit_resident_memory, map_large_buffers
+from pgingest.pipeline.memory import limit_resident_memory
 from pgingest.pipeline.pool import open_pool
 from pgingest.pipeline.prepare.columns import read_contract
 from pgingest.pipeline.prepare.source import files_found, open_file
@@ -73,8 +73,6 @@ async def _run(
     limit_resident_memory()
     report = LoadReport(dry_run=options.dry_run)
     tasks = await asyncio.to_thread(_tasks, paths, options, read_ahead, report, reporter)
-    if any(task.options.mode in ("upsert", "merge") for _, task in tasks):
-        map_large_buffers()
     if not tasks:
         report.seconds = time.perf_counter() - started
         reporter.run_done(report)

@@ -19,6 +19,7 @@ from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDiale
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.job import FileJob
+from pgingest.pipeline.memory import map_large_buffers
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.write.batches import ARROW_BATCH_BYTES, payloads
 from pgingest.pipeline.write.payload import Payload, encode_shaped
@@ -258,6 +259,8 @@ def routed_batches(
     kinds = [key_kind(by_name[k]) or "text" for k in key]
     # Typed Arrow readers (and transformed sources) are shaped like Parquet; CSV is text.
     parquet = source.info.format in ARROW_FORMATS or not _is_text(source)
+    if not parquet:  # text routed as CSV: keep its buffers from staying resident
+        map_large_buffers()
     cache: list[copy.BinaryEncoder | None] = [None]
     types = [*target_types, "bigint"]
     chunks = source.chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=False)
