@@ -24,14 +24,19 @@ _LITERAL_INT = r"(?:[0-9](?:_?[0-9])*|0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|
 """PostgreSQL 16+'s integer input: underscores between digits, hex, octal and binary."""
 _DIGITS = r"^[+-]?[0-9]{1,18}$"
 _EXPONENT = r"(?:[eE][+-]?[0-9]+)?"
-_DECIMAL = rf"(?:[0-9]+\.?[0-9]*|\.[0-9]+){_EXPONENT}"
-_DECIMAL_UNDERSCORED = (
-    rf"(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*){_EXPONENT}"
-)
+_MANTISSA = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+_DECIMAL = rf"{_MANTISSA}{_EXPONENT}"
+_MANTISSA_UNDERSCORED = r"(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)"
+_NUMERIC_EXPONENT = rf"(?:[eE]{_WS}[+-]?[0-9_]+)?"
+"""numeric's exponent: strtol's, spaces allowed after the ``e`` (``0E 0`` is 0)."""
 _FLOAT_WORDS = r"(?i:nan|inf|infinity|nan\([0-9a-z_]*\))"
 _HEX_FLOAT = r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
 """strtod's hexadecimal floats (``0x1F``, ``0x1.8p3``): the server's float input reads them."""
-_NUMERIC_WORDS = r"(?i:nan|inf|infinity)"
+_NUMERIC_WORDS = r"(?i:nan|[+-]?inf|[+-]?infinity)"
+_STRTOD_ONLY = r"\(|(?i:[+-]nan)"
+"""``nan(12)``, ``+nan``: floats read them, numeric does not."""
+_NUMERIC_SCALE = r"[eE][+-]?0*[0-9]{4}|[0-9.]{1000}"
+"""An exponent or digits past numeric's range (a scale over 16383 digits: ``.0e-20000``)."""
 _BOOLEAN_LIKE = rf"^{_WS}(?i:t|tr|tru|true|f|fa|fal|fals|false|y|ye|yes|n|no|on|of|off|1|0){_WS}$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _YEAR_ZERO = rf"^{_WS}0000-[0-9]{{2}}-[0-9]{{2}}"
@@ -77,12 +82,15 @@ def _fast_casts() -> dict[str, pa.DataType]:
 def _arrow_only(values: pa.Array, parsed: pa.Array, base: str) -> bool:
     """Whether Arrow read a value of the column the server may refuse: hex integers (which
     Arrow even wraps, ``0x8000`` -> -32768 as smallint), numbers out of the type's range
-    (Arrow rounds them to infinity or 0), an hour without minutes."""
+    (Arrow rounds them to infinity or 0), ``+nan`` as numeric, year 0, an hour without minutes."""
     import pyarrow.compute as pc
 
     if base in ("smallint", "integer", "bigint"):
         return bool(pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py())
     if base in ("numeric", "real", "double precision"):
+        only = _STRTOD_ONLY if base != "numeric" else f"{_STRTOD_ONLY}|{_NUMERIC_SCALE}"
+        if pc.any(pc.match_substring_regex(values, only)).as_py():
+            return True
         magnitude = pc.abs(parsed)
         limit = _REAL_MAX if base == "real" else float("inf")
         if pc.any(pc.greater_equal(magnitude, limit)).as_py():
@@ -92,8 +100,9 @@ def _arrow_only(values: pa.Array, parsed: pa.Array, base: str) -> bool:
         return bool(
             pc.any(pc.and_(small, pc.match_substring_regex(values, _NONZERO_MANTISSA))).as_py()
         )
-    if base == "timestamp":
-        return bool(pc.any(pc.match_substring_regex(values, _HOUR_ONLY)).as_py())
+    if base in ("date", "timestamp"):
+        refused = f"{_YEAR_ZERO}|{_HOUR_ONLY}"
+        return bool(pc.any(pc.match_substring_regex(values, refused)).as_py())
     return False
 
 
@@ -161,9 +170,10 @@ def _number_invalid(values: pa.Array, base: str, server_version: int | None) -> 
     import pyarrow.compute as pc
 
     if base == "numeric":
-        decimal = _DECIMAL_UNDERSCORED if _reads_literals(server_version) else _DECIMAL
+        mantissa = _MANTISSA_UNDERSCORED if _reads_literals(server_version) else _MANTISSA
+        decimal = mantissa + _NUMERIC_EXPONENT
         literal = f"|{_LITERAL_INT}" if _reads_literals(server_version) else ""
-        spelled = rf"^{_WS}[+-]?(?:{decimal}|{_NUMERIC_WORDS}{literal}){_WS}$"
+        spelled = rf"^{_WS}(?:[+-]?(?:{decimal}{literal})|{_NUMERIC_WORDS}){_WS}$"
         return _not_matching(values, spelled)
     bad = _not_matching(values, rf"^{_WS}[+-]?(?:{_DECIMAL}|{_FLOAT_WORDS}|{_HEX_FLOAT}){_WS}$")
     decimal = pc.match_substring_regex(values, rf"^{_WS}[+-]?{_DECIMAL}{_WS}$")
