@@ -153,7 +153,7 @@ def _family(pg_type: str) -> str:
 
 @pytest.mark.parametrize("pg_type", TYPES)
 @settings(
-    max_examples=3000,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
