@@ -132,8 +132,9 @@ DATES = st.one_of(
 )
 BOOLEANS = _joined(
     SPACE,
-    st.sampled_from(["t", "true", "f", "false", "y", "yes", "n", "no", "on", "off", "of", "o"])
-    .flatmap(lambda w: st.sampled_from([w, w.upper(), w.title(), w + "e", w[:1]])),
+    st.sampled_from(
+        ["t", "true", "f", "false", "y", "yes", "n", "no", "on", "off", "of", "o"]
+    ).flatmap(lambda w: st.sampled_from([w, w.upper(), w.title(), w + "e", w[:1]])),
     SPACE,
 )
 ANY = st.text("0123456789+-._xXeE: T-aInf", max_size=14)
