@@ -190,3 +190,46 @@ def test_every_writer_names_the_file_line_of_a_bad_value(tmp_path, load, db, how
     assert error.startswith(f"{src}: line 1202, column {column}: "), error
     if db.val("SELECT to_regclass('t')") is not None:
         assert db.count("t") == 0
+
+
+LITERALS = 160000
+"""PostgreSQL reads ``0x1F`` and ``1_000`` as integers from 16 on; 15 refuses them."""
+
+ARROW_ONLY = {
+    # batch (of 250 rows) -> (raw line, column, refused by the server before PostgreSQL 16 only)
+    10: (b"0x1F,1.5,2026-01-02 03:04,2026-01-02", "n", True),
+    300: (b"1_000,1.5,2026-01-02 03:04,2026-01-02", "n", True),
+    600: (b"600,1e400,2026-01-02 03:04,2026-01-02", "f", False),
+    900: (b"900,1e-400,2026-01-02 03:04,2026-01-02", "f", False),
+    1200: (b"1200,-1.8e308,2026-01-02 03:04,2026-01-02", "f", False),
+    1500: (b"1500,1.5,2026-01-02 03,2026-01-02", "t", False),
+    1800: (b"1800,1.5,2026-01-02T03,2026-01-02", "t", False),
+    1990: (b"1990,1.5,2026-01-02 03:04,0000-01-01", "d", False),
+}
+
+
+def test_skip_sets_aside_what_only_arrow_reads_each_alone_in_its_batch(tmp_path, load, db):
+    """Values Arrow parses and the server refuses (hex, out of range, an hour without
+    minutes, year 0), each the only bad value of its batch: under ``--on-error skip`` the
+    client-side check must find it (PostgreSQL 15/16) or the server skip it (17+), never
+    the batch's error stand and fail the file."""
+    lines = [f"{i},{i}.5,2026-01-02 03:04,2026-01-02".encode() for i in range(GOOD)]
+    for index, (raw, _column, _old_only) in ARROW_ONLY.items():
+        lines[index] = raw
+    src = tmp_path / "arrow-only.csv"
+    src.write_bytes(b"n,f,t,d\n" + b"\n".join(lines) + b"\n")
+    old = int(db.val("SHOW server_version_num")) < LITERALS
+    refused = {i: v for i, v in ARROW_ONLY.items() if old or not v[2]}
+    types = {"n": "integer", "f": "double precision", "t": "timestamp", "d": "date"}
+    report = load(src, table="a", on_error="skip", types=types, batch_size=250)
+    assert report.ok, report.failed
+    assert report.files[0].rejects == len(refused)
+    assert db.count("a") == GOOD - len(refused)
+    kept = rejects(db, src)
+    assert [(r[0], r[1], r[2]) for r in kept] == [
+        (i + 2, column, raw.decode()) for i, (raw, column, _old) in sorted(refused.items())
+    ]
+    loaded = {r[0] for r in db.fetch("SELECT n FROM a")}
+    if not old:
+        assert {31, 1000} <= loaded  # 0x1F and 1_000: the server reads them
+    assert {599, 601, 1499, 1501, 1989, 1991} <= loaded

@@ -19,23 +19,54 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _WS = r"[ \t\n\r\f\v]*"
-_INTEGER_LIKE = rf"^{_WS}[+-]?(?:[0-9_]+|0[xXoObB][0-9a-fA-F_]+){_WS}$"
+_DECIMAL_INT = r"[0-9]+"
+_LITERAL_INT = r"(?:[0-9](?:_?[0-9])*|0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+)"
+"""PostgreSQL 16+'s integer input: underscores between digits, hex, octal and binary."""
 _DIGITS = r"^[+-]?[0-9]{1,18}$"
-_NUMBER_LIKE = (
-    rf"^{_WS}[+-]?(?:(?:[0-9_]+\.?[0-9_]*|\.[0-9_]+)(?:[eE][+-]?[0-9]+)?"
-    rf"|(?i:nan|inf|infinity)|0[xXoObB][0-9a-fA-F_]+){_WS}$"
-)
+_EXPONENT = r"(?:[eE][+-]?[0-9]+)?"
+_MANTISSA = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+_DECIMAL = rf"{_MANTISSA}{_EXPONENT}"
+_MANTISSA_UNDERSCORED = r"(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)"
+_NUMERIC_EXPONENT = rf"(?:[eE]{_WS}[+-]?[0-9_]+)?"
+"""numeric's exponent: strtol's, spaces allowed after the ``e`` (``0E 0`` is 0)."""
+_FLOAT_WORDS = r"(?i:nan|inf|infinity|nan\([0-9a-z_]*\))"
+_HEX_FLOAT = r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+"""strtod's hexadecimal floats (``0x1F``, ``0x1.8p3``): the server's float input reads them."""
+_NUMERIC_WORDS = r"(?i:nan|[+-]?inf|[+-]?infinity)"
+_STRTOD_ONLY = r"\(|(?i:[+-]nan)"
+"""``nan(12)``, ``+nan``: floats read them, numeric does not."""
+_NUMERIC_SCALE = r"[eE][+-]?0*[0-9]{4}"
+"""An exponent past what a float reads of numeric's range (a scale over 16383 digits:
+``.0e-20000``)."""
+_NUMERIC_DIGITS = 1000
+"""Values this long may hold more digits than numeric's 16383 after the point: not vouched."""
 _BOOLEAN_LIKE = rf"^{_WS}(?i:t|tr|tru|true|f|fa|fal|fals|false|y|ye|yes|n|no|on|of|off|1|0){_WS}$"
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_YEAR_ZERO = rf"^{_WS}0000-[0-9]{{2}}-[0-9]{{2}}"
+_HOUR_ONLY = rf"^{_WS}[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ][0-9]{{1,2}}{_WS}$"
+"""A date and an hour without minutes (``2026-01-02 03``): Arrow reads it, the server never."""
 _HAS_DIGIT = r"[0-9]"
 _DATE_WORDS = r"^\s*(?i:epoch|infinity|-infinity|now|today|tomorrow|yesterday|allballs)\s*$"
 _RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1)}
+_REAL_MAX = 3.4028236e38
+"""Above it (FLT_MAX plus half a unit in the last place, rounded up) ``real`` input overflows."""
+_REAL_TINY = 7.0e-46
+"""Below it (half the least subnormal ``real``) a nonzero value rounds to 0: refused."""
+_NONZERO_MANTISSA = r"^[^eE]*[1-9]"
+LITERALS_VERSION = 160000
+"""PostgreSQL reads hex, octal and binary integers and underscores in numbers from 16 on."""
+
+
+def _reads_literals(server_version: int | None) -> bool:
+    """Whether the server may read ``0x1F`` and ``1_000`` as numbers: 16+, or not known."""
+    return server_version is None or server_version >= LITERALS_VERSION
 
 
 @cache
 def _fast_casts() -> dict[str, pa.DataType]:
-    """Arrow types whose parse of a text column, when it succeeds, proves every value valid
-    (built on first use: importing this module does not import pyarrow)."""
+    """Arrow types whose parse of a text column reads a subset of what the server accepts,
+    once :func:`_arrow_only` finds none of the values only Arrow reads (built on first use:
+    importing this module does not import pyarrow)."""
     import pyarrow as pa
 
     return {
@@ -51,6 +82,83 @@ def _fast_casts() -> dict[str, pa.DataType]:
     }
 
 
+def _arrow_only(values: pa.Array, parsed: pa.Array, base: str) -> bool:
+    """Whether Arrow read a value of the column the server may refuse: hex integers (which
+    Arrow even wraps, ``0x8000`` -> -32768 as smallint), numbers out of the type's range
+    (Arrow rounds them to infinity or 0), ``+nan`` as numeric, year 0, an hour without minutes.
+
+    Each test runs a regex only on the few values Arrow's result makes suspect: the column
+    Arrow reads whole stays a fraction of the regexes' cost."""
+    import pyarrow.compute as pc
+
+    if base in ("smallint", "integer", "bigint"):
+        # Arrow reads 0x1F and 0X1F, nothing before them (no sign, no space)
+        return _any(pc.starts_with(values, "0x")) or _any(pc.starts_with(values, "0X"))
+    if base in ("date", "timestamp"):
+        if _any(pc.equal(pc.year(parsed), 0)):
+            return True
+        length = pc.utf8_length(values)
+        short = pc.and_(pc.greater_equal(length, 12), pc.less_equal(length, 13))
+        return _suspect(values, short, _HOUR_ONLY)
+    if base not in ("numeric", "real", "double precision"):
+        return False
+    magnitude = pc.abs(parsed)
+    limit = _REAL_MAX if base == "real" else float("inf")
+    if _any(pc.greater_equal(magnitude, limit)):
+        return True  # infinity written as a word is accepted: the full check tells
+    tiny = _REAL_TINY * 2 if base == "real" else 0.0
+    small = pc.less_equal(magnitude, tiny)
+    if base != "numeric":
+        return _suspect(values, small, _NONZERO_MANTISSA)
+    if (pc.max(pc.utf8_length(values)).as_py() or 0) >= _NUMERIC_DIGITS:
+        return True
+    return _suspect(values, pc.is_nan(parsed), _STRTOD_ONLY) or _suspect(
+        values, small, _NUMERIC_SCALE
+    )
+
+
+def _any(mask: pa.Array) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(mask).as_py())
+
+
+def _suspect(values: pa.Array, mask: pa.Array, pattern: str) -> bool:
+    """Whether a value where ``mask`` is true matches ``pattern``."""
+    import pyarrow.compute as pc
+
+    few = values.filter(pc.fill_null(mask, False))
+    return len(few) > 0 and _any(pc.match_substring_regex(few, pattern))
+
+
+def fast_accepts(
+    values: pa.Array | pa.ChunkedArray, pg_type: str, server_version: int | None = None
+) -> bool:
+    """Whether Arrow's parse of the column vouches for every value: the server accepts them
+    all (checked at a fraction of the regexes' cost).
+
+    Args:
+        values: the column as text.
+        pg_type: the target column's type.
+        server_version: the server's ``server_version_num``; ``None`` when not known.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    t = canonical_type(pg_type)
+    base = t.split("(", 1)[0]
+    fast = _fast_casts().get(base)
+    if fast is None or t != base:  # numeric(12,2): a precision Arrow does not check
+        return False
+    try:
+        parsed = pc.cast(values, fast)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return not _arrow_only(values, parsed, base)
+
+
 def _all_false(values: pa.Array) -> pa.Array:
     import pyarrow.compute as pc
 
@@ -63,11 +171,12 @@ def _not_matching(values: pa.Array, pattern: str) -> pa.Array:
     return pc.invert(pc.match_substring_regex(values, pattern))
 
 
-def _integer_invalid(values: pa.Array, base: str) -> pa.Array:
+def _integer_invalid(values: pa.Array, base: str, server_version: int | None) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    bad = _not_matching(values, _INTEGER_LIKE)
+    literal = _LITERAL_INT if _reads_literals(server_version) else _DECIMAL_INT
+    bad = _not_matching(values, rf"^{_WS}[+-]?{literal}{_WS}$")
     low_high = _RANGES.get(base)
     if low_high is None:
         return bad
@@ -79,9 +188,40 @@ def _integer_invalid(values: pa.Array, base: str) -> pa.Array:
     return pc.or_(bad, pc.and_(plain, out))
 
 
-def _date_invalid(values: pa.Array) -> pa.Array:
-    """ISO dates that do not exist (2026-02-30), and values without a digit that are not one
-    of the special words; other forms (``Jan 5 2026``) are left to the server."""
+def _number_invalid(values: pa.Array, base: str, server_version: int | None) -> pa.Array:
+    """Values not spelled as a number of the type, and (floats) decimals out of its range:
+    the server refuses ``1e400`` and ``1e-400`` as double precision, ``1e39`` as real."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if base == "numeric":
+        mantissa = _MANTISSA_UNDERSCORED if _reads_literals(server_version) else _MANTISSA
+        decimal = mantissa + _NUMERIC_EXPONENT
+        literal = f"|{_LITERAL_INT}" if _reads_literals(server_version) else ""
+        spelled = rf"^{_WS}(?:[+-]?(?:{decimal}{literal})|{_NUMERIC_WORDS}){_WS}$"
+        return _not_matching(values, spelled)
+    bad = _not_matching(values, rf"^{_WS}[+-]?(?:{_DECIMAL}|{_FLOAT_WORDS}|{_HEX_FLOAT}){_WS}$")
+    decimal = pc.match_substring_regex(values, rf"^{_WS}[+-]?{_DECIMAL}{_WS}$")
+    text = pc.utf8_ltrim(pc.utf8_trim_whitespace(pc.if_else(decimal, values, "0")), characters="+")
+    try:
+        magnitude = pc.abs(pc.cast(text, pa.float64()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return bad
+    if base == "real":
+        over = pc.greater(magnitude, _REAL_MAX)
+        under = pc.less(magnitude, _REAL_TINY)
+    else:
+        over = pc.is_inf(magnitude)
+        under = pc.equal(magnitude, 0.0)
+    if _any(pc.and_(decimal, under)):  # rare: then only, tell 0 from what rounds to it
+        under = pc.and_(under, pc.match_substring_regex(values, _NONZERO_MANTISSA))
+    return pc.or_(bad, pc.and_(decimal, pc.or_(over, under)))
+
+
+def _date_invalid(values: pa.Array, base: str) -> pa.Array:
+    """ISO dates that do not exist (2026-02-30, year 0), an ISO date and an hour without
+    minutes (timestamps), and values without a digit that are not one of the special words;
+    other forms (``Jan 5 2026``) are left to the server."""
     import pyarrow.compute as pc
 
     iso = pc.match_substring_regex(values, _ISO_DATE)
@@ -90,16 +230,24 @@ def _date_invalid(values: pa.Array) -> pa.Array:
     # strptime rolls 2026-02-30 over to March 2: a round trip tells an impossible date.
     again = pc.strftime(parsed, format="%Y-%m-%d")
     impossible = pc.and_(iso, pc.invert(pc.fill_null(pc.equal(again, heads), False)))
+    impossible = pc.or_(impossible, pc.match_substring_regex(values, _YEAR_ZERO))
+    if base != "date":
+        impossible = pc.or_(impossible, pc.match_substring_regex(values, _HOUR_ONLY))
     wordy = pc.and_(_not_matching(values, _HAS_DIGIT), _not_matching(values, _DATE_WORDS))
     return pc.or_(impossible, wordy)
 
 
-def invalid_values(values: pa.Array | pa.ChunkedArray, pg_type: str) -> pa.Array | None:
+def invalid_values(
+    values: pa.Array | pa.ChunkedArray, pg_type: str, server_version: int | None = None
+) -> pa.Array | None:
     """Flag the values of a text column that ``pg_type``'s input function surely refuses.
 
     Args:
         values: the column as CSV text (``string``); nulls are never flagged.
         pg_type: the target column's type.
+        server_version: the server's ``server_version_num``: PostgreSQL 15 refuses ``0x1F``
+            and ``1_000`` as integers, 16 reads them. ``None`` when not known: only what
+            every version refuses is flagged.
 
     Returns:
         A boolean array, true where a value is invalid, or ``None`` when the type has no
@@ -112,24 +260,16 @@ def invalid_values(values: pa.Array | pa.ChunkedArray, pg_type: str) -> pa.Array
         values = values.combine_chunks()
     t = canonical_type(pg_type)
     base = t.split("(", 1)[0]
-    fast = _fast_casts().get(base)
-    if fast is not None:
-        # Arrow's own parser accepts a subset of what the server does: when it reads the
-        # whole column, no value is invalid, at a fraction of the regexes' cost.
-        try:
-            pc.cast(values, fast)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        else:
-            return _all_false(values)
+    if fast_accepts(values, t, server_version):
+        return _all_false(values)
     if base in ("smallint", "integer", "bigint"):
-        bad = _integer_invalid(values, base)
+        bad = _integer_invalid(values, base, server_version)
     elif base in ("numeric", "real", "double precision"):
-        bad = _not_matching(values, _NUMBER_LIKE)
+        bad = _number_invalid(values, base, server_version)
     elif base == "boolean":
         bad = _not_matching(values, _BOOLEAN_LIKE)
     elif base in ("date", "timestamp", "timestamptz"):
-        bad = _date_invalid(values)
+        bad = _date_invalid(values, base)
     else:
         return None
     return pc.fill_null(bad, False)

@@ -22,6 +22,7 @@ from pgingest.errors import (
     UnreadableNoticeError,
 )
 from pgingest.model import ColumnSpec, CsvChunk, CsvDialect, Reject
+from pgingest.pg import connect
 from pgingest.pg.copy import (
     BinaryEncoder,
     copy_csv_skipping,
@@ -90,6 +91,9 @@ class Recovery:
     """Appends only: upsert and merge batches (staged, routed by key) keep their errors."""
     server_skips: bool = False
     """The server skips unreadable values itself (``ON_ERROR ignore``, PostgreSQL 17+)."""
+    server_version: int | None = None
+    """The server's ``server_version_num`` (learnt at the first refused batch): its input
+    rules decide which values are bad rows."""
     dirty: bool = False
     """A batch had bad rows: filter the next ones before the first COPY."""
     _marked: set[int] = field(default_factory=set)
@@ -225,6 +229,7 @@ class Recovery:
             self.plan.columns,
             self.plan.target_types,
             validate=not self.server_skips,
+            server_version=self.server_version,
         )
 
     async def copy_skipping(
@@ -347,6 +352,8 @@ class Recovery:
             raise TypeConflictError(f"{error}; {exc}", table=exc.table) from exc
         if not self.skipping:
             return None
+        if self.server_version is None:
+            self.server_version = await connect.server_version(conn)
         if payload.lines is not None:
             return self._drop_refused_line(index, payload, error)
         filtered = await asyncio.to_thread(self._filter, payload)

@@ -48,6 +48,7 @@ def filter_csv(
     columns: Sequence[str],
     types: Sequence[str],
     validate: bool = True,
+    server_version: int | None = None,
 ) -> Filtered | None:
     """Take the records the server would refuse out of a raw CSV batch.
 
@@ -55,7 +56,8 @@ def filter_csv(
     :func:`pgingest.sources.refused.parse_refused`), a value the column's type surely refuses
     (:func:`pgingest.schema.validate.invalid_values`). The good records stay byte for byte as
     they were. ``validate=False`` leaves the values to the server (``ON_ERROR ignore``): only
-    malformed records are taken out.
+    malformed records are taken out. ``server_version`` (``server_version_num``): the
+    server's input rules (PostgreSQL 15 refuses ``0x1F`` as an integer, 16 reads it).
 
     Returns:
         The good records, their lines and the rejects; ``None`` when the batch cannot be
@@ -80,7 +82,7 @@ def filter_csv(
         for name, pg_type in zip(columns, types, strict=True):
             if name not in checked:
                 continue
-            mask = invalid_values(table.column(name), pg_type)
+            mask = invalid_values(table.column(name), pg_type, server_version)
             if mask is None:
                 continue
             flagged = np.asarray(mask.to_numpy(zero_copy_only=False), np.bool_) & ~bad_rows
