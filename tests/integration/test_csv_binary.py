@@ -164,24 +164,10 @@ def test_a_typed_file_goes_as_binary_and_reads_back_as_the_text_path_reads_it(
         b'2,,,-inf,,2026-01-02T03:04,,f,""\n'
         b'3,-7,-1,NaN,0001-01-01,2026-01-02,2026-01-02 03:04:05Z,yes,"line\nbreak"\n'
     )
-    calls = []
-    real = copy.copy_arrow
-
-    async def counting(*args, **kwargs):
-        calls.append(args[2])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(copy, "copy_arrow", counting)
-    outcome = {}
-    for binary in (False, True):
-        monkeypatch.setattr(batches, "BINARY_CSV", binary)
-        name = f"typed_{'b' if binary else 't'}"
-        path = tmp_path / f"{name}.csv"
-        path.write_bytes(data)
-        assert load(path, table=name).ok
-        outcome[binary] = table_as_text(db, name)
-    assert calls == ["typed_b"]
-    types, rows = outcome[True]
+    text, binary, sent = load_both(tmp_path, load, db, monkeypatch, "typed", data)
+    assert sent == ["typed_b"]
+    assert binary[0]
+    types, rows = binary[1]
     assert list(types.values()) == [
         "integer",
         "integer",
@@ -193,7 +179,7 @@ def test_a_typed_file_goes_as_binary_and_reads_back_as_the_text_path_reads_it(
         "boolean",
         "text",
     ]
-    assert outcome[True] == outcome[False]
+    assert binary == text
     assert rows[1][-1] == ""  # quoted empty: empty text
     assert rows[1][1] is None  # unquoted empty: NULL
 
