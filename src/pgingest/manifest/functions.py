@@ -312,11 +312,15 @@ BEGIN
                   FROM pgingest.files f
                  WHERE f.sha256 = p_sha AND f.table_schema = p_schema
                    AND f.table_name = p_table)
-            SELECT DISTINCT ON (f.id) f.* FROM found f
-            WHERE f.size = p_size
-              AND (f.status <> 'reverted' OR f.id = ANY(v_gone) OR f.path = p_path)
-              AND NOT f.id = ANY(v_passed)
-            ORDER BY f.id DESC
+            SELECT c.* FROM (
+                SELECT DISTINCT ON (f.id) f.* FROM found f
+                WHERE f.size = p_size
+                  AND (f.status <> 'reverted' OR f.id = ANY(v_gone) OR f.path = p_path)
+                  AND NOT f.id = ANY(v_passed)) c
+            -- This file's own records first: an unfinished attempt of another name of the
+            -- content (a copy loading at once) is that name's to resume; taken over here it
+            -- was renamed to this path, and this path's own attempt left running for ever.
+            ORDER BY coalesce(c.path = p_path AND c.mtime_ns = p_mtime, false) DESC, c.id DESC
         LOOP
             v_match := coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false)
                        OR coalesce(r.sha256 = p_sha, false);

@@ -40,7 +40,8 @@ row is locked; ``files_size_first`` replaces ``files_size``, and ``claim`` finds
 path and its content, no longer among every file of its size. 9: ``claim`` and ``complete``
 run their lookups by path and by content first: on a manifest without statistics the planner
 ran them once per file of a size, or walked every loaded file of the table per completion
-(server time growing with the table's files)."""
+(server time growing with the table's files); ``claim`` takes a file's own unfinished
+attempt before another name's of the same content."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",
