@@ -16,7 +16,6 @@ import signal
 import asyncpg
 
 from integrity import finish, same_size_csvs, start, together
-from pgingest.manifest import store
 from processes import pgingest
 
 FILES = 8
@@ -289,43 +288,3 @@ def test_a_changed_file_does_not_abandon_its_old_version_while_that_completes(tm
     [old] = db.fetch("SELECT status, rows, error FROM pgingest.files WHERE id = $1", attempt["id"])
     assert (old["status"], old["rows"], old["error"]) == ("success", 100, None)
     assert db.count("t") == 100
-
-
-def test_each_copy_resumes_its_own_attempt_after_a_crash(db, load, tmp_path):
-    """Found by the model's soak profile: two copies of one content claimed by a run that
-    was killed, then claimed again (a resume). The first copy took over the attempt of the
-    second, the later one by id, renamed it to its own path, and left its own attempt
-    running for ever: the manifest said a file was loading that nothing loaded."""
-    (tmp_path / "other.csv").write_text("id\n1\n")
-    run_id = load(tmp_path / "other.csv", table="t").run_id  # the manifest and a run
-    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    first.write_text("id\n8\n1\n")
-    shutil.copy(first, second)
-    sha = hashlib.sha256(first.read_bytes()).hexdigest()
-
-    async def claim(conn, path):
-        stat = path.stat()
-        return await store.claim_file(
-            conn, path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=sha,
-            schema=db.schema, table="t", fmt="csv", run_id=run_id, chunking={}, force=False,
-            on_changed="replace",
-        )  # fmt: skip
-
-    async def main():
-        killed = [await asyncpg.connect(db.dsn) for _ in range(2)]
-        pairs = zip(killed, (first, second), strict=True)
-        attempts = [(await claim(conn, path)).file_id for conn, path in pairs]
-        for conn in killed:  # the run dies: its locks go with its sessions
-            await conn.close()
-        again = []
-        for path in (first, second):
-            conn = await asyncpg.connect(db.dsn)
-            try:
-                claimed = await claim(conn, path)
-                again.append((claimed.action, claimed.file_id))
-            finally:
-                await conn.close()
-        return attempts, again
-
-    attempts, again = asyncio.run(main())
-    assert again == [("load", attempts[0]), ("load", attempts[1])]

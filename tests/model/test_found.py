@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import shutil
 import signal
 from pathlib import Path
 
+import asyncpg
+
+from pgingest.manifest import store
 from processes import pgingest
 
 
@@ -133,3 +138,46 @@ def test_a_changed_file_forced_beside_its_loaded_copy_replaces_its_old_version(
     code, out = load(db, str(a), str(b), "--table", "t", "--force")
     assert code == 0, out
     assert rows(db, "t") == [(2, "new")], out
+
+
+def test_each_copy_resumes_its_own_attempt_after_a_crash(tmp_path: Path, db) -> None:
+    # Found (soak profile): two copies of one content claimed by a run that was killed, then
+    # claimed again by its resume. The first copy took over the second's attempt (the later
+    # id), renamed it to its own path, and left its own attempt running for ever: the
+    # manifest said a file was loading that nothing loaded. The race made deterministic.
+    (tmp_path / "other.csv").write_text("id,v\n1,x\n")
+    assert load(db, str(tmp_path / "other.csv"), "--table", "t")[0] == 0  # manifest, a run
+    run_id = db.val("SELECT max(id) FROM pgingest.runs")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("id,v\n8,a\n1,a\n")
+    shutil.copy(first, second)
+    sha = hashlib.sha256(first.read_bytes()).hexdigest()
+
+    stats = {path: path.stat() for path in (first, second)}
+
+    async def claim(conn: asyncpg.Connection, path: Path) -> store.Claim:
+        stat = stats[path]
+        return await store.claim_file(
+            conn, path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=sha,
+            schema=db.schema, table="t", fmt="csv", run_id=run_id, chunking={}, force=False,
+            on_changed="replace",
+        )  # fmt: skip
+
+    async def main() -> tuple[list[int | None], list[tuple[str, int | None]]]:
+        killed = [await asyncpg.connect(db.dsn) for _ in range(2)]
+        pairs = zip(killed, (first, second), strict=True)
+        attempts = [(await claim(conn, path)).file_id for conn, path in pairs]
+        for conn in killed:  # the run dies: its locks go with its sessions
+            await conn.close()
+        again = []
+        for path in (first, second):
+            conn = await asyncpg.connect(db.dsn)
+            try:
+                claimed = await claim(conn, path)
+                again.append((claimed.action, claimed.file_id))
+            finally:
+                await conn.close()
+        return attempts, again
+
+    attempts, again = asyncio.run(main())
+    assert again == [("load", attempts[0]), ("load", attempts[1])]
