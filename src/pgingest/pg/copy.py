@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _DATESTYLES = frozenset({"ISO, DMY", "ISO, MDY"})
 
 
-def _set_datestyle(datestyle: str | None) -> str:
+def _datestyle_sql(datestyle: str | None) -> str:
     """``SET LOCAL datestyle`` for the transaction's COPY (one of ``_DATESTYLES``), to send
     ahead of it in its query string; empty without one."""
     if datestyle is None:
@@ -31,6 +31,20 @@ def _set_datestyle(datestyle: str | None) -> str:
     if datestyle not in _DATESTYLES:
         raise ValueError(f"unknown datestyle {datestyle!r}")
     return f"SET LOCAL datestyle = '{datestyle}'; "
+
+
+def _csv_options(dialect: CsvDialect, encoding: str | None) -> list[str]:
+    """The options of a ``FORMAT csv`` COPY of ``dialect`` (quoted literals)."""
+    options = [
+        "FORMAT csv",
+        f"DELIMITER {_literal(dialect.delimiter)}",
+        f"QUOTE {_literal(dialect.quotechar)}",
+    ]
+    if dialect.escapechar is not None:
+        options.append(f"ESCAPE {_literal(dialect.escapechar)}")
+    if encoding is not None:
+        options.append(f"ENCODING {_literal(encoding)}")
+    return options
 
 
 def _copy_from_stdin(schema: str, table: str, columns: Sequence[str], options: list[str]) -> str:
@@ -59,16 +73,8 @@ async def copy_csv(
     to send ahead of the COPY in its query string (a batch's ``BEGIN``: see
     :mod:`pgingest.pg.transaction`).
     """
-    options = [
-        "FORMAT csv",
-        f"DELIMITER {_literal(dialect.delimiter)}",
-        f"QUOTE {_literal(dialect.quotechar)}",
-    ]
-    if dialect.escapechar is not None:
-        options.append(f"ESCAPE {_literal(dialect.escapechar)}")
-    if chunk.encoding is not None:
-        options.append(f"ENCODING {_literal(chunk.encoding)}")
-    sql = opening + _set_datestyle(datestyle) + _copy_from_stdin(schema, table, columns, options)
+    options = _csv_options(dialect, chunk.encoding)
+    sql = opening + _datestyle_sql(datestyle) + _copy_from_stdin(schema, table, columns, options)
     # (asyncpg's copy_to_table builds its own statement: nothing can go ahead of it.)
     status = await conn._copy_in(sql, memoryview(chunk.data), None)
     return _rows(status)
@@ -112,15 +118,8 @@ async def copy_csv_skipping(
     """
     if chunk.encoding not in _ENCODINGS or dialect.escapechar is not None:
         raise ValueError("copy_csv_skipping takes raw chunks of a known encoding")
-    options = [
-        "FORMAT csv",
-        f"DELIMITER {_literal(dialect.delimiter)}",
-        f"QUOTE {_literal(dialect.quotechar)}",
-        f"ENCODING {_literal(chunk.encoding)}",
-        "ON_ERROR ignore",
-        "LOG_VERBOSITY verbose",
-    ]
-    sql = _set_datestyle(datestyle) + _copy_from_stdin(schema, table, columns, options)
+    options = [*_csv_options(dialect, chunk.encoding), "ON_ERROR ignore", "LOG_VERBOSITY verbose"]
+    sql = _datestyle_sql(datestyle) + _copy_from_stdin(schema, table, columns, options)
     notices: list[Any] = []
 
     def listen(_conn: Any, message: Any) -> None:

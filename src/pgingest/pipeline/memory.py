@@ -28,6 +28,7 @@ user wins.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -61,8 +62,9 @@ def limit_resident_memory() -> None:
             os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
 
 
+@functools.cache
 def map_large_buffers() -> None:
-    """Upserts and merges of CSV: allocate every block over 1 MiB by ``mmap``, returned to
+    """Upserts and merges of CSV (once): allocate every block over 1 MiB by ``mmap``, returned to
     the system when freed (see the module's docstring)."""
     _mallopt("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
