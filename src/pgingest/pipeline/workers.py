@@ -43,6 +43,11 @@ POLL_SECONDS = 0.2
 """How long the workers' pipes are waited on at a time when they are quiet (seconds): the
 event loop also wakes when one of them has a message."""
 
+FLUSH_SECONDS = 0.1
+"""How long a worker holds its progress events before it sends them on, together (seconds).
+One message per event cost both processes a pipe write and a wake-up each: for 2,000 small
+files, 6,000 of them, the run's process 0.6 s of CPU and each worker 0.2 s."""
+
 _RANK = {"loaded": 0, "failed": 1, "skipped": 2}
 """Which of the workers' results for one file the run reports: the one that loaded it, else
 the one that failed it, else a skip (every other worker skips a file one worker loads)."""
@@ -160,7 +165,7 @@ async def _run_workers(
                 index = readers[reader]
                 while True:  # every message the pipe holds now
                     try:
-                        kind, _index, value = reader.recv()
+                        held = reader.recv()
                     except (EOFError, OSError):  # the worker ended
                         del readers[reader]
                         loop.remove_reader(reader.fileno())
@@ -173,13 +178,14 @@ async def _run_workers(
                                 PgIngestError(f"worker {index + 1} died (exit code {code})")
                             )
                         break
-                    if kind == "report":
-                        reports[index] = value
-                    elif kind == "error":
-                        relay.ended.add(index)
-                        errors.append(value)
-                    else:
-                        relay.event(kind, value)
+                    for kind, _index, value in held:
+                        if kind == "report":
+                            reports[index] = value
+                        elif kind == "error":
+                            relay.ended.add(index)
+                            errors.append(value)
+                        else:
+                            relay.event(kind, value)
                     if not reader.poll():
                         break
     except BaseException:
@@ -290,24 +296,46 @@ def _join(procs: Sequence[Any]) -> None:
 
 
 class _Forward:
-    """A worker's reporter: each event goes to the run's process through the worker's pipe
-    (one message at a time: a pipe's messages must not interleave)."""
+    """A worker's reporter: its events go to the run's process through the worker's pipe,
+    those of each :data:`FLUSH_SECONDS` in one message (a thread sends them; a pipe's
+    messages must not interleave). The worker's last message, its report or its error, is
+    sent at once, after what it still held."""
 
     def __init__(self, events: Connection, index: int) -> None:
         self._events = events
         self._index = index
         self._lock = threading.Lock()
+        self._held: list[tuple[str, int, Any]] = []
+        self._closed = threading.Event()
+        self._sender = threading.Thread(
+            target=self._send_every, name="pgingest worker events", daemon=True
+        )
+        self._sender.start()
 
     def __getattr__(self, kind: str) -> Any:
-        def send(value: Any) -> None:
-            self.put((kind, self._index, value))
+        def hold(value: Any) -> None:
+            with self._lock:
+                self._held.append((kind, self._index, value))
 
-        return send
+        return hold
+
+    def _send_every(self) -> None:
+        while not self._closed.wait(FLUSH_SECONDS):
+            self._send()
+
+    def _send(self, last: tuple[str, int, Any] | None = None) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+            if last is not None:
+                held.append(last)
+            if held:
+                self._events.send(held)
 
     def put(self, item: tuple[str, int, Any]) -> None:
-        """Send one message to the run's process."""
-        with self._lock:
-            self._events.send(item)
+        """Send the worker's last message (its report or error) with what it still held."""
+        self._closed.set()
+        self._sender.join(STOP_SECONDS)
+        self._send(item)
 
 
 def _worker(
