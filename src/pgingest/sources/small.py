@@ -24,8 +24,9 @@ SMALL_CSV_BYTES = 64 << 10
 """Largest file read this way (64 KiB): a few hundred rows, parsed in Python in about a
 millisecond, where importing pyarrow and numpy costs a tenth of a second."""
 
-Field = tuple[str, bool]
-"""A field's text and whether it was quoted."""
+Records = tuple[list[list[str]], set[tuple[int, int]]]
+"""A text's records (their fields' text) and the (record, field) places of the fields that
+were quoted: a quoted empty string is text, an unquoted empty field NULL."""
 
 
 class SmallCsvSource(CsvSource):
@@ -40,10 +41,10 @@ class SmallCsvSource(CsvSource):
         """
         super().__init__(info, options)
         self._read = False
-        self._plain: tuple[bytes, list[list[Field]]] | None = None
+        self._plain: tuple[bytes, Records] | None = None
         """The data's bytes and records once read (``None``: not a plain file)."""
 
-    def _read_plain(self) -> tuple[bytes, list[list[Field]]] | None:
+    def _read_plain(self) -> tuple[bytes, Records] | None:
         """The data's bytes (header excluded, trailing blank lines cut as the raw reader
         cuts them) and its records, or ``None`` when the file is not plain."""
         if self._read:
@@ -79,7 +80,7 @@ class SmallCsvSource(CsvSource):
         if text.startswith("\ufeff"):
             return None  # pyarrow's reader would take it for a second byte order mark
         records = _records(text, d.delimiter, d.quotechar, d.newline)
-        if records is None or any(len(r) != len(self._names) for r in records):
+        if records is None or not set(map(len, records[0])) <= {len(self._names)}:
             return None
         self._plain = (data, records)
         return self._plain
@@ -95,11 +96,22 @@ class SmallCsvSource(CsvSource):
         if plain is None:
             return None
         nulls = frozenset(self._options.null_strings) | {""}
-        rows = plain[1][: max(max_rows, 0)]
+        records, quoted = plain[1]
+        rows = records[: max(max_rows, 0)]
+        if not rows:
+            return [[] for _ in self._names]
+        if not quoted:
+            return [
+                [None if value in nulls else value for value in column]
+                for column in zip(*rows, strict=True)
+            ]
         return [
-            [None if not quoted and value in nulls else value for value, quoted in column]
-            for column in zip(*rows, strict=True)
-        ] or [[] for _ in self._names]
+            [
+                None if value in nulls and (i, j) not in quoted else value
+                for i, value in enumerate(column)
+            ]
+            for j, column in enumerate(zip(*rows, strict=True))
+        ]
 
     def chunks(
         self, *, batch_rows: int = 50_000, batch_bytes: int = 64 << 20, raw: bool = True
@@ -107,16 +119,16 @@ class SmallCsvSource(CsvSource):
         """The data as one raw chunk of the file's bytes when the file is plain and fits
         one chunk; else :meth:`CsvSource.chunks`."""
         plain = self._read_plain() if raw else None
-        if plain is None or len(plain[1]) >= batch_rows or len(plain[0]) > batch_bytes:
+        if plain is None or len(plain[1][0]) >= batch_rows or len(plain[0]) > batch_bytes:
             return super().chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=raw)
-        data, records = plain
+        data, (records, _quoted) = plain
         if not records:
             return iter(())
         encoding = PG_ENCODINGS[self._encoding]
         return iter([CsvChunk(data=data, first_line=self._first_line, encoding=encoding)])
 
 
-def _records(text: str, delimiter: str, quote: str, newline: str) -> list[list[Field]] | None:
+def _records(text: str, delimiter: str, quote: str, newline: str) -> Records | None:
     """The records of ``text`` (whole records, each ended by ``newline`` but maybe the last),
     or ``None`` when a reader could take it otherwise than COPY: a quote that neither opens
     nor closes a field, a blank line, a line break of another style outside quotes, a NUL
@@ -125,8 +137,9 @@ def _records(text: str, delimiter: str, quote: str, newline: str) -> list[list[F
         return None
     if quote not in text:
         return _unquoted_records(text, delimiter, newline)
-    records: list[list[Field]] = []
-    record: list[Field] = []
+    records: list[list[str]] = []
+    quoted: set[tuple[int, int]] = set()
+    record: list[str] = []
     i, n = 0, len(text)
     while i < n:
         if text.startswith(newline, i) and not record:
@@ -144,23 +157,24 @@ def _records(text: str, delimiter: str, quote: str, newline: str) -> list[list[F
                     close = end + 2
                     continue
                 break
-            value, i, quoted = "".join(parts), end + 1, True
+            quoted.add((len(records), len(record)))
+            value, i = "".join(parts), end + 1
         else:
             stop = i
             while stop < n and text[stop] != delimiter and not text.startswith(newline, stop):
                 stop += 1
-            value, quoted = text[i:stop], False
+            value = text[i:stop]
             if quote in value or "\r" in value or "\n" in value:
                 return None  # a bare quote, or a line break of another style
             i = stop
-        record.append((value, quoted))
+        record.append(value)
         if i >= n:
             records.append(record)
             break
         if text[i] == delimiter:
             i += 1
             if i >= n:
-                record.append(("", False))
+                record.append("")
                 records.append(record)
             continue
         if not text.startswith(newline, i):
@@ -168,14 +182,17 @@ def _records(text: str, delimiter: str, quote: str, newline: str) -> list[list[F
         records.append(record)
         record = []
         i += len(newline)
-    return records
+    return records, quoted
 
 
-def _unquoted_records(text: str, delimiter: str, newline: str) -> list[list[Field]] | None:
+def _unquoted_records(text: str, delimiter: str, newline: str) -> Records | None:
     """:func:`_records` of a text without quotes: its lines split at the delimiter."""
+    breaks = text.count(newline)
+    if text.count("\n") != breaks or text.count("\r") != (breaks if newline == "\r\n" else 0):
+        return None  # a line break of another style
     lines = text.split(newline)
     if lines[-1] == "":
         lines.pop()  # the last record's line break
-    if "" in lines or any("\r" in line or "\n" in line for line in lines):
-        return None  # a blank line, or a line break of another style
-    return [[(value, False) for value in line.split(delimiter)] for line in lines]
+    if "" in lines:
+        return None  # a blank line
+    return [line.split(delimiter) for line in lines], set()
