@@ -435,6 +435,9 @@ def _sniff_delimiter(
     if quote is not None:
         quotes = (quote,)
     candidates = [(d, q) for q in quotes for d in delimiters]
+    present = [c for c in candidates if c[0] in text]
+    if present == candidates[:1]:
+        return present[0]  # the default, and the only one that could split: no parse needed
     splits = [_split(text, d, q, None, truncated=truncated) for d, q in candidates]
     # Most samples split into columns one way only: the others score 0 whatever their cells.
     if sum(split is not None for split in splits) <= 1:
