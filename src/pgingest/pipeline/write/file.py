@@ -100,6 +100,7 @@ async def write_file(
         source=source,
         pool=ctx.pool,
         server_skips=options.on_error == "skip" and ctx.server_version >= SKIP_VERSION,
+        server_version=ctx.server_version or None,
         active=plan.target is None,
     )
     if options.on_error == "skip" and job.done_batches:

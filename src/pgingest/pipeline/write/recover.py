@@ -92,8 +92,8 @@ class Recovery:
     server_skips: bool = False
     """The server skips unreadable values itself (``ON_ERROR ignore``, PostgreSQL 17+)."""
     server_version: int | None = None
-    """The server's ``server_version_num`` (learnt at the first refused batch): its input
-    rules decide which values are bad rows."""
+    """The server's ``server_version_num`` (the run's; else asked at the first refused
+    batch): its input rules decide which values are bad rows."""
     dirty: bool = False
     """A batch had bad rows: filter the next ones before the first COPY."""
     _marked: set[int] = field(default_factory=set)
