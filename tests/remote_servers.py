@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +44,8 @@ class Faults:
     """Every request line seen (method, path, Range header)."""
     sent: int = 0
     """Bytes of objects sent in all (a GET whose client stops reading sends less than asked)."""
+    before: Callable[[str], None] | None = None
+    """Called with each request line before it is answered (a test replaces a file there)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -63,7 +65,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _fault(self) -> bool:
         faults = self.faults
-        faults.requests.append(f"{self.command} {self.path} {self.headers.get('Range', '')}")
+        line = f"{self.command} {self.path} {self.headers.get('Range', '')}"
+        faults.requests.append(line)
+        if faults.before is not None:
+            faults.before(line)
         if self.command not in faults.methods:
             return False
         if faults.status_503 > 0:
@@ -109,6 +114,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         size, etag = self._headers(path)
+        wanted = self.headers.get("If-Match")
+        if (
+            wanted is not None
+            and wanted.strip() != "*"
+            and etag not in [t.strip() for t in wanted.split(",")]
+        ):
+            self.send_response(412)  # another version than the one asked for
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start, end = 0, size - 1
         ranged = self.headers.get("Range")
         if ranged:

@@ -28,8 +28,9 @@ from pgingest.sources.inputs import (
     is_remote,
     is_virtual,
     real,
+    split_member,
 )
-from pgingest.sources.remote import ObjectInfo, list_objects, register
+from pgingest.sources.remote import ObjectInfo, forget, list_objects, register
 
 log = logging.getLogger("pgingest.discover")
 
@@ -103,7 +104,12 @@ def discover(paths: Iterable[str], options: LoadOptions | None = None) -> list[D
 
     for raw in paths:
         if is_member(raw):  # one member of an archive, named: opened (or failed) at load
-            out.append(Discovered(register(raw) if is_remote(raw) else raw))
+            if is_remote(raw):
+                shown = register(raw)
+                forget(split_member(shown)[0])  # type: ignore[index]  # (this run's identity)
+                out.append(Discovered(shown))
+            else:
+                out.append(Discovered(raw))
             continue
         if is_remote(raw):
             for item in _discover_remote(raw, options or LoadOptions()):

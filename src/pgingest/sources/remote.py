@@ -12,8 +12,15 @@ kept in this process only (:func:`register`) and used only to talk to the server
 
 Identity: an object's ETag (or version) and size stand in for a local file's mtime and size:
 :func:`stat` returns them as an ``os.stat_result`` whose ``st_mtime_ns`` is a 63-bit digest of
-the ETag and version, so the manifest's "same path, same mtime, same size" check skips an
-unchanged object without reading it, and a new version (a new ETag) is a changed file.
+the ETag (the version where there is no ETag), so the manifest's "same path, same mtime, same
+size" check skips an unchanged object without reading it, and a new version (a new ETag) is a
+changed file. A run takes an object's identity once: from the listing of its prefix or glob,
+or from one HEAD (a single object), kept per display URL (:func:`known`) until the next
+discovery of that URL. Every GET of the object is then conditional on that identity
+(``If-Match`` its ETag, and its response's ETag compared): an object replaced after its
+identity was taken is never read as a mix of two versions or recorded under the old identity;
+its read fails with :class:`ObjectChangedError`, which forgets the identity, so the file's
+retry (or the next run) takes the new one and loads the new version.
 
 Faults: obstore's own retries are switched off; a timeout, a 5xx or a reset reaches pgingest
 as a :class:`ConnectionResetError` (``ECONNRESET``), which the loader retries like a database
@@ -34,8 +41,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
 
 REMOTE_SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "http", "https")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -61,6 +71,9 @@ _given: dict[str, str] = {}
 """Display URL -> the URL as given (with its query string): this process only."""
 _streamed: dict[str, str] = {}
 """Display URL -> the sha256 of the object's bytes, once a read passed all of them in order."""
+_known: dict[str, ObjectInfo] = {}
+"""Display URL -> the object's identity for the run: its listing's, or its first HEAD's (a HEAD
+is a round trip to the store: tens of ms each, thousands of objects in a drop)."""
 
 
 def is_remote(path: str) -> bool:
@@ -195,6 +208,8 @@ def _fault(path: str, exc: Exception) -> OSError:
 
     # The message may hold the URL as given: say only the kind of fault and the display URL.
     text = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if isinstance(exc, ObjectChangedError):
+        return exc
     if isinstance(exc, ox.NotFoundError | FileNotFoundError):
         return FileNotFoundError(errno.ENOENT, "no such object", path)
     if isinstance(exc, ox.PermissionDeniedError | ox.UnauthenticatedError | PermissionError):
@@ -208,35 +223,76 @@ _QUERY = re.compile(r"\?[^\s\"')]*")
 _USERINFO = re.compile(r"://[^/@\s]*@")
 
 
+def _bare(etag: str) -> str:
+    """An ETag without its weak mark and quotes (a listing may give it without the quotes
+    its HEAD and GET give)."""
+    return etag.removeprefix("W/").strip('"')
+
+
 def _scrub(text: str) -> str:
     """``text`` without any URL's query string or user info."""
     return _USERINFO.sub("://", _QUERY.sub("", text))
 
 
-def head(path: str) -> ObjectInfo:
-    """The object's size, ETag and version.
+def head(path: str, *, fresh: bool = False) -> ObjectInfo:
+    """The object's size, ETag and version: the run's (:func:`known`), else asked of the
+    store with a HEAD (always when ``fresh``) and kept for the run.
 
     Raises:
         OSError: it cannot be reached (FileNotFoundError: there is none).
     """
     import obstore
 
+    if not fresh:
+        info = known(path)
+        if info is not None:
+            return info
     store, key = _store_and_key(_real(path))
     try:
         meta = obstore.head(store, key)
     except Exception as exc:
         raise _fault(path, exc) from None
-    return ObjectInfo(path, int(meta["size"]), meta.get("e_tag"), meta.get("version"))
+    info = ObjectInfo(path, int(meta["size"]), meta.get("e_tag"), meta.get("version"))
+    remember(info)
+    return info
+
+
+def known(path: str) -> ObjectInfo | None:
+    """The identity the run took of the object at ``path`` (listing or HEAD), if any."""
+    with _lock:
+        return _known.get(path)
+
+
+def remember(info: ObjectInfo) -> None:
+    """Keep ``info`` as the object's identity for the run: its later HEADs are answered
+    from it, and its reads are conditional on it."""
+    with _lock:
+        _known[info.path] = info
+
+
+def forget(path: str) -> None:
+    """Drop the identity kept for ``path``: the next :func:`head` asks the store. Discovery
+    calls it for a URL it does not list (HTTP, an archive's member), so that each run takes
+    the object's identity afresh."""
+    with _lock:
+        _known.pop(path, None)
+
+
+class ObjectChangedError(OSError):
+    """The object was replaced after the run took its identity (its ETag no longer matches)."""
 
 
 def stat(path: str) -> os.stat_result:
-    """The object as a stat result: its size, and a digest of its ETag/version as mtime.
+    """The object as a stat result: its size, and a digest of its ETag (its version where
+    there is no ETag) as mtime. A listing gives no version: the ETag alone is the object's
+    identity wherever there is one, so a prefix's listing and a single object's HEAD (which
+    gives the version of a versioned bucket's object) agree.
 
     Raises:
         OSError: it cannot be reached.
     """
     info = head(path)
-    token = f"{info.etag or ''}\0{info.version or ''}".encode()
+    token = (f"{info.etag}\0" if info.etag else f"\0{info.version or ''}").encode()
     digest = int.from_bytes(hashlib.sha256(token).digest()[:8], "big") >> 1
     ino = int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big") >> 1
     return os.stat_result((0o100444, ino, 0, 1, 0, 0, info.size, 0, 0, 0), {"st_mtime_ns": digest})
@@ -253,13 +309,14 @@ def list_objects(url: str) -> list[ObjectInfo] | None:
 
     shown = redact(url)
     if urlsplit(shown).scheme in ("http", "https"):
+        forget(shown)  # its first HEAD in this run takes its identity
         return None
     cut = _glob_cut(shown)
     prefix_url = shown if cut is None else shown[:cut]
     if cut is None and not shown.endswith("/"):
-        # One object, or a "folder" named without its slash.
+        # One object, or a "folder" named without its slash: its identity for the run.
         try:
-            head(shown)
+            head(shown, fresh=True)
             return None
         except FileNotFoundError:
             prefix_url = shown + "/"
@@ -278,6 +335,8 @@ def list_objects(url: str) -> list[ObjectInfo] | None:
                 )
     except Exception as exc:
         raise _fault(shown, exc) from None
+    for info in found:  # the run's identity of each object: no HEAD of its own
+        remember(info)
     return sorted(found, key=lambda o: o.path)
 
 
@@ -317,6 +376,8 @@ class _RemoteRaw(io.RawIOBase):
         self._sequential = sequential
         self._store, self._key = _store_and_key(_real(path))
         self._size = size
+        self._info: ObjectInfo | None = None
+        """The identity every GET is conditional on: the run's (taken at the first read)."""
         self._pos = 0
         self._stream: Iterator[Any] | None = None
         self._stream_pos = -1
@@ -340,8 +401,50 @@ class _RemoteRaw(io.RawIOBase):
     @property
     def size(self) -> int:
         if self._size is None:
-            self._size = head(self._path).size
+            self._size = self._identity().size
         return self._size
+
+    def _identity(self) -> ObjectInfo:
+        if self._info is None:
+            self._info = head(self._path)
+        return self._info
+
+    def _get(self, start: int, end: int) -> Any:
+        """A GET of bytes ``start`` to ``end`` (exclusive) of the version the run knows:
+        ``If-Match`` its ETag (a weak one never matches: the response's ETag is compared
+        instead), or that version where the store gives no ETag.
+
+        Raises:
+            ObjectChangedError: the object is another version now (forgotten: the file's
+                retry takes the new identity).
+        """
+        import obstore
+        import obstore.exceptions as ox
+
+        info = self._identity()
+        options: GetOptions = {"range": (start, end)}
+        if info.etag and not info.etag.startswith("W/"):
+            options["if_match"] = info.etag
+        elif info.etag is None and info.version:
+            options["version"] = info.version
+        try:
+            result = obstore.get(self._store, self._key, options=options)
+        except ox.PreconditionError:
+            raise self._changed() from None
+        # A server that ignores If-Match still says which version it sent.
+        sent = result.meta.get("e_tag")
+        if info.etag and sent and _bare(sent) != _bare(info.etag):
+            raise self._changed()
+        return result
+
+    def _changed(self) -> ObjectChangedError:
+        forget(self._path)
+        return ObjectChangedError(
+            errno.ESTALE,
+            "the object changed while it was read (its ETag is not the one the run took);"
+            " nothing of the new version was mixed in, its next load reads it",
+            self._path,
+        )
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:
@@ -353,8 +456,6 @@ class _RemoteRaw(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
-        import obstore
-
         want = len(buffer)
         if want == 0 or self._pos >= self.size:
             return 0
@@ -366,7 +467,7 @@ class _RemoteRaw(io.RawIOBase):
             if not data and self._sequential:
                 # The next window from here, streamed (the last one ended where it should).
                 end = min(self.size, self._pos + _WINDOW)
-                result = obstore.get(self._store, self._key, options={"range": (self._pos, end)})
+                result = self._get(self._pos, end)
                 self._stream = iter(result.stream(min_chunk_size=1 << 20))
                 self._stream_pos = self._pos
                 data = bytes(next(self._stream, b""))
@@ -375,6 +476,9 @@ class _RemoteRaw(io.RawIOBase):
                 self._stream = None
         except StopIteration:
             data = b""
+        except ObjectChangedError:
+            self._stream = None
+            raise
         except Exception as exc:
             self._stream = None
             raise _fault(self._path, exc) from None
@@ -400,8 +504,6 @@ class _RemoteRaw(io.RawIOBase):
     def _range(self, want: int) -> memoryview:
         """Up to ``want`` bytes from the position: from a kept range, else from a GET of at
         least ``_READ_AHEAD`` bytes (``want`` only, for the object's first read), kept."""
-        import obstore
-
         for start, block in reversed(self._kept):
             if start <= self._pos < start + len(block):
                 return block[self._pos - start : self._pos - start + want]
@@ -412,9 +514,7 @@ class _RemoteRaw(io.RawIOBase):
         end = min([self.size, self._pos + ahead, *(s for s, _ in self._kept if s > self._pos)])
         length = end - self._pos
         # The response's own buffer (no copy): a kept range is served by slices of it.
-        block = memoryview(
-            obstore.get_range(self._store, self._key, start=self._pos, length=length)
-        )
+        block = memoryview(self._get(self._pos, self._pos + length).bytes())
         if len(block) > want:
             self._kept = [*self._kept[-(_KEPT_RANGES - 1) :], (self._pos, block)]
         return block[:want]
