@@ -46,6 +46,8 @@ class Faults:
     """Bytes of objects sent in all (a GET whose client stops reading sends less than asked)."""
     before: Callable[[str], None] | None = None
     """Called with each request line before it is answered (a test replaces a file there)."""
+    if_match: list[str | None] = field(default_factory=list)
+    """Each GET's ``If-Match`` header (``None``: an unconditional GET)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -115,6 +117,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         size, etag = self._headers(path)
         wanted = self.headers.get("If-Match")
+        self.faults.if_match.append(wanted)
         if (
             wanted is not None
             and wanted.strip() != "*"
@@ -215,7 +218,13 @@ def free_port() -> int:
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's S3-compatible server on loopback; yields its endpoint URL."""
+    """moto's S3-compatible server on loopback; yields its endpoint URL. Its recorder (off
+    until :class:`MotoRecorder` starts it) writes to a file of this process's own."""
+    # Read when moto is first imported (here: the tests import it nowhere else).
+    os.environ.setdefault(
+        "MOTO_RECORDER_FILEPATH",
+        os.path.join(tempfile.gettempdir(), f"pgingest-moto-requests-{os.getpid()}.jsonl"),
+    )
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -225,6 +234,51 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request a server answered."""
+
+    method: str
+    path: str
+    """Path and query string (``/bucket/key``, ``/bucket?list-type=2&prefix=...``)."""
+    headers: dict[str, str]
+    """Header names in lower case."""
+
+
+class MotoRecorder:
+    """moto's own request log (its recorder, driven over its HTTP API): the requests the
+    server answered between :meth:`start` and :meth:`requests`."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def _call(self, action: str, method: str = "POST") -> str:
+        parts = urlsplit(self.endpoint)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        try:
+            conn.request(method, f"/moto-api/recorder/{action}")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        """Forget what was recorded, and record from now on."""
+        self._call("reset-recording")
+        self._call("start-recording")
+
+    def requests(self) -> list[Request]:
+        """What was recorded since :meth:`start` (recording stops)."""
+        self._call("stop-recording")
+        out = []
+        for line in self._call("download-recording", "GET").splitlines():
+            entry = json.loads(line)
+            url = urlsplit(entry["url"])
+            path = url.path + (f"?{url.query}" if url.query else "")
+            headers = {k.lower(): str(v) for k, v in entry["headers"].items()}
+            out.append(Request(entry["method"], path, headers))
+        return out
 
 
 def env_for_s3(endpoint: str) -> dict[str, str]:

@@ -106,7 +106,8 @@ def discover(paths: Iterable[str], options: LoadOptions | None = None) -> list[D
         if is_member(raw):  # one member of an archive, named: opened (or failed) at load
             if is_remote(raw):
                 shown = register(raw)
-                forget(split_member(shown)[0])  # type: ignore[index]  # (this run's identity)
+                archive, _member = split_member(shown) or (shown, "")
+                forget(archive)  # the run takes the archive's identity afresh
                 out.append(Discovered(shown))
             else:
                 out.append(Discovered(raw))

@@ -329,7 +329,10 @@ async def write_file(
             for worker in range(1, workers):
                 group.create_task(consume(None, worker if keyed else 0))
     except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
+        # Its own cause kept (``from None`` cleared it): a read fault's OSError says whether
+        # the file's retry may succeed (a reset, an object replaced mid-stream).
+        error = first_error(group_error)
+        raise error from error.__cause__
     job.rejects = recovery.rejects
     if fmt in WORKBOOK_FORMATS:
         # Error cells are kept as rejects by the reader's batches: the count is the file's.
