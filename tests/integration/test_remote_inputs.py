@@ -453,6 +453,7 @@ def test_a_stream_is_read_in_windows_and_hashed_whole(served, load, db, monkeypa
     from pgingest.sources import remote
 
     monkeypatch.setattr(remote, "_WINDOW", (64 << 10) + 7)  # an odd size: windows cut lines
+    monkeypatch.setattr(remote, "_SMALL_OBJECT", 0)  # (not read whole: it is small)
     root, base, faults = served
     body = csv_bytes(0, 30_000)
     (root / "w.csv").write_bytes(body)

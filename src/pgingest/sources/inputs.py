@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from pgingest.sources.remote import (
     is_remote,
+    let_go,
     open_remote,
     record_streamed,
     redact,
@@ -277,7 +278,10 @@ def local_copy(path: str) -> str:
 
 
 def release(path: str) -> None:
-    """Remove the temporary copy of ``path`` made for a reader, if any."""
+    """Remove the temporary copy of ``path`` made for a reader, if any, and the bytes kept of
+    a small remote object (its file's load ended)."""
+    if is_remote(path):
+        let_go(path)
     with _lock:
         copy = _copies.pop(path, None)
     if copy is not None:

@@ -38,6 +38,7 @@ import io
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,12 +66,23 @@ _READ_AHEAD = 8 << 20
 # file, keeping 2 sent 1.17x its bytes in 142 GETs at 254-258 MB peak RSS (240 MB from disk);
 # keeping 3: 1.04x, 126 GETs, 284 MB; 4: 1.01x, 114 GETs, 301 MB. Memory is the bound here.
 _KEPT_RANGES = 2
+# An object up to this size (with a strong ETag to key its bytes by) is read whole by its first
+# GET, and its bytes are kept until its file's load ends: detection, the reader's first record,
+# the type sample and the load each open it, which was 3-5 GETs of one small object (each a
+# round trip: tens of ms on S3), one now. The same bound as a small local file's
+# (pipeline.discover.SMALL_FILE_BYTES).
+_SMALL_OBJECT = 1 << 20
+# Bytes of small objects kept at most (files load in parallel; each lets go of its own when its
+# load ends): the oldest are dropped first.
+_KEPT_SMALL = 32 << 20
 
 _lock = threading.Lock()
 _given: dict[str, str] = {}
 """Display URL -> the URL as given (with its query string): this process only."""
 _streamed: dict[str, str] = {}
 """Display URL -> the sha256 of the object's bytes, once a read passed all of them in order."""
+_small: OrderedDict[ObjectInfo, memoryview] = OrderedDict()
+"""A small object's version -> its bytes (read once by :meth:`_RemoteRaw._whole`), oldest first."""
 _known: dict[str, ObjectInfo] = {}
 """Display URL -> the object's identity for the run: its listing's, or its first HEAD's (a HEAD
 is a round trip to the store: tens of ms each, thousands of objects in a drop)."""
@@ -460,20 +472,8 @@ class _RemoteRaw(io.RawIOBase):
         if want == 0 or self._pos >= self.size:
             return 0
         try:
-            data: bytes | memoryview = b""
-            if self._stream is not None and self._stream_pos == self._pos:
-                data = self._pending or bytes(next(self._stream, b""))
-                self._pending = b""
-            if not data and self._sequential:
-                # The next window from here, streamed (the last one ended where it should).
-                end = min(self.size, self._pos + _WINDOW)
-                result = self._get(self._pos, end)
-                self._stream = iter(result.stream(min_chunk_size=1 << 20))
-                self._stream_pos = self._pos
-                data = bytes(next(self._stream, b""))
-            elif not self._sequential:
-                data = self._range(want)
-                self._stream = None
+            whole = self._whole()
+            data = whole[self._pos : self._pos + want] if whole is not None else self._next(want)
         except StopIteration:
             data = b""
         except ObjectChangedError:
@@ -501,6 +501,49 @@ class _RemoteRaw(io.RawIOBase):
             )
         return n
 
+    def _next(self, want: int) -> bytes | memoryview:
+        """Bytes from the position on: from the open stream, a new window's stream
+        (sequential), or a range."""
+        data: bytes | memoryview = b""
+        if self._stream is not None and self._stream_pos == self._pos:
+            data = self._pending or bytes(next(self._stream, b""))
+            self._pending = b""
+        if not data and self._sequential:
+            # The next window from here, streamed (the last one ended where it should).
+            end = min(self.size, self._pos + _WINDOW)
+            result = self._get(self._pos, end)
+            self._stream = iter(result.stream(min_chunk_size=1 << 20))
+            self._stream_pos = self._pos
+            data = bytes(next(self._stream, b""))
+        elif not self._sequential:
+            data = self._range(want)
+            self._stream = None
+        return data
+
+    def _whole(self) -> memoryview | None:
+        """A small object's bytes: kept from an earlier open of this version, else read by
+        one GET and kept (``None``: a larger object, or one without a strong ETag, whose
+        bytes nothing could key)."""
+        info = self._identity()
+        if info.size > _SMALL_OBJECT or not info.etag or info.etag.startswith("W/"):
+            return None
+        with _lock:
+            kept = _small.get(info)
+            if kept is not None:
+                _small.move_to_end(info)
+                return kept
+        kept = memoryview(self._get(0, info.size).bytes())
+        if len(kept) != info.size:
+            raise ConnectionResetError(
+                errno.ECONNRESET, "remote read failed: the response ended early", self._path
+            )
+        with _lock:
+            _small[info] = kept
+            total = sum(len(b) for b in _small.values())
+            while total > _KEPT_SMALL and len(_small) > 1:
+                total -= len(_small.popitem(last=False)[1])
+        return kept
+
     def _range(self, want: int) -> memoryview:
         """Up to ``want`` bytes from the position: from a kept range, else from a GET of at
         least ``_READ_AHEAD`` bytes (``want`` only, for the object's first read), kept."""
@@ -523,6 +566,13 @@ class _RemoteRaw(io.RawIOBase):
         self._stream = None
         self._kept = []
         super().close()
+
+
+def let_go(path: str) -> None:
+    """Drop the bytes kept of the small object at ``path`` (its file's load ended)."""
+    with _lock:
+        for info in [i for i in _small if i.path == path]:
+            del _small[info]
 
 
 def record_streamed(path: str, sha256: str) -> None:
