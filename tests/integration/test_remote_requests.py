@@ -234,3 +234,23 @@ def test_an_object_replaced_mid_stream_is_loaded_as_the_new_version_only(
         db.schema,
     )
     assert [(r["sha256"], r["rows"]) for r in rows] == [(hashlib.sha256(new).hexdigest(), 25_000)]
+
+
+def test_a_member_named_in_a_remote_archive_sees_a_new_archive_in_the_next_run(served, load, db):
+    """A member named directly is not listed: its run takes the archive's identity afresh
+    (one HEAD), so a second run in the same process sees a new archive, and an unchanged one
+    costs that HEAD only."""
+    from test_remote_inputs import zip_bytes
+
+    root, base, faults = served
+    (root / "drop.zip").write_bytes(zip_bytes({"a.csv": csv_bytes(0, 6)}))
+    url = f"{base}/drop.zip!/a.csv"
+    assert load([url], table="t").ok
+    faults.requests.clear()
+    assert {f.status for f in load([url], table="t").files} == {"skipped"}
+    assert faults.requests == ["HEAD /drop.zip "]
+    (root / "drop.zip").write_bytes(zip_bytes({"a.csv": csv_bytes(500, 4)}))
+    again = load([url], table="t")
+    assert [f.status for f in again.files] == ["loaded"]
+    assert db.count("t") == 4
+    assert db.val("SELECT min(id) FROM t") == 500
