@@ -28,7 +28,7 @@ def test_many_events_go_in_few_messages_in_order_and_the_report_last() -> None:
     messages = received(reader, time.monotonic() + 5)
     events = [event for message in messages for event in message]
     assert events == [("file_done", 3, n) for n in range(2000)] + [("report", 3, "the report")]
-    assert len(messages) <= 3
+    assert len(messages) <= 20  # one per FLUSH_SECONDS at most, not one per event
 
 
 def test_a_quiet_worker_s_events_arrive_without_waiting_for_more() -> None:
