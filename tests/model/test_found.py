@@ -181,3 +181,31 @@ def test_each_copy_resumes_its_own_attempt_after_a_crash(tmp_path: Path, db) -> 
 
     attempts, again = asyncio.run(main())
     assert again == [("load", attempts[0]), ("load", attempts[1])]
+
+
+def test_a_changed_rowless_copy_leaves_the_rows_with_the_name_that_holds_them(
+    tmp_path: Path, db
+) -> None:
+    # Found (soak, where a crash had made the copy the holder): the name recorded without rows
+    # of its own got a new version, and the hand-over of "its rows" set the holder's row count
+    # to its 0 (the table kept the rows; status said the file that held them had none).
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,v\n1,x\n2,y\n")
+    shutil.copyfile(a, b)
+    assert load(db, str(a), "--table", "t")[0] == 0
+    assert load(db, str(b), "--table", "t")[0] == 0  # same content: loaded, no rows of its own
+    b.write_text("id,v\n3,z\n")
+    code, out = load(db, str(b), "--table", "t")
+    assert code == 0, out
+    assert rows(db, "t") == [(1, "x"), (2, "y"), (3, "z")]
+    held = db.fetch(
+        "SELECT path, rows FROM pgingest.files WHERE table_schema = $1 AND table_name = 't'"
+        " AND status = 'success' ORDER BY path",
+        db.schema,
+    )
+    assert [(r["path"], r["rows"]) for r in held] == [(str(a), 2), (str(b), 1)]
+    # And after a TRUNCATE, a's rows are seen gone and loaded again.
+    db.execute(f'TRUNCATE "{db.schema}".t')
+    code, out = load(db, str(a), str(b), "--table", "t")
+    assert code == 0, out
+    assert rows(db, "t") == [(1, "x"), (2, "y"), (3, "z")]

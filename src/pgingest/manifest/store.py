@@ -458,8 +458,10 @@ async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:
         await conn.execute(
             f"UPDATE {table} SET {lineage} = $2 WHERE {lineage} = $1", replaced_id, heir
         )
+        # Added, not copied: the old version may itself be the rowless name (the rows are the
+        # heir's, or another name's, already): copied, its 0 was said of their holder.
         await conn.execute(
-            "UPDATE pgingest.files h SET rows = o.rows FROM pgingest.files o"
+            "UPDATE pgingest.files h SET rows = h.rows + o.rows FROM pgingest.files o"
             " WHERE h.id = $2 AND o.id = $1",
             replaced_id,
             heir,
