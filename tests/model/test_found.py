@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from pgingest.manifest import store
-from processes import pgingest
+from processes import finish, pgingest, running, wait_for
 
 
 def load(db, *args: str) -> tuple[int, str]:
@@ -209,3 +209,36 @@ def test_a_changed_rowless_copy_leaves_the_rows_with_the_name_that_holds_them(
     code, out = load(db, str(a), str(b), "--table", "t")
     assert code == 0, out
     assert rows(db, "t") == [(1, "x"), (2, "y"), (3, "z")]
+
+
+def test_a_forced_upsert_waits_for_a_later_file_another_process_holds(tmp_path: Path, db) -> None:
+    # Found (two processes, --mode upsert --force, files sharing a key): the second process
+    # loaded the earlier file again while the first was loading the later one, and skipped
+    # the later one (held by the first): the earlier file's older value of the key won. Here
+    # the later file is long, its shared key in its first batch, so the second process's
+    # reload falls inside the first's load of it.
+    early, late = tmp_path / "f0.csv", tmp_path / "f1.csv"
+    early.write_text("id,v\n" + "".join(f"{i},a\n" for i in range(1000, 101_000)) + "8,old\n")
+    late.write_text("id,v\n8,new\n" + "".join(f"{i},b\n" for i in range(200_000, 800_000)))
+    args = ["load", str(early), str(late), "--dsn", db.dsn, "--schema", db.schema]
+    args += ["--table", "t", "--mode", "upsert", "--pk", "id", "--force", "--no-progress"]
+
+    def loading(path: Path) -> bool:
+        if not db.fetch("SELECT to_regclass('pgingest.files') IS NOT NULL")[0][0]:
+            return False
+        return bool(
+            db.fetch(
+                "SELECT 1 FROM pgingest.files WHERE path = $1 AND table_schema = $2"
+                " AND status = 'running'",
+                str(path),
+                db.schema,
+            )
+        )
+
+    with running(*args) as first:
+        wait_for(lambda: loading(early), what="the first process loading the earlier file")
+        second = pgingest(*args)
+        code, out, err = finish(first)
+    assert code == 0, out + err
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert db.fetch(f'SELECT v FROM "{db.schema}".t WHERE id = 8')[0][0] == "new"

@@ -221,7 +221,11 @@ async def _load_leased(
             chunking=chunking,
             force=force,
             keep_old_rows=replacing or modes.keyed or not options.lineage,
-            awaited=modes.is_awaited(path),
+            # upsert/merge --force: a file another process holds is waited for as well, then
+            # loaded again after it: this run's earlier files, loaded again meanwhile, may
+            # share keys with it, and its values must come after theirs (found by the model:
+            # two forced upserts at once, the earlier file's older value of a key won).
+            awaited=modes.is_awaited(path) or (modes.keyed and force),
         )
         claim, sha256, hashing = claimed.claim, claimed.sha256, claimed.hashing
         if claim is None:
