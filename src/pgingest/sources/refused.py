@@ -180,16 +180,31 @@ def decode_line(raw: bytes, codec: str) -> str:
     return raw.decode(codec, errors="backslashreplace").rstrip("\r\n")
 
 
-def copy_lines(data: bytes, dialect: CsvDialect) -> tuple[Records, Ints]:
+def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tuple[Records, Ints]:
     """A batch's records, and the line COPY names for each (its "line N").
 
     COPY counts a record as one line plus the line breaks inside its quoted values, but only
     those of one kind: a CR while it has not seen a line end yet (in the first record), then
     the stream's own (LF for a stream of LF line ends, CR otherwise). The count is taken when
     the whole record is read.
+
+    ``ends``: where each record ends, when known (a batch its bad rows were taken out of).
+    A batch of LF line ends, the last one too, with no CR and no line break inside a value
+    (as many LFs as records) then needs no cut: record N is COPY's line N.
     """
     import numpy as np
 
+    if (
+        ends is not None
+        and data.endswith(b"\n")
+        and b"\r" not in data
+        and data.count(b"\n") == len(ends)
+    ):
+        ends = np.asarray(ends, np.int64)
+        starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]])
+        numbers = np.arange(1, len(ends) + 1, dtype=np.int64)
+        cut = Records(starts, ends, numbers, np.zeros(len(ends), np.int64), ends < 0)
+        return cut, numbers
     records = split_records(
         data,
         1,

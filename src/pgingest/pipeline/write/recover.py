@@ -260,7 +260,7 @@ class Recovery:
         if (await asyncio.to_thread(self._wider_types, misfits))[1]:
             raise _WidenFirstError(f"{self.plan.info.path}: values need a wider type", misfits)
         records, numbers = await asyncio.to_thread(
-            copy_lines, payload.data, payload.dialect or CsvDialect()
+            copy_lines, payload.data, payload.dialect or CsvDialect(), payload.record_ends
         )
         lines = payload.lines
         if lines is None or len(lines) != len(records):
