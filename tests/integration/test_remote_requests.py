@@ -11,16 +11,14 @@ import gzip
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_remote_inputs import bucket, csv_bytes, ndjson_bytes, parquet_bytes, s3
+from test_remote_inputs import bucket, csv_bytes, ndjson_bytes, parquet_bytes, s3, served
 
-from remote_servers import MotoRecorder, Request, http_file_server
+from remote_servers import MotoRecorder, Request
 
-__all__ = ["bucket", "s3"]  # the S3 fixtures, shared with the other remote tests
+__all__ = ["bucket", "s3", "served"]  # the servers' fixtures, shared with the remote tests
 
 FILES = {
     "a.csv": csv_bytes(0, 50),
@@ -45,14 +43,6 @@ def by_object(requests: list[tuple[str, str]]) -> dict[str, Counter[str]]:
 def http_pairs(faults: Any) -> list[tuple[str, str]]:
     """The HTTP server's log as (method, path) pairs."""
     return [(line.split(" ")[0], line.split(" ")[1]) for line in faults.requests]
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str, Any]]:
-    root = tmp_path / "www"
-    root.mkdir()
-    with http_file_server(root) as (base, faults):
-        yield root, base, faults
 
 
 @pytest.fixture
