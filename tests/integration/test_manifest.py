@@ -96,6 +96,8 @@ def test_forced_reload_does_not_wait_for_the_content_hash(tmp_path, load, db):
     async def claim(path, force, stat):
         conn = await asyncpg.connect(db.dsn)
         try:
+            # A later run's claim (the run that loaded a file skips it even with --force).
+            run_id = await store.start_run(conn, [str(path)], {}, "test", 0)
             return await store.claim_file(
                 conn,
                 path=str(path),
@@ -105,7 +107,7 @@ def test_forced_reload_does_not_wait_for_the_content_hash(tmp_path, load, db):
                 schema=db.schema,
                 table="f",
                 fmt=None,
-                run_id=first.run_id,
+                run_id=run_id,
                 chunking={},
                 force=force,
                 on_changed="append",

@@ -80,6 +80,26 @@ def test_workers_load_every_file_once_as_one_run(db, tmp_path, workers):
     assert db.count("t") == 120 * ROWS
 
 
+@pytest.mark.parametrize("mode", ["upsert", "append"])
+def test_forced_workers_load_each_file_once_in_the_run(db, tmp_path, mode):
+    # Found: with --force every worker claimed every file again (the manifest loaded each
+    # file once per worker: 12 records and twice the rows for 6 files, two workers).
+    folder = tmp_path / "drop"
+    write_files(folder, 6)
+    keyed = ("--mode", "upsert", "--pk", "id") if mode == "upsert" else ()
+    assert pgingest(*command(db, folder, *keyed)).returncode == 0
+    done = pgingest(*command(db, folder, *keyed, "--force", "--workers", "2"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = runs_of(db)[-1]
+    files = db.fetch(
+        "SELECT path, rows FROM pgingest.files WHERE run_id = $1 AND status = 'success'",
+        run["id"],
+    )
+    assert sorted(f["path"] for f in files) == sorted(str(p) for p in folder.iterdir())
+    assert sum(f["rows"] for f in files) == 6 * ROWS
+    assert db.count("t") == 6 * ROWS
+
+
 def test_a_failed_file_fails_the_command_once(db, tmp_path):
     folder = tmp_path / "drop"
     write_files(folder, 40)

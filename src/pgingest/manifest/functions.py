@@ -302,13 +302,13 @@ BEGIN
             -- of this size.
             WITH found AS MATERIALIZED (
                 SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
-                       f.table_oid, f.table_node, f.error, f.size
+                       f.table_oid, f.table_node, f.error, f.size, f.run_id
                   FROM pgingest.files f
                  WHERE f.path = p_path AND f.table_schema = p_schema
                    AND f.table_name = p_table AND f.mtime_ns = p_mtime
                 UNION ALL
                 SELECT f.id, f.path, f.sha256, f.mtime_ns, f.status, f.chunking, f.replaces,
-                       f.table_oid, f.table_node, f.error, f.size
+                       f.table_oid, f.table_node, f.error, f.size, f.run_id
                   FROM pgingest.files f
                  WHERE f.sha256 = p_sha AND f.table_schema = p_schema
                    AND f.table_name = p_table)
@@ -354,6 +354,14 @@ BEGIN
                                       OR r.table_node IS DISTINCT FROM v.table_node) THEN
                     v_stale := true;  -- recorded in another table: check the table, then again
                     EXIT;
+                END IF;
+                IF p_force AND r.run_id = p_run
+                   AND coalesce(r.path = p_path AND r.mtime_ns = p_mtime, false) THEN
+                    -- Loaded by this run already (another worker of --workers): --force loads
+                    -- a file again once per run, not once per worker.
+                    RETURN QUERY SELECT 'skip'::text, r.id, 'already loaded by this run',
+                        NULL::integer[], 0::bigint, NULL::bigint, NULL::jsonb;
+                    RETURN;
                 END IF;
                 IF r.path IS DISTINCT FROM p_path AND v_old_version THEN
                     -- This path's earlier version must go (with --force too): loaded, this
