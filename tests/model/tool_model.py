@@ -275,7 +275,7 @@ class ToolMachine(RuleBasedStateMachine):
 
     # ---- loads ---------------------------------------------------------------------------
 
-    def _command(self, mode: str, paths: list[str], force: bool) -> list[str]:
+    def _command(self, mode: str, paths: list[str], force: bool, workers: int = 1) -> list[str]:
         args = [
             "load",
             *paths,
@@ -295,6 +295,8 @@ class ToolMachine(RuleBasedStateMachine):
             args += ["--pk", "id"]
         if force:
             args.append("--force")
+        if workers > 1:
+            args += ["--workers", str(workers)]
         return args
 
     def _run(self, args: list[str], crash: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -309,15 +311,21 @@ class ToolMachine(RuleBasedStateMachine):
         mode=st.sampled_from(sorted(TABLES)),
         force=st.booleans(),
         processes=st.sampled_from([1, 1, 1, 2, 3]),
+        workers=st.sampled_from([1, 1, 2]),
     )
-    def load(self, data: st.DataObject, mode: str, force: bool, processes: int) -> None:
+    def load(
+        self, data: st.DataObject, mode: str, force: bool, processes: int, workers: int
+    ) -> None:
         paths = data.draw(
             st.lists(st.sampled_from(sorted(self.files)), min_size=1, max_size=4, unique=True)
         )
         paths.sort()
-        args = self._command(mode, paths, force)
+        # --workers: one run of loader processes, held to the same model as one process
+        # (not with replace, which refuses it).
+        workers = 1 if mode == "replace" or processes > 1 else workers
+        args = self._command(mode, paths, force, workers)
         names = [Path(p).name for p in paths]
-        self.log.append(f"load {mode} force={force} x{processes} {names}")
+        self.log.append(f"load {mode} force={force} x{processes} workers={workers} {names}")
         if processes == 1:
             done = self._run(args)
             assert done.returncode == 0, done.stdout + done.stderr
