@@ -203,7 +203,8 @@ def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tu
         ends = np.asarray(ends, np.int64)
         starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]])
         numbers = np.arange(1, len(ends) + 1, dtype=np.int64)
-        cut = Records(starts, ends, numbers, np.zeros(len(ends), np.int64), ends < 0)
+        unbroken = np.zeros(len(ends), np.bool_)
+        cut = Records(starts, ends, numbers, np.zeros(len(ends), np.int64), unbroken)
         return cut, numbers
     records = split_records(
         data,
