@@ -47,6 +47,7 @@ def test_an_older_loader_refuses_a_newer_manifest_and_writes_nothing(
         for verb, *args in (
             ("load", str(second), "--table", "t"),
             ("load", str(second), "--table", "t", "--json"),
+            ("load", str(second), "--table", "t", "--workers", "2"),  # (started, then told)
             ("resume",),
             ("status",),
             ("status", "--json"),

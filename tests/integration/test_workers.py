@@ -80,6 +80,29 @@ def test_workers_load_every_file_once_as_one_run(db, tmp_path, workers):
     assert db.count("t") == 120 * ROWS
 
 
+def test_the_run_analyzes_its_table_once_after_every_worker(db, tmp_path):
+    # Each worker analyzed the table when its own files were done: twice, the first time
+    # while the other worker was still loading. The run's process does it once, at the end.
+    folder = tmp_path / "drop"
+    write_files(folder, 40)
+    done = pgingest(*command(db, folder, "--workers", "2", "-v"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    stats = db.fetch(
+        "SELECT analyze_count, last_analyze FROM pg_stat_user_tables"
+        " WHERE schemaname = $1 AND relname = 't'",
+        db.schema,
+    )
+    assert [s["analyze_count"] for s in stats] == [1]
+    last_file = db.val(
+        "SELECT max(finished_at) FROM pgingest.files WHERE table_schema = $1", db.schema
+    )
+    assert stats[0]["last_analyze"] >= last_file
+    assert (
+        db.val(f"SELECT reltuples FROM pg_class WHERE oid = '\"{db.schema}\".t'::regclass")
+        == 40 * ROWS
+    )
+
+
 @pytest.mark.parametrize("mode", ["upsert", "append"])
 def test_forced_workers_load_each_file_once_in_the_run(db, tmp_path, mode):
     # Found: with --force every worker claimed every file again (the manifest loaded each
@@ -164,6 +187,23 @@ def test_sigterm_stops_every_worker_and_a_rerun_finishes(db, tmp_path):
     rows = db.fetch(f'SELECT id FROM "{db.schema}".t')
     assert len(rows) == 300 * ROWS
     assert {r["id"] for r in rows} == ids
+
+
+def test_an_unreachable_server_fails_in_one_line_and_the_workers_end(tmp_path):
+    # The run's process connected without retries and without saying what failed:
+    # "unexpected error: ConnectionRefusedError", exit code 70.
+    folder = tmp_path / "drop"
+    write_files(folder, 3)
+    started = time.monotonic()
+    done = pgingest(
+        "load", str(folder), "--dsn", "postgresql://postgres@127.0.0.1:1/nowhere",
+        "--workers", "2", "--max-retries", "1", "--retry-base", "0.01",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: cannot connect to postgresql://postgres@127.0.0.1:1/nowhere")
+    assert "(after 1 retries)" in error, error
+    assert time.monotonic() - started < 30
 
 
 def test_workers_refuse_replace(db, tmp_path):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -16,6 +17,7 @@ from pgingest.pg.errors import is_driver_error, translate
 from pgingest.pg.retry import RetryPolicy, retry
 
 log = logging.getLogger("pgingest.connect")
+T = TypeVar("T")
 
 
 async def resolve_dsn(settings: ConnectionSettings) -> str:
@@ -163,10 +165,9 @@ async def create_pool(
         ConnectionLostError: the server cannot be reached (after the retries).
     """
     dsn = await resolve_dsn(settings)
-    retries = [0]
 
     async def attempt() -> BoundedPool:
-        try:
+        with _dsn_checked(dsn):
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=1,
@@ -176,9 +177,55 @@ async def create_pool(
                 reset=_reset,
                 server_settings=server_settings or session_settings(),
             )
-            return BoundedPool(pool)
-        except (ValueError, asyncpg.ClientConfigurationError) as exc:
-            raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
+        return BoundedPool(pool)
+
+    return await _connect_retried(dsn, attempt, policy, on_retry)
+
+
+async def open_connection_retried(
+    settings: ConnectionSettings,
+    policy: RetryPolicy,
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+    **server_settings: str,
+) -> Any:
+    """:func:`open_connection`, waiting for a server that refuses it as :func:`create_pool`
+    does, its last failure said as :func:`create_pool` says it.
+
+    Raises:
+        ConfigError: the DSN is malformed.
+        ConnectionLostError: the server cannot be reached (after the retries).
+    """
+    dsn = await resolve_dsn(settings)
+
+    async def attempt() -> Any:
+        with _dsn_checked(dsn):
+            return await asyncpg.connect(
+                dsn,
+                timeout=settings.connect_timeout,
+                server_settings={**KEEPALIVE_SETTINGS, **server_settings},
+            )
+
+    return await _connect_retried(dsn, attempt, policy, on_retry)
+
+
+@contextlib.contextmanager
+def _dsn_checked(dsn: str) -> Iterator[None]:
+    """A malformed DSN as a :class:`ConfigError` (never retried)."""
+    try:
+        yield
+    except (ValueError, asyncpg.ClientConfigurationError) as exc:
+        raise ConfigError(f"invalid DSN {redact_dsn(dsn)!r}: {redact_dsn(str(exc))}") from exc
+
+
+async def _connect_retried(
+    dsn: str,
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy | None,
+    on_retry: Callable[[int, float, BaseException], None] | None,
+) -> T:
+    """``attempt`` (a connect), again after a transient failure; the last failure translated
+    and said as ``cannot connect to <dsn> (after N retries): <why>``."""
+    retries = [0]
 
     def retrying(number: int, delay: float, exc: BaseException) -> None:
         retries[0] = number

@@ -15,11 +15,15 @@ import logging
 import time
 from collections import defaultdict
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import PgIngestError
 from pgingest.model import LoadReport
+from pgingest.observability.progress import Reporter
 from pgingest.pg import analyze as pg_analyze
-from pgingest.pipeline.context import RunContext
+
+if TYPE_CHECKING:
+    from pgingest.pipeline.context import RunContext
 
 log = logging.getLogger("pgingest.run")
 
@@ -48,8 +52,16 @@ def needs_analyze(rows_written: int, planner_rows: float) -> bool:
 
 
 async def analyze_tables(ctx: RunContext, report: LoadReport) -> list[str]:
-    """ANALYZE the tables of ``report`` that the run changed much, one after the other; the
-    time goes to the ``analyze`` stage. A failure is logged and reported as a warning.
+    """:func:`analyze_written` on the run's pool, its time in the run's stages."""
+    return await analyze_written(ctx.pool, report, ctx.reporter, ctx.events.stages)
+
+
+async def analyze_written(
+    pool: Any, report: LoadReport, reporter: Reporter, stages: dict[str, float]
+) -> list[str]:
+    """ANALYZE the tables of ``report`` that the run changed much, one after the other, on
+    connections of ``pool``; the time is added to ``stages["analyze"]``. A failure is logged
+    and reported as a warning.
 
     Returns:
         The tables analyzed (``schema.name``).
@@ -63,20 +75,20 @@ async def analyze_tables(ctx: RunContext, report: LoadReport) -> list[str]:
         for (schema, name), rows in sorted(tables.items()):
             try:
                 outcome = await pg_analyze.analyze_if(
-                    ctx.pool, schema, name, partial(needs_analyze, rows), LOCK_WAIT
+                    pool, schema, name, partial(needs_analyze, rows), LOCK_WAIT
                 )
                 if outcome == "analyzed":
                     done.append(f"{schema}.{name}")
                 elif outcome == "not allowed":  # a loader that does not own the table
                     log.info("%s.%s: not analyzed: only its owner (or MAINTAIN) may", schema, name)
             except PgIngestError as exc:
-                _warn(ctx, f"{schema}.{name}", exc)
+                _warn(reporter, f"{schema}.{name}", exc)
     finally:
-        ctx.events.stage("analyze", began)
+        stages["analyze"] = stages.get("analyze", 0.0) + time.perf_counter() - began
     return done
 
 
-def _warn(ctx: RunContext, tables: str, exc: BaseException) -> None:
+def _warn(reporter: Reporter, tables: str, exc: BaseException) -> None:
     text = f"{tables}: not analyzed ({exc}); autovacuum will analyze it in time"
     log.warning("%s", text)
-    ctx.reporter.message(f"warning: {text}")
+    reporter.message(f"warning: {text}")

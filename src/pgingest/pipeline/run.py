@@ -177,7 +177,8 @@ async def _run(
                 await asyncio.shield(modes.finish_run(report, run_id, status))
             if status == "success" and report.failed:
                 status = "failed"
-            if status != "interrupted" and run_id is not None and options.analyze:
+            # (A worker of --workers leaves it to the run's process, once all are done.)
+            if status != "interrupted" and run_id is not None and options.analyze and not joined:
                 await analyze_tables(ctx, report)
             if run_id is not None and joined is None:
                 await asyncio.shield(_finish_run(ctx, status, report))

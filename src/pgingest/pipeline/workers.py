@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from pgingest.config import ConnectionSettings, LoadOptions
 from pgingest.errors import PgIngestError
@@ -29,9 +29,9 @@ from pgingest.manifest import store
 from pgingest.model import FileResult, LoadReport
 from pgingest.observability.progress import NullReporter, Reporter
 from pgingest.pg import connect
-
-if TYPE_CHECKING:  # (imported where used: this process loads nothing itself, see _work)
-    from pgingest.pipeline.context import JoinedRun
+from pgingest.pg.retry import RetryPolicy
+from pgingest.pipeline.context import JoinedRun, RunEvents
+from pgingest.sources.inputs import is_remote
 
 log = logging.getLogger("pgingest.workers")
 
@@ -62,6 +62,11 @@ async def load_async(
 ) -> LoadReport:
     """Load ``paths`` with ``options.workers`` worker processes as one run.
 
+    The workers are started first: their interpreters' start and imports (about 0.2 s each)
+    overlap this process's connecting, recording the run and finding the files, which it then
+    hands them with the run's id (started after it, they began loading 0.3-0.4 s into a
+    2,000-file run, each having found all the files again).
+
     Returns:
         One report: per file the result of the worker that loaded it (or failed it, or, when
         none did, a skip), the stage times summed; the run recorded in the manifest with it.
@@ -71,25 +76,54 @@ async def load_async(
     """
     reporter = reporter or NullReporter()
     began = time.perf_counter()
-    sessions = connect.session_settings(
-        f"pgingest {os.getpid()} workers", None, (socket.gethostname(), os.getpid())
-    )
-    conn = await connect.open_connection(settings, **sessions)
+    crew = _Crew(paths, settings, options)
     try:
-        await store.ensure_manifest(conn)
-        run_id = await store.start_run(
-            conn,
-            [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
-            store.options_record(options),
-            socket.gethostname(),
-            os.getpid(),
-        )
+        planned = asyncio.ensure_future(asyncio.to_thread(_plan, paths, options))
+        try:
+            sessions = connect.session_settings(
+                f"pgingest {os.getpid()} workers", None, (socket.gethostname(), os.getpid())
+            )
+            events = RunEvents(
+                reporter, RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
+            )
+            conn = await connect.open_connection_retried(
+                settings,
+                events.policy,
+                lambda attempt, delay, exc: events.retrying(exc, attempt, delay, "", "", None),
+                **sessions,
+            )
+        finally:
+            if not planned.done():
+                await asyncio.wait({planned})  # (a thread: it cannot be cancelled)
+        plan = planned.result()
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(crew.abandon))
+        raise
+    try:
+        try:
+            await store.ensure_manifest(conn)
+            run_id = await store.start_run(
+                conn,
+                [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
+                store.options_record(options),
+                socket.gethostname(),
+                os.getpid(),
+            )
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(crew.abandon))
+            raise
+        crew.begin(run_id, plan)
         reporter.run_started(run_id)
         report = LoadReport(run_id=run_id)
         status = "interrupted"
         try:
-            reports, lost = await _run_workers(paths, settings, options, run_id, reporter)
+            reports, lost = await crew.relay(reporter)
             _merge(report, reports, reporter, lost)
+            if options.analyze:  # once, here: a worker's own would see only its first part
+                from pgingest.pipeline.analyze import analyze_written
+
+                await analyze_written(_Held(conn), report, reporter, report.stages)
+                report.stages["analyze"] = round(report.stages.get("analyze", 0.0), 3)
             status = "failed" if report.failed else "success"
         except Exception:
             status = "failed"  # an error of the run; a cancel stays "interrupted"
@@ -111,101 +145,154 @@ async def load_async(
     return report
 
 
-async def _run_workers(
-    paths: Sequence[str],
-    settings: ConnectionSettings,
-    options: LoadOptions,
-    run_id: int,
-    reporter: Reporter,
-) -> tuple[list[LoadReport], bool]:
-    """Start the workers, pass their events on, and wait for their reports; on a cancel (or
-    any error here) stop them all, at most :data:`STOP_SECONDS`. Returns the reports, and
-    whether a worker was lost (died, or stopped on an error of its own)."""
-    from pgingest.pipeline.context import JoinedRun
+Plan = tuple[list[Any], list[Any]]
+"""The run's targets and the inputs that named nothing, as
+:func:`~pgingest.pipeline.discover.plan_targets` gives them."""
 
-    spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
-    # A pipe each, not one queue: a queue's writers share a lock, and a worker killed while
-    # holding it (SIGKILL, the OOM killer) left the others unable to report, the run waiting
-    # on them for ever. A killed worker's pipe just ends (a message cut short included).
-    pipes = [spawn.Pipe(duplex=False) for _ in range(options.workers)]
-    count = options.workers
-    alone = replace(options, workers=1)
-    procs = [
-        spawn.Process(
-            target=_worker,
-            args=(list(paths), settings, alone, JoinedRun(run_id, i, count), writer, os.getpid()),
-            name=f"pgingest worker {i + 1}/{count}",
-            daemon=True,
-        )
-        for i, (_reader, writer) in enumerate(pipes)
-    ]
-    for proc in procs:
-        proc.start()
-    for _reader, writer in pipes:
-        writer.close()  # the worker's copy is the only one left: its end is the pipe's
-    readers: dict[Connection, int] = {reader: i for i, (reader, _writer) in enumerate(pipes)}
-    relay = _Relay(reporter)
-    reports: dict[int, LoadReport] = {}
-    errors: list[BaseException] = []
-    # The event loop watches the pipes (a message, or a worker's end, makes one readable):
-    # a thread waiting on them instead cost a thread hop per message, 1.6 s of this
-    # process's CPU for the 6,000 events of 2,000 small files.
-    loop = asyncio.get_running_loop()
-    readable = asyncio.Event()
-    for reader in readers:
-        loop.add_reader(reader.fileno(), readable.set)
-    try:
-        while readers:
-            # (asyncio.wait, not wait_for: wait_for could swallow the run's cancel when the
-            # event was set at the same moment, and a SIGTERM went unheard.)
-            waiter = asyncio.ensure_future(readable.wait())
-            try:
-                await asyncio.wait({waiter}, timeout=POLL_SECONDS)
-            finally:
-                waiter.cancel()
-            readable.clear()
-            for reader in [r for r in list(readers) if r.poll()]:
-                index = readers[reader]
-                while True:  # every message the pipe holds now
-                    try:
-                        held = reader.recv()
-                    except (EOFError, OSError):  # the worker ended
-                        del readers[reader]
-                        loop.remove_reader(reader.fileno())
-                        reader.close()
-                        if index not in reports and index not in relay.ended:
-                            # Died without a word (killed): its files are the next run's.
-                            relay.ended.add(index)
-                            code = await asyncio.to_thread(_exit_code, procs[index])
-                            errors.append(
-                                PgIngestError(f"worker {index + 1} died (exit code {code})")
-                            )
-                        break
-                    for kind, _index, value in held:
-                        if kind == "report":
-                            reports[index] = value
-                        elif kind == "error":
-                            relay.ended.add(index)
-                            errors.append(value)
-                        else:
-                            relay.event(kind, value)
-                    if not reader.poll():
-                        break
-    except BaseException:
-        for reader in readers:
-            loop.remove_reader(reader.fileno())
-        await asyncio.shield(asyncio.to_thread(_stop, procs, list(readers)))
-        raise
-    finally:
-        await asyncio.to_thread(_join, procs)
-        for reader in readers:
-            loop.remove_reader(reader.fileno())
+
+def _plan(paths: Sequence[str], options: LoadOptions) -> Plan | None:
+    """The run's files, found once for all the workers; ``None`` when an input is remote: each
+    worker then lists it itself, and so knows each object's identity from its listing (handed
+    a plan, it would ask for each object's)."""
+    named = [*paths, *(str(source["path"]) for source in options.sources)]
+    if any(is_remote(p) for p in named):
+        return None
+    from pgingest.pipeline.discover import plan_targets
+
+    return plan_targets(paths, options)
+
+
+class _Crew:
+    """The run's worker processes: started at once, each waiting for its start (the run's id
+    and the plan) on a pipe of its own; their events passed on, their reports collected."""
+
+    def __init__(
+        self, paths: Sequence[str], settings: ConnectionSettings, options: LoadOptions
+    ) -> None:
+        spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
+        # A pipe each, not one queue: a queue's writers share a lock, and a worker killed
+        # while holding it (SIGKILL, the OOM killer) left the others unable to report, the
+        # run waiting on them for ever. A killed worker's pipe just ends (a message cut short
+        # included).
+        count = options.workers
+        events = [spawn.Pipe(duplex=False) for _ in range(count)]
+        starts = [spawn.Pipe(duplex=False) for _ in range(count)]
+        alone = replace(options, workers=1)
+        self.procs = [
+            spawn.Process(
+                target=_worker,
+                args=(list(paths), settings, alone, i, count, starting, writer, os.getpid()),
+                name=f"pgingest worker {i + 1}/{count}",
+                daemon=True,
+            )
+            for i, ((_reader, writer), (starting, _start)) in enumerate(
+                zip(events, starts, strict=True)
+            )
+        ]
+        for proc in self.procs:
+            proc.start()
+        for (_reader, writer), (starting, _start) in zip(events, starts, strict=True):
+            writer.close()  # the worker's copies are the only ones left: its ends are theirs
+            starting.close()
+        self.readers: dict[Connection, int] = {reader: i for i, (reader, _w) in enumerate(events)}
+        self.starts: list[Connection] = [start for _starting, start in starts]
+
+    def begin(self, run_id: int, plan: Plan | None) -> None:
+        """Start every worker on the run (a worker already gone is found by :meth:`relay`)."""
+        for start in self.starts:
+            with contextlib.suppress(OSError):
+                start.send((run_id, plan))
+            start.close()
+        self.starts = []
+
+    def abandon(self) -> None:
+        """The run did not start: the workers, told so (their start pipes end), end; waited
+        for, bounded."""
+        for start in self.starts:
+            start.close()
+        self.starts = []
+        _join(self.procs)
+        for reader in self.readers:
             reader.close()
-    if errors and not reports:
-        raise errors[0]
-    for error in errors:
-        reporter.message(f"a worker stopped: {error}")
-    return [reports[i] for i in sorted(reports)], bool(errors)
+        self.readers = {}
+
+    async def relay(self, reporter: Reporter) -> tuple[list[LoadReport], bool]:
+        """Pass the workers' events on, and wait for their reports; on a cancel (or any error
+        here) stop them all, at most :data:`STOP_SECONDS`. Returns the reports, and whether a
+        worker was lost (died, or stopped on an error of its own)."""
+        procs, readers = self.procs, self.readers
+        relay = _Relay(reporter)
+        reports: dict[int, LoadReport] = {}
+        errors: list[BaseException] = []
+        # The event loop watches the pipes (a message, or a worker's end, makes one
+        # readable): a thread waiting on them instead cost a thread hop per message, 1.6 s of
+        # this process's CPU for the 6,000 events of 2,000 small files.
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        for reader in readers:
+            loop.add_reader(reader.fileno(), readable.set)
+        try:
+            while readers:
+                # (asyncio.wait, not wait_for: wait_for could swallow the run's cancel when
+                # the event was set at the same moment, and a SIGTERM went unheard.)
+                waiter = asyncio.ensure_future(readable.wait())
+                try:
+                    await asyncio.wait({waiter}, timeout=POLL_SECONDS)
+                finally:
+                    waiter.cancel()
+                readable.clear()
+                for reader in [r for r in list(readers) if r.poll()]:
+                    index = readers[reader]
+                    while True:  # every message the pipe holds now
+                        try:
+                            held = reader.recv()
+                        except (EOFError, OSError):  # the worker ended
+                            del readers[reader]
+                            loop.remove_reader(reader.fileno())
+                            reader.close()
+                            if index not in reports and index not in relay.ended:
+                                # Died without a word (killed): its files are the next run's.
+                                relay.ended.add(index)
+                                code = await asyncio.to_thread(_exit_code, procs[index])
+                                errors.append(
+                                    PgIngestError(f"worker {index + 1} died (exit code {code})")
+                                )
+                            break
+                        for kind, _index, value in held:
+                            if kind == "report":
+                                reports[index] = value
+                            elif kind == "error":
+                                relay.ended.add(index)
+                                errors.append(value)
+                            else:
+                                relay.event(kind, value)
+                        if not reader.poll():
+                            break
+        except BaseException:
+            for reader in readers:
+                loop.remove_reader(reader.fileno())
+            await asyncio.shield(asyncio.to_thread(_stop, procs, list(readers)))
+            raise
+        finally:
+            await asyncio.to_thread(_join, procs)
+            for reader in readers:
+                loop.remove_reader(reader.fileno())
+                reader.close()
+        if errors and not reports:
+            raise errors[0]
+        for error in errors:
+            reporter.message(f"a worker stopped: {error}")
+        return [reports[i] for i in sorted(reports)], bool(errors)
+
+
+class _Held:
+    """One connection as a pool of one (for :func:`~pgingest.pg.analyze.analyze_if`)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def acquire(self) -> contextlib.nullcontext[Any]:
+        return contextlib.nullcontext(self._conn)
 
 
 class _Relay:
@@ -345,13 +432,16 @@ def _worker(
     paths: list[str],
     settings: ConnectionSettings,
     options: LoadOptions,
-    joined: JoinedRun,
+    index: int,
+    count: int,
+    start: Connection,
     events: Connection,
     parent: int,
 ) -> None:
-    """A worker process: load as part of the run, send the report (or the error) back.
-    SIGINT and SIGTERM stop it as they stop a load (batches in flight rolled back); it dies
-    with the run's process (Linux: the parent-death signal)."""
+    """A worker process: import the loader, wait for the run's start (its pipe ends instead
+    when the run did not start: nothing to do), load as part of the run, send the report (or
+    the error) back. SIGINT and SIGTERM stop it as they stop a load (batches in flight rolled
+    back); it dies with the run's process (Linux: the parent-death signal)."""
     if sys.platform == "linux":
         import ctypes
 
@@ -359,31 +449,47 @@ def _worker(
             ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the run's process died before this one started
         return
-    forward = _Forward(events, joined.index)
+    # Imported while the run's process records the run: the run's process, which only
+    # starts the workers and passes their events on, never pays for it (0.1 s of CPU).
+    from pgingest.pipeline import run
+
     try:
-        report = asyncio.run(_work(paths, settings, options, joined, forward))
-    except BaseException as exc:  # the run's error (its files' are in its report)
-        forward.put(("error", joined.index, _portable(exc)))
+        run_id, plan = start.recv()
+    except (EOFError, OSError):
         return
-    forward.put(("report", joined.index, report))
+    finally:
+        start.close()
+    read_ahead = None
+    if plan is not None:
+        from pgingest.pipeline.readahead import ReadAhead
+
+        read_ahead = ReadAhead(*plan)
+    forward = _Forward(events, index)
+    try:
+        joined = JoinedRun(run_id, index, count)
+        report = asyncio.run(_work(run, paths, settings, options, read_ahead, joined, forward))
+    except BaseException as exc:  # the run's error (its files' are in its report)
+        forward.put(("error", index, _portable(exc)))
+        return
+    forward.put(("report", index, report))
 
 
 async def _work(
+    run: Any,
     paths: list[str],
     settings: ConnectionSettings,
     options: LoadOptions,
+    read_ahead: Any,
     joined: JoinedRun,
     reporter: Any,
 ) -> LoadReport:
-    # The pipeline is imported here, in the worker: the run's process, which only starts
-    # the workers and passes their events on, never pays for it (0.1 s of CPU).
-    from pgingest.pipeline import run
-
     loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(run.load_async(paths, settings, options, reporter, None, joined))
+    task = asyncio.ensure_future(
+        run.load_async(paths, settings, options, reporter, read_ahead, joined)
+    )
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
-    return await task
+    return cast("LoadReport", await task)
 
 
 def _portable(exc: BaseException) -> BaseException:
