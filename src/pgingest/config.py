@@ -341,7 +341,7 @@ class LoadOptions:
     )
     concurrency: int = _option(
         4,
-        help="Files loaded at the same time.",
+        help="Files loaded at the same time (shared among --workers).",
         section="performance",
         flags=("--concurrency", "-j"),
         minimum=1,
