@@ -87,6 +87,14 @@ def test_the_run_analyzes_its_table_once_after_every_worker(db, tmp_path):
     write_files(folder, 40)
     done = pgingest(*command(db, folder, "--workers", "2", "-v"))
     assert done.returncode == 0, done.stdout + done.stderr
+    (stages,) = [
+        line.split(": ", 1)[1]
+        for line in (done.stdout + done.stderr).splitlines()
+        if line.startswith("stages (")
+    ]
+    names = [part.split()[0] for part in stages.split(", ")]
+    assert "analyze" in names, stages
+    assert names == sorted(names), stages  # (the run's own ANALYZE among the workers' stages)
     stats = db.fetch(
         "SELECT analyze_count, last_analyze FROM pg_stat_user_tables"
         " WHERE schemaname = $1 AND relname = 't'",

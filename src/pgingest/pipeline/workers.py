@@ -123,7 +123,7 @@ async def load_async(
                 from pgingest.pipeline.analyze import analyze_written
 
                 await analyze_written(_Held(conn), report, reporter, report.stages)
-                report.stages["analyze"] = round(report.stages.get("analyze", 0.0), 3)
+                report.stages = {k: round(v, 3) for k, v in sorted(report.stages.items())}
             status = "failed" if report.failed else "success"
         except Exception:
             status = "failed"  # an error of the run; a cancel stays "interrupted"
