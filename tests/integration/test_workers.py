@@ -214,6 +214,39 @@ def test_an_unreachable_server_fails_in_one_line_and_the_workers_end(tmp_path):
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("after", [0.1, 0.2, 0.3, 0.45, 0.7])
+def test_ctrl_c_while_the_workers_start_stops_quietly(db, tmp_path, after):
+    """Ctrl-C reaches the terminal's whole process group: a worker still starting (its
+    imports, waiting for the run's start) printed a KeyboardInterrupt's traceback. Now every
+    moment of the start stops the same way, and a re-run loads every row once."""
+    folder = tmp_path / "drop"
+    ids = write_files(folder, 60)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgingest", *command(db, folder, "--workers", "2", "-q")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        start_new_session=True,  # a group of its own, as a terminal's job is
+    )
+    try:
+        time.sleep(after)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode in (0, 130), out + err  # (0: it was done before the signal)
+    assert "Traceback" not in err, err
+    assert "KeyboardInterrupt" not in err, err
+    rerun = pgingest(*command(db, folder))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rows = db.fetch(f'SELECT id FROM "{db.schema}".t')
+    assert len(rows) == len(ids)
+    assert {r["id"] for r in rows} == ids
+
+
 def test_workers_refuse_replace(db, tmp_path):
     folder = tmp_path / "drop"
     write_files(folder, 2)

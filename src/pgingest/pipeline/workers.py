@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
@@ -209,8 +209,9 @@ class _Crew:
                 zip(events, starts, strict=True)
             )
         ]
-        for proc in self.procs:
-            proc.start()
+        with _interrupts_held():
+            for proc in self.procs:
+                proc.start()
         for (_reader, writer), (starting, _start) in zip(events, starts, strict=True):
             writer.close()  # the worker's copies are the only ones left: its ends are theirs
             starting.close()
@@ -303,6 +304,30 @@ class _Crew:
         for error in errors:
             reporter.message(f"a worker stopped: {error}")
         return [reports[i] for i in sorted(reports)], bool(errors)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """The workers started with SIGINT ignored (they keep that through ``exec``) until they
+    set their own handler (``_work``): a Ctrl-C reaches the terminal's whole process group,
+    and a worker still starting (its interpreter, its imports, waiting for the run's start)
+    printed the traceback of a KeyboardInterrupt; the run's process stops them itself. This
+    process holds (blocks) SIGINT meanwhile, so that one arriving then comes afterwards
+    instead of being lost (Linux keeps a blocked signal pending even while it is ignored)."""
+    own = signal.getsignal(signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread()
+    if not main or own is None or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, own)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class _Held:
@@ -507,7 +532,7 @@ async def _work(
     task = asyncio.ensure_future(
         run.load_async(paths, settings, options, reporter, read_ahead, joined)
     )
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # (SIGINT ignored till now: _interrupts_held)
         loop.add_signal_handler(signum, task.cancel)
     return cast("LoadReport", await task)
 
