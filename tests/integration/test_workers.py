@@ -214,11 +214,20 @@ def test_an_unreachable_server_fails_in_one_line_and_the_workers_end(tmp_path):
     assert time.monotonic() - started < 30
 
 
-@pytest.mark.parametrize("after", [0.1, 0.2, 0.3, 0.45, 0.7])
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.1, 0.2, 0.35])
 def test_ctrl_c_while_the_workers_start_stops_quietly(db, tmp_path, after):
     """Ctrl-C reaches the terminal's whole process group: a worker still starting (its
     imports, waiting for the run's start) printed a KeyboardInterrupt's traceback. Now every
-    moment of the start stops the same way, and a re-run loads every row once."""
+    moment of the start (``after`` seconds once the workers exist) stops the same way, and a
+    re-run loads every row once."""
     folder = tmp_path / "drop"
     ids = write_files(folder, 60)
     proc = subprocess.Popen(
@@ -230,6 +239,7 @@ def test_ctrl_c_while_the_workers_start_stops_quietly(db, tmp_path, after):
         start_new_session=True,  # a group of its own, as a terminal's job is
     )
     try:
+        wait_for(lambda: len(children(proc.pid)) >= 2, 60, "the workers' processes")
         time.sleep(after)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)

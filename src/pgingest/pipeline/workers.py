@@ -92,15 +92,16 @@ async def load_async(
                 lambda attempt, delay, exc: events.retrying(exc, attempt, delay, "", "", None),
                 **sessions,
             )
-        finally:
+        except BaseException:
             if not planned.done():
                 await asyncio.wait({planned})  # (a thread: it cannot be cancelled)
-        plan = planned.result()
+            raise
     except BaseException:
         await asyncio.shield(asyncio.to_thread(crew.abandon))
         raise
     try:
         try:
+            plan = await planned  # (an error finding the files is the run's)
             await store.ensure_manifest(conn)
             run_id = await store.start_run(
                 conn,
