@@ -31,6 +31,18 @@ def command(db, folder: Path, *extra: str) -> list[str]:
     return ["load", str(folder), "--dsn", db.dsn, "--schema", db.schema, "--table", "t", *extra]
 
 
+def started(db, folder: Path, *extra: str) -> subprocess.Popen[str]:
+    """The command started in a process group (a session) of its own, its workers in it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgingest", *command(db, folder, *extra)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        start_new_session=True,
+    )
+
+
 def runs_of(db) -> list[dict[str, object]]:
     return [
         dict(r)
@@ -147,14 +159,7 @@ def test_a_failed_file_fails_the_command_once(db, tmp_path):
 def test_sigterm_stops_every_worker_and_a_rerun_finishes(db, tmp_path):
     folder = tmp_path / "drop"
     ids = write_files(folder, 300)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgingest", *command(db, folder, "--workers", "3", "-q")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(),
-        start_new_session=True,  # the signal reaches the command only, as from a supervisor
-    )
+    proc = started(db, folder, "--workers", "3", "-q")  # signalled alone, by a supervisor
     try:
 
         def some_loaded() -> bool:
@@ -230,14 +235,7 @@ def test_ctrl_c_while_the_workers_start_stops_quietly(db, tmp_path, after):
     re-run loads every row once."""
     folder = tmp_path / "drop"
     ids = write_files(folder, 60)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgingest", *command(db, folder, "--workers", "2", "-q")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(),
-        start_new_session=True,  # a group of its own, as a terminal's job is
-    )
+    proc = started(db, folder, "--workers", "2", "-q")  # its group signalled, as a terminal's
     try:
         wait_for(lambda: len(children(proc.pid)) >= 2, 60, "the workers' processes")
         time.sleep(after)
