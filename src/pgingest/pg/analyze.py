@@ -4,13 +4,17 @@ short lock wait (a failure is the caller's warning, never a failed load)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 from pgingest.errors import PgIngestError
 from pgingest.pg.ddl import qualified_name
 from pgingest.pg.errors import translate
 
-__all__ = ["Outcome", "analyze_if"]
+__all__ = ["Acquire", "Outcome", "analyze_if"]
+
+Acquire = Callable[[], AbstractAsyncContextManager[Any]]
+"""A connection to use, as ``async with acquire() as conn`` (a pool's ``acquire``)."""
 
 
 Outcome = Literal["analyzed", "not needed", "not allowed", "gone"]
@@ -31,9 +35,9 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 
 
 async def analyze_if(
-    pool: Any, schema: str, table: str, wanted: Callable[[float], bool], lock_wait: float
+    acquire: Acquire, schema: str, table: str, wanted: Callable[[float], bool], lock_wait: float
 ) -> Outcome:
-    """``ANALYZE schema.table`` on a connection of ``pool`` when ``wanted`` says so of the rows
+    """``ANALYZE schema.table`` on a connection of ``acquire`` when ``wanted`` says so of the rows
     the planner counted in it at its last ANALYZE or VACUUM (``pg_class.reltuples``: below
     zero when it never counted them, as in a new table) and this role may, waiting at most
     ``lock_wait`` seconds for its lock (another ANALYZE, a VACUUM or a schema change may hold
@@ -47,7 +51,7 @@ async def analyze_if(
             (translated).
     """
     try:
-        async with pool.acquire() as conn:
+        async with acquire() as conn:
             row = await conn.fetchrow(_COUNTED, schema, table)
             if row is None:
                 return "gone"

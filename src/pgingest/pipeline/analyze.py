@@ -15,7 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgingest.errors import PgIngestError
 from pgingest.model import LoadReport
@@ -53,15 +53,15 @@ def needs_analyze(rows_written: int, planner_rows: float) -> bool:
 
 async def analyze_tables(ctx: RunContext, report: LoadReport) -> list[str]:
     """:func:`analyze_written` on the run's pool, its time in the run's stages."""
-    return await analyze_written(ctx.pool, report, ctx.reporter, ctx.events.stages)
+    return await analyze_written(ctx.pool.acquire, report, ctx.reporter, ctx.events.stages)
 
 
 async def analyze_written(
-    pool: Any, report: LoadReport, reporter: Reporter, stages: dict[str, float]
+    acquire: pg_analyze.Acquire, report: LoadReport, reporter: Reporter, stages: dict[str, float]
 ) -> list[str]:
     """ANALYZE the tables of ``report`` that the run changed much, one after the other, on
-    connections of ``pool``; the time is added to ``stages["analyze"]``. A failure is logged
-    and reported as a warning.
+    connections of ``acquire`` (a pool's, or one connection's); the time is added to
+    ``stages["analyze"]``. A failure is logged and reported as a warning.
 
     Returns:
         The tables analyzed (``schema.name``).
@@ -75,7 +75,7 @@ async def analyze_written(
         for (schema, name), rows in sorted(tables.items()):
             try:
                 outcome = await pg_analyze.analyze_if(
-                    pool, schema, name, partial(needs_analyze, rows), LOCK_WAIT
+                    acquire, schema, name, partial(needs_analyze, rows), LOCK_WAIT
                 )
                 if outcome == "analyzed":
                     done.append(f"{schema}.{name}")

@@ -20,8 +20,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from multiprocessing.connection import Connection, wait
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pgingest.config import ConnectionSettings, LoadOptions
 from pgingest.errors import PgIngestError
@@ -32,6 +33,9 @@ from pgingest.pg import connect
 from pgingest.pg.retry import RetryPolicy
 from pgingest.pipeline.context import JoinedRun, RunEvents
 from pgingest.sources.inputs import is_remote
+
+if TYPE_CHECKING:
+    from pgingest.pipeline.discover import Discovered, Target
 
 log = logging.getLogger("pgingest.workers")
 
@@ -123,7 +127,8 @@ async def load_async(
             if options.analyze:  # once, here: a worker's own would see only its first part
                 from pgingest.pipeline.analyze import analyze_written
 
-                await analyze_written(_Held(conn), report, reporter, report.stages)
+                held = partial(contextlib.nullcontext, conn)  # the run's own connection
+                await analyze_written(held, report, reporter, report.stages)
                 report.stages = {k: round(v, 3) for k, v in sorted(report.stages.items())}
             status = "failed" if report.failed else "success"
         except Exception:
@@ -156,7 +161,7 @@ def worker_options(options: LoadOptions, index: int) -> LoadOptions:
     return replace(options, workers=1, concurrency=max(1, share + (index < extra)))
 
 
-Plan = tuple[list[Any], list[Any]]
+Plan = tuple[list["Target"], list["Discovered"]]
 """The run's targets and the inputs that named nothing, as
 :func:`~pgingest.pipeline.discover.plan_targets` gives them."""
 
@@ -329,16 +334,6 @@ def _interrupts_held() -> Iterator[None]:
             signal.signal(signal.SIGINT, own)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
-class _Held:
-    """One connection as a pool of one (for :func:`~pgingest.pg.analyze.analyze_if`)."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def acquire(self) -> contextlib.nullcontext[Any]:
-        return contextlib.nullcontext(self._conn)
 
 
 class _Relay:
