@@ -285,18 +285,20 @@ def folder_of(path: str, root: str | None, resolved: RealPaths | None = None) ->
     return folder[len(below) :] if folder.startswith(below) else ""
 
 
-def folder_table_name(path: str, root: str | None) -> str:
+def folder_table_name(path: str, root: str | None, resolved: RealPaths | None = None) -> str:
     """The table of a file with ``--table-from folder``: its folder's path below the load root,
     normalized (``sales/emea/q1.xlsx`` -> ``sales_emea``); a file at the root, or named
-    directly, takes its root folder's own name."""
-    folder = folder_of(path, root)
+    directly, takes its root folder's own name. ``resolved``: the discovery's folders."""
+    resolved = resolved or RealPaths()
+    folder = folder_of(path, root, resolved)
     if not folder and is_virtual(path):
         base = (root or path).removesuffix(MEMBER_MARK).rstrip("/")
         folder = base.rsplit("/", 2)[-2 if root is None else -1]
         if is_archive(folder):
             folder = folder[: -len(".zip")]
     elif not folder:
-        folder = Path(root).resolve().name if root is not None else Path(path).parent.resolve().name
+        top = root if root is not None else os.path.dirname(path) or os.curdir
+        folder = os.path.basename(resolved.folder(top))
     parts = []
     for part in folder.split("/"):
         try:
@@ -352,7 +354,7 @@ def plan_targets(
             overrides.update(source_overrides)
             table_from = overrides.get("table_from", options.table_from)
             if "table" not in overrides and table_from == "folder" and options.table is None:
-                overrides["table"] = folder_table_name(found.path, found.root)
+                overrides["table"] = folder_table_name(found.path, found.root, resolved)
             same = real(found.path) if is_virtual(found.path) else resolved.file(found.path)
             key = (same, overrides.get("table"))
             if key in seen:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pgingest.config import LoadOptions
-from pgingest.pipeline.discover import RealPaths, folder_of, plan_targets
+from pgingest.pipeline.discover import RealPaths, folder_of, folder_table_name, plan_targets
+from pgingest.schema.names import normalize_identifier
 
 
 @pytest.fixture
@@ -63,3 +64,21 @@ def test_two_names_of_one_file_are_one_target(tree: Path) -> None:
     real = [os.path.realpath(t.path) for t in targets]
     assert len(real) == len(set(real))
     assert set(real) >= {os.path.realpath(tree / "data" / "a.csv")}
+
+
+def test_a_folder_table_is_named_as_resolved(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--table-from folder``: below the root, the resolved folder; at the root or named
+    directly, the resolved root's (or the file's folder's) own name, a link followed."""
+    monkeypatch.chdir(tree / "data")
+    cases = [
+        (str(tree / "data_link" / "a.csv"), str(tree / "data_link"), "data"),
+        (str(tree / "data_link" / "linkdir" / "b.csv"), str(tree / "data_link"), "sub"),
+        (str(tree / "data" / "sub" / "deep" / "c.csv"), str(tree / "data"), "sub_deep"),
+        (str(tree / "data_link" / "a.csv"), None, "data"),
+        ("a.csv", None, "data"),
+        ("linkdir/b.csv", None, "sub"),
+    ]
+    resolved = RealPaths()
+    for path, root, expected in cases:
+        assert folder_table_name(path, root) == normalize_identifier(expected), (path, root)
+        assert folder_table_name(path, root, resolved) == normalize_identifier(expected)
