@@ -595,6 +595,9 @@ class Context:
     """The pgingest sources the pgingest cases run: this checkout's."""
     compare_src: Path = REPO_ROOT / "src"
     """The sources ``CASE@compare`` runs instead (``--compare-src``)."""
+    fresh_manifest: bool = False
+    """Drop the manifest before each case: the two checkouts of ``--compare-src`` may keep it
+    at different versions (an older loader refuses a newer manifest)."""
 
 
 def case_server_copy(ctx: Context) -> Measurement:
@@ -1157,6 +1160,8 @@ def run_case(
     name, compared, _ = name.partition(COMPARE_SUFFIX)
     if compared:
         ctx = replace(ctx, src=ctx.compare_src)
+    if ctx.fresh_manifest:
+        ctx.db.execute("DROP SCHEMA IF EXISTS pgingest CASCADE")
     if name in UPSERT_CASES:
         reset_upsert_table(ctx.db, checkpoint)
     else:
@@ -1498,7 +1503,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = Context(dsn, db, dataset, psql, shlex.split(args.extra_args))
     if args.compare_src is not None:
-        ctx = replace(ctx, compare_src=args.compare_src.resolve())
+        ctx = replace(ctx, compare_src=args.compare_src.resolve(), fresh_manifest=True)
     compile_sources(ctx.src, ctx.compare_src)
     server_cpu = ServerCpu(db.fetchval("SELECT pg_backend_pid()"))
     checkpoint = [True]
