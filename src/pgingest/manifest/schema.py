@@ -12,7 +12,7 @@ STATUSES = ("pending", "running", "staged", "success", "failed", "reverted")
 """A file's manifest status. ``staged``: all its rows are in the new table of a ``--mode
 replace`` that is not swapped in yet (its ``table_name`` is that new table's)."""
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 """The bookkeeping schema's version; a database at an older one is brought up to it (its
 migrations run, its functions replaced) by the first run that finds it. 2: ``claim`` with
 ``--force`` no longer asks for the content hash first. 3: each file records the identity of
@@ -43,7 +43,10 @@ ran them once per file of a size, or walked every loaded file of the table per c
 (server time growing with the table's files); ``claim`` takes a file's own unfinished
 attempt before another name's of the same content. 10: ``claim`` with ``--force`` skips a
 file this run loaded already (the workers of ``--workers`` each claimed it, and loaded it
-again, once per worker)."""
+again, once per worker). 11: an upsert or merge of a CSV file records ``raw_routes`` in its
+chunking: its rows are routed from the raw chunks of an append, cut otherwise than the
+reader's batches of text that an older loader would resume it with (so an older loader must
+not resume it: it refuses this manifest)."""
 
 _BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS pgingest",

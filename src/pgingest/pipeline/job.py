@@ -32,6 +32,10 @@ class FileJob:
     replaces: int | None = None
     parse: bool = False
     """Parse CSV records client-side instead of passing raw chunks to the server."""
+    raw_routes: bool = False
+    """upsert, merge of CSV: route the raw chunks by key, the cut the file was first claimed
+    with (``raw_routes`` in its chunking); else the reader's Arrow batches of text, as a file
+    first claimed by an older loader is resumed."""
     rejects: int = 0
     """Bad rows set aside (``--on-error skip``)."""
     sha256: str | None = None

@@ -32,8 +32,8 @@ from pgingest.pipeline.job import (
     one_line,
     quietly,
 )
+from pgingest.pipeline.keyed import route
 from pgingest.pipeline.keyed.modes import Modes
-from pgingest.pipeline.keyed.route import file_batches
 from pgingest.pipeline.prepare.claim import AGAIN, claim_file, claimed_options
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.prepare.source import open_file, reader_warnings
@@ -200,6 +200,8 @@ async def _load_leased(
     }
     if modes.keyed:  # a resumed file must route its rows to the same workers
         chunking["routes"] = 1 if small else modes.workers(path, per_file)
+        if route.RAW_ROUTES:  # ... from chunks cut the same way (see FileJob)
+            chunking["raw_routes"] = 1
     # replace loads everything again into the run's new table, under whose name the
     # manifest records the files until the swap; the old table is left alone until then
     # (no version's rows are removed from it meanwhile).
@@ -250,6 +252,7 @@ async def _load_leased(
             # (A remote object is hashed by the stream that loads it: streamed_sha256.)
             hashing = BackgroundHash(path)  # while the file is opened, planned, written
         job.done_batches = frozenset(claim.done_batches)
+        job.raw_routes = bool(claim.chunking.get("raw_routes"))
         job.done_rows = claim.done_rows
         job.replaces = claim.replaces
         job.sha256 = sha256
@@ -287,7 +290,7 @@ async def _load_leased(
             if options.txn == "file":
                 workers = 1
             live = LivePlan(plan)
-            batches = file_batches(source, live, options, job, workers)
+            batches = route.file_batches(source, live, options, job, workers)
             await write_file(ctx, source, live, job, options, lease, workers, batches)
             plan = live.current  # with what writing learned (wider columns)
             if plan.target is not None and plan.seen is not None:

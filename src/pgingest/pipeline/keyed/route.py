@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, cast
 
 from pgingest.config import LoadOptions
 from pgingest.errors import RowError
-from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvDialect, Reject
+from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvChunk, CsvDialect, Reject
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.job import FileJob
@@ -223,8 +223,29 @@ def _with_ordinal(batch: pa.RecordBatch, lines: np.ndarray) -> pa.RecordBatch:
     return batch.append_column(pa.field(STAGE_ORDINAL, pa.int64()), pa.array(lines))
 
 
+RAW_ROUTES = True
+"""A keyed CSV file is claimed to be routed from raw chunks (``raw_routes`` in its chunking).
+Tests turn it off to claim a file as an older loader did, with the reader's Arrow batches."""
+TYPED_ROUTES = True
+"""Raw chunks are parsed into their column types where that is exact (tests turn it off to
+compare with the text reading)."""
+
 RoutedItem = tuple[int, int, Callable[[], Payload]]
 """(batch number in the manifest, worker, the function that encodes the batch)."""
+
+
+class _Rows(NamedTuple):
+    """One chunk's rows before routing: ``kind`` says how its parts are sent."""
+
+    batch: pa.RecordBatch
+    lines: np.ndarray
+    """The file line of each row (the stage's ordinal, and the line a bad row is named by);
+    counted in rows for the reader's batches and for typed chunks (which hold no bad row)."""
+    rejects: tuple[Reject, ...]
+    kind: str
+    """``arrow`` (shaped like Parquet), ``typed`` (CSV parsed exactly: binary COPY as it is)
+    or ``text`` (CSV text columns: written as CSV again)."""
+    json_columns: tuple[str, ...] = ()
 
 
 def routed_batches(
@@ -239,6 +260,8 @@ def routed_batches(
     done: frozenset[int] = frozenset(),
     warn: Callable[[str], None] | None = None,
     markers: frozenset[str] = frozenset(),
+    raw: bool = False,
+    exact: bool = False,
 ) -> Iterator[RoutedItem]:
     """The file's rows, routed: for each chunk read, one batch per worker that got rows.
     CSV columns in ``markers`` (typed, their sample holds ``NA``...) get NULL for those.
@@ -247,12 +270,16 @@ def routed_batches(
     (``done``) are skipped, so a resumed file continues each worker where it stopped (with
     the same ``workers`` as the first attempt: the manifest keeps it with the chunking).
 
+    CSV with ``raw`` is cut into the raw chunks of an append (else into the reader's Arrow
+    batches of text: a file first claimed so is resumed so). A raw chunk is parsed into the
+    column types where that parse is exact (``exact``, :mod:`pgingest.pipeline.write.typed`)
+    and sent as binary COPY, like Parquet; any other chunk is read as text and written again.
+
     Raises:
-        RowError: a NULL key, or an integer key that is not an integer.
+        RowError: a NULL key, an integer key that is not an integer, or (``raw``) a
+            malformed record.
     """
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     path = source.info.path
     by_name = dict(zip(columns, target_types, strict=True))
@@ -263,33 +290,18 @@ def routed_batches(
         map_large_buffers()
     cache: list[copy.BinaryEncoder | None] = [None]
     types = [*target_types, "bigint"]
-    chunks = source.chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=False)
-    for number, raw in enumerate(chunks):
-        chunk = cast("ArrowChunk", raw)  # raw=False: Arrow chunks
-        json_columns: tuple[str, ...] = ()
-        if parquet:
-            shaped = normalize_batch(
-                chunk.batch,
-                columns,
-                path,
-                target_types,
-                chunk.first_line,
-                workbook=source.info.format in WORKBOOK_FORMATS,
-                warn=warn,
-            )
-            batch = cast("pa.RecordBatch", shaped.batch)
-            json_columns = shaped.json_columns
-        else:
-            batch = chunk.batch.rename_columns(list(columns))
-            for name in markers:
-                position = batch.schema.get_field_index(name)
-                column = batch.column(position)
-                found = markers_in(column)
-                nulls = pa.nulls(len(column), column.type)
-                batch = batch.set_column(position, name, pc.if_else(found, nulls, column))
-        hashes = key_hashes(batch, key, kinds, path, chunk.first_line)
-        lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
-        rejects = chunk.rejects  # rows the reader left out: recorded with the chunk's first part
+    if parquet:
+        chunks = _shaped_rows(source, columns, target_types, batch_rows, batch_bytes, warn)
+    elif raw:
+        chunks = _raw_rows(
+            source, columns, target_types, key, markers, exact, batch_rows, batch_bytes
+        )
+    else:
+        chunks = _text_rows(source, columns, markers, batch_rows, batch_bytes)
+    for number, rows_of in enumerate(chunks):
+        batch, lines, rejects = rows_of.batch, rows_of.lines, rows_of.rejects
+        first_line = int(lines[0]) if len(lines) else 1
+        hashes = key_hashes(batch, key, kinds, path, first_line)
         for worker, rows in enumerate(partition(hashes, workers)):
             index = number * workers + worker
             if not len(rows):
@@ -306,14 +318,20 @@ def routed_batches(
                 part: pa.RecordBatch = part,
                 part_lines: np.ndarray = part_lines,
                 dedup: bool = dedup,
-                json_columns: tuple[str, ...] = json_columns,
+                kind: str = rows_of.kind,
+                json_columns: tuple[str, ...] = rows_of.json_columns,
                 left_out: tuple[Reject, ...] = first_part_rejects,
             ) -> Payload:
                 first = int(part_lines[0])
                 staged = _with_ordinal(part, part_lines)
-                if parquet:
+                if kind == "arrow":
                     aligned = align_batch(Shaped(staged, None, json_columns), types, path, first)
                     payload = encode_shaped(aligned, first, cache)
+                elif kind == "typed":  # exact by construction: encoded as it is
+                    encoder = cache[0]
+                    if encoder is None or encoder.schema != staged.schema:
+                        encoder = cache[0] = copy.BinaryEncoder(staged.schema)
+                    payload = Payload("arrow", b"", first, batch=staged, encoder=encoder)
                 else:
                     payload = Payload("csv", batch_to_csv(staged), first, "UTF8", CsvDialect())
                 if left_out:
@@ -321,6 +339,143 @@ def routed_batches(
                 return _annotated(payload, part_lines, dedup)
 
             yield index, worker, make
+
+
+def _shaped_rows(
+    source: Source,
+    columns: Sequence[str],
+    target_types: Sequence[str],
+    batch_rows: int,
+    batch_bytes: int,
+    warn: Callable[[str], None] | None,
+) -> Iterator[_Rows]:
+    """Arrow chunks (Parquet, workbooks, transformed sources) shaped for the table."""
+    import numpy as np
+
+    workbook = source.info.format in WORKBOOK_FORMATS
+    for raw in source.chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=False):
+        chunk = cast("ArrowChunk", raw)  # raw=False: Arrow chunks
+        shaped = normalize_batch(
+            chunk.batch,
+            columns,
+            source.info.path,
+            target_types,
+            chunk.first_line,
+            workbook=workbook,
+            warn=warn,
+        )
+        batch = cast("pa.RecordBatch", shaped.batch)
+        lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
+        yield _Rows(batch, lines, chunk.rejects, "arrow", shaped.json_columns)
+
+
+def _text_rows(
+    source: Source,
+    columns: Sequence[str],
+    markers: frozenset[str],
+    batch_rows: int,
+    batch_bytes: int,
+) -> Iterator[_Rows]:
+    """The reader's Arrow chunks of CSV text (the cut of a file first claimed before raw
+    chunks were routed: each row's line counted in rows)."""
+    import numpy as np
+
+    for raw in source.chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=False):
+        chunk = cast("ArrowChunk", raw)  # raw=False: Arrow chunks
+        batch = _markers_null(chunk.batch.rename_columns(list(columns)), markers)
+        lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
+        yield _Rows(batch, lines, chunk.rejects, "text")
+
+
+def _raw_rows(
+    source: Source,
+    columns: Sequence[str],
+    target_types: Sequence[str],
+    key: Sequence[str],
+    markers: frozenset[str],
+    exact: bool,
+    batch_rows: int,
+    batch_bytes: int,
+) -> Iterator[_Rows]:
+    """Raw CSV chunks, each parsed into the column types where that is exact (``exact``: a
+    chunk of the file's own UTF-8 bytes, see :mod:`pgingest.pipeline.write.typed`), else as
+    text columns (lines as the records start).
+
+    Raises:
+        RowError: a malformed record (a wrong field count, a quote never closed), named by
+            its line.
+    """
+    import numpy as np
+
+    from pgingest.pipeline.write.typed import parse_exact
+    from pgingest.sources.refused import parse_refused  # (imports pyarrow: not at import)
+
+    path = source.info.path
+    dialect = source.info.dialect or CsvDialect()
+    for raw in source.chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=True):
+        chunk = cast("CsvChunk", raw)  # raw=True: raw chunks
+        if exact and chunk.lines is None and chunk.encoding == "UTF8":
+            typed = parse_exact(chunk.data, dialect, target_types)
+            # (a NULL key is named by its line: the text reading counts them)
+            if typed is not None and not any(
+                typed.column(columns.index(k)).null_count for k in key
+            ):
+                typed = typed.rename_columns(list(columns))
+                first = chunk.first_line
+                lines = np.arange(first, first + typed.num_rows, dtype=np.int64)
+                yield _Rows(typed, lines, chunk.rejects, "typed")
+                continue
+        parsed = parse_refused(
+            chunk.data, chunk.first_line, chunk.encoding, dialect, columns, list(columns)
+        )
+        if parsed is None:
+            raise RowError(
+                f"{path}: line {chunk.first_line}: records that cannot be read as the server"
+                " reads them",
+                path=path,
+                line=chunk.first_line,
+            )
+        records = parsed.records
+        rewritten = chunk.lines is not None and len(chunk.lines) == len(records)
+        file_lines = chunk.lines if rewritten else records.lines
+        if parsed.reasons:
+            bad = min(parsed.reasons)
+            line = int(file_lines[bad])
+            reason = parsed.reasons[bad]
+            raise RowError(f"{path}: line {line}: {reason}", path=path, line=line)
+        if parsed.table is None:  # no record (the reader left every one out)
+            yield _Rows(_empty_text_batch(columns), np.zeros(0, np.int64), chunk.rejects, "text")
+            continue
+        batch = _markers_null(_one_batch(parsed.table), markers)
+        yield _Rows(batch, file_lines[parsed.kept], chunk.rejects, "text")
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    """A table of one chunk's rows as one record batch (its columns' pieces combined)."""
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else _empty_text_batch(table.column_names)
+
+
+def _empty_text_batch(columns: Sequence[str]) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays(
+        [pa.array([], pa.string()) for _ in columns], names=list(columns)
+    )
+
+
+def _markers_null(batch: pa.RecordBatch, markers: frozenset[str]) -> pa.RecordBatch:
+    """The text columns in ``markers`` with their missing-value markers (``NA``...) NULL."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in markers:
+        position = batch.schema.get_field_index(name)
+        column = batch.column(position)
+        found = markers_in(column)
+        nulls = pa.nulls(len(column), column.type)
+        batch = batch.set_column(position, name, pc.if_else(found, nulls, column))
+    return batch
 
 
 def _is_text(source: Source) -> bool:
@@ -351,8 +506,19 @@ def file_batches(
             (index, 0, make)
             for index, make in payloads(source, live, options, job.done_batches, job.parse)
         )
+    from pgingest.pipeline.write.typed import exact_types  # (imports pyarrow)
+
     # Each worker's share of a chunk is about one Arrow batch.
     routes = plan.routes
+    dialect = source.info.dialect or CsvDialect()
+    raw = (
+        job.raw_routes
+        and not job.parse
+        and plan.read_columns is None
+        and dialect.escapechar is None
+        and not options.null_strings
+        and dialect.newline != "\r"
+    )
     return (
         (index, route % workers, make)
         for index, route, make in routed_batches(
@@ -366,5 +532,7 @@ def file_batches(
             done=job.done_batches,
             warn=plan.warn,
             markers=frozenset(plan.marker_columns),
+            raw=raw,
+            exact=TYPED_ROUTES and exact_types(plan),
         )
     )

@@ -27,8 +27,13 @@ as the text it is (the server decides, the failure path recovers as for any text
 
 numeric without a scale (pgpq would send one scale for the column, the text keeps each
 value's, ``1.50`` as ``1.50``), slash dates (``DateStyle``), the other types, missing-value
-markers, upsert and merge (staged, routed by key), files not in UTF-8, and chunks read again
-client-side (:mod:`pgingest.sources.repair`) keep the text path.
+markers, files not in UTF-8, and chunks read again client-side
+(:mod:`pgingest.sources.repair`) keep the text path.
+
+upsert and merge parse every chunk client-side in any case (its rows are routed by key, see
+:func:`pgingest.pipeline.keyed.route.routed_batches`): there the exact parse costs the client
+no more than reading the values as text and writing them again, so they take it on any number
+of cores.
 """
 
 from __future__ import annotations
@@ -98,12 +103,17 @@ _MANTISSA_DIGIT = r"^[^eE]*[1-9]"
 
 
 def is_typed_file(plan: FilePlan) -> bool:
-    """Whether the file's chunks may be parsed client-side for binary COPY: an append (not a
-    staged upsert or merge) of columns whose types all parse exactly (:data:`ARROW_TYPES`),
-    with no ``DateStyle`` to apply and no missing-value markers to read as NULL."""
+    """Whether the file's chunks may be parsed client-side for binary COPY: an append (a
+    staged upsert or merge is parsed so where its rows are routed by key, see
+    :func:`pgingest.pipeline.keyed.route.routed_batches`) of exact types (:func:`exact_types`)."""
+    return plan.target is None and exact_types(plan)
+
+
+def exact_types(plan: FilePlan) -> bool:
+    """Whether every column's type parses exactly client-side (:data:`ARROW_TYPES`), with no
+    ``DateStyle`` to apply and no missing-value markers to read as NULL."""
     return (
-        plan.target is None
-        and plan.datestyle is None
+        plan.datestyle is None
         and not plan.marker_columns
         and all(_arrow_type(canonical_type(t)) is not None for t in plan.target_types)
     )
@@ -150,7 +160,7 @@ def typed_payload(text: Payload, live: LivePlan, state: TypedState) -> Payload:
     if state.text_only or not is_typed_file(plan):
         return text
     dialect = text.dialect or CsvDialect()
-    batch = _parse(text.data, dialect, tuple(plan.target_types), state.threads)
+    batch = parse_exact(text.data, dialect, plan.target_types, state.threads)
     if batch is None:
         state.text_only = True
         return text
@@ -164,7 +174,7 @@ def typed_payload(text: Payload, live: LivePlan, state: TypedState) -> Payload:
     )
 
 
-def _parse(
+def parse_exact(
     data: bytes, dialect: CsvDialect, target_types: Sequence[str], threads: bool = False
 ) -> pa.RecordBatch | None:
     """The records of ``data`` as columns of the target types, or ``None`` when a value may
