@@ -126,3 +126,9 @@ def test_statements_quote_every_identifier():
     assert "WHEN NOT MATCHED THEN INSERT" in merged
     only_key = Target("s", "t", ("id",), ("bigint",), ("id",), "upsert", False)
     assert upsert_sql(only_key, dedup=False).endswith("DO NOTHING")
+
+
+@given(st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 2**63, 2**64 - 1])))
+def test_has_duplicates_says_whether_a_hash_repeats(values):
+    found = np.array(values, dtype=np.uint64)
+    assert has_duplicates(found) == (len(set(values)) < len(values))
