@@ -104,19 +104,25 @@ def rejects(db, path) -> list[tuple[int, str | None]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def binary_copies(monkeypatch) -> list[str]:
+    """The tables binary COPY writes to from now on, in order (a list that grows)."""
+    sent: list[str] = []
+    real = copy.copy_arrow
+
+    async def counting(*args, **kwargs):
+        sent.append(args[2])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(copy, "copy_arrow", counting)
+    return sent
+
+
 def load_both(tmp_path, load, db, monkeypatch, name: str, data: bytes, **options):
     """Load ``data`` through the text path, then the binary path, each into its own table
     (``{name}_t``, ``{name}_b``, made first by ``create`` if given); return both outcomes and
     the tables binary COPY wrote to."""
     create = options.pop("create", None)
-    sent_binary = []
-    real = copy.copy_arrow
-
-    async def counting(*args, **kwargs):
-        sent_binary.append(args[2])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(copy, "copy_arrow", counting)
+    sent_binary = binary_copies(monkeypatch)
     outcome = {}
     for binary in (False, True):
         monkeypatch.setattr(batches, "BINARY_CSV", binary)

@@ -41,6 +41,42 @@ def content(db, table: str) -> list[tuple[object, ...]]:
     return db.rows(table, order_by="id")
 
 
+def kill_after_batches(db, command: list[str], table: str, batches: int) -> None:
+    """Run ``command`` (a load of one file with three routes) and SIGKILL it once ``batches``
+    of its batches into ``table`` are committed (within 60 s); fail if it finished first."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        [*command, "--internal-concurrency", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def committed() -> int:
+        return int(
+            db.val(
+                "SELECT count(*) FROM pgingest.file_batches b JOIN pgingest.files f"
+                " ON f.id = b.file_id WHERE f.table_schema = $1 AND f.table_name = $2",
+                db.schema,
+                table,
+            )
+            or 0
+        )
+
+    deadline = time.monotonic() + 60
+    try:
+        while committed() < batches and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.fail("the load finished before it could be killed")
+
+
 def test_upsert_twice_gives_the_same_table_and_rewrites_nothing(tmp_path, load, db):
     src = write_csv(tmp_path / "a.csv", ["id", "name"], [[i, f"n{i}"] for i in range(1, 501)])
     first = load(src, table="t", mode="upsert", pk="id")
@@ -276,10 +312,8 @@ def test_library_rejects_unknown_mode():
 
 
 def test_killed_upsert_resumed_with_fewer_workers_equals_a_sequential_load(tmp_path, load, db):
-    import signal
     import subprocess
     import sys
-    import time
 
     rows = overlapping_rows(7, 0, 60_000)  # keys repeat across the whole file
     src = write_csv(tmp_path / "big.csv", ["id", "k", "v"], rows)
@@ -287,32 +321,7 @@ def test_killed_upsert_resumed_with_fewer_workers_equals_a_sequential_load(tmp_p
     assert reference.ok, reference.files
     args = ["--dsn", db.dsn, "--schema", db.schema, str(src), "--table", "t", "--mode", "upsert"]
     args += ["--pk", "id", "--batch-size", "500"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pgingest", "load", *args, "--internal-concurrency", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def committed() -> int:
-        return int(
-            db.val(
-                "SELECT count(*) FROM pgingest.file_batches b JOIN pgingest.files f"
-                " ON f.id = b.file_id WHERE f.table_schema = $1 AND f.table_name = 't'",
-                db.schema,
-            )
-            or 0
-        )
-
-    deadline = time.monotonic() + 60
-    try:
-        while committed() < 12 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    if proc.returncode == 0:
-        pytest.fail("the load finished before it could be killed")
+    kill_after_batches(db, [sys.executable, "-m", "pgingest", "load", *args], "t", 12)
     assert db.count("t") > 0
     # The routes (3) are the file's for life; one worker now serves all of them, in order.
     again = subprocess.run(

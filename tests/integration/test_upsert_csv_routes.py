@@ -10,18 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_csv_binary import SPELLINGS, rejects
-from test_upsert import content, overlapping_rows, write_csv
+from test_csv_binary import SPELLINGS, binary_copies, rejects
+from test_upsert import content, kill_after_batches, overlapping_rows, write_csv
 
-from pgingest.pg import copy
 from pgingest.pipeline.keyed import route
 
 COUNTER = itertools.count()
@@ -67,14 +64,7 @@ def upsert_each_way(tmp_path, load, db, monkeypatch, name: str, data: bytes, **o
     """Upsert or merge ``data`` (``mode``) into a table of its own per route (twice: into a
     new table, then over it again with ``--force``); each route's outcome, and the routes
     that sent binary COPY (into the staging table)."""
-    sent_binary: list[str] = []
-    real = copy.copy_arrow
-
-    async def counting(*args, **kwargs):
-        sent_binary.append(args[2])
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(copy, "copy_arrow", counting)
+    sent_binary = binary_copies(monkeypatch)
     outcome = {}
     binary: set[str] = set()
     for way, switches in ROUTES.items():
@@ -193,32 +183,7 @@ def test_a_killed_upsert_is_resumed_with_the_cut_it_was_claimed_with(
     args = ["load", "--dsn", db.dsn, "--schema", db.schema, str(src), "--table", "t"]
     args += ["--mode", "upsert", "--pk", "id", "--batch-size", "500"]
     start = ["-c", OLD_CUT] if first == "old cut" else ["-m", "pgingest"]
-    proc = subprocess.Popen(
-        [sys.executable, *start, *args, "--internal-concurrency", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def committed() -> int:
-        return int(
-            db.val(
-                "SELECT count(*) FROM pgingest.file_batches b JOIN pgingest.files f"
-                " ON f.id = b.file_id WHERE f.table_schema = $1 AND f.table_name = 't'",
-                db.schema,
-            )
-            or 0
-        )
-
-    deadline = time.monotonic() + 60
-    try:
-        while committed() < 12 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.fail("the load finished before it could be killed")
+    kill_after_batches(db, [sys.executable, *start, *args], "t", 12)
     chunking = db.val(
         "SELECT chunking::text FROM pgingest.files WHERE table_schema = $1 AND table_name = 't'",
         db.schema,
