@@ -27,6 +27,7 @@ from pgingest.manifest.model import (
 from pgingest.manifest.schema import SCHEMA_VERSION, STATUSES, ensure_manifest
 from pgingest.model import Reject
 from pgingest.observability.progress import Retry
+from pgingest.pg.copy import writer_woken_on_loss
 from pgingest.pg.ddl import qualified_name, quote_ident
 from pgingest.pg.stall import terminate_orphan
 from pgingest.pg.transaction import Transaction
@@ -405,12 +406,13 @@ async def record_rejects(conn: Any, file_id: int, rejects: Sequence[Reject]) -> 
     """Inside a batch's transaction: keep its bad rows (``--on-error skip``) and the values
     its reader loaded as NULL (e.g. Excel error cells), so that they commit or roll back with
     the batch's rows. One COPY: a batch of a file with 1% bad rows has hundreds."""
-    await conn.copy_records_to_table(
-        "rejects",
-        schema_name="pgingest",
-        columns=["file_id", "line", "column_name", "raw", "reason", "raw_bytes"],
-        records=[(file_id, r.line, r.column, r.raw, r.reason, r.raw_bytes) for r in rejects],
-    )
+    with writer_woken_on_loss(conn):  # (thousands are written in steps)
+        await conn.copy_records_to_table(
+            "rejects",
+            schema_name="pgingest",
+            columns=["file_id", "line", "column_name", "raw", "reason", "raw_bytes"],
+            records=[(file_id, r.line, r.column, r.raw, r.reason, r.raw_bytes) for r in rejects],
+        )
 
 
 async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:

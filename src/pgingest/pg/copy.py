@@ -7,8 +7,9 @@ them), and Arrow batches are encoded by pgpq's Rust encoder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,7 @@ async def copy_arrow(
 
     loop = asyncio.get_running_loop()
 
-    async def pieces() -> AsyncIterator[bytes]:
+    async def pieces(protocol: Any) -> AsyncIterator[bytes]:
         enc = encoder.new_stream()
         yield enc.write_header()
         # The next piece is encoded while the driver sends this one (and waits for the socket
@@ -183,14 +184,49 @@ async def copy_arrow(
         pending = _encode_next(loop, enc, batch, offsets, step)
         while pending is not None:
             piece = await pending
+            if protocol is not None and not protocol.is_connected():
+                return  # lost: the stream ends, and the driver raises the loss it recorded
             pending = _encode_next(loop, enc, batch, offsets, step)
             yield piece
         yield enc.finish()
 
-    status = await conn.copy_to_table(
-        table, schema_name=schema, columns=list(columns), source=pieces(), format="binary"
-    )
+    with writer_woken_on_loss(conn) as protocol:
+        status = await conn.copy_to_table(
+            table,
+            schema_name=schema,
+            columns=list(columns),
+            source=pieces(protocol),
+            format="binary",
+        )
     return _rows(status)
+
+
+@contextlib.contextmanager
+def writer_woken_on_loss(conn: Any) -> Iterator[Any]:
+    """Around a COPY that the driver writes in steps (from an iterator, or records): should
+    the connection be lost, wake the driver if it waits for the socket to drain. Yields the
+    driver's protocol (``is_connected()``), or ``None``.
+
+    asyncpg waits for that (``writing_allowed``) before it writes the next piece, and a lost
+    connection never sets the event again: a COPY whose session the server ended while the
+    socket was full (``pg_terminate_backend``, a restart) waited for the stall monitor (60 s
+    by default). Woken, it ends the stream and raises the loss, and the batch is retried at
+    once. A pool's proxy is detached from its connection once that is lost: what must outlive
+    the loss is taken from the connection itself.
+    """
+    raw = getattr(conn, "_con", None) or conn
+    protocol = getattr(raw, "_protocol", None)
+
+    def wake(_conn: Any) -> None:
+        allowed = getattr(protocol, "writing_allowed", None)
+        if isinstance(allowed, asyncio.Event):
+            allowed.set()
+
+    raw.add_termination_listener(wake)
+    try:
+        yield protocol
+    finally:
+        raw.remove_termination_listener(wake)
 
 
 def _encode_next(
