@@ -314,3 +314,50 @@ def test_a_lost_worker_is_taken_over_or_fails_its_file(db, tmp_path):
     rows = db.fetch(f'SELECT id FROM "{db.schema}".t')
     assert len(rows) == 300 * ROWS
     assert {r["id"] for r in rows} == ids
+
+
+def test_the_run_is_closed_on_a_new_session_when_its_own_was_ended(db, tmp_path):
+    """Found: the command's own session, idle while the workers load, ended by the server (an
+    administrator, a restart): the command said success, exit 0, but the run stayed
+    'running' in the manifest for good and its new table was never analyzed. The run's
+    process now closes the run on a new session."""
+    folder = tmp_path / "drop"
+    ids = write_files(folder, 300)
+    proc = started(db, folder, "--workers", "2")
+    try:
+
+        def loaded() -> int:
+            if not db.val("SELECT to_regclass('pgingest.files') IS NOT NULL"):
+                return 0
+            return int(
+                db.val(
+                    "SELECT count(*) FROM pgingest.files"
+                    " WHERE table_schema = $1 AND status = 'success'",
+                    db.schema,
+                )
+            )
+
+        wait_for(lambda: loaded() >= 5 or proc.poll() is not None, 90, "the first files")
+        ended = db.val(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1",
+            f"pgingest {proc.pid} workers",
+        )
+        if loaded() >= 300 or ended != 1:
+            pytest.fail(f"the run ended before its session could be ({ended} ended)")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert db.val(f'SELECT count(*) FROM "{db.schema}".t') == len(ids)
+    assert db.val(f'SELECT count(DISTINCT id) FROM "{db.schema}".t') == len(ids)
+    assert [(r["status"], r["files_loaded"]) for r in runs_of(db)] == [("success", 300)]
+    assert (
+        db.val(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 't'",
+            db.schema,
+        )
+        == 1
+    )

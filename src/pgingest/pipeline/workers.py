@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import Connection, wait
@@ -90,12 +90,16 @@ async def load_async(
             events = RunEvents(
                 reporter, RetryPolicy(options.max_retries, options.retry_base, options.retry_max)
             )
-            conn = await connect.open_connection_retried(
-                settings,
-                events.policy,
-                lambda attempt, delay, exc: events.retrying(exc, attempt, delay, "", "", None),
-                **sessions,
-            )
+
+            async def connected() -> Any:
+                return await connect.open_connection_retried(
+                    settings,
+                    events.policy,
+                    lambda attempt, delay, exc: events.retrying(exc, attempt, delay, "", "", None),
+                    **sessions,
+                )
+
+            conn = await connected()
         except BaseException:
             if not planned.done():
                 await asyncio.wait({planned})  # (a thread: it cannot be cancelled)
@@ -124,6 +128,9 @@ async def load_async(
         try:
             reports, lost = await crew.relay(reporter)
             _merge(report, reports, reporter, lost)
+            # Idle while the workers loaded, this process's session may be gone (the server
+            # restarted, an administrator ended it): the run is closed on a new one.
+            conn = await _alive(conn, connected)
             if options.analyze:  # once, here: a worker's own would see only its first part
                 from pgingest.pipeline.analyze import analyze_written
 
@@ -143,12 +150,22 @@ async def load_async(
                 "rows": report.rows,
             }
             with contextlib.suppress(Exception):  # the server may be gone: stays 'running'
+                conn = await _alive(conn, connected)
                 await asyncio.shield(store.finish_run(conn, run_id, status, counts))
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(conn.close(timeout=10))
     reporter.run_done(report)
     return report
+
+
+async def _alive(conn: Any, connected: Callable[[], Awaitable[Any]]) -> Any:
+    """``conn``, or a new connection (retried as at the start) when it was lost."""
+    if not conn.is_closed():
+        return conn
+    with contextlib.suppress(Exception):
+        await conn.close(timeout=1)
+    return await connected()
 
 
 def worker_options(options: LoadOptions, index: int) -> LoadOptions:
