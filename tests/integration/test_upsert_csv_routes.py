@@ -220,3 +220,24 @@ def test_a_killed_upsert_is_resumed_with_the_cut_it_was_claimed_with(
     assert [tuple(r) for r in manifest] == [("success", 60_000)]
     assert cut("t") == cut("whole")
     assert content(db, "t") == content(db, "ref")
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_after_a_chunk_in_doubt_the_rest_of_the_file_is_read_as_text(
+    tmp_path, load, db, monkeypatch, odd
+):
+    """A file's first chunk holds a value the exact parse doubts (three decimals for a
+    numeric(12,2), which the server rounds): that chunk and every later one go as text,
+    parsed once each, instead of each being parsed twice; without it they go as binary."""
+    first = "1.234" if odd else "1.25"
+    rows = [f"1,{first}"] + [f"{i},{i}.25" for i in range(2, 12_000)]
+    path = tmp_path / "f.csv"
+    path.write_text("rn,v\n" + "\n".join(rows) + "\n")
+    db.execute(f'CREATE TABLE "{db.schema}".t (rn integer PRIMARY KEY, v numeric(12,2))')
+    sent = binary_copies(monkeypatch)
+    report = load(path, table="t", mode="upsert", batch_size=500)
+    assert report.ok, report.files
+    assert db.count("t") == 11_999
+    assert db.val(f'SELECT v::text FROM "{db.schema}".t WHERE rn = 1') == first[:4]
+    assert db.val(f'SELECT v::text FROM "{db.schema}".t WHERE rn = 11999') == "11999.25"
+    assert (len(sent) == 0) == odd, sent

@@ -401,7 +401,9 @@ def _raw_rows(
 ) -> Iterator[_Rows]:
     """Raw CSV chunks, each parsed into the column types where that is exact (``exact``: a
     chunk of the file's own UTF-8 bytes, see :mod:`pgingest.pipeline.write.typed`), else as
-    text columns (lines as the records start).
+    text columns (lines as the records start). Once a chunk is in doubt, the rest of the file
+    is read as text, as the append's binary path does: a file whose odd values are spread
+    through it would otherwise be parsed twice, chunk after chunk.
 
     Raises:
         RowError: a malformed record (a wrong field count, a quote never closed), named by
@@ -427,6 +429,7 @@ def _raw_rows(
                 lines = np.arange(first, first + typed.num_rows, dtype=np.int64)
                 yield _Rows(typed, lines, chunk.rejects, "typed")
                 continue
+            exact = False
         parsed = parse_refused(
             chunk.data, chunk.first_line, chunk.encoding, dialect, columns, list(columns)
         )
