@@ -404,9 +404,11 @@ def _parse(body: bytes, rows: int, width: int, delimiter: str, quote: str) -> ob
 
 
 def keep_bom(body: bytes) -> bytes:
-    """``body`` for pyarrow's CSV parser, which drops a BOM at the start of its input: here it
-    is a value's first character, kept by a blank line before it (blank lines are skipped)."""
-    return b"\n" + body if body.startswith(b"\xef\xbb\xbf") else body
+    """``body`` for pyarrow's CSV parser, which drops one BOM at the start of its input: here
+    it is a value's first character, kept by one more BOM before it (a blank line would be a
+    row where blank lines are rows)."""
+    bom = b"\xef\xbb\xbf"
+    return bom + body if body.startswith(bom) else body
 
 
 def write_records(table: object, delimiter: str, quote: str) -> bytes:
