@@ -10,7 +10,7 @@ is the right one for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,10 @@ from pgingest.sources.records import Ints, Records, split_records
 from pgingest.sources.repair import invalid_utf8_records, join_records, keep_bom
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pyarrow as pa
+    import pyarrow.csv as pacsv
 
 __all__ = [
     "CODECS",
@@ -30,6 +33,10 @@ __all__ = [
     "record_at",
     "text_table",
 ]
+
+LINE_RECORDS = True
+"""Read a batch whose records are one line each without cutting it first (tests turn it off
+to compare the two readings)."""
 
 CODECS = {"UTF8": "utf-8", "WIN1252": "cp1252", "LATIN1": "latin-1"}
 """PostgreSQL client encoding of a batch -> Python codec."""
@@ -68,20 +75,22 @@ def parse_refused(
         encoding: its PostgreSQL client encoding (``UTF8``, ``WIN1252``, ``LATIN1``).
         dialect: the file's dialect.
         columns: the names of the batch's columns, in order.
-        include: the columns whose values are wanted (at least one: field counts come with
-            it).
+        include: the columns whose values are wanted; none: only the records are checked
+            (``table`` is then ``None``).
 
     Returns:
         What was found; ``None`` when the batch cannot be parsed client-side the way the
         server reads it (the caller keeps the server's error).
     """
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     codec = CODECS.get(encoding, "utf-8")
     if codec != "utf-8":
         data = data.decode(codec).encode("utf-8")
+    if LINE_RECORDS and dialect.newline != "\r":
+        lined = _line_records(data, first_line, dialect, columns, include)
+        if lined is not None:
+            return lined
     newline = "\r" if dialect.newline == "\r" else "\n"
     records = split_records(
         data,
@@ -110,27 +119,8 @@ def parse_refused(
         wrong.append((int(row.number) - 1, int(row.actual_columns)))
         return "skip"
 
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(keep_bom(body)),
-            read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                delimiter=dialect.delimiter,
-                quote_char=dialect.quotechar,
-                double_quote=True,
-                newlines_in_values=True,
-                ignore_empty_lines=False,
-                invalid_row_handler=wrong_width,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(columns, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                null_values=[""],  # pyarrow's default list reads NA, NULL, nan as NULL
-                include_columns=list(include),
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
+    table = _read_values(keep_bom(body), dialect, columns, include, wrong_width)
+    if table is None:
         return None
     parsed = np.ones(len(kept), np.bool_)
     for position, actual in wrong:
@@ -141,7 +131,99 @@ def parse_refused(
     kept = kept[parsed]
     if table.num_rows != len(kept):
         return None
-    return Parsed(data, records, reasons, table, kept)
+    return Parsed(data, records, reasons, table if include else None, kept)
+
+
+def _line_records(
+    data: bytes,
+    first_line: int,
+    dialect: CsvDialect,
+    columns: Sequence[str],
+    include: Sequence[str],
+) -> Parsed | None:
+    """:func:`parse_refused` of a batch whose records are one line each, the usual case: its
+    records are its lines, and one parse of the whole batch finds the wrong field counts.
+    ``None`` when that cannot be known so cheaply (a line break inside a value, a CR alone, a
+    quote never closed, bytes not UTF-8, a blank line): the caller cuts the records first."""
+    import numpy as np
+
+    if not data.endswith(b"\n"):
+        return None
+    arr = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(arr == _LF) + 1
+    starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]])
+    first = arr[starts[ends - starts <= 2]]
+    if np.any((first == _LF) | (first == _CR)):
+        return None  # a blank line: no record (a quoted field holds no line of its own)
+    crs = np.flatnonzero(arr == _CR)
+    if np.any(arr[crs + 1] != _LF):
+        return None  # a CR alone: a line end to pyarrow, not a line
+    quote = ord(dialect.quotechar)
+    if np.count_nonzero(arr == quote) & 1 or (not data.isascii() and _not_utf8(data)):
+        return None
+    wrong: list[tuple[int, int]] = []
+
+    def wrong_width(row: pacsv.InvalidRow) -> str:
+        wrong.append((int(row.number) - 1, int(row.actual_columns)))
+        return "skip"
+
+    table = _read_values(keep_bom(data), dialect, columns, include, wrong_width)
+    # As many records as lines: no record holds a line break (each quote closed on its line).
+    if table is None or table.num_rows + len(wrong) != len(ends):
+        return None
+    width = len(columns)
+    reasons = {position: f"{actual} fields, expected {width}" for position, actual in wrong}
+    good = np.ones(len(ends), np.bool_)
+    good[list(reasons)] = False
+    lines = first_line + np.arange(len(ends), dtype=np.int64)
+    records = Records(
+        starts, ends, lines, np.zeros(len(ends), np.int64), np.zeros(len(ends), np.bool_)
+    )
+    return Parsed(data, records, reasons, table if include else None, np.flatnonzero(good))
+
+
+def _not_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _read_values(
+    body: bytes,
+    dialect: CsvDialect,
+    columns: Sequence[str],
+    include: Sequence[str],
+    invalid_row: Callable[[pacsv.InvalidRow], str],
+) -> pa.Table | None:
+    """The ``include`` columns of CSV records as text (the first column when none); a record
+    of the wrong width goes to ``invalid_row``. ``None`` when pyarrow cannot read them."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        return pacsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter,
+                quote_char=dialect.quotechar,
+                double_quote=True,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=invalid_row,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                null_values=[""],  # pyarrow's default list reads NA, NULL, nan as NULL
+                include_columns=list(include or columns[:1]),  # none: pyarrow reads them all
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
 
 
 def text_table(data: bytes, dialect: CsvDialect, columns: Sequence[str]) -> pa.Table | None:
@@ -189,17 +271,13 @@ def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tu
     the whole record is read.
 
     ``ends``: where each record ends, when known (a batch its bad rows were taken out of).
-    A batch of LF line ends, the last one too, with no CR and no line break inside a value
-    (as many LFs as records) then needs no cut: record N is COPY's line N.
+    A batch of LF or CRLF line ends, the last one too, with no line break inside a value (as
+    many LFs as records, each CR before an LF) then needs no cut: record N is COPY's line N.
     """
     import numpy as np
 
-    if (
-        ends is not None
-        and data.endswith(b"\n")
-        and b"\r" not in data
-        and data.count(b"\n") == len(ends)
-    ):
+    arr = np.frombuffer(data, np.uint8)
+    if ends is not None and data.endswith(b"\n") and _one_line_each(arr, len(ends)):
         ends = np.asarray(ends, np.int64)
         starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]])
         numbers = np.arange(1, len(ends) + 1, dtype=np.int64)
@@ -216,7 +294,6 @@ def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tu
     )
     if not len(records):
         return records, np.zeros(0, np.int64)
-    arr = np.frombuffer(data, np.uint8)
     starts, ends = records.starts, records.ends
     last = arr[ends - 1]
     crlf_end = (last == _LF) & (ends - starts >= 2) & (arr[np.maximum(ends - 2, 0)] == _CR)
@@ -231,6 +308,17 @@ def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tu
     if stream_lf:
         counted[1:] = lf_inside[1:]
     return records, np.arange(1, len(records) + 1) + np.cumsum(counted)
+
+
+def _one_line_each(arr: npt.NDArray[np.uint8], records: int) -> bool:
+    """Whether bytes ending in LF that hold ``records`` records hold one line each: as many
+    LFs as records, and every CR just before an LF."""
+    import numpy as np
+
+    if np.count_nonzero(arr == _LF) != records:
+        return False
+    crs = np.flatnonzero(arr == _CR)
+    return not np.any(arr[crs + 1] != _LF)
 
 
 _LF, _CR = 10, 13

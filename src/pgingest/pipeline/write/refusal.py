@@ -68,8 +68,7 @@ def filter_csv(
     checked = [n for n, t in zip(columns, types, strict=True) if canonical_type(t) != TEXT]
     if not validate:
         checked = []
-    include = checked or [columns[0]]  # one column: field counts still come
-    parsed = parse_refused(data, first_line, encoding, dialect, columns, include)
+    parsed = parse_refused(data, first_line, encoding, dialect, columns, checked)
     if parsed is None:
         return None
     data, records = parsed.data, parsed.records
@@ -77,7 +76,9 @@ def filter_csv(
     good = np.zeros(len(records), np.bool_)
     misfits: dict[str, list[str]] = {}
     table, kept = parsed.table, parsed.kept
-    if table is not None:
+    if table is None:
+        good[kept] = True
+    else:
         bad_rows = np.zeros(table.num_rows, np.bool_)
         for name, pg_type in zip(columns, types, strict=True):
             if name not in checked:
