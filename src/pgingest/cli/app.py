@@ -482,6 +482,9 @@ def run() -> None:
     is written before: the metrics file when the load ended, and here the log handlers and
     the output streams are flushed and closed.
     """
+    # numpy's OpenBLAS starts a thread per core that spins for a while on import: 0.1 s of
+    # CPU taken from the server on a small machine, for linear algebra pgingest never does.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         main()
         code: object = 0
