@@ -155,8 +155,7 @@ def _line_records(
     first = arr[starts[ends - starts <= 2]]
     if np.any((first == _LF) | (first == _CR)):
         return None  # a blank line: no record (a quoted field holds no line of its own)
-    crs = np.flatnonzero(arr == _CR)
-    if np.any(arr[crs + 1] != _LF):
+    if b"\r" in data and not _crlf_only(arr):
         return None  # a CR alone: a line end to pyarrow, not a line
     quote = ord(dialect.quotechar)
     if np.count_nonzero(arr == quote) & 1 or (not data.isascii() and _not_utf8(data)):
@@ -277,7 +276,7 @@ def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tu
     import numpy as np
 
     arr = np.frombuffer(data, np.uint8)
-    if ends is not None and data.endswith(b"\n") and _one_line_each(arr, len(ends)):
+    if ends is not None and data.endswith(b"\n") and _one_line_each(data, arr, len(ends)):
         ends = np.asarray(ends, np.int64)
         starts = np.concatenate([np.zeros(1, np.int64), ends[:-1]])
         numbers = np.arange(1, len(ends) + 1, dtype=np.int64)
@@ -310,13 +309,20 @@ def copy_lines(data: bytes, dialect: CsvDialect, ends: Ints | None = None) -> tu
     return records, np.arange(1, len(records) + 1) + np.cumsum(counted)
 
 
-def _one_line_each(arr: npt.NDArray[np.uint8], records: int) -> bool:
-    """Whether bytes ending in LF that hold ``records`` records hold one line each: as many
-    LFs as records, and every CR just before an LF."""
+def _one_line_each(data: bytes, arr: npt.NDArray[np.uint8], records: int) -> bool:
+    """Whether ``data`` (``arr``: the same bytes), ending in LF and holding ``records``
+    records, holds one line each: as many LFs as records, and every CR just before an LF."""
     import numpy as np
 
     if np.count_nonzero(arr == _LF) != records:
         return False
+    return b"\r" not in data or _crlf_only(arr)
+
+
+def _crlf_only(arr: npt.NDArray[np.uint8]) -> bool:
+    """Whether every CR of bytes ending in LF comes just before an LF."""
+    import numpy as np
+
     crs = np.flatnonzero(arr == _CR)
     return not np.any(arr[crs + 1] != _LF)
 

@@ -8,14 +8,14 @@ import csv
 import io
 from unittest import mock
 
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from csv_strategies import TEXT
 from pgcsv_model import copy_read
 from pgingest.model import CsvDialect
 from pgingest.sources import refused
-from pgingest.sources.refused import Parsed, parse_refused
+from pgingest.sources.refused import Parsed, copy_lines, parse_refused
 from pgingest.sources.repair import Marks, copy_misreads
 
 PROPERTY = settings(max_examples=300, deadline=None)
@@ -100,6 +100,22 @@ def test_one_line_records_are_read_as_when_cut_first(
     lined = refused._line_records(data, 2, dialect, columns, wanted)
     event("one line each" if lined is not None else "cut first")
     assert _seen(quick) == _seen(cut_first)
+
+
+@PROPERTY
+@given(batch=batches())
+@example(batch=(b'"a\rb"\n', CsvDialect(), 1))  # COPY counts that CR as a line
+def test_copy_lines_told_the_record_ends_are_those_found_by_cutting(
+    batch: tuple[bytes, CsvDialect, int],
+) -> None:
+    data, dialect, _width = batch
+    records, numbers = copy_lines(data, dialect)
+
+    told, told_numbers = copy_lines(data, dialect, records.ends)
+
+    assert told.starts.tolist() == records.starts.tolist()
+    assert told.ends.tolist() == records.ends.tolist()
+    assert told_numbers.tolist() == numbers.tolist()
 
 
 def _seen(parsed: Parsed | None) -> object:
