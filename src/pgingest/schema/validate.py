@@ -334,9 +334,9 @@ def typed_majority(
     for marker in found:
         markers[marker] = markers.get(marker, 0) + 1
     rest = values.filter(pc.invert(marked))
-    if not len(rest):
-        return None
-    for family in ("double precision", "timestamptz", "boolean"):
+    if not len(rest) or _count(could_be_typed(rest)) <= len(rest) * TEXT_SHARE:
+        return None  # names, sentences: no family can hold the share, none is tried
+    for family in _FAMILIES:
         invalid = invalid_values(rest, family)
         if invalid is None:
             continue
@@ -353,6 +353,32 @@ def typed_majority(
         examples = tuple(misfit.slice(0, _EXAMPLES).to_pylist())
         return Majority(pg_type, len(misfit), examples, markers)
     return None
+
+
+_FAMILIES = ("double precision", "timestamptz", "boolean")
+"""The widest type of each family a text column may turn out to be."""
+
+
+def could_be_typed(values: pa.Array) -> pa.Array:
+    """True where a text value may be valid in one of the :data:`_FAMILIES` (a superset, in
+    a few cheap passes): it holds a digit, or is short once trimmed (``NaN``, ``-Infinity``,
+    ``yesterday``, ``true``), or is a float's ``nan(...)``. Every other value each family's
+    :func:`invalid_values` refuses."""
+    import pyarrow.compute as pc
+
+    spelled = pc.match_substring_regex(values, rf"[0-9]|^{_WS}[+-]?(?i:nan)\(")
+    short = pc.less_equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), _LONGEST_WORD)
+    return pc.fill_null(pc.or_(spelled, short), False)
+
+
+_LONGEST_WORD = len("-infinity")
+"""The longest value without a digit a family reads (``yesterday`` is as long)."""
+
+
+def _count(mask: pa.Array) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(mask).as_py() or 0)
 
 
 def text_by_nature(table: pa.Table, types: dict[str, str]) -> frozenset[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgingest.schema.infer import TypeTracker
-from pgingest.schema.validate import invalid_values, text_by_nature
+from pgingest.schema.validate import could_be_typed, invalid_values, text_by_nature, typed_majority
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,42 @@ def test_slash_dates(values, fmt, pg_type, order, ambiguous):
     assert tracker.types() == [pg_type]
     assert tracker.date_orders() == [order]
     assert tracker.ambiguous() == ambiguous
+
+
+WORDS = [
+    "nan", "NaN", "inf", "+inf", "-Infinity", "infinity", "nan(12)", "nan(payload_x)", "-NAN(AAAA)",
+    "epoch", "now", "today", "tomorrow", "yesterday", "allballs", "-infinity",
+    "t", "true", "FALSE", "yes", "no", "on", "off", "y", "fals", "0x1F", "1_000",
+]  # fmt: skip
+SPACES = st.sampled_from(["", " ", "  ", "\t", "\n", "\r\n", "\v", "\f", "\u00a0"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.builds(lambda a, w, b: a + w + b, SPACES, st.sampled_from(WORDS), SPACES),
+            st.text(max_size=14),
+            st.from_regex(r"\s*[+-]?(?i:nan)\([a-z_]{0,12}\)\s*", fullmatch=True),
+            st.from_regex(r"[+-]?(?i:nan)\(\w{0,12}\)", fullmatch=True),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    server_version=st.sampled_from([None, 150000, 180000]),
+)
+def test_a_value_any_family_reads_could_be_typed(values, server_version):
+    """The gate of the sample's majority rule: what a family reads is never left out."""
+    array = pa.array(values, pa.string())
+    could = could_be_typed(array).to_pylist()
+    for family in ("double precision", "timestamptz", "boolean"):
+        refused = invalid_values(array, family, server_version)
+        assert refused is not None
+        for value, fits, could_fit in zip(values, refused.to_pylist(), could, strict=True):
+            assert could_fit or fits, (family, value)
+
+
+def test_words_and_names_are_text_without_trying_the_families():
+    names = pa.array(["Ada Lovelace", "Grace Hopper", "Edsger Dijkstra", "today"])
+    assert could_be_typed(names).to_pylist() == [False, False, False, True]
+    assert typed_majority(names, lambda _values: "date") is None
