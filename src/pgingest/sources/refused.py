@@ -10,7 +10,7 @@ is the right one for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -112,16 +112,10 @@ def parse_refused(
     body = join_records(data, records.starts[good], records.ends[good])
     if not body:
         return Parsed(data, records, reasons, None, kept)
-    wrong: list[tuple[int, int]] = []
-
-    def wrong_width(row: pacsv.InvalidRow) -> str:
-        # pyarrow numbers the records it reads from 1, as split_records counted them
-        wrong.append((int(row.number) - 1, int(row.actual_columns)))
-        return "skip"
-
-    table = _read_values(keep_bom(body), dialect, columns, include, wrong_width)
-    if table is None:
+    read = _read_values(keep_bom(body), dialect, columns, include)
+    if read is None:
         return None
+    table, wrong = read
     parsed = np.ones(len(kept), np.bool_)
     for position, actual in wrong:
         if not 0 <= position < len(kept):
@@ -160,16 +154,11 @@ def _line_records(
     quote = ord(dialect.quotechar)
     if np.count_nonzero(arr == quote) & 1 or (not data.isascii() and _not_utf8(data)):
         return None
-    wrong: list[tuple[int, int]] = []
-
-    def wrong_width(row: pacsv.InvalidRow) -> str:
-        wrong.append((int(row.number) - 1, int(row.actual_columns)))
-        return "skip"
-
-    table = _read_values(keep_bom(data), dialect, columns, include, wrong_width)
+    read = _read_values(keep_bom(data), dialect, columns, include)
     # As many records as lines: no record holds a line break (each quote closed on its line).
-    if table is None or table.num_rows + len(wrong) != len(ends):
+    if read is None or read[0].num_rows + len(read[1]) != len(ends):
         return None
+    table, wrong = read
     width = len(columns)
     reasons = {position: f"{actual} fields, expected {width}" for position, actual in wrong}
     good = np.ones(len(ends), np.bool_)
@@ -194,15 +183,22 @@ def _read_values(
     dialect: CsvDialect,
     columns: Sequence[str],
     include: Sequence[str],
-    invalid_row: Callable[[pacsv.InvalidRow], str],
-) -> pa.Table | None:
-    """The ``include`` columns of CSV records as text (the first column when none); a record
-    of the wrong width goes to ``invalid_row``. ``None`` when pyarrow cannot read them."""
+) -> tuple[pa.Table, list[tuple[int, int]]] | None:
+    """The ``include`` columns of CSV records as text (the first column when none), and the
+    records of the wrong width left out (their index, from 0, and field count). ``None``
+    when pyarrow cannot read them."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    wrong: list[tuple[int, int]] = []
+
+    def wrong_width(row: pacsv.InvalidRow) -> str:
+        # pyarrow numbers the records it reads from 1, as split_records counts them
+        wrong.append((int(row.number) - 1, int(row.actual_columns)))
+        return "skip"
+
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             pa.py_buffer(body),
             read_options=pacsv.ReadOptions(column_names=list(columns), use_threads=False),
             parse_options=pacsv.ParseOptions(
@@ -211,7 +207,7 @@ def _read_values(
                 double_quote=True,
                 newlines_in_values=True,
                 ignore_empty_lines=False,
-                invalid_row_handler=invalid_row,
+                invalid_row_handler=wrong_width,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(columns, pa.string()),
@@ -223,6 +219,7 @@ def _read_values(
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
+    return table, wrong
 
 
 def text_table(data: bytes, dialect: CsvDialect, columns: Sequence[str]) -> pa.Table | None:
