@@ -34,6 +34,7 @@ from pgingest.sources.repair import (
     BadRecord,
     Marks,
     copy_misreads,
+    is_utf8,
     record_end_after,
     repair_chunk,
 )
@@ -303,7 +304,7 @@ class CsvSource:
         if self._forced is None and not data.isascii():
             if not self._settled:
                 self.settle_encoding(offset)
-            not_utf8 = self._encoding == "utf-8" and not _is_utf8(data, end)
+            not_utf8 = self._encoding == "utf-8" and not is_utf8(data, end)
         if not (repair or not_utf8) and not copy_misreads(
             data, marks, end, delimiter=d.delimiter, quote=d.quotechar, newline=d.newline
         ):
@@ -582,19 +583,6 @@ def _reject(record: BadRecord, encoding: str) -> Reject:
         text, exact = raw.decode(encoding, errors="backslashreplace"), False
     text = text.replace("\x00", "\\x00")
     return Reject(record.line, None, text, record.reason, None if exact else bytes(raw))
-
-
-def _is_utf8(data: bytes, end: int) -> bool:
-    """Whether ``data[:end]`` is valid UTF-8 (Arrow's check: no copy, no string built)."""
-    import numpy as np
-    import pyarrow as pa
-
-    offsets = pa.py_buffer(np.array([0, end], np.int32).tobytes())
-    try:
-        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
-    except pa.ArrowInvalid:
-        return False
-    return True
 
 
 def _concat(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pgingest.model import CsvDialect
 from pgingest.sources.records import Ints, Records, split_records
-from pgingest.sources.repair import invalid_utf8_records, join_records, keep_bom
+from pgingest.sources.repair import invalid_utf8_records, is_utf8, join_records, keep_bom
 
 if TYPE_CHECKING:
     import numpy as np
@@ -152,7 +152,7 @@ def _line_records(
     if b"\r" in data and not _crlf_only(arr):
         return None  # a CR alone: a line end to pyarrow, not a line
     quote = ord(dialect.quotechar)
-    if np.count_nonzero(arr == quote) & 1 or (not data.isascii() and _not_utf8(data)):
+    if np.count_nonzero(arr == quote) & 1 or (not data.isascii() and not is_utf8(data)):
         return None
     read = _read_values(keep_bom(data), dialect, columns, include)
     # As many records as lines: no record holds a line break (each quote closed on its line).
@@ -168,14 +168,6 @@ def _line_records(
         starts, ends, lines, np.zeros(len(ends), np.int64), np.zeros(len(ends), np.bool_)
     )
     return Parsed(data, records, reasons, table if include else None, np.flatnonzero(good))
-
-
-def _not_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 def _read_values(

@@ -27,6 +27,7 @@ __all__ = [
     "Repaired",
     "copy_misreads",
     "invalid_utf8_records",
+    "is_utf8",
     "join_records",
     "keep_bom",
     "record_end_after",
@@ -361,6 +362,21 @@ def invalid_utf8_records(data: bytes, starts: Ints, ends: Ints) -> dict[int, str
             bad.setdefault(i, f"invalid byte sequence for encoding UTF8: 0x{sequence}")
             position = int(ends[i])
     return bad
+
+
+def is_utf8(data: bytes, end: int | None = None) -> bool:
+    """Whether ``data[:end]`` (all of it by default) is valid UTF-8 (Arrow's check: no copy,
+    no string built)."""
+    import numpy as np
+    import pyarrow as pa
+
+    size = len(data) if end is None else end
+    offsets = pa.py_buffer(np.array([0, size], np.int32).tobytes())
+    try:
+        pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def join_records(data: bytes, starts: Ints, ends: Ints) -> bytes:
