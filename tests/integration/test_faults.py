@@ -21,6 +21,8 @@ import asyncpg
 import pytest
 
 from pgingest.errors import ConnectionLostError
+from pgingest.model import CsvChunk, CsvDialect
+from pgingest.pg.copy import copy_csv
 from pgingest.pg.errors import is_gone, is_retryable, translate
 
 ROWS = 120_000
@@ -344,3 +346,36 @@ def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
     assert is_retryable(exc, conn)
     assert isinstance(translate(exc, conn=conn), ConnectionLostError)
     assert not is_retryable(exc)
+
+
+def test_a_copy_on_a_handle_its_lost_connection_detached_is_a_connection_fault(db):
+    """Found (PostgreSQL 15, a proxy cutting the stream): the loss noticed between a batch's
+    statements detached the handle, and the text COPY, which calls the driver's primitive by
+    its private name, failed the file with "'NoneType' object has no attribute '_copy_in'".
+    It is a lost connection: retried."""
+
+    async def cut() -> BaseException:
+        pool = await asyncpg.create_pool(db.dsn, min_size=1, max_size=1)
+        try:
+            conn = await pool.acquire()
+            other = await asyncpg.connect(db.dsn)
+            try:
+                await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+            finally:
+                await other.close()
+            for _ in range(100):  # until the driver has seen the socket close
+                await asyncio.sleep(0.02)
+                if conn._con is None:
+                    break
+            chunk = CsvChunk(b"1\n", 2, "UTF8")
+            try:
+                await copy_csv(conn, db.schema, "t", ["id"], chunk, CsvDialect())
+            except Exception as exc:
+                return exc
+            raise AssertionError("a cut connection was usable")
+        finally:
+            pool.terminate()
+
+    exc = asyncio.run(cut())
+    assert isinstance(exc, ConnectionLostError), repr(exc)
+    assert is_retryable(exc)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pgingest.errors import UnreadableNoticeError
+from pgingest.errors import ConnectionLostError, UnreadableNoticeError
 from pgingest.model import CsvChunk, CsvDialect
 from pgingest.schema.names import quote_ident
 
@@ -48,6 +48,24 @@ def _csv_options(dialect: CsvDialect, encoding: str | None) -> list[str]:
     return options
 
 
+async def _copy_in(conn: Any, sql: str, data: bytes | memoryview) -> str:
+    """asyncpg's COPY-in primitive, given the statement (its ``copy_to_table`` builds its
+    own: nothing can go ahead of it, and it has no ``ON_ERROR``); returns the status.
+
+    A pool's proxy passes a private name on to its connection as it is, and has none once the
+    loss of that connection detached it (noticed between two statements): that is a lost
+    connection, as a public method's "released back to the pool" is, not an unknown error.
+    """
+    try:
+        copy_in = conn._copy_in
+    except AttributeError:
+        if getattr(conn, "_con", True) is not None:
+            raise
+        raise ConnectionLostError("connection lost before the COPY") from None
+    status: str = await copy_in(sql, data, None)
+    return status
+
+
 def _copy_from_stdin(schema: str, table: str, columns: Sequence[str], options: list[str]) -> str:
     cols = ", ".join(quote_ident(c) for c in columns)
     return (
@@ -76,8 +94,7 @@ async def copy_csv(
     """
     options = _csv_options(dialect, chunk.encoding)
     sql = opening + _datestyle_sql(datestyle) + _copy_from_stdin(schema, table, columns, options)
-    # (asyncpg's copy_to_table builds its own statement: nothing can go ahead of it.)
-    status = await conn._copy_in(sql, memoryview(chunk.data), None)
+    status = await _copy_in(conn, sql, memoryview(chunk.data))
     return _rows(status)
 
 
@@ -128,9 +145,8 @@ async def copy_csv_skipping(
 
     conn.add_log_listener(listen)
     try:
-        # asyncpg's copy_to_table has no ON_ERROR option: its COPY-in primitive takes the
-        # statement (names quoted, options from closed sets or quoted literals).
-        status = await conn._copy_in(sql, memoryview(chunk.data), None)
+        # (names quoted, options from closed sets or quoted literals)
+        status = await _copy_in(conn, sql, memoryview(chunk.data))
         await asyncio.sleep(0)  # notices are delivered through the event loop
     finally:
         conn.remove_log_listener(listen)
