@@ -11,6 +11,7 @@ from typing import Any
 from pgingest.config import ConnectionSettings, LoadOptions, connection_from_env, options_with
 from pgingest.model import LoadReport
 from pgingest.observability.progress import Reporter
+from pgingest.pg.loop import run as run_loop
 
 
 async def load_async(
@@ -100,7 +101,7 @@ def load(
     Returns:
         The :class:`~pgingest.model.LoadReport`.
     """
-    return asyncio.run(
+    return run_loop(
         load_async(paths, dsn=dsn, home=home, options=options, reporter=reporter, **option_values)
     )
 

@@ -45,6 +45,7 @@ from pgingest.cli.server import db
 from pgingest.config import redact_dsn
 from pgingest.errors import ConfigError, ManifestVersionError, PgIngestError
 from pgingest.observability.progress import FanOut, Reporter
+from pgingest.pg.loop import run as run_loop
 
 
 class Ctx:
@@ -381,7 +382,7 @@ def _run_interruptible(coro: Any, output: Output) -> Any:
             )
             sys.exit(130)
 
-    return asyncio.run(main())
+    return run_loop(main())
 
 
 @cli.command()

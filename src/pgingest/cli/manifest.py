@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
@@ -11,6 +10,7 @@ import click
 
 from pgingest.cli.options import dsn_option
 from pgingest.cli.render import render_status
+from pgingest.pg.loop import run as run_loop
 
 __all__ = ["prune", "rejects", "report", "revert", "status"]
 
@@ -39,7 +39,7 @@ def status(dsn: str | None, table: str | None, limit: int, per_file: bool, as_js
     with the command that retries them), as plain text otherwise."""
     from pgingest.api import status_async
 
-    data = asyncio.run(status_async(dsn=dsn, table=table, limit=limit, files=per_file))
+    data = run_loop(status_async(dsn=dsn, table=table, limit=limit, files=per_file))
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -76,7 +76,7 @@ def revert(
     chosen = [x for x in (path, sha256, run_id) if x is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --file, --sha256, --run")
-    report = asyncio.run(
+    report = run_loop(
         revert_async(
             dsn=dsn,
             path=path,
@@ -116,7 +116,7 @@ def rejects(file: str, dsn: str | None, csv_path: str | None) -> None:
     """Print the rows of FILE (a path, or a file id) set aside by --on-error skip."""
     from pgingest.api import rejects_async
 
-    entry, rows, header = asyncio.run(rejects_async(file, dsn=dsn))
+    entry, rows, header = run_loop(rejects_async(file, dsn=dsn))
     if entry is None:
         raise click.UsageError(f"no loaded file {file!r} in the manifest (see `pgingest status`)")
     if csv_path is not None:
@@ -152,7 +152,7 @@ def prune(dsn: str | None, older_than: str, dry_run: bool) -> None:
     Loaded files and interrupted ones stay (skip, resume and revert need them)."""
     from pgingest.api import prune_async
 
-    report = asyncio.run(prune_async(older_than, dsn=dsn, dry_run=dry_run))
+    report = run_loop(prune_async(older_than, dsn=dsn, dry_run=dry_run))
     verb = "would remove" if report.dry_run else "removed"
     click.echo(
         f"{verb} {report.runs:,} run(s), {report.files:,} file record(s), {report.batches:,}"
@@ -178,7 +178,7 @@ def report(run_id: int | None, dsn: str | None, html_path: str) -> None:
     from pgingest.api import run_report_async
     from pgingest.cli.report_page import render_report
 
-    data = asyncio.run(run_report_async(run_id, dsn=dsn))
+    data = run_loop(run_report_async(run_id, dsn=dsn))
     with open(html_path, "w", encoding="utf-8") as out:
         out.write(render_report(data))
     run = data["run"]

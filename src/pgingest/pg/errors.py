@@ -101,6 +101,10 @@ def is_connection_lost(exc: BaseException, conn: Any = None) -> bool:
         return False
     if isinstance(exc, asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError):
         return True  # the latter: the protocol left in a state a cut stream can leave it
+    if isinstance(exc, RuntimeError):
+        # uvloop's transport refuses a write once the connection is lost (asyncio's ignores
+        # it): the driver's COPY writes its end (CopyDone) without asking.
+        return conn is not None and is_gone(conn)
     if isinstance(exc, asyncpg.InterfaceError):
         if conn is not None and is_gone(conn):
             return True
@@ -283,7 +287,8 @@ def _row_error(
 def describe(exc: BaseException, what: str, conn: Any = None) -> str:
     """In plain words what happened during ``what`` (``the COPY of batch 2``, ``connecting``):
     ``connection lost during the COPY of batch 2``, not the driver's words."""
-    error = translate(exc, conn=conn) if is_driver_error(exc) else exc
+    known = is_driver_error(exc) or is_connection_lost(exc, conn)
+    error = translate(exc, conn=conn) if known else exc
     kind = classify(exc, conn)
     why = "" if kind in ("connection", "other") else f" ({kind.replace('_', ' ')})"
     if isinstance(error, ConnectionLostError):

@@ -18,6 +18,7 @@ from typing import Any
 from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError, PgIngestError
 from pgingest.model import WORKBOOK_FORMATS
+from pgingest.pg.loop import run as run_loop
 from pgingest.schema.names import normalize_identifier
 from pgingest.sources.base import CsvOptions
 from pgingest.sources.inputs import (
@@ -226,7 +227,7 @@ def _list_retried(raw: str, shown: str, options: LoadOptions) -> list[ObjectInfo
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(
+        return run_loop(
             retry(
                 attempt,
                 policy,

@@ -30,6 +30,7 @@ from pgingest.manifest import store
 from pgingest.model import FileResult, LoadReport
 from pgingest.observability.progress import NullReporter, Reporter
 from pgingest.pg import connect
+from pgingest.pg.loop import run as run_loop
 from pgingest.pg.retry import RetryPolicy
 from pgingest.pipeline.context import JoinedRun, RunEvents
 from pgingest.sources.inputs import is_remote
@@ -275,6 +276,10 @@ class _Crew:
         readable = asyncio.Event()
         for reader in readers:
             loop.add_reader(reader.fileno(), readable.set)
+            # uvloop's watch (libuv's) makes the pipe non-blocking, and a message read while
+            # only its first part had arrived then failed as if the worker had ended: recv
+            # reads whole messages, so the pipe stays blocking.
+            os.set_blocking(reader.fileno(), True)
         try:
             while readers:
                 # (asyncio.wait, not wait_for: wait_for could swallow the run's cancel when
@@ -525,7 +530,7 @@ def _worker(
     forward = _Forward(events, index)
     try:
         joined = JoinedRun(run_id, index, count)
-        report = asyncio.run(_work(run, paths, settings, options, read_ahead, joined, forward))
+        report = run_loop(_work(run, paths, settings, options, read_ahead, joined, forward))
     except BaseException as exc:  # the run's error (its files' are in its report)
         forward.put(("error", index, _portable(exc)))
         return

@@ -112,6 +112,18 @@ def test_an_interface_error_is_a_lost_connection_only_when_the_connection_says_s
     assert is_retryable(asyncpg.ConnectionDoesNotExistError("gone"))
 
 
+def test_a_refused_write_is_a_lost_connection_only_when_the_connection_says_so():
+    # uvloop's transport, written to after the loss (the driver's CopyDone)
+    exc = RuntimeError("unable to perform operation on <UnixTransport closed=True>")
+    assert not is_retryable(exc)
+    assert not is_retryable(exc, _Open())
+    assert is_retryable(exc, _Closed())
+    assert isinstance(translate(exc, conn=_Closed()), ConnectionLostError)
+    assert describe(exc, "the COPY of batch 0", _Closed()) == (
+        "connection lost during the COPY of batch 0"
+    )
+
+
 def test_a_retry_says_what_happened_in_plain_words():
     exc = asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the connection is closed")
     said = describe(exc, "the COPY of batch 2", _Closed())

@@ -4,9 +4,15 @@ message after all it held."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
+import threading
 import time
 
+import pytest
+
+from pgingest.observability.progress import NullReporter
+from pgingest.pg import loop
 from pgingest.pipeline import workers
 
 
@@ -41,3 +47,26 @@ def test_a_quiet_worker_s_events_arrive_without_waiting_for_more() -> None:
     assert time.monotonic() - started < 10 * workers.FLUSH_SECONDS
     forward.put(("report", 0, None))
     assert reader.recv() == [("report", 0, None)]
+
+
+@pytest.mark.parametrize("run", [asyncio.run, loop.run], ids=["asyncio", "the command's loop"])
+def test_a_report_longer_than_the_pipe_holds_is_read_whole(run) -> None:
+    """Found with uvloop: its watch of a pipe made the pipe non-blocking, so a message read
+    while only its first part had arrived failed as if the worker had ended; the run said
+    'worker 2 died' of a live worker, whose report then met a closed pipe."""
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    report = "x" * (4 << 20)  # 64 times a pipe's buffer: written in many parts
+
+    def send() -> None:  # a worker's end: its report, then its pipe closes
+        workers._Forward(writer, 0).put(("report", 0, report))
+        writer.close()
+
+    sender = threading.Thread(target=send)
+    crew = object.__new__(workers._Crew)
+    crew.procs, crew.readers = [sender], {reader: 0}  # (a thread: join and is_alive are all used)
+
+    async def relayed() -> tuple[list[object], bool]:
+        sender.start()
+        return await crew.relay(NullReporter())
+
+    assert run(relayed()) == ([report], False)
