@@ -41,8 +41,12 @@ async def open_pool(
         lambda attempt, delay, exc: events.retrying(exc, attempt, delay, "", "", None),
         sessions,
     )
-    async with pool.acquire() as conn:
-        capacity = await connect.connection_capacity(conn)
+
+    async def probed() -> int | None:
+        async with pool.acquire() as conn:
+            return await connect.connection_capacity(conn)
+
+    capacity = await events.with_retries(probed)
     if capacity is None or capacity >= size:
         return pool, files, None
     # Fewer batch workers per file first, then fewer files at once.
