@@ -64,12 +64,17 @@ class CuttingProxy:
         self.sent = 0
         self.cut_at: list[int] = []
         self.cuts = 0
+        self.first_only = False
+        self.first: socket.socket | None = None
+        self.first_sent = 0
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def cut_after(self, *client_bytes: int) -> None:
-        """Cut all connections when the client has sent each of these many bytes in total."""
+    def cut_after(self, *client_bytes: int, first_only: bool = False) -> None:
+        """Cut all connections when the client has sent each of these many bytes in total
+        (``first_only``: on its first connection, the run's own session)."""
         self.cut_at = sorted(client_bytes)
+        self.first_only = first_only
 
     def _accept(self) -> None:
         while not self.closed:
@@ -87,6 +92,7 @@ class CuttingProxy:
                 continue
             with self.lock:
                 self.pairs.append((client, server))
+                self.first = self.first or client
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
@@ -94,7 +100,7 @@ class CuttingProxy:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
-                if upstream:
+                if upstream and (not self.first_only or src is self.first):
                     self._count(len(data))
         except OSError:
             pass

@@ -111,14 +111,21 @@ async def load_async(
     try:
         try:
             plan = await planned  # (an error finding the files is the run's)
-            await store.ensure_manifest(conn)
-            run_id = await store.start_run(
-                conn,
-                [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
-                store.options_record(options),
-                socket.gethostname(),
-                os.getpid(),
-            )
+
+            async def started() -> int:  # (retried, on a new connection when it was lost)
+                nonlocal conn
+                conn = await _alive(conn, connected)
+                await store.ensure_manifest(conn)
+                run_id: int = await store.start_run(
+                    conn,
+                    [os.path.abspath(p) for p in paths],  # noqa: ASYNC240 - no I/O
+                    store.options_record(options),
+                    socket.gethostname(),
+                    os.getpid(),
+                )
+                return run_id
+
+            run_id = await events.with_retries(started)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(crew.abandon))
             raise
@@ -150,9 +157,14 @@ async def load_async(
                 "failed": len(report.failed),
                 "rows": report.rows,
             }
-            with contextlib.suppress(Exception):  # the server may be gone: stays 'running'
+
+            async def finished() -> None:  # (retried, on a new connection when it was lost)
+                nonlocal conn
                 conn = await _alive(conn, connected)
-                await asyncio.shield(store.finish_run(conn, run_id, status, counts))
+                await store.finish_run(conn, run_id, status, counts)
+
+            with contextlib.suppress(Exception):  # the server gone for good: stays 'running'
+                await asyncio.shield(events.with_retries(finished))
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(conn.close(timeout=10))
