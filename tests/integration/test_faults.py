@@ -15,7 +15,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -311,13 +313,11 @@ def test_sigterm_rolls_back_in_flight_records_and_resume_finishes(tmp_path, db):
     assert file_rows(db, src) == [("success", total)]
 
 
-def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
-    # A backend terminated between two batches: asyncpg notices the closed socket, gives the
-    # connection back to its pool and detaches the worker's handle, so the next call on it
-    # raises "connection has been released back to the pool". That is the fault, not bad
-    # data: retried, and the file's committed batches kept (it was once taken for a data
-    # error, and they were deleted).
-    async def cut() -> tuple[BaseException, object]:
+def used_after_its_cut(db, use: Callable[[Any], Awaitable[object]]) -> tuple[BaseException, Any]:
+    """What ``use`` raised on a pooled handle whose backend was terminated while it was idle,
+    once the driver has seen the socket close (and detached the handle); and the handle."""
+
+    async def cut() -> tuple[BaseException, Any]:
         pool = await asyncpg.create_pool(db.dsn, min_size=1, max_size=1)
         try:
             conn = await pool.acquire()
@@ -332,15 +332,28 @@ def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
                     break
             assert is_gone(conn)
             try:
-                async with conn.transaction():
-                    pass
-            except asyncpg.InterfaceError as exc:
+                await use(conn)
+            except Exception as exc:
                 return exc, conn
             raise AssertionError("a cut connection was usable")
         finally:
             pool.terminate()
 
-    exc, conn = asyncio.run(cut())
+    return asyncio.run(cut())
+
+
+def test_pooled_connection_cut_while_idle_is_a_connection_fault(db):
+    # A backend terminated between two batches: asyncpg notices the closed socket, gives the
+    # connection back to its pool and detaches the worker's handle, so the next call on it
+    # raises "connection has been released back to the pool". That is the fault, not bad
+    # data: retried, and the file's committed batches kept (it was once taken for a data
+    # error, and they were deleted).
+    async def transaction(conn: Any) -> None:
+        async with conn.transaction():
+            pass
+
+    exc, conn = used_after_its_cut(db, transaction)
+    assert isinstance(exc, asyncpg.InterfaceError), repr(exc)
     assert "released back to the pool" in str(exc)
     # The connection is asked, not the message read.
     assert is_retryable(exc, conn)
@@ -353,29 +366,9 @@ def test_a_copy_on_a_handle_its_lost_connection_detached_is_a_connection_fault(d
     statements detached the handle, and the text COPY, which calls the driver's primitive by
     its private name, failed the file with "'NoneType' object has no attribute '_copy_in'".
     It is a lost connection: retried."""
-
-    async def cut() -> BaseException:
-        pool = await asyncpg.create_pool(db.dsn, min_size=1, max_size=1)
-        try:
-            conn = await pool.acquire()
-            other = await asyncpg.connect(db.dsn)
-            try:
-                await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
-            finally:
-                await other.close()
-            for _ in range(100):  # until the driver has seen the socket close
-                await asyncio.sleep(0.02)
-                if conn._con is None:
-                    break
-            chunk = CsvChunk(b"1\n", 2, "UTF8")
-            try:
-                await copy_csv(conn, db.schema, "t", ["id"], chunk, CsvDialect())
-            except Exception as exc:
-                return exc
-            raise AssertionError("a cut connection was usable")
-        finally:
-            pool.terminate()
-
-    exc = asyncio.run(cut())
+    chunk = CsvChunk(b"1\n", 2, "UTF8")
+    exc, _conn = used_after_its_cut(
+        db, lambda conn: copy_csv(conn, db.schema, "t", ["id"], chunk, CsvDialect())
+    )
     assert isinstance(exc, ConnectionLostError), repr(exc)
     assert is_retryable(exc)
