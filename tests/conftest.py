@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -49,6 +50,8 @@ def pg_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     yield dsn
     if server is not None:
         server.cleanup()
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)  # (the server deletes its data, not this)
 
 
 async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
