@@ -137,6 +137,20 @@ def test_null_key_is_a_bad_row_naming_file_line_and_column(tmp_path, load, db):
     assert db.count("t") == 0  # nothing of the file stays
 
 
+@pytest.mark.parametrize("mode", ["upsert", "merge"])
+@pytest.mark.parametrize("bad", ["3,c,abc", "3,c,1,extra"], ids=["bad value", "malformed"])
+def test_keyed_modes_do_not_skip_yet_and_keep_nothing_of_the_file(tmp_path, load, db, mode, bad):
+    """What README's Bad rows says: under --on-error skip, upsert and merge fail the file on a
+    value its column cannot read or a malformed record, naming the line; nothing stays."""
+    src = tmp_path / "keyed.csv"
+    src.write_text(f"id,name,n\n1,a,5\n{bad}\n4,d,9\n")
+    report = load(src, table="t", mode=mode, pk="id", on_error="skip", types={"n": "integer"})
+    assert not report.ok
+    assert "keyed.csv: line 3" in (report.files[0].error or "")
+    made = db.val("SELECT to_regclass($1) IS NOT NULL", f'"{db.schema}".t')
+    assert not made or db.count("t") == 0
+
+
 def test_missing_key_column_fails_before_any_write(tmp_path, load, db):
     db.execute(f'CREATE TABLE "{db.schema}".t (id int PRIMARY KEY, name text)')
     db.execute(f"INSERT INTO \"{db.schema}\".t VALUES (1, 'keep')")
