@@ -13,11 +13,9 @@ given server.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
-from test_retries import CuttingProxy, via_proxy
-from tests.processes import environment
+from test_retries import CuttingProxy, run_load, via_proxy
 
 FILES = 4
 ROWS = 50
@@ -35,15 +33,17 @@ def write_files(folder, first: int) -> list[int]:
 
 
 def load(db, folder, dsn: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    args = ["load", str(folder), "--dsn", dsn, "--schema", db.schema, "--table", "t"]
-    args += ["--retry-base", "0.05", "--max-retries", "8", *extra]
-    return subprocess.run(
-        [sys.executable, "-m", "pgingest", *args],
-        capture_output=True,
-        text=True,
-        env=environment(),
-        timeout=120,
-        check=False,
+    return run_load(
+        dsn,
+        db.schema,
+        str(folder),
+        "--table",
+        "t",
+        "--retry-base",
+        "0.05",
+        "--max-retries",
+        "8",
+        *extra,
     )
 
 

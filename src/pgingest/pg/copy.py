@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import ConnectionLostError, UnreadableNoticeError
 from pgingest.model import CsvChunk, CsvDialect
+from pgingest.pg.errors import is_gone
 from pgingest.schema.names import quote_ident
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ async def _copy_in(conn: Any, sql: str, data: bytes | memoryview) -> str:
     try:
         copy_in = conn._copy_in
     except AttributeError:
-        if getattr(conn, "_con", True) is not None:
+        if not is_gone(conn):  # (the connection is asked, as everywhere)
             raise
         raise ConnectionLostError("connection lost before the COPY") from None
     status: str = await copy_in(sql, data, None)
