@@ -149,3 +149,38 @@ def test_the_server_version_needs_no_query_and_is_the_servers(pg_dsn):
 
     reported, asked = asyncio.run(both())
     assert reported == asked
+
+
+def test_a_session_given_back_mid_transaction_is_rolled_back_without_an_error_line(db, caplog):
+    """Seen while a keyed file was planned again: a batch's task cancelled inside its
+    transaction gives its connection back, the driver rolls it back and says so through the
+    loop's handler, which printed ``ERROR asyncio: Resetting connection with an active
+    transaction`` to the user. The command's loop sends that to the debug log."""
+    import logging
+
+    from pgingest.pg import loop
+
+    async def give_back_in_transaction() -> int:
+        pool = await asyncpg.create_pool(db.dsn, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute("BEGIN")
+                await conn.execute("CREATE TEMP TABLE given_back (n int)")
+            async with pool.acquire() as conn:  # the same session, rolled back
+                return int(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM pg_tables WHERE tablename = 'given_back'"
+                    )
+                )
+        finally:
+            await pool.close()
+
+    with caplog.at_level(logging.DEBUG):
+        assert loop.run(give_back_in_transaction()) == 0
+    said = [
+        (r.levelno, r.getMessage())
+        for r in caplog.records
+        if "active transaction" in r.getMessage()
+    ]
+    assert said
+    assert all(level == logging.DEBUG for level, _ in said), said

@@ -24,18 +24,28 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+_GIVEN_BACK_IN_TRANSACTION = "Resetting connection with an active transaction"
+"""What the driver says of a connection given back to its pool inside a transaction."""
+
+
 def _unretrieved_loss(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """The loop's handler of errors nobody awaited: a lost connection's goes to the debug log.
 
     uvloop refuses a write once the connection is lost, so the driver's COPY raises there
     (a retry follows, which says the connection was lost) and never awaits the future on
-    which the driver recorded the loss. Anything else goes to the default handler.
+    which the driver recorded the loss. A connection given back inside a transaction goes
+    there too. Anything else goes to the default handler.
     """
     from pgingest.pg.errors import CONNECTION, classify  # (the driver: not for every import)
 
     exc = context.get("exception")
     if "future" in context and exc is not None and classify(exc) == CONNECTION.name:
         log.debug("%s: %r", context.get("message"), exc)
+        return
+    if str(context.get("message", "")).startswith(_GIVEN_BACK_IN_TRANSACTION):
+        # A batch's task cancelled mid-transaction (another worker of its file failed): the
+        # pool's reset rolls the transaction back, as it should. Not an error of the load.
+        log.debug("%s", context.get("message"))
         return
     loop.default_exception_handler(context)
 
