@@ -306,7 +306,7 @@ class LoadOptions:
         "stop",
         help="A row that cannot be parsed or cast: stop the file (nothing of it is kept) or"
         " skip it into pgingest.rejects and load the rest (see `pgingest rejects`); upsert"
-        " and merge skip only rows of bytes not in the file's encoding (README: Bad rows).",
+        " and merge also skip a row whose key is NULL or not an integer (README: Bad rows).",
         section="bad rows",
     )
     max_errors: int | str | None = _option(

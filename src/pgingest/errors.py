@@ -168,6 +168,13 @@ class ColumnsChangedError(TableChangedError):
     the file is claimed again (resumed after its committed batches) and planned anew."""
 
 
+class WidenedError(ColumnsChangedError):
+    """upsert and merge: the load widened its table's column for a value of its own file
+    past the sample (``3.5`` among integers). The file's batches are routed and encoded for
+    the plan's types, so it is claimed again (resumed after its committed batches) and
+    planned anew, for the wider table."""
+
+
 # Signals between pgingest's own modules, caught where they are raised for; never a user's.
 
 

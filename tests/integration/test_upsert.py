@@ -139,16 +139,21 @@ def test_null_key_is_a_bad_row_naming_file_line_and_column(tmp_path, load, db):
 
 @pytest.mark.parametrize("mode", ["upsert", "merge"])
 @pytest.mark.parametrize("bad", ["3,c,abc", "3,c,1,extra"], ids=["bad value", "malformed"])
-def test_keyed_modes_do_not_skip_yet_and_keep_nothing_of_the_file(tmp_path, load, db, mode, bad):
-    """What README's Bad rows says: under --on-error skip, upsert and merge fail the file on a
-    value its column cannot read or a malformed record, naming the line; nothing stays."""
+def test_keyed_modes_skip_a_bad_value_and_a_malformed_record(tmp_path, load, db, mode, bad):
+    """README's Bad rows: under --on-error skip, upsert and merge set aside a value its column
+    cannot read and a malformed record, as append does (before, they failed the file)."""
     src = tmp_path / "keyed.csv"
     src.write_text(f"id,name,n\n1,a,5\n{bad}\n4,d,9\n")
     report = load(src, table="t", mode=mode, pk="id", on_error="skip", types={"n": "integer"})
-    assert not report.ok
-    assert "keyed.csv: line 3" in (report.files[0].error or "")
-    made = db.val("SELECT to_regclass($1) IS NOT NULL", f'"{db.schema}".t')
-    assert not made or db.count("t") == 0
+    assert report.ok, report.failed
+    assert report.files[0].rejects == 1
+    assert content(db, "t") == [(1, "a", 5), (4, "d", 9)]
+    kept = db.fetch(
+        "SELECT r.line, r.raw FROM pgingest.rejects r JOIN pgingest.files f ON f.id = r.file_id"
+        " WHERE f.path = $1",
+        str(src.resolve()),
+    )
+    assert [(r["line"], r["raw"]) for r in kept] == [(3, bad)]
 
 
 def test_missing_key_column_fails_before_any_write(tmp_path, load, db):

@@ -40,6 +40,11 @@ is."""
 CLIENT_PARSE = Reason("client_parse", tries=2)
 """The server's CSV parser refused the file's records (a quote inside a field, a blank line, a
 ragged row); nothing of it was kept: it is loaded again, parsed client-side."""
+WIDENED = Reason("widened", tries=64)
+"""upsert and merge: a value of the file needed a wider column, and the table was widened;
+the file is claimed again after its committed batches and planned for the wider table. Each
+restart follows a widening, and a column widens a few times at most (``integer -> bigint ->
+numeric``): the bound only stops a loop that would be a bug."""
 BATCH_RECOVERED = Reason("batch_recovered", tries=None)
 """A batch the server refused for its data: the table widened, missing-value markers made NULL
 or (``--on-error skip``) its bad rows set aside; the batch is sent again as it is now."""

@@ -11,7 +11,13 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from pgingest.config import crash_point
-from pgingest.errors import LeaseLostError, PgIngestError, RecordFormatError, TableChangedError
+from pgingest.errors import (
+    LeaseLostError,
+    PgIngestError,
+    RecordFormatError,
+    TableChangedError,
+    WidenedError,
+)
 from pgingest.manifest import store
 from pgingest.manifest.hashing import BackgroundHash
 from pgingest.manifest.record import FileRecord
@@ -37,7 +43,7 @@ from pgingest.pipeline.keyed.modes import Modes
 from pgingest.pipeline.prepare.claim import AGAIN, claim_file, claimed_options
 from pgingest.pipeline.prepare.plan import LivePlan
 from pgingest.pipeline.prepare.source import open_file, reader_warnings
-from pgingest.pipeline.restart import CLIENT_PARSE, TABLE_CHANGED, Restart, restarting
+from pgingest.pipeline.restart import CLIENT_PARSE, TABLE_CHANGED, WIDENED, Restart, restarting
 from pgingest.pipeline.write.file import write_file
 from pgingest.sources import Source
 from pgingest.sources.inputs import is_remote, release, stat_input, streamed_sha256
@@ -122,6 +128,9 @@ async def _load_with_restarts(
         if restart.reason is TABLE_CHANGED:  # rows the user saw may be gone: a warning
             log.warning("%s", restart.note)
             ctx.reporter.message(f"warning: {restart.note}")
+        elif restart.reason is WIDENED:  # the file's own change: said, as a plan's would be
+            log.info("%s", restart.note)
+            ctx.reporter.message(restart.note or "")
         else:
             log.info("%s", restart.note)
 
@@ -136,6 +145,9 @@ async def _load_with_restarts(
 def _restart_for(exc: BaseException, parse: bool, path: str) -> Restart[bool] | None:
     """Whether ``exc`` starts the file over, and from which start (whether it parses its
     records client-side): ``None`` for an error that stands or is retried."""
+    if isinstance(exc, WidenedError):
+        # upsert/merge widened the table for its own value: planned for the wider table.
+        return Restart(WIDENED, parse, note=str(exc))
     if isinstance(exc, TableChangedError):
         # Its table was truncated or recreated under it: claimed again, it starts over.
         return Restart(TABLE_CHANGED, parse, note=str(exc))

@@ -42,7 +42,8 @@ def infer_types(source: Source, options: LoadOptions) -> list[str]:
     elif options.text:
         types = ["text"] * len(source.column_names())
     else:
-        types = infer_pg_types(source.sample(options.sample_rows))
+        skip = options.on_error == "skip"  # malformed records: rejects of the load
+        types = infer_pg_types(source.sample(options.sample_rows, skip_bad_records=skip))
     names = normalize_names(source.column_names())
     return [options.types.get(n, t) for n, t in zip(names, types, strict=True)]
 

@@ -248,6 +248,26 @@ class _Rows(NamedTuple):
     """``arrow`` (shaped like Parquet), ``typed`` (CSV parsed exactly: binary COPY as it is)
     or ``text`` (CSV text columns: written as CSV again)."""
     json_columns: tuple[str, ...] = ()
+    records: Spans | None = None
+    """``text`` rows read from raw chunks: each row's record as the file has it."""
+
+
+class Spans(NamedTuple):
+    """Records of a chunk, as the file has them: row ``i`` is ``data[starts[i]:ends[i]]``."""
+
+    data: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Spans:
+        """The records of ``rows`` (positions, or a mask)."""
+        return Spans(self.data, self.starts[rows], self.ends[rows])
+
+    def text(self, row: int) -> str:
+        """Row ``row``'s record, for a reject."""
+        from pgingest.sources.refused import decode_line
+
+        return decode_line(self.data[int(self.starts[row]) : int(self.ends[row])], "utf-8")
 
 
 def routed_batches(
@@ -264,9 +284,12 @@ def routed_batches(
     markers: frozenset[str] = frozenset(),
     raw: bool = False,
     exact: bool = False,
+    skip: bool = False,
 ) -> Iterator[RoutedItem]:
     """The file's rows, routed: for each chunk read, one batch per worker that got rows.
     CSV columns in ``markers`` (typed, their sample holds ``NA``...) get NULL for those.
+    With ``skip`` (``--on-error skip``), a malformed record and a row whose key is NULL or
+    not an integer are set aside (rejects of the chunk's first batch) instead of failing.
 
     Batch ``n * workers + w`` is chunk ``n``'s share for worker ``w``; batches committed before
     (``done``) are skipped, so a resumed file continues each worker where it stopped (with
@@ -278,9 +301,10 @@ def routed_batches(
     and sent as binary COPY, like Parquet; any other chunk is read as text and written again.
 
     Raises:
-        RowError: a NULL key, an integer key that is not an integer, or (``raw``) a
-            malformed record.
+        RowError: without ``skip``: a NULL key, an integer key that is not an integer, or
+            (``raw``) a malformed record.
     """
+    import numpy as np
     import pyarrow as pa
 
     path = source.info.path
@@ -296,13 +320,18 @@ def routed_batches(
         chunks = _shaped_rows(source, columns, target_types, batch_rows, batch_bytes, warn)
     elif raw:
         chunks = _raw_rows(
-            source, columns, target_types, key, markers, exact, batch_rows, batch_bytes
+            source, columns, target_types, key, markers, exact, batch_rows, batch_bytes, skip
         )
     else:
         chunks = _text_rows(source, columns, markers, batch_rows, batch_bytes)
     for number, rows_of in enumerate(chunks):
         batch, lines, rejects = rows_of.batch, rows_of.lines, rows_of.rejects
+        spans = rows_of.records
         first_line = int(lines[0]) if len(lines) else 1
+        if skip:
+            batch, lines, rejects, spans = _without_bad_keys(
+                batch, lines, rejects, spans, key, kinds, path
+            )
         hashes = key_hashes(batch, key, kinds, path, first_line)
         for worker, rows in enumerate(partition(hashes, workers)):
             index = number * workers + worker
@@ -314,6 +343,7 @@ def routed_batches(
             whole = len(rows) == batch.num_rows
             part = batch if whole else batch.take(pa.array(rows))
             part_lines = lines if whole else lines[rows]
+            part_spans = spans if whole or spans is None else spans.take(rows)
             dedup = has_duplicates(hashes if whole else hashes[rows])
 
             def make(
@@ -323,12 +353,18 @@ def routed_batches(
                 kind: str = rows_of.kind,
                 json_columns: tuple[str, ...] = rows_of.json_columns,
                 left_out: tuple[Reject, ...] = first_part_rejects,
+                records: Spans | None = part_spans,
             ) -> Payload:
                 first = int(part_lines[0])
                 staged = _with_ordinal(part, part_lines)
                 if kind == "arrow":
-                    aligned = align_batch(Shaped(staged, None, json_columns), types, path, first)
-                    payload = encode_shaped(aligned, first, cache)
+                    shaped = Shaped(staged, None, json_columns)
+                    try:
+                        payload = encode_shaped(
+                            align_batch(shaped, types, path, first), first, cache
+                        )
+                    except RowError as exc:  # a value wider than its column: it may widen
+                        payload = Payload("arrow", b"", first, batch=staged, error=exc)
                 elif kind == "typed":  # exact by construction: encoded as it is
                     encoder = cache[0]
                     if encoder is None or encoder.schema != staged.schema:
@@ -338,9 +374,19 @@ def routed_batches(
                     payload = Payload("csv", batch_to_csv(staged), first, "UTF8", CsvDialect())
                 if left_out:
                     payload = replace(payload, rejects=(*payload.rejects, *left_out))
+                if records is not None and payload.kind == "csv":
+                    payload = replace(payload, records=records)
                 return _annotated(payload, part_lines, dedup)
 
             yield index, worker, make
+        if rejects and number * workers not in done:
+            # No row of the chunk is left: its bad rows are recorded by an empty batch.
+            empty = Payload("csv", b"", first_line, "UTF8", CsvDialect(), rejects=rejects)
+
+            def make_empty(empty: Payload = empty) -> Payload:
+                return _annotated(empty, np.zeros(0, np.int64), False)
+
+            yield number * workers, 0, make_empty
 
 
 def _shaped_rows(
@@ -398,21 +444,23 @@ def _raw_rows(
     exact: bool,
     batch_rows: int,
     batch_bytes: int,
+    skip: bool,
 ) -> Iterator[_Rows]:
     """Raw CSV chunks, each parsed into the column types where that is exact (``exact``: a
     chunk of the file's own UTF-8 bytes, see :mod:`pgingest.pipeline.write.typed`), else as
     text columns (lines as the records start). Once a chunk is in doubt, the rest of the file
     is read as text, as the append's binary path does: a file whose odd values are spread
-    through it would otherwise be parsed twice, chunk after chunk.
+    through it would otherwise be parsed twice, chunk after chunk. With ``skip``, malformed
+    records are the chunk's rejects.
 
     Raises:
         RowError: a malformed record (a wrong field count, a quote never closed), named by
-            its line.
+            its line (without ``skip``).
     """
     import numpy as np
 
     from pgingest.pipeline.write.typed import parse_exact
-    from pgingest.sources.refused import parse_refused  # (imports pyarrow: not at import)
+    from pgingest.sources.refused import decode_line, parse_refused  # (imports pyarrow)
 
     path = source.info.path
     dialect = source.info.dialect or CsvDialect()
@@ -443,16 +491,89 @@ def _raw_rows(
         records = parsed.records
         rewritten = chunk.lines is not None and len(chunk.lines) == len(records)
         file_lines = chunk.lines if rewritten else records.lines
-        if parsed.reasons:
+        rejects = chunk.rejects
+        if parsed.reasons and not skip:
             bad = min(parsed.reasons)
             line = int(file_lines[bad])
             reason = parsed.reasons[bad]
             raise RowError(f"{path}: line {line}: {reason}", path=path, line=line)
+        if parsed.reasons:
+            starts, ends = records.starts, records.ends
+            malformed = (
+                Reject(
+                    int(file_lines[i]),
+                    None,
+                    decode_line(parsed.data[starts[i] : ends[i]], "utf-8"),
+                    reason,
+                )
+                for i, reason in parsed.reasons.items()
+            )
+            rejects = tuple(sorted((*rejects, *malformed), key=lambda r: r.line))
         if parsed.table is None:  # no record (the reader left every one out)
-            yield _Rows(_empty_text_batch(columns), np.zeros(0, np.int64), chunk.rejects, "text")
+            yield _Rows(_empty_text_batch(columns), np.zeros(0, np.int64), rejects, "text")
             continue
         batch = _markers_null(_one_batch(parsed.table), markers)
-        yield _Rows(batch, file_lines[parsed.kept], chunk.rejects, "text")
+        spans = Spans(parsed.data, records.starts, records.ends).take(parsed.kept)
+        yield _Rows(batch, file_lines[parsed.kept], rejects, "text", records=spans)
+
+
+def _without_bad_keys(
+    batch: pa.RecordBatch,
+    lines: np.ndarray,
+    rejects: tuple[Reject, ...],
+    spans: Spans | None,
+    key: Sequence[str],
+    kinds: Sequence[str],
+    path: str,
+) -> tuple[pa.RecordBatch, np.ndarray, tuple[Reject, ...], Spans | None]:
+    """``--on-error skip``: the rows whose key :func:`key_hashes` refuses (NULL, or not an
+    integer in an integer key) set aside; only a chunk whose keys do not all hash is
+    searched, by halves (a few hashings per bad row)."""
+    import numpy as np
+    import pyarrow as pa
+
+    try:
+        key_hashes(batch, key, kinds, path, 1)
+        return batch, lines, rejects, spans
+    except RowError:
+        pass
+    bad: dict[int, Reject] = {}
+    for name, kind in zip(key, kinds, strict=True):
+        column = batch.column(name)
+        for row in _refused_keys(batch, name, kind, path, 0):
+            if row in bad:
+                continue
+            value = column[row].as_py()
+            reason = (
+                "NULL in key column (the key of an upsert or merge cannot be NULL)"
+                if value is None
+                else f"key value {value!r} is not an integer"
+            )
+            if spans is not None:
+                record = spans.text(row)
+            else:  # an Arrow row: as CSV
+                record = batch_to_csv(batch.slice(row, 1)).decode("utf-8").rstrip("\r\n")
+            bad[row] = Reject(int(lines[row]), name, record, reason)
+    keep = np.ones(batch.num_rows, np.bool_)
+    keep[list(bad)] = False
+    found = tuple(sorted((*rejects, *bad.values()), key=lambda r: r.line))
+    kept_spans = spans.take(keep) if spans is not None else None
+    return batch.filter(pa.array(keep)), lines[keep], found, kept_spans
+
+
+def _refused_keys(batch: pa.RecordBatch, name: str, kind: str, path: str, offset: int) -> list[int]:
+    """The rows (from ``offset``) whose ``name`` key :func:`key_hashes` refuses."""
+    try:
+        key_hashes(batch, [name], [kind], path, 1)
+        return []
+    except RowError:
+        if batch.num_rows <= 1:
+            return [offset]
+    half = batch.num_rows // 2
+    return [
+        *_refused_keys(batch.slice(0, half), name, kind, path, offset),
+        *_refused_keys(batch.slice(half), name, kind, path, offset + half),
+    ]
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:
@@ -504,7 +625,7 @@ def file_batches(
     """A file's batches for :func:`~pgingest.pipeline.write.file.write_file`, numbered, each
     with its worker: keyed (upsert, merge), routed by key, a route always to the same worker
     so that its batches stay in order; else all to one shared queue (worker 0)."""
-    plan = live.current  # keyed: never widened while written (its errors are kept)
+    plan = live.current  # keyed: a wider table plans the file again (WidenedError)
     target = plan.target
     if target is None:
         return (
@@ -539,5 +660,6 @@ def file_batches(
             markers=frozenset(plan.marker_columns),
             raw=raw,
             exact=TYPED_ROUTES and exact_types(plan),
+            skip=options.on_error == "skip",
         )
     )

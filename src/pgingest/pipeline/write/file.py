@@ -15,6 +15,7 @@ from pgingest.errors import (
     RowError,
     TableChangedError,
     TooManyErrorsError,
+    WidenedError,
 )
 from pgingest.manifest.record import FileRecord
 from pgingest.model import WORKBOOK_FORMATS, CsvChunk, CsvDialect
@@ -99,9 +100,12 @@ async def write_file(
         plan.fixed,
         source=source,
         pool=ctx.pool,
-        server_skips=options.on_error == "skip" and ctx.server_version >= SKIP_VERSION,
+        # (A keyed batch is COPYed into its staging table and applied: checked client-side.)
+        server_skips=not keyed
+        and options.on_error == "skip"
+        and ctx.server_version >= SKIP_VERSION,
         server_version=ctx.server_version or None,
-        active=plan.target is None,
+        keyed=keyed,
     )
     if options.on_error == "skip" and job.done_batches:
         recovery.committed_rejects = await record.rejects(lease.conn)
@@ -332,6 +336,8 @@ async def write_file(
         # Its own cause kept (``from None`` cleared it): a read fault's OSError says whether
         # the file's retry may succeed (a reset, an object replaced mid-stream).
         error = first_error(group_error)
+        if isinstance(error, WidenedError):  # planned again: for the table as it is now
+            ctx.tables.pop((schema, table), None)
         raise error from error.__cause__
     job.rejects = recovery.rejects
     if fmt in WORKBOOK_FORMATS:

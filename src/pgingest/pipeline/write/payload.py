@@ -38,6 +38,9 @@ class Payload:
     """The Arrow batch does not fit the table's types (``batch`` is not aligned yet)."""
     dedup: bool = False
     """The batch may repeat a key: apply only each key's last occurrence."""
+    records: Any = None
+    """A routed batch of CSV text rows: ``(data, starts, ends)``, each row's record as the file
+    has it (``data[starts[i]:ends[i]]``, UTF-8), for the reject a bad row becomes."""
 
     @property
     def nbytes(self) -> int:

@@ -20,6 +20,7 @@ from pgingest.errors import (
     TooManyErrorsError,
     TypeConflictError,
     UnreadableNoticeError,
+    WidenedError,
 )
 from pgingest.model import ColumnSpec, CsvChunk, CsvDialect, Reject
 from pgingest.pg import connect
@@ -27,6 +28,7 @@ from pgingest.pg.copy import (
     BinaryEncoder,
     copy_csv_skipping,
 )
+from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.evolve.change import evolve_table, policy_for
 from pgingest.pipeline.prepare.plan import FilePlan, LivePlan
 from pgingest.pipeline.write.refusal import (
@@ -87,8 +89,10 @@ class Recovery:
     """The file, read again (its sample) only to tell text columns on the failure path."""
     pool: Any = None
     """Connections for DDL found necessary before a batch's first COPY."""
-    active: bool = True
-    """Appends only: upsert and merge batches (staged, routed by key) keep their errors."""
+    keyed: bool = False
+    """upsert and merge: each batch's CSV ends with the staging ordinal, its records are
+    routed by key (their file lines in ``lines``), and it is encoded for the plan's types, so
+    a wider table plans the file again (:class:`~pgingest.errors.WidenedError`)."""
     server_skips: bool = False
     """The server skips unreadable values itself (``ON_ERROR ignore``, PostgreSQL 17+)."""
     server_version: int | None = None
@@ -106,6 +110,18 @@ class Recovery:
     def plan(self) -> FilePlan:
         """The file's current plan."""
         return self.live.current
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of a batch's CSV (a keyed batch's end with the staging ordinal)."""
+        columns = list(self.plan.columns)
+        return [*columns, STAGE_ORDINAL] if self.keyed else columns
+
+    @property
+    def types(self) -> list[str]:
+        """The types of :attr:`columns`."""
+        types = list(self.plan.target_types)
+        return [*types, "bigint"] if self.keyed else types
 
     @property
     def rejects(self) -> int:
@@ -149,11 +165,13 @@ class Recovery:
             self._check_limit(
                 RowError(f"{path}: line {bad.line}: {bad.reason}", path=path, line=bad.line)
             )
-        markers = self.active and payload.kind == "csv" and bool(self.plan.marker_columns)
+        markers = payload.kind == "csv" and bool(self.plan.marker_columns)
         if markers and index not in self._marked:
             payload = await asyncio.to_thread(self._null_markers, index, payload)
-        ready = payload.lines is not None or payload.rejects
-        if not (self.active and self.dirty and self.skipping and payload.kind == "csv") or ready:
+        # Filtered already (a keyed batch always has its lines: its records' ends say it).
+        filtered_before = payload.record_ends if self.keyed else payload.lines
+        ready = filtered_before is not None or payload.rejects
+        if not (self.dirty and self.skipping and payload.kind == "csv") or ready:
             return payload
         filtered = await asyncio.to_thread(self._filter, payload)
         if filtered is None:
@@ -165,7 +183,7 @@ class Recovery:
         return self._filtered_payload(index, payload, filtered)
 
     def _null_markers(self, index: int, payload: Any) -> Any:
-        changed, found = null_markers(payload, self.plan.columns, self.plan.marker_columns)
+        changed, found = null_markers(payload, self.columns, self.plan.marker_columns)
         if found:
             self._marked.add(index)
         return changed
@@ -193,7 +211,7 @@ class Recovery:
         """Typed columns of a refused batch that hold missing-value markers."""
         import pyarrow.compute as pc
 
-        table = text_table(payload.data, payload.dialect or CsvDialect(), self.plan.columns)
+        table = self._text_table(payload)
         if table is None:
             return {}
         found: dict[str, set[str]] = {}
@@ -220,17 +238,34 @@ class Recovery:
                 return await self._evolve(own, types)
         return await self._evolve(conn, types)
 
+    def _text_table(self, payload: Any) -> pa.Table | None:
+        """A CSV batch's values as text columns, the file's (``None``: malformed records)."""
+        table = text_table(payload.data, payload.dialect or CsvDialect(), self.columns)
+        if table is not None and self.keyed:
+            table = table.drop_columns([STAGE_ORDINAL])
+        return table
+
     def _filter(self, payload: Any) -> Filtered | None:
-        return filter_csv(
+        filtered = filter_csv(
             payload.data,
             payload.first_line,
             payload.encoding,
             payload.dialect or CsvDialect(),
-            self.plan.columns,
-            self.plan.target_types,
+            self.columns,
+            self.types,
             validate=not self.server_skips,
             server_version=self.server_version,
         )
+        if filtered is None or not self.keyed:
+            return filtered
+        # Routed records: each one's line is the file's, in ``lines`` (not consecutive).
+        lines = payload.lines
+        filtered.rejects = [
+            replace(bad, line=int(lines[position]), raw=_keyed_raw(payload, position, bad.raw))
+            for bad, position in zip(filtered.rejects, filtered.refused, strict=True)
+        ]
+        filtered.lines = lines[filtered.kept]
+        return filtered
 
     async def copy_skipping(
         self, conn: Any, index: int, payload: Any
@@ -297,6 +332,7 @@ class Recovery:
                 )
             )
         first = int(filtered.lines[0]) if len(filtered.lines) else payload.first_line
+        records = payload.records
         return replace(
             payload,
             data=filtered.data,
@@ -305,6 +341,7 @@ class Recovery:
             lines=filtered.lines,
             record_ends=filtered.ends,
             rejects=(*payload.rejects, *filtered.rejects),
+            records=None if records is None else records.take(filtered.kept),
         )
 
     async def recover(self, conn: Any, index: int, payload: Any, error: RowError) -> Any | None:
@@ -313,8 +350,6 @@ class Recovery:
         Widens the table when the batch's values need it (and the policy allows), else with
         ``--on-error skip`` sets the bad rows aside; ``TooManyErrorsError`` past the limit.
         """
-        if not self.active:
-            return None
         try:
             if isinstance(error, _WidenFirstError):
                 await self._widen_misfits(error.misfits, conn)
@@ -354,10 +389,12 @@ class Recovery:
             return None
         if self.server_version is None:
             self.server_version = await connect.server_version(conn)
-        if payload.lines is not None:
-            return self._drop_refused_line(index, payload, error)
+        if (payload.record_ends if self.keyed else payload.lines) is not None:
+            return self._drop_refused_line(index, payload, error)  # filtered before
         filtered = await asyncio.to_thread(self._filter, payload)
         if filtered is None or not filtered.rejects:
+            if self.keyed:  # its lines are known: the record the server names goes
+                return self._drop_refused_line(index, payload, error)
             return None  # nothing found client-side: the server's error stands
         if filtered.misfits and await self._widen_misfits(filtered.misfits, conn):
             return payload  # wider now: try the whole batch again
@@ -384,7 +421,11 @@ class Recovery:
             return None
         keep = np.ones(len(records), np.bool_)
         keep[position] = False
-        raw = decode_line(payload.data[records.starts[position] : records.ends[position]], "utf-8")
+        raw: str | None = decode_line(
+            payload.data[records.starts[position] : records.ends[position]], "utf-8"
+        )
+        if self.keyed:
+            raw = _keyed_raw(payload, position, raw)
         line = int(payload.lines[position])
         reject = Reject(line, error.column, raw, _one_line(str(error)).split(": ", 1)[-1])
         data = join_records(payload.data, records.starts[keep], records.ends[keep])
@@ -399,13 +440,12 @@ class Recovery:
             record_ends=None,
             first_line=first,
             rejects=(*payload.rejects, reject),
+            records=None if payload.records is None else payload.records.take(keep),
         )
 
     async def _widen_for(self, conn: Any, payload: Any) -> bool:
         """Infer the batch's types and widen the table to them; True when it changed."""
-        table = await asyncio.to_thread(
-            text_table, payload.data, payload.dialect or CsvDialect(), self.plan.columns
-        )
+        table = await asyncio.to_thread(self._text_table, payload)
         if table is None:
             return False
         types = await asyncio.to_thread(incoming_types, table, self.plan.target_types)
@@ -450,7 +490,15 @@ class Recovery:
             target_types=tuple(by_name.get(n, TEXT) for n in self.plan.columns),
             changes=(*self.plan.changes, *evolution.changes),
         )
-        return plan.target_types != before or bool(evolution.changes)
+        changed = plan.target_types != before or bool(evolution.changes)
+        if changed and self.keyed:
+            path = plan.info.path
+            said = "; ".join(evolution.changes) or "its columns' types changed"
+            raise WidenedError(
+                f"{path}: schema: {plan.table.qualified}: {said}, for a value of this file;"
+                " planned again for the wider table, after its committed batches"
+            )
+        return changed
 
     async def _recover_arrow(self, conn: Any, payload: Any, error: RowError) -> Any | None:
         """An Arrow batch does not fit: widen the column its value needs (by its Arrow
@@ -485,3 +533,11 @@ class Recovery:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _keyed_raw(payload: Any, position: int, written: str | None) -> str | None:
+    """The record of a keyed batch's row ``position`` as the file has it; else (an Arrow row,
+    no record in the file) the row as the batch ``written`` it, the staging ordinal off."""
+    if payload.records is not None:
+        return str(payload.records.text(position))
+    return None if written is None else written.rsplit(",", 1)[0]

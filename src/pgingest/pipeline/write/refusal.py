@@ -38,6 +38,10 @@ class Filtered:
     """Per column, the values its type refused (they may call for a wider type)."""
     ends: Any = None
     """numpy int64: where each record of ``data`` ends (so it need not be cut again)."""
+    kept: Any = None
+    """numpy int64: the position of each record left in ``data`` among the batch's records."""
+    refused: tuple[int, ...] = ()
+    """The position among the batch's records of each of ``rejects``, in their order."""
 
 
 def filter_csv(
@@ -98,6 +102,7 @@ def filter_csv(
                 reasons[int(kept[row])] = (name, f"invalid input for type {pg_type}: {shown!r}")
             bad_rows |= flagged
         good[kept[~bad_rows]] = True
+    by_position = sorted(reasons.items())
     rejects: list[Reject] = [
         Reject(
             int(records.lines[i]),
@@ -105,7 +110,7 @@ def filter_csv(
             decode_line(data[records.starts[i] : records.ends[i]], "utf-8"),
             reason,
         )
-        for i, (column, reason) in sorted(reasons.items())
+        for i, (column, reason) in by_position
     ]
     kept_ends = np.cumsum(records.ends[good] - records.starts[good])
     return Filtered(
@@ -114,6 +119,8 @@ def filter_csv(
         rejects,
         misfits,
         kept_ends,
+        np.flatnonzero(good),
+        tuple(i for i, _ in by_position),
     )
 
 

@@ -1,0 +1,212 @@
+"""upsert and merge meet what append meets: a value past the sample that needs a wider column
+widens it, and under ``--on-error skip`` every kind of bad row is set aside (a value its
+column cannot read, a malformed record, a NULL or non-integer key), with its file line.
+
+The model: a keyed load under skip keeps, of the rows an append under skip keeps, those with a
+key, each key's last row; its rejects are the append's, plus the rows whose key is NULL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+GOOD = "good"
+CELLS = {
+    GOOD: None,
+    "bad_value": "abc",  # v: not an integer, fits no wider type: a bad row
+    "wider": "3.5",  # v: widens integer to double precision (a bad row if v is declared)
+    "null_key": "",  # k: NULL key (append keeps it; keyed sets it aside)
+    "bad_key": "x7",  # k: not an integer (a bad row in both)
+    "extra_field": "extra",  # a field too many: a malformed record
+}
+
+
+def write_rows(path: Path, kinds: list[str], keys: list[int]) -> Path:
+    """``k,v,pos`` rows: ``pos`` is the row's position, ``v`` a number unless its kind says."""
+    lines = ["k,v,pos"]
+    for pos, (kind, key) in enumerate(zip(kinds, keys, strict=True)):
+        k, v, extra = str(key), str(pos * 7), ""
+        if kind == "bad_value" or kind == "wider":
+            v = CELLS[kind] or v
+        elif kind in ("null_key", "bad_key"):
+            k = CELLS[kind] or ""
+        elif kind == "extra_field":
+            extra = ",extra"
+        lines.append(f"{k},{v},{pos}{extra}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def rejects(db, path: Path, table: str) -> list[tuple[int, str | None, str]]:
+    return [
+        (r["line"], r["column_name"], r["raw"])
+        for r in db.fetch(
+            "SELECT r.line, r.column_name, r.raw FROM pgingest.rejects r"
+            " JOIN pgingest.files f ON f.id = r.file_id"
+            " WHERE f.path = $1 AND f.table_name = $2 ORDER BY r.line",
+            str(path.resolve()),
+            table,
+        )
+    ]
+
+
+def table_rows(db, table: str) -> list[tuple[str | None, str | None, int]]:
+    return [
+        (r["k"], r["v"], r["pos"])
+        for r in db.fetch(f'SELECT k::text, v::text, pos FROM "{db.schema}"."{table}"')
+    ]
+
+
+def check_against_append(db, load, path: Path, mode: str, table: str, **options) -> None:
+    """Load ``path`` with append and with ``mode`` (key ``k``) under skip; the keyed table is
+    the model's, and its rejects are the append's plus the NULL keys."""
+    appended = load(path, table=f"{table}_a", on_error="skip", **options)
+    assert appended.ok, appended.failed
+    assert appended.files[0].status == "loaded"
+    kept_by_append = table_rows(db, f"{table}_a")
+    append_rejects = rejects(db, path, f"{table}_a")
+    keyed = load(path, table=f"{table}_k", mode=mode, pk="k", on_error="skip", **options)
+    assert keyed.files[0].status == "loaded"
+    assert keyed.ok, keyed.failed
+    last: dict[str, tuple[str | None, str | None, int]] = {}
+    null_keys = []
+    for row in sorted(kept_by_append, key=lambda r: r[2]):
+        if row[0] is None:
+            null_keys.append((row[2] + 2, "k"))  # header is line 1
+        else:
+            last[row[0]] = row
+    assert sorted(table_rows(db, f"{table}_k"), key=lambda r: r[2]) == sorted(
+        last.values(), key=lambda r: r[2]
+    )
+    types = "SELECT data_type FROM information_schema.columns WHERE table_schema = $1"
+    types += " AND table_name = $2 AND column_name = 'v'"
+    assert db.val(types, db.schema, f"{table}_k") == db.val(types, db.schema, f"{table}_a")
+    got = rejects(db, path, f"{table}_k")
+    expected = sorted([(line, column) for line, column, _raw in append_rejects] + null_keys)
+    assert [(line, "k" if column == "k" else column) for line, column, _raw in got] == expected
+    # Each reject keeps the record as the file has it.
+    raw_by_line = dict(enumerate(path.read_text().splitlines(), start=1))
+    assert all(raw == raw_by_line[line] for line, _column, raw in got), got
+    assert keyed.files[0].rejects == len(got)
+
+
+@pytest.mark.parametrize("mode", ["upsert", "merge"])
+def test_keyed_skip_sets_aside_what_append_does_over_several_routes(tmp_path, load, db, mode):
+    """A file over 1 MiB (several routes, several batches): every kind of bad row, spread."""
+    count = 60_000
+    kinds = [GOOD] * count
+    for pos, kind in [
+        (5, "bad_value"),
+        (7_000, "extra_field"),
+        (20_000, "null_key"),
+        (20_001, "bad_key"),
+        (41_000, "bad_value"),
+        (59_999, "extra_field"),
+    ]:
+        kinds[pos] = kind
+    keys = [pos % 45_000 for pos in range(count)]  # keys repeat: last occurrence wins
+    path = write_rows(tmp_path / "spread.csv", kinds, keys)
+    assert path.stat().st_size > 1 << 20
+    check_against_append(db, load, path, mode, "t", batch_size=5_000)
+
+
+@pytest.mark.parametrize("mode", ["upsert", "merge"])
+def test_keyed_widens_a_column_past_the_sample(tmp_path, load, db, mode):
+    """Found by hand: ``3.5`` past the sample failed the keyed file (append widened)."""
+    kinds = [GOOD] * 3_000
+    kinds[2_500] = "wider"
+    path = write_rows(tmp_path / "wider.csv", kinds, list(range(3_000)))
+    report = load(path, table="w", mode=mode, pk="k", sample_rows=100, batch_size=500)
+    assert report.ok, report.failed
+    assert db.val("SELECT v::text FROM w WHERE k = 2500") == "3.5"
+    assert db.val("SELECT sum(v) FROM w") == sum(p * 7 for p in range(3_000)) - 2_500 * 7 + 3.5
+    changes = db.fetch(
+        "SELECT change, old_type, new_type FROM pgingest.schema_changes"
+        " WHERE table_schema = $1 AND table_name = 'w' AND column_name = 'v'",
+        db.schema,
+    )
+    assert [tuple(c) for c in changes] == [("alter_type", "integer", "double precision")]
+
+
+def test_keyed_without_skip_still_fails_the_file_naming_the_line(tmp_path, load, db):
+    kinds = [GOOD] * 300
+    kinds[200] = "bad_value"
+    path = write_rows(tmp_path / "bad.csv", kinds, list(range(300)))
+    report = load(path, table="b", mode="upsert", pk="k", sample_rows=100, batch_size=50)
+    assert not report.ok
+    assert "bad.csv: line 202, column v" in (report.files[0].error or "")
+    assert db.count("b") == 0
+
+
+_TABLES = itertools.count()
+
+
+@settings(
+    max_examples=int(os.environ.get("PGINGEST_KEYED_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    mode=st.sampled_from(["upsert", "merge"]),
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([GOOD] * 12 + [k for k in CELLS if k != GOOD]),
+            st.integers(0, 30),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    batch_size=st.sampled_from([7, 50, 1_000]),
+)
+def test_keyed_skip_is_append_skip_then_last_row_per_key(
+    tmp_path_factory, load, db, mode, rows, batch_size
+):
+    kinds, keys = [k for k, _ in rows], [key for _, key in rows]
+    if all(kind != GOOD for kind in kinds[:1]):
+        kinds[0] = GOOD  # a first row to type the columns by
+    table = f"p{next(_TABLES)}"
+    path = write_rows(tmp_path_factory.mktemp(table) / "data.csv", kinds, keys)
+    # Declared types: a stray value is a bad row, never a reason to widen or turn text (how
+    # many misfit in a batch decides that, and routing makes other batches than append's).
+    types = {"k": "integer", "v": "integer"}
+    check_against_append(db, load, path, mode, table, batch_size=batch_size, types=types)
+
+
+@pytest.mark.parametrize("mode", ["upsert", "merge"])
+def test_keyed_parquet_widens_an_existing_column_and_skips_what_fits_no_type(
+    tmp_path, load, db, mode
+):
+    """Found by hand: an int64 value past an existing integer column failed a keyed Parquet
+    file (append widens it to bigint); a text value in a declared integer column is a reject."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    db.execute(f'CREATE TABLE "{db.schema}".p (k int PRIMARY KEY, v int, s int)')
+    path = tmp_path / "wide.parquet"
+    table = pa.table(
+        {
+            "k": pa.array([1, 2, 3, None], pa.int64()),
+            "v": pa.array([10, 2**40, 30, 40], pa.int64()),
+            "s": pa.array(["1", "2", "many", "4"]),
+        }
+    )
+    pq.write_table(table, path)
+    report = load(path, table="p", mode=mode, on_error="skip", types={"s": "integer"})
+    assert report.ok, report.failed
+    assert db.rows("p", order_by="k") == [(1, 10, 1), (2, 2**40, 2)]
+    assert (
+        db.val(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = $1"
+            " AND table_name = 'p' AND column_name = 'v'",
+            db.schema,
+        )
+        == "bigint"
+    )
+    kept = rejects(db, path, "p")
+    assert [(line, column) for line, column, _raw in kept] == [(3, "s"), (4, "k")]  # rows
