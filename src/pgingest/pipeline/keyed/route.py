@@ -328,11 +328,15 @@ def routed_batches(
         batch, lines, rejects = rows_of.batch, rows_of.lines, rows_of.rejects
         spans = rows_of.records
         first_line = int(lines[0]) if len(lines) else 1
-        if skip:
+        try:
+            hashes = key_hashes(batch, key, kinds, path, first_line)
+        except RowError:
+            if not skip:
+                raise
             batch, lines, rejects, spans = _without_bad_keys(
                 batch, lines, rejects, spans, key, kinds, path
             )
-        hashes = key_hashes(batch, key, kinds, path, first_line)
+            hashes = key_hashes(batch, key, kinds, path, first_line)
         for worker, rows in enumerate(partition(hashes, workers)):
             index = number * workers + worker
             if not len(rows):
@@ -526,17 +530,12 @@ def _without_bad_keys(
     kinds: Sequence[str],
     path: str,
 ) -> tuple[pa.RecordBatch, np.ndarray, tuple[Reject, ...], Spans | None]:
-    """``--on-error skip``: the rows whose key :func:`key_hashes` refuses (NULL, or not an
-    integer in an integer key) set aside; only a chunk whose keys do not all hash is
-    searched, by halves (a few hashings per bad row)."""
+    """``--on-error skip``, for a chunk whose keys do not all hash: the rows whose key
+    :func:`key_hashes` refuses (NULL, or not an integer in an integer key) set aside, found by
+    halves (a few hashings per bad row)."""
     import numpy as np
     import pyarrow as pa
 
-    try:
-        key_hashes(batch, key, kinds, path, 1)
-        return batch, lines, rejects, spans
-    except RowError:
-        pass
     bad: dict[int, Reject] = {}
     for name, kind in zip(key, kinds, strict=True):
         column = batch.column(name)
