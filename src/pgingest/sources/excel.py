@@ -29,7 +29,12 @@ from pgingest.model import ArrowChunk, Chunk, Reject, SourceInfo
 from pgingest.sources.base import ExcelOptions, one_line
 from pgingest.sources.cellkinds import KIND_NAMES, is_text_detail, read_mixed, text_cell
 from pgingest.sources.celltext import to_text
-from pgingest.sources.workbook import ParsedSheet, parse_workbook, xlsx_merged_headers
+from pgingest.sources.workbook import (
+    ParsedSheet,
+    has_value,
+    parse_workbook,
+    xlsx_merged_headers,
+)
 
 __all__ = ["ExcelOptions", "ExcelSource"]
 
@@ -260,8 +265,8 @@ _EMPTY: _Sheet = (pa.record_batch([]), pa.array([], pa.int64()), [])
 
 
 def _tidy(batch: pa.RecordBatch, names: list[str], rows: pa.Array, rejects: list[Reject]) -> _Sheet:
-    """Drop empty rows and the empty columns right of the header's last name; give columns
-    their narrowest exact type.
+    """Drop empty rows and the empty columns right of the header's last name (an empty-string
+    cell is empty); give columns their narrowest exact type.
 
     Every column up to the last named header cell is kept, named or not, empty or not (an
     unnamed one becomes ``col_N``); right of it, a column is kept when it holds a value or an
@@ -274,16 +279,16 @@ def _tidy(batch: pa.RecordBatch, names: list[str], rows: pa.Array, rejects: list
         i
         for i, column in enumerate(batch.columns)
         if i < span
-        or column.null_count < len(column)
+        or pc.any(has_value(column)).as_py()
         or (names[i] or f"col_{i + 1}") in with_errors
     ]
     arrays = [batch.column(i) for i in keep_cols]
     kept = [names[i] for i in keep_cols]
     if not arrays:
         return _EMPTY
-    filled = pc.is_valid(arrays[0])
+    filled = has_value(arrays[0])
     for column in arrays[1:]:
-        filled = pc.or_(filled, pc.is_valid(column))
+        filled = pc.or_(filled, has_value(column))
     if rejects and filled.false_count:
         first = int(rows[0].as_py()) if len(rows) else 0
         marked = np.zeros(len(rows), dtype=bool)

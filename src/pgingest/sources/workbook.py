@@ -12,9 +12,10 @@ import logging
 import math
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import ElementTree
@@ -25,10 +26,12 @@ from pgingest.sources.inputs import local_copy
 
 if TYPE_CHECKING:
     import fastexcel
+    import pyarrow as pa
 
 __all__ = [
     "ParsedSheet",
     "find_header",
+    "has_value",
     "open_workbook",
     "parse_workbook",
     "row_counts",
@@ -233,25 +236,104 @@ def _column_number(letters: str) -> int:
     return n
 
 
+def _xlsx_shared_strings_part(archive: zipfile.ZipFile) -> str | None:
+    """The zip member holding an xlsx workbook's shared strings, if it has any."""
+    try:
+        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ParseError):
+        return None
+    for rel in rels.iter(f"{_PKG_REL_NS}Relationship"):
+        if str(rel.get("Type", "")).endswith("/sharedStrings"):
+            target = str(rel.get("Target", ""))
+            return target.lstrip("/") if target.startswith("/") else "xl/" + target
+    return None
+
+
+class _EmptySharedStrings:
+    """Which shared strings are empty, read only as far as the cells asked about need (a
+    workbook lists its strings in order of first use, so the first rows' are near the top)."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        part = _xlsx_shared_strings_part(archive)
+        self._archive = archive
+        self._part = part if part is not None and part in archive.namelist() else None
+        self._stream: IO[bytes] | None = None
+        self._events: Iterator[tuple[str, Any]] | None = None
+        self._read = 0
+        self._empty: set[int] = set()
+
+    def is_empty(self, index: int) -> bool:
+        """Whether shared string ``index`` is the empty string (a missing one is empty)."""
+        if self._part is None:
+            return True
+        if self._events is None:
+            self._stream = self._archive.open(self._part)
+            self._events = iter(ElementTree.iterparse(self._stream, events=("end",)))
+        item = f"{_MAIN_NS}si"
+        while self._read <= index:
+            event = next(self._events, None)
+            if event is None:
+                return True
+            elem = event[1]
+            if elem.tag != item:
+                continue
+            # A string's text is in <t> and rich-text runs' <r><t>; <rPh> is phonetic help.
+            text = "".join(
+                t.text or ""
+                for t in [elem.find(f"{_MAIN_NS}t"), *elem.iterfind(f"{_MAIN_NS}r/{_MAIN_NS}t")]
+                if t is not None
+            )
+            if not text:
+                self._empty.add(self._read)
+            self._read += 1
+            elem.clear()
+        return index in self._empty
+
+    def close(self) -> None:
+        """Close the shared strings' stream, if it was opened."""
+        if self._stream is not None:
+            self._stream.close()
+
+
+def _xlsx_cell_is_empty(cell: Any, strings: _EmptySharedStrings) -> bool:
+    """Whether an xlsx cell holds no value, or the empty string (a formula whose cached value
+    is ``""``, an empty shared or inline string): such a cell does not count toward a row."""
+    kind = cell.get("t")
+    if kind == "inlineStr":
+        return not "".join(t.text or "" for t in cell.iter(f"{_MAIN_NS}t"))
+    value = cell.find(f"{_MAIN_NS}v")
+    if value is None or not value.text:
+        return True
+    if kind == "s":
+        try:
+            return strings.is_empty(int(value.text))
+        except ValueError:
+            return True
+    return False
+
+
 def _xlsx_peek(path: str, index: int, max_rows: int) -> list[int] | None:
-    """Non-empty cells per row of the sheet's first ``max_rows`` rows, from its XML (a few KB
-    read, where fastexcel would parse the whole sheet); ``None`` when that fails."""
+    """Cells holding a value per row of the sheet's first ``max_rows`` rows, from its XML (a
+    few KB read, where fastexcel would parse the whole sheet); ``None`` when that fails. An
+    empty-string value is no value. Rows and cells without their optional ``r=`` reference
+    follow the previous one."""
     try:
         with zipfile.ZipFile(local_copy(path)) as archive:
             part = _xlsx_sheet_part(archive, index)
             if part is None:
                 return None
+            strings = _EmptySharedStrings(archive)
             counts: dict[int, int] = {}
             first: int | None = None
-            with archive.open(part) as stream:
+            row = 0
+            with closing(strings), archive.open(part) as stream:
                 for _event, elem in ElementTree.iterparse(stream, events=("end",)):
                     if elem.tag != f"{_MAIN_NS}row":
                         continue
-                    row = int(elem.get("r", "0"))
+                    ref = elem.get("r")
+                    row = int(ref) if ref else row + 1
                     filled = sum(
-                        1
-                        for c in elem.iter(f"{_MAIN_NS}c")
-                        if c.find(f"{_MAIN_NS}v") is not None or c.find(f"{_MAIN_NS}is") is not None
+                        1 for c in elem.iter(f"{_MAIN_NS}c") if not _xlsx_cell_is_empty(c, strings)
                     )
                     elem.clear()
                     if filled:
@@ -334,10 +416,22 @@ def row_counts(path: str, reader: fastexcel.ExcelReader, index: int, max_rows: i
     batch = head if isinstance(head, pa.RecordBatch) else head.to_arrow()
     if batch.num_rows == 0 or batch.num_columns == 0:
         return []
-    counts = pc.cast(pc.is_valid(batch.column(0)), pa.int32())
+    counts = pc.cast(has_value(batch.column(0)), pa.int32())
     for column in batch.columns[1:]:
-        counts = pc.add(counts, pc.cast(pc.is_valid(column), pa.int32()))
+        counts = pc.add(counts, pc.cast(has_value(column), pa.int32()))
     return [int(v) for v in counts.to_pylist()]
+
+
+def has_value(column: pa.Array) -> pa.Array:
+    """Which cells of a column hold a value: not NULL and not the empty string (a formula
+    whose cached value is ``""``, an empty shared string), which is an empty cell."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    valid = pc.is_valid(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.and_(valid, pc.fill_null(pc.not_equal(column, ""), False))
+    return valid
 
 
 def find_header(counts: Sequence[int]) -> int | None:
