@@ -133,3 +133,55 @@ def test_xlsb_row_of_empty_strings_is_an_empty_row(load: Any, db: Any, tmp_path:
     report = load(path, table="gaps")
     assert report.ok, report.failed
     assert db.rows("gaps") == [(1, "a", 2), (2, "b", 3)]
+
+
+def test_repeated_xlsx_header_names_keep_the_names_the_header_has(
+    load: Any, db: Any, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    path = tmp_path / "dups.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["a", "a", "a_1", "b", "b", "b_2"])
+    sheet.append(["first a", "second a", "titled a_1", "first b", "second b", "titled b_2"])
+    book.save(path)
+    report = load(path, table="dups")
+    assert report.ok, report.failed
+    assert list(db.types("dups")) == ["a", "a_2", "a_1", "b", "b_3", "b_2"]
+    assert db.rows("dups") == [
+        ("first a", "second a", "titled a_1", "first b", "second b", "titled b_2")
+    ]
+
+
+def test_csv_header_names_blank_and_repeated(load: Any, db: Any, tmp_path: Path) -> None:
+    path = tmp_path / "dups.csv"
+    path.write_text(",col_1,a,a,a_1\n1,2,3,4,5\n")
+    report = load(path, table="dups")
+    assert report.ok, report.failed
+    assert list(db.types("dups")) == ["col_1_2", "col_1", "a", "a_2", "a_1"]
+    assert db.rows("dups") == [(1, 2, 3, 4, 5)]
+
+
+def test_date_and_boolean_header_cells_are_named_by_their_text(
+    load: Any, db: Any, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    import xlsxwriter
+
+    path = tmp_path / "typed.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    day = book.add_format({"num_format": "yyyy-mm-dd"})
+    sheet = book.add_worksheet()
+    sheet.write(0, 0, "id")
+    sheet.write_datetime(0, 1, dt.datetime(2024, 3, 1), day)
+    sheet.write_boolean(0, 2, True)
+    sheet.write_number(0, 3, 2024)
+    sheet.write_row(1, 0, [1, 2, 3, 4])
+    book.close()
+    report = load(path, table="typed")
+    assert report.ok, report.failed
+    assert list(db.types("typed")) == ["id", "_2024_03_01", "true", "_2024"]
+    assert db.rows("typed") == [(1, 2, 3, 4)]

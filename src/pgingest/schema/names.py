@@ -60,8 +60,9 @@ def normalize_names(raw: Sequence[str | None]) -> list[str]:
     stripped. A blank result becomes ``col_N`` (N is the 1-based position), a leading digit
     gets a ``_`` prefix, and names longer than 63 bytes are shortened to a prefix plus a hash
     of the full name. Duplicates, and names equal to the lineage columns, get ``_2``, ``_3``,
-    ... (the first occurrence keeps its name; a suffixed name never takes a name that another
-    column already has).
+    ... (the first occurrence keeps its name). A name the header really has is kept: neither
+    a suffixed duplicate nor the ``col_N`` of a blank cell takes it (``a, a, a_2`` gives
+    ``a, a_3, a_2``; a blank first cell before a ``col_1`` header is ``col_1_2``).
 
     Args:
         raw: The header cells in file order; ``None`` for a missing cell.
@@ -69,21 +70,23 @@ def normalize_names(raw: Sequence[str | None]) -> list[str]:
     Returns:
         One identifier per header cell, in the same order, all distinct.
     """
-    bases = [_shorten(_clean(name) or f"col_{position}") for position, name in enumerate(raw, 1)]
-    taken = set(bases) | set(LINEAGE_COLUMNS)
+    cleaned = [_clean(name) for name in raw]
+    bases = [_shorten(name or f"col_{position}") for position, name in enumerate(cleaned, 1)]
+    # Names the header really has: no suffixed duplicate and no col_N of a blank takes them.
+    reserved = {base for base, name in zip(bases, cleaned, strict=True) if name}
+    reserved |= set(LINEAGE_COLUMNS)
     used: set[str] = set(LINEAGE_COLUMNS)
     result: list[str] = []
-    for base in bases:
-        name = base
-        number = 2
-        while name in used:
-            name = _with_suffix(base, number)
-            # A suffixed name must not steal the plain name of a later column either.
-            if name in taken and name != base:
-                name = base
-            number += 1
-        used.add(name)
-        result.append(name)
+    for base, name in zip(bases, cleaned, strict=True):
+        chosen = base
+        if base in used or (not name and base in reserved):
+            number = 2
+            chosen = _with_suffix(base, number)
+            while chosen in used or chosen in reserved:
+                number += 1
+                chosen = _with_suffix(base, number)
+        used.add(chosen)
+        result.append(chosen)
     return result
 
 

@@ -55,6 +55,8 @@ _EMPTY_TEXT = re.compile(r"String\(\"\s*\"\)")
 """An empty text cell where the column holds numbers (a formula saved without its value):
 NULL, nothing to reject."""
 _GENERATED = re.compile(r"__UNNAMED__\d+")
+_SUFFIXED = re.compile(r"(.+)_\d+")
+_MIDNIGHT = " 00:00:00"
 _EXCEL_EPOCH_DAYS = (-25568, -25569)  # 1899-12-31 and 1899-12-30: a time of day without date
 
 
@@ -115,6 +117,8 @@ class ExcelSource:
         # fastexcel names a blank header cell __UNNAMED__<i> (asking it which names it made
         # up, available_columns(), took 37 ms on the 100,000-row benchmark sheet).
         header_names = ["" if _GENERATED.fullmatch(n) else n for n in names]
+        if _renamed_by_reader(names):
+            header_names = _header_texts(path, parsed, len(names))
         if "" in header_names and self.info.format == "xlsx":
             merged = xlsx_merged_headers(path, index, header + 1)
             for col, left in merged.items():
@@ -218,6 +222,45 @@ class ExcelSource:
             yield ArrowChunk(piece, int(rows[start].as_py()), rejects)
 
 
+def _renamed_by_reader(names: list[str]) -> bool:
+    """Whether fastexcel may have made up some of a sheet's column names: for a header cell
+    it does not read as text (blank, a date, a boolean: ``__UNNAMED__<i>``) or a repeated
+    one (``a``, ``a`` become ``a``, ``a_1``, taking the name of a column titled ``a_1``)."""
+    seen: set[str] = set()
+    for name in names:
+        suffixed = _SUFFIXED.fullmatch(name)
+        if _GENERATED.fullmatch(name) or (suffixed and suffixed.group(1) in seen):
+            return True
+        seen.add(name)
+    return False
+
+
+def _header_texts(path: str, parsed: ParsedSheet, width: int) -> list[str]:
+    """The header row's cells as the sheet shows them ("" for a blank one): a date is
+    ``2024-03-01``, a datetime ``2024-03-01 10:30:00``, a boolean ``true``, a number ``2024``.
+    One more parse of the sheet; only when fastexcel made up names (see
+    :func:`_renamed_by_reader`)."""
+    import fastexcel
+
+    try:
+        row = parsed.reader.load_sheet(
+            parsed.index,
+            header_row=None,
+            skip_rows=parsed.header,  # with no header row, from the sheet's first row
+            n_rows=1,
+            dtypes="string",
+            eager=True,
+        )
+    except fastexcel.FastExcelError as exc:
+        raise SourceError(
+            f"{path}: sheet {parsed.name!r}: cannot read its header row: {one_line(exc)}",
+            path=path,
+        ) from exc
+    cells = [column[0].as_py() if len(column) else None for column in row.columns]
+    texts = [(c or "").removesuffix(_MIDNIGHT) for c in cells]
+    return (texts + [""] * width)[:width]
+
+
 def _day_and_time(array: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Each datetime's day (days since 1970, as a double) and its time of day in ms."""
     ms = pc.cast(pc.cast(array, pa.timestamp("ms")), pa.int64())
@@ -305,15 +348,19 @@ def _tidy(batch: pa.RecordBatch, names: list[str], rows: pa.Array, rejects: list
 
 
 def _unique(names: list[str]) -> list[str]:
-    """Repeated header names (a merged header cell spans columns) get ``_2``, ``_3``...
-    as the table's column names will, so that sheets can be matched by name."""
-    seen: dict[str, int] = {}
+    """Repeated header names (a merged header cell spans columns) get ``_2``, ``_3``... as
+    the table's column names will, so that sheets can be matched by name: the first keeps
+    its name, and a suffixed name is never one that another header cell has."""
+    reserved = set(names)
+    used: set[str] = set()
     out = []
     for name in names:
-        if name and name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        seen.setdefault(name, 1)
+        if name and name in used:
+            number = 2
+            while f"{name}_{number}" in used or f"{name}_{number}" in reserved:
+                number += 1
+            name = f"{name}_{number}"
+        used.add(name)
         out.append(name)
     return out
 

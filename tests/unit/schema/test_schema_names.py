@@ -61,6 +61,11 @@ def test_suffix_never_takes_the_name_of_another_column() -> None:
     assert normalize_names(["col_2", None]) == ["col_2", "col_2_2"]
 
 
+def test_a_blank_cell_never_takes_the_name_a_later_header_has() -> None:
+    assert normalize_names([None, "col_1", "a"]) == ["col_1_2", "col_1", "a"]
+    assert normalize_names(["", "col_1", "col_1_2"]) == ["col_1_3", "col_1", "col_1_2"]
+
+
 def test_names_never_take_the_lineage_columns() -> None:
     names = normalize_names([*LINEAGE_COLUMNS, "x"])
     assert not set(names) & set(LINEAGE_COLUMNS)
