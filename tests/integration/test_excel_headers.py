@@ -185,3 +185,37 @@ def test_date_and_boolean_header_cells_are_named_by_their_text(
     assert report.ok, report.failed
     assert list(db.types("typed")) == ["id", "_2024_03_01", "true", "_2024"]
     assert db.rows("typed") == [(1, 2, 3, 4)]
+
+
+def test_sheets_whose_names_normalize_alike_each_get_a_table(
+    load: Any, db: Any, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    path = tmp_path / "book.xlsx"
+    book = openpyxl.Workbook()
+    first = book.active
+    assert first is not None
+    first.title = "日本語"  # named by its position: book_sheet1, which Sheet1 really has
+    first.append(["id", "v"])
+    first.append([0, "from 日本語"])
+    for number, title in enumerate(["Data 1", "data-1", "Données", "Donnees", "Sheet1"], 1):
+        sheet = book.create_sheet(title)
+        sheet.append(["id", "v"])
+        sheet.append([number, f"from {title}"])
+    book.save(path)
+    for mode in ("replace", "append"):
+        report = load(path, sheet="all", mode=mode)
+        assert report.ok, report.failed
+    tables = {
+        "book_sheet1_2": "日本語",
+        "book_data_1": "Data 1",
+        "book_data_1_2": "data-1",
+        "book_donnees": "Données",
+        "book_donnees_2": "Donnees",
+        "book_sheet1": "Sheet1",
+    }
+    assert sorted(f.table.split(".", 1)[1] for f in report.files) == sorted(tables)
+    assert [f.status for f in report.files] == ["skipped"] * len(tables)
+    for table, title in tables.items():
+        assert [row[1] for row in db.rows(table)] == [f"from {title}"]

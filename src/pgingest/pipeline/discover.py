@@ -19,7 +19,7 @@ from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError, PgIngestError
 from pgingest.model import WORKBOOK_FORMATS
 from pgingest.pg.loop import run as run_loop
-from pgingest.schema.names import normalize_identifier
+from pgingest.schema.names import deduplicate_names, normalize_identifier
 from pgingest.sources.base import CsvOptions
 from pgingest.sources.inputs import (
     MEMBER_MARK,
@@ -367,7 +367,8 @@ def plan_targets(
 
 def expand_sheets(target: Target, options: LoadOptions, is_workbook: bool) -> list[Target]:
     """``sheet: all`` without a sheet column: one target per non-empty sheet, to table
-    ``<table>_<sheet>``. Other targets are returned as they are.
+    ``<table>_<sheet>`` (sheets whose names normalize alike: the first in the workbook keeps
+    it, the next get ``_2``, ``_3``). Other targets are returned as they are.
 
     Raises:
         SourceError: the workbook cannot be read.
@@ -377,15 +378,22 @@ def expand_sheets(target: Target, options: LoadOptions, is_workbook: bool) -> li
     from pgingest.sources.workbook import sheet_names  # no pyarrow needed to list sheets
 
     base = options.table or default_table_name(target.path)
-    out = []
-    for position, name in enumerate(sheet_names(target.path), start=1):
+    names = sheet_names(target.path)
+    tables: list[str] = []
+    positional: list[bool] = []
+    for position, name in enumerate(names, start=1):
         try:
-            suffix = normalize_identifier(name)
+            suffix, made_up = normalize_identifier(name), False
         except ConfigError:  # nothing ASCII in the name (e.g. 日本語): its position
-            suffix = f"sheet{position}"
-        table = normalize_identifier(f"{base}_{suffix}")
-        out.append(Target(target.path, {**target.overrides, "sheet": name, "table": table}))
-    return out
+            suffix, made_up = f"sheet{position}", True
+        tables.append(normalize_identifier(f"{base}_{suffix}"))
+        positional.append(made_up)
+    # Sheets whose names normalize alike ("Data 1", "data-1") each get a table of their own.
+    tables = deduplicate_names(tables, made_up=positional)
+    return [
+        Target(target.path, {**target.overrides, "sheet": name, "table": table})
+        for name, table in zip(names, tables, strict=True)
+    ]
 
 
 def csv_options(options: LoadOptions) -> CsvOptions:

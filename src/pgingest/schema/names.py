@@ -72,14 +72,38 @@ def normalize_names(raw: Sequence[str | None]) -> list[str]:
     """
     cleaned = [_clean(name) for name in raw]
     bases = [_shorten(name or f"col_{position}") for position, name in enumerate(cleaned, 1)]
-    # Names the header really has: no suffixed duplicate and no col_N of a blank takes them.
-    reserved = {base for base, name in zip(bases, cleaned, strict=True) if name}
-    reserved |= set(LINEAGE_COLUMNS)
-    used: set[str] = set(LINEAGE_COLUMNS)
+    return _deduplicate(bases, [bool(name) for name in cleaned], LINEAGE_COLUMNS)
+
+
+def deduplicate_names(names: Sequence[str], made_up: Sequence[bool] | None = None) -> list[str]:
+    """Make normalized names distinct the way :func:`normalize_names` does: the first keeps
+    its name, a repeat gets ``_2``, ``_3``..., and neither a suffixed name nor a made-up one
+    takes a name that a real one has (``data_1, data_1, data_1_2`` gives ``data_1,
+    data_1_3, data_1_2``).
+
+    Args:
+        names: Identifiers, already normalized, in their order.
+        made_up: For each name, whether pgingest made it up (it gives way to a real name
+            that is the same); none by default.
+
+    Returns:
+        The names, all distinct, each at most 63 bytes.
+    """
+    real = [not m for m in made_up] if made_up is not None else [True] * len(names)
+    return _deduplicate(list(names), real, ())
+
+
+def _deduplicate(bases: list[str], real: list[bool], taken: Sequence[str]) -> list[str]:
+    """Distinct names from ``bases``: ``real`` says which are really the file's (a blank
+    header cell's ``col_N`` is not); ``taken`` are names nothing may have."""
+    # Names really given: no suffixed repeat and no made-up name takes them.
+    reserved = {base for base, is_real in zip(bases, real, strict=True) if is_real}
+    reserved |= set(taken)
+    used: set[str] = set(taken)
     result: list[str] = []
-    for base, name in zip(bases, cleaned, strict=True):
+    for base, is_real in zip(bases, real, strict=True):
         chosen = base
-        if base in used or (not name and base in reserved):
+        if base in used or (not is_real and base in reserved):
             number = 2
             chosen = _with_suffix(base, number)
             while chosen in used or chosen in reserved:

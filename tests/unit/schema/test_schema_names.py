@@ -15,6 +15,7 @@ from pgingest.errors import ConfigError
 from pgingest.schema.names import (
     LINEAGE_COLUMNS,
     MAX_IDENTIFIER_BYTES,
+    deduplicate_names,
     normalize_identifier,
     normalize_names,
     quote_ident,
@@ -64,6 +65,18 @@ def test_suffix_never_takes_the_name_of_another_column() -> None:
 def test_a_blank_cell_never_takes_the_name_a_later_header_has() -> None:
     assert normalize_names([None, "col_1", "a"]) == ["col_1_2", "col_1", "a"]
     assert normalize_names(["", "col_1", "col_1_2"]) == ["col_1_3", "col_1", "col_1_2"]
+
+
+def test_deduplicated_names_keep_the_real_ones() -> None:
+    assert deduplicate_names(["t_data_1", "t_data_1", "t_data_1_2"]) == [
+        "t_data_1",
+        "t_data_1_3",
+        "t_data_1_2",
+    ]
+    assert deduplicate_names(["t_sheet1", "t_sheet1"], made_up=[True, False]) == [
+        "t_sheet1_2",
+        "t_sheet1",
+    ]
 
 
 def test_names_never_take_the_lineage_columns() -> None:
