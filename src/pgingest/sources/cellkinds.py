@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pgingest.errors import SourceError
 from pgingest.sources.base import one_line
 from pgingest.sources.celltext import to_text
+from pgingest.sources.workbook import reader_panics
 
 __all__ = ["KIND_NAMES", "MixedColumn", "read_mixed", "text_cell"]
 
@@ -220,10 +221,11 @@ def _pass(
     import fastexcel
 
     try:
-        sheet = reader.load_sheet(
-            index, header_row=header, use_columns=[names[c] for c in columns], dtypes=dtype
-        )
-        batch, errors = sheet.to_arrow_with_errors()
+        with reader_panics(path, reader.sheet_names[index]):
+            sheet = reader.load_sheet(
+                index, header_row=header, use_columns=[names[c] for c in columns], dtypes=dtype
+            )
+            batch, errors = sheet.to_arrow_with_errors()
     except fastexcel.FastExcelError as exc:
         raise SourceError(f"{path}: cannot read the workbook: {one_line(exc)}", path=path) from exc
     arrays = dict(zip(columns, batch.columns, strict=True))

@@ -33,6 +33,7 @@ from pgingest.sources.workbook import (
     ParsedSheet,
     has_value,
     parse_workbook,
+    reader_panics,
     xlsx_merged_headers,
 )
 
@@ -108,7 +109,8 @@ class ExcelSource:
         path = self.info.path
         header, index = parsed.header, parsed.index
         try:
-            batch, errors = parsed.sheet.to_arrow_with_errors()
+            with reader_panics(path, parsed.name):
+                batch, errors = parsed.sheet.to_arrow_with_errors()
         except fastexcel.FastExcelError as exc:
             raise SourceError(
                 f"{path}: sheet {parsed.name!r}: cannot read it: {one_line(exc)}", path=path

@@ -13,7 +13,7 @@ import math
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, cast
 from xml.etree.ElementTree import ParseError
@@ -34,6 +34,7 @@ __all__ = [
     "has_value",
     "open_workbook",
     "parse_workbook",
+    "reader_panics",
     "row_counts",
     "sheet_names",
     "xlsx_merged_headers",
@@ -51,6 +52,29 @@ _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _CELL_REF = re.compile(r"([A-Z]+)(\d+)")
+
+
+@contextmanager
+def reader_panics(path: str, sheet: str | None = None) -> Iterator[None]:
+    """Turn a panic of the workbook reader inside the block into a :class:`SourceError`.
+
+    calamine panics on some malformed workbooks (a truncated formula token), and pyo3 raises
+    that as ``pyo3_runtime.PanicException``, a ``BaseException``: uncaught, it ends the whole
+    run, the other files' loads with it. KeyboardInterrupt and SystemExit pass through.
+
+    Raises:
+        SourceError: the reader panicked (naming the file and, when given, the sheet).
+    """
+    try:
+        yield
+    except BaseException as exc:
+        kind = type(exc)
+        if kind.__module__ != "pyo3_runtime" or kind.__name__ != "PanicException":
+            raise
+        where = f"sheet {sheet!r}: " if sheet is not None else ""
+        raise SourceError(
+            f"{path}: {where}the workbook reader failed: {one_line(exc)}", path=path
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +165,14 @@ def _load_typed(
     # column would be dropped as a coercion error.
     while True:
         try:
-            sheet = reader.load_sheet(
-                index,
-                header_row=header,
-                schema_sample_rows=None,
-                dtype_coercion="strict",
-                dtypes=cast("fastexcel.DTypeMap", dict(forced)) if forced else None,
-            )
+            with reader_panics(path, name):
+                sheet = reader.load_sheet(
+                    index,
+                    header_row=header,
+                    schema_sample_rows=None,
+                    dtype_coercion="strict",
+                    dtypes=cast("fastexcel.DTypeMap", dict(forced)) if forced else None,
+                )
             return sheet, tuple(mixed)
         except (
             fastexcel.UnsupportedColumnTypeCombinationError,
@@ -171,9 +196,10 @@ def _load_typed(
                 ) from exc
             break  # a pinned column not found by its name: every column as text
     try:
-        sheet = reader.load_sheet(
-            index, header_row=header, schema_sample_rows=None, dtypes="string"
-        )
+        with reader_panics(path, name):
+            sheet = reader.load_sheet(
+                index, header_row=header, schema_sample_rows=None, dtypes="string"
+            )
     except fastexcel.FastExcelError as exc:
         raise SourceError(
             f"{path}: sheet {name!r}: cannot read it: {one_line(exc)}", path=path
@@ -185,12 +211,13 @@ def open_workbook(path: str) -> fastexcel.ExcelReader:
     """Open a workbook with fastexcel.
 
     Raises:
-        SourceError: corrupt, password-protected or unreadable.
+        SourceError: corrupt, password-protected or unreadable, or the reader failed on it.
     """
     import fastexcel
 
     try:
-        return fastexcel.read_excel(local_copy(path))
+        with reader_panics(path):
+            return fastexcel.read_excel(local_copy(path))
     except (fastexcel.FastExcelError, OSError, ValueError) as exc:
         raise SourceError(
             f"{path}: cannot read the workbook (corrupt, or password-protected?): {one_line(exc)}",
@@ -403,14 +430,15 @@ def row_counts(path: str, reader: fastexcel.ExcelReader, index: int, max_rows: i
 
     try:
         # Small workbooks in the other formats: a second parse of the sheet costs little.
-        head = reader.load_sheet(
-            index,
-            header_row=None,
-            skip_rows=0,  # from row 1: a row's index is then its sheet row (0-based)
-            n_rows=max_rows + _LEADING_ROWS,
-            dtypes="string",
-            eager=True,
-        )
+        with reader_panics(path, reader.sheet_names[index]):
+            head = reader.load_sheet(
+                index,
+                header_row=None,
+                skip_rows=0,  # from row 1: a row's index is then its sheet row (0-based)
+                n_rows=max_rows + _LEADING_ROWS,
+                dtypes="string",
+                eager=True,
+            )
     except fastexcel.FastExcelError as exc:
         raise SourceError(f"{path}: cannot read the workbook: {one_line(exc)}", path=path) from exc
     batch = head if isinstance(head, pa.RecordBatch) else head.to_arrow()
