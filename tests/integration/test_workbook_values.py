@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from workbooks import simple_xlsx
 
@@ -42,3 +45,89 @@ def test_a_workbook_the_reader_panics_on_fails_alone(tmp_path: Path, cli: Any, d
     assert "broken.xls: the workbook reader failed: range start index 4" in failed[0]
     assert "Traceback" not in err
     assert "PanicException" not in out + err
+
+
+def _times_1904_xlsx(path: Path, *, date_1904: bool = True) -> Path:
+    """Times of day, a column of dates with one time, and one of text with times."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"date_1904": date_1904})
+    clock = book.add_format({"num_format": "hh:mm:ss"})
+    day = book.add_format({"num_format": "yyyy-mm-dd"})
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, ["start", "n", "when", "note"])
+    for i in range(1, 4):
+        sheet.write_datetime(i, 0, dt.time(9 + i, 30), clock)
+        sheet.write_number(i, 1, i)
+        if i < 3:
+            sheet.write_datetime(i, 2, dt.datetime(2024, 1, i), day)
+        else:
+            sheet.write_datetime(i, 2, dt.time(8, 15), clock)
+    sheet.write_string(1, 3, "late")
+    sheet.write_datetime(2, 3, dt.time(7, 5, 30), clock)
+    sheet.write_datetime(3, 3, dt.datetime(2024, 5, 6), day)
+    book.close()
+    return path
+
+
+def _times_1904_xls(path: Path) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook()
+    book.set_dates_1904(True)
+    sheet = book.add_sheet("s")
+    clock = xlwt.easyxf(num_format_str="hh:mm:ss")
+    day = xlwt.easyxf(num_format_str="yyyy-mm-dd")
+    for col, name in enumerate(["start", "n", "when", "note"]):
+        sheet.write(0, col, name)
+    for i in range(1, 4):
+        sheet.write(i, 0, dt.time(9 + i, 30), clock)
+        sheet.write(i, 1, i)
+        if i < 3:
+            sheet.write(i, 2, dt.datetime(2024, 1, i), day)
+        else:
+            sheet.write(i, 2, dt.time(8, 15), clock)
+    sheet.write(1, 3, "late")
+    sheet.write(2, 3, dt.time(7, 5, 30), clock)
+    sheet.write(3, 3, dt.datetime(2024, 5, 6), day)
+    book.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "suffix"), [(_times_1904_xlsx, "xlsx"), (_times_1904_xls, "xls")], ids=["xlsx", "xls"]
+)
+def test_times_of_day_in_a_1904_workbook_are_times(
+    make: Any, suffix: str, load: Any, db: Any, tmp_path: Path
+) -> None:
+    report = load(make(tmp_path / f"clock.{suffix}"))
+    assert report.ok, report.failed
+    types = db.types("clock")
+    assert (types["start"], types["when"], types["note"]) == (
+        "time without time zone",
+        "text",
+        "text",
+    )
+    assert db.rows("clock", order_by="n") == [
+        (dt.time(10, 30), 1, "2024-01-01", "late"),
+        (dt.time(11, 30), 2, "2024-01-02", "07:05:30"),
+        (dt.time(12, 30), 3, "08:15:00", "2024-05-06"),
+    ]
+
+
+def test_a_datetime_on_1904_01_01_in_a_1900_workbook_stays(
+    load: Any, db: Any, tmp_path: Path
+) -> None:
+    import xlsxwriter
+
+    path = tmp_path / "stamps.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, ["at", "n"])
+    sheet.write_datetime(1, 0, dt.datetime(1904, 1, 1, 10, 30), stamp)
+    sheet.write_number(1, 1, 1)
+    book.close()
+    report = load(path)
+    assert report.ok, report.failed
+    assert db.rows("stamps") == [(dt.datetime(1904, 1, 1, 10, 30), 1)]

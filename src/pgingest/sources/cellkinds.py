@@ -29,7 +29,7 @@ from pgingest.sources.base import one_line
 from pgingest.sources.celltext import to_text
 from pgingest.sources.workbook import reader_panics
 
-__all__ = ["KIND_NAMES", "MixedColumn", "read_mixed", "text_cell"]
+__all__ = ["KIND_NAMES", "MixedColumn", "is_1904_datetime", "read_mixed", "text_cell"]
 
 EMPTY, NUMBER, BOOLEAN, DATETIME, DURATION, TEXT, ERROR = range(7)
 KIND_NAMES = {
@@ -185,9 +185,38 @@ def read_mixed(
     return out
 
 
+def is_1904_datetime(path: str, reader: Any, index: int, header: int, name: str, row: int) -> bool:
+    """Whether the datetime cell in row ``row`` (0-based, below the header) of the column
+    fastexcel names ``name`` counts from 1904-01-01 (the workbook's 1904 date system): read
+    as a boolean, the cell's conversion error says (reads the sheet up to that row).
+
+    Raises:
+        SourceError: the sheet cannot be read again.
+    """
+    import fastexcel
+
+    try:
+        with reader_panics(path, reader.sheet_names[index]):
+            sheet = reader.load_sheet(
+                index, header_row=header, use_columns=[name], dtypes="boolean", n_rows=row + 1
+            )
+            _, errors = sheet.to_arrow_with_errors()
+    except fastexcel.FastExcelError as exc:
+        raise SourceError(f"{path}: cannot read the workbook: {one_line(exc)}", path=path) from exc
+    for error in errors.errors if errors is not None else []:
+        if error.offset_position[0] == row:
+            stamp = _DATETIME_CELL.search(error.detail)
+            return stamp is not None and stamp.group(3) == "true"
+    return False
+
+
 def _unix_ms(serial: float, is_1904: bool) -> int:
     """A datetime cell's serial number as ms since 1970, as calamine reads it (a serial
-    below 60 counts Excel's 1900-02-29, which never was, so day zero is 1899-12-31)."""
+    below 60 counts Excel's 1900-02-29, which never was, so day zero is 1899-12-31). A time
+    of day in a 1904-system workbook (0 < serial < 1) gets the 1900 system's day zero, as it
+    would read there."""
+    if is_1904 and 0 < serial < 1:
+        is_1904 = False
     days = serial + _DAYS_1904 if is_1904 else serial
     if days < 60:
         days += 1

@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 from pgingest.errors import SourceError
 from pgingest.model import ArrowChunk, Chunk, Reject, SourceInfo
 from pgingest.sources.base import ExcelOptions, one_line
-from pgingest.sources.cellkinds import KIND_NAMES, is_text_detail, read_mixed, text_cell
+from pgingest.sources.cellkinds import (
+    KIND_NAMES,
+    is_1904_datetime,
+    is_text_detail,
+    read_mixed,
+    text_cell,
+)
 from pgingest.sources.celltext import to_text
 from pgingest.sources.workbook import (
     ParsedSheet,
@@ -59,6 +65,11 @@ _GENERATED = re.compile(r"__UNNAMED__\d+")
 _SUFFIXED = re.compile(r"(.+)_\d+")
 _MIDNIGHT = " 00:00:00"
 _EXCEL_EPOCH_DAYS = (-25568, -25569)  # 1899-12-31 and 1899-12-30: a time of day without date
+_DAY_ZERO_1904 = -24107
+"""1904-01-01 in days since 1970: the date of a time of day in a workbook of the 1904 date
+system (Mac Excel's default before 2011)."""
+_DAYS_1900_TO_1904 = 1461
+"""From 1899-12-31 (the date of a time of day in the 1900 date system) to 1904-01-01."""
 
 
 class ExcelSource:
@@ -153,7 +164,7 @@ class ExcelSource:
                     slow.add(col)  # a text the detail does not render plainly: read again
                 continue
             texts.setdefault(col, {})[row] = text
-        arrays = list(batch.columns)
+        arrays = _times_of_day_1904(path, parsed, names, list(batch.columns))
         kinds: dict[int, frozenset[str]] = {}
         for col, cells in texts.items():
             if col in slow:
@@ -245,14 +256,15 @@ def _header_texts(path: str, parsed: ParsedSheet, width: int) -> list[str]:
     import fastexcel
 
     try:
-        row = parsed.reader.load_sheet(
-            parsed.index,
-            header_row=None,
-            skip_rows=parsed.header,  # with no header row, from the sheet's first row
-            n_rows=1,
-            dtypes="string",
-            eager=True,
-        )
+        with reader_panics(path, parsed.name):
+            row = parsed.reader.load_sheet(
+                parsed.index,
+                header_row=None,
+                skip_rows=parsed.header,  # with no header row, from the sheet's first row
+                n_rows=1,
+                dtypes="string",
+                eager=True,
+            )
     except fastexcel.FastExcelError as exc:
         raise SourceError(
             f"{path}: sheet {parsed.name!r}: cannot read its header row: {one_line(exc)}",
@@ -261,6 +273,41 @@ def _header_texts(path: str, parsed: ParsedSheet, width: int) -> list[str]:
     cells = [column[0].as_py() if len(column) else None for column in row.columns]
     texts = [(c or "").removesuffix(_MIDNIGHT) for c in cells]
     return (texts + [""] * width)[:width]
+
+
+def _times_of_day_1904(
+    path: str, parsed: ParsedSheet, names: list[str], arrays: list[Any]
+) -> list[Any]:
+    """Put the times of day of a 1904-date-system workbook on the 1900 system's day zero.
+
+    The reader gives a time of day the date of the workbook's day zero: 1904-01-01 in the
+    1904 system. Moved to 1899-12-31, such a cell reads as in any other workbook (a column of
+    times is ``time``, a time beside dates its text). Only a column holding a datetime on
+    1904-01-01 that is not at midnight is touched (its midnights there too: ``00:00:00``), and
+    only once the reader confirms the workbook counts from 1904 (one more short read).
+    """
+    found: dict[int, pa.Array] = {}
+    for col, array in enumerate(arrays):
+        if not pa.types.is_timestamp(array.type) or array.null_count == len(array):
+            continue
+        day, time_ms = _day_and_time(array)
+        on_day = pc.fill_null(pc.equal(day, float(_DAY_ZERO_1904)), False)
+        if pc.any(pc.and_(on_day, pc.not_equal(time_ms, 0))).as_py():
+            found[col] = on_day
+    if not found:
+        return arrays
+    col, on_day = next(iter(found.items()))
+    time_of_day = pc.and_(on_day, pc.not_equal(_day_and_time(arrays[col])[1], 0))
+    row = pc.index(time_of_day, True).as_py()
+    if not is_1904_datetime(path, parsed.reader, parsed.index, parsed.header, names[col], row):
+        return arrays  # a real datetime on 1904-01-01 in a 1900-system workbook
+    out = list(arrays)
+    for col, on_day in found.items():
+        array = arrays[col]
+        back = pa.scalar(_DAYS_1900_TO_1904 * 86_400_000, pa.duration("ms"))
+        moved = pc.cast(pc.subtract(pc.cast(array, pa.timestamp("ms")), back), array.type)
+        out[col] = pc.if_else(on_day, moved, array)
+    return out
 
 
 def _day_and_time(array: pa.Array) -> tuple[pa.Array, pa.Array]:
