@@ -131,3 +131,49 @@ def test_a_datetime_on_1904_01_01_in_a_1900_workbook_stays(
     report = load(path)
     assert report.ok, report.failed
     assert db.rows("stamps") == [(dt.datetime(1904, 1, 1, 10, 30), 1)]
+
+
+def _ods(path: Path, rows: list[list[tuple[str, Any]]]) -> Path:
+    """An OpenDocument sheet of ``(value type, value)`` cells (``time``: an ISO duration)."""
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="s")
+    for row in rows:
+        tr = TableRow()
+        for kind, value in row:
+            if kind == "float":
+                cell = TableCell(valuetype="float", value=value)
+            elif kind == "time":
+                cell = TableCell(valuetype="time", timevalue=value)
+            else:
+                cell = TableCell(valuetype="string")
+            cell.addElement(P(text=str(value)))
+            tr.addElement(cell)
+        table.addElement(tr)
+    doc.spreadsheet.addElement(table)
+    doc.save(str(path))
+    return path
+
+
+def test_ods_durations_past_a_day_are_intervals(load: Any, db: Any, tmp_path: Path) -> None:
+    path = _ods(
+        tmp_path / "hours.ods",
+        [
+            [("string", "who"), ("string", "hours")],
+            [("string", "ann"), ("time", "PT07H30M00S")],
+            [("string", "bob"), ("time", "PT36H00M00S")],
+            [("string", "cy"), ("time", "P2DT01H00M00.5S")],
+        ],
+    )
+    report = load(path)
+    assert report.ok, report.failed
+    assert report.files[0].rejects == 0
+    assert db.types("hours")["hours"] == "interval"
+    assert db.rows("hours") == [
+        ("ann", dt.timedelta(hours=7, minutes=30)),
+        ("bob", dt.timedelta(hours=36)),
+        ("cy", dt.timedelta(days=2, hours=1, seconds=0.5)),
+    ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,11 @@ _DATETIME_CELL = re.compile(
     r"DateTime\(ExcelDateTime \{ value: ([-+0-9.eE]+), datetime_type: (\w+), is_1904: (\w+)"
 )
 _ISO_CELL = re.compile(r"(Duration|DateTime)Iso\(\"([^\"]*)\"\)")
+_ISO_DURATION = re.compile(
+    r"(-)?P(?:(\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?"
+)
+"""An ISO 8601 duration of days, hours, minutes and seconds, as OpenDocument writes one."""
 _MS_PER_DAY = 86_400_000
 _EPOCH_1900_MS = 25_569 * _MS_PER_DAY
 """From 1899-12-30 (the day before Excel's day zero, 1900-01-00) to 1970-01-01, in ms."""
@@ -114,9 +120,11 @@ def read_mixed(
         values = probe[column]
         kind = kinds[column]
         kind[np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False))] = NUMBER
+    kind_detail: dict[tuple[int, int], str] = {}
     for (row, column), detail in details.items():
         if column not in kinds or row >= rows:
             continue
+        kind_detail[row, column] = detail.split(" but got ", 1)[-1]
         if "Error(" in detail and not is_text_detail(detail):
             kinds[column][row] = ERROR
         elif is_text_detail(detail):
@@ -124,6 +132,8 @@ def read_mixed(
         elif iso := _ISO_CELL.search(detail):  # OpenDocument keeps these as ISO 8601 text
             kinds[column][row] = DURATION if iso.group(1) == "Duration" else DATETIME
             isos[column][row] = iso.group(2)
+            if iso.group(1) == "Duration" and (ms := _iso_duration_ms(iso.group(2))) is not None:
+                durations[column][row] = ms
         else:
             stamp = _DATETIME_CELL.search(detail)
             if stamp is None:  # a cell calamine describes otherwise: its text
@@ -181,8 +191,36 @@ def read_mixed(
         cells[lost] = text[lost]
         for row, iso_text in isos[column].items():  # PostgreSQL reads ISO 8601 as it is
             cells[row] = iso_text
+        unread = np.flatnonzero((cells == None) & (kind != ERROR) & (kind != EMPTY))  # noqa: E711
+        if len(unread):
+            row = int(unread[0])
+            raise SourceError(
+                f"{path}: sheet {reader.sheet_names[index]!r}: row {header + 2 + row}, column"
+                f" {names[column]}: the reader gives no value for this cell (calamine reads"
+                f" it as {kind_detail.get((row, column), 'an unknown kind')}): not loaded",
+                path=path,
+            )
         out[column] = MixedColumn(pa.array(cells, pa.string()), found)
     return out
+
+
+def _iso_duration_ms(text: str) -> int | None:
+    """An ISO 8601 duration of days, hours, minutes and seconds (``PT36H00M00S``,
+    ``-P1DT2H``) in ms; ``None`` for any other form (years and months have no fixed length)."""
+    found = _ISO_DURATION.fullmatch(text)
+    if found is None or not any(found.group(2, 3, 4, 5)):
+        return None
+    sign, days, hours, minutes, seconds = found.groups()
+    total = (
+        Decimal(days or 0) * 86_400
+        + Decimal(hours or 0) * 3_600
+        + Decimal(minutes or 0) * 60
+        + Decimal(seconds or 0)
+    )
+    ms = total * 1_000
+    if ms != ms.to_integral_value():
+        return None  # finer than the millisecond a duration column holds: keep the text
+    return int(-ms if sign else ms)
 
 
 def is_1904_datetime(path: str, reader: Any, index: int, header: int, name: str, row: int) -> bool:

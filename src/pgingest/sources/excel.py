@@ -148,6 +148,11 @@ class ExcelSource:
             if col >= len(header_names):
                 continue
             if not is_text_detail(e.detail):
+                if _ERROR_DETAIL.search(e.detail) is None:
+                    # A value the column's type cannot take, no error cell (an OpenDocument
+                    # duration past 24 hours): read the column again cell by cell.
+                    slow.add(col)
+                    continue
                 rejects.append(
                     Reject(
                         line=header + 2 + row,
