@@ -177,3 +177,44 @@ def test_ods_durations_past_a_day_are_intervals(load: Any, db: Any, tmp_path: Pa
         ("bob", dt.timedelta(hours=36)),
         ("cy", dt.timedelta(days=2, hours=1, seconds=0.5)),
     ]
+
+
+def _xlsb_with_chart_sheet(path: Path) -> Path:
+    """An xlsb of a sheet ``Data`` and a chart sheet ``Chart`` (its part a chartsheet's
+    bare begin and end records, on which the reader fails as on a real one)."""
+    import zipfile
+
+    import pyxlsbwriter
+
+    plain = path.with_suffix(".plain.xlsb")
+    with pyxlsbwriter.XlsbWriter(str(plain)) as book:
+        book.add_sheet("Data")
+        book.write_sheet([["id", "name"], [1, "x"], [2, "y"]])
+        book.add_sheet("Chart")
+        book.write_sheet([["a"]])
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as out:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "xl/_rels/workbook.bin.rels":
+                data = data.replace(
+                    b'relationships/worksheet" Target="worksheets/sheet2.bin"',
+                    b'relationships/chartsheet" Target="chartsheets/sheet1.bin"',
+                )
+            if name == "xl/worksheets/sheet2.bin":  # BrtBeginSheet, BrtEndSheet
+                out.writestr("xl/chartsheets/sheet1.bin", bytes.fromhex("810100820100"))
+                continue
+            out.writestr(name, data)
+    plain.unlink()
+    return path
+
+
+def test_sheet_all_skips_a_chart_sheet_and_says_so(tmp_path: Path, cli: Any, db: Any) -> None:
+    path = _xlsb_with_chart_sheet(tmp_path / "book.xlsb")
+    code, out, err = cli("load", str(path), "--sheet", "all")
+    assert code == 0, (out, err)
+    assert db.rows("book_data") == [(1, "x"), (2, "y")]
+    assert "sheet 'Chart' is a chart sheet" in out
+    code, out, err = cli("load", str(path), "--sheet", "all", "--sheet-column", "--table", "one")
+    assert code == 0, (out, err)
+    assert db.rows("one", order_by="2") == [("Data", 1, "x"), ("Data", 2, "y")]
+    assert "sheet 'Chart' is a chart sheet (a chart, no cells): not loaded" in out + err

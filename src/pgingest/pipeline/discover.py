@@ -412,18 +412,21 @@ def csv_options(options: LoadOptions) -> CsvOptions:
 
 def sheet_targets(
     targets: Sequence[Target], options: LoadOptions
-) -> tuple[list[Target], list[tuple[str, str]]]:
+) -> tuple[list[Target], list[tuple[str, str]], list[tuple[str, str]]]:
     """The run's targets with each workbook whose sheets each go to their own table
     (``sheet: all``) expanded to one target per sheet (reads workbooks: call in a thread).
 
     Returns:
-        The targets, and the files that could not be read as (path, error).
+        The targets, the files that could not be read as (path, error), and the sheets not
+        loaded as (path, why): chart sheets, which hold no cells.
     """
 
     from pgingest.sources.detect import detect  # reads the file: pyarrow only now
+    from pgingest.sources.workbook import chart_sheets
 
     out: list[Target] = []
     failed: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for target in targets:
         own = options_for(options, target.overrides)
         if own.sheet != "all" or own.sheet_column:
@@ -431,10 +434,17 @@ def sheet_targets(
             continue
         try:
             info = detect(target.path, own.format, csv_options(own))
-            out.extend(expand_sheets(target, own, info.format in WORKBOOK_FORMATS))
+            is_workbook = info.format in WORKBOOK_FORMATS
+            out.extend(expand_sheets(target, own, is_workbook))
         except PgIngestError as exc:
             failed.append((target.path, " ".join(str(exc).split())))
-    return out, failed
+            continue
+        if is_workbook:
+            skipped.extend(
+                (target.path, f"sheet {name!r} is a chart sheet (a chart, no cells)")
+                for name in sorted(chart_sheets(target.path))
+            )
+    return out, failed, skipped
 
 
 RUN_WIDE = ("mode", "pk", "delete_missing", "strategy", "analyze")

@@ -211,9 +211,13 @@ def _tasks(
     else:
         targets, missing = plan_targets(paths, options)
     failed = [(d.path, d.error) for d in missing]
-    targets, unreadable = sheet_targets(targets, options)
+    targets, unreadable, charts = sheet_targets(targets, options)
     for path, error in [*unreadable, *failed]:
         result = FileResult(path, "", "failed", error=error)
+        report.files.append(result)
+        reporter.file_done(result)
+    for path, why in charts:
+        result = FileResult(path, "", "skipped", message=why)
         report.files.append(result)
         reporter.file_done(result)
     return [(t, FileTask(t.path, options_for(options, t.overrides))) for t in targets]

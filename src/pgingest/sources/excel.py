@@ -95,11 +95,17 @@ class ExcelSource:
         """
         self.info = info
         self.warnings: list[str] = []
-        """Columns read as text because their cells mix kinds, one line each."""
+        """Columns read as text because their cells mix kinds, chart sheets not loaded; one
+        line each."""
         self._options = options or ExcelOptions()
         path = info.path
         if parsed is None:
             parsed = parse_workbook(path, self._options)
+        self.warnings.extend(
+            f"sheet {p.name!r} is a chart sheet (a chart, no cells): not loaded"
+            for p in parsed
+            if p.chart
+        )
         read = [(self._read_sheet(p), p.name) for p in parsed]
         read = [(r, n) for r, n in read if r[0].num_columns]
         if not read:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import struct
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ParsedSheet",
+    "chart_sheets",
     "find_header",
     "has_value",
     "open_workbook",
@@ -93,6 +95,8 @@ class ParsedSheet:
     mixed: tuple[str, ...] = ()
     """Columns (fastexcel's names) whose cells are of several kinds, read as text; ``("*",)``:
     every column (the reader did not say which)."""
+    chart: bool = False
+    """A chart sheet (a chart, no cells): not read."""
 
 
 def parse_workbook(path: str, options: ExcelOptions) -> list[ParsedSheet]:
@@ -107,12 +111,19 @@ def parse_workbook(path: str, options: ExcelOptions) -> list[ParsedSheet]:
         raise ConfigError("--header-row must be 1 or more")
     reader = open_workbook(path)
     names = list(reader.sheet_names)
+    charts: list[ParsedSheet] = []
     if options.all_sheets:
-        chosen = [(i, n) for i, n in enumerate(names) if row_counts(path, reader, i, 1)]
+        # A chart sheet has no cells: the reader fails on an xlsb's (calamine 0.36: "Error
+        # while loading sheet") and reads an xlsx's as empty.
+        skip = chart_sheets(path)
+        charts = [ParsedSheet(i, n, 0, None, chart=True) for i, n in enumerate(names) if n in skip]
+        chosen = [
+            (i, n) for i, n in enumerate(names) if n not in skip and row_counts(path, reader, i, 1)
+        ]
     else:
         index = _sheet_index(path, names, options.sheet)
         chosen = [(index, names[index])]
-    return [_parse_sheet(path, reader, i, n, options.header_row) for i, n in chosen]
+    return [_parse_sheet(path, reader, i, n, options.header_row) for i, n in chosen] + charts
 
 
 def _sheet_index(path: str, names: list[str], sheet: str | int | None) -> int:
@@ -226,7 +237,8 @@ def open_workbook(path: str) -> fastexcel.ExcelReader:
 
 
 def sheet_names(path: str, skip_empty: bool = True) -> list[str]:
-    """Return the workbook's sheet names in order, without the empty ones (by default).
+    """Return the workbook's sheet names in order, without the empty ones and the chart
+    sheets (by default).
 
     Raises:
         SourceError: the workbook cannot be read.
@@ -235,7 +247,90 @@ def sheet_names(path: str, skip_empty: bool = True) -> list[str]:
     names = list(reader.sheet_names)
     if not skip_empty:
         return names
-    return [n for i, n in enumerate(names) if row_counts(path, reader, i, 1)]
+    charts = chart_sheets(path)
+    return [n for i, n in enumerate(names) if n not in charts and row_counts(path, reader, i, 1)]
+
+
+_CHARTSHEET_REL = "/chartsheet"
+"""How the relationship type of a chart sheet (a sheet holding only a chart) ends."""
+_BRT_BUNDLE_SH = 156
+"""The xlsb record naming a sheet (BrtBundleSh, [MS-XLSB] 2.4.304)."""
+
+
+def chart_sheets(path: str) -> frozenset[str]:
+    """The names of the workbook's chart sheets, which hold a chart and no cells (xlsx/xlsm
+    and xlsb; none for other formats or when the workbook's index cannot be read)."""
+    try:
+        with zipfile.ZipFile(local_copy(path)) as archive:
+            members = set(archive.namelist())
+            if "xl/workbook.xml" in members:
+                book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+                sheets = [
+                    (str(s.get("name", "")), str(s.get(f"{_REL_NS}id", "")))
+                    for s in book.findall(f"{_MAIN_NS}sheets/{_MAIN_NS}sheet")
+                ]
+                rels = archive.read("xl/_rels/workbook.xml.rels")
+            elif "xl/workbook.bin" in members:
+                sheets = _xlsb_sheets(archive.read("xl/workbook.bin"))
+                rels = archive.read("xl/_rels/workbook.bin.rels")
+            else:
+                return frozenset()
+            charts = {
+                str(rel.get("Id"))
+                for rel in ElementTree.fromstring(rels).iter(f"{_PKG_REL_NS}Relationship")
+                if str(rel.get("Type", "")).endswith(_CHARTSHEET_REL)
+            }
+    except (OSError, zipfile.BadZipFile, ParseError, KeyError, ValueError, struct.error):
+        return frozenset()
+    return frozenset(name for name, rel_id in sheets if rel_id in charts)
+
+
+def _xlsb_sheets(book: bytes) -> list[tuple[str, str]]:
+    """Each sheet's name and relationship id, from an xlsb's workbook part.
+
+    Raises:
+        ValueError: the part is malformed.
+    """
+    out: list[tuple[str, str]] = []
+    at = 0
+    while at < len(book):
+        kind, at = _xlsb_varint(book, at, 2)
+        size, at = _xlsb_varint(book, at, 4)
+        if at + size > len(book):
+            raise ValueError("xlsb record past the end of the workbook part")
+        if kind == _BRT_BUNDLE_SH:
+            rel_id, end = _xlsb_text(book, at + 8)  # after hsState and iTabID (4 bytes each)
+            name, _ = _xlsb_text(book, end)
+            out.append((name, rel_id))
+        at += size
+    return out
+
+
+def _xlsb_varint(data: bytes, at: int, most: int) -> tuple[int, int]:
+    """A record's type or size: up to ``most`` bytes of 7 bits, low first."""
+    value = 0
+    for i in range(most):
+        if at >= len(data):
+            raise ValueError("xlsb record cut short")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            break
+    return value, at
+
+
+def _xlsb_text(data: bytes, at: int) -> tuple[str, int]:
+    """An XLWideString (a 4-byte count of UTF-16 code units, then those); a null one (count
+    0xFFFFFFFF) is empty."""
+    (count,) = struct.unpack_from("<I", data, at)
+    at += 4
+    if count == 0xFFFFFFFF:
+        return "", at
+    end = at + 2 * count
+    if end > len(data):
+        raise ValueError("xlsb string past the end of its record")
+    return data[at:end].decode("utf-16-le"), end
 
 
 def _xlsx_sheet_part(archive: zipfile.ZipFile, index: int) -> str | None:
