@@ -218,3 +218,68 @@ def test_sheet_all_skips_a_chart_sheet_and_says_so(tmp_path: Path, cli: Any, db:
     assert code == 0, (out, err)
     assert db.rows("one", order_by="2") == [("Data", 1, "x"), ("Data", 2, "y")]
     assert "sheet 'Chart' is a chart sheet (a chart, no cells): not loaded" in out + err
+
+
+_DEEP = 200
+"""Empty rows above the table: more than the header search reads at first."""
+
+
+def _deep_xls(path: Path) -> Path:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("s")
+    for col, name in enumerate(["id", "name"]):
+        sheet.write(_DEEP, col, name)
+    for i in (1, 2):
+        sheet.write(_DEEP + i, 0, i)
+        sheet.write(_DEEP + i, 1, f"n{i}")
+    book.save(str(path))
+    return path
+
+
+def _deep_ods(path: Path) -> Path:
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="s")
+    empty = TableRow(numberrowsrepeated=_DEEP)
+    empty.addElement(TableCell())
+    table.addElement(empty)
+    for row in [["id", "name"], [1, "n1"], [2, "n2"]]:
+        tr = TableRow()
+        for value in row:
+            if isinstance(value, int):
+                cell = TableCell(valuetype="float", value=value)
+            else:
+                cell = TableCell(valuetype="string")
+            cell.addElement(P(text=str(value)))
+            tr.addElement(cell)
+        table.addElement(tr)
+    doc.spreadsheet.addElement(table)
+    doc.save(str(path))
+    return path
+
+
+def _deep_xlsb(path: Path) -> Path:
+    import pyxlsbwriter
+
+    with pyxlsbwriter.XlsbWriter(str(path)) as book:
+        book.add_sheet("s")
+        book.write_sheet([[None, None]] * _DEEP + [["id", "name"], [1, "n1"], [2, "n2"]])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "suffix"),
+    [(_deep_xls, "xls"), (_deep_ods, "ods"), (_deep_xlsb, "xlsb")],
+    ids=["xls", "ods", "xlsb"],
+)
+def test_a_table_far_below_the_top_of_its_sheet_is_found(
+    make: Any, suffix: str, load: Any, db: Any, tmp_path: Path
+) -> None:
+    report = load(make(tmp_path / f"deep.{suffix}"))
+    assert report.ok, report.failed
+    assert db.rows("deep") == [(1, "n1"), (2, "n2")]

@@ -47,7 +47,8 @@ __all__ = [
 logging.getLogger("fastexcel").setLevel(logging.ERROR)
 
 _LEADING_ROWS = 100
-"""Empty rows above a table that the header search (outside xlsx) looks through."""
+"""Empty rows above a table that the header search (outside xlsx) reads at first; a table
+starting further down costs one more read of the sheet."""
 _HEADER_SCAN_ROWS = 30
 """Rows looked at to find the header: title blocks above a table are a few rows high."""
 _MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -519,24 +520,45 @@ def row_counts(path: str, reader: fastexcel.ExcelReader, index: int, max_rows: i
     peek = _xlsx_peek(path, index, max_rows)  # None unless an xlsx/xlsm (by content)
     if peek is not None:
         return peek
+    # Small workbooks in the other formats: a second parse of the sheet costs little.
+    head = _head_rows(path, reader, index, skip_rows=0, n_rows=max_rows + _LEADING_ROWS)
+    counts = _filled(head)
+    total = int(head.total_height)
+    if any(counts) or total <= len(counts):
+        return counts
+    # Nothing in the first rows, more below: the table starts further down. The reader skips
+    # the leading empty rows itself; the row count it then reports says how many there were.
+    rest = _head_rows(path, reader, index, skip_rows=None, n_rows=max_rows)
+    return [0] * (total - int(rest.total_height)) + _filled(rest)
+
+
+def _head_rows(
+    path: str, reader: fastexcel.ExcelReader, index: int, skip_rows: int | None, n_rows: int
+) -> Any:
+    """The sheet's first ``n_rows`` rows as text, from row 1 (``skip_rows=0``: a row's index
+    is then its sheet row, 0-based) or from its first non-empty row (``None``); a
+    ``fastexcel.ExcelSheet``.
+
+    Raises:
+        SourceError: the sheet cannot be read.
+    """
     import fastexcel
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     try:
-        # Small workbooks in the other formats: a second parse of the sheet costs little.
         with reader_panics(path, reader.sheet_names[index]):
-            head = reader.load_sheet(
-                index,
-                header_row=None,
-                skip_rows=0,  # from row 1: a row's index is then its sheet row (0-based)
-                n_rows=max_rows + _LEADING_ROWS,
-                dtypes="string",
-                eager=True,
+            return reader.load_sheet(
+                index, header_row=None, skip_rows=skip_rows, n_rows=n_rows, dtypes="string"
             )
     except fastexcel.FastExcelError as exc:
         raise SourceError(f"{path}: cannot read the workbook: {one_line(exc)}", path=path) from exc
-    batch = head if isinstance(head, pa.RecordBatch) else head.to_arrow()
+
+
+def _filled(sheet: Any) -> list[int]:
+    """Non-empty cells per row of a sheet read by :func:`_head_rows`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    batch = sheet.to_arrow()
     if batch.num_rows == 0 or batch.num_columns == 0:
         return []
     counts = pc.cast(has_value(batch.column(0)), pa.int32())
