@@ -283,3 +283,41 @@ def test_a_table_far_below_the_top_of_its_sheet_is_found(
     report = load(make(tmp_path / f"deep.{suffix}"))
     assert report.ok, report.failed
     assert db.rows("deep") == [(1, "n1"), (2, "n2")]
+
+
+def test_ods_tabs_and_line_breaks_the_reader_drops_are_a_warning(
+    load: Any, db: Any, tmp_path: Path
+) -> None:
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import LineBreak, P, Tab
+
+    def sheet(path: Path, with_breaks: bool) -> Path:
+        doc = OpenDocumentSpreadsheet()
+        table = Table(name="s")
+        for texts in (["id", "note"], ["1", "xyz"]):
+            tr = TableRow()
+            for text in texts:
+                cell = TableCell(valuetype="string")
+                paragraph = P(text=text[0])
+                if with_breaks and text == "xyz":
+                    paragraph.addElement(Tab())
+                    paragraph.addText("y")
+                    paragraph.addElement(LineBreak())
+                    paragraph.addText("z")
+                else:
+                    paragraph = P(text=text)
+                cell.addElement(paragraph)
+                tr.addElement(cell)
+            table.addElement(tr)
+        doc.spreadsheet.addElement(table)
+        doc.save(str(path))
+        return path
+
+    report = load(sheet(tmp_path / "tabs.ods", with_breaks=True))
+    assert report.ok, report.failed
+    assert db.rows("tabs") == [("1", "xyz")]  # x<tab>y<line-break>z: the reader's text
+    assert any("tabs or line breaks" in w for w in report.files[0].warnings)
+    report = load(sheet(tmp_path / "plain.ods", with_breaks=False))
+    assert db.rows("plain") == [("1", "xyz")]
+    assert not any("tabs or line breaks" in w for w in report.files[0].warnings)

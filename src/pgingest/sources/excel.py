@@ -37,6 +37,7 @@ from pgingest.sources.cellkinds import (
 from pgingest.sources.celltext import to_text
 from pgingest.sources.workbook import (
     ParsedSheet,
+    has_dropped_ods_text,
     has_value,
     parse_workbook,
     reader_panics,
@@ -95,12 +96,17 @@ class ExcelSource:
         """
         self.info = info
         self.warnings: list[str] = []
-        """Columns read as text because their cells mix kinds, chart sheets not loaded; one
-        line each."""
+        """Columns read as text because their cells mix kinds, chart sheets not loaded, text
+        the reader drops; one line each."""
         self._options = options or ExcelOptions()
         path = info.path
         if parsed is None:
             parsed = parse_workbook(path, self._options)
+        if info.format == "ods" and has_dropped_ods_text(path):
+            self.warnings.append(
+                "its text cells hold tabs or line breaks inside a paragraph, which the"
+                " workbook reader drops: such text loads without them (x<tab>y as xy)"
+            )
         self.warnings.extend(
             f"sheet {p.name!r} is a chart sheet (a chart, no cells): not loaded"
             for p in parsed

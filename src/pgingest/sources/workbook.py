@@ -33,6 +33,7 @@ __all__ = [
     "ParsedSheet",
     "chart_sheets",
     "find_header",
+    "has_dropped_ods_text",
     "has_value",
     "open_workbook",
     "parse_workbook",
@@ -332,6 +333,30 @@ def _xlsb_text(data: bytes, at: int) -> tuple[str, int]:
     if end > len(data):
         raise ValueError("xlsb string past the end of its record")
     return data[at:end].decode("utf-16-le"), end
+
+
+_ODS_DROPPED = (b"<text:tab", b"<text:line-break")
+"""OpenDocument text elements the reader (calamine) drops from a cell's text: a tab, a line
+break inside a paragraph (``x<text:tab/>y`` reads as ``xy``)."""
+_SCAN_BYTES = 1 << 20
+"""Bytes of an OpenDocument's content read at a time when looking for those (1 MiB)."""
+
+
+def has_dropped_ods_text(path: str) -> bool:
+    """Whether an OpenDocument spreadsheet's cells hold tabs or line breaks, which its reader
+    drops (a byte scan of its content, no parse; False when it cannot be read)."""
+    keep = max(len(token) for token in _ODS_DROPPED) - 1  # a token cut by a chunk's end
+    try:
+        with zipfile.ZipFile(local_copy(path)) as archive, archive.open("content.xml") as stream:
+            tail = b""
+            while chunk := stream.read(_SCAN_BYTES):
+                window = tail + chunk
+                if any(token in window for token in _ODS_DROPPED):
+                    return True
+                tail = window[-keep:]
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        return False
+    return False
 
 
 def _xlsx_sheet_part(archive: zipfile.ZipFile, index: int) -> str | None:
