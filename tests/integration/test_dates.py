@@ -43,3 +43,27 @@ def test_offsets_are_timestamptz_and_slash_dates_load_into_an_existing_table(tmp
     (tmp_path / "later.csv").write_text("id,d\n1,25/03/2026\n2,04/05/2026\n")
     assert load(tmp_path / "later.csv", table="days").ok
     assert db.rows("days", "id") == [(1, dt.date(2026, 3, 25)), (2, dt.date(2026, 5, 4))]
+
+
+def test_parquet_dates_at_postgresqls_limits_load_and_one_day_beyond_fails_by_row(
+    tmp_path, load, db
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first, last = -2_440_588, 2_147_483_493 - 2_440_588  # Julian day 0, day before DATE_END_JULIAN
+    pq.write_table(
+        pa.table({"d": pa.array([first, 0, last], pa.date32())}), tmp_path / "ends.parquet"
+    )
+    report = load(tmp_path / "ends.parquet")
+    assert report.ok, report.failed
+    shown = [r["s"] for r in db.fetch("SELECT d::text AS s FROM ends ORDER BY ends.d")]
+    assert shown == ["4714-11-24 BC", "1970-01-01", "5874897-12-31"]
+    for name, days in (("after", [0, last + 1]), ("before", [0, first - 1])):
+        pq.write_table(pa.table({"d": pa.array(days, pa.date32())}), tmp_path / f"{name}.parquet")
+        report = load(tmp_path / f"{name}.parquet")
+        assert not report.ok
+        # pgingest's own check names the row; the server's "date out of range" does not
+        assert "line 2, column d: date" in (report.files[0].error or "")
+        assert "outside PostgreSQL's range" in (report.files[0].error or "")
+        assert db.count(name) == 0

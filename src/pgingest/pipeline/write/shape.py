@@ -200,10 +200,14 @@ def truncate_to_micros(column: pa.Array | pa.ChunkedArray, target: pa.DataType) 
     return out
 
 
-_PG_MIN_DAYS = -2_440_588
-"""4713-01-01 BC, PostgreSQL's first date and timestamp, in days since 1970-01-01."""
-_PG_MAX_DATE_DAYS = 2_147_483_494 - 2_440_588
-"""5874897-12-31, PostgreSQL's last date (its Julian day limit), in days since 1970-01-01."""
+_UNIX_EPOCH_JULIAN_DAY = 2_440_588
+"""1970-01-01 as a Julian day number (PostgreSQL's UNIX_EPOCH_JDATE)."""
+_PG_MIN_DAYS = 0 - _UNIX_EPOCH_JULIAN_DAY
+"""Julian day 0 (4714-11-24 BC in the proleptic Gregorian calendar PostgreSQL uses, 4713-01-01
+BC in the Julian one), PostgreSQL's first date and timestamp, in days since 1970-01-01."""
+_PG_MAX_DATE_DAYS = 2_147_483_494 - 1 - _UNIX_EPOCH_JULIAN_DAY
+"""5874897-12-31, PostgreSQL's last date, in days since 1970-01-01: the day before its
+DATE_END_JULIAN (2147483494, 5874898-01-01), which is the first day out of range."""
 _MAX_MICROS = 2**63 - 1
 """Microseconds since 1970 that binary COPY can carry (an int64: up to year 294247;
 PostgreSQL's own limit, 294276, is a little further)."""
