@@ -102,3 +102,40 @@ def test_a_ragged_row_fails_with_its_line_and_the_manifest_says_so(tmp_path, loa
     row = db.fetch("SELECT status, error FROM pgingest.files WHERE path = $1", str(ragged))
     assert [r["status"] for r in row] == ["failed"]
     assert "line 3" in row[0]["error"]
+
+
+def _zero_values_in_last_row_group(path, rows_per_group):
+    """Rewrite the footer so that column x's last chunk counts no values (as in duckdb's
+    parquet_column_num_values_mismatch.parquet): pyarrow's batch reader then stops there
+    without an error, though the footer still counts every row."""
+    data = path.read_bytes()
+
+    def varint(n):  # thrift compact: zigzag, then 7 bits a byte
+        n, out = n << 1, b""
+        while n >= 0x80:
+            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+        return out + bytes([n])
+
+    # path_in_schema ["x"], codec UNCOMPRESSED, then num_values (an i64 field)
+    count = varint(rows_per_group)
+    assert len(count) == 2
+    head = b"\x01x\x15\x00\x16"
+    at = data.rindex(head + count) + len(head)
+    path.write_bytes(data[:at] + b"\x80\x00" + data[at + 2 :])  # 0, in two varint bytes
+
+
+def test_parquet_data_shorter_than_its_footer_fails_keeping_nothing(tmp_path, load, db):
+    path = tmp_path / "short.parquet"
+    table = pa.table({"x": pa.array(range(3000), pa.int32()), "s": [str(i) for i in range(3000)]})
+    pq.write_table(table, path, compression="none", write_statistics=False, row_group_size=1000)
+    _zero_values_in_last_row_group(path, 1000)
+    assert pq.ParquetFile(path).metadata.num_rows == 3000
+    quiet = pq.ParquetFile(path).iter_batches(batch_size=500)
+    assert sum(b.num_rows for b in quiet) == 2000  # no error: the reader stops there
+    # batches of 500 rows: four were written before the data ran out
+    report = load(path, batch_size=500, sample_rows=100)
+    assert not report.ok
+    error = report.files[0].error or ""
+    assert error.startswith(f"{path}: corrupt Parquet file: row group 2 ends after 0 of the 1000")
+    assert "\n" not in error
+    assert db.count("short") == 0

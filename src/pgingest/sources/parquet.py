@@ -131,13 +131,49 @@ class ParquetSource:
                 line += piece.num_rows
 
     def _batches(self, size: int) -> Iterator[pa.RecordBatch]:
+        """The file's batches; the data must hold as many rows as the footer counts.
+
+        Raises:
+            SourceError: the data cannot be read, or holds more or fewer rows than the footer
+                says (pyarrow's batch reader stops quietly where a column chunk's values end:
+                a column chunk counting 0 values gave an empty "load" of an 8-row file).
+        """
+        read = 0
         try:
             # One decoding thread: the batch workers already use the other core, and pyarrow's
             # column threads held ~35 MB more at peak for the same speed of the whole load.
             for batch in self._file.iter_batches(batch_size=size, use_threads=False):
                 if batch.num_rows:
+                    read += batch.num_rows
                     yield batch
         except (pa.ArrowException, OSError) as exc:
             raise SourceError(
                 f"{self._path}: cannot read Parquet data: {one_line(exc)}", path=self._path
             ) from exc
+        if read != self.total_rows:
+            raise SourceError(self._miscount(read), path=self._path)
+
+    def _miscount(self, read: int) -> str:
+        """Why the ``read`` rows of the whole file are not the footer's count: the row group
+        where the data ran out (batches span row groups, so the first one it fell short in)."""
+        meta = self._file.metadata
+        total = self.total_rows
+        if read > total:
+            return (
+                f"{self._path}: corrupt Parquet file: its data holds {read} rows, more than"
+                f" the {total} its footer counts"
+            )
+        start = 0
+        for index in range(meta.num_row_groups):
+            rows = int(meta.row_group(index).num_rows)
+            if read < start + rows:
+                return (
+                    f"{self._path}: corrupt Parquet file: row group {index} ends after"
+                    f" {read - start} of the {rows} rows its footer counts ({read} of the"
+                    f" file's {total} rows read)"
+                )
+            start += rows
+        return (
+            f"{self._path}: corrupt Parquet file: its data holds {read} rows, its footer"
+            f" counts {total}"
+        )
