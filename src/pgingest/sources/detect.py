@@ -31,7 +31,7 @@ from pgingest.sources.base import (
     read_block,
 )
 from pgingest.sources.encoding import decide, describe, evidence, scan_file
-from pgingest.sources.inputs import open_input, stat_input
+from pgingest.sources.inputs import is_virtual, open_input, stat_input
 
 __all__ = ["decode_sample", "detect", "reader_for", "sniff_dialect"]
 
@@ -118,6 +118,12 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
     if fmt == "parquet":
         what = f"{compression}-compressed" if compression != "none" else "no PAR1 magic bytes"
         raise SourceError(f"{path}: not a Parquet file ({what})", path=path)
+    if fmt == "auto" and compression == "none" and _ends_like_parquet(path, size):
+        raise SourceError(
+            f"{path}: corrupt Parquet file: it ends with the PAR1 magic bytes but does not"
+            " start with them",
+            path=path,
+        )
     if compression == "none" and head.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         workbook = _workbook_format(path, head)
         if fmt not in ("auto", "excel"):
@@ -136,6 +142,15 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         raise SourceError(
             f"{path}: named like a workbook but holds {_what_text_is(path)}, not a workbook;"
             " --format csv loads it as delimited text",
+            path=path,
+        )
+    if fmt == "auto" and compression == "none" and path.lower().endswith(_PARQUET_SUFFIXES):
+        # As for workbooks: the name claims Parquet, so a corrupt file must not load as a
+        # one-column CSV of garbage; a CSV that is only misnamed loads with --format csv.
+        raise SourceError(
+            f"{path}: named like a Parquet file but holds {_what_text_is(path)}, not Parquet"
+            " (no PAR1 magic bytes): a corrupt file, or --format csv (or ndjson) loads it as"
+            " text",
             path=path,
         )
 
@@ -231,6 +246,20 @@ def _workbook_format(path: str, head: bytes) -> Format | None:
 
 
 _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+def _ends_like_parquet(path: str, size: int) -> bool:
+    """A local file that ends with Parquet's footer magic (``PAR1``): a Parquet file whose
+    start is lost. Not asked of a remote object (one more request for every file)."""
+    if is_virtual(path) or size < len(_PARQUET_MAGIC):
+        return False
+    try:
+        with open_input(path) as fh:
+            fh.seek(size - len(_PARQUET_MAGIC))
+            return bool(fh.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC)
+    except OSError:
+        return False  # (reading it as text will say what is wrong)
 
 
 def _what_text_is(path: str) -> str:

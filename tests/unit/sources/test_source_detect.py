@@ -217,6 +217,36 @@ def test_truncated_parquet(tmp_path: Path) -> None:
         detect(str(path))
 
 
+@pytest.mark.parametrize("name", ["missingmagicatfront.parquet", "no_suffix"])
+def test_parquet_that_lost_its_first_bytes_is_corrupt_parquet_whatever_its_name(
+    write: Write, name: str
+) -> None:
+    # duckdb's test/sql/copy/parquet/broken/missingmagicatfront.parquet: it loaded as a CSV
+    # of one garbage column and no rows.
+    path = write(b"RJIOJWRIOJQWriojqrqwJRWPAR1", name=name)
+    with pytest.raises(SourceError) as caught:
+        detect(path)
+    message = str(caught.value)
+    assert message == (
+        f"{path}: corrupt Parquet file: it ends with the PAR1 magic bytes but does not start"
+        " with them"
+    )
+    assert detect(path, fmt="csv").format == "csv"  # forced: the user's word
+
+
+@pytest.mark.parametrize("name", ["data.parquet", "DATA.PQ", "x.parq"])
+def test_text_named_like_parquet_is_refused_unless_forced(write: Write, name: str) -> None:
+    path = write("a,b\n1,2\n", name=name)
+    with pytest.raises(SourceError) as caught:
+        detect(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: named like a Parquet file but holds plain text")
+    assert "--format csv" in message
+    assert "\n" not in message
+    assert detect(path, fmt="csv").format == "csv"
+    assert detect(write("a,b\n1,2\n", name="data.parquet.csv")).format == "csv"
+
+
 def test_forced_parquet_needs_magic(write: Write) -> None:
     with pytest.raises(SourceError, match="not a Parquet file"):
         detect(write("a,b\n1,2\n"), fmt="parquet")
