@@ -91,7 +91,8 @@ def array_of(element: str) -> str:
     return element if element.endswith("[]") else f"{element}[]"
 
 
-def _is_list(t: pa.DataType) -> bool:
+def is_list_type(t: pa.DataType) -> bool:
+    """Tell whether ``t`` is a list of any kind (list, large, fixed-size, view)."""
     import pyarrow as pa
 
     return bool(
@@ -126,9 +127,9 @@ def is_json_type(t: pa.DataType) -> bool:
 
     if pa.types.is_dictionary(t):
         return is_json_type(t.value_type)
-    if _is_list(t):
+    if is_list_type(t):
         element = _list_element(t)
-        return _is_list(element) or is_json_type(element)
+        return is_list_type(element) or is_json_type(element)
     return bool(pa.types.is_struct(t) or pa.types.is_map(t))
 
 
@@ -214,7 +215,7 @@ def pg_type_for_arrow(t: pa.DataType) -> str:
         return pg_type_for_arrow(t.value_type)
     if is_json_type(t):
         return JSONB
-    if _is_list(t):
+    if is_list_type(t):
         return array_of(pg_type_for_arrow(_list_element(t)))
     raise TypeConflictError(f"Arrow type {t} has no PostgreSQL equivalent")
 
@@ -265,7 +266,7 @@ def normalize_arrow_type(t: pa.DataType) -> pa.DataType:
         return pa.binary()
     if pa.types.is_decimal256(t) and t.precision <= _MAX_DECIMAL128_PRECISION:
         return pa.decimal128(t.precision, t.scale)
-    if _is_list(t):
+    if is_list_type(t):
         item: pa.Field = t.value_field
         return pa.list_(item.with_type(normalize_arrow_type(item.type)))
     return t

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import RowError
 from pgingest.schema.evolution import canonical_type
-from pgingest.schema.pgtypes import is_json_type, normalize_arrow_type
+from pgingest.schema.pgtypes import is_json_type, is_list_type, normalize_arrow_type
 from pgingest.sources.celltext import to_text
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ def normalize_batch(
     json_cols: list[str] = []
     targets = list(target_types) if target_types is not None else [None] * len(names)
     for name, column, pg_type in zip(names, batch.columns, targets, strict=True):
+        check_field_size(column, name, path, first_line)
         if is_json_type(column.type):
             arrays.append(_json_column(column))
             json_cols.append(name)
@@ -254,6 +255,98 @@ def check_range(column: pa.Array | pa.ChunkedArray, name: str, path: str, first_
         line=line,
         column=name,
         value=shown,
+    )
+
+
+MAX_FIELD_BYTES = (1 << 30) - 5
+"""Bytes of the largest value a PostgreSQL field holds: a varlena is at most 1 GB (2**30 - 1
+bytes) with its 4-byte header. A larger value only fails at the server, after the client
+built a COPY stream bigger still (a 1 GiB map key: 70 s, 6 GB of memory, the connection
+closed, three retries). Tests lower it."""
+
+
+def check_field_size(
+    column: pa.Array | pa.ChunkedArray, name: str, path: str, first_line: int
+) -> None:
+    """Refuse a string or binary value longer than a PostgreSQL field holds
+    (:data:`MAX_FIELD_BYTES`), at any depth of a nested column (a map's key, a list's
+    element), naming its row. Free unless the column's buffers are that large: the lengths
+    come from the Arrow offsets, only then.
+
+    Raises:
+        RowError: the first such value.
+    """
+    import pyarrow as pa
+
+    limit = MAX_FIELD_BYTES
+    if column.nbytes <= limit:  # (no value is longer than the buffers holding it)
+        return
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    start = 0
+    for chunk in chunks:
+        found = _first_long_value(chunk, limit)
+        if found is not None:
+            row, size = found
+            line = first_line + start + row
+            raise RowError(
+                f"{path}: line {line}, column {name}: a value of {size:,} bytes is larger than"
+                f" a PostgreSQL field holds (1 GB)",
+                path=path,
+                line=line,
+                column=name,
+                value=f"({size:,} bytes)",
+            )
+        start += len(chunk)
+
+
+def _first_long_value(array: pa.Array, limit: int) -> tuple[int, int] | None:
+    """The first row of ``array`` holding a value longer than ``limit`` bytes (a nested
+    array's row holding one at any depth), with that value's length; ``None`` if none."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = array.type
+    if array.nbytes <= limit:
+        return None
+    if isinstance(array, pa.ExtensionArray):
+        return _first_long_value(array.storage, limit)
+    if pa.types.is_dictionary(t):
+        if not _is_bytes(t.value_type):
+            return _first_long_value(array.dictionary_decode(), limit)
+        lengths = pc.binary_length(array.dictionary)
+        long = pc.take(pc.greater(lengths, limit), array.indices)
+        row = pc.index(pc.fill_null(long, False), True).as_py()
+        return (row, int(lengths[array.indices[row].as_py()].as_py())) if row >= 0 else None
+    if _is_bytes(t):
+        lengths = pc.binary_length(array)
+        row = pc.index(pc.fill_null(pc.greater(lengths, limit), False), True).as_py()
+        return (row, int(lengths[row].as_py())) if row >= 0 else None
+    if pa.types.is_struct(t):
+        found_rows = [_first_long_value(child, limit) for child in array.flatten()]
+        return min((f for f in found_rows if f is not None), default=None)
+    if pa.types.is_map(t):  # a list of key-value structs, which lists can flatten
+        entries = pa.struct([t.key_field, t.item_field])
+        return _first_long_value(array.view(pa.list_(pa.field("e", entries, False))), limit)
+    if is_list_type(t):
+        found = _first_long_value(array.flatten(), limit)
+        if found is None:
+            return None
+        ends = np.cumsum(pc.fill_null(pc.list_value_length(array), 0).to_numpy())
+        return int(np.searchsorted(ends, found[0], side="right")), found[1]
+    return None
+
+
+def _is_bytes(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_binary_view(t)
     )
 
 
