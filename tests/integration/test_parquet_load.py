@@ -185,3 +185,72 @@ def test_a_value_longer_than_a_postgresql_field_is_refused_naming_row_and_column
     pq.write_table(pa.table({"s": ["a", "z" * 1_001]}), tmp_path / "text.parquet")
     report = load(tmp_path / "text.parquet")
     assert "line 2, column s: a value of 1,001 bytes" in (report.files[0].error or "")
+
+
+def test_lists_of_instants_json_and_nanoseconds_load_as_their_arrays(tmp_path, load, db):
+    # pgpq declares every timestamp array's elements `timestamp`, and strings `text`: the
+    # server refused them for timestamptz[] (Spark writes these) and jsonb[] columns. Lists of
+    # nanoseconds were refused, where scalar columns are cut to microseconds with a warning.
+    utc, tokyo = dt.UTC, dt.timezone(dt.timedelta(hours=9))
+    instants = [
+        [dt.datetime(2020, 1, 1, tzinfo=utc), None, dt.datetime(1969, 12, 31, 23, 59, 59, 1, utc)],
+        None,
+        [],
+        [dt.datetime(1, 1, 1, tzinfo=utc)],
+        [dt.datetime(2026, 12, 6, 9, 30, tzinfo=tokyo)],
+    ]
+    nanos = [[1_700_000_000_123_456_789, None], None, [], [-1], [0]]
+    json_text = pa.array(['{"a": [1, 2]}', "[]", '"s"', "null"]).cast(pa.json_())
+    json_lists = pa.ListArray.from_arrays(pa.array([0, 2, 2, 3, 3, 4], pa.int32()), json_text)
+    table = pa.table(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "tz": pa.array(instants, pa.list_(pa.timestamp("us", tz="Asia/Tokyo"))),
+            "ns": pa.array(nanos, pa.list_(pa.timestamp("ns"))),
+            "ns_tz": pa.array(nanos, pa.list_(pa.timestamp("ns", tz="UTC"))),
+            "js": json_lists,
+        }
+    )
+    path = tmp_path / "arrays.parquet"
+    pq.write_table(table, path)
+    report = load(path, batch_size=2)  # (slices of the batches' lists)
+    assert report.ok, report.failed
+    assert db.types("arrays") == {
+        "id": "bigint",
+        "tz": "timestamp with time zone[]",
+        "ns": "timestamp without time zone[]",
+        "ns_tz": "timestamp with time zone[]",
+        "js": "jsonb[]",
+    }
+    got = db.fetch("SELECT tz, ns, ns_tz, js::text[] AS js FROM arrays ORDER BY id")
+    assert [r["tz"] for r in got] == instants
+    cut = dt.datetime(2023, 11, 14, 22, 13, 20, 123456)
+    before_1970 = dt.datetime(1969, 12, 31, 23, 59, 59, 999999)
+    epoch = dt.datetime(1970, 1, 1)
+    assert [r["ns"] for r in got] == [[cut, None], None, [], [before_1970], [epoch]]
+    assert [r["ns_tz"] for r in got] == [
+        [cut.replace(tzinfo=utc), None],
+        None,
+        [],
+        [before_1970.replace(tzinfo=utc)],
+        [epoch.replace(tzinfo=utc)],
+    ]
+    assert [r["js"] for r in got] == [['{"a": [1, 2]}', "[]"], [], ['"s"'], [], ["null"]]
+    assert sum("nanoseconds cut to microseconds" in w for w in report.files[0].warnings) == 2
+    # the same through a staging table (upsert), into the table as it is now
+    db.execute(f'ALTER TABLE "{db.schema}".arrays ADD PRIMARY KEY (id)')
+    report = load(path, table="arrays", mode="upsert", pk=["id"], force=True)
+    assert report.ok, report.failed
+    assert [r["tz"] for r in db.fetch("SELECT tz FROM arrays ORDER BY id")] == instants
+
+
+def test_a_list_value_outside_postgresqls_range_names_its_row(tmp_path, load, db):
+    days = pa.array([[0], None, [0, -2_440_589]], pa.list_(pa.date32()))
+    seconds = pa.array([[0], [-300_000_000_000, 0]], pa.list_(pa.timestamp("s", tz="UTC")))
+    pq.write_table(pa.table({"d": days}), tmp_path / "days.parquet")
+    pq.write_table(pa.table({"t": seconds}), tmp_path / "secs.parquet")
+    report = load([tmp_path / "days.parquet", tmp_path / "secs.parquet"])
+    errors = [f.error or "" for f in report.files]
+    assert "days.parquet: line 3, column d: date" in errors[0]
+    assert "secs.parquet: line 2, column t: timestamp" in errors[1]
+    assert all("outside PostgreSQL's range" in e for e in errors)

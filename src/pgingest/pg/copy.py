@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from pgingest.errors import ConnectionLostError, UnreadableNoticeError
 from pgingest.model import CsvChunk, CsvDialect
+from pgingest.pg.arrays import is_timestamptz_list, timestamptz_arrays
 from pgingest.pg.errors import is_gone
 from pgingest.schema.names import quote_ident
+from pgingest.schema.pgtypes import is_list_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -264,23 +266,29 @@ class BinaryEncoder:
     """Encodes Arrow batches of one schema to PostgreSQL binary COPY payloads."""
 
     def __init__(self, schema: pa.Schema, json_columns: Sequence[str] = ()) -> None:
-        """Build the encoder; ``json_columns`` are string columns sent as ``jsonb``."""
+        """Build the encoder; ``json_columns`` are string columns (or lists of strings) sent
+        as ``jsonb`` (``jsonb[]``). A list of timestamps with a time zone is sent as
+        ``timestamptz[]`` (see :mod:`pgingest.pg.arrays`)."""
         import pgpq
+        import pyarrow as pa
         from pgpq import encoders as pgpq_encoders
-        from pgpq import schema as pgpq_schema
 
         encoders: dict[str, Any] = {}
+        fields = []
         for field in schema:
-            if field.name in json_columns:
-                builder = (
-                    pgpq_encoders.LargeStringEncoderBuilder
-                    if field.type == "large_string"
-                    else pgpq_encoders.StringEncoderBuilder
-                )
-                encoders[field.name] = builder.new_with_output(field, pgpq_schema.Jsonb())
+            if is_timestamptz_list(field.type):
+                field = field.with_type(pa.large_binary())  # its array_send bytes, as they are
+                encoders[field.name] = pgpq_encoders.LargeBinaryEncoderBuilder(field)
+            elif field.name in json_columns:
+                encoders[field.name] = _jsonb_encoder(field)
             else:
                 encoders[field.name] = pgpq.ArrowToPostgresBinaryEncoder.infer_encoder(field)
+            fields.append(field)
         self._encoders = encoders
+        self._sent_schema = pa.schema(fields)
+        self._payloads = tuple(
+            i for i, field in enumerate(schema) if is_timestamptz_list(field.type)
+        )
         self.schema = schema
 
     def new_stream(self) -> Any:
@@ -288,9 +296,68 @@ class BinaryEncoder:
         each batch is its own COPY, so each gets a fresh one from the cached builders."""
         import pgpq
 
-        return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(self.schema, self._encoders)
+        stream = pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(
+            self._sent_schema, self._encoders
+        )
+        return _Stream(stream, self) if self._payloads else stream
+
+    def prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` as pgpq is given it: its ``timestamptz[]`` columns as their bytes."""
+        import pyarrow as pa
+
+        if not self._payloads:
+            return batch
+        columns = list(batch.columns)
+        for i in self._payloads:
+            columns[i] = timestamptz_arrays(columns[i])
+        return pa.RecordBatch.from_arrays(columns, schema=self._sent_schema)
 
     def encode(self, batch: pa.RecordBatch) -> bytes:
         """One complete binary COPY payload (header, rows, trailer) for ``batch``."""
         enc = self.new_stream()
         return b"".join((enc.write_header(), enc.write_batch(batch), enc.finish()))
+
+
+class _Stream:
+    """A pgpq stream given batches through :meth:`BinaryEncoder.prepare`."""
+
+    def __init__(self, stream: Any, encoder: BinaryEncoder) -> None:
+        self._stream = stream
+        self._encoder = encoder
+
+    def write_header(self) -> bytes:
+        header: bytes = self._stream.write_header()
+        return header
+
+    def write_batch(self, batch: pa.RecordBatch) -> bytes:
+        data: bytes = self._stream.write_batch(self._encoder.prepare(batch))
+        return data
+
+    def finish(self) -> bytes:
+        trailer: bytes = self._stream.finish()
+        return trailer
+
+
+def _jsonb_encoder(field: pa.Field) -> Any:
+    """pgpq's encoder of a string column, or a list of strings, as ``jsonb`` (``jsonb[]``:
+    its elements say so, as the server checks)."""
+    import pyarrow as pa
+    from pgpq import encoders
+    from pgpq import schema as pgpq_schema
+
+    def strings(field: pa.Field) -> Any:
+        builder = (
+            encoders.LargeStringEncoderBuilder
+            if field.type == "large_string"
+            else encoders.StringEncoderBuilder
+        )
+        return builder.new_with_output(field, pgpq_schema.Jsonb())
+
+    if is_list_type(field.type):
+        lists = (
+            encoders.LargeListEncoderBuilder
+            if pa.types.is_large_list(field.type)
+            else encoders.ListEncoderBuilder
+        )
+        return lists.new_with_inner(field, strings(field.type.value_field))
+    return strings(field)

@@ -135,7 +135,7 @@ def normalize_batch(
             arrays.append(to_text(column, workbook=workbook))
             continue
         target = normalize_arrow_type(column.type)
-        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+        if _is_temporal(column.type):
             check_range(column, name, path, first_line)
         if target != column.type:
             try:
@@ -177,8 +177,11 @@ def _is_string(t: pa.DataType) -> bool:
 
 
 def _is_nanoseconds(t: pa.DataType) -> bool:
+    """Timestamps, times or durations in nanoseconds, or a list of them."""
     import pyarrow as pa
 
+    if is_list_type(t):
+        return _is_nanoseconds(t.value_type)
     return bool(
         (pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_duration(t))
         and t.unit == "ns"
@@ -187,12 +190,24 @@ def _is_nanoseconds(t: pa.DataType) -> bool:
 
 def truncate_to_micros(column: pa.Array | pa.ChunkedArray, target: pa.DataType) -> pa.Array:
     """Nanoseconds cut down to microseconds, towards the past (``23:59:59.999999999`` is
-    ``23:59:59.999999`` on the same day, also before 1970), as ``target``."""
+    ``23:59:59.999999`` on the same day, also before 1970), as ``target`` (a list's values,
+    for a list: ``target`` is then a list type)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if is_list_type(column.type):
+        # (as a plain list of the same values first: fixed-size lists and views have no
+        # offsets to rebuild it from)
+        lists = column.cast(pa.list_(column.type.value_field))
+        offsets = lists.offsets.to_numpy()  # (of a slice: into its parent's values)
+        first, last = int(offsets[0]), int(offsets[-1])
+        values = truncate_to_micros(lists.values.slice(first, last - first), target.value_type)
+        rebuilt: pa.Array = pa.ListArray.from_arrays(
+            pa.array(offsets - first, pa.int32()), values, type=target, mask=lists.is_null()
+        )
+        return rebuilt
     nanos = column.cast(pa.int64())
     micros = pc.divide(nanos, 1000)  # towards zero
     below = pc.less(nanos, pc.multiply(micros, 1000))
@@ -216,37 +231,34 @@ _UNIT_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def check_range(column: pa.Array | pa.ChunkedArray, name: str, path: str, first_line: int) -> None:
-    """Refuse a timestamp or date outside what a PostgreSQL column holds, naming its row.
+    """Refuse a timestamp or date outside what a PostgreSQL column holds, naming its row (a
+    list's row for a list of them).
 
     Raises:
         RowError: the first such value.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    t = column.type
-    if column.null_count == len(column):
+    values = column
+    lists: pa.Array | None = None
+    if is_list_type(column.type):
+        lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        values = lists.flatten()
+    index = _first_outside(values)
+    if index is None:
         return
-    values = column.cast(pa.int32() if pa.types.is_date32(t) else pa.int64())
-    high: int | None
-    if pa.types.is_date(t):
-        per_day = 86_400_000 if pa.types.is_date64(t) else 1
-        low, high = _PG_MIN_DAYS * per_day, _PG_MAX_DATE_DAYS * per_day
-        what, span = "date", "4713 BC to 5874897 AD"
-    else:
-        per_second = _UNIT_PER_SECOND[t.unit]
-        low = _PG_MIN_DAYS * 86_400 * per_second
-        # In microseconds or nanoseconds every int64 value up there fits.
-        high = _MAX_MICROS // 1_000_000 * per_second if per_second < 1_000_000 else None
-        what, span = "timestamp", "4713 BC to 294247 AD"
-    lo, hi = pc.min_max(values).values()
-    if lo.as_py() >= low and (high is None or hi.as_py() <= high):
-        return
-    outside = pc.less(values, low)
-    if high is not None:
-        outside = pc.or_(outside, pc.greater(values, high))
-    row = pc.index(pc.fill_null(outside, False), True).as_py()
-    shown = _show(column[row])
+    row = index
+    if lists is not None:  # the list holding the value
+        ends = np.cumsum(pc.fill_null(pc.list_value_length(lists), 0).to_numpy())
+        row = int(np.searchsorted(ends, index, side="right"))
+    what, span = (
+        ("date", "4713 BC to 5874897 AD")
+        if pa.types.is_date(values.type)
+        else ("timestamp", "4713 BC to 294247 AD")
+    )
+    shown = _show(values[index])
     line = first_line + row
     raise RowError(
         f"{path}: line {line}, column {name}: {what} {shown} is outside PostgreSQL's range"
@@ -256,6 +268,43 @@ def check_range(column: pa.Array | pa.ChunkedArray, name: str, path: str, first_
         column=name,
         value=shown,
     )
+
+
+def _first_outside(column: pa.Array | pa.ChunkedArray) -> int | None:
+    """The index of the first timestamp or date outside PostgreSQL's range, or ``None``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if column.null_count == len(column):
+        return None
+    values = column.cast(pa.int32() if pa.types.is_date32(t) else pa.int64())
+    high: int | None
+    if pa.types.is_date(t):
+        per_day = 86_400_000 if pa.types.is_date64(t) else 1
+        low, high = _PG_MIN_DAYS * per_day, _PG_MAX_DATE_DAYS * per_day
+    else:
+        per_second = _UNIT_PER_SECOND[t.unit]
+        low = _PG_MIN_DAYS * 86_400 * per_second
+        # In microseconds or nanoseconds every int64 value up there fits.
+        high = _MAX_MICROS // 1_000_000 * per_second if per_second < 1_000_000 else None
+    lo, hi = pc.min_max(values).values()
+    if lo.as_py() >= low and (high is None or hi.as_py() <= high):
+        return None
+    outside = pc.less(values, low)
+    if high is not None:
+        outside = pc.or_(outside, pc.greater(values, high))
+    index: int = pc.index(pc.fill_null(outside, False), True).as_py()
+    return index
+
+
+def _is_temporal(t: pa.DataType) -> bool:
+    """Timestamps or dates, or a list of them: values PostgreSQL's range bounds."""
+    import pyarrow as pa
+
+    if is_list_type(t):
+        return _is_temporal(t.value_type) and not is_list_type(t.value_type)
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date(t))
 
 
 MAX_FIELD_BYTES = (1 << 30) - 5
@@ -410,6 +459,8 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
         target = arrow_type_for_pg(canonical)
         if target is None:
             return Shaped(None, batch_to_csv(batch))
+        if canonical == "jsonb[]":
+            out_json.append(name)  # (its elements declared jsonb, as the server checks)
         if column.type == target:
             arrays.append(column)
             continue
