@@ -168,9 +168,11 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         raise SourceError(
             f"{path}: compressed Parquet is not supported; decompress it first", path=path
         )
-    named_json = ".json" in (x.lower() for x in Path(path).suffixes)
-    is_array = sample.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
-    if is_array and (fmt == "ndjson" or (fmt == "auto" and named_json)):
+    named_json = not _JSON_SUFFIXES.isdisjoint(x.lower() for x in Path(path).suffixes)
+    text = sample.lstrip(b"\xef\xbb\xbf \t\r\n")
+    is_array = text.startswith(b"[")
+    # An array of objects ([{...) is JSON whatever the file's name: no CSV starts so.
+    if is_array and (fmt == "ndjson" or (fmt == "auto" and (named_json or _OBJECTS.match(text)))):
         raise SourceError(
             f"{path}: is a JSON array; pgingest reads JSON lines (one object per line)",
             path=path,
@@ -281,6 +283,11 @@ def _what_text_is(path: str) -> str:
     if not text:
         return "blank text"
     return "plain text (CSV or TSV?)"
+
+
+_JSON_SUFFIXES = frozenset((".json", ".ndjson", ".jsonl"))
+_OBJECTS = re.compile(rb"\[\s*\{")
+"""A JSON array of objects, as its first bytes show it."""
 
 
 def _is_ndjson(sample: bytes) -> bool:
