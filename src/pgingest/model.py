@@ -20,6 +20,9 @@ WORKBOOK_FORMATS: tuple[Format, ...] = ("xlsx", "xls", "xlsb", "ods")
 """Spreadsheet workbooks (``xlsx`` also stands for ``xlsm``), read sheet by sheet."""
 ARROW_FORMATS: tuple[Format, ...] = ("parquet", "ndjson", *WORKBOOK_FORMATS)
 """Formats whose readers yield typed Arrow batches (encoded to binary COPY), never CSV text."""
+NUMERIC_TEXT_EXTENSION = "pgingest.numeric_text"
+"""Name of the Arrow extension type of numbers kept as their text (string storage): a reader's
+column whose values no float8 or int64 holds exactly; its PostgreSQL type is ``numeric``."""
 MODES: tuple[Mode, ...] = ("append", "upsert", "merge", "replace")
 STRATEGIES: tuple[Strategy, ...] = ("auto", "parallel", "ordered", "sequential")
 

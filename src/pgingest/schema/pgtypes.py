@@ -11,6 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Final, Literal
 
 from pgingest.errors import TypeConflictError
+from pgingest.model import NUMERIC_TEXT_EXTENSION
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -199,6 +200,8 @@ def pg_type_for_arrow(t: pa.DataType) -> str:
         return JSONB
     if isinstance(t, pa.Bool8Type):
         return BOOLEAN
+    if isinstance(t, pa.ExtensionType) and t.extension_name == NUMERIC_TEXT_EXTENSION:
+        return NUMERIC  # numbers as their text (sources.ndjson): the server reads each exactly
     if isinstance(t, pa.BaseExtensionType):
         return pg_type_for_arrow(t.storage_type)
     if pa.types.is_decimal(t):

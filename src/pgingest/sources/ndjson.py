@@ -1,30 +1,91 @@
 """Read NDJSON (JSON lines): one object per line; its keys become columns, nested values jsonb.
 
-pyarrow's JSON reader parses the file into typed Arrow columns (numbers, booleans, strings,
-timestamps in ISO form). Objects and arrays inside a record are kept whole as JSON text of the
-Arrow JSON type, which the loader creates as ``jsonb``. This module is the proof that a format
-plugs in as one reader: nothing in the writer knows about it.
+Every value arrives as the file writes it. A column of numbers is bigint when its values are
+integers within int64, double precision when every value survives the trip through a float8
+(at most 15 significant digits, a normal float), numeric otherwise (each value sent as its
+number text); a column of strings is date, timestamp, or timestamptz when each value has a
+UTC offset (the ISO forms CSV inference reads; local and zoned times mixed stay text, as in
+CSV), else text; objects and arrays are jsonb, each its own JSON text with every number's
+digits; a key whose values have different JSON types is text.
+
+pyarrow's JSON reader parses a file whose columns it reads exactly (integers within int64,
+booleans, strings); any other file (floats, timestamps, nested values, types mixed) is parsed
+with Python's json module, floats as :class:`decimal.Decimal`, so no digit is lost. This
+module is the proof that a format plugs in as one reader: nothing in the writer knows about it.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from pgingest.errors import SourceError
-from pgingest.model import ArrowChunk, Chunk, SourceInfo
+from pgingest.errors import RowError, SourceError
+from pgingest.model import NUMERIC_TEXT_EXTENSION, ArrowChunk, Chunk, SourceInfo
 from pgingest.sources.base import one_line, open_stream, read_errors
 
-__all__ = ["NdjsonSource"]
+__all__ = ["NdjsonSource", "NumericTextType"]
 
 _MAX_BLOCK = 1 << 30
 """The whole file is one parse block (up to 1 GiB), so that column types are inferred from
 every line: with smaller blocks pyarrow refuses a later block whose types differ."""
+
+_EXACT_ARROW_TYPES = (pa.int64(), pa.bool_(), pa.string(), pa.null())
+"""Column types pyarrow's JSON reader gives exactly the values Python's json module reads
+(a number past int64 becomes a double, a timestamp string loses its offset: not these)."""
+
+_FLOAT_DIGITS = 15
+"""DBL_DIG: every decimal of at most 15 significant digits survives a trip through float8."""
+_DBL_MIN = 2.2250738585072014e-308
+"""Smallest normal float8: below it (subnormal) fewer than 15 digits survive."""
+_INT64 = (-(2**63), 2**63 - 1)
+_BIG_EXPONENT = re.compile(r"[eE][+-]?0*[1-9][0-9]{3,}$")
+"""An exponent of 1000 or more, which numeric refuses before PostgreSQL 15."""
+_MAX_NUMERIC_DIGITS = 15_000
+"""Longest number text sent to numeric, as CSV inference allows (its scale stops at 16383)."""
+
+# The ISO forms CSV inference reads as dates and timestamps (schema.infer; sources may not
+# import it): years 0001-9999, no hour 24 or second 60, at most microseconds, offsets to 15:59.
+_DATE_BODY = (
+    r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+)
+_TIME_BODY = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
+_LOCAL_TEMPORAL = rf"^{_DATE_BODY}(?:[T ]{_TIME_BODY})?$"
+_ZONED_TIMESTAMP = rf"^{_DATE_BODY}[T ]{_TIME_BODY}{_OFFSET}$"
+_TEMPORAL_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DATE_CHARS = 10
+
+
+class NumericTextType(pa.ExtensionType):  # type: ignore[misc]
+    """Numbers as their text, for a ``numeric`` column: values no float8 or int64 holds."""
+
+    def __init__(self) -> None:
+        """The type (string storage)."""
+        super().__init__(pa.string(), NUMERIC_TEXT_EXTENSION)
+
+    def __hash__(self) -> int:
+        """Hashable, as Arrow's own types are (type maps look them up)."""
+        return hash(NUMERIC_TEXT_EXTENSION)
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        """No parameters."""
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(
+        cls, storage_type: pa.DataType, serialized: bytes
+    ) -> NumericTextType:
+        """The type again."""
+        return cls()
 
 
 class NdjsonSource:
@@ -35,6 +96,7 @@ class NdjsonSource:
 
         Raises:
             SourceError: the file cannot be read, or a line is not a JSON object.
+            RowError: a string holds what PostgreSQL cannot store (a lone surrogate, NUL).
         """
         self.info = info
         self.warnings: list[str] = []
@@ -48,18 +110,10 @@ class NdjsonSource:
             stream.close()
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
-        try:
-            table = pajson.read_json(
-                io.BytesIO(data),
-                read_options=pajson.ReadOptions(
-                    block_size=max(1 << 20, min(len(data) + 1, _MAX_BLOCK))
-                ),
-            )
-        except pa.ArrowInvalid:
-            # Values of one key with different JSON types (a number here, a string there):
-            # parsed in Python, and such a column is kept as text (nested values as JSON).
-            table = _parse_mixed(data, path)
-        self._table = _jsonify_nested(table).combine_chunks()
+        table = _read_exact_with_arrow(data)
+        if table is None:
+            table = _read_with_python(data, path)
+        self._table = table.combine_chunks()
 
     def __enter__(self) -> NdjsonSource:
         return self
@@ -92,56 +146,219 @@ class NdjsonSource:
                     yield ArrowChunk(batch, start + 1)
 
 
-def _jsonify_nested(table: pa.Table) -> pa.Table:
-    """Structs and lists become JSON text of the Arrow JSON type (jsonb in PostgreSQL)."""
+def _read_exact_with_arrow(data: bytes) -> pa.Table | None:
+    """The file as pyarrow reads it, when every column is of a type it reads exactly (and
+    every string is valid UTF-8 without NUL); ``None`` otherwise."""
+    try:
+        table = pajson.read_json(
+            io.BytesIO(data),
+            read_options=pajson.ReadOptions(
+                block_size=max(1 << 20, min(len(data) + 1, _MAX_BLOCK))
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None  # types mixed, a key twice in an object, a lone surrogate, bad JSON ...
+    if any(t not in _EXACT_ARROW_TYPES for t in table.schema.types):
+        return None
     columns = []
-    fields = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_nested(field.type):
-            # Nested values are few and small next to scalar columns: a Python pass is fine.
-            values = column.to_pylist()
-            text = pa.array(
-                [
-                    None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                    for v in values
-                ],
-                pa.string(),
-            )
-            column = pa.ExtensionArray.from_storage(pa.json_(), text)
-            field = pa.field(field.name, pa.json_())
+    for column in table.columns:
+        if column.type == pa.string():
+            try:
+                column.validate(full=True)  # pyarrow does not check the UTF-8 of strings
+            except pa.ArrowInvalid:
+                return None
+            if pc.any(pc.match_substring(column, "\x00")).as_py():
+                return None
+            column = _typed_strings(column.combine_chunks())
         columns.append(column)
-        fields.append(field)
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    return pa.table(columns, names=table.schema.names)
 
 
-def _parse_mixed(data: bytes, path: str) -> pa.Table:
+def _read_with_python(data: bytes, path: str) -> pa.Table:
+    """Parse every line with Python's json module, floats as exact decimals."""
+    decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
     records: list[dict[str, Any]] = []
+    lines: list[int] = []
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except ValueError as exc:
+            value = decoder.decode(line.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError too
             raise SourceError(
                 f"{path}: line {number}: not valid JSON: {one_line(exc)}", path=path
             ) from exc
         if not isinstance(value, dict):
             raise SourceError(f"{path}: line {number}: not a JSON object", path=path)
         records.append(value)
+        lines.append(number)
     keys: dict[str, None] = {}
     for record in records:
         keys.update(dict.fromkeys(record))
-    arrays = {}
+    arrays = []
     for key in keys:
         values = [r.get(key) for r in records]
         try:
-            arrays[key] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arrays[key] = pa.array(
-                [
-                    None if v is None else v if isinstance(v, str) else json.dumps(v, default=str)
-                    for v in values
-                ],
-                pa.string(),
+            arrays.append(_column(values))
+        except _BadStringError as exc:
+            number = lines[exc.row]
+            raise RowError(
+                f"{path}: line {number}, column {key}: {exc.what}, which PostgreSQL cannot store",
+                path=path,
+                line=number,
+                column=key,
+            ) from None
+    if any(not _is_storable(k) for k in keys):
+        bad = next(k for k in keys if not _is_storable(k))
+        row = next(i for i, r in enumerate(records) if bad in r)
+        raise RowError(
+            f"{path}: line {lines[row]}: key {bad!r} holds {_flaw(bad)},"
+            " which PostgreSQL cannot store",
+            path=path,
+            line=lines[row],
+        )
+    return pa.table(arrays, names=list(keys))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+class _NulError(Exception):
+    """A string inside a nested value holds NUL."""
+
+
+class _BadStringError(Exception):
+    """A string in row ``row`` of a column holds ``what``."""
+
+    def __init__(self, row: int, what: str) -> None:
+        super().__init__(what)
+        self.row = row
+        self.what = what
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """One key's values (Python's json types, floats as Decimal) as an Arrow column."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values))
+    if kinds == {bool}:
+        return pa.array(values, pa.bool_())
+    if kinds <= {int, Decimal}:
+        return _numbers(values)
+    if kinds == {str}:
+        return _typed_strings(_strings(values))
+    text: list[str | None] = []
+    for row, value in enumerate(values):
+        try:
+            text.append(
+                None if value is None else value if isinstance(value, str) else _json_text(value)
             )
-    return pa.table(arrays)
+        except _NulError:
+            raise _BadStringError(row, _flaw("\x00")) from None
+    if kinds <= {dict, list}:
+        return pa.ExtensionArray.from_storage(pa.json_(), _strings(text))
+    return _strings(text)  # JSON types mixed: text, nested values as their JSON
+
+
+def _numbers(values: list[int | Decimal | None]) -> pa.Array:
+    """bigint, double precision or numeric text: the narrowest that keeps every value."""
+    numbers = [v for v in values if v is not None]
+    if all(isinstance(v, int) and _INT64[0] <= v <= _INT64[1] for v in numbers):
+        return pa.array(values, pa.int64())
+    if all(_survives_float(v) for v in numbers) and not all(isinstance(v, int) for v in numbers):
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    text = [None if v is None else str(v) for v in values]
+    if not all(_fits_numeric(t) for t in text if t is not None):
+        return _strings(text)  # numeric refuses it: text, as CSV inference does
+    return pa.ExtensionArray.from_storage(NumericTextType(), pa.array(text, pa.string()))
+
+
+def _survives_float(value: int | Decimal) -> bool:
+    """Whether the float8 nearest ``value`` reads back as the same number."""
+    number = Decimal(value) if isinstance(value, int) else value
+    digits = number.as_tuple().digits
+    if len(digits) > _FLOAT_DIGITS:  # trailing zeros too: they state a precision
+        return False
+    if not number:
+        return True
+    approx = float(number)
+    return abs(approx) >= _DBL_MIN and approx != float("inf") and approx != float("-inf")
+
+
+def _fits_numeric(text: str) -> bool:
+    """Whether numeric reads this number text, by CSV inference's rule: at most 15,000
+    characters, an exponent below 1000 (older PostgreSQL refuses more)."""
+    return len(text) <= _MAX_NUMERIC_DIGITS and not _BIG_EXPONENT.search(text)
+
+
+def _json_text(value: Any) -> str:
+    """The JSON text of a parsed value, every number with the digits the file wrote, spaced
+    as ``json.dumps`` and PostgreSQL's jsonb output space it."""
+    if isinstance(value, dict):
+        items = (f"{_json_text(k)}: {_json_text(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, str) and "\x00" in value:
+        raise _NulError  # json.dumps writes \u0000, which jsonb refuses
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _strings(values: list[str | None]) -> pa.Array:
+    """A string column; a lone surrogate or a NUL, which PostgreSQL text (and jsonb) refuse,
+    raises :class:`_BadStringError` naming its row."""
+    try:
+        array = pa.array(values, pa.string())
+    except UnicodeEncodeError:
+        row = next(i for i, v in enumerate(values) if v is not None and not _is_storable(v))
+        raise _BadStringError(row, _flaw(values[row] or "")) from None
+    found = pc.match_substring(array, "\x00")
+    if pc.any(found).as_py():
+        raise _BadStringError(pc.index(found, True).as_py(), _flaw("\x00"))
+    return array
+
+
+def _is_storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _flaw(text: str) -> str:
+    """What makes ``text`` unstorable, in words."""
+    if "\x00" in text:
+        return "a NUL character (\\u0000)"
+    return "a lone surrogate (\\ud800-\\udfff)"
+
+
+def _typed_strings(array: pa.Array) -> pa.Array:
+    """Strings that are all ISO dates, timestamps, or timestamps with a UTC offset as that
+    type (``timestamptz`` as UTC); any other column as it is."""
+    values = array.drop_null()
+    if not len(values) or not pc.all(pc.match_substring_regex(values, _TEMPORAL_START)).as_py():
+        return array
+    target: pa.DataType
+    # The coarsest unit that holds every fraction: --text writes every digit of the unit.
+    unit = "s"
+    if pc.any(pc.match_substring(values, ".")).as_py():
+        unit = "us" if pc.any(pc.match_substring_regex(values, r"\.[0-9]{4}")).as_py() else "ms"
+    if pc.all(pc.match_substring_regex(values, _LOCAL_TEMPORAL)).as_py():
+        lengths = pc.min_max(pc.utf8_length(values))
+        dates_only = lengths["max"].as_py() == _DATE_CHARS
+        target = pa.date32() if dates_only else pa.timestamp(unit)
+    elif pc.all(pc.match_substring_regex(values, _ZONED_TIMESTAMP)).as_py():
+        target = pa.timestamp(unit, tz="UTC")
+    else:
+        return array  # local and zoned times mixed, or not all temporal: text, as in CSV
+    try:
+        return array.cast(target)
+    except pa.ArrowInvalid:
+        return array  # a day the calendar does not have (2026-02-30): text

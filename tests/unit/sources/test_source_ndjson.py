@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pgingest.errors import SourceError
+from pgingest.errors import RowError, SourceError
 from pgingest.schema.pgtypes import pg_type_for_arrow
 from pgingest.sources import detect, open_source
 
@@ -74,4 +74,94 @@ def test_json_array_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "rows.json"
     path.write_text('[{"a": 1}, {"a": 2}]')
     with pytest.raises(SourceError, match=r"rows\.json: is a JSON array"):
+        detect(str(path))
+
+
+def _types(path: Path) -> dict[str, str]:
+    table = open_source(detect(str(path))).sample()
+    return {f.name: pg_type_for_arrow(f.type) for f in table.schema}
+
+
+def test_numbers_no_float8_holds_are_numeric_text(tmp_path: Path) -> None:
+    path = tmp_path / "n.ndjson"
+    path.write_text(
+        '{"big": 99999999999999999999, "mix": 9007199254740993, "huge": 1E400, "f": 1.5}\n'
+        '{"big": 5, "mix": 1.5, "huge": 2, "f": 1e20}\n'
+    )
+    assert _types(path) == {
+        "big": "numeric",
+        "mix": "numeric",
+        "huge": "numeric",
+        "f": "double precision",
+    }
+    table = open_source(detect(str(path))).sample()
+    assert table.column("big").cast(pa.string()).to_pylist() == ["99999999999999999999", "5"]
+    assert table.column("mix").cast(pa.string()).to_pylist() == ["9007199254740993", "1.5"]
+    assert table.column("huge").cast(pa.string()).to_pylist() == ["1E+400", "2"]
+    assert table.column("f").to_pylist() == [1.5, 1e20]
+
+
+def test_nested_values_keep_their_keys_and_digits(tmp_path: Path) -> None:
+    path = tmp_path / "j.ndjson"
+    path.write_text(
+        '{"o": {"a": 1}, "l": [{"a": 1}, {"b": "x"}]}\n'
+        '{"o": {"b": 2, "f": 0.1234567890123456789, "big": 12345678901234567890123}}\n'
+    )
+    table = open_source(detect(str(path))).sample()
+    assert table.column("o").cast(pa.string()).to_pylist() == [
+        '{"a": 1}',
+        '{"b": 2, "f": 0.1234567890123456789, "big": 12345678901234567890123}',
+    ]
+    assert table.column("l").cast(pa.string()).to_pylist() == ['[{"a": 1}, {"b": "x"}]', None]
+
+
+def test_times_with_an_offset_are_timestamptz(tmp_path: Path) -> None:
+    path = tmp_path / "t.ndjson"
+    path.write_text(
+        '{"z": "2024-01-01T10:00:00+02:00", "mixed": "2024-01-01T10:00:00", "d": "2024-01-02",'
+        ' "f": "2024-01-02 03:04:05.25"}\n'
+        '{"z": "2024-01-02T11:00:00Z", "mixed": "2024-01-01T10:00:00+02:00", "d": "2024-01-03",'
+        ' "f": "2024-01-02"}\n'
+    )
+    assert _types(path) == {"z": "timestamptz", "mixed": "text", "d": "date", "f": "timestamp"}
+    table = open_source(detect(str(path))).sample()
+    assert [str(v) for v in table.column("z").to_pylist()] == [
+        "2024-01-01 08:00:00+00:00",
+        "2024-01-02 11:00:00+00:00",
+    ]
+    assert table.column("mixed").to_pylist() == [
+        "2024-01-01T10:00:00",
+        "2024-01-01T10:00:00+02:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        (r'{"id": 1, "s": "\ud800"}', "lone surrogate"),
+        (r'{"id": 1, "s": {"k": "a\u0000b"}}', "NUL"),
+    ],
+)
+def test_a_string_postgresql_cannot_store_names_line_and_column(
+    tmp_path: Path, line: str, what: str
+) -> None:
+    path = tmp_path / "s.ndjson"
+    path.write_text(line + '\n{"id": 2, "s": "ok"}\n')
+    with pytest.raises(RowError, match=rf"s\.ndjson: line 1, column s: a {what}") as caught:
+        open_source(detect(str(path)))
+    assert (caught.value.line, caught.value.column) == (1, "s")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("rows.ndjson", '[{"id":1,"name":"a"},{"id":2,"name":"b"}]\n'),
+        ("rows.jsonl", '[\n{"id":1,"name":"a"},\n{"id":2,"name":"b"}\n]\n'),
+        ("rows.txt", '[\n  {"id":1,"name":"a"}\n]\n'),
+    ],
+)
+def test_a_json_array_is_refused_whatever_its_name(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(SourceError, match=r"is a JSON array; pgingest reads JSON lines"):
         detect(str(path))
