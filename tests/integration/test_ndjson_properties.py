@@ -1,9 +1,11 @@
 """Property: random JSON lines (integers of any size, floats, decimals of many digits, nested
-objects and arrays, strings of any Unicode) load and read back as Python's json module reads
-them (``parse_float=Decimal``): every digit, every key, every character."""
+objects and arrays, strings of any Unicode, ISO dates and times with and without an offset)
+load and read back as Python's json module reads them (``parse_float=Decimal``): every digit,
+every key, every character, every instant."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 from decimal import Decimal
@@ -33,8 +35,19 @@ NESTED = st.recursive(
     max_leaves=12,
 ).filter(lambda v: isinstance(v, list | dict))
 
+OFFSETS = st.integers(-(15 * 60 + 59), 15 * 60 + 59).map(
+    lambda m: dt.timezone(dt.timedelta(minutes=m))
+)
+LOCAL_TIMES = st.datetimes(dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31))
+
 KINDS = {
     "number": NUMBERS,
+    "date": st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(dt.date.isoformat),
+    "time": st.tuples(LOCAL_TIMES, st.sampled_from("T ")).map(lambda t: t[0].isoformat(t[1])),
+    "zoned": st.tuples(
+        st.datetimes(dt.datetime(2, 1, 1), dt.datetime(9998, 12, 31), timezones=OFFSETS),
+        st.sampled_from("T "),
+    ).map(lambda t: t[0].isoformat(t[1])),
     "integer": st.integers(),
     "bool": st.booleans(),
     "text": TEXT.map(lambda s: "x" + s),  # never an ISO date, which would be typed
@@ -95,6 +108,13 @@ def same(kind: str, expected: Any, got: Any) -> bool:
         # double precision only for values that survive it: the float's shortest text
         # reads as the very number the file wrote
         return Decimal(repr(got)) == Decimal(expected)
+    if kind == "date":
+        return got == dt.date.fromisoformat(expected)
+    if kind in ("time", "zoned"):
+        # the instant, and a zone only where the file gave one
+        return got == dt.datetime.fromisoformat(expected) and (got.tzinfo is None) == (
+            kind == "time"
+        )
     if kind in ("number", "integer"):
         return isinstance(got, int | Decimal) and Decimal(got) == Decimal(expected)
     return type(got) is type(expected) and got == expected
