@@ -3,10 +3,11 @@
 Every value arrives as the file writes it. A column of numbers is bigint when its values are
 integers within int64, double precision when every value survives the trip through a float8
 (at most 15 significant digits, a normal float), numeric otherwise (each value sent as its
-number text); a column of strings is date, timestamp, or timestamptz when each value has a
-UTC offset (the ISO forms CSV inference reads; local and zoned times mixed stay text, as in
-CSV), else text; objects and arrays are jsonb, each its own JSON text with every number's
-digits; a key whose values have different JSON types is text.
+number text); a column of strings is date or timestamp when every value is an ISO date or
+time, timestamptz when every value is a time with a UTC offset (the forms CSV inference reads;
+local and zoned times mixed stay text, as in CSV), else text; objects and arrays are jsonb,
+each its own JSON text with every number's digits; a key whose values have different JSON
+types is text.
 
 pyarrow's JSON reader parses a file whose columns it reads exactly (integers within int64,
 booleans, strings); any other file (floats, timestamps, nested values, types mixed) is parsed
