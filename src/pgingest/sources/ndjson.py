@@ -209,11 +209,14 @@ def _read_with_python(data: bytes, path: str) -> pa.Table:
                 line=number,
                 column=key,
             ) from None
-    if any(not _is_storable(k) for k in keys):
-        bad = next(k for k in keys if not _is_storable(k))
+    # A key names a column (normalized: a NUL becomes "_"), and is kept as written in the
+    # table's bookkeeping, where a lone surrogate cannot go.
+    unwritable = [k for k in keys if not _is_storable(k.replace("\x00", ""))]
+    if unwritable:
+        bad = unwritable[0]
         row = next(i for i, r in enumerate(records) if bad in r)
         raise RowError(
-            f"{path}: line {lines[row]}: key {bad!r} holds {_flaw(bad)},"
+            f"{path}: line {lines[row]}: key {bad!r} holds {_flaw(bad.replace(chr(0), ''))},"
             " which PostgreSQL cannot store",
             path=path,
             line=lines[row],

@@ -165,3 +165,14 @@ def test_a_json_array_is_refused_whatever_its_name(tmp_path: Path, name: str, te
     path.write_text(text)
     with pytest.raises(SourceError, match=r"is a JSON array; pgingest reads JSON lines"):
         detect(str(path))
+
+
+@pytest.mark.parametrize("value", ["1", "1.5"])  # pyarrow's parse, then Python's
+def test_a_key_is_refused_only_when_it_cannot_be_written(tmp_path: Path, value: str) -> None:
+    nul = tmp_path / "nul.ndjson"
+    nul.write_text('{"a\\u0000b": ' + value + "}\n")
+    assert open_source(detect(str(nul))).column_names() == ["a\x00b"]  # normalized later
+    lone = tmp_path / "lone.ndjson"
+    lone.write_text('{"id": 1}\n{"a\\ud800b": ' + value + "}\n")
+    with pytest.raises(RowError, match=r"lone\.ndjson: line 2: key .* a lone surrogate"):
+        open_source(detect(str(lone)))
