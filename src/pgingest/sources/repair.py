@@ -399,10 +399,13 @@ def _parse(body: bytes, rows: int, width: int, delimiter: str, quote: str) -> ob
     import pyarrow.csv as pacsv
 
     names = [f"f{i}" for i in range(width)]
+    data = keep_bom(body)
     table = pacsv.read_csv(
-        pa.py_buffer(keep_bom(body)),
+        pa.py_buffer(data),
+        # One block for the whole input, the BOM kept before it included: with a block
+        # shorter than the input, the value after that BOM came out of unowned memory.
         read_options=pacsv.ReadOptions(
-            column_names=names, use_threads=False, block_size=len(body) + 1
+            column_names=names, use_threads=False, block_size=len(data) + 1
         ),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter, quote_char=quote, double_quote=True, newlines_in_values=True

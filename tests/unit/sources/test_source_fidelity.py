@@ -292,3 +292,13 @@ def test_one_stray_quote_does_not_make_the_rest_of_the_file_one_record(opened: O
     read = [row for c in chunks for row in copy_read(c.data)]
     assert read[0] == ["1", '5" pipe', "3"]
     assert len(read) == 19_999
+
+
+@pytest.mark.parametrize("data", [b"\xef\xbb\xbf\r\n", b"\xef\xbb\xbfb\n"])
+def test_a_record_that_is_a_bom_is_written_again_as_it_is(data: bytes) -> None:
+    """Found by the property above: a chunk whose first value starts with U+FEFF came out of
+    the repair as 8 KiB of NUL bytes (pyarrow's parser, given a block shorter than the input
+    plus the BOM kept before it, read the value from memory it did not own)."""
+    repaired = repair_chunk(data, 2, width=1, newline="\n")
+    assert copy_read(repaired.data) == [[data.decode("utf-8").rstrip("\r\n")]]
+    assert repaired.lines.tolist() == [2]
