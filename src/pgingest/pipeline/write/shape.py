@@ -3,13 +3,13 @@ target table's column types, or fall back to CSV text when binary COPY cannot ca
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgingest.errors import RowError
+from pgingest.pipeline.write.pgtext import NestedValueError, json_text, pg_text
 from pgingest.schema.evolution import canonical_type
 from pgingest.schema.pgtypes import is_json_type, is_list_type, normalize_arrow_type
 from pgingest.sources.celltext import to_text
@@ -66,29 +66,6 @@ def arrow_type_for_pg(pg_type: str) -> pa.DataType | None:
     return None
 
 
-def _json_column(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    import pyarrow as pa
-
-    # Nested values are rare and small next to scalar columns: a Python pass here is accepted.
-    values = array.to_pylist(maps_as_pydicts="lossy")  # a map is a JSON object, {} if empty
-    return pa.array(
-        [None if v is None else json.dumps(_jsonable(v), ensure_ascii=False) for v in values],
-        pa.string(),
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
 @dataclass(frozen=True, slots=True)
 class Shaped:
     """A batch ready for the writer: binary-encodable Arrow, or CSV text for the server to cast."""
@@ -128,7 +105,17 @@ def normalize_batch(
     for name, column, pg_type in zip(names, batch.columns, targets, strict=True):
         check_field_size(column, name, path, first_line)
         if is_json_type(column.type):
-            arrays.append(_json_column(column))
+            try:
+                arrays.append(json_text(column))
+            except NestedValueError as exc:
+                line = None if exc.row is None else first_line + exc.row
+                where = "" if line is None else f"line {line}, "
+                raise RowError(
+                    f"{path}: {where}column {name}: {exc}: JSON cannot hold it",
+                    path=path,
+                    line=line,
+                    column=name,
+                ) from None
             json_cols.append(name)
             continue
         if pg_type is not None and _is_text(pg_type) and not _is_string(column.type):
@@ -440,14 +427,14 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
         canonical = canonical_type(pg_type)
         if canonical in ("jsonb", "json"):
             if name not in json_cols and not pa.types.is_string(column.type):
-                return Shaped(None, batch_to_csv(batch))
+                return Shaped(None, batch_to_csv(batch, target_types))
             if canonical == "json":
-                return Shaped(None, batch_to_csv(batch))
+                return Shaped(None, batch_to_csv(batch, target_types))
             out_json.append(name)
             arrays.append(column)
             continue
         if name in json_cols:
-            return Shaped(None, batch_to_csv(batch))
+            return Shaped(None, batch_to_csv(batch, target_types))
         if canonical == "numeric":
             # pgpq writes decimals and uint64 as numeric; integers widen to an exact decimal.
             if pa.types.is_decimal(column.type) or column.type == pa.uint64():
@@ -458,20 +445,20 @@ def align_batch(shaped: Shaped, target_types: Sequence[str], path: str, first_li
                 continue
         target = arrow_type_for_pg(canonical)
         if target is None:
-            return Shaped(None, batch_to_csv(batch))
+            return Shaped(None, batch_to_csv(batch, target_types))
         if canonical == "jsonb[]":
             out_json.append(name)  # (its elements declared jsonb, as the server checks)
         if column.type == target:
             arrays.append(column)
             continue
         if pa.types.is_list(column.type) != pa.types.is_list(target):
-            return Shaped(None, batch_to_csv(batch))
+            return Shaped(None, batch_to_csv(batch, target_types))
         try:
             arrays.append(column.cast(target, safe=True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             bad = _first_bad_row(column, target)
             if bad is None:
-                return Shaped(None, batch_to_csv(batch))
+                return Shaped(None, batch_to_csv(batch, target_types))
             row, value = bad
             raise RowError(
                 f"{path}: line {first_line + row}, column {name}: value {value!r} does not fit "
@@ -504,24 +491,22 @@ def _first_bad_row(column: pa.Array, target: pa.DataType) -> tuple[int, str] | N
     return None
 
 
-def batch_to_csv(batch: pa.RecordBatch) -> bytes:
+def batch_to_csv(batch: pa.RecordBatch, target_types: Sequence[str] | None = None) -> bytes:
     """CSV text of ``batch`` for ``COPY ... (FORMAT csv)``: NULL unquoted-empty, values quoted.
 
-    Nested columns become JSON / array literals first; everything else is written by pyarrow.
+    Every value is written as the text its column's type reads back exactly
+    (:func:`~pgingest.pipeline.write.pgtext.pg_text`; ``target_types``: the table's column
+    types, when known): lists as array literals (JSON for a ``jsonb`` column), structs and
+    maps as JSON, bytes as hex, timestamps with a time zone in UTC.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    arrays = []
-    for column in batch.columns:
-        if pa.types.is_nested(column.type):
-            arrays.append(_json_column(column))
-        elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-            # bytea's text form; only reached when a table's types force the CSV route.
-            values = column.to_pylist()
-            arrays.append(pa.array([None if v is None else "\\x" + v.hex() for v in values]))
-        else:
-            arrays.append(column)
+    targets = list(target_types) if target_types is not None else [None] * batch.num_columns
+    arrays = [
+        pg_text(column, None if pg_type is None else canonical_type(pg_type))
+        for column, pg_type in zip(batch.columns, targets, strict=True)
+    ]
     table = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
     sink = pa.BufferOutputStream()
     pacsv.write_csv(
