@@ -215,6 +215,15 @@ KINDS: dict[str, Kind] = {
         _list_of(_ints),
         lambda v, t: pa.array(v, pa.list_(pa.int32())).cast(t),
     ),
+    "list_tstz": Kind(
+        pa.list_(pa.timestamp("us", "Asia/Tokyo")),
+        st.lists(st.none() | st.integers(PG_FIRST_DAY * 86_400_000_000, INT64), max_size=3),
+        "ARRAY(SELECT "
+        + TS_MICROS.format(c="e AT TIME ZONE 'UTC'")
+        + " FROM unnest({c}) WITH ORDINALITY u(e, n) ORDER BY n)",
+        _list_of(_micros),
+        lambda v, t: pa.array(v, pa.list_(pa.int64())).cast(t),
+    ),
     "list_dec": Kind(
         pa.list_(pa.decimal256(50, 2)),
         st.lists(st.none() | st.integers(-(10**50) + 1, 10**50 - 1), max_size=3),
