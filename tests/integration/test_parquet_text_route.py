@@ -455,3 +455,22 @@ def test_nested_values_json_cannot_hold_fail_naming_file_line_and_column(tmp_pat
         f"{tmp_path / 'twice.parquet'}: column s: a struct names the field 'a' twice:"
         " JSON cannot hold it",
     ]
+
+
+def test_uuids_and_zoned_timestamps_into_text_columns(tmp_path, load, db):
+    # --types c=text wrote a uuid's raw bytes, and Tokyo's year-1 instant with +0918 (59 s off)
+    table = pa.table(
+        {
+            "u": pa.array([uuid.UUID(int=255).bytes, None], pa.uuid()),
+            "ts": pa.array([-62135596800000000, 0], pa.timestamp("us", "Asia/Tokyo")),
+        }
+    )
+    pq.write_table(table, tmp_path / "texts.parquet")
+    assert load(tmp_path / "texts.parquet", types={"u": "text", "ts": "text"}).ok
+    assert db.rows("texts", "ts") == [
+        ("00000000-0000-0000-0000-0000000000ff", "0001-01-01 00:00:00.000000Z"),
+        (None, "1970-01-01 00:00:00.000000Z"),
+    ]
+    assert db.val(
+        "SELECT ts::timestamptz = '0001-01-01 00:00:00+00' FROM texts WHERE u IS NOT NULL"
+    )

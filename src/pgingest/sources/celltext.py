@@ -51,6 +51,8 @@ def to_text(array: pa.Array | pa.ChunkedArray, *, workbook: bool = False) -> pa.
         return array.cast(pa.string())
     if pa.types.is_null(t):
         return pa.nulls(len(array), pa.string())
+    if isinstance(t, pa.UuidType):  # its canonical text, not its 16 bytes
+        return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
     if pa.types.is_boolean(t):
         true, false = ("TRUE", "FALSE") if workbook else ("true", "false")
         return pc.if_else(array, pa.scalar(true), pa.scalar(false))
@@ -108,7 +110,11 @@ def _timestamp_text(array: pa.Array, *, workbook: bool) -> pa.Array:
     import pyarrow.compute as pc
 
     if not workbook:
-        # Every digit of the unit (nanoseconds: nine), a time zone's instant in UTC with Z.
+        # Every digit of the unit (nanoseconds: nine), a time zone's instant in UTC with Z
+        # (Arrow writes another zone's local time with an offset cut to minutes: Tokyo's
+        # +09:18:59 of year 1 as +0918, 59 s off).
+        if array.type.tz is not None:
+            array = array.cast(pa.timestamp(array.type.unit, "UTC"))
         out: pa.Array = array.cast(pa.string())
         return out
     text = _trim_fraction(pc.strftime(array, "%Y-%m-%d %H:%M:%S"))
