@@ -95,7 +95,9 @@ def normalize_batch(
 
     Raises:
         RowError: a timestamp or date outside PostgreSQL's range (naming the row; the
-            batch's first row is ``first_line``), or a value that cannot be converted.
+            batch's first row is ``first_line``), a value that cannot be converted, or a
+            nested value JSON cannot hold (a struct naming a field twice, a map holding a key
+            twice).
     """
     import pyarrow as pa
 
