@@ -365,7 +365,7 @@ class Recovery:
                 payload = replace(
                     payload,
                     kind="csv",
-                    data=batch_to_csv(payload.batch),
+                    data=batch_to_csv(payload.batch, self.types),
                     encoding="UTF8",
                     dialect=CsvDialect(),
                     batch=None,
