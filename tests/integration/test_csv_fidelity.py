@@ -57,6 +57,33 @@ def test_quotes_that_do_not_open_a_field_arrive_as_python_reads_them(
     assert report.files[0].rows == len(body)
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "header"),
+    [
+        # an uneven quote in the header: its quote-parity end ran the header to the end of
+        # the file, and the load said "0 rows" with exit 0
+        ("header_quote", b'id,"a "b"\n1,2\n3,4\n', ["id", "a_b"]),
+        ("one_column", b'"Pedro "the"\n"Pedro "the" legend"\n"Pedro "the"\n', ["pedro_the"]),
+        ("header_quote_crlf", b'id,"a "b"\r\n1,2\r\n3,4\r\n', ["id", "a_b"]),
+    ],
+)
+def test_a_stray_quote_in_the_header_ends_it_as_python_reads_it(
+    tmp_path, load, db, name, data, header
+):
+    report = load_text(tmp_path, load, db, name, data)
+    assert report.ok, report.failed
+    body = python_rows(data)[1:]
+    assert db.data_columns(name) == header
+    assert loaded(db, name, header) == body
+    assert report.files[0].rows == len(body) == 2
+
+
+def test_a_header_quote_never_closed_fails_the_file_naming_its_line(tmp_path, load, db):
+    report = load_text(tmp_path, load, db, "open_header", b'\n"a,b\n1,2\n')
+    assert not report.ok
+    assert "line 2: unterminated quoted field" in report.failed[0].error
+
+
 def test_a_line_holding_only_the_end_of_data_marker_is_data(tmp_path, load, db):
     # PostgreSQL before 18 ends COPY's data at a line holding only \. (PostgreSQL 15 loaded
     # one row of these three and said nothing)

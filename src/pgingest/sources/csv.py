@@ -30,6 +30,7 @@ from pgingest.sources.base import (
 )
 from pgingest.sources.detect import decode_sample, reader_for
 from pgingest.sources.encoding import decide, describe, scan_file
+from pgingest.sources.records import python_records
 from pgingest.sources.repair import (
     BadRecord,
     Marks,
@@ -127,19 +128,20 @@ class CsvSource:
                 if line_end < 0:
                     break
                 start, skipped = line_end + 1, skipped + 1
+            eof = False
             while True:
                 body = head[start:]
                 record_start = start + len(body) - len(body.lstrip(b"\r\n"))
-                end = _first_record_end(head, record_start, self._newline, self._quote)
-                if end >= 0 or len(head) - start > MAX_RECORD_BYTES:
+                end = self._first_record_end(head, record_start, eof)
+                if end >= 0 or eof or len(head) - start > MAX_RECORD_BYTES:
                     break
                 more = read_block(stream, max(len(head), _HEAD_BYTES), self._path)
-                if not more:
-                    end = len(head)
-                    break
+                eof = not more
                 head += more
         finally:
             stream.close()
+        if end < 0 and eof:
+            end = len(head)
         if end < 0:
             raise RowError(
                 f"{self._path}: line 1: first record longer than {MAX_RECORD_BYTES >> 20} MiB",
@@ -152,6 +154,36 @@ class CsvSource:
         fields = next(reader_for(text, d.delimiter, d.quotechar, d.escapechar), [])
         lines_before = skipped + head.count(self._newline, start, record_start)
         return fields, record_start, end, lines_before, record.count(self._newline)
+
+    def _first_record_end(self, data: bytes, start: int, eof: bool) -> int:
+        """Offset just past the record starting at ``start``, as Python's ``csv`` module reads
+        it (the reference the data records are read by), or -1 when ``data`` may end inside it.
+
+        A quote opens a quoted field only at a field's start, so the stray quote of
+        ``id,"a "b"`` does not run the header on to the end of the file. Backslash-escaped
+        quotes are cut by quote parity, as the data records are.
+        """
+        d = self._dialect
+        if d.escapechar is not None:
+            return _first_record_end(data, start, self._newline, self._quote)
+        cut = python_records(
+            data[start:],
+            1,
+            delimiter=d.delimiter,
+            quote=d.quotechar,
+            newline="\r" if d.newline == "\r" else "\n",
+            final=eof,
+        )
+        if not len(cut.records):
+            return -1
+        if cut.records.broken[0]:
+            raise RecordFormatError(
+                f"{self._path}: line {1 + data.count(self._newline, 0, start)}: "
+                "unterminated quoted field in the first record",
+                path=self._path,
+                line=1 + data.count(self._newline, 0, start),
+            )
+        return start + int(cut.records.ends[0])
 
     def _make_names(self, fields: list[str]) -> list[str]:
         width = len(fields)
@@ -594,7 +626,8 @@ def _concat(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
 
 
 def _first_record_end(data: bytes, start: int, newline: bytes, quote: bytes) -> int:
-    """Offset just past the record starting at ``start`` (its newline outside quotes), or -1."""
+    """Offset just past the record starting at ``start`` (its newline outside quotes, quotes
+    escaped by a backslash not counted), or -1."""
     escaped = b"\\" + quote
     pos, parity = start, 0
     while (end := data.find(newline, pos)) >= 0:
