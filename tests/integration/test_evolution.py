@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 D = decimal.Decimal
 
@@ -64,6 +65,31 @@ def test_files_that_grow_shrink_reorder_and_widen(tmp_path, load, db):
         ("alter_type", "id", "integer", "bigint", "f5.csv"),
         ("alter_type", "id", "bigint", "numeric", "f6.csv"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "values"),
+    [
+        # a time and an offset in one file: inference calls the mix text, and the date
+        # column kept its type, the server dropping the times and the offset without a word
+        ("2024-01-01", ["2024-01-06 10:30", "2024-01-07 23:59:59+02"]),
+        ("2024-01-01", ["2024-01-06", "2024-01-07T23:59:59Z"]),
+        ("2024-01-01 08:00", ["2024-01-06 10:30", "2024-01-07 23:59:59+02"]),
+    ],
+)
+def test_times_and_offsets_mixed_in_one_file_widen_a_date_column(tmp_path, load, db, first, values):
+    base = write(tmp_path / "base.csv", f"id,d\n1,{first}\n")
+    lines = "".join(f"{i},{v}\n" for i, v in enumerate(values, start=2))
+    more = write(tmp_path / "more.csv", "id,d\n" + lines)
+    assert load(base, table="ap").ok
+    report = load(more, table="ap")
+    assert report.ok, report.failed
+    assert db.types("ap")["d"] == "timestamp with time zone"
+    for i, value in enumerate(values, start=2):  # each reads back as written: nothing dropped
+        same = db.val(
+            f'SELECT d = $1::text::timestamptz FROM "{db.schema}".ap WHERE id = $2', value, i
+        )
+        assert same, value
 
 
 def test_widening_after_the_first_batch_of_a_file(tmp_path, load, db):

@@ -737,6 +737,38 @@ def is_text_alone(values: Sequence[str], date_format: DateOrder | None = None) -
     return True
 
 
+def lossless_temporal(values: Sequence[str]) -> str | None:
+    """The narrowest of date, timestamp and timestamptz whose input keeps every value, for a
+    column that already holds dates or timestamps: ISO dates and timestamps, local and with a
+    UTC offset mixed (which :class:`TypeTracker` calls text, for a new column).
+
+    A ``date`` column takes ``2026-01-05 10:30`` and a ``timestamp`` one takes
+    ``2026-01-05 10:30+02`` without a word, each dropping what it has no room for: such a
+    column must widen along ``date -> timestamp -> timestamptz`` instead.
+
+    Args:
+        values: Non-null values, as Python strings.
+
+    Returns:
+        The type, or ``None`` when some value is none of these (or there is none).
+    """
+    zoned_pattern = _python_pattern(_ZONED_TIMESTAMP)
+    zoned = [v for v in values if zoned_pattern.search(v)]
+    local = [v for v in values if not zoned_pattern.search(v)]
+    ladder = (DATE, TIMESTAMP, TIMESTAMPTZ)
+    found = []
+    for part in (local, zoned):
+        if not part:
+            continue
+        state = _ColumnState()
+        _observe(state, _PyValues(part))
+        pg_type = state.pg_type()
+        if pg_type not in ladder or (state.kinds & _SLASH_TIMES):
+            return None
+        found.append(ladder.index(pg_type))
+    return ladder[max(found)] if found else None
+
+
 _SAFE_TYPE = re.compile(r"[a-z][a-z0-9_ ]*(\([0-9, ]+\))?(\[\])?", re.IGNORECASE)
 
 

@@ -13,7 +13,7 @@ from pgingest.errors import ConfigError
 from pgingest.model import ARROW_FORMATS, ColumnSpec
 from pgingest.schema.contract import Contract, TableContract, check_contract, parse_contract
 from pgingest.schema.evolution import canonical_type
-from pgingest.schema.infer import TypeTracker, is_text_alone
+from pgingest.schema.infer import TypeTracker, is_text_alone, lossless_temporal
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
 from pgingest.schema.validate import Majority, typed_majority
 from pgingest.sources import Source
@@ -77,6 +77,9 @@ class _TextSample:
     def typed(self) -> dict[int, str]:
         return {}  # no transform made a column typed: that path reads Arrow
 
+    def strings(self, i: int) -> list[str]:
+        return [v for v in self.columns[i] if v is not None]
+
     def infer(self, tracker: TypeTracker, text: list[int]) -> None:
         tracker.update_columns([self.columns[i] for i in text])
 
@@ -112,6 +115,10 @@ class _ArrowSample:
     def infer(self, tracker: TypeTracker, text: list[int]) -> None:
         tracker.update(self.table.select(text))
 
+    def strings(self, i: int) -> list[str]:
+        values: list[str] = self.table.column(i).drop_null().to_pylist()
+        return values
+
     def majority(self, i: int, options: LoadOptions) -> Majority | None:
         return typed_majority(self.table.column(i), _inference(options))
 
@@ -131,10 +138,13 @@ def _text_types(
     rows: int,
     options: LoadOptions,
     only: frozenset[str] | None = None,
+    ladder: frozenset[str] = frozenset(),
 ) -> _Typed:
     """Types of a CSV file's sample, its DateStyle, warnings and the columns holding
     missing-value markers; ``only`` these columns are inferred (the others get ``text``, for
-    the caller to replace)."""
+    the caller to replace). A ``ladder`` column (a table's date or timestamp column) whose
+    values mix local times and UTC offsets gets the type on ``date -> timestamp ->
+    timestamptz`` that keeps them all, not text."""
     sample = _read_sample(source, rows, options)
     if options.text:
         return _Typed([TEXT] * len(names))
@@ -180,6 +190,10 @@ def _text_types(
     markers: set[str] = set()
     for i in text:
         if types[i] != TEXT or names[i] in options.types:
+            continue
+        temporal = lossless_temporal(sample.strings(i)) if names[i] in ladder else None
+        if temporal is not None:
+            types[i] = temporal
             continue
         majority = sample.majority(i, options)
         if majority is None:
@@ -291,7 +305,12 @@ def incoming_columns(
             [ColumnSpec(n, have[n].pg_type, r) for n, r in zip(names, raw, strict=True)]
         )
     rows = min(options.sample_rows, EXISTING_TABLE_SAMPLE_ROWS)
-    typed = _text_types(source, names, rows, options, wanted)
+    ladder = frozenset(
+        n
+        for n in wanted
+        if n in have and _base(have[n].pg_type) in _SILENT_CASTS and n not in options.types
+    )
+    typed = _text_types(source, names, rows, options, wanted, ladder)
     types = [options.types.get(n, t) for n, t in zip(names, typed.types, strict=True)]
     columns = []
     for name, pg_type, original in zip(names, types, raw, strict=True):
