@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from pgingest.errors import SourceError
 from pgingest.sources.detect import SAMPLE_BYTES, sniff_dialect
 from pgingest.sources.encoding import decide, evidence
 
@@ -127,8 +128,12 @@ def pgingest_main(data: bytes) -> str:
 
 
 def pgingest_evidence(data: bytes) -> str:
-    """This branch: the whole file's evidence (see pgingest.sources.encoding)."""
-    return decide(evidence(data)) or "utf-8"
+    """This branch: the whole file's evidence (see pgingest.sources.encoding); ``refused``
+    when it refuses to guess."""
+    try:
+        return decide(evidence(data)) or "utf-8"
+    except SourceError:
+        return "refused"
 
 
 def detect_charset_normalizer(data: bytes) -> str:

@@ -152,7 +152,22 @@ Section = Literal[
 """The groups ``pgingest load --help`` and the option reference list options in."""
 SECTIONS: tuple[Section, ...] = get_args(Section)
 
-ENCODINGS = ("utf-8", "cp1252", "latin-1", "cp1250", "cp1251", "iso8859-2", "iso8859-15", "koi8-r")
+ENCODINGS = (
+    "utf-8",
+    "cp1252",
+    "latin-1",
+    "cp1250",
+    "cp1251",
+    "iso8859-2",
+    "iso8859-15",
+    "koi8-r",
+    "cp1253",
+    "iso8859-7",
+    "cp1254",
+    "iso8859-9",
+    "cp1255",
+    "iso8859-8",
+)
 """The encodings ``--encoding`` may force (those detection itself may choose)."""
 
 

@@ -122,3 +122,38 @@ def test_an_upsert_keeps_a_row_of_stray_bytes_as_a_reject(tmp_path, load, db):
         )
         == 1
     )
+
+
+def test_a_latin9_file_keeps_its_euro_signs(tmp_path, load, db):
+    # 0xA4 is € in ISO 8859-15; cp1252 (chosen before) read it as the currency sign ¤
+    rows = "".join(f"{i},Prix {i} € TTC crème brûlée\n" for i in range(50))
+    src = tmp_path / "prix.csv"
+    src.write_bytes(("id,txt\n" + rows).encode("iso8859-15"))
+    report = load(src, text=True)
+    assert report.ok, report.failed
+    assert db.val("SELECT count(*) FROM prix WHERE txt LIKE 'Prix % € TTC crème brûlée'") == 50
+    assert any("read as iso8859-15" in w for w in report.files[0].warnings)
+
+
+def test_a_greek_file_is_read_as_greek(tmp_path, load, db):
+    text = "Αθήνα Θεσσαλονίκη Πάτρα Ηράκλειο Λάρισα"
+    src = tmp_path / "greek.csv"
+    src.write_bytes(("id,name\n" + "".join(f"{i},{text}\n" for i in range(20))).encode("iso8859-7"))
+    report = load(src, text=True)
+    assert report.ok, report.failed
+    assert db.val("SELECT count(*) FROM greek WHERE name = $1", text) == 20
+
+
+def test_an_ambiguous_encoding_fails_the_file_and_encoding_decides(tmp_path, cli, db):
+    # Turkish cp1254 and cp1252 differ only in letters no statistics tell apart: no guess
+    rows = "".join(f"{i},İstanbul Şişli {i}\n" for i in range(40))
+    src = tmp_path / "tr.csv"
+    src.write_bytes(("id,name\n" + rows).encode("cp1254"))
+    code, out, err = cli("load", str(src), "--table", "tr", "--text")
+    assert code == 1
+    assert f"{src}: line 2: encoding ambiguous" in out + err
+    assert "--encoding cp1254" in out + err
+    assert db.val(f"SELECT to_regclass('{db.schema}.tr')") is None  # nothing loaded
+    code, out, err = cli("load", str(src), "--table", "tr", "--text", "--encoding", "cp1254")
+    assert code == 0, out + err
+    assert db.val(f'SELECT name FROM "{db.schema}".tr WHERE id = $1', "0") == "İstanbul Şişli 0"

@@ -113,7 +113,23 @@ class SkippedRow:
 
 _SKIP_NOTICE_SOURCE = "CopyFromTextLikeOneRow"
 _SKIP_NOTICE = re.compile(r'at line (\d+) for column "(.*)": "(.*)"$', re.S)
-_ENCODINGS = frozenset({"UTF8", "WIN1252", "LATIN1", "WIN1250", "WIN1251", "LATIN2", "LATIN9"})
+_ENCODINGS = frozenset(
+    {
+        "UTF8",
+        "WIN1252",
+        "LATIN1",
+        "WIN1250",
+        "WIN1251",
+        "LATIN2",
+        "LATIN9",
+        "WIN1253",
+        "ISO_8859_7",
+        "WIN1254",
+        "LATIN5",
+        "WIN1255",
+        "ISO_8859_8",
+    }
+)
 
 
 def _literal(value: str) -> str:

@@ -51,6 +51,12 @@ PG_ENCODINGS: dict[str, str] = {
     "iso8859-2": "LATIN2",
     "iso8859-15": "LATIN9",
     "koi8-r": "KOI8R",
+    "cp1253": "WIN1253",
+    "iso8859-7": "ISO_8859_7",
+    "cp1254": "WIN1254",
+    "iso8859-9": "LATIN5",
+    "cp1255": "WIN1255",
+    "iso8859-8": "ISO_8859_8",
 }
 """Python codec name -> PostgreSQL client encoding. UTF-8 and single-byte encodings only: their
 bytes never hide a quote or newline inside a character, so raw CSV bytes stay splittable."""

@@ -372,7 +372,7 @@ class CsvSource:
         """
         if not self._settled:
             found = scan_file(self._path, self.info.compression, offset)
-            self._encoding = decide(found) or "utf-8"
+            self._encoding = decide(found, self._path, self.info.compression) or "utf-8"
             self._settled = True
             note = describe(found, self._encoding)
             if note:

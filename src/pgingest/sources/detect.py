@@ -187,7 +187,7 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         found = evidence(sample[: complete_utf8(sample)] if not at_eof else sample)
         if found.invalid and not at_eof:  # the sample is not enough: the whole file decides
             found = scan_file(path, compression)
-        encoding = decide(found) or "utf-8"
+        encoding = decide(found, path, compression) or "utf-8"
         settled, note = not found.ascii, describe(found, encoding)
         options = replace(options, encoding=encoding)
     dialect = sniff_dialect(sample, at_eof=at_eof, path=path, options=options)
