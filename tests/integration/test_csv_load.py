@@ -67,6 +67,20 @@ def test_leading_zeros_stay_text_and_null_differs_from_empty(tmp_path, load, db)
     assert db.rows("zips", "code") == [("00123", 1, "a"), ("02134", 2, ""), ("10001", 3, None)]
 
 
+def test_a_sign_and_a_negative_zero_are_no_part_of_the_number(tmp_path, load, db):
+    # README: the number survives inference, not its spelling (unlike 007's leading zeros)
+    src = tmp_path / "signs.csv"
+    src.write_text("id,n,x\n1,+5,0.12345678901234567890\n2,-0,-0.0\n3,3,1.5\n")
+    report = load(src)
+    assert report.ok, report.failed
+    assert db.types("signs") == {"id": "integer", "n": "integer", "x": "numeric"}
+    assert db.rows("signs") == [
+        (1, 5, decimal.Decimal("0.12345678901234567890")),
+        (2, 0, decimal.Decimal("0.0")),
+        (3, 3, decimal.Decimal("1.5")),
+    ]
+
+
 def test_crlf_bom_and_cp1252(tmp_path, load, db):
     crlf = write(tmp_path / "crlf.csv", '\ufeffname,n\nJosé,1\n"a\nb",2\n', newline="\r\n")
     legacy = write(tmp_path / "legacy.csv", "name,n\ncafé – crème,1\nNaïve,2\n", encoding="cp1252")
