@@ -227,3 +227,12 @@ def test_excel_sep_hint_line(tmp_path, load, db):
     report = load(bad, types={"v": "integer"})
     assert not report.ok
     assert "line 3, column v" in report.failed[0].error  # the hint line counts as a line
+
+
+def test_a_header_of_numbers_above_booleans_is_a_header(tmp_path, load, db):
+    # frictionless numeric-labels.csv: taken for data, the columns typed boolean failed
+    src = write(tmp_path / "labels.csv", "id,100022,10011\nid1,TRUE,FALSE\nid2,TRUE,TRUE\n")
+    report = load(src)
+    assert report.ok, report.failed
+    assert db.data_columns("labels") == ["id", "_100022", "_10011"]
+    assert db.rows("labels") == [("id1", True, False), ("id2", True, True)]

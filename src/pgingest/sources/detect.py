@@ -574,8 +574,31 @@ def _mostly_typed(column: list[str]) -> bool:
     return True
 
 
+def _family(value: str) -> Literal["date", "boolean", "number"]:
+    """What a typed cell (see :func:`_kind`) is."""
+    value = value.strip()
+    if _DATE.fullmatch(value):
+        return "date"
+    if value.lower() in _BOOLEANS:
+        return "boolean"
+    return "number"
+
+
+def _one_family(column: list[str]) -> str | None:
+    """The family (see :func:`_family`) of at least 90% of a typed column's values, if any."""
+    counts: dict[str, int] = {}
+    for value in column:
+        if _kind(value) == "typed":
+            family = _family(value)
+            counts[family] = counts.get(family, 0) + 1
+    family, most = max(counts.items(), key=lambda item: item[1], default=(None, 0))
+    return family if most * 10 >= len(column) * 9 else None
+
+
 def _sniff_header(rows: list[list[str]]) -> bool:
-    """Is row 1 a header? Text above typed columns says yes, typed values say no."""
+    """Is row 1 a header? Text above typed columns says yes, and so does a typed value of
+    another kind (a number above booleans, a date above numbers: ``id,100022`` above
+    ``id1,TRUE``); typed values of the column's kind say no."""
     if not rows:
         return True
     first, data = rows[0], rows[1:]
@@ -588,6 +611,9 @@ def _sniff_header(rows: list[list[str]]) -> bool:
         if column and _mostly_typed(column):
             if kind == "text":
                 return True  # one header vote decides
+            family = _one_family(column)
+            if family is not None and family != _family(first[j]):
+                return True
             data_votes += 1
     if data_votes:
         return False

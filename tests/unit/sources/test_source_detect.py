@@ -135,6 +135,13 @@ def test_forced_encoding_and_delimiter(write: Write) -> None:
         ("1,2,3\n", False),
         (",a,b\n0,1,2\n1,3,4\n", True),
         ("ann,paris,1\nbob,rome,2\n", False),
+        # a header of numbers above booleans (frictionless numeric-labels.csv), or of dates
+        # above numbers: a value of another kind than its column's is a name
+        ("id,100022,100025\nid1,TRUE,FALSE\nid2,TRUE,TRUE\n", True),
+        ("region,2024-01-01,2024-02-01\nnorth,12,13\nsouth,14,15\n", True),
+        # row 1 of the column's kind is data
+        ("id1,TRUE,FALSE\nid2,TRUE,TRUE\n", False),
+        ("7,2024-01-01,true\n8,2024-02-01,false\n", False),
     ],
 )
 def test_header_sniffing(write: Write, data: str, header: bool) -> None:
