@@ -589,10 +589,12 @@ def _one_family(column: list[str]) -> str | None:
     counts: dict[str, int] = {}
     for value in column:
         if _kind(value) == "typed":
-            family = _family(value)
-            counts[family] = counts.get(family, 0) + 1
-    family, most = max(counts.items(), key=lambda item: item[1], default=(None, 0))
-    return family if most * 10 >= len(column) * 9 else None
+            name = _family(value)
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    family = max(counts, key=counts.__getitem__)
+    return family if counts[family] * 10 >= len(column) * 9 else None
 
 
 def _sniff_header(rows: list[list[str]]) -> bool:
