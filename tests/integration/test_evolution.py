@@ -229,3 +229,22 @@ def test_status_lists_changes_and_env_sets_the_policy(tmp_path, cli, db, monkeyp
     code, out, _err = cli("status", "--dsn", db.dsn, "--table", f"{db.schema}.st")
     assert code == 0
     assert f"add_column {db.schema}.st.extra  -> text  by {tmp_path / 's2.csv'}" in out
+
+
+def test_a_time_past_the_first_mebibyte_but_inside_the_sample_widens_a_date_column(
+    tmp_path, load, db
+):
+    # wide rows: 3,000 of them (inside the 5,000-row sample) fill more than the first MiB,
+    # which alone was looked at for a ':' before sampling
+    pad = "x" * 500
+    base = write(tmp_path / "base.csv", f"id,d,pad\n1,2024-01-01,{pad}\n")
+    rows = [f"{i},2024-01-02,{pad}" for i in range(2, 3000)] + [f"3000,2024-01-06 10:30,{pad}"]
+    more = write(tmp_path / "more.csv", "id,d,pad\n" + "\n".join(rows) + "\n")
+    assert more.stat().st_size > 1 << 20
+    assert load(base, table="wide").ok
+    report = load(more, table="wide")
+    assert report.ok, report.failed
+    assert db.types("wide")["d"] == "timestamp without time zone"
+    assert (
+        db.val(f'SELECT d::text FROM "{db.schema}".wide WHERE id = 3000') == "2024-01-06 10:30:00"
+    )

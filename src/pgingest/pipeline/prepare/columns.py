@@ -298,13 +298,13 @@ def incoming_columns(
         for n in names
         if n not in have or _base(have[n].pg_type) in _SILENT_CASTS or n in options.types
     )
-    if wanted and all(n in have for n in wanted) and not _may_hold_times(source):
-        wanted = frozenset()  # no ':' and no '/' in the file: no time, offset or slash date
+    rows = min(options.sample_rows, EXISTING_TABLE_SAMPLE_ROWS)
+    if wanted and all(n in have for n in wanted) and not _may_hold_times(source, rows):
+        wanted = frozenset()  # no ':' and no '/' in the sample: no time, offset or slash date
     if not wanted:
         return Incoming(
             [ColumnSpec(n, have[n].pg_type, r) for n, r in zip(names, raw, strict=True)]
         )
-    rows = min(options.sample_rows, EXISTING_TABLE_SAMPLE_ROWS)
     ladder = frozenset(
         n
         for n in wanted
@@ -329,18 +329,26 @@ def incoming_columns(
 
 
 _HEAD_BYTES = 1 << 20
-"""Bytes of a file looked at for ``:`` and ``/`` before sampling it (a small file: all)."""
+"""Bytes read at a time when looking for ``:`` and ``/`` before sampling a file."""
 
 
-def _may_hold_times(source: Source) -> bool:
-    """Whether the file's first MiB has a ``:`` or a ``/`` (a time, an offset, a slash
-    date); without either, its date and time columns need no sample."""
+def _may_hold_times(source: Source, rows: int) -> bool:
+    """Whether the file's first ``rows`` lines (those the sample reads, the header's one
+    more) hold a ``:`` or a ``/`` (a time, an offset, a slash date); without either, its
+    date and time columns need no sample. Read a MiB at a time: a file of wide rows holds
+    fewer than ``rows`` lines in its first MiB, and a time past it was missed."""
     stream = open_stream(source.info.path, source.info.compression)
+    lines = 0
     try:
-        head = read_block(stream, _HEAD_BYTES, source.info.path)
+        while block := read_block(stream, _HEAD_BYTES, source.info.path):
+            if b":" in block or b"/" in block:
+                return True
+            lines += block.count(b"\n") or block.count(b"\r")  # (CR alone ends lines too)
+            if lines > rows:
+                return False
     finally:
         stream.close()
-    return b":" in head or b"/" in head
+    return False
 
 
 _SILENT_CASTS = frozenset({"date", "timestamp"})
