@@ -34,6 +34,7 @@ from pgingest.schema.pgtypes import (
     TIMESTAMP,
     TIMESTAMPTZ,
 )
+from pgingest.textforms import LOCAL_TEMPORAL, TIME_BODY, ZONED_TIMESTAMP
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,20 +62,8 @@ _BIG_EXPONENT = r"[eE][+-]?0*[1-9][0-9]{3,}$"
 _EXPONENT_PART = r"[eE].*$"
 _NONZERO_DIGIT = r"[1-9]"
 _BOOLEAN = rf"^(?:{'|'.join(_any_case(w) for w in ('true', 'false', 't', 'f', 'yes', 'no'))})$"
-# Years 0001-9999: PostgreSQL has no year 0.
-_DATE_BODY = (
-    r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
-    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-)
-# Hour 24 and second 60 are refused: PostgreSQL accepts them but rolls the value over.
-# Seven or more fraction digits are refused: PostgreSQL rounds them to microseconds.
-_TIME_BODY = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
-# PostgreSQL accepts UTC offsets up to 15:59.
-_OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
-_LOCAL_TEMPORAL = rf"^{_DATE_BODY}(?:[T ]{_TIME_BODY})?$"
-_ZONED_TIMESTAMP = rf"^{_DATE_BODY}[T ]{_TIME_BODY}{_OFFSET}$"
 _SLASH_DATE = r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
-_SLASH_TEMPORAL = rf"{_SLASH_DATE}(?:[T ]{_TIME_BODY})?$"
+_SLASH_TEMPORAL = rf"{_SLASH_DATE}(?:[T ]{TIME_BODY})?$"
 _SLASH_PARTS = r"^(?P<a>[0-9]{1,2})/(?P<b>[0-9]{1,2})/(?P<y>[0-9]{4})"
 _TIME_SEPARATOR = ":"
 _MAX_MONTH = 12
@@ -305,13 +294,13 @@ def _observe_decimals(state: _ColumnState, values: _Values, max_chars: int) -> N
 
 def _observe_temporal(state: _ColumnState, values: _Values, min_chars: int, max_chars: int) -> None:
     """Dates, timestamps or timestamps with a UTC offset, never a mix of local and zoned."""
-    if _all_match(values, _LOCAL_TEMPORAL):
+    if _all_match(values, LOCAL_TEMPORAL):
         kinds = _Kind.NONE
         if min_chars == _DATE_CHARS:
             kinds |= _Kind.DATE
         if max_chars > _DATE_CHARS:
             kinds |= _Kind.TIMESTAMP
-    elif _all_match(values, _ZONED_TIMESTAMP):
+    elif _all_match(values, ZONED_TIMESTAMP):
         kinds = _Kind.TIMESTAMPTZ
     else:
         state.kinds |= _Kind.TEXT
@@ -752,7 +741,7 @@ def lossless_temporal(values: Sequence[str]) -> str | None:
     Returns:
         The type, or ``None`` when some value is none of these (or there is none).
     """
-    zoned_pattern = _python_pattern(_ZONED_TIMESTAMP)
+    zoned_pattern = _python_pattern(ZONED_TIMESTAMP)
     zoned = [v for v in values if zoned_pattern.search(v)]
     local = [v for v in values if not zoned_pattern.search(v)]
     ladder = (DATE, TIMESTAMP, TIMESTAMPTZ)

@@ -31,6 +31,7 @@ import pyarrow.json as pajson
 from pgingest.errors import RowError, SourceError
 from pgingest.model import NUMERIC_TEXT_EXTENSION, ArrowChunk, Chunk, SourceInfo
 from pgingest.sources.base import one_line, open_stream, read_errors
+from pgingest.textforms import LOCAL_TEMPORAL, ZONED_TIMESTAMP
 
 __all__ = ["NdjsonSource", "NumericTextType"]
 
@@ -52,16 +53,6 @@ _BIG_EXPONENT = re.compile(r"[eE][+-]?0*[1-9][0-9]{3,}$")
 _MAX_NUMERIC_DIGITS = 15_000
 """Longest number text sent to numeric, as CSV inference allows (its scale stops at 16383)."""
 
-# The ISO forms CSV inference reads as dates and timestamps (schema.infer; sources may not
-# import it): years 0001-9999, no hour 24 or second 60, at most microseconds, offsets to 15:59.
-_DATE_BODY = (
-    r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
-    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-)
-_TIME_BODY = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
-_OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
-_LOCAL_TEMPORAL = rf"^{_DATE_BODY}(?:[T ]{_TIME_BODY})?$"
-_ZONED_TIMESTAMP = rf"^{_DATE_BODY}[T ]{_TIME_BODY}{_OFFSET}$"
 _TEMPORAL_START = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _DATE_CHARS = 10
 
@@ -375,11 +366,11 @@ def _typed_strings(array: pa.Array) -> pa.Array:
     unit = "s"
     if pc.any(pc.match_substring(values, ".")).as_py():
         unit = "us" if pc.any(pc.match_substring_regex(values, r"\.[0-9]{4}")).as_py() else "ms"
-    if pc.all(pc.match_substring_regex(values, _LOCAL_TEMPORAL)).as_py():
+    if pc.all(pc.match_substring_regex(values, LOCAL_TEMPORAL)).as_py():
         lengths = pc.min_max(pc.utf8_length(values))
         dates_only = lengths["max"].as_py() == _DATE_CHARS
         target = pa.date32() if dates_only else pa.timestamp(unit)
-    elif pc.all(pc.match_substring_regex(values, _ZONED_TIMESTAMP)).as_py():
+    elif pc.all(pc.match_substring_regex(values, ZONED_TIMESTAMP)).as_py():
         target = pa.timestamp(unit, tz="UTC")
     else:
         return array  # local and zoned times mixed, or not all temporal: text, as in CSV

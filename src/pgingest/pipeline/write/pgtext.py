@@ -16,6 +16,7 @@ import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from pgingest.schema.pgtypes import is_list_type
 from pgingest.sources.celltext import duration_text, to_text
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def pg_text(array: pa.Array | pa.ChunkedArray, pg_type: str | None = None) -> pa
         return _uuid_text(array.storage) if target != "bytea" else _bytea_text(array.storage)
     if isinstance(t, pa.BaseExtensionType):
         return pg_text(array.storage, pg_type)
-    if _is_list(t):
+    if is_list_type(t):
         if _is_json_target(target) or _is_nested(t.value_type):
             return json_text(array)
         return _array_literal(array, target[:-2] if target.endswith("[]") else None)
@@ -99,24 +100,12 @@ def pg_text(array: pa.Array | pa.ChunkedArray, pg_type: str | None = None) -> pa
     return array.cast(pa.string())
 
 
-def _is_list(t: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    return bool(
-        pa.types.is_list(t)
-        or pa.types.is_large_list(t)
-        or pa.types.is_fixed_size_list(t)
-        or pa.types.is_list_view(t)
-        or pa.types.is_large_list_view(t)
-    )
-
-
 def _is_nested(t: pa.DataType) -> bool:
     import pyarrow as pa
 
     if pa.types.is_dictionary(t):
         return _is_nested(t.value_type)
-    return bool(_is_list(t) or pa.types.is_struct(t) or pa.types.is_map(t))
+    return bool(is_list_type(t) or pa.types.is_struct(t) or pa.types.is_map(t))
 
 
 def _is_json_target(target: str) -> bool:
@@ -347,7 +336,7 @@ def _json_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
             _json_object(keys, items, start, end - start) if ok else None
             for ok, start, end in zip(valid, offsets, offsets[1:], strict=False)
         ]
-    if _is_list(t):
+    if is_list_type(t):
         values = _json_values(array.flatten())
         return [
             values[start : start + length] if ok else None

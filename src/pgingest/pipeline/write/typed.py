@@ -54,7 +54,7 @@ from pgingest.pg import copy
 from pgingest.pipeline.prepare.plan import FilePlan, LivePlan
 from pgingest.pipeline.write.payload import Payload
 from pgingest.schema.evolution import canonical_type
-from pgingest.schema.infer import _LOCAL_TEMPORAL, _SPECIAL, _ZONED_TIMESTAMP
+from pgingest.schema.infer import _SPECIAL
 from pgingest.schema.pgtypes import (
     BIGINT,
     BOOLEAN,
@@ -66,6 +66,7 @@ from pgingest.schema.pgtypes import (
     TIMESTAMPTZ,
 )
 from pgingest.sources.csv import read_typed_records
+from pgingest.textforms import LOCAL_TEMPORAL, ZONED_TIMESTAMP
 
 _READ_AS_TEXT = (DOUBLE, TIMESTAMP, TIMESTAMPTZ)
 """Types read as strings first, checked, then cast (their parse alone accepts too much)."""
@@ -260,7 +261,7 @@ def _checked_cast(column: pa.Array, kind: str) -> pa.Array | None:
                 return None  # an underflow read as zero
         return floats
     values = pc.drop_null(column)
-    pattern = _ZONED_TIMESTAMP if kind == TIMESTAMPTZ else _LOCAL_TEMPORAL
+    pattern = ZONED_TIMESTAMP if kind == TIMESTAMPTZ else LOCAL_TEMPORAL
     if len(values) and not pc.all(pc.match_substring_regex(values, pattern)).as_py():
         return None
     return pc.cast(column, ARROW_TYPES[kind])
