@@ -166,6 +166,16 @@ class CsvSource:
         d = self._dialect
         if d.escapechar is not None:
             return _first_record_end(data, start, self._newline, self._quote)
+        line_end = min(
+            (at for at in (data.find(b"\n", start), data.find(b"\r", start)) if at >= 0),
+            default=-1,
+        )
+        if line_end == len(data) - 1 and data.endswith(b"\r") and not eof:
+            return -1  # its \n may be in the next block
+        if line_end >= 0 and self._quote not in data[start:line_end]:
+            # No quote on the line (the usual header): it ends there, for every reading (and a
+            # small file's load imports no numpy).
+            return line_end + (2 if data[line_end : line_end + 2] == b"\r\n" else 1)
         cut = python_records(
             data[start:],
             1,
