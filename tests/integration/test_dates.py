@@ -67,3 +67,30 @@ def test_parquet_dates_at_postgresqls_limits_load_and_one_day_beyond_fails_by_ro
         assert "line 2, column d: date" in (report.files[0].error or "")
         assert "outside PostgreSQL's range" in (report.files[0].error or "")
         assert db.count(name) == 0
+
+
+def test_parquet_timestamps_up_to_the_last_microsecond_binary_copy_carries_load(tmp_path, load, db):
+    """Found by the text route's property test: a millisecond timestamp in the last second
+    before int64 microseconds run out (294247-01-10 04:00:54.001) was refused as outside
+    PostgreSQL's range, which goes on to 294276 AD; one past that last microsecond is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    last_ms, last_s = (2**63 - 1) // 1_000, (2**63 - 1) // 1_000_000
+    table = pa.table(
+        {
+            "ms": pa.array([9_223_372_036_854_001, last_ms], pa.timestamp("ms")),
+            "s": pa.array([last_s, 0], pa.timestamp("s")),
+        }
+    )
+    pq.write_table(table, tmp_path / "late.parquet")
+    report = load(tmp_path / "late.parquet")
+    assert report.ok, report.failed
+    shown = [r["s"] for r in db.fetch("SELECT ms::text AS s FROM late ORDER BY ms")]
+    assert shown == ["294247-01-10 04:00:54.001", "294247-01-10 04:00:54.775"]
+    pq.write_table(
+        pa.table({"ms": pa.array([0, last_ms + 1], pa.timestamp("ms"))}), tmp_path / "past.parquet"
+    )
+    report = load(tmp_path / "past.parquet")
+    assert not report.ok
+    assert "line 2, column ms: timestamp" in (report.files[0].error or "")

@@ -275,8 +275,9 @@ def _first_outside(column: pa.Array | pa.ChunkedArray) -> int | None:
     else:
         per_second = _UNIT_PER_SECOND[t.unit]
         low = _PG_MIN_DAYS * 86_400 * per_second
-        # In microseconds or nanoseconds every int64 value up there fits.
-        high = _MAX_MICROS // 1_000_000 * per_second if per_second < 1_000_000 else None
+        # The last value whose microseconds fit an int64 (in microseconds or nanoseconds every
+        # int64 value up there does): in milliseconds 9223372036854775, not ...854000.
+        high = _MAX_MICROS // (1_000_000 // per_second) if per_second < 1_000_000 else None
     lo, hi = pc.min_max(values).values()
     if lo.as_py() >= low and (high is None or hi.as_py() <= high):
         return None
