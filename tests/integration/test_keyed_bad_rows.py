@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,84 @@ def test_keyed_parquet_widens_an_existing_column_and_skips_what_fits_no_type(
     )
     kept = rejects(db, path, "p")
     assert [(line, column) for line, column, _raw in kept] == [(3, "s"), (4, "k")]  # rows
+
+
+def _faulted_file(tmp_path: Path) -> tuple[Path, dict[int, tuple[str, int]], list[int]]:
+    """A keyed file over several routes: keys repeat, ``3.5`` past the sample widens ``v``,
+    and two bad values are rejects; with the table it must give (key -> v text, pos) and
+    the reject lines."""
+    count = 60_000
+    kinds = [GOOD] * count
+    for pos, kind in [(9_000, "bad_value"), (45_000, "wider"), (52_000, "bad_value")]:
+        kinds[pos] = kind
+    keys = [pos % 40_000 for pos in range(count)]
+    path = write_rows(tmp_path / "faulted.csv", kinds, keys)
+    expected: dict[int, tuple[str, int]] = {}
+    for pos, (kind, key) in enumerate(zip(kinds, keys, strict=True)):
+        if kind == "bad_value":
+            continue
+        expected[key] = ("3.5" if kind == "wider" else str(pos * 7), pos)
+    return path, expected, [9_002, 52_002]
+
+
+def _check_faulted(db, path: Path, expected: dict[int, tuple[str, int]], bad: list[int]) -> None:
+    got = {
+        int(r["k"]): (r["v"], r["pos"])
+        for r in db.fetch(f'SELECT k, v::text AS v, pos FROM "{db.schema}".f')
+    }
+    assert got == expected  # no row lost, none twice, every value the file's last
+    assert [line for line, _c, _r in rejects(db, path, "f")] == bad
+    state = db.fetch(
+        "SELECT f.status, (SELECT sum(b.rows) FROM pgingest.file_batches b"
+        " WHERE b.file_id = f.id) AS rows FROM pgingest.files f WHERE f.path = $1",
+        str(path.resolve()),
+    )
+    assert [(s["status"], s["rows"]) for s in state] == [("success", 60_000 - len(bad))]
+
+
+def test_keyed_widening_and_skipping_survive_cut_connections(tmp_path, db):
+    """A dropped connection before and after the widening restart: the keyed file is retried
+    after its committed batches and holds exactly each key's last row."""
+    from test_retries import CuttingProxy, run_load, via_proxy
+
+    path, expected, bad = _faulted_file(tmp_path)
+    size = path.stat().st_size
+    proxy = CuttingProxy(db.dsn)
+    try:
+        proxy.cut_after(size // 3, size * 5 // 6)
+        done = run_load(
+            via_proxy(db.dsn, proxy.port),
+            db.schema,
+            str(path),
+            *("--table", "f", "--mode", "upsert", "--pk", "k", "--on-error", "skip"),
+            *("--sample-rows", "1000", "--batch-size", "4000", "--retry-base", "0.05"),
+        )
+    finally:
+        proxy.close()
+    assert proxy.cuts == 2
+    assert done.returncode == 0, done.stderr
+    assert "planned again for the wider table" in done.stderr
+    _check_faulted(db, path, expected, bad)
+
+
+def test_keyed_widening_and_skipping_survive_a_killed_load(tmp_path, db):
+    """SIGKILL part way, then the same command again: it resumes after the committed batches
+    (the widening comes after the kill) and the table is exactly the file's."""
+    import sys
+
+    from test_upsert import kill_after_batches
+
+    path, expected, bad = _faulted_file(tmp_path)
+    command = [sys.executable, "-m", "pgingest", "load", "--dsn", db.dsn, "--schema", db.schema]
+    command += [str(path), "--table", "f", "--mode", "upsert", "--pk", "k"]
+    command += ["--on-error", "skip", "--sample-rows", "1000", "--batch-size", "4000"]
+    kill_after_batches(db, command, "f", 3)
+    done = subprocess.run(
+        [*command, "--internal-concurrency", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    _check_faulted(db, path, expected, bad)
