@@ -249,7 +249,8 @@ class _Rows(NamedTuple):
     or ``text`` (CSV text columns: written as CSV again)."""
     json_columns: tuple[str, ...] = ()
     records: Spans | None = None
-    """``text`` rows read from raw chunks: each row's record as the file has it."""
+    """``text`` rows read from raw chunks under ``--on-error skip``: each row's record as the file
+    has it, for its reject."""
 
 
 class Spans(NamedTuple):
@@ -517,7 +518,8 @@ def _raw_rows(
             yield _Rows(_empty_text_batch(columns), np.zeros(0, np.int64), rejects, "text")
             continue
         batch = _markers_null(_one_batch(parsed.table), markers)
-        spans = Spans(parsed.data, records.starts, records.ends).take(parsed.kept)
+        # Each row's record, for the reject a bad row becomes: only under --on-error skip.
+        spans = Spans(parsed.data, records.starts, records.ends).take(parsed.kept) if skip else None
         yield _Rows(batch, file_lines[parsed.kept], rejects, "text", records=spans)
 
 
