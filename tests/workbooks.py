@@ -183,6 +183,39 @@ def simple_ods(path: Path) -> Path:
     return path
 
 
+def typed_ods(path: Path, rows: list[list[tuple[str, Any]]], *, empty_rows: int = 0) -> Path:
+    """An OpenDocument sheet ``s`` of ``(value type, value)`` cells: ``float``, ``date`` (ISO
+    text), ``time`` (an ISO duration), else a string; below ``empty_rows`` empty rows (one
+    repeated row element)."""
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+
+    doc = OpenDocumentSpreadsheet()
+    table = Table(name="s")
+    if empty_rows:
+        empty = TableRow(numberrowsrepeated=empty_rows)
+        empty.addElement(TableCell())
+        table.addElement(empty)
+    for row in rows:
+        tr = TableRow()
+        for kind, value in row:
+            if kind == "float":
+                cell = TableCell(valuetype="float", value=value)
+            elif kind == "date":
+                cell = TableCell(valuetype="date", datevalue=value)
+            elif kind == "time":
+                cell = TableCell(valuetype="time", timevalue=value)
+            else:
+                cell = TableCell(valuetype="string")
+            cell.addElement(P(text=str(value)))
+            tr.addElement(cell)
+        table.addElement(tr)
+    doc.spreadsheet.addElement(table)
+    doc.save(str(path))
+    return path
+
+
 def simple_xlsb(path: Path) -> Path:
     """The simple table as a binary .xlsb workbook (pyxlsbwriter)."""
     import pyxlsbwriter

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from workbooks import simple_xlsx
+from workbooks import simple_xlsx, typed_ods
 
 
 def _xls_with_truncated_formula(path: Path) -> Path:
@@ -133,38 +133,8 @@ def test_a_datetime_on_1904_01_01_in_a_1900_workbook_stays(
     assert db.rows("stamps") == [(dt.datetime(1904, 1, 1, 10, 30), 1)]
 
 
-def _ods(path: Path, rows: list[list[tuple[str, Any]]], *, empty_rows: int = 0) -> Path:
-    """An OpenDocument sheet of ``(value type, value)`` cells (``float``, ``time``: an ISO
-    duration, else a string), below ``empty_rows`` empty rows (one repeated row element)."""
-    from odf.opendocument import OpenDocumentSpreadsheet
-    from odf.table import Table, TableCell, TableRow
-    from odf.text import P
-
-    doc = OpenDocumentSpreadsheet()
-    table = Table(name="s")
-    if empty_rows:
-        empty = TableRow(numberrowsrepeated=empty_rows)
-        empty.addElement(TableCell())
-        table.addElement(empty)
-    for row in rows:
-        tr = TableRow()
-        for kind, value in row:
-            if kind == "float":
-                cell = TableCell(valuetype="float", value=value)
-            elif kind == "time":
-                cell = TableCell(valuetype="time", timevalue=value)
-            else:
-                cell = TableCell(valuetype="string")
-            cell.addElement(P(text=str(value)))
-            tr.addElement(cell)
-        table.addElement(tr)
-    doc.spreadsheet.addElement(table)
-    doc.save(str(path))
-    return path
-
-
 def test_ods_durations_past_a_day_are_intervals(load: Any, db: Any, tmp_path: Path) -> None:
-    path = _ods(
+    path = typed_ods(
         tmp_path / "hours.ods",
         [
             [("string", "who"), ("string", "hours")],
@@ -245,7 +215,7 @@ def _deep_xls(path: Path) -> Path:
 
 def _deep_ods(path: Path) -> Path:
     rows = [[("string", "id"), ("string", "name")], [("float", 1), ("string", "n1")]]
-    return _ods(path, [*rows, [("float", 2), ("string", "n2")]], empty_rows=_DEEP)
+    return typed_ods(path, [*rows, [("float", 2), ("string", "n2")]], empty_rows=_DEEP)
 
 
 def _deep_xlsb(path: Path) -> Path:

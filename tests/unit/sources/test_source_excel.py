@@ -15,7 +15,7 @@ from pgingest.sources import detect, open_source
 from pgingest.sources.base import ExcelOptions
 from pgingest.sources.excel import ExcelSource
 from pgingest.sources.workbook import find_header, sheet_names
-from workbooks import rich_xlsx, simple_ods, simple_xls, simple_xlsb, simple_xlsx
+from workbooks import rich_xlsx, simple_ods, simple_xls, simple_xlsb, simple_xlsx, typed_ods
 
 
 @pytest.fixture(scope="module")
@@ -314,33 +314,12 @@ def test_a_mixed_column_of_a_table_not_starting_at_column_a(tmp_path: Path) -> N
 
 def test_ods_dates_and_durations_in_a_mixed_column_keep_their_iso_text(tmp_path: Path) -> None:
     # OpenDocument stores them as ISO 8601 text; a duration was lost (NULL) before.
-    from odf.opendocument import OpenDocumentSpreadsheet
-    from odf.table import Table, TableCell, TableRow
-    from odf.text import P
-
-    doc = OpenDocumentSpreadsheet()
-    table = Table(name="s")
     rows = [
         [("string", "id"), ("string", "v")],
         [("float", 1), ("date", "2024-01-02T10:30:00")],
         [("float", 2), ("string", "x")],
         [("float", 3), ("time", "PT01H02M03S")],
     ]
-    for row in rows:
-        tr = TableRow()
-        for kind, value in row:
-            if kind == "float":
-                cell = TableCell(valuetype="float", value=value)
-            elif kind == "date":
-                cell = TableCell(valuetype="date", datevalue=value)
-            elif kind == "time":
-                cell = TableCell(valuetype="time", timevalue=value)
-            else:
-                cell = TableCell(valuetype="string")
-            cell.addElement(P(text=str(value)))
-            tr.addElement(cell)
-        table.addElement(tr)
-    doc.spreadsheet.addElement(table)
-    doc.save(str(tmp_path / "dt.ods"))
+    typed_ods(tmp_path / "dt.ods", rows)
     source = _open(tmp_path / "dt.ods")
     assert source.sample().column("v").to_pylist() == ["2024-01-02T10:30:00", "x", "PT01H02M03S"]
