@@ -174,6 +174,12 @@ class WidenedError(ColumnsChangedError):
     the plan's types, so it is claimed again (resumed after its committed batches) and
     planned anew, for the wider table."""
 
+    def __init__(self, message: str, changes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.changes = changes
+        """The table's changes, described as the file's result lists them: the plan for the
+        wider table has none of its own, so the restart carries them to the result."""
+
 
 # Signals between pgingest's own modules, caught where they are raised for; never a user's.
 

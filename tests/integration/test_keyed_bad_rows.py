@@ -133,6 +133,12 @@ def test_keyed_widens_a_column_past_the_sample(tmp_path, load, db, mode):
         db.schema,
     )
     assert [tuple(c) for c in changes] == [("alter_type", "integer", "double precision")]
+    # The file's result says so too (the restart for the wider table had dropped it: the
+    # manifest knew, the summary and --json did not).
+    said = report.files[0].schema_changes
+    assert len(said) == 1, said
+    assert "v" in said[0], said
+    assert "double precision" in said[0], said
 
 
 def test_keyed_without_skip_still_fails_the_file_naming_the_line(tmp_path, load, db):

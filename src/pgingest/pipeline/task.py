@@ -121,8 +121,13 @@ async def _load_with_restarts(
     over (its table changed, or its records need parsing client-side), again from the start
     the :class:`~pgingest.pipeline.restart.Restart` says."""
 
+    widened: list[str] = []  # what the restarts for a wider table changed in it
+
     async def decide(exc: Exception, parse: bool) -> Restart[bool] | None:
-        return _restart_for(exc, parse, task.path)
+        restart = _restart_for(exc, parse, task.path)
+        if restart is not None and isinstance(exc, WidenedError):
+            widened.extend(c for c in exc.changes if c not in widened)
+        return restart
 
     def say(restart: Restart[bool]) -> None:
         if restart.reason is TABLE_CHANGED:  # rows the user saw may be gone: a warning
@@ -134,12 +139,15 @@ async def _load_with_restarts(
         else:
             log.info("%s", restart.note)
 
-    return await restarting(
+    result = await restarting(
         lambda parse: _load_retried(ctx, modes, task, started, parse),
         False,
         decide,
         on_restart=say,
     )
+    if widened:  # the last plan, for the table as widened, has none of them
+        result.schema_changes = [*widened, *(c for c in result.schema_changes if c not in widened)]
+    return result
 
 
 def _restart_for(exc: BaseException, parse: bool, path: str) -> Restart[bool] | None:

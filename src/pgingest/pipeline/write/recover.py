@@ -496,7 +496,8 @@ class Recovery:
             said = "; ".join(evolution.changes) or "its columns' types changed"
             raise WidenedError(
                 f"{path}: schema: {plan.table.qualified}: {said}, for a value of this file;"
-                " planned again for the wider table, after its committed batches"
+                " planned again for the wider table, after its committed batches",
+                tuple(evolution.changes),
             )
         return changed
 
