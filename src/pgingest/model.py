@@ -133,7 +133,15 @@ class ArrowChunk:
     batch: pa.RecordBatch
     first_line: int
     rejects: tuple[Reject, ...] = ()
-    """Values of these rows the reader loaded as NULL (recorded in ``pgingest.rejects``)."""
+    """Values of these rows the reader loaded as NULL (recorded in ``pgingest.rejects``), or
+    (NDJSON) lines the reader left out (bad rows skipped)."""
+    lines: Any = None
+    """numpy int64, the file line of each row, when they are not consecutive from
+    ``first_line`` (NDJSON: blank and bad lines hold no row)."""
+    records: Any = None
+    """Each row's record as the file has it (NDJSON: its line), with ``text(i)`` and
+    ``take(rows)``: the raw text of the reject a row may become; ``None``: the file has no
+    such text (a row's reject is the row written as CSV)."""
 
 
 Chunk = CsvChunk | ArrowChunk

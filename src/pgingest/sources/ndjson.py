@@ -13,6 +13,11 @@ pyarrow's JSON reader parses a file whose columns it reads exactly (integers wit
 booleans, strings); any other file (floats, timestamps, nested values, types mixed) is parsed
 with Python's json module, floats as :class:`decimal.Decimal`, so no digit is lost. This
 module is the proof that a format plugs in as one reader: nothing in the writer knows about it.
+
+A bad line (not JSON, not an object, nested deeper than Python's json reads, a string or key
+PostgreSQL cannot store) fails the file naming it; with ``skip_bad_rows`` it is left out and
+kept in the ``rejects`` of the chunk it falls in. Each chunk's rows know their file lines
+(blank lines hold no row) and, found only when a reject needs it, their line's text.
 """
 
 from __future__ import annotations
@@ -20,20 +25,24 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from pgingest.errors import RowError, SourceError
-from pgingest.model import NUMERIC_TEXT_EXTENSION, ArrowChunk, Chunk, SourceInfo
+from pgingest.model import NUMERIC_TEXT_EXTENSION, ArrowChunk, Chunk, Reject, SourceInfo
 from pgingest.sources.base import one_line, open_stream, read_errors
+from pgingest.sources.refused import decode_line
 from pgingest.textforms import LOCAL_TEMPORAL, ZONED_TIMESTAMP
 
-__all__ = ["NdjsonSource", "NumericTextType"]
+__all__ = ["LineRecords", "NdjsonSource", "NumericTextType"]
 
 _MAX_BLOCK = 1 << 30
 """The whole file is one parse block (up to 1 GiB), so that column types are inferred from
@@ -83,8 +92,13 @@ class NumericTextType(pa.ExtensionType):  # type: ignore[misc]
 class NdjsonSource:
     """A JSON-lines file opened for reading (see :class:`pgingest.sources.Source`)."""
 
-    def __init__(self, info: SourceInfo) -> None:
+    def __init__(self, info: SourceInfo, *, skip_bad_rows: bool = False) -> None:
         """Parse the file.
+
+        Args:
+            info: the detected file.
+            skip_bad_rows: ``--on-error skip``: a bad line is left out and kept as a reject
+                of its chunk (see :meth:`chunks`) instead of failing the file.
 
         Raises:
             SourceError: the file cannot be read, or a line is not a JSON object.
@@ -102,9 +116,22 @@ class NdjsonSource:
             stream.close()
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
+        self._index = _LineIndex(data)
+        self._lines: np.ndarray | None = None
+        """The file line of each row; ``None``: row ``i`` is line ``i + 1``."""
+        self._rejects: list[Reject] = []
         table = _read_exact_with_arrow(data)
+        if table is not None and not _lines_are_rows(data, table.num_rows):
+            lines = self._index.lines()  # blank lines among the rows
+            if len(lines) != table.num_rows:
+                table = None  # pyarrow's blank lines are not ours: read line by line
+            else:
+                self._lines = lines
         if table is None:
-            table = _read_with_python(data, path)
+            read = _read_with_python(self._index, path, skip_bad_rows)
+            table, self._rejects = read.table, read.rejects
+            self._index = _LineIndex(data, read.starts, read.ends, read.lines)
+            self._lines = read.lines
         self._table = table.combine_chunks()
 
     def __enter__(self) -> NdjsonSource:
@@ -122,20 +149,42 @@ class NdjsonSource:
         return list(self._table.schema.names)
 
     def sample(self, max_rows: int = 50_000, *, skip_bad_records: bool = False) -> pa.Table:
-        """The first ``max_rows`` records, typed (``skip_bad_records`` does not apply)."""
+        """The first ``max_rows`` records, typed (bad lines are never among them)."""
         return self._table.slice(0, max_rows)
 
     def chunks(
         self, *, batch_rows: int = 50_000, batch_bytes: int = 64 << 20, raw: bool = True
     ) -> Iterator[Chunk]:
-        """The records as :class:`ArrowChunk` batches; ``first_line`` is the record's number."""
+        """The records as :class:`ArrowChunk` batches; ``first_line`` is the file line of the
+        first row, ``lines`` each row's (when blank or bad lines are among them), ``records``
+        each row's line as the file has it; the bad lines left out (``skip_bad_rows``) are
+        the ``rejects`` of the chunk whose rows end after them (the last one: of the last
+        chunk; a file of bad lines only: of one empty chunk)."""
         total = self._table.num_rows
         per_row = max(1, self._table.nbytes // max(total, 1))
         step = max(1, min(batch_rows, batch_bytes // per_row))
+        rejects = self._rejects
+        taken = 0
         for start in range(0, total, step):
             for batch in self._table.slice(start, step).to_batches():
-                if batch.num_rows:
-                    yield ArrowChunk(batch, start + 1)
+                if not batch.num_rows:
+                    continue
+                lines = None
+                if self._lines is not None:
+                    lines = self._lines[start : start + batch.num_rows]
+                first = start + 1 if lines is None else int(lines[0])
+                last = first + batch.num_rows - 1 if lines is None else int(lines[-1])
+                mine = taken
+                end_of_file = start + batch.num_rows >= total
+                while mine < len(rejects) and (end_of_file or rejects[mine].line < last):
+                    mine += 1
+                records = LineRecords(self._index, np.arange(start, start + batch.num_rows))
+                yield ArrowChunk(batch, first, tuple(rejects[taken:mine]), lines, records)
+                taken = mine
+                start += batch.num_rows
+        if taken < len(rejects):  # no row at all: the bad lines alone
+            empty = pa.RecordBatch.from_pydict({})
+            yield ArrowChunk(empty, rejects[taken].line, tuple(rejects[taken:]))
 
 
 def _read_exact_with_arrow(data: bytes) -> pa.Table | None:
@@ -166,53 +215,259 @@ def _read_exact_with_arrow(data: bytes) -> pa.Table | None:
     return pa.table(columns, names=table.schema.names)
 
 
-def _read_with_python(data: bytes, path: str) -> pa.Table:
-    """Parse every line with Python's json module, floats as exact decimals."""
+class _LineIndex:
+    """Where each row's line is in the file: found when first asked (a clean file never
+    asks), or given by the line-by-line read that found them."""
+
+    def __init__(
+        self,
+        data: bytes,
+        starts: np.ndarray | None = None,
+        ends: np.ndarray | None = None,
+        lines: np.ndarray | None = None,
+    ) -> None:
+        self.data = data
+        self._spans = None if starts is None or ends is None else (starts, ends, lines)
+        self._lock = threading.Lock()
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Each row's line: its start and end in the data, and its number (``None``: the
+        lines of every non-blank line)."""
+        with self._lock:
+            if self._spans is None:
+                starts, ends = _line_spans(self.data)
+                filled = _filled(self.data, starts, ends)
+                numbers = np.flatnonzero(filled) + 1
+                self._spans = (starts[filled], ends[filled], numbers)
+            return self._spans
+
+    def lines(self) -> np.ndarray:
+        """The file line of each non-blank line."""
+        numbers = self.spans()[2]
+        if numbers is None:
+            raise SourceError("internal: an NDJSON line index without line numbers")
+        return numbers
+
+    def all_lines(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every line of the file (blank ones too): starts and ends."""
+        return _line_spans(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class LineRecords:
+    """Rows of a chunk, each its line as the file has it (for the reject a row may become)."""
+
+    index: _LineIndex
+    rows: np.ndarray
+    """Row numbers in the file (0-based)."""
+
+    def take(self, rows: Any) -> LineRecords:
+        """The records of ``rows`` (positions, or a mask)."""
+        return LineRecords(self.index, self.rows[rows])
+
+    def text(self, row: int) -> str:
+        """Row ``row``'s line, for a reject (its text: a row is valid UTF-8 JSON)."""
+        starts, ends, _ = self.index.spans()
+        position = int(self.rows[row])
+        return decode_line(self.index.data[int(starts[position]) : int(ends[position])], "utf-8")
+
+
+def _line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (line break off) of each line, as ``bytes.splitlines`` cuts them
+    (``\\n``, ``\\r\\n`` or ``\\r``)."""
+    arr = np.frombuffer(data, np.uint8)
+    lf = arr == 0x0A
+    cr = arr == 0x0D
+    bare_cr = cr.copy()
+    bare_cr[:-1] &= ~lf[1:]
+    breaks = np.flatnonzero(lf | bare_cr)
+    after_cr = np.zeros(len(arr), np.bool_)
+    after_cr[1:] = cr[:-1]
+    ends = breaks - (lf[breaks] & after_cr[breaks])  # \\r\\n: the line ends before its \\r
+    starts = np.concatenate(([0], breaks + 1)).astype(np.int64)
+    ends = np.concatenate((ends, [len(data)])).astype(np.int64)
+    if starts[-1] == len(data):  # the last line ends with its break (or the file is empty)
+        starts, ends = starts[:-1], ends[:-1]
+    return starts, ends
+
+
+_WHITESPACE = np.zeros(256, np.bool_)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+"""What ``bytes.strip`` takes off: a line of these only is blank."""
+
+
+def _filled(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which lines hold something besides whitespace."""
+    arr = np.frombuffer(data, np.uint8)
+    solid = np.concatenate(([0], np.cumsum(~_WHITESPACE[arr], dtype=np.int64)))
+    result: np.ndarray = solid[ends] > solid[starts]
+    return result
+
+
+def _lines_are_rows(data: bytes, rows: int) -> bool:
+    """Whether row ``i`` is line ``i + 1``: as many lines as rows, none cut by a bare CR
+    (counted at C speed: a clean file builds no line index)."""
+    breaks = data.count(b"\n")
+    if data.count(b"\r") != data.count(b"\r\n"):
+        return False
+    return rows == breaks + (1 if data and not data.endswith(b"\n") else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    table: pa.Table
+    lines: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    rejects: list[Reject]
+
+
+_DEPTH_REASON = "nested deeper than Python's json module reads"
+
+
+def _read_with_python(index: _LineIndex, path: str, skip: bool) -> _Read:
+    """Parse every line with Python's json module, floats as exact decimals; with ``skip``
+    each bad line becomes a reject instead of failing the file."""
+    data = index.data
     decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
     records: list[dict[str, Any]] = []
-    lines: list[int] = []
-    for number, line in enumerate(data.splitlines(), start=1):
+    kept: list[int] = []
+    rejects: list[Reject] = []
+    starts, ends = index.all_lines()
+    for position, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        line = data[start:end]
         if not line.strip():
             continue
+        number = position + 1
+        reason = None
         try:
             value = decoder.decode(line.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError too
-            raise SourceError(
-                f"{path}: line {number}: not valid JSON: {one_line(exc)}", path=path
-            ) from exc
-        if not isinstance(value, dict):
-            raise SourceError(f"{path}: line {number}: not a JSON object", path=path)
+            reason = f"not valid JSON: {one_line(exc)}"
+        except RecursionError:
+            reason = _DEPTH_REASON
+        else:
+            if not isinstance(value, dict):
+                reason = "not a JSON object"
+        if reason is not None:
+            if not skip:
+                raise SourceError(f"{path}: line {number}: {reason}", path=path)
+            rejects.append(_line_reject(line, number, None, reason))
+            continue
         records.append(value)
-        lines.append(number)
+        kept.append(position)
+    while True:
+        try:
+            table = _table_of(records, kept, path)
+            break
+        except _BadLinesError as exc:
+            if not skip:
+                raise exc.error from None
+            bad = set(exc.rows)
+            for row in sorted(bad):
+                position = kept[row]
+                line = data[int(starts[position]) : int(ends[position])]
+                rejects.append(_line_reject(line, position + 1, exc.column, exc.reason))
+            records = [r for i, r in enumerate(records) if i not in bad]
+            kept = [p for i, p in enumerate(kept) if i not in bad]
+    rejects.sort(key=lambda r: r.line)
+    rows = np.array(kept, np.int64)
+    return _Read(table, rows + 1, starts[rows], ends[rows], rejects)
+
+
+def _line_reject(line: bytes, number: int, column: str | None, reason: str) -> Reject:
+    """A bad line's reject: its text, and its bytes when the text cannot hold them (bytes not
+    UTF-8, a NUL byte)."""
+    try:
+        text = line.decode("utf-8")
+        exact = "\x00" not in text
+    except UnicodeDecodeError:
+        text, exact = line.decode("utf-8", errors="backslashreplace"), False
+    text = text.replace("\x00", "\\x00")
+    return Reject(number, column, text, reason, None if exact else bytes(line))
+
+
+class _BadLinesError(Exception):
+    """Rows (positions among the records) holding a value of ``column`` (``None``: a key)
+    that PostgreSQL cannot store; ``error`` is the file's failure without skip."""
+
+    def __init__(self, rows: list[int], column: str | None, reason: str, error: RowError) -> None:
+        super().__init__(reason)
+        self.rows = rows
+        self.column = column
+        self.reason = reason
+        self.error = error
+
+
+def _table_of(records: list[dict[str, Any]], kept: list[int], path: str) -> pa.Table:
+    """The records as typed columns.
+
+    Raises:
+        _BadLinesError: values or keys PostgreSQL cannot store, naming every row of the first
+            column found holding one.
+    """
     keys: dict[str, None] = {}
     for record in records:
         keys.update(dict.fromkeys(record))
+    # A key names a column (normalized: a NUL becomes "_"), and is kept as written in the
+    # table's bookkeeping, where a lone surrogate cannot go.
+    unwritable = [k for k in keys if not _is_storable(k.replace("\x00", ""))]
+    if unwritable:
+        bad = unwritable[0]
+        rows = [i for i, r in enumerate(records) if bad in r]
+        number = kept[rows[0]] + 1
+        flaw = _flaw(bad.replace(chr(0), ""))
+        raise _BadLinesError(
+            rows,
+            None,
+            f"key {bad!r} holds {flaw}, which PostgreSQL cannot store",
+            RowError(
+                f"{path}: line {number}: key {bad!r} holds {flaw}, which PostgreSQL cannot store",
+                path=path,
+                line=number,
+            ),
+        )
     arrays = []
     for key in keys:
         values = [r.get(key) for r in records]
         try:
             arrays.append(_column(values))
         except _BadStringError as exc:
-            number = lines[exc.row]
-            raise RowError(
-                f"{path}: line {number}, column {key}: {exc.what}, which PostgreSQL cannot store",
-                path=path,
-                line=number,
-                column=key,
+            number = kept[exc.row] + 1
+            rows = [i for i, v in enumerate(values) if _what_is_bad(v) is not None]
+            reason = exc.what
+            if reason != _DEPTH_REASON:
+                reason += ", which PostgreSQL cannot store"
+            raise _BadLinesError(
+                rows or [exc.row],
+                key,
+                reason,
+                RowError(
+                    f"{path}: line {number}, column {key}: {reason}",
+                    path=path,
+                    line=number,
+                    column=key,
+                ),
             ) from None
-    # A key names a column (normalized: a NUL becomes "_"), and is kept as written in the
-    # table's bookkeeping, where a lone surrogate cannot go.
-    unwritable = [k for k in keys if not _is_storable(k.replace("\x00", ""))]
-    if unwritable:
-        bad = unwritable[0]
-        row = next(i for i, r in enumerate(records) if bad in r)
-        raise RowError(
-            f"{path}: line {lines[row]}: key {bad!r} holds {_flaw(bad.replace(chr(0), ''))},"
-            " which PostgreSQL cannot store",
-            path=path,
-            line=lines[row],
-        )
     return pa.table(arrays, names=list(keys))
+
+
+def _what_is_bad(value: Any) -> str | None:
+    """What makes a parsed value unstorable (a lone surrogate or NUL in a string, also in a
+    nested value, or nesting too deep to write again); ``None``: nothing."""
+    if value is None or isinstance(value, bool | int | Decimal):
+        return None
+    if isinstance(value, str):
+        return None if _is_storable(value) else _flaw(value)
+    try:
+        _json_text(value).encode("utf-8")
+    except _NulError:
+        return _flaw("\x00")
+    except UnicodeEncodeError:
+        return _flaw("\ud800")
+    except RecursionError:
+        return _DEPTH_REASON
+    return None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -252,6 +507,8 @@ def _column(values: list[Any]) -> pa.Array:
             )
         except _NulError:
             raise _BadStringError(row, _flaw("\x00")) from None
+        except RecursionError:
+            raise _BadStringError(row, _DEPTH_REASON) from None
     if kinds <= {dict, list}:
         return pa.ExtensionArray.from_storage(pa.json_(), _strings(text))
     return _strings(text)  # JSON types mixed: text, nested values as their JSON

@@ -18,8 +18,8 @@ def open_source(
 
     Args:
         info: what :func:`pgingest.sources.detect` found.
-        csv: reading options for CSV/TSV (ignored for other formats). ``header`` given here
-            overrides the detected one.
+        csv: reading options for CSV/TSV (ignored for other formats, but for NDJSON's
+            ``skip_bad_rows``). ``header`` given here overrides the detected one.
         excel: which sheet of a workbook, and its header row (ignored for other formats).
 
     Returns:
@@ -39,7 +39,7 @@ def open_source(
     if info.format == "ndjson":
         from pgingest.sources.ndjson import NdjsonSource
 
-        return NdjsonSource(info)
+        return NdjsonSource(info, skip_bad_rows=csv is not None and csv.skip_bad_rows)
     from pgingest.sources.small import SMALL_CSV_BYTES, SmallCsvSource
 
     if info.size <= SMALL_CSV_BYTES and info.compression == "none":

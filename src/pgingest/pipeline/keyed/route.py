@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import cache
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from pgingest.config import LoadOptions
 from pgingest.errors import RowError
@@ -248,9 +248,9 @@ class _Rows(NamedTuple):
     """``arrow`` (shaped like Parquet), ``typed`` (CSV parsed exactly: binary COPY as it is)
     or ``text`` (CSV text columns: written as CSV again)."""
     json_columns: tuple[str, ...] = ()
-    records: Spans | None = None
-    """``text`` rows read from raw chunks under ``--on-error skip``: each row's record as the file
-    has it, for its reject."""
+    records: Any = None
+    """``text`` rows read from raw chunks under ``--on-error skip`` (:class:`Spans`), NDJSON
+    rows (their lines): each row's record as the file has it, for its reject."""
 
 
 class Spans(NamedTuple):
@@ -358,7 +358,7 @@ def routed_batches(
                 kind: str = rows_of.kind,
                 json_columns: tuple[str, ...] = rows_of.json_columns,
                 left_out: tuple[Reject, ...] = first_part_rejects,
-                records: Spans | None = part_spans,
+                records: Any = part_spans,
             ) -> Payload:
                 first = int(part_lines[0])
                 staged = _with_ordinal(part, part_lines)
@@ -379,7 +379,7 @@ def routed_batches(
                     payload = Payload("csv", batch_to_csv(staged), first, "UTF8", CsvDialect())
                 if left_out:
                     payload = replace(payload, rejects=(*payload.rejects, *left_out))
-                if records is not None and payload.kind == "csv":
+                if records is not None:  # (an Arrow row's too: its reject may be its line)
                     payload = replace(payload, records=records)
                 return _annotated(payload, part_lines, dedup)
 
@@ -418,8 +418,11 @@ def _shaped_rows(
             warn=warn,
         )
         batch = cast("pa.RecordBatch", shaped.batch)
-        lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
-        yield _Rows(batch, lines, chunk.rejects, "arrow", shaped.json_columns)
+        lines = chunk.lines  # (NDJSON: blank and bad lines hold no row)
+        if lines is None:
+            lines = np.arange(chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64)
+        records = chunk.records  # (NDJSON: each row's line, for its reject)
+        yield _Rows(batch, lines, chunk.rejects, "arrow", shaped.json_columns, records)
 
 
 def _text_rows(
@@ -527,11 +530,11 @@ def _without_bad_keys(
     batch: pa.RecordBatch,
     lines: np.ndarray,
     rejects: tuple[Reject, ...],
-    spans: Spans | None,
+    spans: Any,
     key: Sequence[str],
     kinds: Sequence[str],
     path: str,
-) -> tuple[pa.RecordBatch, np.ndarray, tuple[Reject, ...], Spans | None]:
+) -> tuple[pa.RecordBatch, np.ndarray, tuple[Reject, ...], Any]:
     """``--on-error skip``, for a chunk whose keys do not all hash: the rows whose key
     :func:`key_hashes` refuses (NULL, or not an integer in an integer key) set aside, found by
     halves (a few hashings per bad row)."""

@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 from pgingest.config import LoadOptions
 from pgingest.errors import RowError
@@ -104,6 +104,16 @@ def batches(
                     replace(r, column=header.get(r.column, r.column) if r.column else None)
                     for r in chunk.rejects
                 )
+                numbered: dict[str, Any] = {}
+                if chunk.records is not None:  # (NDJSON) each row's line is known
+                    import numpy as np
+
+                    lines = chunk.lines
+                    if lines is None:
+                        lines = np.arange(
+                            chunk.first_line, chunk.first_line + batch.num_rows, dtype=np.int64
+                        )
+                    numbered = {"lines": lines, "records": chunk.records, "numbered": True}
                 try:
                     aligned = align_batch(shaped, plan.target_types, path, chunk.first_line)
                 except RowError as exc:  # a value wider than its column: the table may widen
@@ -112,11 +122,16 @@ def batches(
                         b"",
                         chunk.first_line,
                         batch=shaped.batch,
-                        error=exc,
+                        error=_on_its_line(exc, chunk),
                         rejects=rejects,
+                        **numbered,
                     )
                 payload = encode_shaped(aligned, chunk.first_line, cache)
-                return replace(payload, rejects=rejects) if rejects else payload
+                return (
+                    replace(payload, rejects=rejects, **numbered)
+                    if rejects or numbered
+                    else payload
+                )
 
             yield encode
         return
@@ -179,6 +194,19 @@ def batches(
             )
 
         yield to_csv
+
+
+def _on_its_line(error: RowError, chunk: ArrowChunk) -> RowError:
+    """A row error counted from the chunk's first line, named by the row's file line (NDJSON:
+    blank and bad lines hold no row)."""
+    if chunk.lines is None or error.line is None:
+        return error
+    row = error.line - chunk.first_line
+    if not 0 <= row < len(chunk.lines):
+        return error
+    line = int(chunk.lines[row])
+    message = str(error).replace(f"line {error.line}", f"line {line}", 1)
+    return RowError(message, path=error.path, line=line, column=error.column, value=error.value)
 
 
 def binary_csv_pays() -> bool:

@@ -370,8 +370,9 @@ def batch_error(
 def _first_line(exc: BaseException, payload: Payload, routed: bool) -> int:
     """The ``first_line`` that makes the server's "line N" of a batch the file's line."""
     position = copy_position(exc)
-    if routed and position is not None and payload.lines is not None:
-        # The routed records are not consecutive lines: the file's line, record by record.
+    numbered = routed or payload.numbered
+    if numbered and position is not None and payload.lines is not None:
+        # Routed records, NDJSON rows: not consecutive lines: the file's, record by record.
         line = int(payload.lines[min(position.line, len(payload.lines)) - 1])
         return line - position.line + 1
     if position is None or payload.kind != "csv":

@@ -39,8 +39,12 @@ class Payload:
     dedup: bool = False
     """The batch may repeat a key: apply only each key's last occurrence."""
     records: Any = None
-    """A routed batch of CSV text rows: ``(data, starts, ends)``, each row's record as the file
-    has it (``data[starts[i]:ends[i]]``, UTF-8), for the reject a bad row becomes."""
+    """Each row's record as the file has it, with ``text(i)`` and ``take(rows)``, for the
+    reject a bad row becomes: of a routed batch of CSV text rows, or of an NDJSON batch (its
+    lines)."""
+    numbered: bool = False
+    """``lines`` names each row's file line from the start, as a routed batch's do (an
+    NDJSON batch's rows): a batch whose bad rows were taken out has ``record_ends`` set."""
 
     @property
     def nbytes(self) -> int:

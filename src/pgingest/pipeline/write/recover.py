@@ -133,6 +133,21 @@ class Recovery:
         """``--on-error skip``."""
         return self.options.on_error == "skip"
 
+    def _numbered(self, payload: Any) -> bool:
+        """Whether the batch's ``lines`` name its rows from the start (routed by key, or an
+        NDJSON batch): bad rows are named by them, and taken out leave ``record_ends``."""
+        return self.keyed or bool(payload.numbered)
+
+    def _raw(self, payload: Any, position: int, written: str | None) -> str | None:
+        """The record of a numbered batch's row ``position`` as the file has it; else (an
+        Arrow row of a keyed batch, no record in the file) the row as the batch ``written``
+        it, the staging ordinal off."""
+        if payload.records is not None:
+            return str(payload.records.text(position))
+        if written is None or not self.keyed:
+            return written
+        return written.rsplit(",", 1)[0]
+
     def _check_limit(self, error: RowError) -> None:
         count, _share = error_limit(self.options.max_errors)
         total = self.rejects
@@ -168,8 +183,8 @@ class Recovery:
         markers = payload.kind == "csv" and bool(self.plan.marker_columns)
         if markers and index not in self._marked:
             payload = await asyncio.to_thread(self._null_markers, index, payload)
-        # Filtered already (a keyed batch always has its lines: its records' ends say it).
-        filtered_before = payload.record_ends if self.keyed else payload.lines
+        # Filtered already (a numbered batch always has its lines: its records' ends say it).
+        filtered_before = payload.record_ends if self._numbered(payload) else payload.lines
         ready = filtered_before is not None or payload.rejects
         if not (self.dirty and self.skipping and payload.kind == "csv") or ready:
             return payload
@@ -256,12 +271,12 @@ class Recovery:
             validate=not self.server_skips,
             server_version=self.server_version,
         )
-        if filtered is None or not self.keyed:
+        if filtered is None or not self._numbered(payload):
             return filtered
-        # Routed records: each one's line is the file's, in ``lines`` (not consecutive).
+        # Routed records (NDJSON rows): each one's line is the file's, in ``lines``.
         lines = payload.lines
         filtered.rejects = [
-            replace(bad, line=int(lines[position]), raw=_keyed_raw(payload, position, bad.raw))
+            replace(bad, line=int(lines[position]), raw=self._raw(payload, position, bad.raw))
             for bad, position in zip(filtered.rejects, filtered.refused, strict=True)
         ]
         filtered.lines = lines[filtered.kept]
@@ -308,7 +323,10 @@ class Recovery:
                 raise RowError(f"{path}: the server skipped line {row.line}, not in the batch")
             raw = payload.data[int(records.starts[position]) : int(records.ends[position])]
             line = int(lines[position])
-            found.append(Reject(line, row.column, decode_line(raw, "utf-8"), row.reason))
+            text: str | None = decode_line(raw, "utf-8")
+            if payload.numbered:
+                text = self._raw(payload, position, text)
+            found.append(Reject(line, row.column, text, row.reason))
         self.pending[index] = len(payload.rejects) + len(found)
         first = found[0]
         self._check_limit(
@@ -372,6 +390,7 @@ class Recovery:
                     encoder=None,
                     error=None,
                 )
+                # (An NDJSON batch keeps its rows' lines: each bad row's reject is its line.)
                 if self.server_skips:
                     return payload  # the server skips what it cannot read
             if payload.kind == "csv" and not isinstance(error, RecordFormatError):
@@ -389,11 +408,12 @@ class Recovery:
             return None
         if self.server_version is None:
             self.server_version = await connect.server_version(conn)
-        if (payload.record_ends if self.keyed else payload.lines) is not None:
+        numbered = self._numbered(payload)
+        if (payload.record_ends if numbered else payload.lines) is not None:
             return self._drop_refused_line(index, payload, error)  # filtered before
         filtered = await asyncio.to_thread(self._filter, payload)
         if filtered is None or not filtered.rejects:
-            if self.keyed:  # its lines are known: the record the server names goes
+            if numbered:  # its lines are known: the record the server names goes
                 return self._drop_refused_line(index, payload, error)
             return None  # nothing found client-side: the server's error stands
         if filtered.misfits and await self._widen_misfits(filtered.misfits, conn):
@@ -424,8 +444,8 @@ class Recovery:
         raw: str | None = decode_line(
             payload.data[records.starts[position] : records.ends[position]], "utf-8"
         )
-        if self.keyed:
-            raw = _keyed_raw(payload, position, raw)
+        if self._numbered(payload):
+            raw = self._raw(payload, position, raw)
         line = int(payload.lines[position])
         reject = Reject(line, error.column, raw, _one_line(str(error)).split(": ", 1)[-1])
         data = join_records(payload.data, records.starts[keep], records.ends[keep])
@@ -534,11 +554,3 @@ class Recovery:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _keyed_raw(payload: Any, position: int, written: str | None) -> str | None:
-    """The record of a keyed batch's row ``position`` as the file has it; else (an Arrow row,
-    no record in the file) the row as the batch ``written`` it, the staging ordinal off."""
-    if payload.records is not None:
-        return str(payload.records.text(position))
-    return None if written is None else written.rsplit(",", 1)[0]
