@@ -168,16 +168,22 @@ def detect(path: str, fmt: FormatOption = "auto", csv: CsvOptions | None = None)
         raise SourceError(
             f"{path}: compressed Parquet is not supported; decompress it first", path=path
         )
-    named_json = not _JSON_SUFFIXES.isdisjoint(x.lower() for x in Path(path).suffixes)
+    suffixes = {x.lower() for x in Path(path).suffixes}
+    named_json = not _JSON_SUFFIXES.isdisjoint(suffixes)
+    named_lines = not _LINES_SUFFIXES.isdisjoint(suffixes)
     text = sample.lstrip(b"\xef\xbb\xbf \t\r\n")
     is_array = text.startswith(b"[")
-    # An array of objects ([{...) is JSON whatever the file's name: no CSV starts so.
-    if is_array and (fmt == "ndjson" or (fmt == "auto" and (named_json or _OBJECTS.match(text)))):
+    # An array of objects ([{...) is JSON whatever the file's name: no CSV starts so. A line
+    # holding an array ([1, 2]) is a bad line of JSON lines, not an array document.
+    as_json = fmt == "ndjson" or (fmt == "auto" and named_json)
+    document = _OBJECTS.match(text) or (as_json and _is_json_document(text))
+    if is_array and fmt in ("ndjson", "auto") and document:
         raise SourceError(
             f"{path}: is a JSON array; pgingest reads JSON lines (one object per line)",
             path=path,
         )
-    if fmt == "ndjson" or (fmt == "auto" and _is_ndjson(sample)):
+    # A file named as JSON lines is read as such, also when its first line is a bad one.
+    if fmt == "ndjson" or (fmt == "auto" and (named_lines or _is_ndjson(sample))):
         return SourceInfo(path=path, format="ndjson", size=size, compression=compression)
     if fmt == "tsv":
         options = replace(options, delimiter="\t")
@@ -290,6 +296,9 @@ _OBJECTS = re.compile(rb"\[\s*\{")
 """A JSON array of objects, as its first bytes show it."""
 
 
+_LINES_SUFFIXES = frozenset((".ndjson", ".jsonl"))
+
+
 def _is_ndjson(sample: bytes) -> bool:
     """JSON lines: the first non-blank line is one JSON object."""
     text = sample.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -300,6 +309,19 @@ def _is_ndjson(sample: bytes) -> bool:
         return isinstance(json.loads(line), dict)
     except ValueError:
         return False
+    except RecursionError:
+        return True  # an object nested deeper than Python reads: the reader names its line
+
+
+def _is_json_document(text: bytes) -> bool:
+    """Whether the first line does not hold a whole JSON value (a document spread over
+    lines, as an indented array is)."""
+    line = text.split(b"\n", 1)[0]
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return True
+    return False
 
 
 def _check_parquet(path: str) -> None:

@@ -120,8 +120,12 @@ class NdjsonSource:
         self._lines: np.ndarray | None = None
         """The file line of each row; ``None``: row ``i`` is line ``i + 1``."""
         self._rejects: list[Reject] = []
-        table = _read_exact_with_arrow(data)
-        if table is not None and not _lines_are_rows(data, table.num_rows):
+        arr = np.frombuffer(data, np.uint8)
+        breaks = np.flatnonzero(arr == 0x0A)
+        table = None
+        if _objects_only(arr, breaks) and not _may_nest_deep(data, breaks):
+            table = _read_exact_with_arrow(data)
+        if table is not None and not _lines_are_rows(data, breaks, table.num_rows):
             lines = self._index.lines()  # blank lines among the rows
             if len(lines) != table.num_rows:
                 table = None  # pyarrow's blank lines are not ours: read line by line
@@ -304,13 +308,45 @@ def _filled(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return result
 
 
-def _lines_are_rows(data: bytes, rows: int) -> bool:
-    """Whether row ``i`` is line ``i + 1``: as many lines as rows, none cut by a bare CR
-    (counted at C speed: a clean file builds no line index)."""
-    breaks = data.count(b"\n")
-    if data.count(b"\r") != data.count(b"\r\n"):
+def _lines_are_rows(data: bytes, breaks: np.ndarray, rows: int) -> bool:
+    """Whether row ``i`` is line ``i + 1``: as many lines (cut at ``breaks``, the positions
+    of ``\\n``) as rows, none cut by a bare CR (a clean file builds no line index)."""
+    if b"\r" in data:
+        arr = np.frombuffer(data, np.uint8)
+        after_cr = np.flatnonzero(arr == 0x0D) + 1
+        if len(after_cr) and (after_cr[-1] == len(arr) or np.any(arr[after_cr] != 0x0A)):
+            return False
+    return rows == len(breaks) + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def _objects_only(arr: np.ndarray, breaks: np.ndarray) -> bool:
+    """Whether every line starts with ``{`` (no blank line, nothing but objects, likely), for
+    pyarrow's JSON reader: it reads a line ``null`` as a row of NULLs, and a first line
+    ``null`` kills the process (pyarrow 26)."""
+    firsts = np.concatenate(([0], breaks + 1))
+    firsts = firsts[firsts < len(arr)]
+    return bool(len(firsts)) and bool(np.all(arr[firsts] == 0x7B))
+
+
+_SAFE_LINE_BYTES = 10_000
+"""A line shorter than this nests fewer than :data:`_SAFE_DEPTH` levels."""
+_SAFE_DEPTH = 5_000
+"""Nesting pyarrow's JSON reader parses (deeper, it overflows its thread's stack and kills the
+process: 20,000 levels of arrays did; 5,000 and 10,000 did not)."""
+
+
+def _may_nest_deep(data: bytes, breaks: np.ndarray) -> bool:
+    """Whether a line may nest :data:`_SAFE_DEPTH` levels or more (it holds that many ``[``
+    and ``{``, in strings too): then only Python's json module, which refuses such nesting
+    with an error, reads the file."""
+    bounds = np.concatenate(([-1], breaks, [len(data)]))
+    if not len(data) or int(np.diff(bounds).max()) <= _SAFE_LINE_BYTES:
         return False
-    return rows == breaks + (1 if data and not data.endswith(b"\n") else 0)
+    arr = np.frombuffer(data, np.uint8)
+    openers = (arr == 0x5B) | (arr == 0x7B)
+    starts = bounds[:-1] + 1
+    starts = starts[starts < len(arr)]  # (an empty line counts its next byte: more, not less)
+    return int(np.add.reduceat(openers, starts, dtype=np.int64).max()) >= _SAFE_DEPTH
 
 
 @dataclass(frozen=True, slots=True)
