@@ -370,11 +370,14 @@ def batch_error(
 def _first_line(exc: BaseException, payload: Payload, routed: bool) -> int:
     """The ``first_line`` that makes the server's "line N" of a batch the file's line."""
     position = copy_position(exc)
-    numbered = routed or payload.numbered
-    if numbered and position is not None and payload.lines is not None:
-        # Routed records, NDJSON rows: not consecutive lines: the file's, record by record.
+    if position is None:
+        return payload.first_line
+    if payload.kind == "csv":
+        # COPY counts the lines inside a quoted value too: found record by record (named by
+        # ``lines`` when the records are not the file's, as a routed or NDJSON batch's are).
+        return file_line(payload, position.line) - position.line + 1
+    if (routed or payload.numbered) and payload.lines is not None:
+        # Binary COPY's "line N" is row N: the file's line of a routed row, an NDJSON row.
         line = int(payload.lines[min(position.line, len(payload.lines)) - 1])
         return line - position.line + 1
-    if position is None or payload.kind != "csv":
-        return payload.first_line
-    return file_line(payload, position.line) - position.line + 1
+    return payload.first_line
