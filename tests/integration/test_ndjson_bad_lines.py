@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_ndjson_properties import NESTED, TEXT, dump, tagged
@@ -23,7 +26,7 @@ TABLE = "CREATE TABLE {schema}.{table} (rn bigint, i bigint, b boolean, s text, 
 WORDS = st.text("abcdeghijk", min_size=1, max_size=6)
 """Words no column type but text reads (no boolean spelling, no missing-value marker)."""
 
-DEEP = "[" * 100_000 + "]" * 100_000
+DEEP = "[" * 3_000 + "]" * 3_000
 """Nested deeper than Python's json module reads."""
 
 
@@ -214,3 +217,179 @@ def test_a_refused_row_after_a_value_holding_a_line_break_is_the_one_set_aside(
     good = {r["rn"]: r for i, r in enumerate(lines) if i not in (3, 4, 12, 13)}
     check_against_model(db, path, "t", good, [5, 14])
     assert report.files[0].rejects == 2
+
+
+def _typed(db: Any, table: str = "t") -> None:
+    db.execute(TABLE.format(schema=f'"{db.schema}"', table=table))
+
+
+GOOD = '{"rn": %d, "i": 1, "b": true, "s": "x", "j": []}'
+
+
+@pytest.mark.parametrize(
+    ("lines", "where"),
+    [
+        (["x", "{oops"], "line 2: not valid JSON"),
+        (["null", "x"], "line 1: not a JSON object"),  # pyarrow: a first line null killed it
+        (["x", "null"], "line 2: not a JSON object"),  # pyarrow: a row of NULLs
+        (["x", '{"rn": 2, "j": %s}' % ("[" * 20_000 + "]" * 20_000)], "line 2: nested deeper"),
+        (["x", "", '{"rn": 3, "i": "abc"}'], "line 3, column i: invalid input syntax"),
+        (["x", '{"rn": 2, "s": "\\ud800"}'], "line 2, column s: a lone surrogate"),
+        (["x", '{"rn": 2, "j": "plain"}'], "line 2, column j: invalid input syntax for type json"),
+    ],
+)
+def test_without_skip_a_bad_line_fails_the_file_naming_it(
+    tmp_path: Path, load: Any, db: Any, lines: list[str], where: str
+) -> None:
+    _typed(db)
+    path = tmp_path / "f.ndjson"
+    content = [GOOD % (n + 1) if line == "x" else line for n, line in enumerate(lines)]
+    path.write_text("\n".join([*content, GOOD % 99]) + "\n", encoding="utf-8")
+    report = load(path, table="t", tolerant=True)
+    assert not report.ok
+    assert f"{path}: {where}" in (report.files[0].error or "")
+    assert db.count("t") == 0  # nothing of the file kept
+
+
+def test_a_file_named_as_json_lines_with_a_bad_first_line_is_json_lines(
+    tmp_path: Path, load: Any, db: Any
+) -> None:
+    """It was read as CSV (its first line is not an object); ``[1, 2]`` is a bad line, not a
+    JSON array document, which is still refused."""
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"rn": 1,\n[1, 2]\n{"rn": 3, "i": 4}\n', encoding="utf-8")
+    report = load(path, table="t", on_error="skip")
+    assert report.ok, report.failed
+    assert report.files[0].format == "ndjson"
+    assert db.rows("t") == [(3, 4)]
+    assert [r["line"] for r in rejects(db, path, "t")] == [1, 2]
+    array = tmp_path / "a.ndjson"
+    array.write_text('[{"rn": 1},\n{"rn": 2}]\n', encoding="utf-8")
+    refused = load(array, table="a", on_error="skip")
+    assert "is a JSON array" in (refused.files[0].error or "")
+
+
+def test_a_file_of_bad_lines_only_loads_nothing_and_keeps_each(
+    tmp_path: Path, load: Any, db: Any
+) -> None:
+    _typed(db)
+    path = tmp_path / "f.ndjson"
+    path.write_text('{"rn": 1,\nnull\n\n[3]\n', encoding="utf-8")
+    # (it has no column: without --tolerant it lacks every column of the table, and fails)
+    report = load(path, table="t", on_error="skip", tolerant=True)
+    assert report.ok, report.failed
+    assert report.files[0].rows == 0
+    assert report.files[0].rejects == 3
+    assert [(r["line"], r["raw"]) for r in rejects(db, path, "t")] == [
+        (1, '{"rn": 1,'),
+        (2, "null"),
+        (4, "[3]"),
+    ]
+
+
+def test_max_errors_counts_ndjson_bad_lines(tmp_path: Path, load: Any, db: Any) -> None:
+    _typed(db)
+    path = tmp_path / "f.ndjson"
+    lines = [GOOD % n for n in range(1, 21)]
+    lines[2], lines[9], lines[15] = "null", '{"rn": 10, "i": "abc"}', "[16]"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    failed = load(path, table="t", on_error="skip", max_errors="2", tolerant=True)
+    assert not failed.ok
+    assert "--max-errors 2" in (failed.files[0].error or "")
+    assert db.count("t") == 0
+    share = load(path, table="t", on_error="skip", max_errors="10%", tolerant=True, force=True)
+    assert "--max-errors 10%" in (share.files[0].error or "")
+    assert db.count("t") == 0
+    loaded = load(path, table="t", on_error="skip", max_errors="3", tolerant=True, force=True)
+    assert loaded.ok, loaded.failed
+    assert db.count("t") == 17
+    assert [r["line"] for r in rejects(db, path, "t")] == [3, 10, 16]
+
+
+def test_the_command_says_how_many_lines_were_set_aside(cli: Any, db: Any, tmp_path: Path) -> None:
+    _typed(db)
+    path = tmp_path / "f.ndjson"
+    path.write_text(f"{GOOD % 1}\nnope\n{GOOD % 3}\n", encoding="utf-8")
+    code, out, err = cli("load", str(path), "--table", "t", "--on-error", "skip")
+    assert code == 0, err
+    assert "1 rows rejected" in out + err
+    code, out, err = cli("rejects", str(path), "--dsn", db.dsn)
+    assert code == 0, err
+    assert "nope" in out
+
+
+FAULTED_BAD = {
+    9_000: "{oops",  # not JSON
+    20_000: '{"rn": 20000, "i": "abc", "b": true, "s": "v"}',  # the table refuses it
+    30_000: "null",  # not an object
+    41_000: '{"rn": 41000, "i": 1, "b": true, "s": "\\ud800"}',  # PostgreSQL cannot store it
+    52_000: '{"rn": 52000, "i": 1, "b": "maybe", "s": "v"}',  # the table refuses it
+}
+
+
+def _faulted_file(tmp_path: Path) -> tuple[Path, list[int]]:
+    """60,000 lines (15 batches of 4,000), five bad ones of each kind, a blank line."""
+    lines = []
+    for rn in range(1, 60_001):
+        good = f'{{"rn": {rn}, "i": {rn * 7}, "b": true, "s": "v{rn}"}}'
+        lines.append(FAULTED_BAD.get(rn, "" if rn == 15_000 else good))
+    path = tmp_path / "faulted.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, sorted(FAULTED_BAD)
+
+
+def _check_faulted(db: Any, path: Path, bad: list[int]) -> None:
+    rows = db.fetch(f'SELECT rn, i, b, s FROM "{db.schema}".f ORDER BY rn')
+    expected = [rn for rn in range(1, 60_001) if rn not in bad and rn != 15_000]
+    assert [r["rn"] for r in rows] == expected  # each good line once
+    assert all(r["i"] == r["rn"] * 7 and r["b"] and r["s"] == f"v{r['rn']}" for r in rows)
+    kept = rejects(db, path, "f")
+    assert [r["line"] for r in kept] == bad  # each bad line once
+    assert [r["raw"] for r in kept] == [FAULTED_BAD[line] for line in bad]
+    state = db.fetch(
+        "SELECT f.status, (SELECT sum(b.rows) FROM pgingest.file_batches b"
+        " WHERE b.file_id = f.id) AS rows FROM pgingest.files f WHERE f.path = $1",
+        str(path.resolve()),
+    )
+    assert [(s["status"], s["rows"]) for s in state] == [("success", len(expected))]
+
+
+def _command(db: Any, path: Path, dsn: str | None = None) -> list[str]:
+    command = [sys.executable, "-m", "pgingest", "load", "--dsn", dsn or db.dsn]
+    command += ["--schema", db.schema, str(path), "--table", "f", "--on-error", "skip"]
+    return [*command, "--batch-size", "4000", "--retry-base", "0.05", "--tolerant"]
+
+
+def test_bad_lines_survive_a_killed_load(tmp_path: Path, db: Any) -> None:
+    """SIGKILL part way, then the same command again: the good lines once, each bad one once."""
+    from test_upsert import kill_after_batches
+
+    _typed(db, "f")
+    path, bad = _faulted_file(tmp_path)
+    command = _command(db, path)
+    first = tmp_path / "first.ndjson"  # (the manifest exists when the kill is timed)
+    first.write_text('{"rn": 1}\n', encoding="utf-8")
+    assert subprocess.run([*command[:8], str(first)], check=False, timeout=120).returncode == 0
+    kill_after_batches(db, command, "f", 3)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    _check_faulted(db, path, bad)
+
+
+def test_bad_lines_survive_cut_connections(tmp_path: Path, db: Any) -> None:
+    """Connections cut twice mid-file: the batches are retried, none applied twice."""
+    from test_retries import CuttingProxy, via_proxy
+
+    _typed(db, "f")
+    path, bad = _faulted_file(tmp_path)
+    size = path.stat().st_size
+    proxy = CuttingProxy(db.dsn)
+    try:
+        proxy.cut_after(size // 3, size * 5 // 6)
+        command = _command(db, path, via_proxy(db.dsn, proxy.port))
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        proxy.close()
+    assert proxy.cuts == 2
+    assert done.returncode == 0, done.stderr
+    _check_faulted(db, path, bad)
