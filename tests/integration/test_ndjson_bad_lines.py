@@ -393,3 +393,61 @@ def test_bad_lines_survive_cut_connections(tmp_path: Path, db: Any) -> None:
     assert proxy.cuts == 2
     assert done.returncode == 0, done.stderr
     _check_faulted(db, path, bad)
+
+
+KEYED = [
+    '{"rn": 1, "i": 1, "b": true}',
+    "",
+    "{oops",
+    '{"rn": 2, "i": "abc", "b": true}',
+    '{"rn": 3, "i": 3, "b": "maybe"}',
+    "null",
+    '{"rn": 4, "i": 4, "s": "x\\ny"}',
+    '{"rn": 5, "i": 5, "j": "plain"}',
+    '{"rn": null, "i": 6}',
+    '{"rn": 1, "i": 7, "b": false}',
+    '{"rn": 8, "s": "\\ud800"}',
+]
+
+
+@pytest.mark.parametrize("mode", ["upsert", "merge"])
+def test_keyed_modes_set_aside_what_append_does_and_null_keys(
+    tmp_path: Path, load: Any, db: Any, mode: str
+) -> None:
+    """Each key's last good row; the rejects are append's bad lines plus the NULL key, each
+    its line as the file has it."""
+    path = tmp_path / "k.ndjson"
+    path.write_text("\n".join(KEYED) + "\n", encoding="utf-8")
+    _typed(db, "a")
+    appended = load(path, table="a", on_error="skip", tolerant=True)
+    assert appended.ok, appended.failed
+    db.execute(
+        f'CREATE TABLE "{db.schema}".k (rn bigint PRIMARY KEY, i bigint, b boolean,'
+        " s text, j jsonb)"
+    )
+    keyed = load(path, table="k", mode=mode, pk="rn", on_error="skip", tolerant=True)
+    assert keyed.ok, keyed.failed
+    assert db.fetch(f'SELECT rn, i, b, s FROM "{db.schema}".k ORDER BY rn') == [
+        (1, 7, False, None),
+        (4, 4, None, "x\ny"),
+    ]
+    append_lines = [r["line"] for r in rejects(db, path, "a")]
+    assert append_lines == [3, 4, 5, 6, 8, 11]
+    got = rejects(db, path, "k")
+    assert [r["line"] for r in got] == [3, 4, 5, 6, 8, 9, 11]
+    assert [r["raw"] for r in got] == [KEYED[line - 1] for line in (3, 4, 5, 6, 8, 9, 11)]
+    assert all(not r["reason"].startswith("line ") for r in got), got
+    assert keyed.files[0].rejects == 7
+
+
+def test_replace_sets_aside_the_bad_lines(tmp_path: Path, load: Any, db: Any) -> None:
+    path = tmp_path / "r.ndjson"
+    path.write_text('{"rn": 1, "i": 1}\n{oops\n{"rn": 2, "i": "x"}\n{"rn": 3, "i": 3}\n')
+    db.execute(f'CREATE TABLE "{db.schema}".r (rn bigint PRIMARY KEY, i bigint)')
+    report = load(path, table="r", mode="replace", pk="rn", on_error="skip")
+    assert report.ok, report.failed
+    assert db.fetch(f'SELECT rn, i FROM "{db.schema}".r ORDER BY rn') == [(1, 1), (3, 3)]
+    assert [(r["line"], r["raw"]) for r in rejects(db, path, "r")] == [
+        (2, "{oops"),
+        (3, '{"rn": 2, "i": "x"}'),
+    ]

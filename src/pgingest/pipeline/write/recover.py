@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
@@ -447,7 +448,7 @@ class Recovery:
         if self._numbered(payload):
             raw = self._raw(payload, position, raw)
         line = int(payload.lines[position])
-        reject = Reject(line, error.column, raw, _one_line(str(error)).split(": ", 1)[-1])
+        reject = Reject(line, error.column, raw, _reason(error))
         data = join_records(payload.data, records.starts[keep], records.ends[keep])
         lines = payload.lines[keep]
         self.pending[index] = self.pending.get(index, 0) + 1
@@ -554,3 +555,11 @@ class Recovery:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+_WHERE = re.compile(r"^line [0-9]+(, column [^:]*)?: ")
+
+
+def _reason(error: RowError) -> str:
+    """The server's refusal of a row, without the file, line and column its reject holds."""
+    return _WHERE.sub("", _one_line(str(error)).split(": ", 1)[-1])
