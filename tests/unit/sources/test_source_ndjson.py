@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pgingest.errors import RowError, SourceError
 from pgingest.schema.pgtypes import pg_type_for_arrow
@@ -176,3 +179,83 @@ def test_a_key_is_refused_only_when_it_cannot_be_written(tmp_path: Path, value: 
     lone.write_text('{"id": 1}\n{"a\\ud800b": ' + value + "}\n")
     with pytest.raises(RowError, match=r"lone\.ndjson: line 2: key .* a lone surrogate"):
         open_source(detect(str(lone)))
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"{}", b"", b"  ", b"x", b"\r", b"\n", b"\r\n", b'{"a": 1}']),
+        max_size=12,
+    ).map(b"".join)
+)
+def test_line_spans_cut_as_splitlines_does(data: bytes) -> None:
+    from pgingest.sources.ndjson import _line_spans
+
+    starts, ends = _line_spans(data)
+    assert [data[s:e] for s, e in zip(starts, ends, strict=True)] == data.splitlines()
+
+
+def _chunks(path: Path, skip: bool, rows: int = 2) -> list[Any]:
+    from pgingest.sources.ndjson import NdjsonSource
+
+    return list(NdjsonSource(detect(str(path)), skip_bad_rows=skip).chunks(batch_rows=rows))
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_rows_know_their_lines_past_blank_ones(tmp_path: Path, exact: bool) -> None:
+    """Floats or not (pyarrow reads only files whose every line starts an object: not these);
+    each line's text is found on demand."""
+    value = "1" if exact else "1.5"
+    path = tmp_path / "b.ndjson"
+    path.write_bytes(b'{"a": 1}\n\n{"a": %s}\r\n  \n{"a": 3}\n{"a": 4}' % value.encode())
+    chunks = _chunks(path, skip=False)
+    assert [(c.first_line, list(c.lines)) for c in chunks] == [(1, [1, 3]), (5, [5, 6])]
+    second = f'{{"a": {value}}}'
+    assert [c.records.text(1) for c in chunks] == [second, '{"a": 4}']
+    assert [c.records.take([1]).text(0) for c in chunks] == [second, '{"a": 4}']
+
+
+def test_a_clean_file_builds_no_line_index(tmp_path: Path) -> None:
+    path = tmp_path / "c.ndjson"
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3}\n')
+    chunks = _chunks(path, skip=False)
+    assert [(c.first_line, c.lines) for c in chunks] == [(1, None), (3, None)]
+    assert chunks[0].records.index._spans is None  # (found only when a reject asks)
+    assert chunks[1].records.text(0) == '{"a": 3}'
+
+
+def test_bad_lines_skipped_are_the_rejects_of_their_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "s.ndjson"
+    path.write_bytes(
+        b'{"a": 1}\n{oops\n{"a": 2}\n[1]\n{"a": "\\ud800"}\n{"a": 3}\n\xff\n{"\\udc00": 1}\n'
+    )
+    chunks = _chunks(path, skip=True)
+    assert [list(c.lines) for c in chunks] == [[1, 3], [6]]
+    got = [[(r.line, r.column, r.raw, r.raw_bytes) for r in c.rejects] for c in chunks]
+    assert got == [
+        [(2, None, "{oops", None)],
+        [
+            (4, None, "[1]", None),
+            (5, "a", '{"a": "\\ud800"}', None),
+            (7, None, "\\xff", b"\xff"),
+            (8, None, '{"\\udc00": 1}', None),
+        ],
+    ]
+    with pytest.raises(SourceError, match=r"s\.ndjson: line 2: not valid JSON"):
+        _chunks(path, skip=False)
+
+
+def test_deep_nesting_is_a_bad_line_not_a_crash(tmp_path: Path) -> None:
+    """pyarrow's reader overflowed its stack on 20,000 levels (SIGSEGV); a first line null
+    did too, and a later one was a row of NULLs."""
+    path = tmp_path / "d.ndjson"
+    deep = b"[" * 20_000 + b"]" * 20_000
+    path.write_bytes(b'{"a": 1}\n{"a": %s}\nnull\n{"a": 2}\n' % deep)
+    chunks = _chunks(path, skip=True, rows=10)
+    assert [(r.line, r.reason) for r in chunks[0].rejects] == [
+        (2, "nested deeper than Python's json module reads"),
+        (3, "not a JSON object"),
+    ]
+    first_null = tmp_path / "n.ndjson"
+    first_null.write_bytes(b'null\n{"a": 1}\n')
+    with pytest.raises(SourceError, match=r"n\.ndjson: line 1: not a JSON object"):
+        _chunks(first_null, skip=False)
