@@ -188,9 +188,9 @@ def test_a_key_is_refused_only_when_it_cannot_be_written(tmp_path: Path, value: 
     ).map(b"".join)
 )
 def test_line_spans_cut_as_splitlines_does(data: bytes) -> None:
-    from pgingest.sources.ndjson import _line_spans
+    from pgingest.sources._lines import line_spans
 
-    starts, ends = _line_spans(data)
+    starts, ends = line_spans(data)
     assert [data[s:e] for s, e in zip(starts, ends, strict=True)] == data.splitlines()
 
 
