@@ -451,3 +451,29 @@ def test_replace_sets_aside_the_bad_lines(tmp_path: Path, load: Any, db: Any) ->
         (2, "{oops"),
         (3, '{"rn": 2, "i": "x"}'),
     ]
+
+
+def _drop_odd_rows(batch: Any) -> Any:
+    """A transform that keeps every other row: the rows are no longer the file's lines."""
+    import pyarrow as pa
+
+    return batch.filter(pa.array([i % 2 == 0 for i in range(batch.num_rows)]))
+
+
+def test_a_transform_that_drops_rows_keeps_no_line_of_the_reader(
+    tmp_path: Path, load: Any, db: Any
+) -> None:
+    """The reader's lines and line texts belong to its rows: after a transform that drops rows
+    a reject is the row written as CSV (its row counted), never another line's text."""
+    _typed(db)
+    path = tmp_path / "t.ndjson"
+    lines = [GOOD % n for n in range(1, 7)]
+    lines[4] = '{"rn": 5, "i": "abc", "b": true, "s": "x", "j": []}'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = load(path, table="t", on_error="skip", transform=_drop_odd_rows, tolerant=True)
+    assert report.ok, report.failed
+    assert [r["rn"] for r in db.fetch(f'SELECT rn FROM "{db.schema}".t ORDER BY rn')] == [1, 3]
+    kept = rejects(db, path, "t")
+    assert len(kept) == 1
+    assert "abc" in kept[0]["raw"]
+    assert kept[0]["raw"] != lines[2]  # (row 3 of the batch is line 5, not line 3)

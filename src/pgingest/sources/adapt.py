@@ -136,7 +136,13 @@ class AdaptedSource:
         for chunk in self._inner.chunks(batch_rows=batch_rows, batch_bytes=batch_bytes, raw=False):
             if not isinstance(chunk, ArrowChunk):
                 raise SourceError(f"{self.info.path}: expected Arrow chunks", path=self.info.path)
-            yield replace(chunk, batch=self._apply(chunk.batch))
+            batch = self._apply(chunk.batch)
+            if self._transform is not None:
+                # Its rows may not be the file's any more: counted in rows, a reject written
+                # as CSV (not the file's lines of the reader's rows).
+                yield replace(chunk, batch=batch, lines=None, records=None)
+            else:
+                yield replace(chunk, batch=batch)
 
     def close(self) -> None:
         """Close the inner source."""
