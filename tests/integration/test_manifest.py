@@ -291,3 +291,52 @@ def test_pause_and_sectional_commit(tmp_path, load, db):
     )
     assert paused.ok
     assert paused.seconds >= 0.2
+
+
+def test_a_claim_is_one_statement_on_a_new_connection(tmp_path, load, db):
+    # Issue 15: the claim's reply once held an integer[] column, which had the driver look its
+    # type up in the catalog on each new connection (two more statements, ~10 ms a load).
+    # A resumed file's committed batches still come back, as a set of batch numbers.
+    assert load(csv(tmp_path / "first.csv", range(3)), table="c").ok  # the manifest exists
+    src = csv(tmp_path / "a.csv", range(10))
+    stat = os.stat(src)
+
+    async def claim() -> tuple[store.Claim, list[str]]:
+        conn = await asyncpg.connect(db.dsn)
+        queries: list[str] = []
+        try:
+            run_id = await store.start_run(conn, [str(src)], {}, "test", 0)
+            conn.add_query_logger(lambda record: queries.append(record.query))
+            claimed = await store.claim_file(
+                conn,
+                path=str(src),
+                size=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+                sha256=None,
+                schema=db.schema,
+                table="c",
+                fmt="csv",
+                run_id=run_id,
+                chunking={},
+                force=False,
+                on_changed="append",
+            )
+            return claimed, queries
+        finally:
+            await conn.close()  # the file's lock goes with the session: it may resume
+
+    first, queries = asyncio.run(claim())
+    assert first.action == "load"
+    assert first.done_batches == set()
+    assert len(queries) == 1, queries
+    db.fetch(
+        "INSERT INTO pgingest.file_batches (file_id, batch, first_line, rows)"
+        " VALUES ($1, 0, 2, 4), ($1, 2, 10, 2)",
+        first.file_id,
+    )
+    again, queries = asyncio.run(claim())
+    assert (again.action, again.reason) == ("load", "resume")
+    assert again.file_id == first.file_id
+    assert again.done_batches == {0, 2}
+    assert again.done_rows == 6
+    assert len(queries) == 1, queries

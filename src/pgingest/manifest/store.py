@@ -289,7 +289,7 @@ async def claim_file(
         row["action"],
         row["file_id"],
         row["reason"],
-        set(row["done_batches"] or ()),
+        {int(batch) for batch in (row["done_batches"] or "").split(",") if batch},
         int(row["done_rows"] or 0),
         row["replaces"],
         dict(stored or {}),
@@ -297,8 +297,12 @@ async def claim_file(
 
 
 async def _claim(conn: Any, args: tuple[Any, ...]) -> Any:
+    # done_batches as text: an integer[] column makes the driver look its type up in the
+    # catalog on each new connection, a query of ~10 ms: most of a small file's bookkeeping.
     return await conn.fetchrow(
-        "SELECT * FROM pgingest.claim($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
+        "SELECT action, file_id, reason, array_to_string(done_batches, ',') AS done_batches,"
+        " done_rows, replaces, chunking"
+        " FROM pgingest.claim($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
         *args,
     )
 
