@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
+
 HEAVY = ("pyarrow", "numpy", "pgpq", "rich", "prometheus_client", "obstore", "yaml", "fastexcel")
 
 _RUN = """
@@ -62,3 +64,28 @@ def test_a_file_the_small_reader_declines_loads_through_the_full_one(tmp_path, d
     src.write_bytes(b'id,size\n1,5" pipe\n2,x\n')  # a quote COPY would open a field at
     assert "pyarrow" in heavy_imports(tmp_path, db, str(src), "--table", "s")
     assert db.rows("s", "id") == [(1, '5" pipe'), (2, "x")]
+
+
+def test_a_small_load_never_has_the_driver_look_types_up(tmp_path, load, db, monkeypatch):
+    # An array in a statement's parameters or reply has the driver look its type up in the
+    # catalog, once per new connection: three more statements, ~10 ms of a one-row load.
+    # (A spy on the driver's lookup: it still runs; the test counts it.)
+    looked_up: list[object] = []
+    lookup = asyncpg.Connection._introspect_types
+
+    async def spy(self, typeoids, *args):
+        looked_up.append(sorted(typeoids))
+        return await lookup(self, typeoids, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", spy)
+    first = tmp_path / "first.csv"
+    first.write_text("id,name\n1,a\n")
+    assert load(first, table="t").ok  # a new table
+    second = tmp_path / "second.csv"
+    second.write_text("id,name\n2,b\n")
+    assert load(second, table="t").ok  # an existing one
+    forced = load(second, table="t", force=True)  # replaces its earlier load
+    assert forced.ok
+    assert forced.files[0].status == "loaded"
+    assert db.rows("t", "id") == [(1, "a"), (2, "b")]
+    assert looked_up == []

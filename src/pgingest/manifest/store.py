@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
@@ -450,12 +450,12 @@ async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:
     lineage = quote_ident(LINEAGE_FILE)
     names = await conn.fetch(
         "SELECT id FROM pgingest.files WHERE sha256 = $1 AND table_schema = $2"
-        " AND table_name = $3 AND status = 'success' AND id <> ALL($4::bigint[])"
+        " AND table_name = $3 AND status = 'success' AND id <> ALL($4::text::bigint[])"
         " AND path IS DISTINCT FROM $5 ORDER BY id",
         row["sha256"],
         row["table_schema"],
         row["table_name"],
-        [replaced_id, new_id],
+        id_array([replaced_id, new_id]),
         row["path"],
     )
     same = row["sha256"] is not None and row["new_sha"] == row["sha256"]
@@ -478,17 +478,24 @@ async def remove_replaced(conn: Any, replaced_id: int, new_id: int) -> int:
     else:
         gone = [replaced_id, *(n["id"] for n in names)] if same else [replaced_id]
         status = await conn.execute(
-            f"DELETE FROM {table} WHERE {lineage} = ANY($1::bigint[])", gone
+            f"DELETE FROM {table} WHERE {lineage} = ANY($1::text::bigint[])", id_array(gone)
         )
         deleted = int(status.split()[-1])
         why = f"replaced by file {new_id}"
     await conn.execute(
         "UPDATE pgingest.files SET status = 'reverted', finished_at = now(),"
-        " error = $2 WHERE id = ANY($1::bigint[])",
-        gone,
+        " error = $2 WHERE id = ANY($1::text::bigint[])",
+        id_array(gone),
         why,
     )
     return deleted
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """File ids as a ``bigint[]`` literal, bound as text and cast by the statement: a
+    ``bigint[]`` parameter has the driver look its type up in the catalog on each new
+    connection (three more statements, ~10 ms: a small file's whole bookkeeping)."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
 
 
 @dataclass(frozen=True, slots=True)
