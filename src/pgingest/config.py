@@ -19,8 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import platformdirs
-
 from pgingest.errors import ConfigError
 from pgingest.model import MODES, STRATEGIES, FormatOption, Mode, Strategy
 
@@ -111,6 +109,8 @@ _KEY_VALUE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'((?:[^'\\]|\\.)*
 
 def default_home() -> Path:
     """Per-user data directory of the embedded server (``PGINGEST_HOME`` overrides it)."""
+    import platformdirs  # (the embedded server's only: not on a load given a DSN)
+
     return Path(platformdirs.user_data_dir("pgingest", appauthor=False))
 
 
@@ -120,8 +120,9 @@ class ConnectionSettings:
 
     dsn: str | None = None
     """A libpq URL or key=value string; ``None`` means the embedded server in ``home``."""
-    home: Path = field(default_factory=default_home)
-    """Data directory of the embedded server (``PGINGEST_HOME``)."""
+    home: Path | None = None
+    """Data directory of the embedded server (``PGINGEST_HOME``); ``None``: the per-user one
+    (:func:`default_home`), looked up only when the embedded server is used."""
     connect_timeout: float = 30.0
     """Seconds to wait for a connection."""
 
@@ -131,7 +132,13 @@ class ConnectionSettings:
 
     def __repr__(self) -> str:
         dsn = redact_dsn(self.dsn) if self.dsn else None
-        return f"ConnectionSettings(dsn={dsn!r}, home={str(self.home)!r})"
+        home = str(self.home) if self.home is not None else None
+        return f"ConnectionSettings(dsn={dsn!r}, home={home!r})"
+
+    @property
+    def data_dir(self) -> Path:
+        """The embedded server's data directory: ``home``, else the per-user one."""
+        return self.home if self.home is not None else default_home()
 
     @property
     def is_embedded(self) -> bool:
@@ -682,7 +689,7 @@ def connection_from_env(
     env = os.environ if environ is None else environ
     dsn = dsn or env.get(ENV_PREFIX + "DSN") or env.get("DATABASE_URL") or None
     home_value = home or env.get(ENV_PREFIX + "HOME")
-    path = Path(home_value).expanduser() if home_value else default_home()
+    path = Path(home_value).expanduser() if home_value else None
     return ConnectionSettings(dsn=dsn, home=path)
 
 

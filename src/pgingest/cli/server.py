@@ -27,7 +27,7 @@ def start() -> None:
     from pgingest.pg import embedded
 
     settings = _settings()
-    click.echo(embedded.start(settings.home))
+    click.echo(embedded.start(settings.data_dir))
 
 
 @db.command()
@@ -36,10 +36,10 @@ def stop() -> None:
     from pgingest.pg import embedded
 
     settings = _settings()
-    if embedded.stop(settings.home):
-        click.echo(f"stopped the embedded server in {settings.home}")
+    if embedded.stop(settings.data_dir):
+        click.echo(f"stopped the embedded server in {settings.data_dir}")
     else:
-        click.echo(f"the embedded server in {settings.home} is not running")
+        click.echo(f"the embedded server in {settings.data_dir} is not running")
 
 
 @db.command()
@@ -47,7 +47,7 @@ def uri() -> None:
     """Print the embedded server's connection URI (starting it when needed)."""
     from pgingest.pg import embedded
 
-    click.echo(embedded.start(_settings().home))
+    click.echo(embedded.start(_settings().data_dir))
 
 
 @db.command(context_settings={"ignore_unknown_options": True})
@@ -56,5 +56,5 @@ def psql(args: tuple[str, ...]) -> None:
     """Open psql on the embedded server (extra arguments go to psql)."""
     from pgingest.pg import embedded
 
-    argv = embedded.psql_command(_settings().home) + list(args)
+    argv = embedded.psql_command(_settings().data_dir) + list(args)
     sys.exit(subprocess.call(argv))  # noqa: S603 - the embedded server's own psql

@@ -24,7 +24,7 @@ async def resolve_dsn(settings: ConnectionSettings) -> str:
     """The DSN to connect to: the given one, or the embedded server's (started on demand)."""
     if settings.dsn is not None:
         return settings.dsn
-    return await asyncio.to_thread(embedded.start, settings.home)
+    return await asyncio.to_thread(embedded.start, settings.data_dir)
 
 
 KEEPALIVE_SETTINGS = {

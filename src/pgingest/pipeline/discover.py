@@ -422,7 +422,6 @@ def sheet_targets(
     """
 
     from pgingest.sources.detect import detect  # reads the file: pyarrow only now
-    from pgingest.sources.workbook import chart_sheets
 
     out: list[Target] = []
     failed: list[tuple[str, str]] = []
@@ -440,6 +439,8 @@ def sheet_targets(
             failed.append((target.path, " ".join(str(exc).split())))
             continue
         if is_workbook:
+            from pgingest.sources.workbook import chart_sheets  # (workbooks only: XML parsers)
+
             skipped.extend(
                 (target.path, f"sheet {name!r} is a chart sheet (a chart, no cells)")
                 for name in sorted(chart_sheets(target.path))
