@@ -5,6 +5,7 @@ so the check below sees imports when they happen)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import subprocess
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 import asyncpg
+
+from conftest import fetch
 
 HEAVY = ("pyarrow", "numpy", "pgpq", "rich", "prometheus_client", "obstore", "yaml", "fastexcel")
 UNNEEDED = (
@@ -97,3 +100,39 @@ def test_a_small_load_never_has_the_driver_look_types_up(tmp_path, load, db, mon
     assert forced.files[0].status == "loaded"
     assert db.rows("t", "id") == [(1, "a"), (2, "b")]
     assert looked_up == []
+
+
+def test_the_manifest_is_created_in_a_few_round_trips(tmp_path, pg_dsn):
+    # Its ~40 statements go as one script, in the transaction that creates it; a manifest
+    # that is there and current costs two statements.
+    from integrity import fresh_database
+    from pgingest.manifest.schema import SCHEMA_VERSION, ensure_manifest
+
+    async def ensure(dsn: str) -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        queries: list[str] = []
+        conn.add_query_logger(lambda record: queries.append(record.query))
+        try:
+            await ensure_manifest(conn)
+        finally:
+            await conn.close()
+        return queries
+
+    with fresh_database(pg_dsn) as dsn:
+        created = asyncio.run(ensure(dsn))  # BEGIN, its checks, the script, COMMIT
+        assert len(created) <= 8, created
+        current = asyncio.run(ensure(dsn))
+        assert len(current) == 2, current
+        version = fetch(dsn, "SELECT max(version) FROM pgingest.version")[0][0]
+        assert version == SCHEMA_VERSION
+        src = tmp_path / "a.csv"
+        src.write_text("id\n1\n2\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "pgingest", "load", str(src), "--dsn", dsn, "--table", "t"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert fetch(dsn, "SELECT count(*) FROM t")[0][0] == 2

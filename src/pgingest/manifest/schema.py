@@ -201,7 +201,8 @@ async def ensure_manifest(conn: Any) -> None:
         " to_regprocedure('pgingest.complete(bigint, text, text, boolean, boolean)') IS NOT NULL"
         " AND to_regprocedure('pgingest.current_file_id()') IS NOT NULL"
     )
-    if exists and check_version(await schema_version(conn)):
+    # (``exists``: the version table is there, so its version is one statement away.)
+    if exists and check_version(await _version(conn)):
         return
     async with conn.transaction():
         # One global lock: two processes starting together create the schema once.
@@ -211,12 +212,13 @@ async def ensure_manifest(conn: Any) -> None:
         found = await schema_version(conn)
         if check_version(found) and exists:  # another process upgraded it meanwhile
             return
-        for statement in [*_BOOTSTRAP, *FUNCTIONS]:
-            await conn.execute(statement)
-        for version, statements in sorted(_MIGRATIONS.items()):
+        statements = [*_BOOTSTRAP, *FUNCTIONS]
+        for version, migration in sorted(_MIGRATIONS.items()):
             if found < version:
-                for statement in statements:
-                    await conn.execute(statement)
+                statements.extend(migration)
+        # One script, one round trip (not one per statement: ~40 of them), in order; the
+        # first error stops it, and the transaction rolls it all back.
+        await conn.execute(";\n".join(statements))
         if found < SCHEMA_VERSION:  # a row per migration
             await conn.execute("INSERT INTO pgingest.version (version) VALUES ($1)", SCHEMA_VERSION)
 
@@ -244,4 +246,8 @@ async def schema_version(conn: Any) -> int:
     """The version of the bookkeeping schema in this database (0: none)."""
     if not await conn.fetchval("SELECT to_regclass('pgingest.version') IS NOT NULL"):
         return 0
+    return await _version(conn)
+
+
+async def _version(conn: Any) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM pgingest.version"))
