@@ -22,6 +22,8 @@ UNNEEDED = (
     "platformdirs",  # the embedded server's data directory: not with a DSN
     "pgingest.sources.workbook",  # workbooks' sheets and their XML parsers
     "xml.etree.ElementTree",
+    "pgingest.schema.contract",  # --contract
+    "pgingest.config_file",  # --config
 )
 """What a small plain CSV's load never imports: each costs the fixed cost milliseconds."""
 

@@ -17,7 +17,6 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import click
 
 from pgingest.config import ENV_PREFIX, SECTIONS, LoadOptions, Section
-from pgingest.config_file import load_config
 
 __all__ = [
     "SectionedCommand",
@@ -264,6 +263,8 @@ def _read_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     looked at: this option is eager); what no option takes goes into ``ctx.meta``."""
     if value is None:
         return None
+    from pgingest.config_file import load_config  # (--config only)
+
     config = load_config(value)
     defaults = dict(ctx.default_map or {})
     names = {p.name for p in ctx.command.params}

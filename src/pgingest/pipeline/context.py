@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgingest.config import LoadOptions, redact_dsn
 from pgingest.errors import PgIngestError
@@ -22,7 +22,9 @@ from pgingest.pg.stall import StallMonitor
 from pgingest.pipeline.discover import default_table_name
 from pgingest.pipeline.job import RunLock, one_line
 from pgingest.pipeline.readahead import ReadAhead
-from pgingest.schema.contract import Contract
+
+if TYPE_CHECKING:
+    from pgingest.schema.contract import Contract  # (--contract only: imported when read)
 
 log = logging.getLogger("pgingest.run")
 T = TypeVar("T")

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from pgingest.config import LoadOptions
 from pgingest.errors import ConfigError
 from pgingest.model import ARROW_FORMATS, ColumnSpec
-from pgingest.schema.contract import Contract, TableContract, check_contract, parse_contract
 from pgingest.schema.evolution import canonical_type
 from pgingest.schema.infer import TypeTracker, is_text_alone, lossless_temporal
 from pgingest.schema.pgtypes import TEXT, pg_type_for_arrow
@@ -22,6 +21,8 @@ from pgingest.sources.small import SmallCsvSource
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from pgingest.schema.contract import Contract, TableContract
 
 EXISTING_TABLE_SAMPLE_ROWS = 5_000
 """Rows of a CSV file sampled before it loads into an existing table with date or time
@@ -367,6 +368,8 @@ def read_contract(path: str) -> Contract:
     """
     import yaml
 
+    from pgingest.schema.contract import parse_contract  # (--contract only, as below)
+
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
@@ -394,6 +397,8 @@ def check_file(
     Raises:
         ContractError: with every violation.
     """
+    from pgingest.schema.contract import check_contract
+
     rows = min(options.sample_rows, EXISTING_TABLE_SAMPLE_ROWS * 10)
     sample = source.sample(rows, skip_bad_records=options.on_error == "skip")
     if sample.num_columns == len(names):
