@@ -138,3 +138,29 @@ def test_the_manifest_is_created_in_a_few_round_trips(tmp_path, pg_dsn):
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert fetch(dsn, "SELECT count(*) FROM t")[0][0] == 2
+
+
+def test_a_one_row_load_into_an_existing_table_is_a_few_statements(tmp_path, load, db, monkeypatch):
+    # Each statement is a round trip (and server work): the run's start and end, the file's
+    # claim, columns, COPY with its batch record, completion, the ANALYZE of a table that
+    # changed much. A connection that holds nothing of the load goes back to the pool
+    # without the reset's round trip: only the run's own (its lock) is reset.
+    first = tmp_path / "first.csv"
+    first.write_text("id,name\n1,a\n")
+    assert load(first, table="t").ok
+    queries: list[str] = []
+    init = asyncpg.Connection.__init__
+
+    def spy(self, *args, **kwargs):  # every connection's statements, as sent
+        init(self, *args, **kwargs)
+        self.add_query_logger(lambda record: queries.append(" ".join(record.query.split())))
+
+    monkeypatch.setattr(asyncpg.Connection, "__init__", spy)
+    second = tmp_path / "second.csv"
+    second.write_text("id,name\n2,b\n")
+    assert load(second, table="t").ok
+    sent = list(queries)
+    listed = "\n".join(sent)
+    assert len(sent) <= 15, listed
+    assert sum(q.startswith("SELECT pg_advisory_unlock_all()") for q in sent) == 1, listed
+    assert db.rows("t", "id") == [(1, "a"), (2, "b")]

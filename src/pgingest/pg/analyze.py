@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 from pgingest.errors import PgIngestError
+from pgingest.pg.connect import release_as_new
 from pgingest.pg.ddl import qualified_name
 from pgingest.pg.errors import translate
 
@@ -65,6 +66,9 @@ async def analyze_if(
                     f"{max(1, round(lock_wait * 1000))}ms",
                 )
                 await conn.execute(f"ANALYZE {qualified_name(schema, table)}")
+            # Committed, and the lock timeout was the transaction's own: the session is as
+            # it was, its release needs no reset's round trip.
+            release_as_new(conn)
             return "analyzed"
     except PgIngestError:
         raise

@@ -44,7 +44,9 @@ async def open_pool(
 
     async def probed() -> int | None:
         async with pool.acquire() as conn:
-            return await connect.connection_capacity(conn)
+            capacity = await connect.connection_capacity(conn)
+            connect.release_as_new(conn)  # (one SELECT: no reset's round trip needed)
+            return capacity
 
     capacity = await events.with_retries(probed)
     if capacity is None or capacity >= size:
