@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 from pgingest.config import ConnectionSettings, LoadOptions, connection_from_env, options_with
 from pgingest.model import LoadReport
 from pgingest.observability.progress import Reporter
-from pgingest.pg.loop import run as run_loop
 
 
 async def load_async(
@@ -72,6 +70,8 @@ async def load_async(
         from pgingest.pipeline import workers
 
         return await workers.load_async(names, settings, load_options, reporter)
+    import asyncio  # (here, not at the top: `pgingest --help` needs no event loop)
+
     ahead = await asyncio.to_thread(start_read_ahead, names, load_options)
     # Imported here so that `import pgingest` (and `pgingest --help`) stays light.
     from pgingest.pipeline import run
@@ -101,6 +101,8 @@ def load(
     Returns:
         The :class:`~pgingest.model.LoadReport`.
     """
+    from pgingest.pg.loop import run as run_loop
+
     return run_loop(
         load_async(paths, dsn=dsn, home=home, options=options, reporter=reporter, **option_values)
     )
@@ -224,6 +226,8 @@ async def rejects_async(
         line order (``line``, ``column_name``, ``raw``, ``reason``) and the file's header
         line when it still exists and has one (to write the rejects out as a CSV file).
     """
+    import asyncio
+
     from pgingest.manifest.store import file_rejects
     from pgingest.pg.connect import connection
 

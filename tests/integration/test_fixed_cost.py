@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from conftest import fetch
 
@@ -164,3 +165,19 @@ def test_a_one_row_load_into_an_existing_table_is_a_few_statements(tmp_path, loa
     assert len(sent) <= 15, listed
     assert sum(q.startswith("SELECT pg_advisory_unlock_all()") for q in sent) == 1, listed
     assert db.rows("t", "id") == [(1, "a"), (2, "b")]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["load", "--help"], ["status", "--help"]])
+def test_help_needs_no_event_loop_nor_driver(tmp_path, args):
+    out = tmp_path / "modules.json"
+    unneeded = [*UNNEEDED, "asyncio", "asyncpg", "uvloop", "pgingest.pipeline.run"]
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, json.dumps(unneeded), str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Usage:" in done.stdout
+    assert json.loads(out.read_text()) == []

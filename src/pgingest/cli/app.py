@@ -4,7 +4,6 @@ only, the work is in the library (``status``, ``revert``, ``rejects``: :mod:`pgi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -45,7 +44,6 @@ from pgingest.cli.server import db
 from pgingest.config import redact_dsn
 from pgingest.errors import ConfigError, ManifestVersionError, PgIngestError
 from pgingest.observability.progress import FanOut, Reporter
-from pgingest.pg.loop import run as run_loop
 
 
 class Ctx:
@@ -356,6 +354,11 @@ def load(
 def _run_interruptible(coro: Any, output: Output) -> Any:
     """Run a load; SIGINT/SIGTERM roll back the batches in flight, record the run as
     interrupted, say how to resume and exit 130."""
+
+    # (Imported here: `pgingest --help` needs no event loop.)
+    import asyncio
+
+    from pgingest.pg.loop import run as run_loop
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import click
 
 from pgingest.cli.options import dsn_option
 from pgingest.cli.render import render_status
-from pgingest.pg.loop import run as run_loop
 
 __all__ = ["prune", "rejects", "report", "revert", "status"]
+
+T = TypeVar("T")
+
+
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """:func:`pgingest.pg.loop.run`, imported when a command runs: ``--help`` needs no loop."""
+    from pgingest.pg.loop import run
+
+    return run(coro)
 
 
 @click.command()
