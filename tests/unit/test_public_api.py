@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import click
+import pytest
 
 import pgingest
 from pgingest.cli.app import cli
@@ -12,12 +15,25 @@ from pgingest.cli.app import cli
 
 def test_all_is_sorted_and_complete():
     assert pgingest.__all__ == sorted(pgingest.__all__)
-    public = {
-        name
-        for name, value in vars(pgingest).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
-    }
-    assert public == set(pgingest.__all__)
+    # Each name is imported from its module when first used (pgingest/__init__.py).
+    for name in pgingest.__all__:
+        assert getattr(pgingest, name) is getattr(
+            sys.modules[getattr(pgingest, name).__module__], name
+        )
+    assert dir(pgingest) == sorted([*pgingest.__all__, "__version__"])
+    with pytest.raises(AttributeError):
+        _ = pgingest.no_such_name
+
+
+def test_importing_the_package_imports_nothing_else():
+    """A Ctrl-C while the command line starts is caught from its first line (pgingest's
+    __main__): the package's own import before it must be next to nothing."""
+    code = (
+        "import sys; before = set(sys.modules); import pgingest;"
+        " print(sorted(set(sys.modules) - before - {'__future__'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['pgingest']"
 
 
 def test_every_public_symbol_has_a_docstring():

@@ -355,10 +355,14 @@ def _run_interruptible(coro: Any, output: Output) -> Any:
     """Run a load; SIGINT/SIGTERM roll back the batches in flight, record the run as
     interrupted, say how to resume and exit 130."""
 
-    # (Imported here: `pgingest --help` needs no event loop.)
-    import asyncio
+    try:
+        # (Imported here: `pgingest --help` needs no event loop.)
+        import asyncio
 
-    from pgingest.pg.loop import run as run_loop
+        from pgingest.pg.loop import run as run_loop
+    except BaseException:  # a Ctrl-C meanwhile: the load never started, nor will it
+        coro.close()  # (no "coroutine was never awaited" on the way out)
+        raise
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()
@@ -432,7 +436,12 @@ def main(argv: list[str] | None = None) -> None:
         else:
             exc.show()
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            # click's word for a Ctrl-C before the command's own handler was set up (while
+            # its modules were imported): the same line and code as a Ctrl-C after it
+            _error_line(state, "interrupted")
+            sys.exit(130)
         _error_line(state, "aborted")
         sys.exit(EXIT_FAILED)
     except PgIngestError as exc:
