@@ -39,6 +39,7 @@ LABELS = {
 # Cases whose speed is told against another case of the same rounds, not against COPY.
 AGAINST = {"pgingest_csv_bad_skip": ("pgingest_csv", "the clean file")}
 ONE_ROW = {"pgingest_1row", "psql_1row"}
+COMPARE = "@compare"  # bench.py's suffix of a case run with the other checkout's sources
 
 
 def _num(value: float | None, spec: str, suffix: str = "") -> str:
@@ -87,10 +88,14 @@ def rows(report: dict[str, Any]) -> list[str]:
     for name, s in report["summary"].items():
         if not s["ok_rounds"]:
             continue
-        if name in ONE_ROW:
+        case = name.removesuffix(COMPARE)
+        label = LABELS.get(case, case)
+        if case != name:
+            label += ", the compared checkout (`--compare-src`)"
+        if case in ONE_ROW:
             ratios = []
-        elif name in AGAINST:
-            other, what = AGAINST[name]
+        elif case in AGAINST:
+            other, what = AGAINST[case]
             ratios = [_num(_median_ratio(report, name, other), ".2f", f"x {what}")]
         else:
             ratios = [
@@ -102,8 +107,8 @@ def rows(report: dict[str, Any]) -> list[str]:
             "| "
             + " | ".join(
                 [
-                    LABELS.get(name, name),
-                    f"{data}, 1" if name in ONE_ROW else f"{data}, {report['rows']:,}",
+                    label,
+                    f"{data}, 1" if case in ONE_ROW else f"{data}, {report['rows']:,}",
                     str(s["ok_rounds"]),
                     _num(s["median_seconds"], ".3f" if s["median_seconds"] < 0.1 else ".2f", " s"),
                     ", ".join(r for r in ratios if r),
