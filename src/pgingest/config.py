@@ -527,7 +527,8 @@ class LoadOptions:
     )
     pk: tuple[str, ...] | None = _option(
         help="Key columns a[,b] of upsert and merge (normalized names; `key` in a config file);"
-        " a new table is created with this primary key.",
+        " a new table of theirs is created with this primary key. append and replace do not"
+        " use it (a table they create has no key).",
         section="modes and keys",
         shown="the table's primary key or a unique constraint",
     )
