@@ -359,6 +359,7 @@ def _run_interruptible(coro: Any, output: Output) -> Any:
         # (Imported here: `pgingest --help` needs no event loop.)
         import asyncio
 
+        from pgingest.pg.loop import close_unstarted
         from pgingest.pg.loop import run as run_loop
     except BaseException:  # a Ctrl-C meanwhile: the load never started, nor will it
         coro.close()  # (no "coroutine was never awaited" on the way out)
@@ -389,7 +390,10 @@ def _run_interruptible(coro: Any, output: Output) -> Any:
             )
             sys.exit(130)
 
-    return run_loop(main())
+    try:
+        return run_loop(main())
+    finally:
+        close_unstarted(coro)  # (a Ctrl-C before ``main`` started it)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ file), and uvloop's wake-up costs about a third of asyncio's. Elsewhere, asyncio
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -52,6 +53,17 @@ def _unretrieved_loss(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(coro)``, on uvloop where it is installed."""
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.get_loop().set_exception_handler(_unretrieved_loss)
-        return runner.run(coro)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.get_loop().set_exception_handler(_unretrieved_loss)
+            return runner.run(coro)
+    finally:
+        close_unstarted(coro)
+
+
+def close_unstarted(coro: Coroutine[Any, Any, Any]) -> None:
+    """Close ``coro`` if it never ran: a Ctrl-C while the loop was being set up (uvloop
+    imported, the loop made) stops the command before the loop starts it, and Python would
+    say "coroutine ... was never awaited" on the way out."""
+    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        coro.close()
