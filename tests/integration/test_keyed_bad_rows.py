@@ -64,9 +64,38 @@ def table_rows(db, table: str) -> list[tuple[str | None, str | None, int]]:
     ]
 
 
-def check_against_append(db, load, path: Path, mode: str, table: str, **options) -> None:
+def write_noted_rows(
+    path: Path, kinds: list[str], keys: list[int], notes: list[str]
+) -> dict[int, str]:
+    """:func:`write_rows` with a fourth column, ``note``, quoted, whose text may hold line
+    breaks, quotes and commas: a record then spans several lines. Returns each record's text
+    as the file has it, by the line it starts on."""
+    lines = ["k,v,pos,note"]
+    records: dict[int, str] = {}
+    line = 2
+    for pos, (kind, key, note) in enumerate(zip(kinds, keys, notes, strict=True)):
+        k, v, extra = str(key), str(pos * 7), ""
+        if kind == "bad_value" or kind == "wider":
+            v = CELLS[kind] or v
+        elif kind in ("null_key", "bad_key"):
+            k = CELLS[kind] or ""
+        elif kind == "extra_field":
+            extra = ",extra"
+        quoted = '"' + note.replace('"', '""') + '"'
+        record = f"{k},{v},{pos},{quoted}{extra}"
+        records[line] = record
+        lines.append(record)
+        line += record.count("\n") + 1
+    path.write_text("\n".join(lines) + "\n")
+    return records
+
+
+def check_against_append(
+    db, load, path: Path, mode: str, table: str, records: dict[int, str] | None = None, **options
+) -> None:
     """Load ``path`` with append and with ``mode`` (key ``k``) under skip; the keyed table is
-    the model's, and its rejects are the append's plus the NULL keys."""
+    the model's, and its rejects are the append's plus the NULL keys. ``records``: each
+    record's text by its first line, when a record may span lines (else the file's lines)."""
     appended = load(path, table=f"{table}_a", on_error="skip", **options)
     assert appended.ok, appended.failed
     assert appended.files[0].status == "loaded"
@@ -77,9 +106,10 @@ def check_against_append(db, load, path: Path, mode: str, table: str, **options)
     assert keyed.ok, keyed.failed
     last: dict[str, tuple[str | None, str | None, int]] = {}
     null_keys = []
+    starts = sorted(records) if records is not None else None  # each record's first line
     for row in sorted(kept_by_append, key=lambda r: r[2]):
-        if row[0] is None:
-            null_keys.append((row[2] + 2, "k"))  # header is line 1
+        if row[0] is None:  # (pos's record: header is line 1)
+            null_keys.append((starts[row[2]] if starts else row[2] + 2, "k"))
         else:
             last[row[0]] = row
     assert sorted(table_rows(db, f"{table}_k"), key=lambda r: r[2]) == sorted(
@@ -92,9 +122,14 @@ def check_against_append(db, load, path: Path, mode: str, table: str, **options)
     expected = sorted([(line, column) for line, column, _raw in append_rejects] + null_keys)
     assert [(line, "k" if column == "k" else column) for line, column, _raw in got] == expected
     # Each reject keeps the record as the file has it.
-    raw_by_line = dict(enumerate(path.read_text().splitlines(), start=1))
+    raw_by_line = records or dict(enumerate(path.read_text().splitlines(), start=1))
     assert all(raw == raw_by_line[line] for line, _column, raw in got), got
     assert keyed.files[0].rejects == len(got)
+    if records is not None:  # and each kept row its note, line breaks and quotes in it
+        notes = "SELECT pos, note FROM {} ORDER BY pos"
+        appended_notes = dict(db.fetch(notes.format(f'"{db.schema}"."{table}_a"')))
+        keyed_notes = db.fetch(notes.format(f'"{db.schema}"."{table}_k"'))
+        assert all(appended_notes[pos] == note for pos, note in keyed_notes), keyed_notes
 
 
 @pytest.mark.parametrize("mode", ["upsert", "merge"])
@@ -183,6 +218,55 @@ def test_keyed_skip_is_append_skip_then_last_row_per_key(
     # many misfit in a batch decides that, and routing makes other batches than append's).
     types = {"k": "integer", "v": "integer"}
     check_against_append(db, load, path, mode, table, batch_size=batch_size, types=types)
+
+
+@settings(
+    max_examples=int(os.environ.get("PGINGEST_KEYED_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    mode=st.sampled_from(["upsert", "merge"]),
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([GOOD] * 12 + [k for k in CELLS if k != GOOD]),
+            st.integers(0, 30),
+            st.text(alphabet=st.sampled_from(list('ab ,"\n\té')), max_size=10),
+        ),
+        min_size=1,
+        max_size=200,
+    ),
+    batch_size=st.sampled_from([7, 50, 1_000]),
+)
+def test_keyed_skip_with_line_breaks_in_values_is_append_skip_then_last_row_per_key(
+    tmp_path_factory, load, db, mode, rows, batch_size
+):
+    """The same model with records that span lines (a quoted note holding line breaks, quotes
+    and commas): the server counts a line break inside a value as a line, so a refused row's
+    line must be found record by record (an NDJSON test found a good row set aside for a bad
+    one where it was not)."""
+    kinds = [k for k, _, _ in rows]
+    keys = [key for _, key, _ in rows]
+    notes = [note for _, _, note in rows]
+    if kinds[0] != GOOD:
+        kinds[0] = GOOD  # a first row to type the columns by
+    table = f"n{next(_TABLES)}"
+    path = tmp_path_factory.mktemp(table) / "data.csv"
+    records = write_noted_rows(path, kinds, keys, notes)
+    types = {"k": "integer", "v": "integer", "note": "text"}
+    # (The delimiter given: with most of a tiny sample's records malformed and a tab in each
+    # quoted note, the sniffer took the tab; how rows are kept is this test's subject.)
+    check_against_append(
+        db,
+        load,
+        path,
+        mode,
+        table,
+        records=records,
+        batch_size=batch_size,
+        types=types,
+        delimiter=",",
+    )
 
 
 @pytest.mark.parametrize("mode", ["upsert", "merge"])
