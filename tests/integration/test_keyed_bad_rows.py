@@ -28,18 +28,23 @@ CELLS = {
 }
 
 
+def _record(pos: int, kind: str, key: int, note: str | None = None) -> str:
+    """Row ``pos`` as the file holds it: ``k,v,pos`` (``,note`` quoted when given), ``v`` a
+    number unless its kind says."""
+    k, v, extra = str(key), str(pos * 7), ""
+    if kind == "bad_value" or kind == "wider":
+        v = CELLS[kind] or v
+    elif kind in ("null_key", "bad_key"):
+        k = CELLS[kind] or ""
+    elif kind == "extra_field":
+        extra = ",extra"
+    noted = "" if note is None else ',"' + note.replace('"', '""') + '"'
+    return f"{k},{v},{pos}{noted}{extra}"
+
+
 def write_rows(path: Path, kinds: list[str], keys: list[int]) -> Path:
     """``k,v,pos`` rows: ``pos`` is the row's position, ``v`` a number unless its kind says."""
-    lines = ["k,v,pos"]
-    for pos, (kind, key) in enumerate(zip(kinds, keys, strict=True)):
-        k, v, extra = str(key), str(pos * 7), ""
-        if kind == "bad_value" or kind == "wider":
-            v = CELLS[kind] or v
-        elif kind in ("null_key", "bad_key"):
-            k = CELLS[kind] or ""
-        elif kind == "extra_field":
-            extra = ",extra"
-        lines.append(f"{k},{v},{pos}{extra}")
+    lines = ["k,v,pos", *map(_record, itertools.count(), kinds, keys)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -70,23 +75,12 @@ def write_noted_rows(
     """:func:`write_rows` with a fourth column, ``note``, quoted, whose text may hold line
     breaks, quotes and commas: a record then spans several lines. Returns each record's text
     as the file has it, by the line it starts on."""
-    lines = ["k,v,pos,note"]
     records: dict[int, str] = {}
     line = 2
     for pos, (kind, key, note) in enumerate(zip(kinds, keys, notes, strict=True)):
-        k, v, extra = str(key), str(pos * 7), ""
-        if kind == "bad_value" or kind == "wider":
-            v = CELLS[kind] or v
-        elif kind in ("null_key", "bad_key"):
-            k = CELLS[kind] or ""
-        elif kind == "extra_field":
-            extra = ",extra"
-        quoted = '"' + note.replace('"', '""') + '"'
-        record = f"{k},{v},{pos},{quoted}{extra}"
-        records[line] = record
-        lines.append(record)
-        line += record.count("\n") + 1
-    path.write_text("\n".join(lines) + "\n")
+        records[line] = _record(pos, kind, key, note)
+        line += records[line].count("\n") + 1
+    path.write_text("\n".join(["k,v,pos,note", *records.values()]) + "\n")
     return records
 
 
@@ -187,18 +181,20 @@ def test_keyed_without_skip_still_fails_the_file_naming_the_line(tmp_path, load,
 
 
 _TABLES = itertools.count()
-
-
-@settings(
+KEYED_EXAMPLES = settings(
     max_examples=int(os.environ.get("PGINGEST_KEYED_EXAMPLES", "25")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+KINDS = st.sampled_from([GOOD] * 12 + [k for k in CELLS if k != GOOD])  # mostly good rows
+
+
+@KEYED_EXAMPLES
 @given(
     mode=st.sampled_from(["upsert", "merge"]),
     rows=st.lists(
         st.tuples(
-            st.sampled_from([GOOD] * 12 + [k for k in CELLS if k != GOOD]),
+            KINDS,
             st.integers(0, 30),
         ),
         min_size=1,
@@ -220,16 +216,12 @@ def test_keyed_skip_is_append_skip_then_last_row_per_key(
     check_against_append(db, load, path, mode, table, batch_size=batch_size, types=types)
 
 
-@settings(
-    max_examples=int(os.environ.get("PGINGEST_KEYED_EXAMPLES", "25")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@KEYED_EXAMPLES
 @given(
     mode=st.sampled_from(["upsert", "merge"]),
     rows=st.lists(
         st.tuples(
-            st.sampled_from([GOOD] * 12 + [k for k in CELLS if k != GOOD]),
+            KINDS,
             st.integers(0, 30),
             st.text(alphabet=st.sampled_from(list('ab ,"\n\té')), max_size=10),
         ),
