@@ -184,9 +184,9 @@ def simple_ods(path: Path) -> Path:
 
 
 def typed_ods(path: Path, rows: list[list[tuple[str, Any]]], *, empty_rows: int = 0) -> Path:
-    """An OpenDocument sheet ``s`` of ``(value type, value)`` cells: ``float``, ``date`` (ISO
-    text), ``time`` (an ISO duration), else a string; below ``empty_rows`` empty rows (one
-    repeated row element)."""
+    """An OpenDocument sheet ``s`` of ``(value type, value)`` cells: ``float``, ``boolean``,
+    ``date`` (ISO text), ``time`` (an ISO duration), else a string; below ``empty_rows`` empty
+    rows (one repeated row element)."""
     from odf.opendocument import OpenDocumentSpreadsheet
     from odf.table import Table, TableCell, TableRow
     from odf.text import P
@@ -202,6 +202,8 @@ def typed_ods(path: Path, rows: list[list[tuple[str, Any]]], *, empty_rows: int 
         for kind, value in row:
             if kind == "float":
                 cell = TableCell(valuetype="float", value=value)
+            elif kind == "boolean":
+                cell = TableCell(valuetype="boolean", booleanvalue=str(value).lower())
             elif kind == "date":
                 cell = TableCell(valuetype="date", datevalue=value)
             elif kind == "time":

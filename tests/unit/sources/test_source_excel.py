@@ -253,26 +253,14 @@ def test_each_workbook_format_reads_a_mixed_column_as_text(tmp_path: Path) -> No
         "column v: its cells are of several kinds (booleans, numbers, text)" in (source.warnings[0])
     )
 
-    from odf.opendocument import OpenDocumentSpreadsheet
-    from odf.table import Table, TableCell, TableRow
-    from odf.text import P
+    cells = [["id", "v"], [1, 2.5], [2, "N/A"], [3, True], [4, "abc"]]
 
-    doc = OpenDocumentSpreadsheet()
-    table = Table(name="s")
-    for values in [["id", "v"], [1, 2.5], [2, "N/A"], [3, True], [4, "abc"]]:
-        tr = TableRow()
-        for value in values:
-            if isinstance(value, bool):
-                cell = TableCell(valuetype="boolean", booleanvalue=str(value).lower())
-            elif isinstance(value, int | float):
-                cell = TableCell(valuetype="float", value=value)
-            else:
-                cell = TableCell(valuetype="string")
-            cell.addElement(P(text=str(value)))
-            tr.addElement(cell)
-        table.addElement(tr)
-    doc.spreadsheet.addElement(table)
-    doc.save(str(tmp_path / "m.ods"))
+    def kind(value: object) -> str:
+        if isinstance(value, bool):
+            return "boolean"
+        return "float" if isinstance(value, int | float) else "string"
+
+    typed_ods(tmp_path / "m.ods", [[(kind(v), v) for v in row] for row in cells])
     source = _open(tmp_path / "m.ods")
     assert source.sample().column("v").to_pylist() == ["2.5", "N/A", "TRUE", "abc"]
 
