@@ -189,3 +189,22 @@ def test_bad_transform_is_refused_up_front_in_one_line(db: Db, tmp_path: Path) -
     assert debug.returncode == 2
     assert "Traceback" in debug.stderr
     assert "RuntimeError: broken at import" in debug.stderr
+
+
+def test_a_failed_file_whose_name_holds_a_tab_is_named_once(
+    cli: Any, db: Db, tmp_path: Path
+) -> None:
+    """Found by hand: a name holding a tab (shown with a space, as every message is on one
+    line) was named two or three times before the error, the raw name not being found in the
+    one-line message."""
+    src = tmp_path / "we'ird \"na;me\tx.ndjson"
+    src.write_text('{"id": 1}\nnot json\n')
+    code, _out, err = cli("load", str(src), "--schema", db.schema, "--table", "t")
+    assert code == 1, err
+    shown = " ".join(str(src).split())
+    lines = [line for line in err.splitlines() if "not valid JSON" in line]
+    assert lines, err
+    for line in lines:  # the file's line and the summary's
+        assert line.count("x.ndjson") == 1, line
+        assert f"{shown}: line 2: not valid JSON" in line, line
+    assert db.val("SELECT to_regclass($1)", f'"{db.schema}".t') is None  # nothing kept

@@ -115,7 +115,7 @@ def summary(report: LoadReport) -> str:
     if failed:
         first = failed[0]
         reason = _reason(first)
-        text += f"; {first.path}: {reason}"
+        text += f"; {' '.join(first.path.split())}: {reason}"  # (on one line, as the reason)
         if len(failed) > 1:
             text += f" (and {len(failed) - 1} more failed file(s), listed above)"
     return text
@@ -130,6 +130,7 @@ def without_path(error: str, path: str) -> str:
     """``error`` on one line, without the file's path (or its name) in front of it: where
     the file is shown beside it."""
     error = " ".join(error.split())
+    path = " ".join(path.split())  # (as the one-line error shows a name holding a tab)
     for prefix in (f"{path}: ", f"{path.rsplit('/', 1)[-1]}: "):
         if error.startswith(prefix):
             return error[len(prefix) :]

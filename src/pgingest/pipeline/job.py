@@ -218,5 +218,5 @@ def one_line(text: str) -> str:
 
 def naming(path: str, message: str) -> str:
     """``message`` on one line, starting with the file it is about unless it names it."""
-    text = one_line(message)
-    return text if path in text else f"{path}: {text}"
+    text, shown = one_line(message), one_line(path)  # (a name may hold a tab or a line break)
+    return text if shown in text else f"{shown}: {text}"
