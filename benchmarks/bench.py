@@ -847,6 +847,21 @@ def case_raw_csv_2streams(ctx: Context) -> Measurement:
     return run_measured([sys.executable, script, str(ctx.dataset.csv), ctx.dsn, TABLE])
 
 
+def case_raw_csv_2streams_analyze(ctx: Context) -> Measurement:
+    """``raw_csv_2streams`` and then the ``ANALYZE`` pgingest runs after such a load: a floor
+    for pgingest's CSV load on this machine (it does this and its bookkeeping)."""
+    script = str(REPO_ROOT / "benchmarks" / "raw_streams.py")
+    return run_measured([sys.executable, script, str(ctx.dataset.csv), ctx.dsn, TABLE, "analyze"])
+
+
+def case_raw_parquet_2streams_analyze(ctx: Context) -> Measurement:
+    """pgingest's Parquet path without pgingest (benchmarks/raw_parquet_streams.py): pgpq's
+    binary COPY of 50,000-row batches over two connections, one transaction each, then
+    ``ANALYZE``: a floor for pgingest's Parquet load on this machine."""
+    script = str(REPO_ROOT / "benchmarks" / "raw_parquet_streams.py")
+    return run_measured([sys.executable, script, str(ctx.dataset.parquet), ctx.dsn, TABLE])
+
+
 # -- the fixed cost -------------------------------------------------------------------------
 # A one-row CSV, whole command: what a load costs before any data moves (start-up, imports,
 # connection, detection, the manifest). rows/s is then 1 / seconds.
@@ -876,6 +891,16 @@ def case_psql_1row(ctx: Context) -> Measurement:
     measured = case_psql_copy(
         replace(ctx, dataset=replace(ctx.dataset, csv=one_row_csv(ctx.dataset)))
     )
+    measured.rows = measured.expected_rows = 1
+    return measured
+
+
+def case_raw_1row(ctx: Context) -> Measurement:
+    """``raw_streams.py`` on the one-row CSV: a Python process that imports asyncio and
+    asyncpg, connects and sends one ``COPY``, and nothing else: the floor of pgingest's fixed
+    cost on this machine with its driver."""
+    script = str(REPO_ROOT / "benchmarks" / "raw_streams.py")
+    measured = run_measured([sys.executable, script, str(one_row_csv(ctx.dataset)), ctx.dsn, TABLE])
     measured.rows = measured.expected_rows = 1
     return measured
 
@@ -1051,6 +1076,8 @@ CASES: dict[str, CaseFn] = {
     "pgingest_csv_http": case_pgingest_csv_http,
     "pgingest_parquet_http": case_pgingest_parquet_http,
     "raw_csv_2streams": case_raw_csv_2streams,
+    "raw_csv_2streams_analyze": case_raw_csv_2streams_analyze,
+    "raw_parquet_2streams_analyze": case_raw_parquet_2streams_analyze,
     "pgingest_csv_observed": case_pgingest_csv_observed,
     "pgingest_xlsx": case_pgingest_xlsx,
     "xlsx_read_fastexcel": case_xlsx_read_fastexcel,
@@ -1060,6 +1087,7 @@ CASES: dict[str, CaseFn] = {
     "pgingest_csv_bad_skip": case_pgingest_csv_bad_skip,
     "pgingest_1row": case_pgingest_1row,
     "psql_1row": case_psql_1row,
+    "raw_1row": case_raw_1row,
     "duckdb_csv": case_duckdb_csv,
     "duckdb_parquet": case_duckdb_parquet,
     **UPSERT_CASES,

@@ -5,8 +5,10 @@ The file's data rows are cut into 4 MiB chunks at line ends and sent raw, each c
 pgingest's CSV hot path without detection, hashing, the manifest or lineage. The benchmark's
 ``raw_csv_2streams`` case runs it; ``pgingest_csv_no_lineage`` minus this is the bookkeeping's
 price. (The file must not hold line breaks inside quoted fields: the benchmark's does not.)
+With ``analyze`` it ends with the ``ANALYZE`` pgingest runs after a load that changed much of a
+table (``raw_csv_2streams_analyze``): the least any loader owes for that file on this path.
 
-Usage: python benchmarks/raw_streams.py FILE.csv DSN TABLE
+Usage: python benchmarks/raw_streams.py FILE.csv DSN TABLE [analyze]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def chunks(path: str) -> Iterator[bytes]:
             yield carry
 
 
-async def main(path: str, dsn: str, table: str) -> None:
+async def main(path: str, dsn: str, table: str, analyze: bool) -> None:
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
 
     async def produce() -> None:
@@ -56,6 +58,12 @@ async def main(path: str, dsn: str, table: str) -> None:
             await conn.close()
 
     await asyncio.gather(produce(), *(consume() for _ in range(STREAMS)))
+    if analyze:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"ANALYZE {table}")
+        finally:
+            await conn.close()
 
 
 async def _reader(data: bytes) -> Iterator[bytes]:  # type: ignore[misc]
@@ -63,4 +71,5 @@ async def _reader(data: bytes) -> Iterator[bytes]:  # type: ignore[misc]
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    path, dsn, table = sys.argv[1:4]
+    asyncio.run(main(path, dsn, table, analyze=sys.argv[4:5] == ["analyze"]))

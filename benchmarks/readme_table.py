@@ -29,16 +29,20 @@ LABELS = {
     "pgingest_csv_bad_skip": "pgingest, CSV with 1% bad rows, `--on-error skip`",
     "pgingest_1row": "pgingest, a 1-row CSV (whole command)",
     "psql_1row": "psql `\\copy`, a 1-row CSV",
+    "raw_1row": "a Python process importing asyncio and asyncpg, one COPY of the 1-row CSV",
     "upsert_sql": "raw SQL upsert (COPY into a temporary table, one INSERT ... ON CONFLICT)",
     "upsert_csv": "pgingest upsert, CSV, half the keys existing",
     "upsert_parquet": "pgingest upsert, Parquet, half the keys existing",
     "raw_csv_2streams": "the CSV's bytes in two COPY streams (no parsing, no manifest)",
+    "raw_csv_2streams_analyze": "the CSV's bytes in two COPY streams, then ANALYZE",
+    "raw_parquet_2streams_analyze": "the Parquet file's batches as binary COPY in two streams,"
+    " then ANALYZE",
 }
 
 
 # Cases whose speed is told against another case of the same rounds, not against COPY.
 AGAINST = {"pgingest_csv_bad_skip": ("pgingest_csv", "the clean file")}
-ONE_ROW = {"pgingest_1row", "psql_1row"}
+ONE_ROW = {"pgingest_1row", "psql_1row", "raw_1row"}
 COMPARE = "@compare"  # bench.py's suffix of a case run with the other checkout's sources
 
 
