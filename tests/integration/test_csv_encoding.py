@@ -157,3 +157,18 @@ def test_an_ambiguous_encoding_fails_the_file_and_encoding_decides(tmp_path, cli
     code, out, err = cli("load", str(src), "--table", "tr", "--text", "--encoding", "cp1254")
     assert code == 0, out + err
     assert db.val(f'SELECT name FROM "{db.schema}".tr WHERE id = $1', "0") == "İstanbul Şişli 0"
+
+
+def test_a_short_chinese_file_fails_instead_of_loading_as_cp1252(tmp_path, cli, db):
+    # 北京 in GBK read as cp1252 is ±±¾©: the file loaded with exit 0 and changed every name
+    src = tmp_path / "cities.csv"
+    src.write_bytes("id,name\n1,北京\n2,上海\n".encode("gbk"))
+    code, out, err = cli("load", str(src), "--table", "cities")
+    assert code == 1
+    assert f"{src}: line 2: encoding ambiguous" in out + err
+    assert "convert the file to UTF-8" in out + err
+    assert db.val(f"SELECT to_regclass('{db.schema}.cities')") is None  # nothing loaded
+    src.write_bytes("id,name\n1,北京\n2,上海\n".encode())
+    code, out, err = cli("load", str(src), "--table", "cities")
+    assert code == 0, out + err
+    assert db.val(f'SELECT name FROM "{db.schema}".cities WHERE id = 1') == "北京"

@@ -165,17 +165,23 @@ class _UndecidedError(Exception):
     def message(self, path: str, line: int | None, byte: int | None) -> str:
         """One line: the file, the line, why, and what to do."""
         where = f"line {line}: " if line is not None else ""
+        names = [normalize_encoding(e) for e in self.encodings]
+        flags = " or ".join(f"--encoding {n}" for n in names)
+        if self.multi_byte and names:
+            return (
+                f"{path}: {where}encoding ambiguous: too few non-ASCII bytes to tell"
+                f" {self.multi_byte} text (a multi-byte encoding pgingest does not load:"
+                f" convert the file to UTF-8) from {' or '.join(names)}; say which with {flags}"
+            )
         if self.multi_byte:
             return (
                 f"{path}: {where}reads as {self.multi_byte} text, a multi-byte encoding"
                 " pgingest does not load; convert the file to UTF-8"
             )
         one = bytes((byte if byte is not None else self.needles[0],))
-        names = [normalize_encoding(e) for e in self.encodings]
         readings = ", ".join(
             f"{one.decode(e)!r} in {n}" for e, n in zip(self.encodings, names, strict=True)
         )
-        flags = " or ".join(f"--encoding {n}" for n in names)
         return (
             f"{path}: {where}encoding ambiguous: byte 0x{one.hex().upper()} reads {readings};"
             f" say which with {flags}"
@@ -207,9 +213,13 @@ def decide(
     """
     if found.ascii:
         return None
-    if found.invalid <= SINGLE_BYTE_FACTOR * found.valid:
-        return "utf-8"
     try:
+        if found.invalid <= SINGLE_BYTE_FACTOR * found.valid:
+            if found.invalid and found.valid < _NAMING_MIN:  # a few characters say little
+                multi_byte = _multi_byte(found.lines)
+                if multi_byte is not None:
+                    raise _UndecidedError(_present(found), ["utf-8"], multi_byte.names)
+            return "utf-8"
         return _single_byte(found)
     except _UndecidedError as undecided:
         line, byte = None, None
@@ -227,24 +237,31 @@ def _single_byte(found: Evidence) -> str:
     The file's words say which script it is in (Latin, or not: words with no ASCII letter);
     the encodings of that script that read the file differently are ranked by
     charset-normalizer (mess, then language fit), after (outside a Latin script) those
-    reading it as mostly capitals are left out. In a Latin script a tie goes to cp1252
+    reading it as mostly capitals or with combining marks after no letter are left out. In
+    a Latin script a tie goes to cp1252
     (then latin-1), as it always did, except between cp1252 and Turkish cp1254 (which differ
     in six letters no statistics tell apart); in another script a near tie is no guess
-    either: both raise :class:`_UndecidedError`, as does multi-byte text.
+    either: both raise :class:`_UndecidedError`, as does multi-byte text, and a few words
+    that GBK, Big5 or Shift-JIS read as CJK text. Too few non-ASCII sequences to name a
+    language by (:data:`_NAMING_MIN`) take the Western encoding in Latin words only.
     """
     fallback = "latin-1" if found.holes else "cp1252"
-    if found.invalid < _NAMING_MIN or not found.lines or not found.counts:
+    if not found.lines or not found.counts:
         return fallback
-    present = bytes(0x80 + i for i, n in enumerate(found.counts) if n)
+    present = _present(found)
     multi_byte = _multi_byte(found.lines)
-    if multi_byte is not None:
-        raise _UndecidedError(present, [], multi_byte)
+    if multi_byte is not None and multi_byte.many:
+        raise _UndecidedError(present, [], multi_byte.names)
     script = _OTHER_SCRIPTS if _foreign_words(found.lines) else _LATIN
     readings: dict[str, list[str]] = {}  # the text of the file's bytes -> encodings reading it
     for encoding in script:
         text = _as_text(present, encoding)
-        if text is not None:
+        if text is not None and not _stray_marks(found.lines, text, encoding):
             readings.setdefault(text, []).append(encoding)
+    if multi_byte is not None:  # a few words that may be CJK: no guess either way
+        raise _UndecidedError(present, [group[0] for group in readings.values()], multi_byte.names)
+    if found.invalid < _NAMING_MIN and script is _LATIN:
+        return fallback
     if not readings:
         if script is _LATIN:
             return fallback  # control bytes (latin-1), as before
@@ -268,17 +285,34 @@ def _single_byte(found: Evidence) -> str:
 
 _MULTI_BYTE = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS"}
 _MULTI_BYTE_MIN = 20
-"""Distinct two-byte characters that make multi-byte text: single-byte text almost never
-decodes as GBK, Big5 or Shift-JIS (an accented letter before a space is no character of
-theirs), but a few pairs may (English cp1252 with only ``don\u2019t``, ``it\u2019s``:
-0x92 then a letter)."""
+"""Distinct two-byte characters that make multi-byte text whatever its words look like:
+single-byte text almost never decodes as GBK, Big5 or Shift-JIS (an accented letter before a
+space is no character of theirs), but a few pairs may (English cp1252 with only
+``don\u2019t``, ``it\u2019s``: 0x92 then a letter)."""
 
 
-def _multi_byte(lines: bytes) -> str | None:
-    """The multi-byte encodings (GBK, Big5, Shift-JIS) the non-ASCII lines are text in, if
-    any (``GBK or Shift-JIS``): they decode in it, into many distinct characters."""
-    whole = lines[: lines.rfind(b"\n") + 1] or lines
-    found = []
+@dataclass(frozen=True, slots=True)
+class _MultiByte:
+    """The multi-byte encodings the non-ASCII lines may be text in (``GBK or Shift-JIS``),
+    and whether they read as many distinct two-byte characters (else as a few words of CJK
+    text: a short Chinese or Japanese file, or as well a few Cyrillic words of even length)."""
+
+    names: str
+    many: bool
+
+
+def _present(found: Evidence) -> bytes:
+    """The bytes 0x80-0xFF the file holds."""
+    return bytes(0x80 + i for i, n in enumerate(found.counts) if n)
+
+
+def _multi_byte(lines: bytes) -> _MultiByte | None:
+    """The multi-byte encodings (GBK, Big5, Shift-JIS) that decode the non-ASCII lines into
+    at least :data:`_MULTI_BYTE_MIN` distinct two-byte characters, or into words none of
+    which holds an ASCII letter (a Latin file's accented letters stand in words of ASCII
+    ones, which a two-byte reading keeps: ``M\u00fcller`` is no CJK word)."""
+    whole = lines if len(lines) < _NAMING_BYTES else lines[: lines.rfind(b"\n") + 1] or lines
+    many, few = [], []
     for encoding, name in _MULTI_BYTE.items():
         try:
             text = whole.decode(encoding)
@@ -286,8 +320,22 @@ def _multi_byte(lines: bytes) -> str | None:
             continue
         wide = {c for c in text if not c.isascii() and len(c.encode(encoding)) == 2}
         if len(wide) >= _MULTI_BYTE_MIN:
-            found.append(name)
-    return " or ".join(found) or None
+            many.append(name)
+        elif wide and _no_latin_words(text):
+            few.append(name)
+    if many:
+        return _MultiByte(" or ".join(many), many=True)
+    return _MultiByte(" or ".join(few), many=False) if few else None
+
+
+def _no_latin_words(text: str) -> bool:
+    """Whether no word of ``text`` that holds a letter other than ASCII holds an ASCII one."""
+    words = [w for w in _TEXT_WORD.findall(text) if not w.isascii()]
+    return bool(words) and not any(_ASCII_LETTER_TEXT.search(w) for w in words)
+
+
+_TEXT_WORD = re.compile(r"[^\W\d_]+")
+_ASCII_LETTER_TEXT = re.compile(r"[A-Za-z]")
 
 
 def _as_text(present: bytes, encoding: str) -> str | None:
@@ -303,6 +351,18 @@ def _as_text(present: bytes, encoding: str) -> str | None:
         if unicodedata.category(char)[0] == "C":
             return None
     return text
+
+
+def _stray_marks(lines: bytes, present: str, encoding: str) -> bool:
+    """Whether ``encoding`` reads ``lines`` with a combining mark (a Hebrew point, in cp1255)
+    after no letter: Cyrillic capitals read as cp1255 are points at the start of words.
+    ``present``: the characters it reads the file's non-ASCII bytes as."""
+    marks = "".join(c for c in present if unicodedata.category(c)[0] == "M")
+    if not marks:
+        return False
+    letters = "".join(c for c in present if unicodedata.category(c)[0] in "LM")
+    stray = re.compile(f"(?<![A-Za-z{re.escape(letters)}])[{re.escape(marks)}]")
+    return stray.search(lines.decode(encoding, errors="replace")) is not None
 
 
 def _mostly_lowercase(encodings: list[str], present: bytes, counts: tuple[int, ...]) -> list[str]:
