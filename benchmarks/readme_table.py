@@ -24,6 +24,7 @@ LABELS = {
     "psql_copy": "psql `\\copy`",
     "pgingest_csv": "pgingest, CSV",
     "pgingest_parquet": "pgingest, Parquet",
+    "pgingest_csv_no_lineage": "pgingest, CSV, `--no-lineage`",
     "duckdb_csv": "DuckDB, CSV",
     "duckdb_parquet": "DuckDB, Parquet",
     "pgingest_csv_bad_skip": "pgingest, CSV with 1% bad rows, `--on-error skip`",
@@ -85,9 +86,11 @@ def heading(report: dict[str, Any]) -> str:
     )
 
 
-def rows(report: dict[str, Any]) -> list[str]:
-    """One table row per case of ``report``."""
+def rows(report: dict[str, Any], server: bool = False) -> list[str]:
+    """One table row per case of ``report``; ``server``: its dataset column names the
+    server's major version (a table of reports measured on several)."""
     data = report["dataset"]["kind"]
+    where = f", PostgreSQL {_major(report)}" if server else ""
     out = []
     for name, s in report["summary"].items():
         if not s["ok_rounds"]:
@@ -112,7 +115,7 @@ def rows(report: dict[str, Any]) -> list[str]:
             + " | ".join(
                 [
                     label,
-                    f"{data}, 1" if case in ONE_ROW else f"{data}, {report['rows']:,}",
+                    (f"{data}, 1" if case in ONE_ROW else f"{data}, {report['rows']:,}") + where,
                     str(s["ok_rounds"]),
                     _num(s["median_seconds"], ".3f" if s["median_seconds"] < 0.1 else ".2f", " s"),
                     ", ".join(r for r in ratios if r),
@@ -135,9 +138,15 @@ def table(reports: list[dict[str, Any]]) -> str:
         " | client CPU | server CPU | client peak RSS |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    servers = len({_major(r) for r in reports}) > 1
     for report in reports:
-        lines += rows(report)
+        lines += rows(report, servers)
     return "\n".join(lines)
+
+
+def _major(report: dict[str, Any]) -> str:
+    """The server's major version (``18`` of ``18.4``, ``15`` of ``15.20 (Debian ...)``)."""
+    return str(report["machine"]["postgresql"]).split(".")[0]
 
 
 def main(argv: list[str] | None = None) -> int:
