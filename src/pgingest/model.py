@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 Format = Literal["csv", "tsv", "parquet", "xlsx", "xls", "xlsb", "ods", "ndjson"]
@@ -126,6 +127,19 @@ class CsvChunk:
     file's encoding, a NUL byte), to be recorded in ``pgingest.rejects``."""
 
 
+class RowRecords(Protocol):
+    """Each row's record as the file has it (an NDJSON row's line, a CSV row's bytes): the
+    raw text of the reject a row may become."""
+
+    def text(self, row: int) -> str:
+        """Row ``row``'s record, for a reject."""
+        ...
+
+    def take(self, rows: np.ndarray) -> RowRecords:
+        """The records of ``rows`` (positions, or a mask)."""
+        ...
+
+
 @dataclass(slots=True)
 class ArrowChunk:
     """An Arrow record batch and where its first row was in the file."""
@@ -138,10 +152,10 @@ class ArrowChunk:
     lines: Any = None
     """numpy int64, the file line of each row, when they are not consecutive from
     ``first_line`` (NDJSON: blank and bad lines hold no row)."""
-    records: Any = None
-    """Each row's record as the file has it (NDJSON: its line), with ``text(i)`` and
-    ``take(rows)``: the raw text of the reject a row may become; ``None``: the file has no
-    such text (a row's reject is the row written as CSV)."""
+    records: RowRecords | None = None
+    """Each row's record as the file has it (NDJSON: its line): the raw text of the reject a
+    row may become; ``None``: the file has no such text (a row's reject is the row written as
+    CSV)."""
 
 
 Chunk = CsvChunk | ArrowChunk

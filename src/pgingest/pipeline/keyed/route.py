@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from pgingest.config import LoadOptions
 from pgingest.errors import RowError
-from pgingest.model import ARROW_FORMATS, WORKBOOK_FORMATS, ArrowChunk, CsvChunk, CsvDialect, Reject
+from pgingest.model import (
+    ARROW_FORMATS,
+    WORKBOOK_FORMATS,
+    ArrowChunk,
+    CsvChunk,
+    CsvDialect,
+    Reject,
+    RowRecords,
+)
 from pgingest.pg import copy
 from pgingest.pg.merge import STAGE_ORDINAL
 from pgingest.pipeline.job import FileJob
@@ -248,7 +256,7 @@ class _Rows(NamedTuple):
     """``arrow`` (shaped like Parquet), ``typed`` (CSV parsed exactly: binary COPY as it is)
     or ``text`` (CSV text columns: written as CSV again)."""
     json_columns: tuple[str, ...] = ()
-    records: Any = None
+    records: RowRecords | None = None
     """``text`` rows read from raw chunks under ``--on-error skip`` (:class:`Spans`), NDJSON
     rows (their lines): each row's record as the file has it, for its reject."""
 
@@ -358,7 +366,7 @@ def routed_batches(
                 kind: str = rows_of.kind,
                 json_columns: tuple[str, ...] = rows_of.json_columns,
                 left_out: tuple[Reject, ...] = first_part_rejects,
-                records: Any = part_spans,
+                records: RowRecords | None = part_spans,
             ) -> Payload:
                 first = int(part_lines[0])
                 staged = _with_ordinal(part, part_lines)

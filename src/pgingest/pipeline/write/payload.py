@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgingest.errors import PgIngestError, RowError
-from pgingest.model import CsvDialect, Reject
+from pgingest.model import CsvDialect, Reject, RowRecords
 from pgingest.pg import copy
 from pgingest.pipeline.write.shape import Shaped, batch_to_csv
 
@@ -38,10 +38,9 @@ class Payload:
     """The Arrow batch does not fit the table's types (``batch`` is not aligned yet)."""
     dedup: bool = False
     """The batch may repeat a key: apply only each key's last occurrence."""
-    records: Any = None
-    """Each row's record as the file has it, with ``text(i)`` and ``take(rows)``, for the
-    reject a bad row becomes: of a routed batch of CSV text rows, or of an NDJSON batch (its
-    lines)."""
+    records: RowRecords | None = None
+    """Each row's record as the file has it, for the reject a bad row becomes: of a routed
+    batch of CSV text rows, or of an NDJSON batch (its lines)."""
     numbered: bool = False
     """``lines`` names each row's file line from the start, as a routed batch's do (an
     NDJSON batch's rows): a batch whose bad rows were taken out has ``record_ends`` set."""
