@@ -9,8 +9,9 @@ encoding that makes one of them a control, unassigned, box-drawing or ``¤`` cha
 words without an ASCII letter mean another script than Latin; charset-normalizer ranks the
 readings left. cp1252 wins a tie among Latin encodings, as always, but no guess is made
 between cp1252 and Turkish cp1254, between near-tied readings in another script, or for
-GBK, Big5 or Shift-JIS text: the file fails naming its line and ``--encoding``. One decoding
-per file: a table never holds rows of one file decoded two ways.
+GBK, Big5 or Shift-JIS text, even a few words of it (which a single-byte encoding would read
+as ``±±¾©``): the file fails naming its line and ``--encoding``. One decoding per file: a
+table never holds rows of one file decoded two ways.
 
 Measured (``benchmarks/detection.py``, 33 files: five languages in UTF-8 and their single-byte
 encodings, UTF-8 with stray bytes, late cp1252): UTF-8 else cp1252 on the first 256 KiB (the
@@ -236,11 +237,11 @@ def _single_byte(found: Evidence) -> str:
     box-drawing one or ``¤`` (which ISO 8859-15 replaced by ``€`` for want of use) are out.
     The file's words say which script it is in (Latin, or not: words with no ASCII letter);
     the encodings of that script that read the file differently are ranked by
-    charset-normalizer (mess, then language fit), after (outside a Latin script) those
-    reading it as mostly capitals or with combining marks after no letter are left out. In
-    a Latin script a tie goes to cp1252
-    (then latin-1), as it always did, except between cp1252 and Turkish cp1254 (which differ
-    in six letters no statistics tell apart); in another script a near tie is no guess
+    charset-normalizer (mess, then language fit), after those reading it with combining
+    marks after no letter and (outside a Latin script) those reading it as mostly capitals
+    are left out. In a Latin script a tie goes to cp1252 (then latin-1), as it always did,
+    except between cp1252 and Turkish cp1254 (which differ in six letters no statistics
+    tell apart); in another script a near tie is no guess
     either: both raise :class:`_UndecidedError`, as does multi-byte text, and a few words
     that GBK, Big5 or Shift-JIS read as CJK text. Too few non-ASCII sequences to name a
     language by (:data:`_NAMING_MIN`) take the Western encoding in Latin words only.
