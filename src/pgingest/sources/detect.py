@@ -355,7 +355,7 @@ def sniff_dialect(
     """
     options = options if options is not None else CsvOptions()
     if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise SourceError(f"{path}: UTF-16 text is not supported; convert it to UTF-8", path=path)
+        raise SourceError(f"{path}: {_UTF16}", path=path)
     sample = sample.removeprefix(_UTF8_BOM)
     _check_text(sample, path)
     if not at_eof:
@@ -405,10 +405,28 @@ def sniff_dialect(
     )
 
 
+def _utf16_without_bom(sample: bytes) -> bool:
+    """Whether the sample is UTF-16 text without its BOM: a NUL on every other byte (after
+    each ASCII character in little-endian, before it in big-endian), none on the others."""
+    head = sample[:_UTF16_PROBE]
+    even, odd = head[0::2], head[1::2]
+    for zeros, chars in ((odd, even), (even, odd)):
+        if len(zeros) >= 8 and zeros.count(0) * 10 >= len(zeros) * 9 and 0 not in chars:
+            return True
+    return False
+
+
+_UTF16_PROBE = 4096
+_UTF16 = "UTF-16 text is not supported; convert it to UTF-8"
+
+
 def _check_text(sample: bytes, path: str) -> None:
     """Refuse a sample that is binary: NUL bytes in numbers, or control characters making
     more than 5% of what lies outside quoted fields (inside them they are a field's text,
-    however many: a tiny CSV of one such field is still CSV), at least ``_CONTROLS_MIN``."""
+    however many: a tiny CSV of one such field is still CSV), at least ``_CONTROLS_MIN``;
+    UTF-16 text without its BOM is named as such."""
+    if _utf16_without_bom(sample):
+        raise SourceError(f"{path}: {_UTF16}", path=path)
     nul = sample.find(b"\x00")
     binary = sample.count(b"\x00") * 1000 > len(sample)
     if not binary:

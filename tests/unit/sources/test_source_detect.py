@@ -312,9 +312,11 @@ def test_zip_archive(write: Write) -> None:
         detect(write(b"PK\x03\x04" + b"\x00" * 100, name="book.xlsx"))
 
 
-def test_utf16_refused(write: Write) -> None:
-    with pytest.raises(SourceError, match="UTF-16"):
-        detect(write("a,b\n1,2\n".encode("utf-16")))
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_refused(write: Write, codec: str) -> None:
+    # with its BOM or without (then it was "binary content (NUL byte at line 1)")
+    with pytest.raises(SourceError, match="UTF-16 text is not supported; convert it to UTF-8"):
+        detect(write("id,name\n1,café\n2,北京\n".encode(codec)))
 
 
 def test_empty_file(write: Write) -> None:
