@@ -91,6 +91,7 @@ def rows(report: dict[str, Any], server: bool = False) -> list[str]:
     server's major version (a table of reports measured on several)."""
     data = report["dataset"]["kind"]
     where = f", PostgreSQL {_major(report)}" if server else ""
+    extra = " ".join(report.get("extra_args") or [])
     out = []
     for name, s in report["summary"].items():
         if not s["ok_rounds"]:
@@ -99,6 +100,8 @@ def rows(report: dict[str, Any], server: bool = False) -> list[str]:
         label = LABELS.get(case, case)
         if case != name:
             label += ", the compared checkout (`--compare-src`)"
+        if case.startswith(("pgingest", "upsert_csv", "upsert_parquet")) and extra:
+            label += f", `{extra}`"
         if case in ONE_ROW:
             ratios = []
         elif case in AGAINST:
