@@ -200,7 +200,7 @@ def copy_misreads(
         alone = lfs[(lfs == 0) | (arr[np.maximum(lfs - 1, 0)] != _CR)]
         if _outside_quotes(alone, quotes):
             return True
-    return data.find(b"\\", 0, end) >= 0 and _end_marker(data[:end])
+    return data.find(b"\\", 0, end) >= 0 and _end_marker(arr)
 
 
 def _blank_lines(arr: npt.NDArray[np.uint8], breaks: npt.NDArray[np.bool_], newline: str) -> Ints:
@@ -229,15 +229,27 @@ def _outside_quotes(offsets: Ints, quotes: Ints) -> bool:
     return bool(((np.searchsorted(quotes, offsets) & 1) == 0).any())
 
 
-def _end_marker(data: bytes) -> bool:
-    """Whether a line holds only ``\\.``: PostgreSQL before 18 ends the data there."""
-    at = data.find(b"\\.")
-    while at >= 0:
-        starts_line = at == 0 or data[at - 1] in (_LF, _CR)
-        if starts_line and data[at + 2 : at + 3] in (b"", b"\r", b"\n"):
-            return True
-        at = data.find(b"\\.", at + 2)
-    return False
+def _end_marker(arr: npt.NDArray[np.uint8]) -> bool:
+    """Whether a line of ``arr`` (a chunk's bytes) holds only ``\\.``: PostgreSQL before 18
+    ends the data there. (Vectorized: ``bytes.find`` of the two bytes took 4 ms per 4 MiB of
+    text full of decimal points, and a chunk holding any backslash was searched so.)"""
+    import numpy as np
+
+    end = len(arr)
+    dots = np.flatnonzero(arr[: end - 1] == _BACKSLASH)
+    dots = dots[arr[dots + 1] == _DOT]
+    if not len(dots):
+        return False
+    starts_line = (dots == 0) | np.isin(arr[np.maximum(dots - 1, 0)], _BREAKS)
+    after = dots + 2
+    ends_line = np.ones(len(dots), np.bool_)
+    inside = after < end
+    ends_line[inside] = np.isin(arr[after[inside]], _BREAKS)
+    return bool(np.any(starts_line & ends_line))
+
+
+_BACKSLASH, _DOT = 0x5C, 0x2E
+_BREAKS = (_LF, _CR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,13 @@ from pgingest.errors import RowError
 from pgingest.sources import CsvOptions, Source
 from pgingest.sources.records import python_records
 from pgingest.sources.refused import copy_lines
-from pgingest.sources.repair import Marks, copy_misreads, record_end_after, repair_chunk
+from pgingest.sources.repair import (
+    Marks,
+    _end_marker,
+    copy_misreads,
+    record_end_after,
+    repair_chunk,
+)
 
 Open = Callable[..., Source]
 PROPERTY = settings(
@@ -302,3 +308,20 @@ def test_a_record_that_is_a_bom_is_written_again_as_it_is(data: bytes) -> None:
     repaired = repair_chunk(data, 2, width=1, newline="\n")
     assert copy_read(repaired.data) == [[data.decode("utf-8").rstrip("\r\n")]]
     assert repaired.lines.tolist() == [2]
+
+
+def _end_marker_by_search(data: bytes) -> bool:
+    """The reference: a ``\\.`` after a line break (or first) and before one (or last)."""
+    at = data.find(b"\\.")
+    while at >= 0:
+        if (at == 0 or data[at - 1] in b"\r\n") and data[at + 2 : at + 3] in (b"", b"\r", b"\n"):
+            return True
+        at = data.find(b"\\.", at + 2)
+    return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: bytes(b"\\.\n\ra,"[x % 6] for x in b)))
+def test_the_end_marker_is_found_as_a_search_finds_it(data: bytes) -> None:
+    arr = np.frombuffer(data, np.uint8)
+    assert _end_marker(arr) is _end_marker_by_search(data)
