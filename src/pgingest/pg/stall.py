@@ -106,6 +106,12 @@ class StallMonitor:
                 yield
         except BaseException as exc:
             if watched is not None and watched.stalled is not None:
+                task = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                    # Cancelled from outside as well (a sibling failed, Ctrl-C): the deadline
+                    # left that cancellation standing, and it must go on; as a retried
+                    # ConnectionLostError it was lost, and the task waited for work forever.
+                    raise
                 # Whatever the body raised on its way out of the cut connection (a cancelled
                 # COPY, a rollback refused on a closed connection) is this stall.
                 raise ConnectionLostError(watched.stalled) from exc
