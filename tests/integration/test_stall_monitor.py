@@ -101,59 +101,43 @@ def test_no_bound_when_switched_off(db):
     asyncio.run(go())
 
 
+async def _stalled(dsn: str, batch: int, cancel: bool) -> asyncio.Task[None]:
+    """A task guarding a body that waits, stalled by the test (the monitor itself never
+    cuts) and, with ``cancel``, cancelled from outside before it runs again; returned once
+    it ended."""
+    stalls = monitor(dsn, 3600.0)
+    conn = await asyncpg.connect(dsn)
+    entered = asyncio.Event()
+
+    async def body() -> None:
+        async with stalls.guard(conn, f"the COPY of batch {batch}"):
+            entered.set()
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(body())
+    try:
+        await entered.wait()
+        [watched] = stalls._watched.values()
+        await stalls._cut(watched, False)  # the stall ...
+        if cancel:
+            task.cancel()  # ... and, before the task runs again, its group's cancellation
+        await asyncio.wait([task])
+        return task
+    finally:
+        await stalls.close()
+        await conn.close()
+
+
 def test_a_cancel_from_outside_at_the_moment_of_a_stall_is_kept(db):
     """Found by CI (a keyed load through a cutting proxy hung): a stall declared while the
     task was also cancelled from outside (its task group's sibling failed) raised a retried
     ConnectionLostError, the cancellation was lost, and the task waited for work forever."""
-
-    async def go() -> None:
-        stalls = monitor(db.dsn, 3600.0)  # the monitor itself never cuts: the test does
-        conn = await asyncpg.connect(db.dsn)
-        entered = asyncio.Event()
-
-        async def body() -> None:
-            async with stalls.guard(conn, "the COPY of batch 3"):
-                entered.set()
-                await asyncio.sleep(3600)
-
-        task = asyncio.create_task(body())
-        try:
-            await entered.wait()
-            [watched] = stalls._watched.values()
-            await stalls._cut(watched, False)  # the stall ...
-            task.cancel()  # ... and, before the task runs again, its group's cancellation
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert task.cancelled()
-        finally:
-            await stalls.close()
-            await conn.close()
-
-    asyncio.run(asyncio.wait_for(go(), 60))
+    task = asyncio.run(asyncio.wait_for(_stalled(db.dsn, 3, cancel=True), 60))
+    assert task.cancelled()
 
 
 def test_a_stall_alone_is_a_lost_connection(db):
     """The same stall without a cancellation from outside: the body ends, as ConnectionLostError."""
-
-    async def go() -> None:
-        stalls = monitor(db.dsn, 3600.0)
-        conn = await asyncpg.connect(db.dsn)
-        entered = asyncio.Event()
-
-        async def body() -> None:
-            async with stalls.guard(conn, "the COPY of batch 4"):
-                entered.set()
-                await asyncio.sleep(3600)
-
-        task = asyncio.create_task(body())
-        try:
-            await entered.wait()
-            [watched] = stalls._watched.values()
-            await stalls._cut(watched, False)
-            with pytest.raises(ConnectionLostError, match="during the COPY of batch 4"):
-                await task
-        finally:
-            await stalls.close()
-            await conn.close()
-
-    asyncio.run(asyncio.wait_for(go(), 60))
+    task = asyncio.run(asyncio.wait_for(_stalled(db.dsn, 4, cancel=False), 60))
+    with pytest.raises(ConnectionLostError, match="during the COPY of batch 4"):
+        task.result()
